@@ -1,0 +1,168 @@
+"""Parquet tables of the output contract (design.md, "Output layout"): names and schemas.
+
+Every writer builds its tables against these schemas, so the columns an analyst queries
+with DuckDB are defined in one place. Partition columns (``kind`` of features/, ``method``
+of attributions/ and masked/) live in the Hive path (``method=ig/``), not inside the files.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+FLOATS = pa.list_(pa.float32())
+
+MANIFEST = pa.schema(
+    [
+        ("utt_id", pa.string()),
+        ("speaker_id", pa.string()),
+        ("video_id", pa.string()),
+        ("path", pa.string()),
+        ("num_samples", pa.int64()),
+        ("sample_rate", pa.int32()),
+        ("duration_s", pa.float64()),
+        ("split", pa.string()),
+        ("gender", pa.string()),
+        ("iden_split", pa.int8()),
+    ]
+)
+
+QUARANTINE = pa.schema([("path", pa.string()), ("stage", pa.string()), ("reason", pa.string())])
+
+FEATURES = pa.schema(
+    [
+        ("utt_id", pa.string()),
+        ("num_frames", pa.int32()),
+        ("num_bins", pa.int32()),
+        ("values", FLOATS),
+    ]
+)
+FEATURES_PARTITION = "kind"
+
+EMBEDDINGS = pa.schema(
+    [
+        ("utt_id", pa.string()),
+        ("segment", pa.int32()),
+        ("start_frame", pa.int32()),
+        ("num_frames", pa.int32()),
+        ("model", pa.string()),
+        ("embedding", FLOATS),
+    ]
+)
+
+ATTRIBUTIONS = pa.schema(
+    [
+        ("utt_id", pa.string()),
+        ("model", pa.string()),
+        ("pathway", pa.string()),
+        ("params", pa.string()),
+        ("target", pa.int32()),
+        ("num_frames", pa.int32()),
+        ("num_bins", pa.int32()),
+        ("values", FLOATS),
+        ("freq_profile", FLOATS),
+        ("completeness_error", pa.float64()),
+    ]
+)
+ATTRIBUTIONS_PARTITION = "method"
+
+MASKED = pa.schema(
+    [
+        ("utt_id", pa.string()),
+        ("kind", pa.string()),
+        ("pathway", pa.string()),
+        ("condition", pa.string()),
+        ("threshold", pa.float64()),
+        ("num_frames", pa.int32()),
+        ("num_bins", pa.int32()),
+        ("values", FLOATS),
+    ]
+)
+MASKED_PARTITION = "method"
+
+SCORES = pa.schema(
+    [
+        ("list", pa.string()),
+        ("label", pa.int8()),
+        ("utt_a", pa.string()),
+        ("utt_b", pa.string()),
+        ("model", pa.string()),
+        ("condition", pa.string()),
+        ("scorer", pa.string()),
+        ("score", pa.float64()),
+    ]
+)
+
+METRICS = pa.schema(
+    [
+        ("model", pa.string()),
+        ("condition", pa.string()),
+        ("list", pa.string()),
+        ("scorer", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+
+#: curves behind the report's plots (deletion/insertion, pixel flipping, sanity checks, DET).
+CURVES = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("model", pa.string()),
+        ("method", pa.string()),
+        ("variant", pa.string()),
+        ("x", pa.float64()),
+        ("y", pa.float64()),
+    ]
+)
+
+TUNE = pa.schema(
+    [
+        ("trial_id", pa.string()),
+        ("config", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("status", pa.string()),
+    ]
+)
+
+
+def floats_column(arrays: list[np.ndarray]) -> pa.Array:
+    """A list<float32> column from per-row arrays of any shape (flattened row-major)."""
+    flat = [np.ascontiguousarray(a, dtype=np.float32).reshape(-1) for a in arrays]
+    offsets = np.zeros(len(flat) + 1, dtype=np.int32)
+    if flat:
+        np.cumsum([len(a) for a in flat], out=offsets[1:])
+    values = np.concatenate(flat) if flat else np.zeros(0, dtype=np.float32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.float32()))
+
+
+def column_arrays(table: pa.Table | pa.RecordBatch, name: str) -> list[np.ndarray]:
+    """The rows of a list<float32> column as float32 numpy views, without a Python loop per value."""
+    col = table.column(name)
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    out: list[np.ndarray] = []
+    for chunk in chunks:
+        offsets = chunk.offsets.to_numpy()
+        values = chunk.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        out.extend(values[offsets[i] : offsets[i + 1]] for i in range(len(chunk)))
+    return out
+
+
+def matrices(table: pa.Table | pa.RecordBatch, name: str = "values") -> list[np.ndarray]:
+    """Rows of a frames x bins column as (num_frames, num_bins) arrays."""
+    frames = table.column("num_frames").to_numpy()
+    bins = table.column("num_bins").to_numpy()
+    return [a.reshape(int(t), int(f)) for a, t, f in zip(column_arrays(table, name), frames, bins)]
+
+
+def table(schema: pa.Schema, columns: dict[str, object]) -> pa.Table:
+    """A table of ``schema`` from python/numpy/arrow columns; a missing column is an error."""
+    missing = [f.name for f in schema if f.name not in columns]
+    if missing:
+        raise KeyError(f"columns missing for schema: {missing}")
+    arrays = []
+    for f in schema:
+        col = columns[f.name]
+        arrays.append(col if isinstance(col, (pa.Array, pa.ChunkedArray)) else pa.array(col, type=f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
