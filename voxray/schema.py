@@ -27,6 +27,15 @@ MANIFEST = pa.schema(
     ]
 )
 
+TRIALS = pa.schema(
+    [
+        ("list", pa.string()),
+        ("label", pa.int8()),
+        ("utt_a", pa.string()),
+        ("utt_b", pa.string()),
+    ]
+)
+
 QUARANTINE = pa.schema([("path", pa.string()), ("stage", pa.string()), ("reason", pa.string())])
 
 FEATURES = pa.schema(
@@ -46,6 +55,7 @@ EMBEDDINGS = pa.schema(
         ("start_frame", pa.int32()),
         ("num_frames", pa.int32()),
         ("model", pa.string()),
+        ("condition", pa.string()),
         ("embedding", FLOATS),
     ]
 )

@@ -57,8 +57,41 @@ def write_partitioned(
     return table.num_rows
 
 
+QUARANTINE_DIR = "quarantine.parquet"
+ERROR_COLUMN = "error"
+
+
+def split_errors(table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
+    """(good rows, quarantine rows) by the optional ``error`` column a stage UDF emits."""
+    if ERROR_COLUMN not in table.column_names:
+        return table, None
+    bad = pc.is_valid(table.column(ERROR_COLUMN))
+    return table.filter(pc.invert(bad)), table.filter(bad)
+
+
+def write_quarantine(storage: Storage, stage: str, rows: pa.Table) -> int:
+    """Append quarantine rows (``path``, ``error``) of ``stage`` as one idempotent part."""
+    if rows is None or rows.num_rows == 0:
+        return 0
+    from voxray.schema import QUARANTINE
+
+    q = pa.table(
+        {
+            "path": rows.column("path"),
+            "stage": pa.array([stage] * rows.num_rows, pa.string()),
+            "reason": rows.column(ERROR_COLUMN),
+        }
+    ).cast(QUARANTINE)
+    storage.write_table(f"{QUARANTINE_DIR}/{stage}-{part_name(q, ('path', 'reason'))}", q)
+    return q.num_rows
+
+
 class ParquetSink(Datasink):
-    """A Ray Data sink writing idempotent, atomic Parquet parts (see module doc)."""
+    """A Ray Data sink writing idempotent, atomic Parquet parts (see module doc).
+
+    Rows whose ``error`` column is set go to quarantine.parquet under ``stage`` instead.
+    The write returns are (rows written, rows quarantined) per task.
+    """
 
     def __init__(
         self,
@@ -67,29 +100,60 @@ class ParquetSink(Datasink):
         schema: pa.Schema,
         key_columns: tuple[str, ...],
         partition: str | None = None,
+        stage: str = "",
     ) -> None:
         self.storage = storage
         self.rel_dir = rel_dir
         self.schema = schema
         self.key_columns = key_columns
         self.partition = partition
+        self.stage = stage or rel_dir
         self.rows_written = 0
+        self.rows_quarantined = 0
 
-    def write(self, blocks: Iterable[Any], ctx: Any) -> int:
+    def write(self, blocks: Iterable[Any], ctx: Any) -> tuple[int, int]:
         tables = [b if isinstance(b, pa.Table) else pa.Table.from_pandas(b, preserve_index=False) for b in blocks]
         tables = [t for t in tables if t.num_rows]
         if not tables:
-            return 0
-        table = pa.concat_tables(tables, promote_options="permissive")
-        return write_partitioned(self.storage, self.rel_dir, table, self.schema, self.key_columns, self.partition)
+            return (0, 0)
+        good, bad = split_errors(pa.concat_tables(tables, promote_options="permissive"))
+        quarantined = write_quarantine(self.storage, self.stage, bad) if bad is not None else 0
+        written = write_partitioned(self.storage, self.rel_dir, good, self.schema, self.key_columns, self.partition)
+        return (written, quarantined)
 
     def on_write_complete(self, write_result: Any) -> None:
         results = getattr(write_result, "write_returns", write_result) or []
-        self.rows_written = int(sum(r for r in results if isinstance(r, int)))
+        pairs = [r for r in results if isinstance(r, tuple)]
+        self.rows_written = int(sum(r[0] for r in pairs))
+        self.rows_quarantined = int(sum(r[1] for r in pairs))
 
     @property
     def supports_distributed_writes(self) -> bool:
         return True
+
+
+def _stage_parts(storage: Storage, stage: str) -> list[str]:
+    return [f for f in storage.parquet_files(QUARANTINE_DIR) if f.split("/")[-1].startswith(f"{stage}-")]
+
+
+def clear_quarantine(storage: Storage, stage: str) -> None:
+    """Forget a stage's quarantine rows (a stage that recomputes everything rewrites them)."""
+    for f in _stage_parts(storage, stage):
+        storage.remove(f)
+
+
+def quarantined_paths(storage: Storage, stage: str) -> set[str]:
+    """Paths already quarantined by ``stage`` (so a rerun does not retry them forever)."""
+    files = _stage_parts(storage, stage)
+    if not files:
+        return set()
+    import pyarrow.parquet as pq
+
+    paths: set[str] = set()
+    for f in files:
+        with storage.open(f) as fh:
+            paths.update(pq.read_table(fh, columns=["path"]).column("path").to_pylist())
+    return paths
 
 
 def committed_keys(storage: Storage, rel_dir: str, key_columns: tuple[str, ...]) -> set[tuple[Any, ...]]:

@@ -1,0 +1,7 @@
+"""``python -m voxray`` is the ``voxray`` command."""
+
+import sys
+
+from voxray.cli import main
+
+sys.exit(main())

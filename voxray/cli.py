@@ -1,0 +1,148 @@
+"""The ``voxray`` command line (design.md, "Command line"): one subcommand per stage, plus
+``run`` (every stage in order) and ``synth-corpus`` (the generated demo corpus).
+
+Options common to the stages: ``--data-root``, ``--out`` (local or s3://), ``--profile``,
+``--config FILE`` (repeatable), ``--model PATH``, ``--force``, and ``key=value``
+overrides. The configuration is validated before any work starts; an unknown or
+ill-typed key fails naming the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from typing import Sequence
+
+from voxray.config import ConfigError, VoxrayConfig, dump_yaml, load_config, replace
+from voxray.log import get_logger, redact, setup_logging
+from voxray.pipeline.stages import STAGES, STAGE_NAMES
+
+log = get_logger("voxray.cli")
+
+EPILOG = """overrides: any config key as key=value, e.g. train.epochs=3 attribution.methods=[saliency]
+(see conf/base.yaml for every key). Without RAY_ADDRESS a local Ray is started; with it
+(or under `ray job submit`) the same command runs on the cluster."""
+
+
+def _add_common(p: argparse.ArgumentParser, needs_data: bool) -> None:
+    p.add_argument("--data-root", default=None,
+                   help="corpus root in the VoxCeleb layout, a folder or s3://bucket/prefix"
+                   + ("" if needs_data else " (not needed by this stage)"))
+    p.add_argument("--out", default=None, help="output folder or s3://bucket/prefix")
+    p.add_argument("--profile", default=None, help="configuration profile: smoke, demo, vox1, vox2 (conf/profiles/)")
+    p.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="YAML overlay applied after the profile (repeatable)")
+    p.add_argument("--model", default=None, metavar="PATH",
+                   help="use an existing model instead of training: a voxray models/<name>/ folder or a "
+                   "SpeechBrain embedding_model.ckpt")
+    p.add_argument("--force", action="store_true", help="redo stages even if their outputs are complete")
+    p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voxray",
+        description="Explain speaker-recognition models at corpus scale on Ray.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    sub.required = True
+
+    synth = sub.add_parser(
+        "synth-corpus",
+        help="write a synthetic VoxCeleb1-layout corpus (espeak-ng voices and per-video channels)",
+        description="Write a VoxCeleb1-layout corpus made with espeak-ng: wav/, veri_test2.txt, "
+        "list_test_hard2.txt, iden_split.txt, vox1_meta.csv. Deterministic by seed.",
+    )
+    synth.add_argument("--out", required=True, help="folder to create")
+    synth.add_argument("--speakers", type=int, default=20)
+    synth.add_argument("--videos", type=int, default=3, help="videos (channels) per speaker")
+    synth.add_argument("--utts", type=int, default=4, help="utterances per video")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--test-speakers", type=int, default=None, help="speakers held out for the trial lists")
+    synth.add_argument("--jobs", type=int, default=2, help="synthesis processes")
+
+    run = sub.add_parser("run", help="run every stage in order, skipping complete ones",
+                         description="Run " + " -> ".join(STAGE_NAMES) + ", skipping stages whose complete "
+                         "outputs exist.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(run, needs_data=True)
+    for stage in STAGES:
+        p = sub.add_parser(stage.name, help=stage.help, description=stage.help, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_common(p, needs_data=stage.needs_data)
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> VoxrayConfig:
+    cfg = load_config(files=args.config, overrides=args.overrides, profile=args.profile)
+    changes = {}
+    if args.data_root:
+        changes["data_root"] = args.data_root
+    if args.out:
+        changes["out"] = args.out
+    if args.model:
+        changes["model_path"] = args.model
+    return replace(cfg, **changes) if changes else cfg
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from voxray.corpus.synth import synth_corpus
+
+    started = time.time()
+    summary = synth_corpus(args.out, speakers=args.speakers, videos=args.videos, utts=args.utts,
+                           seed=args.seed, test_speakers=args.test_speakers, jobs=args.jobs)
+    print(f"wrote {summary} to {args.out} in {time.time() - started:.1f} s")
+    return 0
+
+
+def _stages(args: argparse.Namespace) -> int:
+    from voxray.pipeline.context import RunContext
+    from voxray.pipeline.stages import get_stage, run_stages
+
+    cfg = resolve_config(args)
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+    ctx = RunContext(cfg)
+    names = STAGE_NAMES if args.command == "run" else (args.command,)
+    if any(get_stage(n).needs_data for n in names):
+        ctx.data  # noqa: B018 - validates data_root before any work starts
+    ctx.out  # noqa: B018 - validates out before any work starts
+    results = run_stages(ctx, names, force=args.force or args.command != "run")
+    for r in results:
+        log.info("%s: %s", r.stage, r.as_dict())
+    out = ctx.out
+    print(f"outputs: {out.uri()}")
+    if out.exists("report/index.html"):
+        print(f"report: {out.uri('report/index.html')}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    setup_logging()
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "synth-corpus":
+            return _synth(args)
+        return _stages(args)
+    except ConfigError as exc:
+        print(f"voxray: configuration error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("voxray: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one clear line for the user; the trace is logged
+        if os.environ.get("VOXRAY_DEBUG"):
+            traceback.print_exc()
+        print(f"voxray: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
+        return 1
+
+
+def run_job(stage: str) -> None:
+    """Entry point of ``ray_jobs/<stage>.py``: the CLI for one stage with the script's arguments."""
+    sys.exit(main([stage, *sys.argv[1:]]))

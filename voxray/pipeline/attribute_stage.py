@@ -1,0 +1,216 @@
+"""``voxray attribute``: attribution maps on an actor pool whose constructor loads the model once.
+
+Two kinds of work share the stage. The mask conditions (attribution x input, retraining)
+need their method's maps for EVERY utterance; the other configured methods explain a
+subset (test utterances, capped), and the slow perturbation methods (Shapley sampling,
+Occlusion) an even smaller one. Utterances are grouped by the set of (method, pathway)
+jobs they need and each group streams through the pool. Only utterances of equal length
+share a forward pass, so no padding changes what the model sees.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from voxray import schema
+from voxray.attribution import attribute, method_pathways
+from voxray.attribution.normalise import freq_profile
+from voxray.config import AttributionConfig, VoxrayConfig, to_dict
+from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
+from voxray.log import get_logger
+from voxray.models.checkpoint import load_model
+from voxray.pipeline.context import ATTRIBUTIONS, RunContext, StageResult
+from voxray.pipeline.datasets import dataset_mean, equal_length_groups, features_rel, read_parquet_dataset
+from voxray.pipeline.model_ref import ModelRef, base_model
+from voxray.pipeline.ray_env import actor_resources, torch_device
+from voxray.testing.faults import maybe_fail
+
+log = get_logger(__name__)
+STAGE = "attribute"
+ATTR_KEYS = ("utt_id", "method", "pathway")
+PERTURBATION_METHODS = ("shapley_sampling", "occlusion", "score_cam")
+#: the parameters that shape each method's maps, recorded in the params column.
+METHOD_PARAMS = {
+    "integrated_gradients": ("baseline", "ig_steps"),
+    "gradient_shap": ("baseline", "shap_samples", "shap_stdev"),
+    "deeplift": ("baseline",),
+    "saliency": (),
+    "input_x_gradient": (),
+    "shapley_sampling": ("baseline", "shapley_samples", "patch_frames", "patch_bins"),
+    "occlusion": ("baseline", "occlusion_frames", "occlusion_bins"),
+    "grad_cam_pp": ("cam_layers", "cam_gamma"),
+    "score_cam": ("cam_layers", "cam_gamma"),
+    "layer_cam": ("cam_layers", "cam_gamma"),
+    "lrp_0": (),
+    "lrp_epsilon": ("lrp_epsilon",),
+    "lrp_gamma": ("lrp_epsilon", "lrp_gamma"),
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (method, pathway) to compute; pathway is the value of the pathway column
+    (traversal / classification for Captum methods, cam, lrp)."""
+
+    method: str
+    pathway: str
+
+
+def jobs_for(methods: tuple[str, ...], pathways: tuple[str, ...]) -> list[Job]:
+    return list(dict.fromkeys(Job(m, p) for m in methods for p in method_pathways(m, pathways)))
+
+
+def quarantine_path(utt_id: str, job: Job) -> str:
+    """How a failed (utterance, method, pathway) is named in quarantine.parquet."""
+    return f"{utt_id} [{job.method}/{job.pathway}]"
+
+
+def params_json(method: str, cfg: AttributionConfig) -> str:
+    d = to_dict(cfg)
+    return json.dumps({k: d[k] for k in METHOD_PARAMS.get(method, ())}, sort_keys=True)
+
+
+class ComputeAttributions:
+    """map_batches callable: every job of its group for each utterance of the batch."""
+
+    def __init__(self, model: ModelRef, cfg: AttributionConfig, jobs: list[Job], corpus_mean: np.ndarray | None,
+                 num_gpus: float, s3: object) -> None:
+        self.device = torch_device(num_gpus)
+        loaded = load_model(model.path, s3)
+        self.model = loaded.classifier.to(self.device).eval()
+        self.has_head = loaded.has_head
+        self.model_name = model.name
+        self.cfg = cfg
+        self.jobs = [j for j in jobs if self.has_head or j.pathway == "traversal"]
+        self.mean = torch.from_numpy(corpus_mean).to(self.device) if corpus_mean is not None else None
+        self.params = {j.method: params_json(j.method, cfg) for j in self.jobs}
+
+    def _baseline(self, x: torch.Tensor) -> torch.Tensor | None:
+        if self.cfg.baseline == "mean" and self.mean is not None:
+            return self.mean.expand_as(x).clone()
+        return None
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        maybe_fail(STAGE)
+        mats = schema.matrices(batch)
+        utt_ids = batch.column("utt_id").to_pylist()
+        cols: dict[str, list] = {k: [] for k in ("utt_id", "method", "pathway", "target", "num_frames", "num_bins",
+                                                  "completeness_error", "path", "error")}
+        maps: list[np.ndarray] = []
+        profiles: list[np.ndarray] = []
+        for group in equal_length_groups([m.shape[0] for m in mats], 16):
+            x = torch.from_numpy(np.stack([mats[i] for i in group])).to(self.device)
+            for job in self.jobs:
+                try:
+                    res = attribute(self.model, x, job.method, job.pathway, baseline=self._baseline(x), params=self.cfg)
+                    a = res.maps.detach().float().cpu().numpy()
+                    err = None if res.completeness_error is None else res.completeness_error.detach().cpu().numpy()
+                    tgt = None if res.target is None else res.target.detach().cpu().numpy()
+                    failure = None
+                except Exception as exc:  # noqa: BLE001 - one bad utterance must not sink the batch
+                    a, err, tgt, failure = None, None, None, f"{job.method}/{job.pathway}: {type(exc).__name__}: {exc}"
+                for k, i in enumerate(group):
+                    m = a[k] if a is not None else np.zeros((0, 0), np.float32)
+                    bad = failure or (None if np.isfinite(m).all() else f"{job.method}/{job.pathway}: non-finite attribution")
+                    cols["utt_id"].append(utt_ids[i])
+                    cols["method"].append(job.method)
+                    cols["pathway"].append(job.pathway)
+                    cols["target"].append(int(tgt[k]) if tgt is not None else -1)
+                    cols["num_frames"].append(m.shape[0] if not bad else 0)
+                    cols["num_bins"].append(m.shape[1] if not bad else 0)
+                    cols["completeness_error"].append(float(err[k]) if err is not None and not bad else None)
+                    cols["path"].append(quarantine_path(utt_ids[i], job))
+                    cols["error"].append(bad)
+                    maps.append(m if not bad else np.zeros(0, np.float32))
+                    profiles.append(freq_profile(m) if not bad else np.zeros(0, np.float32))
+        n = len(maps)
+        return pa.table(
+            {
+                "utt_id": pa.array(cols["utt_id"], pa.string()),
+                "model": pa.array([self.model_name] * n, pa.string()),
+                "method": pa.array(cols["method"], pa.string()),
+                "pathway": pa.array(cols["pathway"], pa.string()),
+                "params": pa.array([self.params[m] for m in cols["method"]], pa.string()),
+                "target": pa.array(cols["target"], pa.int32()),
+                "num_frames": pa.array(cols["num_frames"], pa.int32()),
+                "num_bins": pa.array(cols["num_bins"], pa.int32()),
+                "values": schema.floats_column(maps),
+                "freq_profile": schema.floats_column(profiles),
+                "completeness_error": pa.array(cols["completeness_error"], pa.float64()),
+                "path": pa.array(cols["path"], pa.string()),
+                "error": pa.array(cols["error"], pa.string()),
+            }
+        )
+
+
+def plan(cfg: VoxrayConfig, utt_split: dict[str, str]) -> dict[str, list[Job]]:
+    """utt_id -> the jobs it needs (mask-condition methods everywhere, explanations on a subset)."""
+    a = cfg.attribution
+    mask_jobs = list(dict.fromkeys(
+        Job(c.method, p) for c in cfg.mask.conditions for p in method_pathways(c.method, (c.pathway,))
+    ))
+    explain = [m for m in a.methods if m not in PERTURBATION_METHODS]
+    slow = [m for m in a.methods if m in PERTURBATION_METHODS]
+    subset = sorted(u for u, s in utt_split.items() if a.subset == "all" or s == a.subset)
+    if a.max_utterances:
+        subset = subset[: a.max_utterances]
+    perturb = subset[: a.perturbation_max_utterances]
+    out: dict[str, list[Job]] = {u: list(mask_jobs) for u in utt_split} if mask_jobs else {}
+    for u in subset:
+        out.setdefault(u, []).extend(jobs_for(tuple(explain), a.pathways))
+    for u in perturb:
+        out.setdefault(u, []).extend(jobs_for(tuple(slow), a.pathways))
+    return {u: list(dict.fromkeys(j)) for u, j in out.items() if j}
+
+
+def run_attribute(ctx: RunContext) -> StageResult:
+    cfg, out = ctx.cfg, ctx.out
+    model = base_model(ctx)
+    loaded = load_model(model.path, cfg.corpus.s3)
+    kind = loaded.cfg.feature_kind
+    manifest = out.read_table("manifest.parquet", columns=["utt_id", "split"])
+    have = set(out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
+    split = {u: s for u, s in zip(manifest.column("utt_id").to_pylist(), manifest.column("split").to_pylist()) if u in have}
+    wanted = plan(cfg, split)
+    if not loaded.has_head:
+        wanted = {u: [j for j in js if j.pathway == "traversal"] for u, js in wanted.items()}
+        log.info("attribute: the model has no classification head; only Traversal attributions are computed")
+    done = committed_keys(out, ATTRIBUTIONS, ATTR_KEYS)
+    todo = {u: [j for j in js if (u, j.method, j.pathway) not in done] for u, js in wanted.items()}
+    todo = {u: js for u, js in todo.items() if js}
+    n_jobs = sum(len(js) for js in wanted.values())
+    result = StageResult(STAGE, inputs=n_jobs, skipped=n_jobs - sum(len(js) for js in todo.values()))
+    corpus_mean = dataset_mean(out, features_rel(kind)) if cfg.attribution.baseline == "mean" else None
+    groups: dict[tuple[Job, ...], list[str]] = {}
+    for u, js in todo.items():
+        groups.setdefault(tuple(js), []).append(u)
+    rc = cfg.attribution.resources
+    res = actor_resources(rc)
+    for jobs, utts in groups.items():
+        log.info("attribute: %d utterances x %s", len(utts), ", ".join(f"{j.method}/{j.pathway}" for j in jobs))
+        ds = read_parquet_dataset(out, features_rel(kind), columns=["utt_id", "num_frames", "num_bins", "values"],
+                                  filter=pc.field("utt_id").isin(utts))
+        maps = ds.map_batches(
+            ComputeAttributions,
+            fn_constructor_args=(model, cfg.attribution, list(jobs), corpus_mean, res["num_gpus"], cfg.corpus.s3),
+            batch_format="pyarrow",
+            batch_size=rc.batch_size,
+            concurrency=rc.concurrency,
+            **res,
+        )
+        maps.write_datasink(ParquetSink(out, ATTRIBUTIONS, schema.ATTRIBUTIONS, ATTR_KEYS,
+                                        partition=schema.ATTRIBUTIONS_PARTITION, stage=STAGE))
+    final = committed_keys(out, ATTRIBUTIONS, ATTR_KEYS)
+    quarantined = quarantined_paths(out, STAGE)
+    wanted_keys = {(u, j.method, j.pathway) for u, js in wanted.items() for j in js}
+    result.skipped = 0
+    result.outputs = len(wanted_keys & final)
+    result.quarantined = sum(1 for u, m, p in wanted_keys - final if quarantine_path(u, Job(m, p)) in quarantined)
+    result.info = {"model": model.name, "methods": sorted({j.method for js in wanted.values() for j in js})}
+    return result.check()

@@ -1,0 +1,76 @@
+"""What every stage function receives: the validated config and the two storage roots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from voxray.config import ConfigError, VoxrayConfig
+from voxray.io.storage import Storage
+
+MANIFEST = "manifest.parquet"
+TRIALS = "trials.parquet"
+FEATURES = "features"
+EMBEDDINGS = "embeddings"
+ATTRIBUTIONS = "attributions"
+MASKED = "masked"
+SCORES = "scores"
+METRICS = "metrics"
+CURVES = "curves"
+MODELS = "models"
+TUNE = "tune"
+REPORT = "report"
+
+
+class InvariantError(RuntimeError):
+    """A stage's output does not account for its input (rows lost or duplicated)."""
+
+
+@dataclass
+class StageResult:
+    """Counts a stage reports; ``inputs == outputs + quarantined`` is checked for it."""
+
+    stage: str
+    inputs: int = 0
+    outputs: int = 0
+    quarantined: int = 0
+    skipped: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> "StageResult":
+        if self.inputs != self.outputs + self.quarantined + self.skipped:
+            raise InvariantError(
+                f"{self.stage}: {self.inputs} inputs but {self.outputs} outputs + {self.quarantined} "
+                f"quarantined + {self.skipped} already done"
+            )
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "quarantined": self.quarantined,
+            "skipped": self.skipped,
+            **self.info,
+        }
+
+
+@dataclass
+class RunContext:
+    cfg: VoxrayConfig
+
+    @property
+    def out(self) -> Storage:
+        if not self.cfg.out:
+            raise ConfigError("out: an output folder is required (--out DIR or s3://bucket/prefix)")
+        return Storage(self.cfg.out, self.cfg.corpus.s3)
+
+    @property
+    def data(self) -> Storage:
+        if not self.cfg.data_root:
+            raise ConfigError("data_root: a corpus root is required (--data-root DIR or s3://bucket/prefix)")
+        return Storage(self.cfg.data_root, self.cfg.corpus.s3)
+
+    @property
+    def model_name(self) -> str:
+        return self.cfg.train.name

@@ -1,0 +1,107 @@
+"""Ray Data datasets over our Parquet outputs, and the batching helpers the actors share."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray
+
+from voxray.io.storage import Storage, StorageError
+from voxray.schema import matrices
+from voxray.pipeline.context import FEATURES, MANIFEST, RunContext
+
+
+def read_parquet_dataset(
+    storage: Storage,
+    rel: str,
+    columns: list[str] | None = None,
+    filter: pc.Expression | None = None,
+) -> "ray.data.Dataset":
+    """A Ray dataset over the committed files below ``rel`` (temporary names never read)."""
+    files = storage.parquet_files(rel)
+    if not files:
+        raise StorageError(f"no Parquet data at {storage.uri(rel)}: run the stage that writes it first")
+    kwargs: dict[str, Any] = {"filesystem": storage.arrow_fs(), "partitioning": None}
+    if columns:
+        kwargs["columns"] = columns
+    if filter is not None:
+        kwargs["filter"] = filter
+    return ray.data.read_parquet([storage.path(f) for f in files], **kwargs)
+
+
+def features_rel(kind: str) -> str:
+    return f"{FEATURES}/kind={kind}"
+
+
+def utterances(ctx: RunContext, split: str | None = None, columns: list[str] | None = None) -> pa.Table:
+    """Manifest rows (optionally one split) as an Arrow table."""
+    filt = pc.field("split") == split if split else None
+    return ctx.out.read_table(MANIFEST, columns=columns, filter=filt)
+
+
+def read_features(storage: Storage, kind: str, utt_ids: Iterable[str] | None = None) -> pa.Table:
+    """Feature rows of one kind (optionally only some utterances), on the driver."""
+    filt = pc.field("utt_id").isin(list(utt_ids)) if utt_ids is not None else None
+    return storage.read_table(features_rel(kind), columns=["utt_id", "num_frames", "num_bins", "values"], filter=filt)
+
+
+def id_filter(utt_ids: Iterable[str]) -> pc.Expression:
+    return pc.field("utt_id").isin(sorted(set(utt_ids)))
+
+
+def equal_length_groups(lengths: list[int], max_group: int) -> list[list[int]]:
+    """Indices grouped by identical length (so no padding changes a model's output)."""
+    by_len: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        by_len.setdefault(int(n), []).append(i)
+    groups = []
+    for idx in by_len.values():
+        groups += [idx[j : j + max_group] for j in range(0, len(idx), max_group)]
+    return groups
+
+
+def segment_starts(num_frames: int, seg_frames: int, overlap: float) -> list[int]:
+    """Start frames of overlapping segments covering an utterance (003: 50% overlap).
+
+    An utterance shorter than one segment gives one segment (the whole utterance); the last
+    segment is aligned to the end so no frames are left out.
+    """
+    if num_frames <= seg_frames:
+        return [0]
+    hop = max(1, int(round(seg_frames * (1.0 - overlap))))
+    starts = list(range(0, num_frames - seg_frames + 1, hop))
+    if starts[-1] + seg_frames < num_frames:
+        starts.append(num_frames - seg_frames)
+    return starts
+
+
+def dataset_mean(storage: Storage, rel: str, max_rows: int = 2000) -> np.ndarray:
+    """Mean feature vector per bin over (a deterministic sample of) a features dataset."""
+    total = np.zeros(0)
+    frames = 0
+    rows = 0
+    for batch in storage.iter_batches(rel, columns=["num_frames", "num_bins", "values"]):
+        for m in matrices(batch):
+            total = m.sum(0) if total.size == 0 else total + m.sum(0)
+            frames += m.shape[0]
+            rows += 1
+        if rows >= max_rows:
+            break
+    if frames == 0:
+        raise StorageError(f"no features at {storage.uri(rel)} to average")
+    return (total / frames).astype(np.float32)
+
+
+__all__ = [
+    "read_parquet_dataset",
+    "features_rel",
+    "utterances",
+    "read_features",
+    "id_filter",
+    "equal_length_groups",
+    "segment_starts",
+    "dataset_mean",
+]

@@ -1,0 +1,140 @@
+"""``voxray embed``: full-utterance and overlapping-segment embeddings on an actor pool.
+
+Full utterances of different lengths are never padded together (attentive pooling would
+see the padding): only equal-length utterances share a forward pass. Segments all have
+the same length, so they batch freely. The same job embeds masked data for the retrained
+models (``condition`` names the data).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from voxray import schema
+from voxray.config import EmbedConfig, ResourceConfig
+from voxray.io.sink import ParquetSink, committed_keys
+from voxray.log import get_logger
+from voxray.models.checkpoint import load_model
+from voxray.pipeline.context import EMBEDDINGS, RunContext, StageResult
+from voxray.pipeline.datasets import equal_length_groups, features_rel, read_parquet_dataset, segment_starts
+from voxray.pipeline.model_ref import ModelRef, base_model
+from voxray.pipeline.ray_env import actor_resources, torch_device
+from voxray.testing.faults import maybe_fail
+
+log = get_logger(__name__)
+STAGE = "embed"
+EMBED_KEYS = ("utt_id", "segment", "model", "condition")
+
+
+class ComputeEmbeddings:
+    """map_batches callable: loads the model once per actor, embeds each batch of features."""
+
+    def __init__(self, model: ModelRef, condition: str, cfg: EmbedConfig, frame_shift_ms: float,
+                 num_gpus: float, s3: object) -> None:
+        self.device = torch_device(num_gpus)
+        self.loaded = load_model(model.path, s3)
+        self.embedder = self.loaded.classifier.embedder.to(self.device).eval()
+        self.model_name = model.name
+        self.condition = condition
+        self.cfg = cfg
+        self.seg_frames = max(1, int(round(cfg.segment_s * 1000.0 / frame_shift_ms)))
+        self.min_frames = int(self.embedder.min_frames)
+
+    @torch.inference_mode()
+    def _embed(self, mats: list[np.ndarray]) -> list[np.ndarray]:
+        out: list[np.ndarray] = [np.zeros(0)] * len(mats)
+        for group in equal_length_groups([m.shape[0] for m in mats], 64):
+            x = torch.from_numpy(np.stack([self._fit(mats[i]) for i in group])).to(self.device)
+            emb = self.embedder(x).float().cpu().numpy()
+            for i, e in zip(group, emb):
+                out[i] = e
+        return out
+
+    def _fit(self, m: np.ndarray) -> np.ndarray:
+        """Loop utterances shorter than the model's minimum input (as training crops do)."""
+        if m.shape[0] >= self.min_frames:
+            return m
+        reps = int(np.ceil(self.min_frames / max(m.shape[0], 1)))
+        return np.tile(m, (reps, 1))[: self.min_frames]
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        maybe_fail(STAGE)
+        mats = schema.matrices(batch)
+        utt_ids = batch.column("utt_id").to_pylist()
+        rows: dict[str, list] = {"utt_id": [], "segment": [], "start_frame": [], "num_frames": []}
+        pieces: list[np.ndarray] = []
+        for u, m in zip(utt_ids, mats):
+            if self.cfg.full:
+                rows["utt_id"].append(u); rows["segment"].append(-1)
+                rows["start_frame"].append(0); rows["num_frames"].append(m.shape[0])
+                pieces.append(m)
+            if self.cfg.segments:
+                for k, s in enumerate(segment_starts(m.shape[0], self.seg_frames, self.cfg.overlap)):
+                    seg = m[s : s + self.seg_frames]
+                    rows["utt_id"].append(u); rows["segment"].append(k)
+                    rows["start_frame"].append(s); rows["num_frames"].append(seg.shape[0])
+                    pieces.append(seg)
+        embs = self._embed(pieces)
+        n = len(pieces)
+        return pa.table(
+            {
+                "utt_id": pa.array(rows["utt_id"], pa.string()),
+                "segment": pa.array(rows["segment"], pa.int32()),
+                "start_frame": pa.array(rows["start_frame"], pa.int32()),
+                "num_frames": pa.array(rows["num_frames"], pa.int32()),
+                "model": pa.array([self.model_name] * n, pa.string()),
+                "condition": pa.array([self.condition] * n, pa.string()),
+                "embedding": schema.floats_column(embs),
+            }
+        )
+
+
+def embed_source(
+    ctx: RunContext,
+    model: ModelRef,
+    condition: str,
+    source_rel: str,
+    source_filter: pc.Expression | None,
+    utt_ids: list[str],
+    resources: ResourceConfig,
+) -> StageResult:
+    """Embed ``utt_ids`` read from ``source_rel`` with ``model``; skips utterances already done."""
+    out = ctx.out
+    done = {k[0] for k in committed_keys(out, EMBEDDINGS, EMBED_KEYS) if k[2] == model.name and k[3] == condition}
+    todo = sorted(set(utt_ids) - done)
+    result = StageResult(f"{STAGE}:{model.name}:{condition}", inputs=len(set(utt_ids)), skipped=len(set(utt_ids)) - len(todo))
+    if todo:
+        filt = pc.field("utt_id").isin(todo)
+        if source_filter is not None:
+            filt = filt & source_filter
+        ds = read_parquet_dataset(out, source_rel, columns=["utt_id", "num_frames", "num_bins", "values"], filter=filt)
+        res = actor_resources(resources)
+        embedded = ds.map_batches(
+            ComputeEmbeddings,
+            fn_constructor_args=(model, condition, ctx.cfg.embed, ctx.cfg.features.frame_shift_ms, res["num_gpus"], ctx.cfg.corpus.s3),
+            batch_format="pyarrow",
+            batch_size=resources.batch_size,
+            concurrency=resources.concurrency,
+            **res,
+        )
+        embedded.write_datasink(ParquetSink(out, EMBEDDINGS, schema.EMBEDDINGS, EMBED_KEYS, stage=STAGE))
+    final = {k[0] for k in committed_keys(out, EMBEDDINGS, EMBED_KEYS) if k[2] == model.name and k[3] == condition}
+    result.skipped = 0
+    result.outputs = len(final & set(utt_ids))
+    result.quarantined = 0
+    return result.check()
+
+
+def run_embed(ctx: RunContext) -> StageResult:
+    model = base_model(ctx)
+    kind = load_model(model.path, ctx.cfg.corpus.s3).cfg.feature_kind
+    utt_ids = ctx.out.read_table("manifest.parquet", columns=["utt_id"]).column("utt_id").to_pylist()
+    available = set(ctx.out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
+    todo = [u for u in utt_ids if u in available]
+    result = embed_source(ctx, model, "none", features_rel(kind), None, todo, ctx.cfg.embed.resources)
+    result.stage = STAGE
+    result.info = {"model": model.name, "feature_kind": kind}
+    return result

@@ -1,0 +1,126 @@
+"""``voxray features``: decode, (resample,) fbank / MFCC on an actor pool, write features/.
+
+The manifest is sorted by length before it enters Ray Data, so each batch holds
+utterances of similar duration and the batched extractor wastes little on padding.
+Undecodable audio (silent, NaN, truncated ...) is quarantined with its reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import ray
+
+from voxray import schema
+from voxray.config import CorpusConfig, FeatureConfig
+from voxray.corpus.audio import AudioError, load_audio
+from voxray.features import compute_features
+from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
+from voxray.io.storage import Storage
+from voxray.log import get_logger
+from voxray.pipeline.context import FEATURES, MANIFEST, RunContext, StageResult
+from voxray.pipeline.ray_env import actor_resources, torch_device
+from voxray.testing.faults import maybe_fail
+
+log = get_logger(__name__)
+STAGE = "features"
+FEATURE_KEYS = ("utt_id", "kind")
+
+
+class ComputeFeatures:
+    """map_batches callable: one row per (utterance, feature kind), or one error row."""
+
+    def __init__(self, data: Storage, corpus: CorpusConfig, features: FeatureConfig, num_gpus: float) -> None:
+        self.data = data
+        self.corpus = corpus
+        self.features = features
+        self.device = torch_device(num_gpus)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        maybe_fail(STAGE)
+        utt_ids = batch.column("utt_id").to_pylist()
+        paths = batch.column("path").to_pylist()
+        waves: list[np.ndarray] = []
+        ok: list[int] = []
+        rows: dict[str, list] = {k: [] for k in ("utt_id", "kind", "num_frames", "num_bins", "path", "error")}
+        values: list[np.ndarray] = []
+
+        def add(i: int, kind: str, feats: np.ndarray | None, error: str | None) -> None:
+            rows["utt_id"].append(utt_ids[i])
+            rows["kind"].append(kind)
+            rows["path"].append(paths[i])
+            rows["error"].append(error)
+            shape = feats.shape if feats is not None else (0, 0)
+            rows["num_frames"].append(shape[0])
+            rows["num_bins"].append(shape[1])
+            values.append(feats if feats is not None else np.zeros(0, np.float32))
+
+        for i, path in enumerate(paths):
+            try:
+                waves.append(load_audio(self.data, path, self.corpus))
+                ok.append(i)
+            except AudioError as exc:
+                add(i, "", None, str(exc))
+            except Exception as exc:  # noqa: BLE001 - unreadable data is quarantined, not fatal
+                add(i, "", None, f"{type(exc).__name__}: {exc}")
+        for kind in self.features.kinds:
+            feats = compute_features(waves, self.corpus.sample_rate, self.features, kind, self.device) if waves else []
+            for i, f in zip(ok, feats):
+                if f.shape[0] == 0:
+                    add(i, kind, None, f"{kind}: no frames (audio shorter than one {self.features.frame_length_ms:g} ms frame)")
+                elif not np.isfinite(f).all():
+                    add(i, kind, None, f"{kind}: non-finite feature values")
+                else:
+                    add(i, kind, f, None)
+        table = pa.table(
+            {
+                "utt_id": pa.array(rows["utt_id"], pa.string()),
+                "kind": pa.array(rows["kind"], pa.string()),
+                "num_frames": pa.array(rows["num_frames"], pa.int32()),
+                "num_bins": pa.array(rows["num_bins"], pa.int32()),
+                "values": schema.floats_column(values),
+                "path": pa.array(rows["path"], pa.string()),
+                "error": pa.array(rows["error"], pa.string()),
+            }
+        )
+        return table
+
+
+def run_features(ctx: RunContext) -> StageResult:
+    cfg = ctx.cfg
+    out = ctx.out
+    manifest = out.read_table(MANIFEST, columns=["utt_id", "path", "num_samples"])
+    done = committed_keys(out, FEATURES, FEATURE_KEYS)
+    quarantined = quarantined_paths(out, STAGE)
+    kinds = set(cfg.features.kinds)
+    utt_ids = manifest.column("utt_id").to_pylist()
+    paths = manifest.column("path").to_pylist()
+    todo_mask = [
+        not ({(u, k) for k in kinds} <= done) and p not in quarantined for u, p in zip(utt_ids, paths)
+    ]
+    todo = manifest.filter(pa.array(todo_mask)).sort_by("num_samples")
+    result = StageResult(STAGE, inputs=manifest.num_rows, skipped=manifest.num_rows - todo.num_rows)
+    log.info("features: %d utterances to process (%d already done or quarantined)", todo.num_rows, result.skipped)
+    if todo.num_rows:
+        rc = cfg.features.resources
+        res = actor_resources(rc)
+        ds = ray.data.from_arrow(todo).repartition(max(1, todo.num_rows // rc.batch_size))
+        feats = ds.map_batches(
+            ComputeFeatures,
+            fn_constructor_args=(ctx.data, cfg.corpus, cfg.features, res["num_gpus"]),
+            batch_format="pyarrow",
+            batch_size=rc.batch_size,
+            concurrency=rc.concurrency,
+            **res,
+        )
+        sink = ParquetSink(out, FEATURES, schema.FEATURES, FEATURE_KEYS, partition=schema.FEATURES_PARTITION, stage=STAGE)
+        feats.write_datasink(sink)
+    # account per utterance: done for every kind, or quarantined
+    final = committed_keys(out, FEATURES, FEATURE_KEYS)
+    final_q = quarantined_paths(out, STAGE)
+    complete = sum(1 for u in utt_ids if {(u, k) for k in kinds} <= final)
+    q = sum(1 for u, p in zip(utt_ids, paths) if p in final_q and not {(u, k) for k in kinds} <= final)
+    result.skipped = 0
+    result.outputs, result.quarantined = complete, q
+    result.info = {"kinds": sorted(kinds), "rows": len(final)}
+    return result.check()

@@ -1,0 +1,143 @@
+"""``voxray manifest``: scan the corpus, probe every file's header on Ray, write the manifest.
+
+Listing and list parsing happen on the driver (cheap text); reading audio headers is the
+part that scales with the corpus, so it streams through Ray Data tasks. Outputs:
+manifest.parquet (one row per readable utterance), trials.parquet (the parsed trial lists)
+and quarantine rows for files and list lines that cannot be used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import ray
+
+from voxray import schema
+from voxray.config import CorpusConfig
+from voxray.corpus.audio import AudioError, probe_audio
+from voxray.corpus.layout import CorpusScan, scan_corpus
+from voxray.io.sink import clear_quarantine, write_quarantine
+from voxray.io.storage import Storage
+from voxray.log import get_logger
+from voxray.pipeline.context import MANIFEST, TRIALS, RunContext, StageResult
+
+log = get_logger(__name__)
+STAGE = "manifest"
+
+
+class ProbeAudio:
+    """map_batches callable: header facts of each file, or the reason it is unusable."""
+
+    def __init__(self, data: Storage, cfg: CorpusConfig) -> None:
+        self.data = data
+        self.cfg = cfg
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        n = batch.num_rows
+        samples, rates, errors = [0] * n, [0] * n, [None] * n
+        for i, path in enumerate(batch.column("path").to_pylist()):
+            try:
+                info = probe_audio(self.data, path, self.cfg)
+                samples[i], rates[i] = info.num_samples, info.sample_rate
+            except AudioError as exc:
+                errors[i] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - any unreadable file is quarantined, not fatal
+                errors[i] = f"{type(exc).__name__}: {exc}"
+        return batch.append_column("num_samples", pa.array(samples, pa.int64())).append_column(
+            "sample_rate", pa.array(rates, pa.int32())
+        ).append_column("error", pa.array(errors, pa.string()))
+
+
+def _utterance_rows(scan: CorpusScan) -> list[dict[str, Any]]:
+    rows = []
+    for u in scan.utterances:
+        meta = scan.meta.get(u.speaker_id)
+        rows.append(
+            {
+                "utt_id": u.utt_id,
+                "speaker_id": u.speaker_id,
+                "video_id": u.video_id,
+                "path": u.path,
+                "split": scan.split_of.get(u.speaker_id, "train"),
+                "gender": meta.gender if meta else "",
+                "iden_split": int(scan.iden_split.get(u.utt_id, 0)),
+            }
+        )
+    return rows
+
+
+def _trials_table(scan: CorpusScan, known: set[str]) -> tuple[pa.Table, list[dict[str, str]]]:
+    """Trials whose both sides survived probing; the others are quarantined with their line."""
+    cols: dict[str, list[Any]] = {"list": [], "label": [], "utt_a": [], "utt_b": []}
+    dropped = []
+    for name, trials in scan.trials.items():
+        for t in trials:
+            missing = [u for u in (t.utt_a, t.utt_b) if u not in known]
+            if missing:
+                dropped.append(
+                    {"path": f"{name}:{t.line_no}", "error": f"{name}:{t.line_no}: utterance {missing[0]} is quarantined"}
+                )
+                continue
+            cols["list"].append(name)
+            cols["label"].append(t.label)
+            cols["utt_a"].append(t.utt_a)
+            cols["utt_b"].append(t.utt_b)
+    return schema.table(schema.TRIALS, cols), dropped
+
+
+def run_manifest(ctx: RunContext) -> StageResult:
+    cfg = ctx.cfg
+    data, out = ctx.data, ctx.out
+    scan = scan_corpus(data, cfg.corpus)
+    log.info("manifest: %s layout, %d utterance files, %d trial lists", scan.layout, len(scan.utterances), len(scan.trials))
+    rows = _utterance_rows(scan)
+    result = StageResult(STAGE, inputs=len(rows) + len(scan.quarantine))
+    quarantine_rows = [{"path": q.path, "error": q.reason} for q in scan.quarantine]
+    good: list[pa.Table] = []
+    if rows:
+        rc = cfg.corpus.resources
+        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // max(rc.batch_size, 1), 200)))
+        probed = ds.map_batches(
+            ProbeAudio,
+            fn_constructor_args=(data, cfg.corpus),
+            batch_format="pyarrow",
+            batch_size=rc.batch_size,
+            concurrency=rc.concurrency,
+            num_cpus=min(rc.num_cpus, 1.0),
+        )
+        for batch in probed.iter_batches(batch_format="pyarrow", batch_size=4096):
+            ok = batch.filter(pa.compute.is_null(batch.column("error")))
+            bad = batch.filter(pa.compute.is_valid(batch.column("error")))
+            quarantine_rows += [{"path": p, "error": e} for p, e in zip(bad.column("path").to_pylist(), bad.column("error").to_pylist())]
+            if ok.num_rows:
+                good.append(ok)
+    manifest = _manifest_table(good)
+    trials, dropped = _trials_table(scan, set(manifest.column("utt_id").to_pylist()))
+    quarantine_rows += dropped
+    clear_quarantine(out, STAGE)
+    write_quarantine(out, STAGE, pa.Table.from_pylist(quarantine_rows, schema=pa.schema([("path", pa.string()), ("error", pa.string())])))
+    out.write_table(MANIFEST, manifest)
+    out.write_table(TRIALS, trials)
+    result.outputs = manifest.num_rows
+    result.quarantined = len(quarantine_rows) - len(dropped)
+    result.info = {
+        "layout": scan.layout,
+        "speakers": len(set(manifest.column("speaker_id").to_pylist())),
+        "trials": trials.num_rows,
+        "trial_lines_dropped": len(dropped),
+        "hours": round(float(pa.compute.sum(manifest.column("duration_s")).as_py() or 0.0) / 3600, 3),
+    }
+    return result.check()
+
+
+def _manifest_table(parts: list[pa.Table]) -> pa.Table:
+    if not parts:
+        return schema.MANIFEST.empty_table()
+    t = pa.concat_tables(parts)
+    duration = pa.compute.divide(
+        pa.compute.cast(t.column("num_samples"), pa.float64()), pa.compute.cast(t.column("sample_rate"), pa.float64())
+    )
+    t = t.append_column("duration_s", duration)
+    t = t.sort_by("utt_id")
+    return t.select(schema.MANIFEST.names).cast(schema.MANIFEST)

@@ -1,0 +1,66 @@
+"""Connecting to Ray: a cluster when an address is given (``ray job submit`` sets one), else
+the embedded local Ray started by the command itself; and the per-stage actor resources."""
+
+from __future__ import annotations
+
+import os
+
+import ray
+
+from voxray.config import RayConfig, ResourceConfig
+from voxray.log import get_logger
+
+log = get_logger(__name__)
+
+
+def ensure_ray(cfg: RayConfig) -> None:
+    """Start or join Ray once per process; the dashboard binds to 127.0.0.1 unless configured."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = cfg.address or os.environ.get("RAY_ADDRESS", "")
+    if address:
+        log.info("joining Ray cluster at %s", address)
+        ray.init(address=address, logging_level="WARNING")
+    else:
+        kwargs: dict[str, object] = {
+            "include_dashboard": cfg.include_dashboard,
+            "dashboard_host": cfg.dashboard_host,
+            "logging_level": "WARNING",
+        }
+        if cfg.num_cpus:
+            kwargs["num_cpus"] = cfg.num_cpus
+        if cfg.object_store_mb:
+            kwargs["object_store_memory"] = cfg.object_store_mb * 1024 * 1024
+        log.info("starting a local Ray (no RAY_ADDRESS given)")
+        ray.init(**kwargs)
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = cfg.progress_bars
+    ctx.print_on_execution_start = False
+
+
+def cluster_gpus() -> float:
+    return float(ray.cluster_resources().get("GPU", 0.0))
+
+
+def cluster_cpus() -> float:
+    return float(ray.cluster_resources().get("CPU", 1.0))
+
+
+def actor_resources(rc: ResourceConfig) -> dict[str, float]:
+    """num_cpus/num_gpus for map_batches; 'auto' GPUs mean one per actor iff the cluster has any."""
+    gpus = rc.num_gpus
+    if gpus == "auto":
+        gpus = 1.0 if cluster_gpus() > 0 else 0.0
+    # never ask for more CPUs than the cluster has, or the actor pool never starts
+    cpus = min(float(rc.num_cpus), cluster_cpus())
+    return {"num_cpus": cpus, "num_gpus": float(gpus)}
+
+
+def torch_device(num_gpus: float) -> str:
+    """The device an actor should use, given the GPUs it was granted."""
+    import torch
+
+    return "cuda" if num_gpus > 0 and torch.cuda.is_available() else "cpu"

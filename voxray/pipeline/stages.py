@@ -1,0 +1,102 @@
+"""The stage table and the driver that runs stages in order, skipping completed ones.
+
+A stage is complete when its marker exists (written after all of its outputs are
+committed); ``voxray run`` skips it then, and a rerun after a crash resumes inside the
+stage that was interrupted (each stage skips the rows it already committed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from voxray.io.run_state import OutputLock, clear_stage, mark_stage_done, stage_done
+from voxray.log import get_logger
+from voxray.pipeline.context import RunContext, StageResult
+from voxray.pipeline.ray_env import ensure_ray
+from voxray.testing.faults import configure_retries
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    #: "module:function" of the job function, imported lazily so `voxray --help` stays fast.
+    target: str
+    help: str
+    needs_data: bool = False
+    needs_ray: bool = True
+
+    def function(self) -> Callable[[RunContext], StageResult]:
+        module, func = self.target.split(":")
+        return getattr(importlib.import_module(module), func)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("manifest", "voxray.pipeline.manifest_stage:run_manifest",
+          "scan the corpus (local or s3://), probe every file, parse the trial lists: manifest.parquet, "
+          "trials.parquet, quarantine.parquet", needs_data=True),
+    Stage("features", "voxray.pipeline.features_stage:run_features",
+          "decode audio and compute Kaldi fbank/MFCC on a Ray Data actor pool: features/", needs_data=True),
+    Stage("train", "voxray.pipeline.train_stage:run_train",
+          "train the speaker model (ECAPA-TDNN by default) on the training speakers with Ray Train: models/<name>/"),
+    Stage("embed", "voxray.pipeline.embed_stage:run_embed",
+          "full-utterance and overlapping-segment embeddings on an actor pool: embeddings/"),
+    Stage("attribute", "voxray.pipeline.attribute_stage:run_attribute",
+          "attribution maps (Captum methods, CAMs, LRP) on an actor pool: attributions/"),
+    Stage("mask", "voxray.pipeline.mask_stage:run_mask",
+          "attribution x input, thresholded masks and Moore-neighbourhood augmentation: masked/"),
+    Stage("retrain", "voxray.pipeline.retrain_stage:run_retrain",
+          "retrain the model on each masked condition with Ray Train and embed clean and masked test data"),
+    Stage("tune", "voxray.pipeline.tune_stage:run_tune",
+          "Ray Tune sweep over mask threshold, method/pathway, LRP epsilon/gamma and CAM layers: tune/"),
+    Stage("evaluate", "voxray.pipeline.evaluate_stage:run_evaluate",
+          "scores and metrics (EER, minDCF, clustering scorers, faithfulness, multi-speaker, sanity "
+          "checks, gender flipping): scores/, metrics/, curves/"),
+    Stage("report", "voxray.pipeline.report_stage:run_report",
+          "the self-contained HTML report: report/index.html", needs_ray=False),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def get_stage(name: str) -> Stage:
+    for s in STAGES:
+        if s.name == name:
+            return s
+    raise KeyError(f"unknown stage {name!r} (stages: {', '.join(STAGE_NAMES)})")
+
+
+def run_stage(ctx: RunContext, stage: Stage) -> StageResult:
+    if stage.needs_ray:
+        ensure_ray(ctx.cfg.ray)
+        configure_retries()
+    started = time.time()
+    log.info("stage %s: started", stage.name)
+    clear_stage(ctx.out, stage.name)
+    result = stage.function()(ctx)
+    seconds = round(time.time() - started, 1)
+    mark_stage_done(ctx.out, stage.name, {**result.as_dict(), "seconds": seconds, "profile": ctx.cfg.profile})
+    log.info(
+        "stage %s: done in %.1f s (%d in, %d out, %d quarantined)",
+        stage.name, seconds, result.inputs, result.outputs, result.quarantined,
+    )
+    return result
+
+
+def run_stages(ctx: RunContext, names: tuple[str, ...] = STAGE_NAMES, force: bool = False) -> list[StageResult]:
+    """Run ``names`` in order under the output lock, skipping complete stages unless forced."""
+    results = []
+    with OutputLock(ctx.out):
+        for name in names:
+            stage = get_stage(name)
+            if name == "train" and ctx.cfg.model_path:
+                log.info("stage train: skipped, using the given model %s", ctx.cfg.model_path)
+                continue
+            if not force and stage_done(ctx.out, name):
+                log.info("stage %s: already complete, skipped (use --force to redo)", name)
+                continue
+            results.append(run_stage(ctx, stage))
+    return results

@@ -1,0 +1,79 @@
+"""``voxray train``: Ray Train on the training speakers' features (VoxCeleb1 verification
+split: the speakers the trial lists never name). The retrain stage reuses ``train_on``
+with masked data."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from voxray import schema
+from voxray.config import replace
+from voxray.log import get_logger
+from voxray.pipeline.context import METRICS, MODELS, RunContext, StageResult
+from voxray.pipeline.datasets import features_rel, read_parquet_dataset
+from voxray.train.trainer import TrainResult, train_model
+
+log = get_logger(__name__)
+STAGE = "train"
+
+
+class AddLabels:
+    """map_batches function: speaker index from the utt_id (``speaker/video/file``)."""
+
+    def __init__(self, speakers: list[str]) -> None:
+        self.index = {s: i for i, s in enumerate(speakers)}
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        labels = [self.index[u.split("/", 1)[0]] for u in batch.column("utt_id").to_pylist()]
+        return batch.append_column("label", pa.array(labels, pa.int64()))
+
+
+def training_utterances(ctx: RunContext) -> tuple[list[str], list[str]]:
+    """(utt_ids, sorted speakers) of the training split."""
+    m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "speaker_id", "split"], filter=pc.field("split") == "train")
+    return m.column("utt_id").to_pylist(), sorted(set(m.column("speaker_id").to_pylist()))
+
+
+def train_on(ctx: RunContext, name: str, source_rel: str, source_filter: pc.Expression | None, epochs: int = 0) -> TrainResult:
+    """Train a model called ``name`` on the training utterances found under ``source_rel``."""
+    cfg = ctx.cfg
+    utt_ids, speakers = training_utterances(ctx)
+    if len(speakers) < 2:
+        raise ValueError(f"training needs at least 2 speakers in the train split, found {len(speakers)}")
+    filt = pc.field("utt_id").isin(utt_ids)
+    if source_filter is not None:
+        filt = filt & source_filter
+    ds = read_parquet_dataset(ctx.out, source_rel, columns=["utt_id", "num_frames", "num_bins", "values"], filter=filt)
+    ds = ds.map_batches(AddLabels, fn_constructor_args=(speakers,), batch_format="pyarrow", concurrency=1, num_cpus=0.5)
+    train_cfg = replace(cfg.train, epochs=epochs) if epochs else cfg.train
+    input_dim = cfg.features.num_ceps if cfg.model.feature_kind == "mfcc" else cfg.features.num_mel_bins
+    result = train_model(
+        train_cfg, cfg.model, ds, num_classes=len(speakers), input_dim=input_dim,
+        storage_path=ctx.out.uri(f"{MODELS}/{name}/ray"), name=name, speakers=speakers,
+        out_storage=ctx.out, model_rel_dir=f"{MODELS}/{name}", frame_shift_ms=cfg.features.frame_shift_ms,
+    )
+    write_train_metrics(ctx, name, result)
+    return result
+
+
+def write_train_metrics(ctx: RunContext, name: str, result: TrainResult) -> None:
+    last = result.history[-1] if result.history else {}
+    rows = {"model": [], "condition": [], "list": [], "scorer": [], "metric": [], "value": []}
+    for metric, value in (("train_loss", last.get("loss")), ("train_top1", last.get("accuracy")),
+                          ("train_seconds", result.seconds), ("train_epochs", len(result.history))):
+        if value is None:
+            continue
+        for k, v in zip(rows, (name, "none", "train", "", metric, float(value))):
+            rows[k].append(v)
+    ctx.out.write_table(f"{METRICS}/train-{name.replace('/', '_')}.parquet", schema.table(schema.METRICS, rows))
+
+
+def run_train(ctx: RunContext) -> StageResult:
+    kind = ctx.cfg.model.feature_kind
+    utt_ids, speakers = training_utterances(ctx)
+    result = train_on(ctx, ctx.cfg.train.name, features_rel(kind), None)
+    log.info("train: %s on %d utterances of %d speakers in %.0f s", ctx.cfg.train.name, len(utt_ids), len(speakers), result.seconds)
+    return StageResult(STAGE, inputs=len(utt_ids), outputs=len(utt_ids),
+                       info={"model": ctx.cfg.train.name, "speakers": len(speakers), "epochs": len(result.history),
+                             "seconds": round(result.seconds, 1)}).check()

@@ -1,0 +1,170 @@
+"""Verification scoring for every (model, condition) in embeddings/: scores/, metrics/, DET curves.
+
+Full-utterance embeddings are scored by cosine for every model and condition; the
+clustering scorers of 003 (Mean-CosSim, Mean-DotProduct, AHC per linkage, dominant sets)
+use the overlapping-segment embeddings of the base model on clean data. Optional AS-norm
+takes its cohort from the training speakers' mean embeddings.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from voxray import schema
+from voxray.config import EvalConfig
+from voxray.eval.asnorm import as_norm
+from voxray.eval.scoring import score_trials, score_trials_segments
+from voxray.eval.verification import compute_eer, compute_min_dcf, det_curve
+from voxray.log import get_logger
+from voxray.pipeline.context import CURVES, EMBEDDINGS, METRICS, SCORES, TRIALS, RunContext
+
+log = get_logger(__name__)
+
+
+def _slug(*parts: str) -> str:
+    return "-".join(p.replace("/", "_").replace(":", "_").replace("@", "_") for p in parts if p)
+
+
+def load_embeddings(ctx: RunContext, model: str, condition: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(full-utterance embeddings, stacked segment embeddings) of one model and condition."""
+    t = ctx.out.read_table(
+        EMBEDDINGS,
+        columns=["utt_id", "segment", "embedding"],
+        filter=(pc.field("model") == model) & (pc.field("condition") == condition),
+    )
+    utts = t.column("utt_id").to_pylist()
+    segs = t.column("segment").to_numpy()
+    embs = schema.column_arrays(t, "embedding")
+    full = {u: e for u, s, e in zip(utts, segs, embs) if s < 0}
+    by_utt: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
+    for u, s, e in zip(utts, segs, embs):
+        if s >= 0:
+            by_utt[u].append((int(s), e))
+    seg = {u: np.stack([e for _, e in sorted(v, key=lambda p: p[0])]) for u, v in by_utt.items()}
+    return full, seg
+
+
+def groups(ctx: RunContext) -> list[tuple[str, str]]:
+    t = ctx.out.read_table(EMBEDDINGS, columns=["model", "condition"])
+    pairs = set(zip(t.column("model").to_pylist(), t.column("condition").to_pylist()))
+    return sorted(pairs)
+
+
+def metric_rows(model: str, condition: str, list_name: str, scorer: str, scores: np.ndarray, labels: np.ndarray,
+                cfg: EvalConfig) -> dict[str, list]:
+    rows: dict[str, list] = {k: [] for k in schema.METRICS.names}
+
+    def add(metric: str, value: float) -> None:
+        for k, v in zip(schema.METRICS.names, (model, condition, list_name, scorer, metric, float(value))):
+            rows[k].append(v)
+
+    add("eer", compute_eer(scores, labels))
+    for p in cfg.p_targets:
+        add(f"mindcf_p{p:g}", compute_min_dcf(scores, labels, p))
+    add("trials", len(labels))
+    return rows
+
+
+def score_group(ctx: RunContext, model: str, condition: str, trials: pa.Table, with_segments: bool,
+                cohort: np.ndarray | None) -> list[str]:
+    """Write scores/ and metrics/ for one (model, condition); returns the scorers used."""
+    cfg = ctx.cfg.eval
+    full, seg = load_embeddings(ctx, model, condition)
+    scorers: list[str] = []
+    for list_name in sorted(set(trials.column("list").to_pylist())):
+        t = trials.filter(pc.field("list") == list_name)
+        triples = list(zip(t.column("label").to_pylist(), t.column("utt_a").to_pylist(), t.column("utt_b").to_pylist()))
+        triples = [tr for tr in triples if tr[1] in full and tr[2] in full]
+        if not triples:
+            continue
+        labels = np.array([tr[0] for tr in triples], dtype=np.int8)
+        if labels.min() == labels.max():
+            log.warning("evaluate: %s has trials of one class only for %s/%s; skipped", list_name, model, condition)
+            continue
+        by_scorer = {"cosine": score_trials(triples, full)}
+        if cohort is not None:
+            by_scorer["cosine-asnorm"] = as_norm(triples, full, cohort, ctx.cfg.eval.asnorm_top_k)
+        if with_segments and all(tr[1] in seg and tr[2] in seg for tr in triples):
+            for name in segment_scorers(cfg):
+                by_scorer[name] = score_trials_segments(triples, seg, name)
+        for scorer, scores in by_scorer.items():
+            write_scores(ctx, model, condition, list_name, scorer, triples, scores)
+            rows = metric_rows(model, condition, list_name, scorer, scores, labels, cfg)
+            ctx.out.write_table(f"{METRICS}/verify-{_slug(model, condition, list_name, scorer)}.parquet",
+                                schema.table(schema.METRICS, rows))
+            if scorer == "cosine":
+                fpr, fnr, _ = det_curve(scores, labels)
+                write_curve(ctx, "det", model, f"{list_name}", condition, fpr, fnr)
+        scorers = sorted(set(scorers) | set(by_scorer))
+    return scorers
+
+
+def segment_scorers(cfg: EvalConfig) -> list[str]:
+    names = []
+    for s in cfg.scorers:
+        if s in ("mean_cossim", "mean_dot"):
+            names.append(s)
+        elif s == "ahc":
+            names += [f"ahc-{k}" for k in cfg.linkages]
+        elif s == "dominant_sets":
+            names += [f"ds-{k}" for k in cfg.linkages]
+    return names
+
+
+def write_scores(ctx: RunContext, model: str, condition: str, list_name: str, scorer: str, triples: list,
+                 scores: np.ndarray) -> None:
+    n = len(triples)
+    table = schema.table(
+        schema.SCORES,
+        {
+            "list": [list_name] * n,
+            "label": [tr[0] for tr in triples],
+            "utt_a": [tr[1] for tr in triples],
+            "utt_b": [tr[2] for tr in triples],
+            "model": [model] * n,
+            "condition": [condition] * n,
+            "scorer": [scorer] * n,
+            "score": np.asarray(scores, dtype=np.float64),
+        },
+    )
+    ctx.out.write_table(f"{SCORES}/{_slug(model, condition, list_name, scorer)}.parquet", table)
+
+
+def write_curve(ctx: RunContext, experiment: str, model: str, method: str, variant: str, x: np.ndarray,
+                y: np.ndarray) -> None:
+    n = len(x)
+    table = schema.table(
+        schema.CURVES,
+        {"experiment": [experiment] * n, "model": [model] * n, "method": [method] * n, "variant": [variant] * n,
+         "x": np.asarray(x, np.float64), "y": np.asarray(y, np.float64)},
+    )
+    ctx.out.write_table(f"{CURVES}/{_slug(experiment, model, method, variant)}.parquet", table)
+
+
+def cohort_embeddings(ctx: RunContext, model: str) -> np.ndarray | None:
+    """Mean full-utterance embedding per training speaker (the AS-norm cohort)."""
+    full, _ = load_embeddings(ctx, model, "none")
+    m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train")
+    by_spk: dict[str, list[np.ndarray]] = defaultdict(list)
+    for u, s in zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist()):
+        if u in full:
+            by_spk[s].append(full[u] / (np.linalg.norm(full[u]) + 1e-12))
+    if len(by_spk) < 2:
+        return None
+    means = np.stack([np.mean(v, 0) for v in by_spk.values()])
+    return means[: ctx.cfg.eval.asnorm_cohort]
+
+
+def run_verification(ctx: RunContext, base_model_name: str) -> dict[str, object]:
+    trials = ctx.out.read_table(TRIALS)
+    done = []
+    for model, condition in groups(ctx):
+        base_clean = model == base_model_name and condition == "none"
+        cohort = cohort_embeddings(ctx, model) if (ctx.cfg.eval.asnorm and base_clean) else None
+        scorers = score_group(ctx, model, condition, trials, with_segments=base_clean, cohort=cohort)
+        done.append({"model": model, "condition": condition, "scorers": scorers})
+    return {"groups": done}

@@ -1,0 +1,183 @@
+"""Ray Tune sweeps over how attributions mask the input: threshold tau, method and pathway,
+LRP epsilon/gamma and the CAM layer combination.
+
+Each trial explains a fixed subset of utterances with one configuration, masks them
+(threshold rule of 000) and reports an objective:
+
+- ``frozen_eer``: EER of the frozen model on the masked subset's trials (cheap proxy);
+- ``deletion_auc``: AUC of the verification-score deletion curve (001; lower is better);
+- ``retrain_eer``: EER after retraining a fresh model on the masked training subset, reported
+  every epoch so that ASHA stops poor configurations early.
+
+The best configuration is written as a YAML overlay that ``voxray retrain --config`` accepts.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from voxray.attribution import attribute, method_pathways
+from voxray.config import AttributionConfig, MaskCondition, MaskConfig, TrainConfig, TuneConfig, replace
+from voxray.eval.faithfulness import deletion_curve
+from voxray.eval.scoring import score_trials
+from voxray.eval.verification import compute_eer
+from voxray.mask import apply_condition
+from voxray.models.base import SpeakerClassifier
+
+#: objective name -> (metric reported to Tune, mode)
+OBJECTIVES = {"frozen_eer": ("eer", "min"), "deletion_auc": ("deletion_auc", "min"), "retrain_eer": ("eer", "min")}
+
+
+@dataclass
+class TuneData:
+    """What every trial needs, shipped once through the object store."""
+
+    model_state: dict[str, torch.Tensor]
+    model_factory: Any  # callable () -> SpeakerClassifier (architecture without weights)
+    test_feats: dict[str, np.ndarray]
+    trials: list[tuple[int, str, str]]
+    train_feats: dict[str, np.ndarray]
+    train_labels: dict[str, int]
+    segment_frames: int
+
+
+def search_space(cfg: TuneConfig) -> dict[str, Any]:
+    from ray import tune
+
+    return {
+        "method": tune.choice(list(cfg.methods)),
+        "pathway": tune.choice(list(cfg.pathways)),
+        "tau": tune.choice(list(cfg.taus)),
+        "lrp_epsilon": tune.choice(list(cfg.lrp_epsilons)),
+        "lrp_gamma": tune.choice(list(cfg.lrp_gammas)),
+        "cam_layers": tune.choice(list(cfg.cam_layer_sets)),
+    }
+
+
+def trial_settings(trial: dict[str, Any], base: AttributionConfig) -> tuple[AttributionConfig, MaskCondition]:
+    """The attribution parameters and mask condition a trial's sampled values stand for."""
+    attr = replace(base, lrp_epsilon=float(trial["lrp_epsilon"]), lrp_gamma=float(trial["lrp_gamma"]),
+                   cam_layers=tuple(trial["cam_layers"].split("+")))
+    pathway = method_pathways(trial["method"], (trial["pathway"],))[0]
+    cond = MaskCondition(trial["method"], pathway if pathway in ("traversal", "classification") else "classification",
+                         "threshold", float(trial["tau"]))
+    return attr, cond
+
+
+def best_overlay(trial: dict[str, Any], base: AttributionConfig) -> dict[str, Any]:
+    """A config overlay (YAML-ready) reproducing the best trial in ``voxray retrain``."""
+    attr, cond = trial_settings(trial, base)
+    return {
+        "attribution": {"lrp_epsilon": attr.lrp_epsilon, "lrp_gamma": attr.lrp_gamma, "cam_layers": list(attr.cam_layers)},
+        "mask": {"conditions": [{"method": cond.method, "pathway": cond.pathway, "rule": cond.rule,
+                                 "threshold": cond.threshold}]},
+    }
+
+
+def explain(model: SpeakerClassifier, feats: dict[str, np.ndarray], method: str, pathway: str,
+            params: AttributionConfig) -> dict[str, np.ndarray]:
+    out = {}
+    for utt, x in feats.items():
+        res = attribute(model, torch.from_numpy(x)[None], method, pathway, params=params)
+        out[utt] = res.maps[0].detach().float().numpy()
+    return out
+
+
+def masked(feats: dict[str, np.ndarray], maps: dict[str, np.ndarray], cond: MaskCondition, how: str) -> dict[str, np.ndarray]:
+    return {u: apply_condition(x, maps[u], cond, how).astype(np.float32) for u, x in feats.items()}
+
+
+@torch.inference_mode()
+def embed_all(model: SpeakerClassifier, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {u: model.embedder(torch.from_numpy(x)[None]).float().numpy()[0] for u, x in feats.items()}
+
+
+def trial_eer(trials: list[tuple[int, str, str]], emb: dict[str, np.ndarray]) -> float:
+    scores = score_trials(trials, emb)
+    return compute_eer(np.asarray(scores), np.array([t[0] for t in trials]))
+
+
+def run_trial(trial: dict[str, Any], data: TuneData, tune_cfg: TuneConfig, attr_cfg: AttributionConfig,
+              mask_cfg: MaskConfig, train_cfg: TrainConfig) -> None:
+    """The Tune trainable: one attribution/mask configuration, reported with ``tune.report``."""
+    from ray import tune
+
+    torch.manual_seed(tune_cfg.seed)
+    model = data.model_factory()
+    model.load_state_dict(data.model_state)
+    model.eval()
+    params, cond = trial_settings(trial, attr_cfg)
+    pathway = method_pathways(trial["method"], (trial["pathway"],))[0]
+    test_maps = explain(model, data.test_feats, trial["method"], pathway, params)
+    if tune_cfg.objective == "frozen_eer":
+        eer = trial_eer(data.trials, embed_all(model, masked(data.test_feats, test_maps, cond, mask_cfg.normalise)))
+        tune.report({"eer": eer, "epoch": 1})
+        return
+    if tune_cfg.objective == "deletion_auc":
+        clean = embed_all(model, data.test_feats)
+        utts = sorted(data.test_feats)
+        aucs = []
+        for u in utts:
+            ref = torch.from_numpy(clean[u])
+
+            def score_fn(batch: torch.Tensor, ref: torch.Tensor = ref) -> torch.Tensor:
+                with torch.inference_mode():
+                    e = model.embedder(batch)
+                return torch.nn.functional.cosine_similarity(e, ref[None].expand_as(e), dim=1)
+
+            curve = deletion_curve(torch.from_numpy(data.test_feats[u])[None], torch.from_numpy(test_maps[u])[None],
+                                   score_fn, steps=8)
+            aucs.append(curve.auc)
+        tune.report({"deletion_auc": float(np.mean(aucs)), "epoch": 1})
+        return
+    train_maps = explain(model, data.train_feats, trial["method"], pathway, params)
+    train_x = masked(data.train_feats, train_maps, cond, mask_cfg.normalise)
+    test_x = masked(data.test_feats, test_maps, cond, mask_cfg.normalise)
+    fresh = data.model_factory()
+    opt = torch.optim.Adam(fresh.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    rng = np.random.default_rng(tune_cfg.seed)
+    utts = sorted(train_x)
+    for epoch in range(1, tune_cfg.max_epochs + 1):
+        fresh.train()
+        order = rng.permutation(len(utts))
+        for start in range(0, len(order), train_cfg.batch_size):
+            idx = order[start : start + train_cfg.batch_size]
+            xb = torch.from_numpy(np.stack([_crop(train_x[utts[i]], data.segment_frames, rng) for i in idx]))
+            yb = torch.tensor([data.train_labels[utts[i]] for i in idx])
+            loss, _ = fresh.loss(xb, yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        fresh.eval()
+        tune.report({"eer": trial_eer(data.trials, embed_all(fresh, test_x)), "epoch": epoch})
+
+
+def _crop(x: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
+    if x.shape[0] < frames:
+        x = np.tile(x, (int(np.ceil(frames / x.shape[0])), 1))
+    start = int(rng.integers(0, x.shape[0] - frames + 1))
+    return x[start : start + frames]
+
+
+def result_rows(results: Any, metric: str) -> list[dict[str, Any]]:
+    """Flatten a ResultGrid into tune/ rows (one per trial and metric)."""
+    rows = []
+    for r in results:
+        trial_id = r.path.rstrip("/").split("/")[-1] if r.path else ""
+        config = json.dumps({k: r.config[k] for k in sorted(r.config)}, default=str)
+        status = "error" if r.error else "done"
+        metrics = copy.deepcopy(r.metrics or {})
+        for key in (metric, "epoch"):
+            if key in metrics and isinstance(metrics[key], (int, float)):
+                rows.append({"trial_id": trial_id, "config": config, "metric": key, "value": float(metrics[key]),
+                             "status": status})
+        if r.error:
+            rows.append({"trial_id": trial_id, "config": config, "metric": "error", "value": float("nan"),
+                         "status": f"error: {r.error}"[:500]})
+    return rows
