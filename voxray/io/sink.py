@@ -52,8 +52,8 @@ def write_partitioned(
     else:
         groups = [("", table)]
     for sub, part in groups:
-        part = part.select(schema.names).cast(schema)
-        storage.write_table("/".join(p for p in (rel_dir, sub, part_name(part, key_columns)) if p), part)
+        name = part_name(part, key_columns)
+        storage.write_table("/".join(p for p in (rel_dir, sub, name) if p), part.select(schema.names).cast(schema))
     return table.num_rows
 
 
