@@ -19,7 +19,7 @@ from voxray.log import get_logger
 from voxray.models import build_classifier
 from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import TRIALS, TUNE, RunContext, StageResult
-from voxray.pipeline.datasets import features_rel, read_features
+from voxray.pipeline.datasets import read_features
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.ray_env import cluster_gpus
 from voxray.train.tune import OBJECTIVES, TuneData, best_overlay, result_rows, run_trial, search_space
@@ -63,7 +63,7 @@ def build_data(ctx: RunContext) -> TuneData:
         t = read_features(ctx.out, kind, ids)
         train_feats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t)))
         labels = {u: speakers[u.split("/")[0]] for u in train_feats}
-    factory = functools.partial(build_classifier, loaded.cfg, loaded.input_dim, loaded.classifier.num_classes)
+    factory = functools.partial(build_classifier, loaded.cfg, loaded.input_dim, loaded.classifier.num_classes, **loaded.options)
     return TuneData(
         model_state={k: v.cpu() for k, v in loaded.classifier.state_dict().items()},
         model_factory=factory,

@@ -1,0 +1,48 @@
+"""build_embedder / build_classifier: every arch from its ModelConfig, errors for bad names."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from voxray.config import HeadConfig, ModelConfig
+from voxray.models import (
+    AlexNet,
+    BiLstm,
+    EcapaTdnn,
+    MarginHead,
+    ResNet34SE,
+    build_classifier,
+    build_embedder,
+)
+
+CASES = [
+    (ModelConfig(arch="ecapa_tdnn", channels=16, embedding_dim=8), EcapaTdnn, {"mfa_channels": 48}),
+    (ModelConfig(arch="resnet34se", channels=4, embedding_dim=8), ResNet34SE, {}),
+    (ModelConfig(arch="bilstm", channels=4, embedding_dim=8), BiLstm, {}),
+    (ModelConfig(arch="alexnet", embedding_dim=8), AlexNet, {"input_frames": 70}),
+]
+
+
+@pytest.mark.parametrize(("cfg", "cls", "options"), CASES, ids=[c[0].arch for c in CASES])
+def test_build_each_arch(cfg: ModelConfig, cls: type, options: dict[str, int]) -> None:
+    embedder = build_embedder(cfg, 40 if cfg.arch != "alexnet" else 80, **options)
+    assert isinstance(embedder, cls) and embedder.embedding_dim == 8
+    classifier = build_classifier(cfg, embedder.input_dim, 5, **options).eval()
+    assert isinstance(classifier.head, MarginHead) and classifier.num_classes == 5
+    with torch.no_grad():
+        x = torch.randn(2, 80, embedder.input_dim)
+        assert classifier(x).shape == (2, 5) and classifier.embed(x).shape == (2, 8)
+
+
+def test_head_config_is_used() -> None:
+    head_cfg = HeadConfig(kind="combined", m1=1.1, m2=0.1, m3=0.05, scale=16.0)
+    cfg = ModelConfig(arch="bilstm", channels=4, embedding_dim=8, head=head_cfg)
+    head = build_classifier(cfg, 10, 3).head
+    assert head.kind == "combined" and head.margins == (1.1, 0.1, 0.05) and head.scale == 16.0
+
+
+def test_unknown_arch_lists_valid_ones() -> None:
+    valid = "alexnet, bilstm, ecapa_tdnn, resnet34se"
+    with pytest.raises(KeyError, match=f"unknown architecture 'tdnn' .*{valid}"):
+        build_embedder(ModelConfig(arch="tdnn"), 80)  # type: ignore[arg-type]  # invalid on purpose

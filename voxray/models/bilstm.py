@@ -1,0 +1,88 @@
+"""The bidirectional LSTM speaker model of seed 003 (Figure 1, ZHAW "LSTM_512").
+
+003 trains ``BiLSTM(512) -> BiLSTM(512) -> Dense(1024) -> Dense(512, bottleneck) -> classes``
+and, at inference, drops the dense layers and takes the embedding from the *output of the
+second BiLSTM layer*. A sequence output becomes one vector by its mean over time (the paper
+does not say how; the mean uses every frame and is length independent).
+
+This embedder covers both paths through ``embedding_dim``:
+
+* ``embedding_dim == 2 * channels`` (1024 for channels 512): the 003 inference embedding, the
+  time-mean of lstm2's output; the margin head sits directly on it.
+* any other ``embedding_dim`` (e.g. 512): 003's dense layers are part of the embedder,
+  ``dense1`` (2C -> 2C, ReLU) and ``dense2`` (2C -> embedding_dim, the bottleneck), and the
+  embedding is the bottleneck output — the training path of Figure 1 with the head on top.
+
+Dropout (003 uses it against overfitting) follows each BiLSTM layer, active in training only.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from voxray.models.base import SpeakerEmbedder
+from voxray.models.inputs import check_features
+
+
+class BiLstmLayer(nn.Module):
+    """One bidirectional LSTM layer returning only its sequence output,
+    ``(B, T, Fin) -> (B, T, 2H)`` (forward and backward hidden states **concatenated**), so that
+    hooks see a tensor, not a tuple.
+    """
+
+    def __init__(self, input_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(input_dim, hidden, batch_first=True, bidirectional=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out, _ = self.lstm(x)
+        return out
+
+
+class BiLstm(SpeakerEmbedder):
+    """003's BiLSTM: ``(B, T, F) -> (B, embedding_dim)``.
+
+    Args:
+        input_dim: feature bins F.
+        channels: hidden width of each direction (512 in 003; outputs are 2 * channels).
+        embedding_dim: ``2 * channels`` for the lstm2 mean, anything else adds the dense layers.
+        dropout: dropout probability after each BiLSTM layer.
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 80,
+        channels: int = 512,
+        embedding_dim: int = 1024,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.input_dim = input_dim
+        self.channels = channels
+        self.embedding_dim = embedding_dim
+        self.lstm1 = BiLstmLayer(input_dim, channels)
+        self.drop1 = nn.Dropout(dropout)
+        self.lstm2 = BiLstmLayer(2 * channels, channels)
+        self.drop2 = nn.Dropout(dropout)
+        self.dense: nn.Sequential | None = None
+        if embedding_dim != 2 * channels:
+            self.dense = nn.Sequential(
+                nn.Linear(2 * channels, 2 * channels),
+                nn.ReLU(),
+                nn.Linear(2 * channels, embedding_dim),
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, T, F) -> (B, D)``."""
+        check_features(x, "BiLstm", self.input_dim)
+        h = self.drop2(self.lstm2(self.drop1(self.lstm1(x)))).mean(dim=1)
+        return self.dense(h) if self.dense is not None else h
+
+    def layers(self) -> dict[str, nn.Module]:
+        """lstm1, lstm2: ``(B, T, 2 * channels)``; with the dense path also dense1 ``(B, 2C)``
+        (its Linear) and dense2 ``(B, D)``."""
+        named: dict[str, nn.Module] = {"lstm1": self.lstm1, "lstm2": self.lstm2}
+        if self.dense is not None:
+            named["dense1"] = self.dense[0]
+            named["dense2"] = self.dense[2]
+        return named

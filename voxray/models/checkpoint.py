@@ -1,0 +1,360 @@
+"""Save and load speaker classifiers: voxray ``models/<name>/`` folders and SpeechBrain ECAPA.
+
+A voxray model folder holds ``model.pt`` (the classifier's state_dict) and ``config.yaml``
+(``format``, ``model`` = the ModelConfig, ``input_dim``, ``options`` = extra constructor
+arguments such as ECAPA's ``mfa_channels``, ``speakers`` in class-index order, ``extra``).
+``config.yaml`` is written last, so a folder with one is complete.
+
+A SpeechBrain model is an ``embedding_model.ckpt`` (or the folder holding one), optionally
+with ``classifier.ckpt`` (its cosine classifier, loaded as an AAM head), ``label_encoder.txt``
+(speaker names) and ``hyperparams.yaml`` beside it. Its architecture is read from the
+tensors' shapes; hyperparams.yaml, when present, is only checked for what shapes cannot show
+(kernel sizes, dilations, groups, global context).
+
+Every ``torch.load`` is ``weights_only=True``: a pickle that would run code is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor, nn
+
+from voxray.config import ConfigError, HeadConfig, ModelConfig, S3Config, from_dict, to_dict
+from voxray.io.storage import Storage
+from voxray.models import build_classifier
+from voxray.models.base import SpeakerClassifier
+from voxray.models.speechbrain_convert import convert_speechbrain_ecapa
+
+FORMAT = "voxray-model/1"
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "config.yaml"
+SB_EMBEDDING = "embedding_model.ckpt"
+SB_CLASSIFIER = "classifier.ckpt"
+SB_HPARAMS = "hyperparams.yaml"
+SB_LABELS = "label_encoder.txt"
+#: the SpeechBrain ECAPA_TDNN settings EcapaTdnn implements (hyperparams.yaml key -> value).
+SB_FIXED = {
+    "kernel_sizes": [5, 3, 3, 3, 1],
+    "dilations": [1, 2, 3, 4, 1],
+    "groups": [1, 1, 1, 1, 1],
+    "global_context": True,
+}
+#: SpeechBrain's VoxCeleb ECAPA recipes train with AAM-softmax, margin 0.2, scale 30.
+SB_HEAD = HeadConfig(kind="aam", margin=0.2, scale=30.0)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded as asked; the message names the file and the keys."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A classifier ready for inference (eval mode, CPU) and what describes it.
+
+    ``options`` are the extra constructor arguments: rebuild an identical, untrained model with
+    ``build_classifier(cfg, input_dim, len(speakers), **options)``.
+    """
+
+    classifier: SpeakerClassifier
+    cfg: ModelConfig
+    speakers: list[str]
+    input_dim: int
+    name: str
+    has_head: bool
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def save_model(
+    storage: Storage,
+    rel_dir: str,
+    model: SpeakerClassifier,
+    cfg: ModelConfig,
+    speakers: list[str],
+    input_dim: int,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write ``rel_dir/model.pt`` then ``rel_dir/config.yaml`` atomically through ``storage``.
+
+    Raises:
+        ValueError: ``speakers`` does not match the head, or ``extra`` is not plain YAML data.
+    """
+    if len(speakers) != model.num_classes:
+        raise ValueError(f"{len(speakers)} speakers for a head of {model.num_classes} classes")
+    options = {n: getattr(model.embedder, n) for n in getattr(model.embedder, "option_names", ())}
+    try:
+        text = yaml.safe_dump(
+            {
+                "format": FORMAT,
+                "model": to_dict(cfg),
+                "input_dim": int(input_dim),
+                "options": options,
+                "speakers": list(speakers),
+                "extra": extra or {},
+            },
+            sort_keys=False,
+        )
+    except yaml.YAMLError as exc:
+        where = posixpath.join(rel_dir, CONFIG_FILE)
+        raise ValueError(f"extra for {where} is not plain YAML data: {exc}") from exc
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    storage.write_bytes(posixpath.join(rel_dir, MODEL_FILE), buf.getvalue())
+    storage.write_text(posixpath.join(rel_dir, CONFIG_FILE), text)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_model(path: str, s3: S3Config = S3Config()) -> LoadedModel:
+    """A voxray model folder, a SpeechBrain ``embedding_model.ckpt`` or a folder holding one.
+
+    Raises:
+        FileNotFoundError: nothing loadable at ``path``.
+        CheckpointError: a file that is unreadable, refused (code in the pickle), or does not
+            match its configuration.
+    """
+    path = path.rstrip("/")
+    if path.endswith(".ckpt"):
+        folder, filename = _split(path)
+        return _load_speechbrain(Storage(folder, s3), filename)
+    storage = Storage(path, s3)
+    if storage.exists(CONFIG_FILE):
+        return _load_voxray(storage)
+    if storage.exists(SB_EMBEDDING):
+        return _load_speechbrain(storage, SB_EMBEDDING)
+    raise FileNotFoundError(
+        f"{path}: neither a voxray model folder ({CONFIG_FILE} + {MODEL_FILE}) "
+        f"nor a SpeechBrain {SB_EMBEDDING}"
+    )
+
+
+def _split(path: str) -> tuple[str, str]:
+    if "/" not in path:
+        return ".", path
+    folder, filename = path.rsplit("/", 1)
+    return folder or "/", filename
+
+
+def read_state_dict(storage: Storage, rel: str) -> dict[str, Tensor]:
+    """``torch.load(weights_only=True)`` of one file; anything but a tensor mapping is refused."""
+    uri = storage.uri(rel)
+    if not storage.exists(rel):
+        raise FileNotFoundError(f"{uri}: not found")
+    try:
+        data = io.BytesIO(storage.read_bytes(rel))
+        state = torch.load(data, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a refused checkpoint
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{uri}: refused or unreadable with weights_only=True: {first}"
+        ) from exc
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{uri}: expected a state_dict (a mapping of names to tensors)")
+    return dict(state)
+
+
+def load_state(module: nn.Module, state: dict[str, Tensor], where: str) -> None:
+    """``load_state_dict(strict=True)``, with missing/unexpected keys and shape mismatches reported
+    as a ``CheckpointError`` naming ``where`` and the first offending keys."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_first(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_first(unexpected)}")
+    if shapes:
+        problems.append(f"shape mismatch {_first(shapes)}")
+    if problems:
+        raise CheckpointError(
+            f"{where}: does not match {type(module).__name__}: " + "; ".join(problems)
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def _first(items: list[str], n: int = 5) -> str:
+    more = f" (+{len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def _load_voxray(storage: Storage) -> LoadedModel:
+    where = storage.uri(CONFIG_FILE)
+    try:
+        meta = yaml.safe_load(storage.read_text(CONFIG_FILE))
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f"{where}: not valid YAML: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{where}: not a voxray model config (format: {FORMAT} expected)")
+    try:
+        cfg = from_dict(ModelConfig, meta["model"])
+        input_dim = int(meta["input_dim"])
+        speakers = [str(s) for s in meta["speakers"]]
+        options = dict(meta.get("options") or {})
+    except KeyError as exc:
+        raise CheckpointError(f"{where}: missing key {exc.args[0]!r}") from exc
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: {exc}") from exc
+    classifier = build_classifier(cfg, input_dim, len(speakers), **options)
+    load_state(classifier, read_state_dict(storage, MODEL_FILE), storage.uri(MODEL_FILE))
+    name = posixpath.basename(storage.path())
+    return LoadedModel(classifier.eval(), cfg, speakers, input_dim, name, bool(speakers), options)
+
+
+# --------------------------------------------------------------------------- SpeechBrain
+
+
+class _HyperparamsLoader(yaml.SafeLoader):
+    """SafeLoader that reads SpeechBrain's ``!new:``/``!ref``/``!name:`` tags as plain data
+    (a tagged mapping stays a mapping, a tagged scalar a string); it constructs no object."""
+
+
+def _plain(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]  # a ScalarNode here
+
+
+_HyperparamsLoader.add_multi_constructor("!", _plain)
+
+
+def _read_hparams(storage: Storage) -> dict[str, Any]:
+    """The ``embedding_model`` section of hyperparams.yaml (empty when there is none)."""
+    if not storage.exists(SB_HPARAMS):
+        return {}
+    where = storage.uri(SB_HPARAMS)
+    try:
+        # a SafeLoader subclass: tags become plain data, no object is constructed
+        data = yaml.load(storage.read_text(SB_HPARAMS), Loader=_HyperparamsLoader)  # noqa: S506
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f"{where}: not valid YAML: {exc}") from exc
+    section = data.get("embedding_model") if isinstance(data, dict) else None
+    if section is not None and not isinstance(section, dict):
+        raise CheckpointError(f"{where}: embedding_model is not a mapping")
+    for key, value in (section or {}).items():
+        if key in SB_FIXED and value != SB_FIXED[key]:
+            raise CheckpointError(
+                f"{where}: embedding_model.{key} = {value!r}; "
+                f"voxray's EcapaTdnn supports {SB_FIXED[key]!r}"
+            )
+    return section or {}
+
+
+def _shape(state: dict[str, Tensor], key: str, where: str) -> tuple[int, ...]:
+    if key not in state:
+        raise CheckpointError(f"{where}: no {key!r} tensor (not a SpeechBrain ECAPA_TDNN)")
+    return tuple(state[key].shape)
+
+
+def ecapa_options_from_state(
+    state: dict[str, Tensor], where: str
+) -> tuple[int, int, int, dict[str, int]]:
+    """``(input_dim, channels, embedding_dim, options)`` of an EcapaTdnn state_dict (our keys)."""
+    channels, input_dim, _ = _shape(state, "conv1.conv.weight", where)
+    mfa = _shape(state, "mfa.conv.weight", where)[0]
+    embedding_dim = _shape(state, "fc.weight", where)[0]
+    attention = _shape(state, "pool.conv.weight", where)[1]
+    se = _shape(state, "block1.se.conv1.weight", where)[0]
+    branch = re.compile(r"block1\.res2net\.blocks\.(\d+)\.")
+    branches = {m.group(1) for k in state if (m := branch.match(k))}
+    options = {
+        "mfa_channels": mfa,
+        "attention_channels": attention,
+        "se_channels": se,
+        "res2net_scale": len(branches) + 1,
+    }
+    return input_dim, channels, embedding_dim, options
+
+
+def _read_labels(storage: Storage) -> list[str] | None:
+    """Speaker names by class index from SpeechBrain's label_encoder.txt (``'id10001' => 0``)."""
+    if not storage.exists(SB_LABELS):
+        return None
+    labels: dict[int, str] = {}
+    for line in storage.read_text(SB_LABELS).splitlines():
+        if line.startswith("="):
+            break  # the encoder's own settings follow the separator
+        m = re.match(r"^'(.*)' => (\d+)$", line.strip())
+        if m:
+            labels[int(m.group(2))] = m.group(1)
+    if sorted(labels) != list(range(len(labels))):
+        where = storage.uri(SB_LABELS)
+        raise CheckpointError(f"{where}: class indices are not 0..{len(labels) - 1}")
+    return [labels[i] for i in range(len(labels))]
+
+
+def _classifier_weight(storage: Storage, embedding_dim: int) -> Tensor | None:
+    """The cosine classifier's ``(n_classes, D)`` weight from classifier.ckpt, if present."""
+    if not storage.exists(SB_CLASSIFIER):
+        return None
+    where = storage.uri(SB_CLASSIFIER)
+    state = read_state_dict(storage, SB_CLASSIFIER)
+    if set(state) != {"weight"}:
+        raise CheckpointError(
+            f"{where}: expected only the cosine classifier 'weight' (lin_blocks=0), "
+            f"got keys {_first(sorted(state))}"
+        )
+    weight = state["weight"]
+    while weight.dim() > 2 and weight.shape[0] == 1:
+        weight = weight[0]
+    if weight.dim() != 2 or weight.shape[1] != embedding_dim:
+        raise CheckpointError(
+            f"{where}: weight shape {tuple(state['weight'].shape)} "
+            f"does not fit {embedding_dim}-d embeddings"
+        )
+    return weight
+
+
+def _load_speechbrain(storage: Storage, filename: str) -> LoadedModel:
+    where = storage.uri(filename)
+    raw = read_state_dict(storage, filename)
+    try:
+        state = convert_speechbrain_ecapa(raw)
+    except KeyError as exc:
+        raise CheckpointError(f"{where}: {exc.args[0]}") from exc
+    hparams = _read_hparams(storage)
+    input_dim, channels, embedding_dim, options = ecapa_options_from_state(state, where)
+    declared = hparams.get("input_size")  # an int, or an unresolved "!ref <n_mel>" string
+    if isinstance(declared, int) and declared != input_dim:
+        raise CheckpointError(
+            f"{storage.uri(SB_HPARAMS)}: embedding_model.input_size = {declared} but "
+            f"{filename} has {input_dim}-d input"
+        )
+    weight = _classifier_weight(storage, embedding_dim)
+    speakers = _read_labels(storage)
+    if weight is None:
+        speakers = []
+    elif speakers is None:
+        speakers = [str(i) for i in range(weight.shape[0])]
+    elif len(speakers) != weight.shape[0]:
+        raise CheckpointError(
+            f"{storage.uri(SB_LABELS)}: {len(speakers)} labels "
+            f"for {weight.shape[0]} classes in {SB_CLASSIFIER}"
+        )
+    cfg = ModelConfig(
+        arch="ecapa_tdnn", channels=channels, embedding_dim=embedding_dim, head=SB_HEAD
+    )
+    classifier = build_classifier(cfg, input_dim, len(speakers), **options)
+    load_state(classifier.embedder, state, where)
+    if weight is not None:
+        load_state(classifier.head, {"weight": weight}, storage.uri(SB_CLASSIFIER))
+    name = posixpath.basename(storage.path()) or filename
+    has_head = weight is not None
+    return LoadedModel(classifier.eval(), cfg, speakers, input_dim, name, has_head, options)
