@@ -15,10 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from voxray import schema
-from voxray.config import EvalConfig
-from voxray.eval.asnorm import as_norm
-from voxray.eval.scoring import score_trials, score_trials_segments
-from voxray.eval.verification import compute_eer, compute_min_dcf, det_curve
+from voxray.eval.asnorm import as_norm, build_cohort
+from voxray.eval.scoring import expand_scorers, score_trials, score_trials_segments
+from voxray.eval.verification import det_curve, verification_metrics
 from voxray.log import get_logger
 from voxray.pipeline.context import CURVES, EMBEDDINGS, METRICS, SCORES, TRIALS, RunContext
 
@@ -54,18 +53,12 @@ def groups(ctx: RunContext) -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
-def metric_rows(model: str, condition: str, list_name: str, scorer: str, scores: np.ndarray, labels: np.ndarray,
-                cfg: EvalConfig) -> dict[str, list]:
+def metric_rows(model: str, condition: str, list_name: str, scorer: str, values: dict[str, float]) -> dict[str, list]:
+    """metrics/ columns for one (model, condition, list, scorer) and its named values."""
     rows: dict[str, list] = {k: [] for k in schema.METRICS.names}
-
-    def add(metric: str, value: float) -> None:
+    for metric, value in values.items():
         for k, v in zip(schema.METRICS.names, (model, condition, list_name, scorer, metric, float(value))):
             rows[k].append(v)
-
-    add("eer", compute_eer(scores, labels))
-    for p in cfg.p_targets:
-        add(f"mindcf_p{p:g}", compute_min_dcf(scores, labels, p))
-    add("trials", len(labels))
     return rows
 
 
@@ -89,11 +82,14 @@ def score_group(ctx: RunContext, model: str, condition: str, trials: pa.Table, w
         if cohort is not None:
             by_scorer["cosine-asnorm"] = as_norm(triples, full, cohort, ctx.cfg.eval.asnorm_top_k)
         if with_segments and all(tr[1] in seg and tr[2] in seg for tr in triples):
-            for name in segment_scorers(cfg):
+            for name in expand_scorers(cfg):
+                if name == "cosine":
+                    continue
                 by_scorer[name] = score_trials_segments(triples, seg, name)
         for scorer, scores in by_scorer.items():
             write_scores(ctx, model, condition, list_name, scorer, triples, scores)
-            rows = metric_rows(model, condition, list_name, scorer, scores, labels, cfg)
+            values = {**verification_metrics(scores, labels, cfg.p_targets), "trials": len(labels)}
+            rows = metric_rows(model, condition, list_name, scorer, values)
             ctx.out.write_table(f"{METRICS}/verify-{_slug(model, condition, list_name, scorer)}.parquet",
                                 schema.table(schema.METRICS, rows))
             if scorer == "cosine":
@@ -101,18 +97,6 @@ def score_group(ctx: RunContext, model: str, condition: str, trials: pa.Table, w
                 write_curve(ctx, "det", model, f"{list_name}", condition, fpr, fnr)
         scorers = sorted(set(scorers) | set(by_scorer))
     return scorers
-
-
-def segment_scorers(cfg: EvalConfig) -> list[str]:
-    names = []
-    for s in cfg.scorers:
-        if s in ("mean_cossim", "mean_dot"):
-            names.append(s)
-        elif s == "ahc":
-            names += [f"ahc-{k}" for k in cfg.linkages]
-        elif s == "dominant_sets":
-            names += [f"ds-{k}" for k in cfg.linkages]
-    return names
 
 
 def write_scores(ctx: RunContext, model: str, condition: str, list_name: str, scorer: str, triples: list,
@@ -149,14 +133,11 @@ def cohort_embeddings(ctx: RunContext, model: str) -> np.ndarray | None:
     """Mean full-utterance embedding per training speaker (the AS-norm cohort)."""
     full, _ = load_embeddings(ctx, model, "none")
     m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train")
-    by_spk: dict[str, list[np.ndarray]] = defaultdict(list)
-    for u, s in zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist()):
-        if u in full:
-            by_spk[s].append(full[u] / (np.linalg.norm(full[u]) + 1e-12))
-    if len(by_spk) < 2:
+    pairs = [(u, s) for u, s in zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist()) if u in full]
+    if len({s for _, s in pairs}) < 2:
         return None
-    means = np.stack([np.mean(v, 0) for v in by_spk.values()])
-    return means[: ctx.cfg.eval.asnorm_cohort]
+    return build_cohort(np.stack([full[u] for u, _ in pairs]), [s for _, s in pairs],
+                        size=ctx.cfg.eval.asnorm_cohort, seed=ctx.cfg.seed)
 
 
 def run_verification(ctx: RunContext, base_model_name: str) -> dict[str, object]:
