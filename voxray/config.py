@@ -143,10 +143,14 @@ class TrainConfig:
     scheduler: Literal["cyclic", "warmup_decay", "constant"] = "cyclic"
     warmup_epochs: int = 1
     num_workers: int = 1
+    #: CPUs per training worker (and torch threads on CPU workers).
+    cpus_per_worker: float = 1.0
     use_gpu: Union[bool, Literal["auto"]] = "auto"
     amp: bool = True
     max_failures: int = 2
     seed: int = 0
+    #: normalise each crop by its utterance's mean and standard deviation (003).
+    normalise: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

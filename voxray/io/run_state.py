@@ -39,6 +39,13 @@ def stage_info(out: Storage, stage: str) -> dict[str, Any]:
 
 
 def clear_stage(out: Storage, stage: str) -> None:
+    """Forget a stage's marker; if the stage was complete, also its parts' markers
+    (``<stage>.<part>.json``), so a forced rerun redoes every part, while an interrupted
+    stage keeps them and resumes."""
+    if stage_done(out, stage):
+        for rel in out.find(STAGES_DIR, (".json",)):
+            if rel.split("/")[-1].startswith(f"{stage}."):
+                out.remove(rel)
     out.remove(f"{STAGES_DIR}/{stage}.json")
 
 

@@ -125,7 +125,8 @@ class Storage:
         out = []
         for p in found:
             r = self.relative(p)
-            if any(part.startswith((".", "_")) for part in r.split("/")):
+            below = r[len(rel.strip("/")) :].strip("/") if rel else r
+            if any(part.startswith((".", "_")) for part in below.split("/")):
                 continue
             if suffixes and not r.lower().endswith(suffixes):
                 continue

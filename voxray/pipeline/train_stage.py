@@ -44,6 +44,7 @@ def train_on(ctx: RunContext, name: str, source_rel: str, source_filter: pc.Expr
     filt = pc.field("utt_id").isin(utt_ids)
     if source_filter is not None:
         filt = filt & source_filter
+    rows = ctx.out.read_table(source_rel, columns=["utt_id"], filter=filt).num_rows
     ds = read_parquet_dataset(ctx.out, source_rel, columns=["utt_id", "num_frames", "num_bins", "values"], filter=filt)
     ds = ds.map_batches(AddLabels, fn_constructor_args=(speakers,), batch_format="pyarrow", concurrency=1, num_cpus=0.5)
     train_cfg = replace(cfg.train, epochs=epochs) if epochs else cfg.train
@@ -52,6 +53,7 @@ def train_on(ctx: RunContext, name: str, source_rel: str, source_filter: pc.Expr
         train_cfg, cfg.model, ds, num_classes=len(speakers), input_dim=input_dim,
         storage_path=ctx.out.uri(f"{MODELS}/{name}/ray"), name=name, speakers=speakers,
         out_storage=ctx.out, model_rel_dir=f"{MODELS}/{name}", frame_shift_ms=cfg.features.frame_shift_ms,
+        num_rows=rows,
     )
     write_train_metrics(ctx, name, result)
     return result

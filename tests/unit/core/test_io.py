@@ -139,3 +139,15 @@ def test_redact(monkeypatch: pytest.MonkeyPatch) -> None:
     text = "failed with key s3cr3t-VALUE-xyz at s3://AKIA:s3cr3t@bucket/x"
     out = redact(text)
     assert "s3cr3t" not in out and "***" in out
+
+
+def test_forced_rerun_clears_part_markers_but_a_crash_keeps_them(tmp_path: Path) -> None:
+    from voxray.io.run_state import clear_stage
+
+    s = Storage(str(tmp_path))
+    mark_stage_done(s, "evaluate.verification", {})
+    clear_stage(s, "evaluate")  # the stage never completed: an interrupted run resumes its parts
+    assert stage_done(s, "evaluate.verification")
+    mark_stage_done(s, "evaluate", {})
+    clear_stage(s, "evaluate")  # complete and run again: every part is redone
+    assert not stage_done(s, "evaluate.verification") and not stage_done(s, "evaluate")

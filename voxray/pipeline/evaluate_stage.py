@@ -1,0 +1,49 @@
+"""``voxray evaluate``: verification scores and metrics for every model and condition, then
+the attribution analyses (identification, faithfulness, pixel flipping, multi-speaker
+localisation, sanity checks, the gender experiment).
+
+Each part records its own marker (``_stages/evaluate.<part>.json``), so an interrupted
+evaluation resumes at the part it was in. The analyses run as Ray tasks, so on a cluster
+they go to a worker (a GPU one when there is one) rather than the driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import ray
+
+from voxray.io.run_state import mark_stage_done, stage_done
+from voxray.log import get_logger
+from voxray.pipeline.analyses import ANALYSES
+from voxray.pipeline.context import RunContext, StageResult
+from voxray.pipeline.model_ref import base_model
+from voxray.pipeline.ray_env import cluster_gpus
+from voxray.pipeline.verification_eval import run_verification
+
+log = get_logger(__name__)
+STAGE = "evaluate"
+
+
+def _remote(fn: Callable[[RunContext], dict[str, Any]], ctx: RunContext) -> dict[str, Any]:
+    task = ray.remote(fn).options(num_cpus=1, num_gpus=1 if cluster_gpus() > 0 else 0, max_retries=1)
+    return ray.get(task.remote(ctx))
+
+
+def run_evaluate(ctx: RunContext) -> StageResult:
+    parts: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("verification", lambda: run_verification(ctx, base_model(ctx).name)),
+    ]
+    parts += [(name, (lambda fn=fn: _remote(fn, ctx))) for name, fn, enabled in ANALYSES if enabled(ctx.cfg)]
+    result = StageResult(STAGE, inputs=len(parts))
+    for name, run in parts:
+        marker = f"{STAGE}.{name}"
+        if stage_done(ctx.out, marker):
+            log.info("evaluate: %s already done", name)
+        else:
+            log.info("evaluate: %s", name)
+            info = run()
+            mark_stage_done(ctx.out, marker, info)
+        result.outputs += 1
+    result.info = {"parts": [n for n, _ in parts]}
+    return result.check()

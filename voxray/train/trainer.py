@@ -1,0 +1,170 @@
+"""Train a speaker classifier with Ray Train's TorchTrainer over a Ray Data crop pipeline.
+
+``train_model`` turns the utterance dataset into random fixed-length crops (re-drawn every
+epoch, because Ray Data re-executes the pipeline per epoch), runs
+``loop.train_loop_per_worker`` on ``cfg.num_workers`` workers (DDP when more than one) and
+writes ``<model_rel_dir>/model.pt`` + ``config.yaml`` (``voxray.models.checkpoint``) and the
+per-epoch metrics as ``<model_rel_dir>/history.parquet``.
+
+Fault tolerance is Ray Train V2's: a worker failure restarts the worker group from the
+latest checkpoint up to ``cfg.max_failures`` times, and a new driver calling
+``train_model`` again with the same ``storage_path`` and ``name`` finds the run's
+checkpoint snapshot there and continues from its latest checkpoint (not from scratch).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import ray
+import ray.data
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from voxray.config import ModelConfig, TrainConfig, to_dict
+from voxray.io.storage import Storage
+from voxray.models import build_classifier
+from voxray.models.checkpoint import save_model
+from voxray.train.data import random_crops, segment_frames
+from voxray.train.loop import load_train_state, train_loop_per_worker
+
+#: Ray Train checkpoints kept per run (the latest is what a restart resumes from).
+CHECKPOINTS_KEPT = 2
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the model went, the per-epoch metrics and the Ray Train checkpoint it came from."""
+
+    model_dir: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint_path: str = ""
+    seconds: float = 0.0
+
+
+def resolve_use_gpu(use_gpu: bool | str) -> bool:
+    """``"auto"``: GPUs when the connected cluster has any."""
+    if use_gpu == "auto":
+        return float(ray.cluster_resources().get("GPU", 0.0)) > 0
+    return bool(use_gpu)
+
+
+def steps_per_epoch(num_rows: int, cfg: TrainConfig) -> tuple[int, bool]:
+    """(optimiser steps per worker and epoch, drop_last) for ``num_rows`` utterances.
+
+    Partial batches are dropped (BatchNorm cannot train on a batch of one) unless a worker's
+    shard is smaller than one batch."""
+    crops = num_rows * cfg.crops_per_utt / cfg.num_workers
+    drop_last = crops >= cfg.batch_size
+    steps = math.floor(crops / cfg.batch_size) if drop_last else 1
+    return max(1, steps), drop_last
+
+
+def run_config(cfg: TrainConfig, storage_path: str, name: str, out_storage: Storage) -> RunConfig:
+    """Checkpoints under ``storage_path/name``; an s3:// path uses the project's S3 settings."""
+    kwargs: dict[str, Any] = {}
+    if storage_path.startswith("s3://"):
+        kwargs["storage_filesystem"] = Storage(storage_path, out_storage.s3).arrow_fs()
+        storage_path = storage_path[len("s3://") :]
+    return RunConfig(
+        name=name,
+        storage_path=storage_path,
+        failure_config=FailureConfig(max_failures=cfg.max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+        **kwargs,
+    )
+
+
+def train_model(
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    train_ds: ray.data.Dataset,
+    num_classes: int,
+    input_dim: int,
+    storage_path: str,
+    name: str,
+    speakers: list[str],
+    out_storage: Storage,
+    model_rel_dir: str,
+    frame_shift_ms: float = 10.0,
+    fail_at_epoch: int | None = None,
+    num_rows: int | None = None,
+) -> TrainResult:
+    """Train on ``train_ds`` (rows: utt_id, num_frames, num_bins, values, label) and save.
+
+    Args:
+        num_rows: utterances in ``train_ds`` when the caller knows (else counted, which
+            executes the dataset once).
+        fail_at_epoch: tests only: raise once at the start of that epoch.
+    """
+    if cfg.epochs < 1:
+        raise ValueError(f"train.epochs must be at least 1, got {cfg.epochs}")
+    if len(speakers) != num_classes:
+        raise ValueError(f"{len(speakers)} speaker names for num_classes={num_classes}")
+    t0 = time.perf_counter()
+    rows = train_ds.count() if num_rows is None else num_rows
+    if rows < 1:
+        raise ValueError(f"no training utterances for model {name!r}")
+    seg = segment_frames(cfg.segment_s, frame_shift_ms)
+    crops = train_ds.randomize_block_order().map_batches(
+        random_crops,
+        fn_kwargs={
+            "segment_frames": seg,
+            "crops_per_utt": cfg.crops_per_utt,
+            "augment_cfg": cfg.augment,
+            "normalise": cfg.normalise,
+        },
+        batch_format="pyarrow",
+        batch_size=max(1, cfg.batch_size // cfg.crops_per_utt),
+    )
+    steps, drop_last = steps_per_epoch(rows, cfg)
+    config: dict[str, Any] = {
+        "train": cfg,
+        "model": model_cfg,
+        "input_dim": input_dim,
+        "num_classes": num_classes,
+        "steps_per_epoch": steps,
+        "drop_last": drop_last,
+    }
+    if fail_at_epoch is not None:
+        config["fail_at_epoch"] = fail_at_epoch
+        config["fault_dir"] = os.path.join(tempfile.gettempdir(), "voxray-faults", uuid.uuid4().hex)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(
+            num_workers=cfg.num_workers, use_gpu=resolve_use_gpu(cfg.use_gpu),
+            resources_per_worker={"CPU": cfg.cpus_per_worker},
+        ),
+        run_config=run_config(cfg, storage_path, name, out_storage),
+        datasets={"train": crops},
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"training run {name!r} at {storage_path} finished without a checkpoint")
+    state = load_train_state(result.checkpoint)
+    classifier = build_classifier(model_cfg, input_dim, num_classes)
+    classifier.load_state_dict(state["model"])
+    history = list(state["history"])
+    checkpoint_uri = ("s3://" if storage_path.startswith("s3://") else "") + result.checkpoint.path
+    # history first: save_model writes config.yaml last, which marks the folder complete
+    out_storage.write_table(f"{model_rel_dir}/history.parquet", pa.Table.from_pylist(history))
+    save_model(
+        out_storage, model_rel_dir, classifier, model_cfg, speakers, input_dim,
+        extra={"train": to_dict(cfg), "segment_frames": seg, "frame_shift_ms": frame_shift_ms,
+               "epochs": int(state["epoch"]), "checkpoint": checkpoint_uri},
+    )
+    return TrainResult(
+        model_dir=out_storage.uri(model_rel_dir),
+        history=history,
+        checkpoint_path=checkpoint_uri,
+        seconds=time.perf_counter() - t0,
+    )
+
