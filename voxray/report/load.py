@@ -1,0 +1,241 @@
+"""Read what a run left in its output folder (local or s3://), tolerating what is absent.
+
+Every table is optional: a stage that did not run leaves no files, and the report says so
+instead of failing. A table that exists but cannot be read is also left out, with the
+reason kept in ``RunOutputs.problems`` so the report can show it. Large tables are read
+in bounded slices: embeddings and frequency profiles of at most ``max_points``
+utterances, attribution maps only of the utterances drawn as heat maps.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from voxray import schema
+from voxray.io.run_state import STAGES_DIR
+from voxray.io.storage import Storage, StorageError
+from voxray.log import get_logger, redact
+from voxray.pipeline.context import ATTRIBUTIONS, CURVES, EMBEDDINGS, FEATURES, MANIFEST, METRICS, MODELS, TRIALS, TUNE
+
+log = get_logger(__name__)
+QUARANTINE = "quarantine.parquet"
+#: the pathway shown in a heat map when a method has several (the classification output first).
+PATHWAY_PREFERENCE = ("classification", "cam", "lrp", "traversal")
+
+
+@dataclass
+class Heatmap:
+    """One utterance's input features ``(T, F)`` and its attribution maps ``{method/pathway: (T, F)}``."""
+
+    utt_id: str
+    features: np.ndarray
+    maps: dict[str, np.ndarray]
+
+
+@dataclass
+class RunOutputs:
+    """The output tables the report reads; None (or empty) where the run has none."""
+
+    metrics: pd.DataFrame | None = None
+    curves: pd.DataFrame | None = None
+    manifest: pd.DataFrame | None = None
+    trials: pd.DataFrame | None = None
+    quarantine: pd.DataFrame | None = None
+    tune_results: pd.DataFrame | None = None
+    tune_best: str | None = None
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    histories: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: columns method, pathway, utt_id, freq_profile ((F,) arrays).
+    profiles: pd.DataFrame | None = None
+    #: columns utt_id, speaker_id, gender, embedding ((D,) arrays): base model, clean, whole utterances.
+    embeddings: pd.DataFrame | None = None
+    heatmaps: list[Heatmap] = field(default_factory=list)
+    #: output path -> why it could not be read.
+    problems: dict[str, str] = field(default_factory=dict)
+
+
+class _Reader:
+    """Reads tables of one output folder, recording unreadable ones instead of raising."""
+
+    def __init__(self, out: Storage) -> None:
+        self.out = out
+        self.problems: dict[str, str] = {}
+
+    def table(self, rel: str, columns: list[str] | None = None, filter: pc.Expression | None = None) -> pa.Table | None:
+        try:
+            if not self.out.parquet_files(rel):
+                return None
+            return self.out.read_table(rel, columns=columns, filter=filter)
+        except (StorageError, pa.ArrowException, OSError, ValueError) as exc:
+            self.problems[rel] = redact(f"{type(exc).__name__}: {exc}")
+            log.warning("report: cannot read %s: %s", self.out.uri(rel), self.problems[rel])
+            return None
+
+    def frame(self, rel: str, columns: list[str] | None = None, filter: pc.Expression | None = None) -> pd.DataFrame | None:
+        t = self.table(rel, columns, filter)
+        return None if t is None else t.to_pandas()
+
+    def text(self, rel: str) -> str | None:
+        try:
+            return self.out.read_text(rel) if self.out.exists(rel) else None
+        except (StorageError, OSError, UnicodeDecodeError) as exc:
+            self.problems[rel] = redact(f"{type(exc).__name__}: {exc}")
+            return None
+
+
+def _sample(ids: list[str], n: int, seed: int) -> list[str]:
+    """At most ``n`` of ``ids``, drawn reproducibly (sorted first, so the order of files does not matter)."""
+    ids = sorted(set(ids))
+    if n <= 0 or len(ids) <= n:
+        return ids
+    pick = np.random.default_rng(seed).choice(len(ids), size=n, replace=False)
+    return [ids[i] for i in sorted(pick)]
+
+
+def _stages(reader: _Reader) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        files = reader.out.find(STAGES_DIR, (".json",))
+    except StorageError as exc:
+        reader.problems[STAGES_DIR] = redact(str(exc))
+        return out
+    for rel in files:
+        text = reader.text(rel)
+        if text is None:
+            continue
+        try:
+            record = json.loads(text)
+        except ValueError as exc:
+            reader.problems[rel] = f"not valid JSON: {exc}"
+            continue
+        if isinstance(record, dict):
+            out[posixpath.basename(rel)[: -len(".json")]] = record
+    return out
+
+
+def _histories(reader: _Reader) -> dict[str, pd.DataFrame]:
+    out: dict[str, pd.DataFrame] = {}
+    try:
+        if not reader.out.exists(MODELS):
+            return out
+        names = sorted(posixpath.basename(p.rstrip("/")) for p in reader.out.fs.ls(reader.out.path(MODELS), detail=False))
+    except (StorageError, OSError) as exc:
+        reader.problems[MODELS] = redact(f"{type(exc).__name__}: {exc}")
+        return out
+    for name in names:
+        rel = f"{MODELS}/{name}/history.parquet"
+        if not reader.out.exists(rel):
+            continue
+        frame = reader.frame(rel)
+        if frame is not None and "epoch" in frame:
+            out[name] = frame
+    return out
+
+
+def _embeddings(reader: _Reader, manifest: pd.DataFrame | None, base: str, max_points: int, seed: int) -> pd.DataFrame | None:
+    whole = (pc.field("model") == base) & (pc.field("condition") == "none") & (pc.field("segment") < 0)
+    ids = reader.table(EMBEDDINGS, columns=["utt_id"], filter=whole)
+    if ids is None or ids.num_rows == 0:
+        return None
+    chosen = _sample(ids.column("utt_id").to_pylist(), max_points, seed)
+    t = reader.table(EMBEDDINGS, columns=["utt_id", "embedding"], filter=whole & pc.field("utt_id").isin(chosen))
+    if t is None:
+        return None
+    frame = pd.DataFrame({"utt_id": t.column("utt_id").to_pylist(), "embedding": schema.column_arrays(t, "embedding")})
+    frame = frame.drop_duplicates("utt_id").sort_values("utt_id", ignore_index=True)
+    if manifest is not None and {"speaker_id", "gender"} <= set(manifest.columns):
+        frame = frame.merge(manifest[["utt_id", "speaker_id", "gender"]], on="utt_id", how="left")
+    else:
+        frame = frame.assign(speaker_id=np.nan, gender="")
+    frame["speaker_id"] = frame["speaker_id"].fillna(frame["utt_id"].str.split("/").str[0])
+    frame["gender"] = frame["gender"].fillna("")
+    return frame
+
+
+def _attribution_keys(reader: _Reader, base: str) -> pd.DataFrame | None:
+    t = reader.table(ATTRIBUTIONS, columns=["utt_id", "method", "pathway", "num_frames"], filter=pc.field("model") == base)
+    if t is None or t.num_rows == 0:
+        return None
+    keys = t.to_pandas()
+    keys["method"] = keys["method"].astype(str)
+    return keys[keys["num_frames"] > 0]
+
+
+def _profiles(reader: _Reader, keys: pd.DataFrame, base: str, max_points: int, seed: int) -> pd.DataFrame | None:
+    chosen: set[str] = set()
+    for _, group in keys.groupby(["method", "pathway"]):
+        chosen.update(_sample(list(group["utt_id"]), max_points, seed))
+    filt = (pc.field("model") == base) & pc.field("utt_id").isin(sorted(chosen))
+    t = reader.table(ATTRIBUTIONS, columns=["utt_id", "method", "pathway", "num_frames", "freq_profile"], filter=filt)
+    if t is None:
+        return None
+    frame = pd.DataFrame({"utt_id": t.column("utt_id").to_pylist(), "method": [str(m) for m in t.column("method").to_pylist()],
+                          "pathway": t.column("pathway").to_pylist(), "freq_profile": schema.column_arrays(t, "freq_profile")})
+    return frame[t.column("num_frames").to_numpy() > 0].reset_index(drop=True)
+
+
+def _heatmaps(reader: _Reader, keys: pd.DataFrame, base: str, kind: str, count: int) -> list[Heatmap]:
+    """The ``count`` utterances explained by the most methods (ties: by utt_id), one map per method."""
+    if count <= 0:
+        return []
+    per_utt = keys.groupby("utt_id")["method"].nunique()
+    chosen = sorted(per_utt.index, key=lambda u: (-per_utt[u], u))[:count]
+    filt = (pc.field("model") == base) & pc.field("utt_id").isin(chosen)
+    attrs = reader.table(ATTRIBUTIONS, columns=["utt_id", "method", "pathway", "num_frames", "num_bins", "values"], filter=filt)
+    feats = reader.table(f"{FEATURES}/kind={kind}", columns=["utt_id", "num_frames", "num_bins", "values"],
+                         filter=pc.field("utt_id").isin(chosen))
+    if attrs is None or feats is None:
+        return []
+    attrs = attrs.filter(pc.greater(attrs.column("num_frames"), 0))
+    feature_of = dict(zip(feats.column("utt_id").to_pylist(), schema.matrices(feats)))
+    maps: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for u, m, p, a in zip(attrs.column("utt_id").to_pylist(), attrs.column("method").to_pylist(),
+                          attrs.column("pathway").to_pylist(), schema.matrices(attrs)):
+        maps.setdefault(u, {}).setdefault(str(m), {})[p] = a
+    out = []
+    for u in chosen:
+        x = feature_of.get(u)
+        if x is None or u not in maps:
+            continue
+        picked = {}
+        for method, by_pathway in sorted(maps[u].items()):
+            pathway = min(by_pathway, key=lambda p: PATHWAY_PREFERENCE.index(p) if p in PATHWAY_PREFERENCE else 99)
+            a = by_pathway[pathway]
+            if a.shape[1] == x.shape[1]:
+                picked[f"{method}/{pathway}"] = a
+        if not picked:
+            continue
+        frames = min(x.shape[0], *(a.shape[0] for a in picked.values()))
+        out.append(Heatmap(u, x[:frames], {k: a[:frames] for k, a in picked.items()}))
+    return out
+
+
+def load_outputs(out: Storage, base: str, feature_kind: str, max_points: int, heatmap_utterances: int,
+                 seed: int = 0) -> RunOutputs:
+    """Everything the report shows, read from ``out`` (see the module doc for the bounds)."""
+    r = _Reader(out)
+    res = RunOutputs()
+    res.metrics = r.frame(METRICS)
+    res.curves = r.frame(CURVES)
+    res.manifest = r.frame(MANIFEST)
+    res.trials = r.frame(TRIALS)
+    res.quarantine = r.frame(QUARANTINE)
+    res.tune_results = r.frame(f"{TUNE}/results.parquet")
+    res.tune_best = r.text(f"{TUNE}/best.yaml")
+    res.stages = _stages(r)
+    res.histories = _histories(r)
+    res.embeddings = _embeddings(r, res.manifest, base, max_points, seed)
+    keys = _attribution_keys(r, base)
+    if keys is not None and not keys.empty:
+        res.profiles = _profiles(r, keys, base, max_points, seed)
+        res.heatmaps = _heatmaps(r, keys, base, feature_kind, heatmap_utterances)
+    res.problems = r.problems
+    return res

@@ -1,0 +1,149 @@
+"""Display names for the values of the metrics/ columns (methods, conditions, scorers, lists).
+
+The metrics table stores machine names (``integrated_gradients``,
+``masked:integrated_gradients/classification/threshold@0.1``, ``ahc-weighted``); the report
+shows them the way the seed papers print them (``Integrated Gradients + mask(0.1)``,
+``AHC-WeightedAvg``). Unknown names pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Iterable, Sequence
+
+METHOD_NAMES = {
+    "integrated_gradients": "Integrated Gradients",
+    "gradient_shap": "GradientShap",
+    "deeplift": "DeepLift",
+    "saliency": "Saliency",
+    "input_x_gradient": "Input x Gradient",
+    "shapley_sampling": "Shapley Value Sampling",
+    "occlusion": "Occlusion",
+    "grad_cam_pp": "Grad-CAM++",
+    "score_cam": "Score-CAM",
+    "layer_cam": "Layer-CAM",
+    "lrp_0": "LRP-0",
+    "lrp_epsilon": "LRP-\u03b5",
+    "lrp_gamma": "LRP-\u03b3",
+    "random": "Random",
+    "time_aligned": "Time-aligned",
+    "original": "Original",
+}
+CAM_METHODS = ("grad_cam_pp", "score_cam", "layer_cam")
+#: 001's column headings for the CAMs (Table 2), used where a table has a column per case x method.
+SHORT_NAMES = {"grad_cam_pp": "G-CAM", "score_cam": "S-CAM", "layer_cam": "L-CAM"}
+#: conditions of the faithfulness / flipping tables that are references, not attribution methods.
+REFERENCES = ("random", "time_aligned")
+LINKAGE_NAMES = {"weighted": "WeightedAvg"}
+SCORER_NAMES = {
+    "cosine": "Cosine",
+    "cosine-asnorm": "Cosine + AS-norm",
+    "mean_dot": "Mean-DotProduct",
+    "mean_cossim": "Mean-CosSim",
+}
+#: lists of metrics/ rows that are not verification trial lists.
+ANALYSIS_LISTS = ("train", "faithfulness", "pixel_flipping", "sanity", "gender")
+MULTISPEAKER_PREFIX = "multispeaker:"
+
+
+def method_name(method: str) -> str:
+    return METHOD_NAMES.get(method, method)
+
+
+def short_method_name(method: str) -> str:
+    return SHORT_NAMES.get(method, method_name(method))
+
+
+def method_pathway_name(label: str) -> str:
+    """``layer_cam/cam`` -> ``Layer-CAM``; ``saliency/traversal`` -> ``Saliency (traversal)``."""
+    method, _, pathway = label.partition("/")
+    name = method_name(method)
+    if not pathway or pathway in ("cam", "lrp"):
+        return name
+    return f"{name} ({pathway})"
+
+
+def scorer_name(scorer: str) -> str:
+    if scorer in SCORER_NAMES:
+        return SCORER_NAMES[scorer]
+    prefix, _, linkage = scorer.partition("-")
+    if prefix in ("ahc", "ds") and linkage:
+        return f"{prefix.upper()}-{LINKAGE_NAMES.get(linkage, linkage.capitalize())}"
+    return scorer
+
+
+def scorer_order(scorer: str) -> tuple[int, str]:
+    """Sort key: whole-utterance cosine first, then the means, AHC and dominant sets (003's order)."""
+    rank = {"cosine": 0, "cosine-asnorm": 1, "mean_dot": 2, "mean_cossim": 3}
+    if scorer in rank:
+        return rank[scorer], ""
+    if scorer.startswith("ahc-"):
+        return 4, scorer_name(scorer)
+    if scorer.startswith("ds-"):
+        return 5, scorer_name(scorer)
+    return 6, scorer
+
+
+@dataclass(frozen=True)
+class MaskedCondition:
+    """A parsed ``masked:<method>/<pathway>/<rule>[@value]`` condition value."""
+
+    method: str
+    pathway: str
+    rule: str
+    value: float | None
+
+    @property
+    def label(self) -> str:
+        name = method_name(self.method)
+        if self.rule == "threshold" and self.value is not None:
+            name = f"{name} + mask({self.value:g})"
+        elif self.rule == "moore" and self.value is not None:
+            name = f"{name}, Moore augmentation (top {100 * self.value:g}%)"
+        elif self.rule != "product":
+            name = f"{name}, {self.rule}"
+        return name if self.pathway == "classification" else f"{name} ({self.pathway})"
+
+
+def parse_masked(condition: str) -> MaskedCondition | None:
+    """The parts of a masked condition value, or None for any other condition."""
+    if not condition.startswith("masked:"):
+        return None
+    body = condition[len("masked:") :]
+    body, _, raw = body.partition("@")
+    parts = body.split("/")
+    if len(parts) != 3:
+        return None
+    try:
+        value = float(raw) if raw else None
+    except ValueError:
+        return None
+    return MaskedCondition(parts[0], parts[1], parts[2], value)
+
+
+def condition_name(condition: str) -> str:
+    if condition == "none":
+        return "None (clean)"
+    parsed = parse_masked(condition)
+    return parsed.label if parsed else condition
+
+
+def fraction_label(fraction: float) -> str:
+    """0.005 -> '0.5%'."""
+    return f"{100 * fraction:g}%"
+
+
+def order_lists(names: Iterable[str], preferred: Sequence[str] = ()) -> list[str]:
+    """Trial-list names in the configured order (``veri_test2.txt`` matches ``veri_test2``),
+    the others after them, sorted."""
+    names = sorted(set(names))
+    keys = [p for item in preferred for p in (item, PurePosixPath(item).stem)]
+
+    def rank(name: str) -> tuple[int, str]:
+        for i, key in enumerate(keys):
+            if name == key or PurePosixPath(name).stem == key:
+                return i // 2, name
+        return len(keys), name
+
+    return sorted(names, key=rank)
