@@ -1,1 +1,36 @@
-"""voxray.mask"""
+"""Masking and augmentation of features by attribution maps (000 §3.3, 001 §4.4, 002 §4.3)."""
+
+from __future__ import annotations
+
+from voxray.mask.ranking import count_for_fraction, descending_order, rank_positions, top_positive
+from voxray.mask.rules import (
+    NORMALISATIONS,
+    TANH_GAMMA,
+    apply_condition,
+    attribution_x_input,
+    layer_average,
+    moore_means,
+    moore_replace,
+    normalise,
+    saliency_x_input,
+    scaled_attribution,
+    threshold_mask,
+)
+
+__all__ = [
+    "NORMALISATIONS",
+    "TANH_GAMMA",
+    "apply_condition",
+    "attribution_x_input",
+    "count_for_fraction",
+    "descending_order",
+    "layer_average",
+    "moore_means",
+    "moore_replace",
+    "normalise",
+    "rank_positions",
+    "saliency_x_input",
+    "scaled_attribution",
+    "threshold_mask",
+    "top_positive",
+]

@@ -24,11 +24,12 @@ import torch
 
 from voxray.attribution import attribute, method_pathways
 from voxray.config import AttributionConfig, MaskCondition, MaskConfig, TrainConfig, TuneConfig, replace
-from voxray.eval.faithfulness import deletion_curve
+from voxray.eval.faithfulness import cosine_score, deletion_curve
 from voxray.eval.scoring import score_trials
 from voxray.eval.verification import compute_eer
 from voxray.mask import apply_condition
 from voxray.models.base import SpeakerClassifier
+from voxray.train.data import loop_crop, random_start
 
 #: objective name -> (metric reported to Tune, mode)
 OBJECTIVES = {"frozen_eer": ("eer", "min"), "deletion_auc": ("deletion_auc", "min"), "retrain_eer": ("eer", "min")}
@@ -121,19 +122,12 @@ def run_trial(trial: dict[str, Any], data: TuneData, tune_cfg: TuneConfig, attr_
         return
     if tune_cfg.objective == "deletion_auc":
         clean = embed_all(model, data.test_feats)
-        utts = sorted(data.test_feats)
         aucs = []
-        for u in utts:
-            ref = torch.from_numpy(clean[u])
-
-            def score_fn(batch: torch.Tensor, ref: torch.Tensor = ref) -> torch.Tensor:
-                with torch.inference_mode():
-                    e = model.embedder(batch)
-                return torch.nn.functional.cosine_similarity(e, ref[None].expand_as(e), dim=1)
-
-            curve = deletion_curve(torch.from_numpy(data.test_feats[u])[None], torch.from_numpy(test_maps[u])[None],
-                                   score_fn, steps=8)
-            aucs.append(curve.auc)
+        with torch.inference_mode():
+            for u, x in data.test_feats.items():
+                score_fn = cosine_score(model.embedder, torch.from_numpy(clean[u])[None])
+                curve = deletion_curve(torch.from_numpy(x)[None], torch.from_numpy(test_maps[u])[None], score_fn, steps=8)
+                aucs.append(curve.auc)
         tune.report({"deletion_auc": float(np.mean(aucs)), "epoch": 1})
         return
     train_maps = explain(model, data.train_feats, trial["method"], pathway, params)
@@ -148,7 +142,9 @@ def run_trial(trial: dict[str, Any], data: TuneData, tune_cfg: TuneConfig, attr_
         order = rng.permutation(len(utts))
         for start in range(0, len(order), train_cfg.batch_size):
             idx = order[start : start + train_cfg.batch_size]
-            xb = torch.from_numpy(np.stack([_crop(train_x[utts[i]], data.segment_frames, rng) for i in idx]))
+            xb = torch.from_numpy(np.stack([
+                loop_crop(train_x[utts[i]], random_start(train_x[utts[i]].shape[0], data.segment_frames, rng),
+                          data.segment_frames) for i in idx]))
             yb = torch.tensor([data.train_labels[utts[i]] for i in idx])
             loss, _ = fresh.loss(xb, yb)
             opt.zero_grad()
@@ -156,13 +152,6 @@ def run_trial(trial: dict[str, Any], data: TuneData, tune_cfg: TuneConfig, attr_
             opt.step()
         fresh.eval()
         tune.report({"eer": trial_eer(data.trials, embed_all(fresh, test_x)), "epoch": epoch})
-
-
-def _crop(x: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
-    if x.shape[0] < frames:
-        x = np.tile(x, (int(np.ceil(frames / x.shape[0])), 1))
-    start = int(rng.integers(0, x.shape[0] - frames + 1))
-    return x[start : start + frames]
 
 
 def result_rows(results: Any, metric: str) -> list[dict[str, Any]]:

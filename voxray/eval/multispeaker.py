@@ -1,0 +1,277 @@
+"""Multi-speaker localisation and recognition (001 §4.3-4.4, Table 2).
+
+An utterance of the target speaker A is concatenated with utterances of interfering speakers
+B (and C) in the forms A-B, A-B-A, B-A-B and A-B-C. A saliency map that explains the target
+should (i) localise A's frames and (ii) when used as a mask (element-wise multiplication,
+001) keep, or improve, top-1 recognition of A. Maps of several layers combine by element-wise
+average ('S4+S3'). Features and maps are ``(T, F)`` per utterance, ``(B, T, F)`` batched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence, Union
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import Tensor, nn
+
+from voxray.mask.rules import Normalisation, layer_average, normalise
+
+CASES: tuple[str, ...] = ("A-B", "A-B-A", "B-A-B", "A-B-C")
+TARGET = "A"
+Segment = npt.NDArray[np.floating]
+#: ``saliency_fn(model, feats (B, T, F), targets (B,)) -> {method: {layer: maps (B, T, F)}}``;
+#: methods without layers use the layer name "".
+Maps = Union[Tensor, npt.NDArray[np.floating]]
+SaliencyFn = Callable[[nn.Module, Tensor, Tensor], Mapping[str, Mapping[str, Maps]]]
+
+
+def case_letters(case: str) -> list[str]:
+    if case not in CASES:
+        raise ValueError(f"multi-speaker case {case!r} is not one of {', '.join(CASES)}")
+    return case.split("-")
+
+
+def build_concatenation(
+    case: str, segments: Mapping[str, Segment | Sequence[Segment]]
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.bool_]]:
+    """Concatenate the segments in the order of ``case``: ``(feats (T, F), target_mask (T,))``.
+
+    ``segments`` maps each letter to one ``(T_i, F)`` array, used for every occurrence of the
+    letter, or to a sequence with one array per occurrence (A-B-A with two A utterances).
+    ``target_mask`` is True on the frames of A.
+    """
+    letters = case_letters(case)
+    missing = sorted(set(letters) - set(segments))
+    if missing:
+        raise ValueError(f"multi-speaker case {case}: no segment for {', '.join(missing)}")
+    used: dict[str, int] = {}
+    parts: list[np.ndarray] = []
+    for letter in letters:
+        value = segments[letter]
+        k = used.get(letter, 0)
+        used[letter] = k + 1
+        if isinstance(value, np.ndarray):
+            seg = value
+        elif k < len(value):
+            seg = np.asarray(value[k])
+        else:
+            raise ValueError(
+                f"multi-speaker case {case}: {letter} occurs {letters.count(letter)} times but "
+                f"{len(value)} segment(s) were given"
+            )
+        if seg.ndim != 2 or seg.shape[0] == 0:
+            raise ValueError(
+                f"multi-speaker case {case}: segment {letter} must be a non-empty (T, F) array, "
+                f"got shape {seg.shape}"
+            )
+        parts.append(seg)
+    bins = {p.shape[1] for p in parts}
+    if len(bins) != 1:
+        raise ValueError(
+            f"multi-speaker case {case}: segments have different numbers of bins {sorted(bins)}"
+        )
+    feats = np.concatenate(parts, axis=0)
+    target = np.concatenate([np.full(len(p), c == TARGET) for p, c in zip(parts, letters)])
+    return feats, target
+
+
+def localise(saliency: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Frames ``(T,)`` attributed to the target: mean saliency over bins above its median."""
+    s = np.asarray(saliency, dtype=np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"localise: expected a (T, F) saliency map, got shape {s.shape}")
+    frame = s.mean(axis=1)
+    return frame > np.median(frame)
+
+
+def precision_recall(predicted: npt.ArrayLike, target: npt.ArrayLike) -> tuple[float, float]:
+    """Frame-level precision and recall of ``predicted`` against ``target`` (both ``(T,)``);
+    0 where undefined (nothing predicted, or no target frames)."""
+    p = np.asarray(predicted, dtype=bool)
+    t = np.asarray(target, dtype=bool)
+    if p.shape != t.shape:
+        raise ValueError(f"precision_recall: predicted {p.shape} and target {t.shape} differ")
+    hits = float((p & t).sum())
+    return (hits / p.sum() if p.any() else 0.0, hits / t.sum() if t.any() else 0.0)
+
+
+def masked_top1(
+    model: nn.Module, feats: Tensor, saliency: Tensor, target: Tensor
+) -> npt.NDArray[np.bool_]:
+    """Top-1 correctness ``(B,)`` after masking ``feats`` ``(B, T, F)`` by element-wise
+    multiplication with ``saliency`` ``(B, T, F)`` (normalised to [0, 1]) (001 §4.4)."""
+    if feats.shape != saliency.shape:
+        raise ValueError(
+            f"masked_top1: features {tuple(feats.shape)} and saliency {tuple(saliency.shape)} "
+            "differ"
+        )
+    return top1(model, feats * saliency.to(feats), target)
+
+
+def top1(model: nn.Module, feats: Tensor, target: Tensor) -> npt.NDArray[np.bool_]:
+    """Top-1 correctness ``(B,)`` of ``model`` on ``feats`` ``(B, T, F)`` for labels ``(B,)``."""
+    with torch.no_grad():
+        pred = model(feats).argmax(dim=1).cpu()
+    return (pred == target.cpu()).numpy()
+
+
+@dataclass(frozen=True)
+class MultiSpeakerRow:
+    """One cell of 001's Table 2, with localisation precision/recall of the target frames."""
+
+    case: str
+    method: str
+    layer_spec: str
+    top1_original: float
+    top1_masked: float
+    precision: float
+    recall: float
+
+
+def _crop(x: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``frames``-long crop (the utterance tiled when it is shorter)."""
+    if x.shape[0] < frames:
+        x = np.tile(x, (int(np.ceil(frames / x.shape[0])), 1))
+    start = int(rng.integers(0, x.shape[0] - frames + 1))
+    return x[start : start + frames]
+
+
+def draw_trial(
+    case: str,
+    utterances_by_speaker: Mapping[str, Sequence[Segment]],
+    labels: Mapping[str, int],
+    rng: np.random.Generator,
+    segment_frames: int,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One concatenation: A from ``labels`` (the model's training speakers), B and C from
+    other, distinct speakers; each occurrence a different utterance where the speaker has
+    enough. Returns ``(feats (T, F), target_mask (T,), label of A)``."""
+    letters = case_letters(case)
+    candidates = sorted(s for s in labels if len(utterances_by_speaker.get(s, ())) > 0)
+    if not candidates:
+        raise ValueError("multi-speaker: none of the labelled (training) speakers has utterances")
+    a = candidates[int(rng.integers(len(candidates)))]
+    others = sorted(s for s, utts in utterances_by_speaker.items() if s != a and len(utts) > 0)
+    interferers = sorted(set(letters) - {TARGET})
+    if len(others) < len(interferers):
+        raise ValueError(
+            f"multi-speaker case {case} needs {len(interferers)} interfering speakers besides "
+            f"{a}, only {len(others)} have utterances"
+        )
+    picked = rng.choice(len(others), size=len(interferers), replace=False)
+    speaker = {TARGET: a} | {letter: others[i] for letter, i in zip(interferers, picked)}
+    segments: dict[str, list[np.ndarray]] = {}
+    for letter in sorted(set(letters)):
+        pool = utterances_by_speaker[speaker[letter]]
+        n = letters.count(letter)
+        idx = rng.choice(len(pool), size=n, replace=len(pool) < n)
+        segments[letter] = [_crop(np.asarray(pool[i]), segment_frames, rng) for i in idx]
+    feats, target = build_concatenation(case, segments)
+    return feats, target, int(labels[a])
+
+
+def _spec_maps(per_layer: Mapping[str, np.ndarray], spec: str, how: Normalisation) -> np.ndarray:
+    """``(B, T, F)`` normalised maps of a layer spec: 'S2', or 'S4+S3' (element-wise average)."""
+    names = spec.split("+") if spec else [""]
+    missing = [n for n in names if n not in per_layer]
+    if missing:
+        raise ValueError(
+            f"multi-speaker layer spec {spec!r}: saliency_fn gave no maps for {missing} "
+            f"(it gave {sorted(per_layer)})"
+        )
+    batch = next(iter(per_layer.values())).shape[0]
+    return np.stack(
+        [layer_average([normalise(per_layer[n][i], how) for n in names]) for i in range(batch)]
+    )
+
+
+def run_multispeaker(
+    model: nn.Module,
+    utterances_by_speaker: Mapping[str, Sequence[Segment]],
+    labels: Mapping[str, int],
+    cases: Sequence[str],
+    saliency_fn: SaliencyFn,
+    rng: np.random.Generator,
+    trials_per_case: int,
+    segment_frames: int,
+    layer_specs: Sequence[str] | None = None,
+    how: Normalisation = "tanh",
+    batch_size: int = 16,
+) -> list[MultiSpeakerRow]:
+    """001 Table 2: per case, ``trials_per_case`` concatenations, then per method and layer
+    spec the top-1 accuracy with and without saliency masking and the localisation precision
+    and recall of A's frames.
+
+    Args:
+        model: a classifier (logits over the training speakers), in eval mode.
+        utterances_by_speaker: speaker id -> utterances ``(T_i, F)``.
+        labels: speaker id -> class index, for the speakers the model was trained on (A is
+            drawn from these so that its top-1 is defined).
+        saliency_fn: explains a batch for the given targets (A's labels), per method and layer.
+        layer_specs: e.g. ``("S1", "S4+S3")``; None: every layer saliency_fn returns, alone.
+            A method whose only layer is "" (no layers) gives one row whatever the specs.
+        how: normalisation of each map before averaging, localising and masking (001: tanh).
+        batch_size: trials per call of ``saliency_fn`` and of the model.
+    """
+    if min(trials_per_case, segment_frames, batch_size) < 1:
+        raise ValueError(
+            f"run_multispeaker: trials_per_case ({trials_per_case}), segment_frames "
+            f"({segment_frames}) and batch_size ({batch_size}) must be >= 1"
+        )
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    rows = []
+    for case in cases:
+        trials = [
+            draw_trial(case, utterances_by_speaker, labels, rng, segment_frames)
+            for _ in range(trials_per_case)
+        ]
+        feats = torch.from_numpy(np.stack([t[0] for t in trials])).float().to(device)
+        masks = np.stack([t[1] for t in trials])
+        target = torch.tensor([t[2] for t in trials], device=device)
+        chunks = [slice(i, i + batch_size) for i in range(0, trials_per_case, batch_size)]
+        original = np.concatenate([top1(model, feats[c], target[c]) for c in chunks]).mean()
+        maps = _batched_saliency(saliency_fn, model, feats, target, chunks)
+        for method, arrays in maps.items():
+            specs = layer_specs if layer_specs is not None else list(arrays)
+            for spec in [""] if list(arrays) == [""] else specs:
+                s = torch.from_numpy(_spec_maps(arrays, spec, how)).to(feats)
+                pr = np.array([precision_recall(localise(m), t) for m, t in zip(s.cpu(), masks)])
+                masked = np.concatenate(
+                    [masked_top1(model, feats[c], s[c], target[c]) for c in chunks]
+                )
+                rows.append(
+                    MultiSpeakerRow(case, method, spec, float(original), float(masked.mean()),
+                                    float(pr[:, 0].mean()), float(pr[:, 1].mean()))
+                )
+    return rows
+
+
+def _batched_saliency(
+    saliency_fn: SaliencyFn, model: nn.Module, feats: Tensor, target: Tensor, chunks: list[slice]
+) -> dict[str, dict[str, np.ndarray]]:
+    """``{method: {layer: (B, T, F)}}`` from ``saliency_fn`` called chunk by chunk."""
+    parts: dict[str, dict[str, list[np.ndarray]]] = {}
+    for c in chunks:
+        x = feats[c]
+        for method, per_layer in saliency_fn(model, x, target[c]).items():
+            for name, m in per_layer.items():
+                arr = _as_numpy(m, tuple(x.shape), f"{method}/{name}")
+                parts.setdefault(method, {}).setdefault(name, []).append(arr)
+    return {
+        method: {name: np.concatenate(ms) for name, ms in layers.items()}
+        for method, layers in parts.items()
+    }
+
+
+def _as_numpy(maps: Maps, shape: tuple[int, ...], what: str) -> np.ndarray:
+    if isinstance(maps, Tensor):
+        maps = maps.detach().cpu().double().numpy()
+    m = np.asarray(maps, dtype=np.float64)
+    if m.shape != shape:
+        raise ValueError(
+            f"run_multispeaker: saliency {what} has shape {m.shape}, expected {shape}"
+        )
+    return m
