@@ -1,0 +1,44 @@
+"""Log-Mel filterbank energies as Kaldi's ``compute-fbank-feats`` (and
+``torchaudio.compliance.kaldi.fbank``) compute them, for a whole batch at once."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from voxray.config import FeatureConfig
+from voxray.features.base import FeatureExtractor, register_extractor
+from voxray.features.frontend import KaldiFrontEnd, KaldiOptions
+
+
+@register_extractor
+class Fbank(FeatureExtractor):
+    """``(T, num_mel_bins)`` log-mel energies, or ``(T, 1 + num_mel_bins)`` with the log
+    energy first when ``options.use_energy``."""
+
+    name = "fbank"
+
+    def __init__(
+        self,
+        cfg: FeatureConfig,
+        device: str | torch.device = "cpu",
+        *,
+        options: KaldiOptions | None = None,
+        sample_rate: int = 16000,
+    ) -> None:
+        self.options = options or KaldiOptions()
+        self.frontend = KaldiFrontEnd(cfg, self.options, device, sample_rate)
+
+    @property
+    def num_bins(self) -> int:
+        return self.frontend.num_mel_bins + int(self.options.use_energy)
+
+    def extract_with_energy(
+        self, waves: list[Tensor], sample_rate: int
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        return self.frontend.compute(waves, sample_rate, self._finish, self.num_bins)
+
+    def _finish(self, mel: Tensor, energy: Tensor) -> Tensor:
+        if self.options.use_energy:
+            return torch.cat((energy[:, None], mel), dim=1)
+        return mel
