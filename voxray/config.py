@@ -162,6 +162,8 @@ class EmbedConfig:
     segments: bool = True
     segment_s: float = 2.0
     overlap: float = 0.5
+    #: fp32, tf32 (CUDA matmuls) or bf16 autocast (see voxray.pipeline.precision).
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=16))
 
 
@@ -206,6 +208,9 @@ class AttributionConfig:
     lrp_gamma: float = 5.0
     traversal_mode: Literal["fast", "literal"] = "fast"
     internal_batch_size: int = 64
+    #: fp32, tf32 (CUDA matmuls) or bf16 autocast; bf16 maps stay within
+    #: voxray.pipeline.precision.BF16_MAP_ERROR of fp32.
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=8))
 
 

@@ -28,6 +28,7 @@ from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import ATTRIBUTIONS, RunContext, StageResult
 from voxray.pipeline.datasets import dataset_mean, equal_length_groups, features_rel, read_parquet_dataset
 from voxray.pipeline.model_ref import ModelRef, base_model
+from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources, torch_device
 from voxray.testing.faults import maybe_fail
 
@@ -108,7 +109,8 @@ class ComputeAttributions:
             x = torch.from_numpy(np.stack([mats[i] for i in group])).to(self.device)
             for job in self.jobs:
                 try:
-                    res = attribute(self.model, x, job.method, job.pathway, baseline=self._baseline(x), params=self.cfg)
+                    with precision(self.cfg.precision, self.device):
+                        res = attribute(self.model, x, job.method, job.pathway, baseline=self._baseline(x), params=self.cfg)
                     a = res.maps.detach().float().cpu().numpy()
                     err = None if res.completeness_error is None else res.completeness_error.detach().cpu().numpy()
                     tgt = None if res.target is None else res.target.detach().cpu().numpy()

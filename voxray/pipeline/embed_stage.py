@@ -21,6 +21,7 @@ from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import EMBEDDINGS, RunContext, StageResult
 from voxray.pipeline.datasets import equal_length_groups, features_rel, read_parquet_dataset, segment_starts
 from voxray.pipeline.model_ref import ModelRef, base_model
+from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources, torch_device
 from voxray.testing.faults import maybe_fail
 
@@ -42,13 +43,16 @@ class ComputeEmbeddings:
         self.cfg = cfg
         self.seg_frames = max(1, int(round(cfg.segment_s * 1000.0 / frame_shift_ms)))
         self.min_frames = int(self.embedder.min_frames)
+        # CPU convolutions are memory-bound on large batches; GPUs want them large
+        self.group = 128 if self.device == "cuda" else 8
 
     @torch.inference_mode()
     def _embed(self, mats: list[np.ndarray]) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros(0)] * len(mats)
-        for group in equal_length_groups([m.shape[0] for m in mats], 64):
+        for group in equal_length_groups([m.shape[0] for m in mats], self.group):
             x = torch.from_numpy(np.stack([self._fit(mats[i]) for i in group])).to(self.device)
-            emb = self.embedder(x).float().cpu().numpy()
+            with precision(self.cfg.precision, self.device):
+                emb = self.embedder(x).float().cpu().numpy()
             for i, e in zip(group, emb):
                 out[i] = e
         return out

@@ -59,10 +59,8 @@ class ComputeFeatures:
             try:
                 waves.append(load_audio(self.data, path, self.corpus))
                 ok.append(i)
-            except AudioError as exc:
+            except AudioError as exc:  # a bad file; a storage outage is not caught and fails the stage
                 add(i, "", None, str(exc))
-            except Exception as exc:  # noqa: BLE001 - unreadable data is quarantined, not fatal
-                add(i, "", None, f"{type(exc).__name__}: {exc}")
         for kind in self.features.kinds:
             feats = compute_features(waves, self.corpus.sample_rate, self.features, kind, self.device) if waves else []
             for i, f in zip(ok, feats):
