@@ -29,6 +29,7 @@ from voxray.eval.scoring import score_trials
 from voxray.eval.verification import compute_eer
 from voxray.mask import apply_condition
 from voxray.models.base import SpeakerClassifier
+from voxray.testing.faults import maybe_fail
 from voxray.train.data import loop_crop, random_start
 
 #: objective name -> (metric reported to Tune, mode)
@@ -109,6 +110,7 @@ def run_trial(trial: dict[str, Any], data: TuneData, tune_cfg: TuneConfig, attr_
     """The Tune trainable: one attribution/mask configuration, reported with ``tune.report``."""
     from ray import tune
 
+    maybe_fail("tune")
     torch.manual_seed(tune_cfg.seed)
     model = data.model_factory()
     model.load_state_dict(data.model_state)

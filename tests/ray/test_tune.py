@@ -1,0 +1,72 @@
+"""Ray Tune sweeps: a tiny sweep completes and writes tune/ and a best config that `voxray
+retrain --config` accepts; a sweep killed mid-way resumes without re-running finished trials."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from voxray.config import load_config
+from voxray.testing.pipeline import VOXRAY, read, run_cli
+from voxray.testing.synthetic_outputs import make_outputs
+
+pytestmark = pytest.mark.ray
+ARGS = ["--profile", "smoke", "tune.max_utterances=12", "tune.methods=[saliency, integrated_gradients, layer_cam]",
+        "attribution.ig_steps=4", "model.channels=16"]
+
+
+def _trial_results(out: Path) -> dict[str, int]:
+    """Reported results per trial directory of the sweep."""
+    counts = {}
+    for f in (out / "tune" / "ray" / "sweep").glob("*/result.json"):
+        counts[f.parent.name] = sum(1 for line in f.read_text().splitlines() if line.strip())
+    return counts
+
+
+def test_tiny_sweep_writes_results_and_a_usable_best_config(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    make_outputs(str(out))
+    run_cli("tune", "--out", str(out), *ARGS, "tune.num_samples=3")
+    results = read(out, "tune/results.parquet").to_pandas()
+    assert results.trial_id.nunique() == 3
+    assert set(results.metric) >= {"eer"} and results[results.metric == "eer"].value.between(0, 1).all()
+    best = yaml.safe_load((out / "tune" / "best.yaml").read_text())
+    cfg = load_config(files=[out / "tune" / "best.yaml"])
+    assert cfg.mask.conditions[0].rule == "threshold"
+    assert cfg.mask.conditions[0].method == best["mask"]["conditions"][0]["method"]
+    configs = [json.loads(c) for c in results.config.unique()]
+    assert cfg.mask.conditions[0].threshold in {c["tau"] for c in configs}
+
+
+def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    make_outputs(str(out))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "VOXRAY_SLOW_BATCH_S": "3"}
+    proc = subprocess.Popen([*VOXRAY, "tune", "--out", str(out), *ARGS, "tune.num_samples=4"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if sum(1 for n in _trial_results(out).values() if n) >= 2:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, "the sweep ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
+    finished = {t: n for t, n in _trial_results(out).items() if n}
+    assert 2 <= len(finished) < 4
+    sweep = out / "tune" / "ray" / "sweep"
+    stamps = {t: (sweep / t / "result.json").stat().st_mtime_ns for t in finished}
+    run_cli("tune", "--out", str(out), *ARGS, "tune.num_samples=4")
+    after = _trial_results(out)
+    assert len(after) == 4 and all(n == 1 for n in after.values()), after
+    for trial in finished:  # reported once, and its result file never rewritten: not run again
+        assert after[trial] == 1 and (sweep / trial / "result.json").stat().st_mtime_ns == stamps[trial]

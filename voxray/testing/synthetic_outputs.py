@@ -1,0 +1,57 @@
+"""A small voxray output folder made without audio: random features, a manifest, trial lists
+and an untrained model. Tests of the later stages (tune, mask, evaluate) start from it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from voxray import schema
+from voxray.config import ModelConfig
+from voxray.io.storage import Storage
+from voxray.io.sink import write_partitioned
+from voxray.models import build_classifier
+from voxray.models.checkpoint import save_model
+
+
+def make_outputs(out: str, speakers: int = 6, utts: int = 4, frames: int = 120, bins: int = 80,
+                 channels: int = 16, name: str = "ecapa", seed: int = 0) -> Storage:
+    """Write manifest.parquet, trials.parquet, features/kind=fbank and models/<name>/ under out.
+
+    Each speaker's features are noise around a speaker-specific mean, so a model can tell them
+    apart; the first half of the speakers train, the others are in the trial list.
+    """
+    rng = np.random.default_rng(seed)
+    s = Storage(out)
+    spk = [f"id{10001 + i}" for i in range(speakers)]
+    train = spk[: speakers // 2]
+    rows: dict[str, list] = {k: [] for k in schema.MANIFEST.names}
+    mats = []
+    for k, sp in enumerate(spk):
+        centre = rng.standard_normal(bins).astype(np.float32)
+        for u in range(utts):
+            utt = f"{sp}/vid{u % 2:08d}/{u + 1:05d}"
+            n = frames + int(rng.integers(0, 40))
+            for key, value in zip(schema.MANIFEST.names, (utt, sp, f"vid{u % 2:08d}", f"wav/{utt}.wav", n * 160, 16000,
+                                                          n * 0.01, "train" if sp in train else "test",
+                                                          "m" if k % 2 else "f", 0)):
+                rows[key].append(value)
+            mats.append(centre + 0.5 * rng.standard_normal((n, bins)).astype(np.float32))
+    s.write_table("manifest.parquet", schema.table(schema.MANIFEST, rows))
+    feats = pa.table({"utt_id": rows["utt_id"], "kind": ["fbank"] * len(mats),
+                      "num_frames": pa.array([m.shape[0] for m in mats], pa.int32()),
+                      "num_bins": pa.array([bins] * len(mats), pa.int32()), "values": schema.floats_column(mats)})
+    write_partitioned(s, "features", feats, schema.FEATURES, ("utt_id", "kind"), partition="kind")
+    test_utts = [u for u, sp in zip(rows["utt_id"], rows["speaker_id"]) if sp not in train]
+    trials: dict[str, list] = {"list": [], "label": [], "utt_a": [], "utt_b": []}
+    for i, a in enumerate(test_utts):
+        for b in test_utts[i + 1 :]:
+            trials["list"].append("veri_test2.txt")
+            trials["label"].append(int(a.split("/")[0] == b.split("/")[0]))
+            trials["utt_a"].append(a)
+            trials["utt_b"].append(b)
+    s.write_table("trials.parquet", schema.table(schema.TRIALS, trials))
+    cfg = ModelConfig(channels=channels, embedding_dim=32)
+    model = build_classifier(cfg, bins, len(train))
+    save_model(s, f"models/{name}", model, cfg, train, bins)
+    return s
