@@ -24,11 +24,13 @@ from torch import Tensor
 
 from voxray import schema
 from voxray.attribution import attribute, get_attributor, method_pathways
+from voxray.attribution.cam_layers import to_input_grid
+from voxray.attribution.hooks import inference_state
 from voxray.config import VoxrayConfig, replace
 from voxray.eval.faithfulness import cosine_score, masking_curves, pixel_flipping, top1_score
-from voxray.eval.multispeaker import run_multispeaker
+from voxray.eval import multispeaker
 from voxray.eval.sanity import cascading_randomisation, flag_insensitive, label_randomisation
-from voxray.features import energy_vad, feature_energy
+from voxray.features import feature_energy
 from voxray.log import get_logger
 from voxray.mask import moore_replace
 from voxray.models import build_classifier
@@ -104,11 +106,18 @@ def _maps(model: torch.nn.Module, feats: Tensor, method: str, target: Tensor, pa
 
 
 def speech_mask(feats: Tensor, cfg: VoxrayConfig) -> np.ndarray:
-    """Energy VAD on the features (001 removes non-speech before deletion/insertion)."""
+    """Energy VAD on the stored features (001 removes non-speech before deletion/insertion).
+
+    Features may be mean-normalised (CMN), which removes absolute levels, so the rule is
+    relative: a frame is speech when its log-mel energy is within ``vad_energy_threshold``
+    nats (5.5, about 24 dB) of the utterance's loud frames (95th percentile). An item where
+    that marks nothing keeps all its frames.
+    """
     out = []
     for f in feats:
-        e = feature_energy(f)
-        out.append(energy_vad(e, cfg.features.vad_energy_threshold, cfg.features.vad_energy_mean_scale).cpu().numpy())
+        e = feature_energy(f).cpu().numpy()
+        speech = e > np.percentile(e, 95) - cfg.features.vad_energy_threshold
+        out.append(speech if speech.any() else np.ones_like(speech))
     return np.stack(out)
 
 
@@ -217,12 +226,14 @@ def run_multispeaker(ctx: RunContext) -> dict[str, Any]:
 
     def saliency_fn(model_: torch.nn.Module, feats: Tensor, targets: Tensor) -> dict[str, dict[str, Tensor]]:
         out = {}
+        frames, bins = feats.shape[1:]
         for mth in methods:
-            attributor = get_attributor(mth)(model_, cfg.attribution)
-            out[mth] = {k: v.detach() for k, v in attributor.layer_maps(feats, targets, layers).items()}
+            with inference_state(model_):
+                raw = get_attributor(mth)(model_, cfg.attribution).layer_maps(feats.detach(), targets, layers)
+            out[mth] = {k: to_input_grid(v, frames, bins).detach() for k, v in raw.items()}
         return out
 
-    rows = run_multispeaker(model, utterances, labels, mc.cases, saliency_fn, np.random.default_rng(cfg.seed),
+    rows = multispeaker.run_multispeaker(model, utterances, labels, mc.cases, saliency_fn, np.random.default_rng(cfg.seed),
                             mc.trials_per_case, _frames(cfg, mc.segment_s), layer_specs(layers))
     metrics: list[tuple] = []
     for case in mc.cases:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
 from voxray import schema
@@ -196,8 +195,7 @@ def run_attribute(ctx: RunContext) -> StageResult:
     res = actor_resources(rc)
     for jobs, utts in groups.items():
         log.info("attribute: %d utterances x %s", len(utts), ", ".join(f"{j.method}/{j.pathway}" for j in jobs))
-        ds = read_parquet_dataset(out, features_rel(kind), columns=["utt_id", "num_frames", "num_bins", "values"],
-                                  filter=pc.field("utt_id").isin(utts))
+        ds = read_parquet_dataset(out, features_rel(kind), ["utt_id", "num_frames", "num_bins", "values"], utts)
         maps = ds.map_batches(
             ComputeAttributions,
             fn_constructor_args=(model, cfg.attribution, list(jobs), corpus_mean, res["num_gpus"], cfg.corpus.s3),

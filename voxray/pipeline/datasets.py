@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -18,18 +18,31 @@ def read_parquet_dataset(
     storage: Storage,
     rel: str,
     columns: list[str] | None = None,
-    filter: pc.Expression | None = None,
+    utt_ids: Iterable[str] | None = None,
+    where: Mapping[str, str] | None = None,
 ) -> "ray.data.Dataset":
-    """A Ray dataset over the committed files below ``rel`` (temporary names never read)."""
+    """A Ray dataset over the committed files below ``rel`` (temporary names never read),
+    optionally only the rows of ``utt_ids`` whose columns equal ``where``'s values."""
+    from ray.data.expressions import col
+
     files = storage.parquet_files(rel)
     if not files:
         raise StorageError(f"no Parquet data at {storage.uri(rel)}: run the stage that writes it first")
     kwargs: dict[str, Any] = {"filesystem": storage.arrow_fs(), "partitioning": None}
     if columns:
-        kwargs["columns"] = columns
-    if filter is not None:
-        kwargs["filter"] = filter
-    return ray.data.read_parquet([storage.path(f) for f in files], **kwargs)
+        kwargs["columns"] = list(dict.fromkeys([*columns, *(where or {})]))
+    ds = ray.data.read_parquet([storage.path(f) for f in files], **kwargs)
+    predicate = None
+    if utt_ids is not None:
+        predicate = col("utt_id").is_in(sorted(set(utt_ids)))
+    for name, value in (where or {}).items():
+        term = col(name) == value
+        predicate = term if predicate is None else predicate & term
+    if predicate is not None:
+        ds = ds.filter(expr=predicate)
+    if columns and where:
+        ds = ds.select_columns(columns)
+    return ds
 
 
 def features_rel(kind: str) -> str:
@@ -46,10 +59,6 @@ def read_features(storage: Storage, kind: str, utt_ids: Iterable[str] | None = N
     """Feature rows of one kind (optionally only some utterances), on the driver."""
     filt = pc.field("utt_id").isin(list(utt_ids)) if utt_ids is not None else None
     return storage.read_table(features_rel(kind), columns=["utt_id", "num_frames", "num_bins", "values"], filter=filt)
-
-
-def id_filter(utt_ids: Iterable[str]) -> pc.Expression:
-    return pc.field("utt_id").isin(sorted(set(utt_ids)))
 
 
 def equal_length_groups(lengths: list[int], max_group: int) -> list[list[int]]:
@@ -100,7 +109,6 @@ __all__ = [
     "features_rel",
     "utterances",
     "read_features",
-    "id_filter",
     "equal_length_groups",
     "segment_starts",
     "dataset_mean",

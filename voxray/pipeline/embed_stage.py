@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
 from voxray import schema
@@ -101,20 +100,18 @@ def embed_source(
     model: ModelRef,
     condition: str,
     source_rel: str,
-    source_filter: pc.Expression | None,
+    where: dict[str, str] | None,
     utt_ids: list[str],
     resources: ResourceConfig,
 ) -> StageResult:
-    """Embed ``utt_ids`` read from ``source_rel`` with ``model``; skips utterances already done."""
+    """Embed ``utt_ids`` read from ``source_rel`` (rows matching ``where``) with ``model``;
+    skips utterances already done."""
     out = ctx.out
     done = {k[0] for k in committed_keys(out, EMBEDDINGS, EMBED_KEYS) if k[2] == model.name and k[3] == condition}
     todo = sorted(set(utt_ids) - done)
     result = StageResult(f"{STAGE}:{model.name}:{condition}", inputs=len(set(utt_ids)), skipped=len(set(utt_ids)) - len(todo))
     if todo:
-        filt = pc.field("utt_id").isin(todo)
-        if source_filter is not None:
-            filt = filt & source_filter
-        ds = read_parquet_dataset(out, source_rel, columns=["utt_id", "num_frames", "num_bins", "values"], filter=filt)
+        ds = read_parquet_dataset(out, source_rel, ["utt_id", "num_frames", "num_bins", "values"], todo, where)
         res = actor_resources(resources)
         embedded = ds.map_batches(
             ComputeEmbeddings,

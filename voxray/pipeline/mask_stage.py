@@ -100,10 +100,8 @@ def run_mask(ctx: RunContext) -> StageResult:
         if not todo:
             continue
         log.info("mask: %d utterances x %s", len(todo), ", ".join(c.name for c in conds))
-        feats = read_parquet_dataset(out, features_rel(kind), columns=["utt_id", "num_frames", "num_bins", "values"],
-                                     filter=pc.field("utt_id").isin(todo))
-        maps = read_parquet_dataset(out, attr_rel, columns=["utt_id", "values"],
-                                    filter=pc.field("utt_id").isin(todo) & (pc.field("pathway") == pathway))
+        feats = read_parquet_dataset(out, features_rel(kind), ["utt_id", "num_frames", "num_bins", "values"], todo)
+        maps = read_parquet_dataset(out, attr_rel, ["utt_id", "values"], todo, {"pathway": pathway})
         maps = maps.rename_columns({"values": "attr"})
         joined = feats.join(maps, join_type="inner", num_partitions=max(1, min(8, len(todo) // 64)), on=("utt_id",))
         masked = joined.map_batches(

@@ -34,7 +34,11 @@ def ensure_ray(cfg: RayConfig) -> None:
             kwargs["object_store_memory"] = cfg.object_store_mb * 1024 * 1024
         log.info("starting a local Ray (no RAY_ADDRESS given)")
         ray.init(**kwargs)
+    import logging
+
     from ray.data import DataContext
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # voxray logs each stage itself
 
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = cfg.progress_bars

@@ -48,7 +48,7 @@ def run_retrain(ctx: RunContext) -> StageResult:
     res = cfg.embed.resources
     for cond in cfg.mask.conditions:
         source = f"{MASKED}/method={cond.method}"
-        only = pc.field("condition") == cond.name
+        only = {"condition": cond.name}
         embed_source(ctx, base, masked_condition(cond), source, only, test_ids, res)
         if not cfg.retrain.enabled:
             continue

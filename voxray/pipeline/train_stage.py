@@ -18,15 +18,14 @@ log = get_logger(__name__)
 STAGE = "train"
 
 
-class AddLabels:
-    """map_batches function: speaker index from the utt_id (``speaker/video/file``)."""
+def add_labels(batch: pa.Table, index: dict[str, int]) -> pa.Table:
+    """map_batches function: the speaker index from the utt_id (``speaker/video/file``).
 
-    def __init__(self, speakers: list[str]) -> None:
-        self.index = {s: i for i, s in enumerate(speakers)}
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        labels = [self.index[u.split("/", 1)[0]] for u in batch.column("utt_id").to_pylist()]
-        return batch.append_column("label", pa.array(labels, pa.int64()))
+    A plain function (not an actor), so Ray Data fuses it into the read tasks and the
+    training pipeline holds no CPU beside the train workers' and one read task's.
+    """
+    labels = [index[u.split("/", 1)[0]] for u in batch.column("utt_id").to_pylist()]
+    return batch.append_column("label", pa.array(labels, pa.int64()))
 
 
 def training_utterances(ctx: RunContext) -> tuple[list[str], list[str]]:
@@ -35,18 +34,19 @@ def training_utterances(ctx: RunContext) -> tuple[list[str], list[str]]:
     return m.column("utt_id").to_pylist(), sorted(set(m.column("speaker_id").to_pylist()))
 
 
-def train_on(ctx: RunContext, name: str, source_rel: str, source_filter: pc.Expression | None, epochs: int = 0) -> TrainResult:
-    """Train a model called ``name`` on the training utterances found under ``source_rel``."""
+def train_on(ctx: RunContext, name: str, source_rel: str, where: dict[str, str] | None, epochs: int = 0) -> TrainResult:
+    """Train a model called ``name`` on the training utterances under ``source_rel`` (rows
+    matching ``where``)."""
     cfg = ctx.cfg
     utt_ids, speakers = training_utterances(ctx)
     if len(speakers) < 2:
         raise ValueError(f"training needs at least 2 speakers in the train split, found {len(speakers)}")
     filt = pc.field("utt_id").isin(utt_ids)
-    if source_filter is not None:
-        filt = filt & source_filter
+    for key, value in (where or {}).items():
+        filt = filt & (pc.field(key) == value)
     rows = ctx.out.read_table(source_rel, columns=["utt_id"], filter=filt).num_rows
-    ds = read_parquet_dataset(ctx.out, source_rel, columns=["utt_id", "num_frames", "num_bins", "values"], filter=filt)
-    ds = ds.map_batches(AddLabels, fn_constructor_args=(speakers,), batch_format="pyarrow", concurrency=1, num_cpus=0.5)
+    ds = read_parquet_dataset(ctx.out, source_rel, ["utt_id", "num_frames", "num_bins", "values"], utt_ids, where)
+    ds = ds.map_batches(add_labels, fn_kwargs={"index": {s: i for i, s in enumerate(speakers)}}, batch_format="pyarrow")
     train_cfg = replace(cfg.train, epochs=epochs) if epochs else cfg.train
     input_dim = cfg.features.num_ceps if cfg.model.feature_kind == "mfcc" else cfg.features.num_mel_bins
     result = train_model(

@@ -1,0 +1,92 @@
+"""Check an output folder against the output contract (README "Outputs"): required columns,
+list-column sizes, no duplicated keys, and every reported EER recomputed independently from
+scores/ with scikit-learn's ROC. Used by the end-to-end tests; also runnable:
+``python -m voxray.testing.contract OUT``."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+from voxray.io.storage import Storage
+
+REQUIRED = {
+    "manifest.parquet": ["utt_id", "speaker_id", "video_id", "path", "num_samples", "sample_rate", "duration_s", "split", "gender"],
+    "quarantine.parquet": ["path", "stage", "reason"],
+    "features": ["utt_id", "kind", "num_frames", "num_bins", "values"],
+    "embeddings": ["utt_id", "segment", "model", "condition", "embedding"],
+    "attributions": ["utt_id", "model", "method", "pathway", "params", "num_frames", "num_bins", "values",
+                     "freq_profile", "completeness_error"],
+    "masked": ["utt_id", "kind", "method", "threshold", "num_frames", "num_bins", "values"],
+    "scores": ["list", "label", "utt_a", "utt_b", "model", "condition", "scorer", "score"],
+    "metrics": ["model", "condition", "list", "scorer", "metric", "value"],
+}
+KEYS = {
+    "manifest.parquet": ["utt_id"],
+    "features": ["utt_id", "kind"],
+    "embeddings": ["utt_id", "segment", "model", "condition"],
+    "attributions": ["utt_id", "method", "pathway"],
+    "masked": ["utt_id", "condition"],
+    "scores": ["list", "utt_a", "utt_b", "model", "condition", "scorer"],
+    "metrics": ["model", "condition", "list", "scorer", "metric"],
+}
+
+
+def sklearn_eer(scores: np.ndarray, labels: np.ndarray) -> float:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fnr = 1 - tpr
+    k = int(np.nanargmin(np.abs(fnr - fpr)))
+    return float((fpr[k] + fnr[k]) / 2)
+
+
+def check(out: str) -> list[str]:
+    s = Storage(out)
+    problems: list[str] = []
+    tables: dict[str, pd.DataFrame] = {}
+    for rel, cols in REQUIRED.items():
+        if not s.parquet_files(rel):
+            continue
+        df = s.read_pandas(rel)
+        tables[rel] = df
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            problems.append(f"{rel}: missing columns {missing}")
+            continue
+        if {"num_frames", "num_bins", "values"} <= set(df.columns):
+            bad = int((df["values"].map(len) != df["num_frames"] * df["num_bins"]).sum())
+            if bad:
+                problems.append(f"{rel}: {bad} rows whose values are not num_frames x num_bins long")
+        if "freq_profile" in df.columns:
+            bad = int((df["freq_profile"].map(len) != df["num_bins"]).sum())
+            if bad:
+                problems.append(f"{rel}: {bad} rows whose freq_profile is not num_bins long")
+        if rel in KEYS and df.duplicated(KEYS[rel]).any():
+            problems.append(f"{rel}: {int(df.duplicated(KEYS[rel]).sum())} duplicated rows")
+    if "scores" in tables and "metrics" in tables:
+        scores, metrics = tables["scores"], tables["metrics"]
+        eers = metrics[metrics.metric == "eer"]
+        for key, g in scores.groupby(["model", "condition", "scorer", "list"]):
+            y = g["label"].to_numpy(int)
+            if y.min() == y.max():
+                continue
+            match = eers[(eers.model == key[0]) & (eers.condition == key[1]) & (eers.scorer == key[2]) & (eers.list == key[3])]
+            if match.empty:
+                problems.append(f"metrics: no eer for {key}")
+                continue
+            mine = sklearn_eer(g["score"].to_numpy(float), y)
+            tol = 0.005 + 1.0 / min((y == 1).sum(), (y == 0).sum())
+            if abs(float(match["value"].iloc[0]) - mine) > tol:
+                problems.append(f"metrics: eer {float(match['value'].iloc[0]):.4f} for {key}, sklearn gives {mine:.4f}")
+    return problems
+
+
+if __name__ == "__main__":
+    found = check(sys.argv[1])
+    for p in found:
+        print("PROBLEM:", p)
+    print(f"{len(found)} problems")
+    sys.exit(1 if found else 0)
