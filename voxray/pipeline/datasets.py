@@ -20,15 +20,20 @@ def read_parquet_dataset(
     columns: list[str] | None = None,
     utt_ids: Iterable[str] | None = None,
     where: Mapping[str, str] | None = None,
+    task_cpus: float | None = None,
 ) -> "ray.data.Dataset":
     """A Ray dataset over the committed files below ``rel`` (temporary names never read),
-    optionally only the rows of ``utt_ids`` whose columns equal ``where``'s values."""
+    optionally only the rows of ``utt_ids`` whose columns equal ``where``'s values.
+    ``task_cpus`` lowers the read tasks' CPU request (beside a Ray Train run that holds most
+    CPUs, reads asking for a whole CPU would never be scheduled)."""
     from ray.data.expressions import col
 
     files = storage.parquet_files(rel)
     if not files:
         raise StorageError(f"no Parquet data at {storage.uri(rel)}: run the stage that writes it first")
     kwargs: dict[str, Any] = {"filesystem": storage.arrow_fs(), "partitioning": None}
+    if task_cpus is not None:
+        kwargs["ray_remote_args"] = {"num_cpus": task_cpus}
     if columns:
         kwargs["columns"] = list(dict.fromkeys([*columns, *(where or {})]))
     ds = ray.data.read_parquet([storage.path(f) for f in files], **kwargs)
@@ -39,7 +44,7 @@ def read_parquet_dataset(
         term = col(name) == value
         predicate = term if predicate is None else predicate & term
     if predicate is not None:
-        ds = ds.filter(expr=predicate)
+        ds = ds.filter(expr=predicate, **({"num_cpus": task_cpus} if task_cpus is not None else {}))
     if columns and where:
         ds = ds.select_columns(columns)
     return ds

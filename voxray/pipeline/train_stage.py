@@ -16,6 +16,8 @@ from voxray.train.trainer import TrainResult, train_model
 
 log = get_logger(__name__)
 STAGE = "train"
+#: CPUs each data task of the training pipeline asks for: the train workers hold the rest.
+DATA_TASK_CPUS = 0.25
 
 
 def add_labels(batch: pa.Table, index: dict[str, int]) -> pa.Table:
@@ -45,15 +47,17 @@ def train_on(ctx: RunContext, name: str, source_rel: str, where: dict[str, str] 
     for key, value in (where or {}).items():
         filt = filt & (pc.field(key) == value)
     rows = ctx.out.read_table(source_rel, columns=["utt_id"], filter=filt).num_rows
-    ds = read_parquet_dataset(ctx.out, source_rel, ["utt_id", "num_frames", "num_bins", "values"], utt_ids, where)
-    ds = ds.map_batches(add_labels, fn_kwargs={"index": {s: i for i, s in enumerate(speakers)}}, batch_format="pyarrow")
+    ds = read_parquet_dataset(ctx.out, source_rel, ["utt_id", "num_frames", "num_bins", "values"], utt_ids, where,
+                              task_cpus=DATA_TASK_CPUS)
+    ds = ds.map_batches(add_labels, fn_kwargs={"index": {s: i for i, s in enumerate(speakers)}}, batch_format="pyarrow",
+                        num_cpus=DATA_TASK_CPUS)
     train_cfg = replace(cfg.train, epochs=epochs) if epochs else cfg.train
     input_dim = cfg.features.num_ceps if cfg.model.feature_kind == "mfcc" else cfg.features.num_mel_bins
     result = train_model(
         train_cfg, cfg.model, ds, num_classes=len(speakers), input_dim=input_dim,
         storage_path=ctx.out.uri(f"{MODELS}/{name}/ray"), name=name, speakers=speakers,
         out_storage=ctx.out, model_rel_dir=f"{MODELS}/{name}", frame_shift_ms=cfg.features.frame_shift_ms,
-        num_rows=rows,
+        num_rows=rows, data_task_cpus=DATA_TASK_CPUS,
     )
     write_train_metrics(ctx, name, result)
     return result

@@ -35,12 +35,18 @@ KEYS = {
 
 
 def sklearn_eer(scores: np.ndarray, labels: np.ndarray) -> float:
+    """EER from scikit-learn's ROC: where the miss and false-alarm rates cross, linearly
+    interpolated between the two operating points around the crossing."""
     from sklearn.metrics import roc_curve
 
-    fpr, tpr, _ = roc_curve(labels, scores)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     fnr = 1 - tpr
-    k = int(np.nanargmin(np.abs(fnr - fpr)))
-    return float((fpr[k] + fnr[k]) / 2)
+    d = fnr - fpr
+    k = int(np.argmax(d <= 0))
+    if k == 0:
+        return float(fpr[0])
+    t = d[k - 1] / (d[k - 1] - d[k])
+    return float(fnr[k - 1] + t * (fnr[k] - fnr[k - 1]))
 
 
 def check(out: str) -> list[str]:

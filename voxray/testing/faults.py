@@ -10,6 +10,7 @@ the retried task and the restarted actor. Unset variables cost one dict lookup p
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -30,7 +31,14 @@ def _faults() -> dict[str, tuple[int, str]]:
 
 
 def maybe_fail(stage: str) -> None:
-    """Call once per batch; fires the configured fault for ``stage`` once."""
+    """Call once per batch; fires the configured fault for ``stage`` once.
+
+    ``VOXRAY_SLOW_BATCH_S`` also slows every batch down, so a test can interrupt a stage
+    while it is half done.
+    """
+    slow = os.environ.get("VOXRAY_SLOW_BATCH_S")
+    if slow:
+        time.sleep(float(slow))
     faults = _faults()
     if stage not in faults:
         return

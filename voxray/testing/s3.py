@@ -23,15 +23,20 @@ _CLEARED = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_ENDPO
 
 
 @contextmanager
-def moto_s3_server() -> Iterator[str]:
-    """Run a moto S3 server for the ``with`` block; yields its endpoint URL ``http://127.0.0.1:PORT``."""
+def moto_s3_server(port: int = 0, credentials: dict[str, str] | None = None) -> Iterator[str]:
+    """Run a moto S3 server for the ``with`` block; yields its endpoint URL ``http://127.0.0.1:PORT``.
+
+    ``port`` 0 picks a free one (give the old port to bring a stopped server back at the same
+    address); ``credentials`` replace the dummy AWS variables (e.g. a planted secret).
+    """
     from moto.server import ThreadedMotoServer
 
-    saved = {k: os.environ.get(k) for k in (*DUMMY_ENV, *_CLEARED)}
-    os.environ.update(DUMMY_ENV)
+    env = {**DUMMY_ENV, **(credentials or {})}
+    saved = {k: os.environ.get(k) for k in (*env, *_CLEARED)}
+    os.environ.update(env)
     for key in _CLEARED:
         os.environ.pop(key, None)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
         host, port = server.get_host_and_port()

@@ -16,6 +16,8 @@ after a failure, or a driver reruns the same run name on the same storage,
 
 from __future__ import annotations
 
+import math
+
 import os
 import tempfile
 import time
@@ -112,7 +114,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     if device.type == "cpu":
         # Ray pins OMP threads to the worker's CPUs; use all of them for intra-op parallelism
-        torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
+        torch.set_num_threads(max(1, math.ceil(cfg.cpus_per_worker)))
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every worker
     classifier = build_classifier(

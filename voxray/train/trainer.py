@@ -96,6 +96,7 @@ def train_model(
     frame_shift_ms: float = 10.0,
     fail_at_epoch: int | None = None,
     num_rows: int | None = None,
+    data_task_cpus: float = 1.0,
 ) -> TrainResult:
     """Train on ``train_ds`` (rows: utt_id, num_frames, num_bins, values, label) and save.
 
@@ -123,6 +124,7 @@ def train_model(
         },
         batch_format="pyarrow",
         batch_size=max(1, cfg.batch_size // cfg.crops_per_utt),
+        num_cpus=data_task_cpus,
     )
     steps, drop_last = steps_per_epoch(rows, cfg)
     config: dict[str, Any] = {
