@@ -33,7 +33,17 @@ def top_positive(values: npt.ArrayLike, fraction: float) -> Indices:
     """Flat indices of the ``fraction`` of all bins with the highest POSITIVE values (002's
     "bins with the highest positive relevance"): fewer when fewer bins are positive."""
     flat = np.asarray(values, dtype=np.float64).ravel()
-    order = descending_order(flat)[: count_for_fraction(fraction, flat.size)]
+    k = count_for_fraction(fraction, flat.size)
+    if k == 0:
+        return np.zeros(0, dtype=np.intp)
+    if k < flat.size:
+        # the k-th largest value by partition, then a stable sort of the bins at or above it
+        # (row-major order among equal values, as descending_order gives), not of all bins
+        kth = np.partition(flat, flat.size - k)[flat.size - k]
+        candidates = np.flatnonzero(flat >= kth)
+        order = candidates[np.argsort(-flat[candidates], kind="stable")][:k]
+    else:
+        order = descending_order(flat)
     return order[flat[order] > 0]
 
 

@@ -132,22 +132,30 @@ def layer_average(maps: Sequence[npt.ArrayLike]) -> Array:
     return np.mean(ms, axis=0)
 
 
-def moore_means(x: npt.ArrayLike) -> Array:
-    """Mean of each bin's Moore neighbourhood ``(T, F)``: the up-to-8 surrounding bins that
-    exist (5 on an edge, 3 in a corner). A bin without neighbours (a 1 x 1 map) keeps its value."""
+def moore_means_at(x: npt.ArrayLike, idx: npt.ArrayLike) -> Array:
+    """Mean of the Moore neighbourhood of the bins at flat (row-major) indices ``idx`` of ``x``
+    ``(T, F)``: the up-to-8 surrounding bins that exist (5 on an edge, 3 in a corner). A bin
+    without neighbours (in a 1 x 1 map) keeps its value. Only the requested bins are touched."""
     xm = _matrix(x, "moore_means")
-    t, f = xm.shape
-    padded = np.pad(xm, 1)
-    present = np.pad(np.ones_like(xm), 1)
-    total = np.zeros_like(xm)
-    count = np.zeros_like(xm)
-    for dt in (0, 1, 2):
-        for df in (0, 1, 2):
-            if dt == 1 and df == 1:
+    flat = np.asarray(idx, dtype=np.intp)
+    rows, cols = np.divmod(flat, xm.shape[1])
+    total = np.zeros(flat.shape, dtype=xm.dtype)
+    count = np.zeros(flat.shape, dtype=np.intp)
+    for dt in (-1, 0, 1):
+        for df in (-1, 0, 1):
+            if dt == 0 and df == 0:
                 continue
-            total += padded[dt : dt + t, df : df + f]
-            count += present[dt : dt + t, df : df + f]
-    return np.divide(total, count, out=xm.copy(), where=count > 0)
+            r, c = rows + dt, cols + df
+            ok = (r >= 0) & (r < xm.shape[0]) & (c >= 0) & (c < xm.shape[1])
+            total[ok] += xm[r[ok], c[ok]]
+            count += ok
+    return np.divide(total, count, out=xm.ravel()[flat].copy(), where=count > 0)
+
+
+def moore_means(x: npt.ArrayLike) -> Array:
+    """``moore_means_at`` for every bin: ``(T, F)``."""
+    xm = _matrix(x, "moore_means")
+    return moore_means_at(xm, np.arange(xm.size)).reshape(xm.shape)
 
 
 def moore_replace(x: npt.ArrayLike, A: npt.ArrayLike, top_fraction: float = 0.005) -> Array:
@@ -161,7 +169,7 @@ def moore_replace(x: npt.ArrayLike, A: npt.ArrayLike, top_fraction: float = 0.00
     xm, am, dtype = _pair(x, A, "moore")
     idx = top_positive(am, top_fraction)
     out = xm.copy()
-    out.flat[idx] = moore_means(xm).flat[idx]
+    out.flat[idx] = moore_means_at(xm, idx)
     return out.astype(dtype)
 
 
