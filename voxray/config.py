@@ -151,6 +151,9 @@ class TrainConfig:
     seed: int = 0
     #: normalise each crop by its utterance's mean and standard deviation (003).
     normalise: bool = False
+    #: keep iden_split.txt's test utterances (split 3) out of training, so that identification
+    #: Top-1 is measured on held-out utterances (VoxCeleb1 verification recipes train on all).
+    exclude_iden_test: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

@@ -38,12 +38,14 @@ from voxray.models.checkpoint import LoadedModel, load_model
 from voxray.pipeline.context import METRICS, RunContext
 from voxray.pipeline.datasets import read_features
 from voxray.pipeline.model_ref import base_model
-from voxray.pipeline.verification_eval import metric_rows, write_curve
+from voxray.pipeline.verification_eval import write_curve
 from voxray.train.data import centre_start, loop_crop, segment_frames
 from voxray.train.local import accuracy, fit_classifier
 
 log = get_logger(__name__)
 PERTURBATION = ("shapley_sampling", "occlusion", "score_cam")
+#: forward passes per model call in the curves: CPU convolutions are memory-bound on big batches
+ROWS_PER_CALL = {"cpu": 16, "cuda": 256}
 CAM_METHODS = ("grad_cam_pp", "score_cam", "layer_cam")
 
 
@@ -129,16 +131,17 @@ def run_identification(ctx: RunContext) -> dict[str, Any]:
     if not loaded.has_head:
         return {"skipped": "the model has no classification head"}
     m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "iden_split"], filter=pc.field("split") == "train")
-    held_out = [u for u, s in zip(m.column("utt_id").to_pylist(), m.column("iden_split").to_pylist()) if s == 3]
+    iden_test = [u for u, s in zip(m.column("utt_id").to_pylist(), m.column("iden_split").to_pylist()) if s == 3]
     label_of = _speaker_labels(loaded)
-    ids = [u for u in (held_out or m.column("utt_id").to_pylist()) if label_of(u) is not None][:1000]
+    ids = [u for u in (iden_test or m.column("utt_id").to_pylist()) if label_of(u) is not None][:1000]
     t = read_features(ctx.out, loaded.cfg.feature_kind, ids)
     model = loaded.classifier.eval()
     hits = []
     with torch.inference_mode():
         for u, x in zip(t.column("utt_id").to_pylist(), schema.matrices(t)):
             hits.append(int(model(torch.from_numpy(x)[None]).argmax(1).item() == label_of(u)))
-    lst = "iden_split3" if held_out else "train_utterances"
+    # utterances the model trained on are marked as such: Top-1 on them is not a held-out figure
+    lst = "iden_split3" if iden_test and ctx.cfg.train.exclude_iden_test else ("iden_split3_seen" if iden_test else "train_seen")
     _write_metrics(ctx, f"identification-{loaded.name}", [(base_model(ctx).name, "none", lst, "", "top1", float(np.mean(hits)) if hits else float("nan")),
                                                           (base_model(ctx).name, "none", lst, "", "utterances", float(len(hits)))])
     return {"top1": float(np.mean(hits)) if hits else None, "utterances": len(hits), "list": lst}
@@ -158,21 +161,24 @@ def run_faithfulness(ctx: RunContext) -> dict[str, Any]:
     with torch.inference_mode():
         refs = model.embedder(data.feats)
     speech = speech_mask(data.feats, cfg)
+    rows = ROWS_PER_CALL[data.feats.device.type]
     scorers = {"top1": top1_score(model, data.labels), "verification": cosine_score(model.embedder, refs)}
     methods = fc.methods or cfg.attribution.methods
-    rows: list[tuple] = []
+    metrics: list[tuple] = []
     aucs: dict[str, float] = {}
     for order in ("random", "time_aligned"):
         for scorer, fn in scorers.items():
             with torch.inference_mode():
-                curves = masking_curves(data.feats, None, fn, fc.steps, order=order, speech=speech, seed=cfg.seed)
+                curves = masking_curves(data.feats, None, fn, fc.steps, order=order, speech=speech, seed=cfg.seed,
+                                        max_rows=rows)
             for mode, curve in curves.items():
                 write_curve(ctx, mode, name, order, scorer, curve.fractions, curve.scores)
-                rows.append((name, order, "faithfulness", scorer, f"{mode}_auc", curve.auc))
+                metrics.append((name, order, "faithfulness", scorer, f"{mode}_auc", curve.auc))
     with torch.inference_mode():
-        flips = pixel_flipping(data.feats, None, scorers["top1"], fc.flip_fractions, order="random", seed=cfg.seed)
+        flips = pixel_flipping(data.feats, None, scorers["top1"], fc.flip_fractions, order="random", seed=cfg.seed,
+                               max_rows=rows)
     write_curve(ctx, "pixel_flipping", name, "random", "top1", flips.fractions, flips.scores)
-    rows += [(name, "random", "pixel_flipping", "top1", f"acc@{q:g}", s) for q, s in zip(flips.fractions, flips.scores)]
+    metrics += [(name, "random", "pixel_flipping", "top1", f"acc@{q:g}", s) for q, s in zip(flips.fractions, flips.scores)]
     for method in methods:
         n = min(len(data.utt_ids), cfg.attribution.perturbation_max_utterances) if method in PERTURBATION else len(data.utt_ids)
         x, y, sp = data.feats[:n], data.labels[:n], speech[:n]
@@ -181,16 +187,16 @@ def run_faithfulness(ctx: RunContext) -> dict[str, Any]:
         sub = {"top1": top1_score(model, y), "verification": cosine_score(model.embedder, refs[:n])}
         for scorer, fn in sub.items():
             with torch.inference_mode():
-                curves = masking_curves(x, maps, fn, fc.steps, speech=sp, seed=cfg.seed)
+                curves = masking_curves(x, maps, fn, fc.steps, speech=sp, seed=cfg.seed, max_rows=rows)
             for mode, curve in curves.items():
                 write_curve(ctx, mode, name, label, scorer, curve.fractions, curve.scores)
-                rows.append((name, label, "faithfulness", scorer, f"{mode}_auc", curve.auc))
+                metrics.append((name, label, "faithfulness", scorer, f"{mode}_auc", curve.auc))
                 aucs[f"{label}:{scorer}:{mode}"] = curve.auc
         with torch.inference_mode():
-            flips = pixel_flipping(x, maps, sub["top1"], fc.flip_fractions, order="relevance")
+            flips = pixel_flipping(x, maps, sub["top1"], fc.flip_fractions, order="relevance", max_rows=rows)
         write_curve(ctx, "pixel_flipping", name, label, "top1", flips.fractions, flips.scores)
-        rows += [(name, label, "pixel_flipping", "top1", f"acc@{q:g}", s) for q, s in zip(flips.fractions, flips.scores)]
-    _write_metrics(ctx, f"faithfulness-{name}", rows)
+        metrics += [(name, label, "pixel_flipping", "top1", f"acc@{q:g}", s) for q, s in zip(flips.fractions, flips.scores)]
+    _write_metrics(ctx, f"faithfulness-{name}", metrics)
     return {"utterances": len(data.utt_ids), "methods": list(methods), "aucs": aucs}
 
 

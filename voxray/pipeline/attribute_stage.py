@@ -17,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from ray.data import ActorPoolStrategy
+
 from voxray import schema
 from voxray.attribution import attribute, method_pathways
 from voxray.attribution.normalise import freq_profile
@@ -183,7 +185,9 @@ def run_attribute(ctx: RunContext) -> StageResult:
         wanted = {u: [j for j in js if j.pathway == "traversal"] for u, js in wanted.items()}
         log.info("attribute: the model has no classification head; only Traversal attributions are computed")
     done = committed_keys(out, ATTRIBUTIONS, ATTR_KEYS)
-    todo = {u: [j for j in js if (u, j.method, j.pathway) not in done] for u, js in wanted.items()}
+    failed = quarantined_paths(out, STAGE)  # a rerun does not retry what failed for a reason
+    todo = {u: [j for j in js if (u, j.method, j.pathway) not in done and quarantine_path(u, j) not in failed]
+            for u, js in wanted.items()}
     todo = {u: js for u, js in todo.items() if js}
     n_jobs = sum(len(js) for js in wanted.values())
     result = StageResult(STAGE, inputs=n_jobs, skipped=n_jobs - sum(len(js) for js in todo.values()))
@@ -201,7 +205,7 @@ def run_attribute(ctx: RunContext) -> StageResult:
             fn_constructor_args=(model, cfg.attribution, list(jobs), corpus_mean, res["num_gpus"], cfg.corpus.s3),
             batch_format="pyarrow",
             batch_size=rc.batch_size,
-            concurrency=rc.concurrency,
+            compute=ActorPoolStrategy(size=rc.concurrency),
             **res,
         )
         maps.write_datasink(ParquetSink(out, ATTRIBUTIONS, schema.ATTRIBUTIONS, ATTR_KEYS,

@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from ray.data import ActorPoolStrategy
+
 from voxray import schema
 from voxray.config import EmbedConfig, ResourceConfig
 from voxray.io.sink import ParquetSink, committed_keys
@@ -23,6 +25,7 @@ from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources, torch_device
 from voxray.testing.faults import maybe_fail
+from voxray.train.data import loop_crop, segment_frames
 
 log = get_logger(__name__)
 STAGE = "embed"
@@ -40,7 +43,7 @@ class ComputeEmbeddings:
         self.model_name = model.name
         self.condition = condition
         self.cfg = cfg
-        self.seg_frames = max(1, int(round(cfg.segment_s * 1000.0 / frame_shift_ms)))
+        self.seg_frames = segment_frames(cfg.segment_s, frame_shift_ms)
         self.min_frames = int(self.embedder.min_frames)
         # CPU convolutions are memory-bound on large batches; GPUs want them large
         self.group = 128 if self.device == "cuda" else 8
@@ -58,10 +61,7 @@ class ComputeEmbeddings:
 
     def _fit(self, m: np.ndarray) -> np.ndarray:
         """Loop utterances shorter than the model's minimum input (as training crops do)."""
-        if m.shape[0] >= self.min_frames:
-            return m
-        reps = int(np.ceil(self.min_frames / max(m.shape[0], 1)))
-        return np.tile(m, (reps, 1))[: self.min_frames]
+        return m if m.shape[0] >= self.min_frames else loop_crop(m, 0, self.min_frames)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         maybe_fail(STAGE)
@@ -118,7 +118,7 @@ def embed_source(
             fn_constructor_args=(model, condition, ctx.cfg.embed, ctx.cfg.features.frame_shift_ms, res["num_gpus"], ctx.cfg.corpus.s3),
             batch_format="pyarrow",
             batch_size=resources.batch_size,
-            concurrency=resources.concurrency,
+            compute=ActorPoolStrategy(size=resources.concurrency),
             **res,
         )
         embedded.write_datasink(ParquetSink(out, EMBEDDINGS, schema.EMBEDDINGS, EMBED_KEYS, stage=STAGE))

@@ -18,7 +18,7 @@ from voxray.log import get_logger
 from voxray.pipeline.analyses import ANALYSES
 from voxray.pipeline.context import RunContext, StageResult
 from voxray.pipeline.model_ref import base_model
-from voxray.pipeline.ray_env import cluster_gpus
+from voxray.pipeline.ray_env import cluster_cpus, cluster_gpus
 from voxray.pipeline.verification_eval import run_verification
 
 log = get_logger(__name__)
@@ -26,7 +26,9 @@ STAGE = "evaluate"
 
 
 def _remote(fn: Callable[[RunContext], dict[str, Any]], ctx: RunContext) -> dict[str, Any]:
-    task = ray.remote(fn).options(num_cpus=1, num_gpus=1 if cluster_gpus() > 0 else 0, max_retries=1)
+    """One analysis as a Ray task; they run one after another, so each may use several cores."""
+    cpus = max(1, min(int(cluster_cpus()), 8))
+    task = ray.remote(fn).options(num_cpus=cpus, num_gpus=1 if cluster_gpus() > 0 else 0, max_retries=1)
     return ray.get(task.remote(ctx))
 
 

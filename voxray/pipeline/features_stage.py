@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import ray
 
+from ray.data import ActorPoolStrategy
+
 from voxray import schema
 from voxray.config import CorpusConfig, FeatureConfig
 from voxray.corpus.audio import AudioError, load_audio
@@ -108,7 +110,7 @@ def run_features(ctx: RunContext) -> StageResult:
             fn_constructor_args=(ctx.data, cfg.corpus, cfg.features, res["num_gpus"]),
             batch_format="pyarrow",
             batch_size=rc.batch_size,
-            concurrency=rc.concurrency,
+            compute=ActorPoolStrategy(size=rc.concurrency),
             **res,
         )
         sink = ParquetSink(out, FEATURES, schema.FEATURES, FEATURE_KEYS, partition=schema.FEATURES_PARTITION, stage=STAGE)

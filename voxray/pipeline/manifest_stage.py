@@ -13,6 +13,8 @@ from typing import Any
 import pyarrow as pa
 import ray
 
+from ray.data import ActorPoolStrategy
+
 from voxray import schema
 from voxray.config import CorpusConfig
 from voxray.corpus.audio import AudioError, probe_audio
@@ -101,7 +103,7 @@ def run_manifest(ctx: RunContext) -> StageResult:
             fn_constructor_args=(data, cfg.corpus),
             batch_format="pyarrow",
             batch_size=rc.batch_size,
-            concurrency=rc.concurrency,
+            compute=ActorPoolStrategy(size=rc.concurrency),
             num_cpus=min(rc.num_cpus, 1.0),
         )
         for batch in probed.iter_batches(batch_format="pyarrow", batch_size=4096):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ray.data import ActorPoolStrategy
+
 from voxray import schema
 from voxray.config import MaskCondition, MaskConfig
 from voxray.io.sink import ParquetSink, committed_keys
@@ -109,7 +111,7 @@ def run_mask(ctx: RunContext) -> StageResult:
             fn_constructor_args=(conds, cfg.mask, kind),
             batch_format="pyarrow",
             batch_size=rc.batch_size,
-            concurrency=rc.concurrency,
+            compute=ActorPoolStrategy(size=rc.concurrency),
             num_cpus=min(rc.num_cpus, 1.0),
         )
         masked.write_datasink(ParquetSink(out, MASKED, schema.MASKED, MASK_KEYS, partition=schema.MASKED_PARTITION, stage=STAGE))

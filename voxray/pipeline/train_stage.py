@@ -31,8 +31,11 @@ def add_labels(batch: pa.Table, index: dict[str, int]) -> pa.Table:
 
 
 def training_utterances(ctx: RunContext) -> tuple[list[str], list[str]]:
-    """(utt_ids, sorted speakers) of the training split."""
-    m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "speaker_id", "split"], filter=pc.field("split") == "train")
+    """(utt_ids, sorted speakers) of the training split (without iden_split 3 if configured)."""
+    filt = pc.field("split") == "train"
+    if ctx.cfg.train.exclude_iden_test:
+        filt = filt & (pc.field("iden_split") != 3)
+    m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "speaker_id"], filter=filt)
     return m.column("utt_id").to_pylist(), sorted(set(m.column("speaker_id").to_pylist()))
 
 

@@ -22,6 +22,7 @@ from voxray.pipeline.context import TRIALS, TUNE, RunContext, StageResult
 from voxray.pipeline.datasets import read_features
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.ray_env import cluster_gpus
+from voxray.train.data import segment_frames
 from voxray.train.tune import OBJECTIVES, TuneData, best_overlay, result_rows, run_trial, search_space
 
 log = get_logger(__name__)
@@ -71,7 +72,7 @@ def build_data(ctx: RunContext) -> TuneData:
         trials=trials,
         train_feats=train_feats,
         train_labels=labels,
-        segment_frames=int(round(cfg.train.segment_s * 1000 / cfg.features.frame_shift_ms)),
+        segment_frames=segment_frames(cfg.train.segment_s, cfg.features.frame_shift_ms),
     )
 
 
