@@ -32,3 +32,12 @@ def ray_local():
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def s3_endpoint():
+    """A moto S3 server on 127.0.0.1 for one test (dummy credentials); yields its endpoint URL."""
+    from voxray.testing.s3 import moto_s3_server
+
+    with moto_s3_server() as endpoint:
+        yield endpoint

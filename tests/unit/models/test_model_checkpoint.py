@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -153,20 +152,6 @@ def test_save_rejects_speaker_count_mismatch(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="2 speakers for a head of 3 classes"):
         save_model(Storage(str(tmp_path)), "m", _tiny_ecapa(3), ECAPA_CFG, ["a", "b"], 24)
     assert not (tmp_path / "m").exists()
-
-
-@pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def test_round_trip_through_s3(s3_endpoint: str) -> None:

@@ -186,20 +186,6 @@ def test_a_failing_section_leaves_the_others(tmp_path: Path, monkeypatch: pytest
     assert "Table 2 of 000" in html and "GradientShap" in html
 
 
-@pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch):
-    from moto.server import ThreadedMotoServer
-
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing-key")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def test_report_from_s3_outputs(s3_endpoint: str, html_tables) -> None:
     import boto3
 
