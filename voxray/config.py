@@ -143,8 +143,10 @@ class TrainConfig:
     scheduler: Literal["cyclic", "warmup_decay", "constant"] = "cyclic"
     warmup_epochs: int = 1
     num_workers: int = 1
-    #: CPUs per training worker (and torch threads on CPU workers).
+    #: CPUs reserved per training worker (leave some for the Ray Data tasks that feed it).
     cpus_per_worker: float = 1.0
+    #: torch threads of a CPU training worker (0: as many as the CPUs it reserves).
+    torch_threads: int = 0
     use_gpu: Union[bool, Literal["auto"]] = "auto"
     amp: bool = True
     max_failures: int = 2

@@ -114,7 +114,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     if device.type == "cpu":
         # Ray pins OMP threads to the worker's CPUs; use all of them for intra-op parallelism
-        torch.set_num_threads(max(1, math.ceil(cfg.cpus_per_worker)))
+        torch.set_num_threads(cfg.torch_threads or max(1, math.ceil(cfg.cpus_per_worker)))
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every worker
     classifier = build_classifier(
