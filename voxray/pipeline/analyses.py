@@ -45,7 +45,7 @@ from voxray.train.local import accuracy, fit_classifier
 log = get_logger(__name__)
 PERTURBATION = ("shapley_sampling", "occlusion", "score_cam")
 #: forward passes per model call in the curves: CPU convolutions are memory-bound on big batches
-ROWS_PER_CALL = {"cpu": 16, "cuda": 256}
+ROWS_PER_CALL = {"cpu": 8, "cuda": 256}
 CAM_METHODS = ("grad_cam_pp", "score_cam", "layer_cam")
 
 
