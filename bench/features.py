@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
@@ -32,13 +31,12 @@ def synth(out: Path, speakers: int, utts: int) -> Path:
     return out
 
 
-def plain_loop(paths: list[Path]) -> float:
+def plain_loop(paths: list[Path]) -> None:
     """What a torchaudio user writes: one file, one kaldi.fbank call, repeat."""
     for p in paths:
         wave, sr = sf.read(p, dtype="float32")
         torchaudio.compliance.kaldi.fbank(torch.from_numpy(wave)[None] * 32768, num_mel_bins=80,
                                           sample_frequency=sr, dither=0.0)
-    return 0.0
 
 
 def main(argv: list[str] | None = None) -> dict:
