@@ -8,6 +8,6 @@ export RAY_USAGE_STATS_ENABLED=0
 CORPUS=${VOXRAY_DEMO_CORPUS:-demo_data/corpus}
 OUT=${VOXRAY_DEMO_OUT:-demo_data/out}
 if [ ! -f "$CORPUS/veri_test2.txt" ]; then
-  .venv/bin/voxray synth-corpus --out "$CORPUS" --speakers 40 --videos 3 --utts 5 --seed 0
+  .venv/bin/voxray synth-corpus --out "$CORPUS" --speakers 30 --videos 3 --utts 4 --seed 0
 fi
 .venv/bin/voxray run --data-root "$CORPUS" --out "$OUT" --profile demo "$@"

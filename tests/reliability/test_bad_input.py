@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
-import pytest
 import soundfile as sf
 
 from voxray.io.run_state import stage_info

@@ -10,7 +10,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 
 from voxray.testing.pipeline import VOXRAY, read, run_cli
 from voxray.testing.s3 import create_bucket, moto_s3_server, upload_tree

@@ -199,7 +199,8 @@ def run_attribute(ctx: RunContext) -> StageResult:
     res = actor_resources(rc)
     for jobs, utts in groups.items():
         log.info("attribute: %d utterances x %s", len(utts), ", ".join(f"{j.method}/{j.pathway}" for j in jobs))
-        ds = read_parquet_dataset(out, features_rel(kind), ["utt_id", "num_frames", "num_bins", "values"], utts)
+        ds = read_parquet_dataset(out, features_rel(kind), ["utt_id", "num_frames", "num_bins", "values"], utts,
+                                  rows_per_block=rc.batch_size)
         maps = ds.map_batches(
             ComputeAttributions,
             fn_constructor_args=(model, cfg.attribution, list(jobs), corpus_mean, res["num_gpus"], cfg.corpus.s3),

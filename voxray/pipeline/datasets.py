@@ -12,6 +12,7 @@ import ray
 from voxray.io.storage import Storage, StorageError
 from voxray.schema import matrices
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext
+from voxray.pipeline.ray_env import DATA_TASK_CPUS
 
 
 def read_parquet_dataset(
@@ -21,19 +22,22 @@ def read_parquet_dataset(
     utt_ids: Iterable[str] | None = None,
     where: Mapping[str, str] | None = None,
     task_cpus: float | None = None,
+    rows_per_block: int | None = None,
 ) -> "ray.data.Dataset":
     """A Ray dataset over the committed files below ``rel`` (temporary names never read),
     optionally only the rows of ``utt_ids`` whose columns equal ``where``'s values.
-    ``task_cpus`` lowers the read tasks' CPU request (beside a Ray Train run that holds most
-    CPUs, reads asking for a whole CPU would never be scheduled)."""
+    ``task_cpus`` is the read tasks' CPU request (DATA_TASK_CPUS by default): small, because
+    beside an actor pool or a Ray Train run that holds most CPUs, reads asking for a whole CPU
+    would never be scheduled. ``rows_per_block`` cuts the stream into blocks of at most that
+    many rows: a block is the unit one actor takes, and Ray Data packs small Parquet files
+    into one big block, which would leave every actor of a pool but one idle."""
     from ray.data.expressions import col
 
     files = storage.parquet_files(rel)
     if not files:
         raise StorageError(f"no Parquet data at {storage.uri(rel)}: run the stage that writes it first")
-    kwargs: dict[str, Any] = {"filesystem": storage.arrow_fs(), "partitioning": None}
-    if task_cpus is not None:
-        kwargs["ray_remote_args"] = {"num_cpus": task_cpus}
+    task_cpus = DATA_TASK_CPUS if task_cpus is None else task_cpus
+    kwargs: dict[str, Any] = {"filesystem": storage.arrow_fs(), "partitioning": None, "num_cpus": task_cpus}
     if columns:
         kwargs["columns"] = list(dict.fromkeys([*columns, *(where or {})]))
     ds = ray.data.read_parquet([storage.path(f) for f in files], **kwargs)
@@ -44,9 +48,11 @@ def read_parquet_dataset(
         term = col(name) == value
         predicate = term if predicate is None else predicate & term
     if predicate is not None:
-        ds = ds.filter(expr=predicate, **({"num_cpus": task_cpus} if task_cpus is not None else {}))
+        ds = ds.filter(expr=predicate, num_cpus=task_cpus)
     if columns and where:
         ds = ds.select_columns(columns)
+    if rows_per_block:
+        ds = ds.repartition(target_num_rows_per_block=rows_per_block)
     return ds
 
 

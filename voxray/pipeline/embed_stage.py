@@ -111,7 +111,8 @@ def embed_source(
     todo = sorted(set(utt_ids) - done)
     result = StageResult(f"{STAGE}:{model.name}:{condition}", inputs=len(set(utt_ids)), skipped=len(set(utt_ids)) - len(todo))
     if todo:
-        ds = read_parquet_dataset(out, source_rel, ["utt_id", "num_frames", "num_bins", "values"], todo, where)
+        ds = read_parquet_dataset(out, source_rel, ["utt_id", "num_frames", "num_bins", "values"], todo, where,
+                                  rows_per_block=resources.batch_size)
         res = actor_resources(resources)
         embedded = ds.map_batches(
             ComputeEmbeddings,

@@ -104,7 +104,10 @@ def run_features(ctx: RunContext) -> StageResult:
     if todo.num_rows:
         rc = cfg.features.resources
         res = actor_resources(rc)
-        ds = ray.data.from_arrow(todo).repartition(max(1, todo.num_rows // rc.batch_size))
+        # one block per batch, cut here: a repartition would need CPU tasks that an actor pool
+        # holding every CPU never lets run (a deadlock on a small machine)
+        blocks = [todo.slice(i, rc.batch_size) for i in range(0, todo.num_rows, rc.batch_size)]
+        ds = ray.data.from_arrow(blocks)
         feats = ds.map_batches(
             ComputeFeatures,
             fn_constructor_args=(ctx.data, cfg.corpus, cfg.features, res["num_gpus"]),

@@ -22,6 +22,7 @@ from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import ATTRIBUTIONS, MASKED, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel, read_parquet_dataset
 from voxray.pipeline.model_ref import base_model
+from voxray.pipeline.ray_env import actor_resources
 from voxray.attribution import method_pathways
 from voxray.testing.faults import maybe_fail
 
@@ -112,7 +113,7 @@ def run_mask(ctx: RunContext) -> StageResult:
             batch_format="pyarrow",
             batch_size=rc.batch_size,
             compute=ActorPoolStrategy(size=rc.concurrency),
-            num_cpus=min(rc.num_cpus, 1.0),
+            num_cpus=min(actor_resources(rc)["num_cpus"], 1.0),
         )
         masked.write_datasink(ParquetSink(out, MASKED, schema.MASKED, MASK_KEYS, partition=schema.MASKED_PARTITION, stage=STAGE))
     final = committed_keys(out, MASKED, MASK_KEYS)

@@ -53,13 +53,25 @@ def cluster_cpus() -> float:
     return float(ray.cluster_resources().get("CPU", 1.0))
 
 
+#: CPUs one Ray Data read or filter task asks for: Parquet reads are mostly I/O, and a small
+#: request lets them run beside an actor pool that holds nearly every CPU.
+DATA_TASK_CPUS = 0.25
+#: CPUs an actor pool leaves free for the tasks that feed it: one whole CPU, because Ray Data's
+#: file-listing task (the first step of every read_parquet) asks for one and cannot be told
+#: otherwise. Physical threads do not change: an actor granted 0.5 CPU still runs one thread.
+FEED_RESERVE_CPUS = 1.0
+
+
 def actor_resources(rc: ResourceConfig) -> dict[str, float]:
-    """num_cpus/num_gpus for map_batches; 'auto' GPUs mean one per actor iff the cluster has any."""
+    """num_cpus/num_gpus for map_batches; 'auto' GPUs mean one per actor iff the cluster has any.
+
+    The pool's CPUs together stay below the cluster's by FEED_RESERVE_CPUS: a pool holding all
+    of them starves its own input (its read tasks are never scheduled) and waits forever."""
     gpus = rc.num_gpus
     if gpus == "auto":
         gpus = 1.0 if cluster_gpus() > 0 else 0.0
-    # never ask for more CPUs than the cluster has, or the actor pool never starts
-    cpus = min(float(rc.num_cpus), cluster_cpus())
+    room = max(cluster_cpus() - FEED_RESERVE_CPUS, DATA_TASK_CPUS)
+    cpus = min(float(rc.num_cpus), room / max(rc.concurrency, 1))
     return {"num_cpus": cpus, "num_gpus": float(gpus)}
 
 

@@ -12,12 +12,11 @@ from voxray.config import replace
 from voxray.log import get_logger
 from voxray.pipeline.context import METRICS, MODELS, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel, read_parquet_dataset
+from voxray.pipeline.ray_env import DATA_TASK_CPUS
 from voxray.train.trainer import TrainResult, train_model
 
 log = get_logger(__name__)
 STAGE = "train"
-#: CPUs each data task of the training pipeline asks for: the train workers hold the rest.
-DATA_TASK_CPUS = 0.25
 
 
 def add_labels(batch: pa.Table, index: dict[str, int]) -> pa.Table:

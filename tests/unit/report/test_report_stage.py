@@ -36,7 +36,7 @@ def _plant_hostile_rows(out: Storage, cfg: VoxrayConfig) -> None:
         "reason": [f"cannot decode; endpoint {SECRET} refused", "non-finite attribution"]}))
     bins, frames = cfg.features.num_mel_bins, 40
     rng = np.random.default_rng(1)
-    out.write_table(f"features/kind=fbank/part-hostile.parquet", schema.table(schema.FEATURES, {
+    out.write_table("features/kind=fbank/part-hostile.parquet", schema.table(schema.FEATURES, {
         "utt_id": [HOSTILE_UTT], "num_frames": [frames], "num_bins": [bins],
         "values": schema.floats_column([rng.standard_normal((frames, bins))])}))
     for method in ("saliency", "layer_cam", "integrated_gradients"):

@@ -48,7 +48,7 @@ def _faithfulness(deletion: float, insertion: float) -> list[tuple]:
 def test_cam_random_verdict(make_metrics, deletion: float, insertion: float, status: str) -> None:
     v = verdicts.cam_random_verdict(make_metrics(_faithfulness(deletion, insertion)))
     assert v.status == status
-    assert f"random 0.400/0.450" in v.detail and f"Layer-CAM {deletion:.3f}/{insertion:.3f}" in v.detail
+    assert "random 0.400/0.450" in v.detail and f"Layer-CAM {deletion:.3f}/{insertion:.3f}" in v.detail
 
 
 def _flipping(lrp_drop: float) -> list[tuple]:

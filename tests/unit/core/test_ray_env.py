@@ -1,0 +1,38 @@
+"""Actor pools leave room for the read tasks that feed them (a pool holding every CPU waits
+forever for input that is never read: seen as a hang with two actors on two CPUs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from voxray.config import ResourceConfig
+from voxray.pipeline import ray_env
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch):
+    def set_cluster(cpus: float, gpus: float = 0.0) -> None:
+        monkeypatch.setattr(ray_env, "cluster_cpus", lambda: cpus)
+        monkeypatch.setattr(ray_env, "cluster_gpus", lambda: gpus)
+
+    return set_cluster
+
+
+@pytest.mark.parametrize("cpus, concurrency", [(2, 1), (2, 2), (3, 2), (4, 8), (32, 16)])
+def test_pool_leaves_a_cpu_for_its_reads(cluster, cpus: float, concurrency: int) -> None:
+    cluster(cpus)
+    res = ray_env.actor_resources(ResourceConfig(num_cpus=2, concurrency=concurrency))
+    assert res["num_cpus"] > 0
+    # Ray Data's listing task asks for a whole CPU; reads then ask for DATA_TASK_CPUS
+    assert res["num_cpus"] * concurrency + 1.0 <= cpus + 1e-9
+
+
+def test_roomy_cluster_gets_what_was_asked(cluster) -> None:
+    cluster(64, gpus=8)
+    res = ray_env.actor_resources(ResourceConfig(num_cpus=2, concurrency=8, num_gpus="auto"))
+    assert res == {"num_cpus": 2.0, "num_gpus": 1.0}
+
+
+def test_auto_gpus_on_a_cpu_cluster(cluster) -> None:
+    cluster(2)
+    assert ray_env.actor_resources(ResourceConfig(num_gpus="auto"))["num_gpus"] == 0.0
