@@ -49,8 +49,7 @@ def train_on(ctx: RunContext, name: str, source_rel: str, where: dict[str, str] 
     for key, value in (where or {}).items():
         filt = filt & (pc.field(key) == value)
     rows = ctx.out.read_table(source_rel, columns=["utt_id"], filter=filt).num_rows
-    ds = read_parquet_dataset(ctx.out, source_rel, ["utt_id", "num_frames", "num_bins", "values"], utt_ids, where,
-                              task_cpus=DATA_TASK_CPUS)
+    ds = read_parquet_dataset(ctx.out, source_rel, ["utt_id", "num_frames", "num_bins", "values"], utt_ids, where)
     ds = ds.map_batches(add_labels, fn_kwargs={"index": {s: i for i, s in enumerate(speakers)}}, batch_format="pyarrow",
                         num_cpus=DATA_TASK_CPUS)
     train_cfg = replace(cfg.train, epochs=epochs) if epochs else cfg.train
