@@ -1,15 +1,18 @@
 """Attribution throughput on ECAPA-TDNN: voxray against the naive Captum loops, and against
 the model's own forward+backward throughput (the roofline of gradient methods).
 
-    python -m bench attribute [--quick] [--channels 512] [--frames 300]
+    python -m bench attribute [--quick] [--channels 512] [--frames 300] [--methods a,b]
 
 Measured side by side in one run, on the same inputs:
 - roofline: forward+backward passes/s of the model (batch of IG steps), in utterance-steps/s;
 - IG (50 steps) Traversal, voxray's fast path (one attribution of the mean embedding);
 - IG Traversal the literal way (000 eq. 5): one Captum call per embedding dimension, 192 calls.
   It is timed on a few dimensions and scaled to 192 (its cost is linear in the calls);
-- per-batch vs per-utterance Captum calls (Saliency and IG on B utterances);
-- the fraction of the roofline the fast path reaches (50 fwd+bwd per utterance).
+- the fraction of the roofline the fast path reaches (50 fwd+bwd per utterance);
+- then every registered method on its own pathway (Traversal for the Captum methods, ``cam``,
+  ``lrp``), on a smaller model in --quick: one batched call against one call per utterance,
+  the literal per-dimension Captum loop for the Captum methods, and, for the methods whose
+  cost is a known number of forward+backward passes, the fraction of that model's roofline.
 """
 
 from __future__ import annotations
@@ -21,9 +24,34 @@ import torch
 from captum.attr import IntegratedGradients
 
 from bench.common import best_of, device_name, emit, peak_rss_mb
-from voxray.attribution import attribute
+from voxray.attribution import ATTRIBUTORS, attribute, get_attributor, method_pathways
+from voxray.attribution.captum_methods import CaptumAttributor
+from voxray.attribution.hooks import inference_state
+from voxray.attribution.pathways import Explained
 from voxray.config import AttributionConfig, ModelConfig
 from voxray.models import build_classifier
+from voxray.models.base import SpeakerClassifier
+
+
+def gradient_passes(method: str, params: AttributionConfig) -> int | None:
+    """Forward+backward passes per utterance of a gradient method (DeepLift runs input and
+    baseline together: two rows); None for the perturbation methods and Score-CAM, whose cost
+    is forwards only (no roofline fraction is given for them)."""
+    fixed = {"saliency": 1, "input_x_gradient": 1, "deeplift": 2, "grad_cam_pp": 1, "layer_cam": 1,
+             "lrp_0": 1, "lrp_epsilon": 1, "lrp_gamma": 1}
+    if method == "integrated_gradients":
+        return params.ig_steps
+    if method == "gradient_shap":
+        return params.shap_samples
+    return fixed.get(method)
+
+
+def frozen_model(channels: int, device: str) -> SpeakerClassifier:
+    torch.manual_seed(0)
+    model = build_classifier(ModelConfig(channels=channels), 80, 1211).to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
 
 
 def roofline(model: torch.nn.Module, x: torch.Tensor, steps: int) -> float:
@@ -38,17 +66,59 @@ def roofline(model: torch.nn.Module, x: torch.Tensor, steps: int) -> float:
     return steps / best_of(once, 3)
 
 
+def literal_loop_seconds(model: SpeakerClassifier, x1: torch.Tensor, method: str,
+                         params: AttributionConfig, dims: int) -> float:
+    """Seconds per utterance of 000 eq. 5 done literally: one Captum call per embedding
+    dimension (the method's own Captum call, with voxray's arguments), timed on ``dims``
+    dimensions and scaled to all of them."""
+    attributor = get_attributor(method)(model, params)
+    assert isinstance(attributor, CaptumAttributor)
+    x = x1.detach().clone().requires_grad_(attributor.gradient_based)
+    with inference_state(model):
+        ref = attributor._reference(x.detach(), None)
+        started = time.perf_counter()
+        for d in range(dims):
+            attributor._attribute_one(Explained(model.embedder, d), x, ref)
+        per_dim = (time.perf_counter() - started) / dims
+    return per_dim * int(model.embedder.embedding_dim)
+
+
+def method_row(model: SpeakerClassifier, x: torch.Tensor, method: str, params: AttributionConfig,
+               roof: float, dims: int) -> dict:
+    """One method on the batch ``x``: batched, per-utterance and (Captum methods) literal."""
+    pathway = method_pathways(method, ["traversal"])[0]
+    n = x.shape[0]
+    attribute(model, x[:1], method, pathway, params=params)  # warm-up: first-call allocations
+    batched = n / best_of(lambda: attribute(model, x, method, pathway, params=params), 1)
+    single = n / best_of(lambda: [attribute(model, x[i : i + 1], method, pathway, params=params) for i in range(n)], 1)
+    row = {"method": method, "pathway": pathway, "utt_per_s": batched, "per_utterance_per_s": single,
+           "batched_ratio": batched / single, "x_realtime": batched * x.shape[1] / 100.0}
+    if issubclass(get_attributor(method), CaptumAttributor):
+        literal = 1.0 / literal_loop_seconds(model, x[:1], method, params, dims)
+        row |= {"literal_per_s": literal, "literal_ratio": batched / literal}
+    passes = gradient_passes(method, params)
+    if passes is not None:
+        row["roofline_fraction"] = batched * passes / roof
+    return row
+
+
+def print_row(r: dict) -> None:
+    literal = f"{r['literal_per_s']:9.5f} {r['literal_ratio']:8.1f}x" if "literal_per_s" in r else f"{'-':>9} {'-':>9}"
+    roof = f"{r['roofline_fraction']:6.0%}" if "roofline_fraction" in r else f"{'-':>6}"
+    print(f"{r['method']:22s} {r['pathway']:14s} {r['utt_per_s']:8.3f} {r['per_utterance_per_s']:8.3f} "
+          f"{r['batched_ratio']:6.2f}x {literal} {r['x_realtime']:7.2f} {roof}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--channels", type=int, default=512)
     ap.add_argument("--frames", type=int, default=300, help="frames per utterance (300 = 3 s)")
+    ap.add_argument("--methods", default="all", help="comma-separated methods for the per-method table, or all / none")
+    ap.add_argument("--table-channels", type=int, help="ECAPA channels for the per-method table (default: 64 with --quick, else --channels)")
     args = ap.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.manual_seed(0)
-    model = build_classifier(ModelConfig(channels=args.channels), 80, 1211).to(device).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    model = frozen_model(args.channels, device)
     n_utts = 2 if args.quick else 8
     steps = 50
     x = torch.randn(n_utts, args.frames, 80, device=device)
@@ -73,11 +143,20 @@ def main(argv: list[str] | None = None) -> dict:
     literal = 1.0 / (per_dim * model.embedder.embedding_dim)
     print(f"literal Captum loop (192 calls, timed on {dims}): {literal:8.5f} utterances/s")
 
-    b = n_utts
-    sal = AttributionConfig()
-    batched_s = best_of(lambda: attribute(model, x, "saliency", "classification", params=sal), 2)
-    single_s = best_of(lambda: [attribute(model, x[i : i + 1], "saliency", "classification", params=sal) for i in range(b)], 2)
-    print(f"saliency, {b} utterances: one batched call {b / batched_s:7.2f} utt/s, per-utterance calls {b / single_s:7.2f} utt/s")
+    methods = sorted(ATTRIBUTORS) if args.methods == "all" else [m for m in args.methods.split(",") if m and m != "none"]
+    rows = []
+    if methods:
+        table_c = args.table_channels or (64 if args.quick else args.channels)
+        table_model = model if table_c == args.channels else frozen_model(table_c, device)
+        table_roof = roof if table_model is model else roofline(table_model, x, steps)
+        table_x = x if args.quick else x[:4]
+        print(f"\nevery method, ECAPA C={table_c}, {table_x.shape[0]} utterances of {args.frames} frames "
+              f"(roofline {table_roof:.1f} utterance-steps/s); utterances/s:")
+        print(f"{'method':22s} {'pathway':14s} {'batched':>8s} {'per-utt':>8s} {'ratio':>7s} {'literal':>9s} {'ratio':>9s} "
+              f"{'x rt':>7s} {'roof':>6s}")
+        for m in methods:
+            rows.append(method_row(table_model, table_x, m, params, table_roof, 1))
+            print_row(rows[-1])
     return emit({
         "bench": "attribute",
         "method": "integrated_gradients",
@@ -91,9 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
         "roofline_utt_steps_per_s": roof,
         "roofline_fraction": fast * steps / roof,
         "x_realtime": fast * args.frames / 100.0,
-        "saliency_batched_per_s": b / batched_s,
-        "saliency_per_utterance_per_s": b / single_s,
-        "batched_ratio": single_s / batched_s,
+        "methods": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
         "peak_rss_mb": peak_rss_mb(),
         "device": device_name(),
     })

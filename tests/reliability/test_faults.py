@@ -15,7 +15,9 @@ import pytest
 
 from voxray.testing.pipeline import VOXRAY, read, run_cli, sorted_rows
 
-SMOKE = ["--profile", "smoke", "features.resources.concurrency=1", "features.resources.batch_size=4"]
+# rows_per_file=8: two batches per file, so a stage stopped midway has committed some files
+SMOKE = ["--profile", "smoke", "features.resources.concurrency=1", "features.resources.batch_size=4",
+         "features.resources.rows_per_file=8"]
 KEYS = ["utt_id", "kind"]
 
 

@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 def _args(endpoint: str) -> list[str]:
     return ["--profile", "smoke", f"corpus.s3.endpoint_url={endpoint}", "features.resources.concurrency=1",
-            "features.resources.batch_size=4"]
+            "features.resources.batch_size=4", "features.resources.rows_per_file=8"]
 
 
 def _all_text(out: Path) -> str:

@@ -90,6 +90,7 @@ class ParquetSink(Datasink):
     """A Ray Data sink writing idempotent, atomic Parquet parts (see module doc).
 
     Rows whose ``error`` column is set go to quarantine.parquet under ``stage`` instead.
+    ``rows_per_file`` rows (0: whatever a block holds) share one write call and file.
     The write returns are (rows written, rows quarantined) per task.
     """
 
@@ -101,8 +102,10 @@ class ParquetSink(Datasink):
         key_columns: tuple[str, ...],
         partition: str | None = None,
         stage: str = "",
+        rows_per_file: int = 0,
     ) -> None:
         self.storage = storage
+        self.rows_per_file = rows_per_file
         self.rel_dir = rel_dir
         self.schema = schema
         self.key_columns = key_columns
@@ -130,6 +133,11 @@ class ParquetSink(Datasink):
     @property
     def supports_distributed_writes(self) -> bool:
         return True
+
+    @property
+    def min_rows_per_write(self) -> int | None:
+        """Ray Data gathers this many rows into one ``write`` call (one file per partition)."""
+        return self.rows_per_file or None
 
 
 def _stage_parts(storage: Storage, stage: str) -> list[str]:

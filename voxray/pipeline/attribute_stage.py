@@ -210,7 +210,8 @@ def run_attribute(ctx: RunContext) -> StageResult:
             **res,
         )
         maps.write_datasink(ParquetSink(out, ATTRIBUTIONS, schema.ATTRIBUTIONS, ATTR_KEYS,
-                                        partition=schema.ATTRIBUTIONS_PARTITION, stage=STAGE))
+                                        partition=schema.ATTRIBUTIONS_PARTITION, stage=STAGE,
+                                        rows_per_file=rc.rows_per_file))
     final = committed_keys(out, ATTRIBUTIONS, ATTR_KEYS)
     quarantined = quarantined_paths(out, STAGE)
     wanted_keys = {(u, j.method, j.pathway) for u, js in wanted.items() for j in js}

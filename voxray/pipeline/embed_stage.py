@@ -122,7 +122,8 @@ def embed_source(
             compute=ActorPoolStrategy(size=resources.concurrency),
             **res,
         )
-        embedded.write_datasink(ParquetSink(out, EMBEDDINGS, schema.EMBEDDINGS, EMBED_KEYS, stage=STAGE))
+        embedded.write_datasink(ParquetSink(out, EMBEDDINGS, schema.EMBEDDINGS, EMBED_KEYS, stage=STAGE,
+                                            rows_per_file=resources.rows_per_file))
     final = {k[0] for k in committed_keys(out, EMBEDDINGS, EMBED_KEYS) if k[2] == model.name and k[3] == condition}
     result.skipped = 0
     result.outputs = len(final & set(utt_ids))

@@ -116,7 +116,8 @@ def run_features(ctx: RunContext) -> StageResult:
             compute=ActorPoolStrategy(size=rc.concurrency),
             **res,
         )
-        sink = ParquetSink(out, FEATURES, schema.FEATURES, FEATURE_KEYS, partition=schema.FEATURES_PARTITION, stage=STAGE)
+        sink = ParquetSink(out, FEATURES, schema.FEATURES, FEATURE_KEYS, partition=schema.FEATURES_PARTITION, stage=STAGE,
+                           rows_per_file=rc.rows_per_file)
         feats.write_datasink(sink)
     # account per utterance: done for every kind, or quarantined
     final = committed_keys(out, FEATURES, FEATURE_KEYS)

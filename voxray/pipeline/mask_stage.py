@@ -115,7 +115,8 @@ def run_mask(ctx: RunContext) -> StageResult:
             compute=ActorPoolStrategy(size=rc.concurrency),
             num_cpus=min(actor_resources(rc)["num_cpus"], 1.0),
         )
-        masked.write_datasink(ParquetSink(out, MASKED, schema.MASKED, MASK_KEYS, partition=schema.MASKED_PARTITION, stage=STAGE))
+        masked.write_datasink(ParquetSink(out, MASKED, schema.MASKED, MASK_KEYS, partition=schema.MASKED_PARTITION,
+                                          stage=STAGE, rows_per_file=rc.rows_per_file))
     final = committed_keys(out, MASKED, MASK_KEYS)
     result.skipped = 0
     result.outputs = sum(1 for key, conds in by_attr.items() for u in utts_of[key] for c in conds if (u, c.name) in final)

@@ -63,6 +63,8 @@ def test_mask_conditions_from_yaml() -> None:
         ("features.kinds=fbank", "features.kinds: expected a list"),
         ("features.resources.num_gpus=lots", "features.resources.num_gpus: 'lots' does not match float or 'auto'"),
         ("mask.conditions=[{method: ig, rule: erase}]", "mask.conditions[0].rule"),
+        ("attribution.resources.rows_per_file=-1", "attribution.resources: rows_per_file must be >= 0"),
+        ("embed.resources.batch_size=0", "embed.resources: batch_size must be >= 1"),
         ("train", "is not of the form key=value"),
     ],
 )
