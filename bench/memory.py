@@ -21,16 +21,19 @@ from pathlib import Path
 from bench.common import emit
 
 
-def _worker_rss_mb() -> tuple[float, float]:
-    """(largest single Ray worker, all Ray workers together) resident memory now, in MiB."""
+def _worker_rss_mb() -> tuple[float, str, float]:
+    """(largest single Ray worker, its name, all Ray workers together) resident memory now, MiB."""
     import psutil
 
     rss = []
     for p in psutil.process_iter(["name", "cmdline", "memory_info"]):
         cmd = " ".join(p.info["cmdline"] or [])
         if "ray::" in (p.info["name"] or "") or "default_worker.py" in cmd:
-            rss.append(p.info["memory_info"].rss / 2**20)
-    return (max(rss) if rss else 0.0, sum(rss))
+            rss.append((p.info["memory_info"].rss / 2**20, cmd.split(" ")[0] if cmd.startswith("ray::") else p.info["name"]))
+    if not rss:
+        return 0.0, "", 0.0
+    top = max(rss)
+    return top[0], top[1], sum(r for r, _ in rss)
 
 
 def one_size(speakers: int, utts: int, root: Path) -> dict:
@@ -50,17 +53,19 @@ def one_size(speakers: int, utts: int, root: Path) -> dict:
     cfg = load_config(profile="smoke", overrides=[
         f"data_root={root / 'corpus'}", f"out={root / 'out'}", "features.kinds=[fbank]", "ray.progress_bars=false",
         "attribution.methods=[saliency]", "attribution.pathways=[classification]", "attribution.subset=all",
+        "attribution.max_utterances=0",
         "mask.conditions=[]", "model.channels=64", "features.resources.concurrency=2", "attribution.resources.concurrency=2",
     ])
     ctx = RunContext(cfg)
     ensure_ray(cfg.ray)
-    peaks = {"worker_max": 0.0, "workers_total": 0.0}
+    peaks: dict = {"worker_max": 0.0, "worker_name": "", "workers_total": 0.0}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            one, total = _worker_rss_mb()
-            peaks["worker_max"] = max(peaks["worker_max"], one)
+            one, name, total = _worker_rss_mb()
+            if one > peaks["worker_max"]:
+                peaks["worker_max"], peaks["worker_name"] = one, name
             peaks["workers_total"] = max(peaks["workers_total"], total)
             time.sleep(0.2)
 
@@ -75,8 +80,12 @@ def one_size(speakers: int, utts: int, root: Path) -> dict:
     stop.set()
     thread.join()
     n = ctx.out.read_table("manifest.parquet", columns=["utt_id"]).num_rows
+    maps = ctx.out.read_table("attributions", columns=["utt_id"]).num_rows
+    if maps != n:
+        raise RuntimeError(f"memory bench: {maps} attribution maps for {n} utterances; the stage must see them all")
     return {"utterances": n, "seconds": time.perf_counter() - started, "driver_peak_mb": peak_rss_mb(),
-            "worker_peak_mb": peaks["worker_max"], "workers_total_peak_mb": peaks["workers_total"]}
+            "worker_peak_mb": peaks["worker_max"], "worker_peak_name": peaks["worker_name"],
+            "workers_total_peak_mb": peaks["workers_total"]}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -96,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         results[label] = json.loads(out.stdout.strip().splitlines()[-1])
         r = results[label]
         print(f"{label}: {r['utterances']:5d} utterances in {r['seconds']:6.1f} s, driver peak {r['driver_peak_mb']:7.1f} MiB, "
-              f"largest worker {r['worker_peak_mb']:7.1f} MiB, all workers {r['workers_total_peak_mb']:7.1f} MiB")
+              f"largest worker {r['worker_peak_mb']:7.1f} MiB ({r['worker_peak_name']}), all workers {r['workers_total_peak_mb']:7.1f} MiB")
     one, eight = results["1x"], results["8x"]
     return emit({"bench": "memory", "utterances_1x": one["utterances"], "utterances_8x": eight["utterances"],
                  "driver_ratio": eight["driver_peak_mb"] / one["driver_peak_mb"],

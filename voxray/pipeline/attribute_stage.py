@@ -31,6 +31,7 @@ from voxray.pipeline.datasets import dataset_mean, equal_length_groups, features
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources, torch_device
+from voxray.pipeline.shape_cache import limit_shape_cache
 from voxray.testing.faults import maybe_fail
 
 log = get_logger(__name__)
@@ -83,6 +84,7 @@ class ComputeAttributions:
 
     def __init__(self, model: ModelRef, cfg: AttributionConfig, jobs: list[Job], corpus_mean: np.ndarray | None,
                  num_gpus: float, s3: object) -> None:
+        limit_shape_cache()  # every utterance length is a new shape (see shape_cache.py)
         self.device = torch_device(num_gpus)
         loaded = load_model(model.path, s3)
         self.model = loaded.classifier.to(self.device).eval()

@@ -24,6 +24,7 @@ from voxray.pipeline.datasets import equal_length_groups, features_rel, read_par
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources, torch_device
+from voxray.pipeline.shape_cache import limit_shape_cache
 from voxray.testing.faults import maybe_fail
 from voxray.train.data import loop_crop, segment_frames
 
@@ -37,6 +38,7 @@ class ComputeEmbeddings:
 
     def __init__(self, model: ModelRef, condition: str, cfg: EmbedConfig, frame_shift_ms: float,
                  num_gpus: float, s3: object) -> None:
+        limit_shape_cache()  # every utterance length is a new shape (see shape_cache.py)
         self.device = torch_device(num_gpus)
         self.loaded = load_model(model.path, s3)
         self.embedder = self.loaded.classifier.embedder.to(self.device).eval()
