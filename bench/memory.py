@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     for label, (spk, utt) in sizes.items():
         out = subprocess.run([sys.executable, "-m", "bench.memory", "--child", str(spk), str(utt)],
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"memory bench, {label} size failed:\n{out.stderr[-3000:]}")
         results[label] = json.loads(out.stdout.strip().splitlines()[-1])
         r = results[label]
         print(f"{label}: {r['utterances']:5d} utterances in {r['seconds']:6.1f} s, driver peak {r['driver_peak_mb']:7.1f} MiB, "

@@ -21,7 +21,10 @@ from voxray.features import (
     keep_min_frames,
 )
 
-PROMPTS = Path("/usr/share/asterisk/sounds/en")
+# Debian's asterisk-core-sounds-en-wav installs under the speaker's name ("en" is a link made
+# by a recommended package)
+PROMPTS = next((p for p in (Path("/usr/share/asterisk/sounds/en"), Path("/usr/share/asterisk/sounds/en_US_f_Allison"))
+                if p.is_dir()), Path("/usr/share/asterisk/sounds/en"))
 
 
 def kaldi_compute_vad(
