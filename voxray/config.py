@@ -37,9 +37,9 @@ class ResourceConfig:
     #: GPUs per actor; "auto" takes 1 when the cluster has GPUs and 0 otherwise.
     num_gpus: Union[float, Literal["auto"]] = "auto"
     #: rows gathered into one write by the stages that write through Ray Data (one Parquet
-    #: file per partition value among them); 0 writes each batch as it comes. Batch-sized files would be hundreds
-    #: of thousands of files on VoxCeleb2, slow to list and to query; rows not yet written
-    #: when a run dies are recomputed by the rerun.
+    #: file per partition value among them); 0 writes each batch as it comes. Batch-sized
+    #: files would be hundreds of thousands of files on VoxCeleb2, slow to list and to query;
+    #: rows not yet written when a run dies are recomputed by the rerun.
     rows_per_file: int = 256
 
     def __post_init__(self) -> None:
