@@ -21,11 +21,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== bench {name}", flush=True)
         if args.name == "all":
             # each benchmark in its own process, so peak-memory figures do not mix
-            cmd = [sys.executable, "-m", f"bench.{name}", *(["--quick"] if args.quick else []), *rest]
+            cmd = [
+                sys.executable,
+                "-m",
+                f"bench.{name}",
+                *(["--quick"] if args.quick else []),
+                *rest,
+            ]
             if subprocess.run(cmd).returncode != 0:
                 failed.append(name)
         else:
-            importlib.import_module(f"bench.{name}").main([*(["--quick"] if args.quick else []), *rest])
+            importlib.import_module(f"bench.{name}").main(
+                [*(["--quick"] if args.quick else []), *rest]
+            )
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -37,8 +37,16 @@ def gradient_passes(method: str, params: AttributionConfig) -> int | None:
     """Forward+backward passes per utterance of a gradient method (DeepLift runs input and
     baseline together: two rows); None for the perturbation methods and Score-CAM, whose cost
     is forwards only (no roofline fraction is given for them)."""
-    fixed = {"saliency": 1, "input_x_gradient": 1, "deeplift": 2, "grad_cam_pp": 1, "layer_cam": 1,
-             "lrp_0": 1, "lrp_epsilon": 1, "lrp_gamma": 1}
+    fixed = {
+        "saliency": 1,
+        "input_x_gradient": 1,
+        "deeplift": 2,
+        "grad_cam_pp": 1,
+        "layer_cam": 1,
+        "lrp_0": 1,
+        "lrp_epsilon": 1,
+        "lrp_gamma": 1,
+    }
     if method == "integrated_gradients":
         return params.ig_steps
     if method == "gradient_shap":
@@ -66,8 +74,9 @@ def roofline(model: torch.nn.Module, x: torch.Tensor, steps: int) -> float:
     return steps / best_of(once, 3)
 
 
-def literal_loop_seconds(model: SpeakerClassifier, x1: torch.Tensor, method: str,
-                         params: AttributionConfig, dims: int) -> float:
+def literal_loop_seconds(
+    model: SpeakerClassifier, x1: torch.Tensor, method: str, params: AttributionConfig, dims: int
+) -> float:
     """Seconds per utterance of 000 eq. 5 done literally: one Captum call per embedding
     dimension (the method's own Captum call, with voxray's arguments), timed on ``dims``
     dimensions and scaled to all of them."""
@@ -83,16 +92,31 @@ def literal_loop_seconds(model: SpeakerClassifier, x1: torch.Tensor, method: str
     return per_dim * int(model.embedder.embedding_dim)
 
 
-def method_row(model: SpeakerClassifier, x: torch.Tensor, method: str, params: AttributionConfig,
-               roof: float, dims: int) -> dict:
+def method_row(
+    model: SpeakerClassifier,
+    x: torch.Tensor,
+    method: str,
+    params: AttributionConfig,
+    roof: float,
+    dims: int,
+) -> dict:
     """One method on the batch ``x``: batched, per-utterance and (Captum methods) literal."""
     pathway = method_pathways(method, ["traversal"])[0]
     n = x.shape[0]
     attribute(model, x[:1], method, pathway, params=params)  # warm-up: first-call allocations
     batched = n / best_of(lambda: attribute(model, x, method, pathway, params=params), 1)
-    single = n / best_of(lambda: [attribute(model, x[i : i + 1], method, pathway, params=params) for i in range(n)], 1)
-    row = {"method": method, "pathway": pathway, "utt_per_s": batched, "per_utterance_per_s": single,
-           "batched_ratio": batched / single, "x_realtime": batched * x.shape[1] / 100.0}
+    single = n / best_of(
+        lambda: [attribute(model, x[i : i + 1], method, pathway, params=params) for i in range(n)],
+        1,
+    )
+    row = {
+        "method": method,
+        "pathway": pathway,
+        "utt_per_s": batched,
+        "per_utterance_per_s": single,
+        "batched_ratio": batched / single,
+        "x_realtime": batched * x.shape[1] / 100.0,
+    }
     if issubclass(get_attributor(method), CaptumAttributor):
         literal = 1.0 / literal_loop_seconds(model, x[:1], method, params, dims)
         row |= {"literal_per_s": literal, "literal_ratio": batched / literal}
@@ -103,10 +127,17 @@ def method_row(model: SpeakerClassifier, x: torch.Tensor, method: str, params: A
 
 
 def print_row(r: dict) -> None:
-    literal = f"{r['literal_per_s']:9.5f} {r['literal_ratio']:8.1f}x" if "literal_per_s" in r else f"{'-':>9} {'-':>9}"
+    literal = (
+        f"{r['literal_per_s']:9.5f} {r['literal_ratio']:8.1f}x"
+        if "literal_per_s" in r
+        else f"{'-':>9} {'-':>9}"
+    )
     roof = f"{r['roofline_fraction']:6.0%}" if "roofline_fraction" in r else f"{'-':>6}"
-    print(f"{r['method']:22s} {r['pathway']:14s} {r['utt_per_s']:8.3f} {r['per_utterance_per_s']:8.3f} "
-          f"{r['batched_ratio']:6.2f}x {literal} {r['x_realtime']:7.2f} {roof}", flush=True)
+    print(
+        f"{r['method']:22s} {r['pathway']:14s} {r['utt_per_s']:8.3f} {r['per_utterance_per_s']:8.3f} "
+        f"{r['batched_ratio']:6.2f}x {literal} {r['x_realtime']:7.2f} {roof}",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -114,8 +145,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--channels", type=int, default=512)
     ap.add_argument("--frames", type=int, default=300, help="frames per utterance (300 = 3 s)")
-    ap.add_argument("--methods", default="all", help="comma-separated methods for the per-method table, or all / none")
-    ap.add_argument("--table-channels", type=int, help="ECAPA channels for the per-method table (default: 64 with --quick, else --channels)")
+    ap.add_argument(
+        "--methods",
+        default="all",
+        help="comma-separated methods for the per-method table, or all / none",
+    )
+    ap.add_argument(
+        "--table-channels",
+        type=int,
+        help="ECAPA channels for the per-method table (default: 64 with --quick, else --channels)",
+    )
     args = ap.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = frozen_model(args.channels, device)
@@ -123,15 +162,27 @@ def main(argv: list[str] | None = None) -> dict:
     steps = 50
     x = torch.randn(n_utts, args.frames, 80, device=device)
     params = AttributionConfig(ig_steps=steps, internal_batch_size=steps, baseline="ones")
-    print(f"ECAPA-TDNN C={args.channels}, {args.frames} frames, IG {steps} steps, device {device_name()}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"ECAPA-TDNN C={args.channels}, {args.frames} frames, IG {steps} steps, device {device_name()}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
 
     roof = roofline(model, x, steps)
-    print(f"roofline (fwd+bwd):            {roof:8.1f} utterance-steps/s = {roof / steps:7.3f} IG utterances/s")
+    print(
+        f"roofline (fwd+bwd):            {roof:8.1f} utterance-steps/s = {roof / steps:7.3f} IG utterances/s"
+    )
 
-    fast_s = best_of(lambda: [attribute(model, x[i : i + 1], "integrated_gradients", "traversal", params=params) for i in range(n_utts)], 1)
+    fast_s = best_of(
+        lambda: [
+            attribute(model, x[i : i + 1], "integrated_gradients", "traversal", params=params)
+            for i in range(n_utts)
+        ],
+        1,
+    )
     fast = n_utts / fast_s
-    print(f"voxray IG traversal fast path: {fast:8.3f} utterances/s ({fast * steps / roof:.0%} of the roofline)")
+    print(
+        f"voxray IG traversal fast path: {fast:8.3f} utterances/s ({fast * steps / roof:.0%} of the roofline)"
+    )
 
     ig = IntegratedGradients(model.embedder)
     dims = 2 if args.quick else 8
@@ -143,37 +194,50 @@ def main(argv: list[str] | None = None) -> dict:
     literal = 1.0 / (per_dim * model.embedder.embedding_dim)
     print(f"literal Captum loop (192 calls, timed on {dims}): {literal:8.5f} utterances/s")
 
-    methods = sorted(ATTRIBUTORS) if args.methods == "all" else [m for m in args.methods.split(",") if m and m != "none"]
+    methods = (
+        sorted(ATTRIBUTORS)
+        if args.methods == "all"
+        else [m for m in args.methods.split(",") if m and m != "none"]
+    )
     rows = []
     if methods:
         table_c = args.table_channels or (64 if args.quick else args.channels)
         table_model = model if table_c == args.channels else frozen_model(table_c, device)
         table_roof = roof if table_model is model else roofline(table_model, x, steps)
         table_x = x if args.quick else x[:4]
-        print(f"\nevery method, ECAPA C={table_c}, {table_x.shape[0]} utterances of {args.frames} frames "
-              f"(roofline {table_roof:.1f} utterance-steps/s); utterances/s:")
-        print(f"{'method':22s} {'pathway':14s} {'batched':>8s} {'per-utt':>8s} {'ratio':>7s} {'literal':>9s} {'ratio':>9s} "
-              f"{'x rt':>7s} {'roof':>6s}")
+        print(
+            f"\nevery method, ECAPA C={table_c}, {table_x.shape[0]} utterances of {args.frames} frames "
+            f"(roofline {table_roof:.1f} utterance-steps/s); utterances/s:"
+        )
+        print(
+            f"{'method':22s} {'pathway':14s} {'batched':>8s} {'per-utt':>8s} {'ratio':>7s} {'literal':>9s} {'ratio':>9s} "
+            f"{'x rt':>7s} {'roof':>6s}"
+        )
         for m in methods:
             rows.append(method_row(table_model, table_x, m, params, table_roof, 1))
             print_row(rows[-1])
-    return emit({
-        "bench": "attribute",
-        "method": "integrated_gradients",
-        "pathway": "traversal",
-        "model": f"ecapa_tdnn_c{args.channels}",
-        "frames": args.frames,
-        "voxray_per_s": fast,
-        "baseline": f"captum loop, {model.embedder.embedding_dim} calls",
-        "baseline_per_s": literal,
-        "ratio": fast / literal,
-        "roofline_utt_steps_per_s": roof,
-        "roofline_fraction": fast * steps / roof,
-        "x_realtime": fast * args.frames / 100.0,
-        "methods": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
-        "peak_rss_mb": peak_rss_mb(),
-        "device": device_name(),
-    })
+    return emit(
+        {
+            "bench": "attribute",
+            "method": "integrated_gradients",
+            "pathway": "traversal",
+            "model": f"ecapa_tdnn_c{args.channels}",
+            "frames": args.frames,
+            "voxray_per_s": fast,
+            "baseline": f"captum loop, {model.embedder.embedding_dim} calls",
+            "baseline_per_s": literal,
+            "ratio": fast / literal,
+            "roofline_utt_steps_per_s": roof,
+            "roofline_fraction": fast * steps / roof,
+            "x_realtime": fast * args.frames / 100.0,
+            "methods": [
+                {k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}
+                for r in rows
+            ],
+            "peak_rss_mb": peak_rss_mb(),
+            "device": device_name(),
+        }
+    )
 
 
 if __name__ == "__main__":

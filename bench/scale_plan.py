@@ -69,7 +69,9 @@ def flops_per_audio_second(channels: int) -> tuple[float, float, float]:
     return counts[0], counts[1], counts[2]
 
 
-def plan(corpus: Corpus, gpus: int, gpu_tflops: float, feature_x_rt_per_node: float) -> dict[str, float]:
+def plan(
+    corpus: Corpus, gpus: int, gpu_tflops: float, feature_x_rt_per_node: float
+) -> dict[str, float]:
     """Hours per phase and the dollar cost of the whole run on ``gpus`` g5.xlarge nodes."""
     audio_s = corpus.hours * 3600.0
     _, attr_gf, train_gf = FLOPS_PER_AUDIO_S[corpus.channels]
@@ -89,28 +91,47 @@ def plan(corpus: Corpus, gpus: int, gpu_tflops: float, feature_x_rt_per_node: fl
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.scale_plan", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gpu-tflops", type=float, default=25.0,
-                        help="effective bf16 TFLOP/s of one A10G on ECAPA (assumed: 20%% of its 125 dense peak)")
-    parser.add_argument("--feature-x-rt-per-node", type=float, default=300.0,
-                        help="decode + fbank, x real-time per g5.xlarge node (4 vCPU; bench/README.md)")
-    parser.add_argument("--recount", action="store_true", help="recount the FLOP table on the model first")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scale_plan",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--gpu-tflops",
+        type=float,
+        default=25.0,
+        help="effective bf16 TFLOP/s of one A10G on ECAPA (assumed: 20%% of its 125 dense peak)",
+    )
+    parser.add_argument(
+        "--feature-x-rt-per-node",
+        type=float,
+        default=300.0,
+        help="decode + fbank, x real-time per g5.xlarge node (4 vCPU; bench/README.md)",
+    )
+    parser.add_argument(
+        "--recount", action="store_true", help="recount the FLOP table on the model first"
+    )
     args = parser.parse_args(argv)
     if args.recount:
         for c in FLOPS_PER_AUDIO_S:
             FLOPS_PER_AUDIO_S[c] = flops_per_audio_second(c)
     for c, (fwd, attr, train) in FLOPS_PER_AUDIO_S.items():
-        print(f"ECAPA C={c}: {fwd:.3f} GFLOP forward, {attr:.3f} forward+input-grad, {train:.3f} forward+backward per audio second")
-    print(f"assumed: {args.gpu_tflops:g} effective TFLOP/s per A10G, features at {args.feature_x_rt_per_node:g}x "
-          f"real-time per node, DDP efficiency {DDP_EFFICIENCY}")
+        print(
+            f"ECAPA C={c}: {fwd:.3f} GFLOP forward, {attr:.3f} forward+input-grad, {train:.3f} forward+backward per audio second"
+        )
+    print(
+        f"assumed: {args.gpu_tflops:g} effective TFLOP/s per A10G, features at {args.feature_x_rt_per_node:g}x "
+        f"real-time per node, DDP efficiency {DDP_EFFICIENCY}"
+    )
     print("| corpus | GPUs | features h | IG-50 traversal h | retraining h | total h | cost USD |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for corpus in CORPORA:
         for gpus in GPU_COUNTS:
             p = plan(corpus, gpus, args.gpu_tflops, args.feature_x_rt_per_node)
-            print(f"| {corpus.name} (C={corpus.channels}, {corpus.epochs} epochs) | {gpus} | {p['features_h']:.2f} | "
-                  f"{p['ig_h']:.2f} | {p['retrain_h']:.2f} | {p['total_h']:.2f} | {p['usd']:.0f} |")
+            print(
+                f"| {corpus.name} (C={corpus.channels}, {corpus.epochs} epochs) | {gpus} | {p['features_h']:.2f} | "
+                f"{p['ig_h']:.2f} | {p['retrain_h']:.2f} | {p['total_h']:.2f} | {p['usd']:.0f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -94,10 +94,17 @@ def ray_loop(
     with tempfile.TemporaryDirectory(prefix="voxray-bench-train-") as tmp:
         t0 = time.perf_counter()
         result = train_model(
-            cfg, model_cfg, ray.data.from_arrow(table), num_classes=speakers, input_dim=BINS,
-            storage_path=f"{tmp}/ray", name="bench",
-            speakers=[f"id{s:05d}" for s in range(speakers)], out_storage=Storage(f"{tmp}/out"),
-            model_rel_dir="models/bench", num_rows=table.num_rows,
+            cfg,
+            model_cfg,
+            ray.data.from_arrow(table),
+            num_classes=speakers,
+            input_dim=BINS,
+            storage_path=f"{tmp}/ray",
+            name="bench",
+            speakers=[f"id{s:05d}" for s in range(speakers)],
+            out_storage=Storage(f"{tmp}/out"),
+            model_rel_dir="models/bench",
+            num_rows=table.num_rows,
         )
         wall = time.perf_counter() - t0
     steady = result.history[1:]
@@ -114,12 +121,21 @@ def main(argv: list[str] | None = None) -> None:
     speakers = 8
     frames = int(seg_s * 100)
     table = synthetic_corpus(utts, speakers, frames // 2, 2 * frames)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch, segment_s=seg_s, scheduler="constant",
-                      num_workers=1, use_gpu=False, max_failures=0)
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch,
+        segment_s=seg_s,
+        scheduler="constant",
+        num_workers=1,
+        use_gpu=False,
+        max_failures=0,
+    )
     model_cfg = ModelConfig(arch="ecapa_tdnn", channels=args.channels)
-    print(f"ECAPA-TDNN C={args.channels}: {utts} utterances, {speakers} speakers, "
-          f"crops of {frames} frames, batch {batch}, {epochs} epochs ({utts // batch} steps each); "
-          f"throughput over epochs 2..{epochs}")
+    print(
+        f"ECAPA-TDNN C={args.channels}: {utts} utterances, {speakers} speakers, "
+        f"crops of {frames} frames, batch {batch}, {epochs} epochs ({utts // batch} steps each); "
+        f"throughput over epochs 2..{epochs}"
+    )
 
     import ray
 
@@ -133,12 +149,18 @@ def main(argv: list[str] | None = None) -> None:
 
     ratio = voxray_per_s / base_per_s
     overhead = 100.0 * (base_per_s / voxray_per_s - 1.0)
-    print(f"voxray (Ray Train + Ray Data crops): {voxray_per_s:8.1f} samples/s, "
-          f"{voxray_wall:6.1f} s wall")
-    print(f"plain torch loop ({WORKER_THREADS} thread):        {base_per_s:8.1f} samples/s, "
-          f"{base_wall:6.1f} s wall")
-    print(f"ratio {ratio:.3f}: Ray Train adds {overhead:.1f}% time per sample in the steady state "
-          f"and {voxray_wall - base_wall:.1f} s of start-up and checkpointing")
+    print(
+        f"voxray (Ray Train + Ray Data crops): {voxray_per_s:8.1f} samples/s, "
+        f"{voxray_wall:6.1f} s wall"
+    )
+    print(
+        f"plain torch loop ({WORKER_THREADS} thread):        {base_per_s:8.1f} samples/s, "
+        f"{base_wall:6.1f} s wall"
+    )
+    print(
+        f"ratio {ratio:.3f}: Ray Train adds {overhead:.1f}% time per sample in the steady state "
+        f"and {voxray_wall - base_wall:.1f} s of start-up and checkpointing"
+    )
     emit(
         {
             "bench": "train",

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from voxray.config import ConfigError, VoxrayConfig, dump_yaml, load_config, replace
 from voxray.log import get_logger, redact, setup_logging
-from voxray.pipeline.stages import STAGES, STAGE_NAMES
+from voxray.pipeline.stages import STAGE_NAMES, STAGES
 
 log = get_logger("voxray.cli")
 
@@ -28,18 +28,38 @@ EPILOG = """overrides: any config key as key=value, e.g. train.epochs=3 attribut
 
 
 def _add_common(p: argparse.ArgumentParser, needs_data: bool) -> None:
-    p.add_argument("--data-root", default=None,
-                   help="corpus root in the VoxCeleb layout, a folder or s3://bucket/prefix"
-                   + ("" if needs_data else " (not needed by this stage)"))
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="corpus root in the VoxCeleb layout, a folder or s3://bucket/prefix"
+        + ("" if needs_data else " (not needed by this stage)"),
+    )
     p.add_argument("--out", default=None, help="output folder or s3://bucket/prefix")
-    p.add_argument("--profile", default=None, help="configuration profile: smoke, demo, vox1, vox2 (conf/profiles/)")
-    p.add_argument("--config", action="append", default=[], metavar="FILE",
-                   help="YAML overlay applied after the profile (repeatable)")
-    p.add_argument("--model", default=None, metavar="PATH",
-                   help="use an existing model instead of training: a voxray models/<name>/ folder or a "
-                   "SpeechBrain embedding_model.ckpt")
-    p.add_argument("--force", action="store_true", help="redo stages even if their outputs are complete")
-    p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
+    p.add_argument(
+        "--profile",
+        default=None,
+        help="configuration profile: smoke, demo, vox1, vox2 (conf/profiles/)",
+    )
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="YAML overlay applied after the profile (repeatable)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="PATH",
+        help="use an existing model instead of training: a voxray models/<name>/ folder or a "
+        "SpeechBrain embedding_model.ckpt",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="redo stages even if their outputs are complete"
+    )
+    p.add_argument(
+        "--print-config", action="store_true", help="print the resolved configuration and exit"
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
 
@@ -64,16 +84,28 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--videos", type=int, default=3, help="videos (channels) per speaker")
     synth.add_argument("--utts", type=int, default=4, help="utterances per video")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--test-speakers", type=int, default=None, help="speakers held out for the trial lists")
+    synth.add_argument(
+        "--test-speakers", type=int, default=None, help="speakers held out for the trial lists"
+    )
     synth.add_argument("--jobs", type=int, default=2, help="synthesis processes")
 
-    run = sub.add_parser("run", help="run every stage in order, skipping complete ones",
-                         description="Run " + " -> ".join(STAGE_NAMES) + ", skipping stages whose complete "
-                         "outputs exist.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = sub.add_parser(
+        "run",
+        help="run every stage in order, skipping complete ones",
+        description="Run " + " -> ".join(STAGE_NAMES) + ", skipping stages whose complete "
+        "outputs exist.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_common(run, needs_data=True)
     for stage in STAGES:
-        p = sub.add_parser(stage.name, help=stage.help, description=stage.help, epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            stage.name,
+            help=stage.help,
+            description=stage.help,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _add_common(p, needs_data=stage.needs_data)
     return parser
 
@@ -94,8 +126,15 @@ def _synth(args: argparse.Namespace) -> int:
     from voxray.corpus.synth import synth_corpus
 
     started = time.time()
-    summary = synth_corpus(args.out, speakers=args.speakers, videos=args.videos, utts=args.utts,
-                           seed=args.seed, test_speakers=args.test_speakers, jobs=args.jobs)
+    summary = synth_corpus(
+        args.out,
+        speakers=args.speakers,
+        videos=args.videos,
+        utts=args.utts,
+        seed=args.seed,
+        test_speakers=args.test_speakers,
+        jobs=args.jobs,
+    )
     print(f"wrote {summary} to {args.out} in {time.time() - started:.1f} s")
     return 0
 

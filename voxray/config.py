@@ -330,7 +330,15 @@ class GenderConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     scorers: tuple[str, ...] = ("cosine", "mean_cossim", "mean_dot", "ahc", "dominant_sets")
-    linkages: tuple[str, ...] = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
+    linkages: tuple[str, ...] = (
+        "single",
+        "complete",
+        "average",
+        "weighted",
+        "centroid",
+        "median",
+        "ward",
+    )
     p_targets: tuple[float, ...] = (0.01, 0.05)
     asnorm: bool = False
     asnorm_cohort: int = 200

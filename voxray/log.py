@@ -35,7 +35,9 @@ def setup_logging(level: int = logging.INFO) -> None:
     if any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters):
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("[voxray] %(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter("[voxray] %(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    )
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     root.setLevel(level)

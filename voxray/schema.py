@@ -174,5 +174,7 @@ def table(schema: pa.Schema, columns: dict[str, object]) -> pa.Table:
     arrays = []
     for f in schema:
         col = columns[f.name]
-        arrays.append(col if isinstance(col, (pa.Array, pa.ChunkedArray)) else pa.array(col, type=f.type))
+        arrays.append(
+            col if isinstance(col, (pa.Array, pa.ChunkedArray)) else pa.array(col, type=f.type)
+        )
     return pa.Table.from_arrays(arrays, schema=schema)

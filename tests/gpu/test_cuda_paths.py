@@ -34,7 +34,11 @@ def test_embeddings_and_ig_on_gpu_equal_cpu() -> None:
     params = AttributionConfig(ig_steps=16, internal_batch_size=16)
     cpu = attribute(model, x, "integrated_gradients", "traversal", params=params).maps
     gpu_model = model.to("cuda")
-    gpu = attribute(gpu_model, x.cuda(), "integrated_gradients", "traversal", params=params).maps.cpu()
+    gpu = attribute(
+        gpu_model, x.cuda(), "integrated_gradients", "traversal", params=params
+    ).maps.cpu()
     torch.testing.assert_close(gpu, cpu, rtol=1e-3, atol=1e-5)
     with torch.no_grad():
-        torch.testing.assert_close(gpu_model.embedder(x.cuda()).cpu(), model.to("cpu").embedder(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            gpu_model.embedder(x.cuda()).cpu(), model.to("cpu").embedder(x), rtol=1e-4, atol=1e-5
+        )

@@ -27,7 +27,9 @@ def _free_port() -> int:
 
 
 def _env(home: Path, token_file: Path | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH") and k != "RAY_ADDRESS"}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH") and k != "RAY_ADDRESS"
+    }
     env.update(HOME=str(home), RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
     # The job entrypoint says `python`, as users write it: it must be this environment's, as it is
     # for a user with the venv activated (CI calls .venv/bin/python without activating it).
@@ -50,9 +52,21 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
     env = _env(base, token)
     gcs, dash = _free_port(), _free_port()
     subprocess.run(
-        [RAY, "start", "--head", f"--port={gcs}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-         "--num-cpus=2", "--include-dashboard=true", "--disable-usage-stats"],
-        check=True, env=env, capture_output=True, timeout=180,
+        [
+            RAY,
+            "start",
+            "--head",
+            f"--port={gcs}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dash}",
+            "--num-cpus=2",
+            "--include-dashboard=true",
+            "--disable-usage-stats",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=180,
     )
     url = f"http://127.0.0.1:{dash}"
     deadline = time.time() + 90
@@ -69,7 +83,11 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
 def _submit(url: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [RAY, "job", "submit", "--address", url, "--working-dir", str(ROOT), "--", "python", *args],
-        env=env, capture_output=True, text=True, timeout=900, cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
     )
 
 
@@ -80,9 +98,22 @@ def test_submitted_feature_job_succeeds(ray_head, tmp_path: Path) -> None:
     corpus, out = tmp_path / "corpus", tmp_path / "out"
     synth_corpus(str(corpus), speakers=4, videos=2, utts=2, seed=3, jobs=2)
     for stage in ("manifest", "features"):
-        proc = _submit(url, env, f"ray_jobs/{stage}.py", "--config", f"conf/{stage}.yaml", "--profile", "smoke",
-                       "--data-root", str(corpus), "--out", str(out), "features.resources.concurrency=1",
-                       "corpus.resources.concurrency=1", "features.resources.num_cpus=1")
+        proc = _submit(
+            url,
+            env,
+            f"ray_jobs/{stage}.py",
+            "--config",
+            f"conf/{stage}.yaml",
+            "--profile",
+            "smoke",
+            "--data-root",
+            str(corpus),
+            "--out",
+            str(out),
+            "features.resources.concurrency=1",
+            "corpus.resources.concurrency=1",
+            "features.resources.num_cpus=1",
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "succeeded" in (proc.stdout + proc.stderr).lower()
     manifest = pq.read_table(out / "manifest.parquet")
@@ -96,7 +127,10 @@ def test_submission_without_token_is_refused(ray_head, tmp_path: Path) -> None:
     stranger = _env(tmp_path, None)  # an empty HOME: no ~/.ray/auth_token either
     proc = subprocess.run(
         [RAY, "job", "submit", "--address", url, "--", "python", "-c", "print('owned')"],
-        env=stranger, capture_output=True, text=True, timeout=120,
+        env=stranger,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode != 0
     assert "owned" not in proc.stdout
@@ -106,7 +140,9 @@ def test_submission_without_token_is_refused(ray_head, tmp_path: Path) -> None:
 def test_job_server_binds_loopback_only(ray_head) -> None:
     url, _, _ = ray_head
     port = int(url.rsplit(":", 1)[1])
-    addrs = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)} - {"127.0.0.1"}
+    addrs = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)} - {
+        "127.0.0.1"
+    }
     for addr in addrs:
         with socket.socket() as s:
             s.settimeout(1)

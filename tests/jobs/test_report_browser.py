@@ -33,12 +33,23 @@ from voxray.report.synthetic import write_synthetic_outputs
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 TIMEOUT_S = 25
 
-pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                                reason=f"headless Chromium not installed at {CHROMIUM} (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK),
+    reason=f"headless Chromium not installed at {CHROMIUM} (apt-get install chromium)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +64,13 @@ def report_url(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, int]:
 
 
 def _chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
-                          capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
 
 
 def _console_errors(stderr: str) -> list[str]:
@@ -93,8 +109,12 @@ class DevTools:
         assert m, ws_url
         self.sock = socket.create_connection((m.group(1), int(m.group(2))), timeout=TIMEOUT_S)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {m.group(3)} HTTP/1.1\r\nHost: {m.group(1)}:{m.group(2)}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.sock.sendall(
+            (
+                f"GET {m.group(3)} HTTP/1.1\r\nHost: {m.group(1)}:{m.group(2)}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         head = b""
         while b"\r\n\r\n" not in head:
             head += self.sock.recv(1)
@@ -134,7 +154,9 @@ class DevTools:
         body = json.dumps({"id": self.next_id, "method": method, "params": params}).encode()
         mask = os.urandom(4)
         n = len(body)
-        header = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0xFE]) + struct.pack(">H", n))
+        header = bytes([0x81]) + (
+            bytes([0x80 | n]) if n < 126 else bytes([0xFE]) + struct.pack(">H", n)
+        )
         self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
         while True:
             msg = self._message()
@@ -168,9 +190,18 @@ def _devtools_port(profile: Path, proc: subprocess.Popen[bytes]) -> int:
 def test_images_decode_and_nothing_is_fetched(report_url: tuple[str, int], tmp_path: Path) -> None:
     url, images = report_url
     profile = tmp_path / "profile"
-    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                             "--window-size=1280,1000", "about:blank"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            "--remote-debugging-port=0",
+            "--window-size=1280,1000",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         port = _devtools_port(profile, proc)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=TIMEOUT_S) as r:
@@ -181,8 +212,13 @@ def test_images_decode_and_nothing_is_fetched(report_url: tuple[str, int], tmp_p
                 cdp.send(f"{domain}.enable")
             cdp.send("Page.navigate", url=url)
             cdp.wait_for("Page.loadEventFired")
-            result = cdp.send("Runtime.evaluate", returnByValue=True, expression=(
-                "JSON.stringify(Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]))"))
+            result = cdp.send(
+                "Runtime.evaluate",
+                returnByValue=True,
+                expression=(
+                    "JSON.stringify(Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]))"
+                ),
+            )
             sizes = json.loads(result["result"]["value"])
             events = list(cdp.events)
         finally:
@@ -192,9 +228,17 @@ def test_images_decode_and_nothing_is_fetched(report_url: tuple[str, int], tmp_p
         proc.wait(timeout=10)
     assert len(sizes) == images
     assert all(complete and w > 0 and h > 0 for complete, w, h in sizes), sizes
-    errors = [e for e in events if e.get("method") in ("Runtime.exceptionThrown",)
-              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
-              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
+    errors = [
+        e
+        for e in events
+        if e.get("method") in ("Runtime.exceptionThrown",)
+        or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
+        or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")
+    ]
     assert errors == []
-    requested = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
+    requested = [
+        e["params"]["request"]["url"]
+        for e in events
+        if e.get("method") == "Network.requestWillBeSent"
+    ]
     assert requested and all(u == url or u.startswith("data:") for u in requested), requested

@@ -27,7 +27,9 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     base = tmp_path_factory.mktemp("smoke")
     corpus, out = base / "corpus", base / "out"
     synth_corpus(str(corpus), speakers=8, videos=2, utts=3, seed=5, test_speakers=3, jobs=2)
-    proc = run_cli("run", "--data-root", str(corpus), "--out", str(out), "--profile", "smoke", timeout=1800)
+    proc = run_cli(
+        "run", "--data-root", str(corpus), "--out", str(out), "--profile", "smoke", timeout=1800
+    )
     return corpus, out, proc.stdout + proc.stderr
 
 
@@ -36,7 +38,10 @@ def test_every_stage_completed(smoke) -> None:
     s = Storage(str(out))
     for stage in STAGE_NAMES:
         info = stage_info(s, stage)
-        assert info["inputs"] == info["outputs"] + info["quarantined"] + info["skipped"], (stage, info)
+        assert info["inputs"] == info["outputs"] + info["quarantined"] + info["skipped"], (
+            stage,
+            info,
+        )
     assert f"report: {out}/report/index.html" in log
 
 
@@ -47,14 +52,28 @@ def test_outputs_meet_the_contract(smoke) -> None:
     assert manifest.num_rows == 48
     assert set(manifest.column("split").to_pylist()) == {"train", "test"}
     metrics = read(out, "metrics").to_pandas()
-    eer = metrics[(metrics.metric == "eer") & (metrics.scorer == "cosine") & (metrics.condition == "none")]
+    eer = metrics[
+        (metrics.metric == "eer") & (metrics.scorer == "cosine") & (metrics.condition == "none")
+    ]
     assert not eer.empty and eer.value.between(0, 1).all()
-    assert {"integrated_gradients", "saliency", "layer_cam", "lrp_epsilon"} <= set(read(out, "attributions", ["method"]).column("method").to_pylist())
+    assert {"integrated_gradients", "saliency", "layer_cam", "lrp_epsilon"} <= set(
+        read(out, "attributions", ["method"]).column("method").to_pylist()
+    )
 
 
 def test_rerun_skips_every_stage_and_duplicates_nothing(smoke) -> None:
     corpus, out, _ = smoke
-    before = {rel: read(out, rel).num_rows for rel in ("manifest.parquet", "features", "embeddings", "attributions", "scores", "metrics")}
+    before = {
+        rel: read(out, rel).num_rows
+        for rel in (
+            "manifest.parquet",
+            "features",
+            "embeddings",
+            "attributions",
+            "scores",
+            "metrics",
+        )
+    }
     proc = run_cli("run", "--data-root", str(corpus), "--out", str(out), "--profile", "smoke")
     log = proc.stdout + proc.stderr
     for stage in STAGE_NAMES:
@@ -67,7 +86,9 @@ def test_readme_duckdb_queries_run(smoke) -> None:
     _, out, _ = smoke
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"```sql\n(.*?)```", readme, re.S).group(1)
-    queries = [q for q in (x.strip() for x in block.replace("OUT", str(out)).split(";")) if "SELECT" in q]
+    queries = [
+        q for q in (x.strip() for x in block.replace("OUT", str(out)).split(";")) if "SELECT" in q
+    ]
     assert len(queries) == 3
     con = duckdb.connect()
     for q in queries:

@@ -71,9 +71,19 @@ def small_batch() -> pa.Table:
 
 
 def train_cfg(**kw: object) -> TrainConfig:
-    base = dict(epochs=3, batch_size=16, segment_s=SEG_S, crops_per_utt=2, lr=0.003,
-                min_lr=0.0003, weight_decay=0.0, scheduler="constant", num_workers=1,
-                use_gpu=False, max_failures=0)
+    base = dict(
+        epochs=3,
+        batch_size=16,
+        segment_s=SEG_S,
+        crops_per_utt=2,
+        lr=0.003,
+        min_lr=0.0003,
+        weight_decay=0.0,
+        scheduler="constant",
+        num_workers=1,
+        use_gpu=False,
+        max_failures=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -84,9 +94,17 @@ def run(ray_local, tmp_path, name: str, cfg: TrainConfig, fail_at_epoch: int | N
     out = Storage(str(tmp_path / "out"))
     ds = ray.data.from_arrow(corpus_table())
     return train_model(
-        cfg, MODEL, ds, num_classes=SPEAKERS, input_dim=BINS,
-        storage_path=str(tmp_path / "ray"), name=name, speakers=SPEAKER_NAMES,
-        out_storage=out, model_rel_dir=f"models/{name}", fail_at_epoch=fail_at_epoch,
+        cfg,
+        MODEL,
+        ds,
+        num_classes=SPEAKERS,
+        input_dim=BINS,
+        storage_path=str(tmp_path / "ray"),
+        name=name,
+        speakers=SPEAKER_NAMES,
+        out_storage=out,
+        model_rel_dir=f"models/{name}",
+        fail_at_epoch=fail_at_epoch,
         num_rows=SPEAKERS * UTTS,
     )
 
@@ -162,8 +180,11 @@ def test_mixed_bins_rejected_naming_utterance() -> None:
 def test_augment_masks_and_noise() -> None:
     rng = np.random.default_rng(0)
     feats = np.ones((4, 30, 10), dtype=np.float32) * np.arange(10, dtype=np.float32)
-    masked = augment(feats.copy(), AugmentConfig(enabled=True, noise_prob=0.0, freq_mask_bins=4,
-                                                 time_mask_frames=6), rng)
+    masked = augment(
+        feats.copy(),
+        AugmentConfig(enabled=True, noise_prob=0.0, freq_mask_bins=4, time_mask_frames=6),
+        rng,
+    )
     changed = masked != feats
     assert changed.any()
     for crop, ch in zip(masked, changed):
@@ -174,8 +195,13 @@ def test_augment_masks_and_noise() -> None:
         expected = np.isin(np.arange(30), span)[:, None] | np.isin(np.arange(10), band)[None, :]
         np.testing.assert_array_equal(ch, expected)
         assert np.allclose(crop[ch], 4.5)  # filled with the crop mean
-    noisy = augment(feats.copy(), AugmentConfig(enabled=True, noise_prob=1.0, noise_std=0.5,
-                                                freq_mask_bins=0, time_mask_frames=0), rng)
+    noisy = augment(
+        feats.copy(),
+        AugmentConfig(
+            enabled=True, noise_prob=1.0, noise_std=0.5, freq_mask_bins=0, time_mask_frames=0
+        ),
+        rng,
+    )
     assert abs(float((noisy - feats).std()) - 0.5) < 0.05
 
 
@@ -184,8 +210,17 @@ def test_augment_masks_and_noise() -> None:
 
 @pytest.mark.parametrize(
     ("step", "expected"),
-    [(0, 0.0), (5, 0.5), (10, 1.0), (15, 0.5), (20, 0.0), (30, 0.5), (35, 0.25), (40, 0.0),
-     (50, 0.25)],
+    [
+        (0, 0.0),
+        (5, 0.5),
+        (10, 1.0),
+        (15, 0.5),
+        (20, 0.0),
+        (30, 0.5),
+        (35, 0.25),
+        (40, 0.0),
+        (50, 0.25),
+    ],
     ids=lambda v: str(v),
 )
 def test_triangular2_hand_values(step: int, expected: float) -> None:
@@ -203,9 +238,11 @@ def test_warmup_cosine_hand_values() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "probe"),
-    [("constant", {0: 1e-3, 99: 1e-3}),
-     ("cyclic", {0: 1e-5, 25: 1e-3, 50: 1e-5, 75: 1e-5 + (1e-3 - 1e-5) / 2}),
-     ("warmup_decay", {9: 1e-3, 99: 1e-5})],
+    [
+        ("constant", {0: 1e-3, 99: 1e-3}),
+        ("cyclic", {0: 1e-5, 25: 1e-3, 50: 1e-5, 75: 1e-5 + (1e-3 - 1e-5) / 2}),
+        ("warmup_decay", {9: 1e-3, 99: 1e-5}),
+    ],
     ids=["constant", "cyclic", "warmup_decay"],
 )
 def test_build_schedule_from_config(kind: str, probe: dict[int, float]) -> None:

@@ -19,8 +19,14 @@ from voxray.testing.pipeline import VOXRAY, read, run_cli
 from voxray.testing.synthetic_outputs import make_outputs
 
 pytestmark = pytest.mark.ray
-ARGS = ["--profile", "smoke", "tune.max_utterances=12", "tune.methods=[saliency, integrated_gradients, layer_cam]",
-        "attribution.ig_steps=4", "model.channels=16"]
+ARGS = [
+    "--profile",
+    "smoke",
+    "tune.max_utterances=12",
+    "tune.methods=[saliency, integrated_gradients, layer_cam]",
+    "attribution.ig_steps=4",
+    "model.channels=16",
+]
 
 
 def _trial_results(out: Path) -> dict[str, int]:
@@ -37,7 +43,10 @@ def test_tiny_sweep_writes_results_and_a_usable_best_config(tmp_path: Path) -> N
     run_cli("tune", "--out", str(out), *ARGS, "tune.num_samples=3")
     results = read(out, "tune/results.parquet").to_pandas()
     assert results.trial_id.nunique() == 3
-    assert set(results.metric) >= {"eer"} and results[results.metric == "eer"].value.between(0, 1).all()
+    assert (
+        set(results.metric) >= {"eer"}
+        and results[results.metric == "eer"].value.between(0, 1).all()
+    )
     best = yaml.safe_load((out / "tune" / "best.yaml").read_text())
     cfg = load_config(files=[out / "tune" / "best.yaml"])
     assert cfg.mask.conditions[0].rule == "threshold"
@@ -50,8 +59,13 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path) 
     out = tmp_path / "out"
     make_outputs(str(out))
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "VOXRAY_SLOW_BATCH_S": "3"}
-    proc = subprocess.Popen([*VOXRAY, "tune", "--out", str(out), *ARGS, "tune.num_samples=4"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [*VOXRAY, "tune", "--out", str(out), *ARGS, "tune.num_samples=4"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if sum(1 for n in _trial_results(out).values() if n) >= 2:
@@ -60,7 +74,9 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path) 
     assert proc.poll() is None, "the sweep ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True
+    )
     finished = {t: n for t, n in _trial_results(out).items() if n}
     assert 2 <= len(finished) < 4
     sweep = out / "tune" / "ray" / "sweep"
@@ -69,4 +85,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path) 
     after = _trial_results(out)
     assert len(after) == 4 and all(n == 1 for n in after.values()), after
     for trial in finished:  # reported once, and its result file never rewritten: not run again
-        assert after[trial] == 1 and (sweep / trial / "result.json").stat().st_mtime_ns == stamps[trial]
+        assert (
+            after[trial] == 1
+            and (sweep / trial / "result.json").stat().st_mtime_ns == stamps[trial]
+        )

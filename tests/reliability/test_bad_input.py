@@ -47,7 +47,9 @@ def _plant_bad_files(root: Path) -> dict[str, str]:
     return {f"wav/{spk}/badvideo000/{name}": why for name, why in bad.items()}
 
 
-def test_bad_files_are_quarantined_and_nothing_else_is_lost(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_bad_files_are_quarantined_and_nothing_else_is_lost(
+    tiny_corpus: Path, tmp_path: Path
+) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(tiny_corpus, corpus)
     bad = _plant_bad_files(corpus)
@@ -59,7 +61,11 @@ def test_bad_files_are_quarantined_and_nothing_else_is_lost(tiny_corpus: Path, t
     run_cli("manifest", "--data-root", str(corpus), "--out", str(out), *SMOKE)
     run_cli("features", "--data-root", str(corpus), "--out", str(out), *SMOKE)
 
-    good = sorted(str(p.relative_to(corpus)) for p in (corpus / "wav").rglob("*.wav") if str(p.relative_to(corpus)) not in bad)
+    good = sorted(
+        str(p.relative_to(corpus))
+        for p in (corpus / "wav").rglob("*.wav")
+        if str(p.relative_to(corpus)) not in bad
+    )
     manifest = read(out, "manifest.parquet")
     quarantine = read(out, "quarantine.parquet").to_pylist()
     reasons = {q["path"]: q["reason"] for q in quarantine}
@@ -75,15 +81,20 @@ def test_bad_files_are_quarantined_and_nothing_else_is_lost(tiny_corpus: Path, t
     fbank = feats.filter(pc.equal(feats.column("kind"), "fbank"))
     ok_ids = set(manifest.column("utt_id").to_pylist())
     assert len(ok_ids) == manifest.num_rows  # no duplicates
-    assert sorted(manifest.column("path").to_pylist()) == sorted(set(manifest.column("path").to_pylist()))
+    assert sorted(manifest.column("path").to_pylist()) == sorted(
+        set(manifest.column("path").to_pylist())
+    )
     # every good file is in the manifest and has features; the bad ones are not
     assert {p for p in manifest.column("path").to_pylist()} >= set(good)
     feature_ids = set(fbank.column("utt_id").to_pylist())
     quarantined_at_features = {q["path"] for q in quarantine if q["stage"] == "features"}
     for u, p in zip(manifest.column("utt_id").to_pylist(), manifest.column("path").to_pylist()):
         assert (u in feature_ids) != (p in quarantined_at_features), (u, p)
-    assert set(good) <= {p for u, p in zip(manifest.column("utt_id").to_pylist(), manifest.column("path").to_pylist())
-                         if u in feature_ids}
+    assert set(good) <= {
+        p
+        for u, p in zip(manifest.column("utt_id").to_pylist(), manifest.column("path").to_pylist())
+        if u in feature_ids
+    }
     assert fbank.num_rows == len(set(fbank.column("utt_id").to_pylist()))
     for stage in ("manifest", "features"):
         info = stage_info(Storage(str(out)), stage)
@@ -93,7 +104,9 @@ def test_bad_files_are_quarantined_and_nothing_else_is_lost(tiny_corpus: Path, t
 def test_escaping_data_root_is_rejected(tiny_corpus: Path, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(tiny_corpus, corpus)
-    (corpus / "iden_split.txt").write_text((corpus / "iden_split.txt").read_text() + "1 ../../../etc/shadow\n")
+    (corpus / "iden_split.txt").write_text(
+        (corpus / "iden_split.txt").read_text() + "1 ../../../etc/shadow\n"
+    )
     out = tmp_path / "out"
     run_cli("manifest", "--data-root", str(corpus), "--out", str(out), *SMOKE)
     assert not any("shadow" in p for p in read(out, "manifest.parquet").column("path").to_pylist())
@@ -101,15 +114,41 @@ def test_escaping_data_root_is_rejected(tiny_corpus: Path, tmp_path: Path) -> No
 
 def test_bad_config_fails_before_any_work(tiny_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = run_cli("run", "--data-root", str(tiny_corpus), "--out", str(out), "--profile", "smoke",
-                   "attribution.ig_stepz=3", check=False)
+    proc = run_cli(
+        "run",
+        "--data-root",
+        str(tiny_corpus),
+        "--out",
+        str(out),
+        "--profile",
+        "smoke",
+        "attribution.ig_stepz=3",
+        check=False,
+    )
     assert proc.returncode == 2 and "attribution.ig_stepz" in proc.stderr
     assert not out.exists()
-    proc = run_cli("run", "--data-root", str(tiny_corpus), "--out", str(out), "--profile", "smoke",
-                   "train.epochs=[1]", check=False)
+    proc = run_cli(
+        "run",
+        "--data-root",
+        str(tiny_corpus),
+        "--out",
+        str(out),
+        "--profile",
+        "smoke",
+        "train.epochs=[1]",
+        check=False,
+    )
     assert proc.returncode == 2 and "train.epochs: expected an integer" in proc.stderr
 
 
 def test_missing_data_root_names_it(tmp_path: Path) -> None:
-    proc = run_cli("manifest", "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), *SMOKE, check=False)
+    proc = run_cli(
+        "manifest",
+        "--data-root",
+        str(tmp_path / "nope"),
+        "--out",
+        str(tmp_path / "out"),
+        *SMOKE,
+        check=False,
+    )
     assert proc.returncode != 0 and str(tmp_path / "nope") in proc.stderr

@@ -16,8 +16,13 @@ import pytest
 from voxray.testing.pipeline import VOXRAY, read, run_cli, sorted_rows
 
 # rows_per_file=8: two batches per file, so a stage stopped midway has committed some files
-SMOKE = ["--profile", "smoke", "features.resources.concurrency=1", "features.resources.batch_size=4",
-         "features.resources.rows_per_file=8"]
+SMOKE = [
+    "--profile",
+    "smoke",
+    "features.resources.concurrency=1",
+    "features.resources.batch_size=4",
+    "features.resources.rows_per_file=8",
+]
 KEYS = ["utt_id", "kind"]
 
 
@@ -34,7 +39,9 @@ def _features(out: Path):
 
 
 @pytest.mark.parametrize("mode", ["kill", "raise"])
-def test_worker_fault_is_retried_and_output_identical(tiny_corpus: Path, reference: Path, tmp_path: Path, mode: str) -> None:
+def test_worker_fault_is_retried_and_output_identical(
+    tiny_corpus: Path, reference: Path, tmp_path: Path, mode: str
+) -> None:
     out = tmp_path / "out"
     env = {"VOXRAY_FAULTS": f"features:2:{mode}", "VOXRAY_FAULT_DIR": str(tmp_path)}
     run_cli("manifest", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE)
@@ -43,12 +50,19 @@ def test_worker_fault_is_retried_and_output_identical(tiny_corpus: Path, referen
     assert _features(out).equals(_features(reference))
 
 
-def test_killed_driver_resumes_without_duplicates(tiny_corpus: Path, reference: Path, tmp_path: Path) -> None:
+def test_killed_driver_resumes_without_duplicates(
+    tiny_corpus: Path, reference: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     run_cli("manifest", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE)
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "VOXRAY_SLOW_BATCH_S": "1.5"}
-    proc = subprocess.Popen([*VOXRAY, "features", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [*VOXRAY, "features", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     parts = []
     while time.time() < deadline and proc.poll() is None:
@@ -59,7 +73,9 @@ def test_killed_driver_resumes_without_duplicates(tiny_corpus: Path, reference: 
     assert proc.poll() is None, "the stage finished before it could be interrupted"
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray die mid-stage
     proc.wait()
-    subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True
+    )
     partial = read(out, "features").num_rows
     assert 0 < partial < _features(reference).num_rows
     assert not (out / "_stages" / "features.json").exists()
@@ -71,12 +87,19 @@ def test_second_run_on_same_out_is_refused(tiny_corpus: Path, tmp_path: Path) ->
     out = tmp_path / "out"
     run_cli("manifest", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE)
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "VOXRAY_SLOW_BATCH_S": "1.0"}
-    first = subprocess.Popen([*VOXRAY, "features", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [*VOXRAY, "features", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not (out / "_lock.json").exists() and time.time() < deadline:
         time.sleep(0.1)
-    second = run_cli("features", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE, check=False)
+    second = run_cli(
+        "features", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE, check=False
+    )
     assert second.returncode != 0
     assert "another voxray run is writing to this --out" in second.stderr
     assert first.wait(timeout=600) == 0, first.stderr[-3000:]

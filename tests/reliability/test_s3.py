@@ -10,7 +10,6 @@ import subprocess
 import time
 from pathlib import Path
 
-
 from voxray.testing.pipeline import VOXRAY, read, run_cli
 from voxray.testing.s3 import create_bucket, moto_s3_server, upload_tree
 
@@ -25,8 +24,14 @@ def _free_port() -> int:
 
 
 def _args(endpoint: str) -> list[str]:
-    return ["--profile", "smoke", f"corpus.s3.endpoint_url={endpoint}", "features.resources.concurrency=1",
-            "features.resources.batch_size=4", "features.resources.rows_per_file=8"]
+    return [
+        "--profile",
+        "smoke",
+        f"corpus.s3.endpoint_url={endpoint}",
+        "features.resources.concurrency=1",
+        "features.resources.batch_size=4",
+        "features.resources.rows_per_file=8",
+    ]
 
 
 def _all_text(out: Path) -> str:
@@ -42,26 +47,49 @@ def test_s3_outage_mid_stage_then_rerun(tiny_corpus: Path, tmp_path: Path) -> No
         create_bucket("voxray-data", endpoint)
         n = upload_tree(tiny_corpus, data, endpoint)
         assert n > 20
-        manifest = run_cli("manifest", "--data-root", data, "--out", str(out), *_args(endpoint), env=CREDS)
-        proc = subprocess.Popen([*VOXRAY, "features", "--data-root", data, "--out", str(out), *_args(endpoint)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        manifest = run_cli(
+            "manifest", "--data-root", data, "--out", str(out), *_args(endpoint), env=CREDS
+        )
+        proc = subprocess.Popen(
+            [*VOXRAY, "features", "--data-root", data, "--out", str(out), *_args(endpoint)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.time() + 300
         while time.time() < deadline and not list((out / "features").rglob("part-*.parquet")):
             time.sleep(0.2)
     # the server is gone now, with the stage half done
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode != 0, "the stage must fail when its store goes away"
-    assert "voxray:" in stderr and ("127.0.0.1" in stderr or "s3://voxray-data" in stderr), stderr[-2000:]
+    assert "voxray:" in stderr and ("127.0.0.1" in stderr or "s3://voxray-data" in stderr), stderr[
+        -2000:
+    ]
     assert not (out / "_stages" / "features.json").exists()
-    quarantined = read(out, "quarantine.parquet").to_pylist() if (out / "quarantine.parquet").exists() else []
-    assert not [q for q in quarantined if q["stage"] == "features"], "an outage must not quarantine good files"
+    quarantined = (
+        read(out, "quarantine.parquet").to_pylist() if (out / "quarantine.parquet").exists() else []
+    )
+    assert not [q for q in quarantined if q["stage"] == "features"], (
+        "an outage must not quarantine good files"
+    )
     with moto_s3_server(port, CREDS) as endpoint:  # back, at the same address
         create_bucket("voxray-data", endpoint)
         upload_tree(tiny_corpus, data, endpoint)
-        rerun = run_cli("features", "--data-root", data, "--out", str(out), *_args(endpoint), env=CREDS)
+        rerun = run_cli(
+            "features", "--data-root", data, "--out", str(out), *_args(endpoint), env=CREDS
+        )
     manifest_ids = set(read(out, "manifest.parquet").column("utt_id").to_pylist())
     feats = read(out, "features", ["utt_id", "kind"])
     assert feats.num_rows == 2 * len(manifest_ids)  # fbank and mfcc, no duplicates
     assert set(feats.column("utt_id").to_pylist()) == manifest_ids
-    for text in (manifest.stdout, manifest.stderr, stdout, stderr, rerun.stdout, rerun.stderr, _all_text(out)):
+    for text in (
+        manifest.stdout,
+        manifest.stderr,
+        stdout,
+        stderr,
+        rerun.stdout,
+        rerun.stderr,
+        _all_text(out),
+    ):
         assert SECRET not in text and CREDS["AWS_ACCESS_KEY_ID"] not in text

@@ -53,13 +53,21 @@ def test_soak(tmp_path: Path) -> None:
         driver_killed = 0
         if rng.random() < 0.5:  # also kill the driver once, mid-run, and resume
             full = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env}
-            proc = subprocess.Popen([*VOXRAY, "run", "--out", str(out), *common], env=full,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                [*VOXRAY, "run", "--out", str(out), *common],
+                env=full,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             time.sleep(rng.uniform(20, 90))
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-                subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
+                subprocess.run(
+                    [str(Path(sys.executable).parent / "ray"), "stop", "--force"],
+                    capture_output=True,
+                )
                 driver_killed = 1
         run_cli("run", "--out", str(out), *common, env=env, timeout=3600)
         fired = len(list(faults.iterdir())) + driver_killed
@@ -70,10 +78,16 @@ def test_soak(tmp_path: Path) -> None:
             if stage == "tune":
                 continue
             info = stage_info(s, stage)
-            assert info["inputs"] == info["outputs"] + info["quarantined"] + info["skipped"], (i, stage, info)
+            assert info["inputs"] == info["outputs"] + info["quarantined"] + info["skipped"], (
+                i,
+                stage,
+                info,
+            )
         assert check(str(out)) == [], i
         got = _counts(out)
         lost += sum(max(0, expected[t] - got[t]) for t in TABLES)
         assert got == expected, (i, spec, got, expected)
-    print(f"\nsoak: {runs} runs, faults injected {injected}, faults survived {survived}, rows lost {lost}")
+    print(
+        f"\nsoak: {runs} runs, faults injected {injected}, faults survived {survived}, rows lost {lost}"
+    )
     assert lost == 0

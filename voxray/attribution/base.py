@@ -71,7 +71,9 @@ def register(cls: type[Attributor]) -> type[Attributor]:
 
 def get_attributor(name: str) -> type[Attributor]:
     if name not in ATTRIBUTORS:
-        raise KeyError(f"unknown attribution method {name!r} (known: {', '.join(sorted(ATTRIBUTORS))})")
+        raise KeyError(
+            f"unknown attribution method {name!r} (known: {', '.join(sorted(ATTRIBUTORS))})"
+        )
     return ATTRIBUTORS[name]
 
 

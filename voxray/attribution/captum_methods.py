@@ -85,7 +85,11 @@ class CaptumAttributor(Attributor):
         with inference_state(self.model):
             ref = self._reference(x.detach(), baseline)
             maps, t = attribute_along(
-                self.model, x, pathway, target, mode,
+                self.model,
+                x,
+                pathway,
+                target,
+                mode,
                 lambda e: self._attribute_one(e, x, ref).detach().to(x.dtype),
             )
             err = None

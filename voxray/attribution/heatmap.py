@@ -95,7 +95,7 @@ def render_heatmaps(
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (name, m, signed) in zip(axes, panels):
         _panel(ax, fig, name, m, hz, frame_shift_s, signed)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=10)

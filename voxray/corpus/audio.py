@@ -130,9 +130,13 @@ def _check_format(rel: str, info: AudioInfo, cfg: CorpusConfig) -> None:
         )
     duration = info.duration_s
     if duration < cfg.min_duration_s:
-        raise AudioError(f"{rel}: too short: {duration:.3f} s < corpus.min_duration_s = {cfg.min_duration_s:g} s")
+        raise AudioError(
+            f"{rel}: too short: {duration:.3f} s < corpus.min_duration_s = {cfg.min_duration_s:g} s"
+        )
     if cfg.max_duration_s > 0 and duration > cfg.max_duration_s:
-        raise AudioError(f"{rel}: too long: {duration:.1f} s > corpus.max_duration_s = {cfg.max_duration_s:g} s")
+        raise AudioError(
+            f"{rel}: too long: {duration:.1f} s > corpus.max_duration_s = {cfg.max_duration_s:g} s"
+        )
 
 
 def _check_samples(rel: str, wave: np.ndarray) -> np.ndarray:
@@ -158,7 +162,9 @@ def _probe_soundfile(f: IO[bytes], rel: str) -> AudioInfo:
         info = sf.info(f)
     except (sf.SoundFileError, RuntimeError) as exc:
         raise AudioError(f"{rel}: unreadable: {getattr(exc, 'error_string', exc)}") from None
-    facts = AudioInfo(num_samples=int(info.frames), sample_rate=int(info.samplerate), channels=int(info.channels))
+    facts = AudioInfo(
+        num_samples=int(info.frames), sample_rate=int(info.samplerate), channels=int(info.channels)
+    )
     f.seek(0)
     header = _wav_header(f)
     # libsndfile quietly shortens a truncated WAV to what is present: compare with the header
@@ -182,7 +188,9 @@ def _read_soundfile(buf: IO[bytes], rel: str, expected: int) -> np.ndarray:
             f"{rel}: corrupt or truncated: {getattr(exc, 'error_string', exc)} (header promises {expected} samples)"
         ) from None
     if data.shape[0] < expected:
-        raise AudioError(f"{rel}: truncated: the header promises {expected} samples, decoded {data.shape[0]}")
+        raise AudioError(
+            f"{rel}: truncated: the header promises {expected} samples, decoded {data.shape[0]}"
+        )
     return data
 
 
@@ -241,8 +249,23 @@ def _decode_m4a(storage: Storage, rel: str) -> tuple[np.ndarray, AudioInfo]:
 def _run_ffmpeg(ffmpeg: str, path: str, rel: str, size: int) -> tuple[np.ndarray, AudioInfo]:
     if size == 0:
         raise AudioError(f"{rel}: empty file (0 bytes)")
-    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", path, "-vn", "-map", "0:a:0",
-           "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
+    cmd = [
+        ffmpeg,
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-i",
+        path,
+        "-vn",
+        "-map",
+        "0:a:0",
+        "-c:a",
+        "pcm_f32le",
+        "-f",
+        "wav",
+        "pipe:1",
+    ]
     proc = subprocess.run(cmd, capture_output=True, timeout=300)
     err = proc.stderr.decode("utf-8", "replace").strip()
     if proc.returncode != 0:
@@ -256,4 +279,6 @@ def _run_ffmpeg(ffmpeg: str, path: str, rel: str, size: int) -> tuple[np.ndarray
         raise AudioError(f"{rel}: unreadable: ffmpeg produced no audio")
     data = np.frombuffer(proc.stdout[header.data_offset :], dtype="<f4")
     data = data[: data.size - data.size % header.channels].reshape(-1, header.channels)
-    return data, AudioInfo(num_samples=data.shape[0], sample_rate=header.sample_rate, channels=header.channels)
+    return data, AudioInfo(
+        num_samples=data.shape[0], sample_rate=header.sample_rate, channels=header.channels
+    )

@@ -96,7 +96,11 @@ def scan_corpus(storage: Storage, cfg: CorpusConfig) -> CorpusScan:
             absent = next((u for u in (t.utt_a, t.utt_b) if u not in present), None)
             if absent is not None:
                 where = f"{rel}:{t.line_no}"
-                quarantine.append(QuarantineRecord(where, STAGE, f"{where}: utterance {absent} is not in the corpus"))
+                quarantine.append(
+                    QuarantineRecord(
+                        where, STAGE, f"{where}: utterance {absent} is not in the corpus"
+                    )
+                )
             else:
                 trials[rel].append(t)
 
@@ -133,7 +137,8 @@ def subset_utterances(
     else:
         keep = set()
         ordered = sorted(
-            (t for ts in trials.values() for t in ts), key=lambda t: _digest(f"{t.list_name}\0{t.utt_a}\0{t.utt_b}")
+            (t for ts in trials.values() for t in ts),
+            key=lambda t: _digest(f"{t.list_name}\0{t.utt_a}\0{t.utt_b}"),
         )
         for t in ordered:
             need = {t.utt_a, t.utt_b} - keep
@@ -143,10 +148,16 @@ def subset_utterances(
         if len(keep) >= max_utterances:
             break
         keep.add(u.utt_id)
-    kept_trials = {name: [t for t in ts if t.utt_a in keep and t.utt_b in keep] for name, ts in trials.items()}
+    kept_trials = {
+        name: [t for t in ts if t.utt_a in keep and t.utt_b in keep] for name, ts in trials.items()
+    }
     dropped = sum(len(ts) for ts in trials.values()) - sum(len(ts) for ts in kept_trials.values())
-    log.info("corpus: kept %d of %d utterances (max_utterances); %d trials lost a side and were dropped",
-             len(keep), len(utterances), dropped)
+    log.info(
+        "corpus: kept %d of %d utterances (max_utterances); %d trials lost a side and were dropped",
+        len(keep),
+        len(utterances),
+        dropped,
+    )
     return sorted((u for u in utterances if u.utt_id in keep), key=lambda u: u.utt_id), kept_trials
 
 
@@ -201,9 +212,13 @@ def _vox1_utterance(rel: str, quarantine: list[QuarantineRecord]) -> Utterance |
 def _vox2_utterance(rel: str, quarantine: list[QuarantineRecord]) -> Utterance | None:
     parts = rel.split("/")
     if len(parts) < 2 or parts[1] not in VOX2_CODECS:
-        quarantine.append(QuarantineRecord(rel, STAGE, f"{rel}: not under {{dev,test}}/{{aac,wav,flac}}/"))
+        quarantine.append(
+            QuarantineRecord(rel, STAGE, f"{rel}: not under {{dev,test}}/{{aac,wav,flac}}/")
+        )
         return None
-    return _utterance(rel, 2, VOX2_EXTS, f"{parts[0]}/{parts[1]}/<speaker>/<video>/<file>", quarantine)
+    return _utterance(
+        rel, 2, VOX2_EXTS, f"{parts[0]}/{parts[1]}/<speaker>/<video>/<file>", quarantine
+    )
 
 
 def _utterance(
@@ -229,7 +244,9 @@ def _utterance(
     return Utterance(f"{speaker}/{video}/{stem}", speaker, video, path, ext.lower())
 
 
-def _dedupe(found: dict[str, list[Utterance]], quarantine: list[QuarantineRecord]) -> list[Utterance]:
+def _dedupe(
+    found: dict[str, list[Utterance]], quarantine: list[QuarantineRecord]
+) -> list[Utterance]:
     """One file per utterance id: wav before flac before m4a; the others are quarantined."""
     out = []
     for utt_id in sorted(found):
@@ -242,10 +259,15 @@ def _dedupe(found: dict[str, list[Utterance]], quarantine: list[QuarantineRecord
 
 
 def _splits(
-    utterances: list[Utterance], trials: dict[str, list[Trial]], meta: dict[str, SpeakerMeta], layout: str
+    utterances: list[Utterance],
+    trials: dict[str, list[Trial]],
+    meta: dict[str, SpeakerMeta],
+    layout: str,
 ) -> dict[str, str]:
     named = {u.split("/", 1)[0] for ts in trials.values() for t in ts for u in (t.utt_a, t.utt_b)}
-    vox2_test = {u.speaker_id for u in utterances if layout == "vox2" and u.path.startswith("test/")}
+    vox2_test = {
+        u.speaker_id for u in utterances if layout == "vox2" and u.path.startswith("test/")
+    }
     split_of: dict[str, str] = {}
     for speaker in sorted({u.speaker_id for u in utterances}):
         if speaker in meta:

@@ -38,9 +38,13 @@ def safe_relpath(p: str) -> str:
     if not q:
         raise UnsafePathError(f"unsafe path {p!r}: empty")
     if "://" in q:
-        raise UnsafePathError(f"unsafe path {p!r}: a URI, expected a path relative to the data root")
+        raise UnsafePathError(
+            f"unsafe path {p!r}: a URI, expected a path relative to the data root"
+        )
     if q.startswith("/") or _DRIVE.match(q):
-        raise UnsafePathError(f"unsafe path {p!r}: absolute, expected a path relative to the data root")
+        raise UnsafePathError(
+            f"unsafe path {p!r}: absolute, expected a path relative to the data root"
+        )
     norm = posixpath.normpath(q)
     if norm == ".." or norm.startswith("../"):
         raise UnsafePathError(f"unsafe path {p!r}: escapes the data root")
@@ -61,7 +65,9 @@ def utt_id_from_path(p: str) -> str:
         raise ValueError(f"path {p!r} is not <speaker>/<video>/<file>")
     stem, ext = posixpath.splitext(parts[2])
     if ext and ext.lower() not in AUDIO_EXTS:
-        raise ValueError(f"path {p!r} has extension {ext!r}, expected one of {', '.join(AUDIO_EXTS)}")
+        raise ValueError(
+            f"path {p!r} has extension {ext!r}, expected one of {', '.join(AUDIO_EXTS)}"
+        )
     if not stem:
         raise ValueError(f"path {p!r} has an empty file name")
     return "/".join([parts[0], parts[1], stem])
@@ -86,7 +92,9 @@ def parse_trial_list(text: str, name: str) -> tuple[list[Trial], list[Quarantine
     for n, line in _lines(text):
         fields = line.split()
         if len(fields) != 3:
-            bad.append(_reject(name, n, f"expected '<0|1> <path A> <path B>', got {len(fields)} fields"))
+            bad.append(
+                _reject(name, n, f"expected '<0|1> <path A> <path B>', got {len(fields)} fields")
+            )
             continue
         label, a, b = fields
         if label not in ("0", "1"):
@@ -101,7 +109,9 @@ def parse_trial_list(text: str, name: str) -> tuple[list[Trial], list[Quarantine
     return trials, bad
 
 
-def parse_iden_split(text: str, name: str = "iden_split.txt") -> tuple[dict[str, int], list[QuarantineRecord]]:
+def parse_iden_split(
+    text: str, name: str = "iden_split.txt"
+) -> tuple[dict[str, int], list[QuarantineRecord]]:
     """Lines ``<1|2|3> <path>`` (1 train, 2 validation, 3 test) -> {utt_id: split} and rejects."""
     split: dict[str, int] = {}
     first_line: dict[str, int] = {}
@@ -121,7 +131,13 @@ def parse_iden_split(text: str, name: str = "iden_split.txt") -> tuple[dict[str,
             bad.append(_reject(name, n, str(exc)))
             continue
         if utt in split and split[utt] != int(value):
-            bad.append(_reject(name, n, f"{utt} is split {value} here but {split[utt]} at line {first_line[utt]}"))
+            bad.append(
+                _reject(
+                    name,
+                    n,
+                    f"{utt} is split {value} here but {split[utt]} at line {first_line[utt]}",
+                )
+            )
             continue
         split.setdefault(utt, int(value))
         first_line.setdefault(utt, n)
@@ -144,10 +160,24 @@ def parse_meta(text: str, name: str) -> tuple[dict[str, SpeakerMeta], list[Quara
     sep, sep_name = ("\t", "tab") if "\t" in header else (",", "comma")
     columns = [c.strip().lower() for c in header.split(sep)]
     index = {c: i for i, c in enumerate(columns)}
-    id_col = next((i for i, c in enumerate(columns) if c.startswith("voxceleb") and c.endswith("id")), None)
-    missing = [c for c, i in (("VoxCeleb ID", id_col), ("Gender", index.get("gender")), ("Set", index.get("set"))) if i is None]
+    id_col = next(
+        (i for i, c in enumerate(columns) if c.startswith("voxceleb") and c.endswith("id")), None
+    )
+    missing = [
+        c
+        for c, i in (
+            ("VoxCeleb ID", id_col),
+            ("Gender", index.get("gender")),
+            ("Set", index.get("set")),
+        )
+        if i is None
+    ]
     if missing:
-        return {}, [_reject(name, header_no, f"header {header.strip()!r} lacks column(s) {', '.join(missing)}")]
+        return {}, [
+            _reject(
+                name, header_no, f"header {header.strip()!r} lacks column(s) {', '.join(missing)}"
+            )
+        ]
     gender_col, set_col, nat_col = index["gender"], index["set"], index.get("nationality")
     meta: dict[str, SpeakerMeta] = {}
     first_line: dict[str, int] = {}
@@ -157,7 +187,13 @@ def parse_meta(text: str, name: str) -> tuple[dict[str, SpeakerMeta], list[Quara
         while len(fields) > len(columns) and not fields[-1]:
             fields.pop()
         if len(fields) != len(columns):
-            bad.append(_reject(name, n, f"expected {len(columns)} {sep_name}-separated fields, got {len(fields)}"))
+            bad.append(
+                _reject(
+                    name,
+                    n,
+                    f"expected {len(columns)} {sep_name}-separated fields, got {len(fields)}",
+                )
+            )
             continue
         speaker = fields[id_col]
         gender = _GENDERS.get(fields[gender_col].lower())
@@ -165,13 +201,19 @@ def parse_meta(text: str, name: str) -> tuple[dict[str, SpeakerMeta], list[Quara
         if not speaker or "/" in speaker or speaker in (".", ".."):
             bad.append(_reject(name, n, f"speaker id {speaker!r} is not a folder name"))
         elif gender is None:
-            bad.append(_reject(name, n, f"gender {fields[gender_col]!r} of {speaker} is not m or f"))
+            bad.append(
+                _reject(name, n, f"gender {fields[gender_col]!r} of {speaker} is not m or f")
+            )
         elif subset not in ("dev", "test"):
             bad.append(_reject(name, n, f"set {fields[set_col]!r} of {speaker} is not dev or test"))
         elif speaker in meta:
-            bad.append(_reject(name, n, f"second row for {speaker} (first at line {first_line[speaker]})"))
+            bad.append(
+                _reject(name, n, f"second row for {speaker} (first at line {first_line[speaker]})")
+            )
         else:
             nationality = fields[nat_col] if nat_col is not None else ""
-            meta[speaker] = SpeakerMeta(speaker_id=speaker, gender=gender, nationality=nationality, set=subset)
+            meta[speaker] = SpeakerMeta(
+                speaker_id=speaker, gender=gender, nationality=nationality, set=subset
+            )
             first_line[speaker] = n
     return meta, bad

@@ -48,8 +48,10 @@ class SynthSummary:
 
     def __str__(self) -> str:
         lists = ", ".join(f"{name} {n} trials" for name, n in self.trials.items())
-        return (f"{self.speakers} speakers ({self.test_speakers} test), {self.utterances} utterances, "
-                f"{self.audio_s / 60:.1f} min of audio; {lists}")
+        return (
+            f"{self.speakers} speakers ({self.test_speakers} test), {self.utterances} utterances, "
+            f"{self.audio_s / 60:.1f} min of audio; {lists}"
+        )
 
 
 def synth_corpus(
@@ -68,14 +70,20 @@ def synth_corpus(
     30% of ``speakers``, at least 2), ``jobs`` worker processes for rendering.
     """
     if speakers < 3:
-        raise ValueError(f"speakers={speakers}: need at least 3 (2 test speakers and 1 to train on)")
+        raise ValueError(
+            f"speakers={speakers}: need at least 3 (2 test speakers and 1 to train on)"
+        )
     if videos < 2:
-        raise ValueError(f"videos={videos}: need at least 2, same-speaker trials pair different videos")
+        raise ValueError(
+            f"videos={videos}: need at least 2, same-speaker trials pair different videos"
+        )
     if utts < 1:
         raise ValueError(f"utts={utts}: need at least 1 utterance per video")
     n_test = max(2, round(0.3 * speakers)) if test_speakers is None else test_speakers
     if not 2 <= n_test <= speakers - 1:
-        raise ValueError(f"test_speakers={n_test}: must be between 2 and speakers - 1 = {speakers - 1}")
+        raise ValueError(
+            f"test_speakers={n_test}: must be between 2 and speakers - 1 = {speakers - 1}"
+        )
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         raise FileExistsError(
             f"{out_dir} exists and is not empty: synth_corpus writes a new corpus (choose a new folder)"
@@ -126,13 +134,17 @@ def _render_speaker(
 
 
 def _meta_text(plans: list[SpeakerPlan]) -> str:
-    rows = [META_HEADER] + [f"{p.speaker_id}\t{p.name}\t{p.gender}\t{p.nationality}\t{p.set}" for p in plans]
+    rows = [META_HEADER] + [
+        f"{p.speaker_id}\t{p.name}\t{p.gender}\t{p.nationality}\t{p.set}" for p in plans
+    ]
     return "\n".join(rows) + "\n"
 
 
 def _espeak_version() -> str:
     try:
-        out = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run(
+            ["espeak-ng", "--version"], capture_output=True, text=True, timeout=30
+        ).stdout
     except OSError:
         return "espeak-ng (version unknown)"
     return out.split(" Data at:")[0].strip()

@@ -79,14 +79,29 @@ def espeak(voice: VoiceSpec, channel: ChannelSpec, utt: UttSpec) -> np.ndarray:
     """espeak-ng's 22.05 kHz output for the utterance, float32 in [-1, 1], shape ``(N,)``."""
     exe = shutil.which("espeak-ng")
     if exe is None:
-        raise SynthError("synthesising the demo corpus needs the espeak-ng binary on PATH (apt-get install espeak-ng)")
+        raise SynthError(
+            "synthesising the demo corpus needs the espeak-ng binary on PATH (apt-get install espeak-ng)"
+        )
     pitch = int(np.clip(voice.pitch + channel.pitch_offset + utt.pitch_jitter, 0, 99))
     speed = int(np.clip(voice.speed + channel.speed_offset + utt.speed_jitter, 90, 260))
-    cmd = [exe, "-v", f"{voice.language}+{voice.variant}", "-p", str(pitch), "-s", str(speed),
-           "-a", str(voice.amplitude), "--stdout", utt.text]
+    cmd = [
+        exe,
+        "-v",
+        f"{voice.language}+{voice.variant}",
+        "-p",
+        str(pitch),
+        "-s",
+        str(speed),
+        "-a",
+        str(voice.amplitude),
+        "--stdout",
+        utt.text,
+    ]
     proc = subprocess.run(cmd, capture_output=True, timeout=60)
     if proc.returncode != 0 or len(proc.stdout) < 64:
-        raise SynthError(f"{' '.join(cmd[:-1])} '...' failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
+        raise SynthError(
+            f"{' '.join(cmd[:-1])} '...' failed: {proc.stderr.decode('utf-8', 'replace').strip()}"
+        )
     raw = proc.stdout
     at = raw.find(b"data")
     rate = struct.unpack("<I", raw[24:28])[0]
@@ -121,11 +136,13 @@ def apply_channel(x: np.ndarray, channel: ChannelSpec, rng: np.random.Generator)
     n = x.size
     if channel.rt60_s > 0:
         x = signal.fftconvolve(x, room_impulse_response(channel), mode="full")[:n]
-    sos = np.vstack([
-        signal.butter(2, channel.highpass_hz, "highpass", fs=SAMPLE_RATE, output="sos"),
-        signal.butter(4, channel.lowpass_hz, "lowpass", fs=SAMPLE_RATE, output="sos"),
-        _peaking(*channel.eq),
-    ])
+    sos = np.vstack(
+        [
+            signal.butter(2, channel.highpass_hz, "highpass", fs=SAMPLE_RATE, output="sos"),
+            signal.butter(4, channel.lowpass_hz, "lowpass", fs=SAMPLE_RATE, output="sos"),
+            _peaking(*channel.eq),
+        ]
+    )
     x = signal.sosfilt(sos, x)
     active = x[np.abs(x) > 0.05 * np.max(np.abs(x))]
     speech_rms = float(np.sqrt(np.mean(active**2))) if active.size else 1.0
@@ -204,6 +221,10 @@ def _high_shelf(freq: float, gain_db: float) -> np.ndarray:
     w = 2 * np.pi * freq / SAMPLE_RATE
     alpha = np.sin(w) / 2 * np.sqrt(2)
     cw, sa = np.cos(w), 2 * np.sqrt(a) * alpha
-    b = [a * ((a + 1) + (a - 1) * cw + sa), -2 * a * ((a - 1) + (a + 1) * cw), a * ((a + 1) + (a - 1) * cw - sa)]
+    b = [
+        a * ((a + 1) + (a - 1) * cw + sa),
+        -2 * a * ((a - 1) + (a + 1) * cw),
+        a * ((a + 1) + (a - 1) * cw - sa),
+    ]
     den = [(a + 1) - (a - 1) * cw + sa, 2 * ((a - 1) - (a + 1) * cw), (a + 1) - (a - 1) * cw - sa]
     return np.concatenate([np.divide(b, den[0]), np.divide(den, den[0])])[None, :]

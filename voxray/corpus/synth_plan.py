@@ -32,12 +32,65 @@ NATIONALITIES: tuple[tuple[str, float, tuple[str, ...]], ...] = (
 #: espeak-ng variants by gender; their F0 at -p 50: female 170-270 Hz, male 75-130 Hz.
 #: (The en-gb and fr-fr voices ignore variants, hence "en" and "fr" above.)
 VARIANTS = {
-    "f": ("f1", "f2", "f3", "f4", "f5", "Alicia", "Andrea", "Annie", "aunty", "belinda", "linda", "steph",
-          "anika", "grandma"),
-    "m": ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "adam", "Alex", "Andy", "antonio", "benjamin",
-          "boris", "caleb", "david", "ed", "edward", "Gene", "gustave", "Henrique", "iven", "Jacky", "john",
-          "Lee", "Mario", "max", "Michael", "michel", "miguel", "Mike", "norbert", "pablo", "paul", "pedro",
-          "quincy", "rob", "robert", "sandro", "travis", "victor"),
+    "f": (
+        "f1",
+        "f2",
+        "f3",
+        "f4",
+        "f5",
+        "Alicia",
+        "Andrea",
+        "Annie",
+        "aunty",
+        "belinda",
+        "linda",
+        "steph",
+        "anika",
+        "grandma",
+    ),
+    "m": (
+        "m1",
+        "m2",
+        "m3",
+        "m4",
+        "m5",
+        "m6",
+        "m7",
+        "m8",
+        "adam",
+        "Alex",
+        "Andy",
+        "antonio",
+        "benjamin",
+        "boris",
+        "caleb",
+        "david",
+        "ed",
+        "edward",
+        "Gene",
+        "gustave",
+        "Henrique",
+        "iven",
+        "Jacky",
+        "john",
+        "Lee",
+        "Mario",
+        "max",
+        "Michael",
+        "michel",
+        "miguel",
+        "Mike",
+        "norbert",
+        "pablo",
+        "paul",
+        "pedro",
+        "quincy",
+        "rob",
+        "robert",
+        "sandro",
+        "travis",
+        "victor",
+    ),
 }
 #: espeak-ng -p ranges and vocal-tract factors (441 / vtl_q) by gender.
 PITCH = {"m": (20, 60), "f": (45, 85)}
@@ -70,8 +123,38 @@ WORDS = tuple(
     before after during under over between without around through against toward behind beyond""".split()
 )
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_SYLLABLES = ("ka", "ro", "mi", "len", "da", "vi", "tor", "sa", "bel", "na", "jo", "ric", "an", "el", "mar",
-              "to", "li", "son", "ber", "ta", "gan", "ne", "co", "ra", "wen", "dal", "fi", "hu", "lo", "ser")
+_SYLLABLES = (
+    "ka",
+    "ro",
+    "mi",
+    "len",
+    "da",
+    "vi",
+    "tor",
+    "sa",
+    "bel",
+    "na",
+    "jo",
+    "ric",
+    "an",
+    "el",
+    "mar",
+    "to",
+    "li",
+    "son",
+    "ber",
+    "ta",
+    "gan",
+    "ne",
+    "co",
+    "ra",
+    "wen",
+    "dal",
+    "fi",
+    "hu",
+    "lo",
+    "ser",
+)
 
 
 @dataclass(frozen=True)
@@ -91,7 +174,9 @@ class SpeakerPlan:
         return [[u.rel_path.split("/", 1)[1] for u in utts] for _, utts in self.videos]
 
 
-def plan_speakers(speakers: int, videos: int, utts: int, n_test: int, seed: int) -> list[SpeakerPlan]:
+def plan_speakers(
+    speakers: int, videos: int, utts: int, n_test: int, seed: int
+) -> list[SpeakerPlan]:
     """Every speaker's plan, ``id10001`` upwards; ``n_test`` of them (spread at random) are test."""
     rng = np.random.default_rng([seed, 0])
     test = sorted(int(i) for i in rng.permutation(speakers)[:n_test])
@@ -118,11 +203,21 @@ def plan_speakers(speakers: int, videos: int, utts: int, n_test: int, seed: int)
             video_id = _video_id(rng, video_ids)
             channel = _channel(rng)
             plan_utts = tuple(
-                _utterance(rng, voice, f"wav/{speaker_id}/{video_id}/{u + 1:05d}.wav") for u in range(utts)
+                _utterance(rng, voice, f"wav/{speaker_id}/{video_id}/{u + 1:05d}.wav")
+                for u in range(utts)
             )
             plan_videos.append((channel, plan_utts))
-        plans.append(SpeakerPlan(speaker_id, name, gender, nationality, "test" if i in attrs else "dev",
-                                 voice, tuple(plan_videos)))
+        plans.append(
+            SpeakerPlan(
+                speaker_id,
+                name,
+                gender,
+                nationality,
+                "test" if i in attrs else "dev",
+                voice,
+                tuple(plan_videos),
+            )
+        )
     return plans
 
 
@@ -146,7 +241,11 @@ def _voice(rng: np.random.Generator, gender: str, nationality: str) -> VoiceSpec
             (float(rng.uniform(350, 1100)), float(rng.uniform(4, 9)), float(rng.uniform(1.5, 4))),
             (float(rng.uniform(1400, 3500)), float(rng.uniform(3, 8)), float(rng.uniform(1.5, 4))),
         ),
-        notch=(float(rng.uniform(2000, 6000)), float(rng.uniform(-12, -4)), float(rng.uniform(2, 6))),
+        notch=(
+            float(rng.uniform(2000, 6000)),
+            float(rng.uniform(-12, -4)),
+            float(rng.uniform(2, 6)),
+        ),
         tilt_db=float(rng.uniform(-6, 4)),
     )
 
@@ -187,7 +286,9 @@ def _utterance(rng: np.random.Generator, voice: VoiceSpec, rel_path: str) -> Utt
 def _video_id(rng: np.random.Generator, taken: set[str]) -> str:
     """An 11-character YouTube-style id, unique for the speaker, not starting with '_' or '-'."""
     while True:
-        chars = [_ID_CHARS[int(rng.integers(62))]] + [_ID_CHARS[int(k)] for k in rng.integers(64, size=10)]
+        chars = [_ID_CHARS[int(rng.integers(62))]] + [
+            _ID_CHARS[int(k)] for k in rng.integers(64, size=10)
+        ]
         vid = "".join(chars)
         if vid not in taken:
             taken.add(vid)
@@ -198,7 +299,9 @@ def _name(rng: np.random.Generator, taken: set[str]) -> str:
     """A made-up ``First_Last`` name (the VGGFace1 ID column), unique in the corpus."""
     while True:
         first = "".join(str(s) for s in rng.choice(_SYLLABLES, size=2)).capitalize()
-        last = "".join(str(s) for s in rng.choice(_SYLLABLES, size=int(rng.integers(2, 4)))).capitalize()
+        last = "".join(
+            str(s) for s in rng.choice(_SYLLABLES, size=int(rng.integers(2, 4)))
+        ).capitalize()
         name = f"{first}_{last}"
         if name not in taken:
             taken.add(name)

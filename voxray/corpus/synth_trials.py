@@ -19,7 +19,9 @@ Line = tuple[int, str, str]
 Pools = Callable[[SpeakerPlan], list[list[SpeakerPlan]]]
 
 
-def veri_trials(plans: list[SpeakerPlan], rng: np.random.Generator, per_side: int = 2) -> list[Line]:
+def veri_trials(
+    plans: list[SpeakerPlan], rng: np.random.Generator, per_side: int = 2
+) -> list[Line]:
     """Balanced trials among the test speakers; negatives alternate same / other gender."""
     test = [p for p in plans if p.set == "test"]
 
@@ -32,12 +34,18 @@ def veri_trials(plans: list[SpeakerPlan], rng: np.random.Generator, per_side: in
     return _trials(test, pools, rng, per_side)
 
 
-def hard_trials(plans: list[SpeakerPlan], rng: np.random.Generator, per_side: int = 2) -> list[Line]:
+def hard_trials(
+    plans: list[SpeakerPlan], rng: np.random.Generator, per_side: int = 2
+) -> list[Line]:
     """Balanced trials whose negatives share gender and nationality (speakers without such a peer are skipped)."""
     test = [p for p in plans if p.set == "test"]
 
     def pools(p: SpeakerPlan) -> list[list[SpeakerPlan]]:
-        peers = [q for q in test if q is not p and q.gender == p.gender and q.nationality == p.nationality]
+        peers = [
+            q
+            for q in test
+            if q is not p and q.gender == p.gender and q.nationality == p.nationality
+        ]
         return [peers] if peers else []
 
     return _trials(test, pools, rng, per_side)
@@ -63,7 +71,9 @@ def iden_split_lines(plans: list[SpeakerPlan]) -> list[tuple[int, str]]:
     return sorted(lines, key=lambda line: line[1])
 
 
-def _trials(test: list[SpeakerPlan], pools: Pools, rng: np.random.Generator, per_side: int) -> list[Line]:
+def _trials(
+    test: list[SpeakerPlan], pools: Pools, rng: np.random.Generator, per_side: int
+) -> list[Line]:
     """For each enrollment utterance: up to ``per_side`` positives from other videos, and as many
     negatives, drawn in turn from the speaker pools ``pools(p)`` returns."""
     seen: set[frozenset[str]] = set()

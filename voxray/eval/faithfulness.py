@@ -198,9 +198,7 @@ def _ranks(
     return rank_positions(descending_order(m), n)
 
 
-def _counts(
-    order: str, fractions: npt.NDArray[np.float64], t: int, f: int
-) -> npt.NDArray[np.intp]:
+def _counts(order: str, fractions: npt.NDArray[np.float64], t: int, f: int) -> npt.NDArray[np.intp]:
     """Bins masked at each fraction: of all bins, or of whole frames for ``time_aligned``."""
     if order == "time_aligned":  # whole frames
         return np.array([count_for_fraction(float(q), t) * f for q in fractions], dtype=np.intp)

@@ -243,8 +243,15 @@ def run_multispeaker(
                     [masked_top1(model, feats[c], s[c], target[c]) for c in chunks]
                 )
                 rows.append(
-                    MultiSpeakerRow(case, method, spec, float(original), float(masked.mean()),
-                                    float(pr[:, 0].mean()), float(pr[:, 1].mean()))
+                    MultiSpeakerRow(
+                        case,
+                        method,
+                        spec,
+                        float(original),
+                        float(masked.mean()),
+                        float(pr[:, 0].mean()),
+                        float(pr[:, 1].mean()),
+                    )
                 )
     return rows
 
@@ -271,7 +278,5 @@ def _as_numpy(maps: Maps, shape: tuple[int, ...], what: str) -> np.ndarray:
         maps = maps.detach().cpu().double().numpy()
     m = np.asarray(maps, dtype=np.float64)
     if m.shape != shape:
-        raise ValueError(
-            f"run_multispeaker: saliency {what} has shape {m.shape}, expected {shape}"
-        )
+        raise ValueError(f"run_multispeaker: saliency {what} has shape {m.shape}, expected {shape}")
     return m

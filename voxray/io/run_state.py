@@ -90,7 +90,9 @@ class OutputLock:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError as exc:
-            raise OutputLockedError(f"{path} appeared while acquiring: another voxray run started") from exc
+            raise OutputLockedError(
+                f"{path} appeared while acquiring: another voxray run started"
+            ) from exc
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
 

@@ -15,7 +15,6 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from ray.data import Datasink
 
 from voxray.io.storage import Storage, StorageError
@@ -53,7 +52,9 @@ def write_partitioned(
         groups = [("", table)]
     for sub, part in groups:
         name = part_name(part, key_columns)
-        storage.write_table("/".join(p for p in (rel_dir, sub, name) if p), part.select(schema.names).cast(schema))
+        storage.write_table(
+            "/".join(p for p in (rel_dir, sub, name) if p), part.select(schema.names).cast(schema)
+        )
     return table.num_rows
 
 
@@ -115,13 +116,18 @@ class ParquetSink(Datasink):
         self.rows_quarantined = 0
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> tuple[int, int]:
-        tables = [b if isinstance(b, pa.Table) else pa.Table.from_pandas(b, preserve_index=False) for b in blocks]
+        tables = [
+            b if isinstance(b, pa.Table) else pa.Table.from_pandas(b, preserve_index=False)
+            for b in blocks
+        ]
         tables = [t for t in tables if t.num_rows]
         if not tables:
             return (0, 0)
         good, bad = split_errors(pa.concat_tables(tables, promote_options="permissive"))
         quarantined = write_quarantine(self.storage, self.stage, bad) if bad is not None else 0
-        written = write_partitioned(self.storage, self.rel_dir, good, self.schema, self.key_columns, self.partition)
+        written = write_partitioned(
+            self.storage, self.rel_dir, good, self.schema, self.key_columns, self.partition
+        )
         return (written, quarantined)
 
     def on_write_complete(self, write_result: Any) -> None:
@@ -141,7 +147,9 @@ class ParquetSink(Datasink):
 
 
 def _stage_parts(storage: Storage, stage: str) -> list[str]:
-    return [f for f in storage.parquet_files(QUARANTINE_DIR) if f.split("/")[-1].startswith(f"{stage}-")]
+    return [
+        f for f in storage.parquet_files(QUARANTINE_DIR) if f.split("/")[-1].startswith(f"{stage}-")
+    ]
 
 
 def clear_quarantine(storage: Storage, stage: str) -> None:
@@ -164,7 +172,9 @@ def quarantined_paths(storage: Storage, stage: str) -> set[str]:
     return paths
 
 
-def committed_keys(storage: Storage, rel_dir: str, key_columns: tuple[str, ...]) -> set[tuple[Any, ...]]:
+def committed_keys(
+    storage: Storage, rel_dir: str, key_columns: tuple[str, ...]
+) -> set[tuple[Any, ...]]:
     """Keys of the rows already written under ``rel_dir`` (empty when nothing is there)."""
     if not storage.parquet_files(rel_dir):
         return set()

@@ -67,7 +67,9 @@ class Storage:
         try:
             return bool(self.fs.exists(self.path(*parts)))
         except Exception as exc:  # noqa: BLE001 - re-raised with the path named
-            raise StorageError(f"cannot reach {self.uri(*parts)}: {type(exc).__name__}: {exc}") from exc
+            raise StorageError(
+                f"cannot reach {self.uri(*parts)}: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def open(self, rel: str, mode: str = "rb") -> Any:
         try:
@@ -97,14 +99,18 @@ class Storage:
                     f.write(data)
                 return
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            tmp = os.path.join(os.path.dirname(target), f".tmp-{uuid.uuid4().hex}-{os.path.basename(target)}")
+            tmp = os.path.join(
+                os.path.dirname(target), f".tmp-{uuid.uuid4().hex}-{os.path.basename(target)}"
+            )
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
         except Exception as exc:  # noqa: BLE001
-            raise StorageError(f"cannot write {self.uri(rel)}: {type(exc).__name__}: {exc}") from exc
+            raise StorageError(
+                f"cannot write {self.uri(rel)}: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def write_text(self, rel: str, text: str) -> None:
         self.write_bytes(rel, text.encode("utf-8"))
@@ -158,18 +164,22 @@ class Storage:
             partition_base_dir=self.path(rel),
         )
 
-    def read_table(self, rel: str, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
+    def read_table(
+        self, rel: str, columns: list[str] | None = None, filter: Any = None
+    ) -> pa.Table:
         """A whole Parquet file or Hive-partitioned folder as one table."""
         return self.dataset(rel).to_table(columns=columns, filter=filter)
 
     def read_pandas(self, rel: str, columns: list[str] | None = None, filter: Any = None) -> Any:
         return self.read_table(rel, columns, filter).to_pandas()
 
-    def iter_batches(self, rel: str, columns: list[str] | None = None, batch_size: int = 256) -> Iterator[pa.RecordBatch]:
+    def iter_batches(
+        self, rel: str, columns: list[str] | None = None, batch_size: int = 256
+    ) -> Iterator[pa.RecordBatch]:
         yield from self.dataset(rel).to_batches(columns=columns, batch_size=batch_size)
 
     def arrow_fs(self) -> Any:
-        from pyarrow.fs import LocalFileSystem, PyFileSystem, FSSpecHandler
+        from pyarrow.fs import FSSpecHandler, LocalFileSystem, PyFileSystem
 
         if not self.is_s3:
             return LocalFileSystem()
@@ -180,7 +190,11 @@ def filesystem(root: str, s3: S3Config = S3Config()) -> fsspec.AbstractFileSyste
     """The fsspec filesystem for a root; S3 options from config, credentials from the environment."""
     if root.startswith("s3://"):
         kwargs: dict[str, Any] = {"anon": s3.anon, "skip_instance_cache": False}
-        endpoint = s3.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        endpoint = (
+            s3.endpoint_url
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+        )
         client: dict[str, Any] = {}
         if endpoint:
             client["endpoint_url"] = endpoint
@@ -189,8 +203,14 @@ def filesystem(root: str, s3: S3Config = S3Config()) -> fsspec.AbstractFileSyste
         if client:
             kwargs["client_kwargs"] = client
         # a store that went away should fail the stage quickly with a clear error, not hang
-        kwargs["config_kwargs"] = {"connect_timeout": 5, "read_timeout": 30, "retries": {"max_attempts": 2}}
+        kwargs["config_kwargs"] = {
+            "connect_timeout": 5,
+            "read_timeout": 30,
+            "retries": {"max_attempts": 2},
+        }
         return fsspec.filesystem("s3", **kwargs)
     if "://" in root and not root.startswith("file://"):
-        raise StorageError(f"unsupported storage URI {root!r}: use a local path or s3://bucket/prefix")
+        raise StorageError(
+            f"unsupported storage URI {root!r}: use a local path or s3://bucket/prefix"
+        )
     return fsspec.filesystem("file")

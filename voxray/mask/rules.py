@@ -54,9 +54,7 @@ def _pair(
     return xm, am, out_dtype
 
 
-def normalise(
-    A: npt.ArrayLike, how: Normalisation = "abs_max", gamma: float = TANH_GAMMA
-) -> Array:
+def normalise(A: npt.ArrayLike, how: Normalisation = "abs_max", gamma: float = TANH_GAMMA) -> Array:
     """A map ``(T, F)`` scaled to [0, 1] per utterance.
 
     ``abs_max``: ``|A| / max|A|`` (sign dropped: strong negative evidence counts as relevant);

@@ -35,7 +35,9 @@ class SpeakerEmbedder(nn.Module, ABC):
     def layer(self, name: str) -> nn.Module:
         layers = self.layers()
         if name not in layers:
-            raise KeyError(f"{type(self).__name__} has no layer {name!r} (layers: {', '.join(layers)})")
+            raise KeyError(
+                f"{type(self).__name__} has no layer {name!r} (layers: {', '.join(layers)})"
+            )
         return layers[name]
 
     @property

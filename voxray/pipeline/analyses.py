@@ -27,8 +27,8 @@ from voxray.attribution import attribute, get_attributor, method_pathways
 from voxray.attribution.cam_layers import to_input_grid
 from voxray.attribution.hooks import inference_state
 from voxray.config import VoxrayConfig, replace
-from voxray.eval.faithfulness import cosine_score, masking_curves, pixel_flipping, top1_score
 from voxray.eval import multispeaker
+from voxray.eval.faithfulness import cosine_score, masking_curves, pixel_flipping, top1_score
 from voxray.eval.sanity import cascading_randomisation, flag_insensitive, label_randomisation
 from voxray.features import feature_energy
 from voxray.log import get_logger
@@ -58,9 +58,18 @@ class Crops:
     labels: Tensor
 
 
-def crops(ctx: RunContext, kind: str, split: str, n: int, frames: int, label_of: Callable[[str], int | None]) -> Crops:
+def crops(
+    ctx: RunContext,
+    kind: str,
+    split: str,
+    n: int,
+    frames: int,
+    label_of: Callable[[str], int | None],
+) -> Crops:
     """Up to ``n`` utterances of ``split`` taken round-robin over speakers (deterministic)."""
-    m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "speaker_id"], filter=pc.field("split") == split)
+    m = ctx.out.read_table(
+        "manifest.parquet", columns=["utt_id", "speaker_id"], filter=pc.field("split") == split
+    )
     by_spk: dict[str, list[str]] = {}
     for u, s in sorted(zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist())):
         if label_of(u) is not None:
@@ -73,8 +82,16 @@ def crops(ctx: RunContext, kind: str, split: str, n: int, frames: int, label_of:
     t = read_features(ctx.out, kind, chosen)
     mats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t)))
     ids = [u for u in chosen if u in mats]
-    x = np.stack([loop_crop(mats[u], centre_start(mats[u].shape[0], frames), frames) for u in ids]) if ids else np.zeros((0, frames, 0))
-    return Crops(ids, torch.from_numpy(x.astype(np.float32)), torch.tensor([label_of(u) for u in ids], dtype=torch.long))
+    x = (
+        np.stack([loop_crop(mats[u], centre_start(mats[u].shape[0], frames), frames) for u in ids])
+        if ids
+        else np.zeros((0, frames, 0))
+    )
+    return Crops(
+        ids,
+        torch.from_numpy(x.astype(np.float32)),
+        torch.tensor([label_of(u) for u in ids], dtype=torch.long),
+    )
 
 
 def _loaded(ctx: RunContext) -> LoadedModel:
@@ -90,7 +107,9 @@ def _speaker_labels(loaded: LoadedModel) -> Callable[[str], int | None]:
     return lambda u: index.get(u.split("/", 1)[0])
 
 
-def _write_metrics(ctx: RunContext, name: str, rows: list[tuple[str, str, str, str, str, float]]) -> None:
+def _write_metrics(
+    ctx: RunContext, name: str, rows: list[tuple[str, str, str, str, str, float]]
+) -> None:
     cols: dict[str, list] = {k: [] for k in schema.METRICS.names}
     for row in rows:
         for k, v in zip(schema.METRICS.names, row):
@@ -103,8 +122,12 @@ def explained_pathway(method: str) -> str:
     return method_pathways(method, ("classification",))[0]
 
 
-def _maps(model: torch.nn.Module, feats: Tensor, method: str, target: Tensor, params: Any) -> Tensor:
-    return attribute(model, feats, method, explained_pathway(method), params=params, target=target).maps.detach()
+def _maps(
+    model: torch.nn.Module, feats: Tensor, method: str, target: Tensor, params: Any
+) -> Tensor:
+    return attribute(
+        model, feats, method, explained_pathway(method), params=params, target=target
+    ).maps.detach()
 
 
 def speech_mask(feats: Tensor, cfg: VoxrayConfig) -> np.ndarray:
@@ -130,10 +153,18 @@ def run_identification(ctx: RunContext) -> dict[str, Any]:
     loaded = _loaded(ctx)
     if not loaded.has_head:
         return {"skipped": "the model has no classification head"}
-    m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "iden_split"], filter=pc.field("split") == "train")
-    iden_test = [u for u, s in zip(m.column("utt_id").to_pylist(), m.column("iden_split").to_pylist()) if s == 3]
+    m = ctx.out.read_table(
+        "manifest.parquet", columns=["utt_id", "iden_split"], filter=pc.field("split") == "train"
+    )
+    iden_test = [
+        u
+        for u, s in zip(m.column("utt_id").to_pylist(), m.column("iden_split").to_pylist())
+        if s == 3
+    ]
     label_of = _speaker_labels(loaded)
-    ids = [u for u in (iden_test or m.column("utt_id").to_pylist()) if label_of(u) is not None][:1000]
+    ids = [u for u in (iden_test or m.column("utt_id").to_pylist()) if label_of(u) is not None][
+        :1000
+    ]
     t = read_features(ctx.out, loaded.cfg.feature_kind, ids)
     model = loaded.classifier.eval()
     hits = []
@@ -141,9 +172,26 @@ def run_identification(ctx: RunContext) -> dict[str, Any]:
         for u, x in zip(t.column("utt_id").to_pylist(), schema.matrices(t)):
             hits.append(int(model(torch.from_numpy(x)[None]).argmax(1).item() == label_of(u)))
     # utterances the model trained on are marked as such: Top-1 on them is not a held-out figure
-    lst = "iden_split3" if iden_test and ctx.cfg.train.exclude_iden_test else ("iden_split3_seen" if iden_test else "train_seen")
-    _write_metrics(ctx, f"identification-{loaded.name}", [(base_model(ctx).name, "none", lst, "", "top1", float(np.mean(hits)) if hits else float("nan")),
-                                                          (base_model(ctx).name, "none", lst, "", "utterances", float(len(hits)))])
+    lst = (
+        "iden_split3"
+        if iden_test and ctx.cfg.train.exclude_iden_test
+        else ("iden_split3_seen" if iden_test else "train_seen")
+    )
+    _write_metrics(
+        ctx,
+        f"identification-{loaded.name}",
+        [
+            (
+                base_model(ctx).name,
+                "none",
+                lst,
+                "",
+                "top1",
+                float(np.mean(hits)) if hits else float("nan"),
+            ),
+            (base_model(ctx).name, "none", lst, "", "utterances", float(len(hits))),
+        ],
+    )
     return {"top1": float(np.mean(hits)) if hits else None, "utterances": len(hits), "list": lst}
 
 
@@ -156,46 +204,85 @@ def run_faithfulness(ctx: RunContext) -> dict[str, Any]:
     if not loaded.has_head:
         return {"skipped": "the model has no classification head"}
     name = base_model(ctx).name
-    data = crops(ctx, loaded.cfg.feature_kind, "train", fc.max_utterances, _frames(cfg), _speaker_labels(loaded))
+    data = crops(
+        ctx,
+        loaded.cfg.feature_kind,
+        "train",
+        fc.max_utterances,
+        _frames(cfg),
+        _speaker_labels(loaded),
+    )
     model = loaded.classifier.eval()
     with torch.inference_mode():
         refs = model.embedder(data.feats)
     speech = speech_mask(data.feats, cfg)
     rows = ROWS_PER_CALL[data.feats.device.type]
-    scorers = {"top1": top1_score(model, data.labels), "verification": cosine_score(model.embedder, refs)}
+    scorers = {
+        "top1": top1_score(model, data.labels),
+        "verification": cosine_score(model.embedder, refs),
+    }
     methods = fc.methods or cfg.attribution.methods
     metrics: list[tuple] = []
     aucs: dict[str, float] = {}
     for order in ("random", "time_aligned"):
         for scorer, fn in scorers.items():
             with torch.inference_mode():
-                curves = masking_curves(data.feats, None, fn, fc.steps, order=order, speech=speech, seed=cfg.seed,
-                                        max_rows=rows)
+                curves = masking_curves(
+                    data.feats,
+                    None,
+                    fn,
+                    fc.steps,
+                    order=order,
+                    speech=speech,
+                    seed=cfg.seed,
+                    max_rows=rows,
+                )
             for mode, curve in curves.items():
                 write_curve(ctx, mode, name, order, scorer, curve.fractions, curve.scores)
                 metrics.append((name, order, "faithfulness", scorer, f"{mode}_auc", curve.auc))
     with torch.inference_mode():
-        flips = pixel_flipping(data.feats, None, scorers["top1"], fc.flip_fractions, order="random", seed=cfg.seed,
-                               max_rows=rows)
+        flips = pixel_flipping(
+            data.feats,
+            None,
+            scorers["top1"],
+            fc.flip_fractions,
+            order="random",
+            seed=cfg.seed,
+            max_rows=rows,
+        )
     write_curve(ctx, "pixel_flipping", name, "random", "top1", flips.fractions, flips.scores)
-    metrics += [(name, "random", "pixel_flipping", "top1", f"acc@{q:g}", s) for q, s in zip(flips.fractions, flips.scores)]
+    metrics += [
+        (name, "random", "pixel_flipping", "top1", f"acc@{q:g}", s)
+        for q, s in zip(flips.fractions, flips.scores)
+    ]
     for method in methods:
-        n = min(len(data.utt_ids), cfg.attribution.perturbation_max_utterances) if method in PERTURBATION else len(data.utt_ids)
+        n = (
+            min(len(data.utt_ids), cfg.attribution.perturbation_max_utterances)
+            if method in PERTURBATION
+            else len(data.utt_ids)
+        )
         x, y, sp = data.feats[:n], data.labels[:n], speech[:n]
         maps = _maps(model, x, method, y, cfg.attribution)
         label = f"{method}/{explained_pathway(method)}"
         sub = {"top1": top1_score(model, y), "verification": cosine_score(model.embedder, refs[:n])}
         for scorer, fn in sub.items():
             with torch.inference_mode():
-                curves = masking_curves(x, maps, fn, fc.steps, speech=sp, seed=cfg.seed, max_rows=rows)
+                curves = masking_curves(
+                    x, maps, fn, fc.steps, speech=sp, seed=cfg.seed, max_rows=rows
+                )
             for mode, curve in curves.items():
                 write_curve(ctx, mode, name, label, scorer, curve.fractions, curve.scores)
                 metrics.append((name, label, "faithfulness", scorer, f"{mode}_auc", curve.auc))
                 aucs[f"{label}:{scorer}:{mode}"] = curve.auc
         with torch.inference_mode():
-            flips = pixel_flipping(x, maps, sub["top1"], fc.flip_fractions, order="relevance", max_rows=rows)
+            flips = pixel_flipping(
+                x, maps, sub["top1"], fc.flip_fractions, order="relevance", max_rows=rows
+            )
         write_curve(ctx, "pixel_flipping", name, label, "top1", flips.fractions, flips.scores)
-        metrics += [(name, label, "pixel_flipping", "top1", f"acc@{q:g}", s) for q, s in zip(flips.fractions, flips.scores)]
+        metrics += [
+            (name, label, "pixel_flipping", "top1", f"acc@{q:g}", s)
+            for q, s in zip(flips.fractions, flips.scores)
+        ]
     _write_metrics(ctx, f"faithfulness-{name}", metrics)
     return {"utterances": len(data.utt_ids), "methods": list(methods), "aucs": aucs}
 
@@ -217,40 +304,61 @@ def run_multispeaker(ctx: RunContext) -> dict[str, Any]:
     name = base_model(ctx).name
     model = loaded.classifier.eval()
     label_of = _speaker_labels(loaded)
-    m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train")
+    m = ctx.out.read_table(
+        "manifest.parquet", columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train"
+    )
     per_speaker: dict[str, list[str]] = {}
     for u, s in sorted(zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist())):
         per_speaker.setdefault(s, [])
         if len(per_speaker[s]) < 4:
             per_speaker[s].append(u)
-    t = read_features(ctx.out, loaded.cfg.feature_kind, [u for v in per_speaker.values() for u in v])
+    t = read_features(
+        ctx.out, loaded.cfg.feature_kind, [u for v in per_speaker.values() for u in v]
+    )
     mats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t)))
     utterances = {s: [mats[u] for u in v if u in mats] for s, v in per_speaker.items()}
     labels = {s: label_of(v[0]) for s, v in per_speaker.items() if v and label_of(v[0]) is not None}
     layers = [n for n in loaded.classifier.embedder.layers() if n not in ("pool", "fc")]
     methods = [mth for mth in mc.methods if mth in CAM_METHODS]
 
-    def saliency_fn(model_: torch.nn.Module, feats: Tensor, targets: Tensor) -> dict[str, dict[str, Tensor]]:
+    def saliency_fn(
+        model_: torch.nn.Module, feats: Tensor, targets: Tensor
+    ) -> dict[str, dict[str, Tensor]]:
         out = {}
         frames, bins = feats.shape[1:]
         for mth in methods:
             with inference_state(model_):
-                raw = get_attributor(mth)(model_, cfg.attribution).layer_maps(feats.detach(), targets, layers)
+                raw = get_attributor(mth)(model_, cfg.attribution).layer_maps(
+                    feats.detach(), targets, layers
+                )
             out[mth] = {k: to_input_grid(v, frames, bins).detach() for k, v in raw.items()}
         return out
 
-    rows = multispeaker.run_multispeaker(model, utterances, labels, mc.cases, saliency_fn, np.random.default_rng(cfg.seed),
-                            mc.trials_per_case, _frames(cfg, mc.segment_s), layer_specs(layers))
+    rows = multispeaker.run_multispeaker(
+        model,
+        utterances,
+        labels,
+        mc.cases,
+        saliency_fn,
+        np.random.default_rng(cfg.seed),
+        mc.trials_per_case,
+        _frames(cfg, mc.segment_s),
+        layer_specs(layers),
+    )
     metrics: list[tuple] = []
     for case in mc.cases:
         first = next((r for r in rows if r.case == case), None)
         if first is not None:
-            metrics.append((name, "original", f"multispeaker:{case}", "", "top1", first.top1_original))
+            metrics.append(
+                (name, "original", f"multispeaker:{case}", "", "top1", first.top1_original)
+            )
     for r in rows:
         cond = f"{r.method}@{r.layer_spec}"
-        metrics += [(name, cond, f"multispeaker:{r.case}", "", "top1", r.top1_masked),
-                    (name, cond, f"multispeaker:{r.case}", "", "precision", r.precision),
-                    (name, cond, f"multispeaker:{r.case}", "", "recall", r.recall)]
+        metrics += [
+            (name, cond, f"multispeaker:{r.case}", "", "top1", r.top1_masked),
+            (name, cond, f"multispeaker:{r.case}", "", "precision", r.precision),
+            (name, cond, f"multispeaker:{r.case}", "", "recall", r.recall),
+        ]
     _write_metrics(ctx, f"multispeaker-{name}", metrics)
     return {"rows": len(rows), "layers": layers, "methods": methods}
 
@@ -271,25 +379,48 @@ def run_sanity(ctx: RunContext) -> dict[str, Any]:
     if sc.label_randomisation:
         train = crops(ctx, loaded.cfg.feature_kind, "train", 100000, _frames(cfg), label_of)
         perm = torch.from_numpy(np.random.default_rng(cfg.seed).permutation(len(train.labels)))
-        shuffled = build_classifier(loaded.cfg, loaded.input_dim, loaded.classifier.num_classes, **loaded.options)
-        fit_classifier(shuffled, train.feats, train.labels[perm], sc.label_epochs, cfg.train.batch_size, cfg.train.lr, cfg.seed)
+        shuffled = build_classifier(
+            loaded.cfg, loaded.input_dim, loaded.classifier.num_classes, **loaded.options
+        )
+        fit_classifier(
+            shuffled,
+            train.feats,
+            train.labels[perm],
+            sc.label_epochs,
+            cfg.train.batch_size,
+            cfg.train.lr,
+            cfg.seed,
+        )
     curves, rows = {}, []
     for method in sc.methods:
         fn = lambda mdl, x, method=method: _maps(mdl, x, method, data.labels, cfg.attribution)  # noqa: E731
         cascade = cascading_randomisation(model, data.feats, fn, seed=cfg.seed)
         curves[method] = cascade
         steps = np.arange(len(cascade.blocks), dtype=np.float64)
-        write_curve(ctx, "sanity_cascading", name, method, "spearman", steps, np.asarray(cascade.spearman_abs))
+        write_curve(
+            ctx,
+            "sanity_cascading",
+            name,
+            method,
+            "spearman",
+            steps,
+            np.asarray(cascade.spearman_abs),
+        )
         write_curve(ctx, "sanity_cascading", name, method, "ssim", steps, np.asarray(cascade.ssim))
-        rows += [(name, method, "sanity", "", "spearman_final", cascade.final.spearman_abs),
-                 (name, method, "sanity", "", "ssim_final", cascade.final.ssim)]
+        rows += [
+            (name, method, "sanity", "", "spearman_final", cascade.final.spearman_abs),
+            (name, method, "sanity", "", "ssim_final", cascade.final.ssim),
+        ]
         if shuffled is not None:
             sim = label_randomisation(model, shuffled, data.feats, fn)
             rows.append((name, method, "sanity", "", "label_spearman", sim.spearman_abs))
     flags = flag_insensitive(curves, sc.flag_threshold)
     rows += [(name, m, "sanity", "", "flagged", float(f)) for m, f in flags.items()]
     _write_metrics(ctx, f"sanity-{name}", rows)
-    return {"flagged": [m for m, f in flags.items() if f], "blocks": list(next(iter(curves.values())).blocks) if curves else []}
+    return {
+        "flagged": [m for m, f in flags.items() if f],
+        "blocks": list(next(iter(curves.values())).blocks) if curves else [],
+    }
 
 
 # --------------------------------------------------------------------------- gender (002)
@@ -298,7 +429,11 @@ def run_sanity(ctx: RunContext) -> dict[str, Any]:
 def run_gender(ctx: RunContext) -> dict[str, Any]:
     cfg, gc = ctx.cfg, ctx.cfg.eval.gender
     m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "gender", "split"])
-    gender = {u: g for u, g in zip(m.column("utt_id").to_pylist(), m.column("gender").to_pylist()) if g in ("m", "f")}
+    gender = {
+        u: g
+        for u, g in zip(m.column("utt_id").to_pylist(), m.column("gender").to_pylist())
+        if g in ("m", "f")
+    }
     if len({*gender.values()}) < 2:
         return {"skipped": "the corpus metadata has no two genders"}
     label_of = lambda u: {"m": 0, "f": 1}.get(gender.get(u, ""))  # noqa: E731
@@ -311,7 +446,9 @@ def run_gender(ctx: RunContext) -> dict[str, Any]:
     model_cfg = replace(cfg.model, arch="alexnet", head=replace(cfg.model.head, kind="softmax"))
     torch.manual_seed(cfg.seed)
     net = build_classifier(model_cfg, train.feats.shape[2], 2, input_frames=frames)
-    fit_classifier(net, train.feats, train.labels, gc.epochs, cfg.train.batch_size, 1e-4 * 10, cfg.seed)
+    fit_classifier(
+        net, train.feats, train.labels, gc.epochs, cfg.train.batch_size, 1e-4 * 10, cfg.seed
+    )
     fractions = sorted({0.0, gc.top_fraction, *cfg.eval.faithfulness.flip_fractions})
     rows: list[tuple] = []
     info: dict[str, Any] = {}
@@ -324,16 +461,30 @@ def run_gender(ctx: RunContext) -> dict[str, Any]:
             rnd = pixel_flipping(test.feats, None, score, fractions, order="random", seed=cfg.seed)
         for cond, curve in (("lrp_0", lrp), ("random", rnd)):
             write_curve(ctx, "pixel_flipping", label, cond, "gender", curve.fractions, curve.scores)
-            rows.extend((label, cond, "gender", "", f"acc@{q:g}", s) for q, s in zip(curve.fractions, curve.scores))
+            rows.extend(
+                (label, cond, "gender", "", f"acc@{q:g}", s)
+                for q, s in zip(curve.fractions, curve.scores)
+            )
         info[label] = {f"acc@{q:g}": float(s) for q, s in zip(lrp.fractions, lrp.scores)}
 
     evaluate(net, "alexnet-gender")
     # 002 §4.3: the top 0.5% relevant bins of each training crop replaced by their Moore-neighbourhood
     # mean, then the trained model trained again on the augmented data
     train_maps = _maps(net, train.feats, "lrp_0", train.labels, cfg.attribution).numpy()
-    augmented = torch.from_numpy(np.stack([moore_replace(x, a, gc.top_fraction) for x, a in zip(train.feats.numpy(), train_maps)]).astype(np.float32))
-    fit_classifier(net, torch.cat([train.feats, augmented]), torch.cat([train.labels, train.labels]), gc.epochs,
-                   cfg.train.batch_size, 1e-4 * 10, cfg.seed + 1)
+    augmented = torch.from_numpy(
+        np.stack(
+            [moore_replace(x, a, gc.top_fraction) for x, a in zip(train.feats.numpy(), train_maps)]
+        ).astype(np.float32)
+    )
+    fit_classifier(
+        net,
+        torch.cat([train.feats, augmented]),
+        torch.cat([train.labels, train.labels]),
+        gc.epochs,
+        cfg.train.batch_size,
+        1e-4 * 10,
+        cfg.seed + 1,
+    )
     evaluate(net, "alexnet-gender-augmented")
     info["test_accuracy"] = accuracy(net, test.feats, test.labels)
     _write_metrics(ctx, "gender", rows)
@@ -341,7 +492,9 @@ def run_gender(ctx: RunContext) -> dict[str, Any]:
 
 
 #: (name, function, enabled(cfg)) in the order the evaluate stage runs them.
-ANALYSES: tuple[tuple[str, Callable[[RunContext], dict[str, Any]], Callable[[VoxrayConfig], bool]], ...] = (
+ANALYSES: tuple[
+    tuple[str, Callable[[RunContext], dict[str, Any]], Callable[[VoxrayConfig], bool]], ...
+] = (
     ("identification", run_identification, lambda c: c.eval.identification),
     ("faithfulness", run_faithfulness, lambda c: c.eval.faithfulness.enabled),
     ("multispeaker", run_multispeaker, lambda c: c.eval.multispeaker.enabled),

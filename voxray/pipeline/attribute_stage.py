@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import torch
-
 from ray.data import ActorPoolStrategy
 
 from voxray import schema
@@ -27,7 +26,12 @@ from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import ATTRIBUTIONS, RunContext, StageResult
-from voxray.pipeline.datasets import dataset_mean, equal_length_groups, features_rel, read_parquet_dataset
+from voxray.pipeline.datasets import (
+    dataset_mean,
+    equal_length_groups,
+    features_rel,
+    read_parquet_dataset,
+)
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources, torch_device
@@ -82,8 +86,15 @@ def params_json(method: str, cfg: AttributionConfig) -> str:
 class ComputeAttributions:
     """map_batches callable: every job of its group for each utterance of the batch."""
 
-    def __init__(self, model: ModelRef, cfg: AttributionConfig, jobs: list[Job], corpus_mean: np.ndarray | None,
-                 num_gpus: float, s3: object) -> None:
+    def __init__(
+        self,
+        model: ModelRef,
+        cfg: AttributionConfig,
+        jobs: list[Job],
+        corpus_mean: np.ndarray | None,
+        num_gpus: float,
+        s3: object,
+    ) -> None:
         limit_shape_cache()  # every utterance length is a new shape (see shape_cache.py)
         self.device = torch_device(num_gpus)
         loaded = load_model(model.path, s3)
@@ -92,7 +103,9 @@ class ComputeAttributions:
         self.model_name = model.name
         self.cfg = cfg
         self.jobs = [j for j in jobs if self.has_head or j.pathway == "traversal"]
-        self.mean = torch.from_numpy(corpus_mean).to(self.device) if corpus_mean is not None else None
+        self.mean = (
+            torch.from_numpy(corpus_mean).to(self.device) if corpus_mean is not None else None
+        )
         self.params = {j.method: params_json(j.method, cfg) for j in self.jobs}
 
     def _baseline(self, x: torch.Tensor) -> torch.Tensor | None:
@@ -104,8 +117,20 @@ class ComputeAttributions:
         maybe_fail(STAGE)
         mats = schema.matrices(batch)
         utt_ids = batch.column("utt_id").to_pylist()
-        cols: dict[str, list] = {k: [] for k in ("utt_id", "method", "pathway", "target", "num_frames", "num_bins",
-                                                  "completeness_error", "path", "error")}
+        cols: dict[str, list] = {
+            k: []
+            for k in (
+                "utt_id",
+                "method",
+                "pathway",
+                "target",
+                "num_frames",
+                "num_bins",
+                "completeness_error",
+                "path",
+                "error",
+            )
+        }
         maps: list[np.ndarray] = []
         profiles: list[np.ndarray] = []
         for group in equal_length_groups([m.shape[0] for m in mats], 16):
@@ -113,23 +138,45 @@ class ComputeAttributions:
             for job in self.jobs:
                 try:
                     with precision(self.cfg.precision, self.device):
-                        res = attribute(self.model, x, job.method, job.pathway, baseline=self._baseline(x), params=self.cfg)
+                        res = attribute(
+                            self.model,
+                            x,
+                            job.method,
+                            job.pathway,
+                            baseline=self._baseline(x),
+                            params=self.cfg,
+                        )
                     a = res.maps.detach().float().cpu().numpy()
-                    err = None if res.completeness_error is None else res.completeness_error.detach().cpu().numpy()
+                    err = (
+                        None
+                        if res.completeness_error is None
+                        else res.completeness_error.detach().cpu().numpy()
+                    )
                     tgt = None if res.target is None else res.target.detach().cpu().numpy()
                     failure = None
                 except Exception as exc:  # noqa: BLE001 - one bad utterance must not sink the batch
-                    a, err, tgt, failure = None, None, None, f"{job.method}/{job.pathway}: {type(exc).__name__}: {exc}"
+                    a, err, tgt, failure = (
+                        None,
+                        None,
+                        None,
+                        f"{job.method}/{job.pathway}: {type(exc).__name__}: {exc}",
+                    )
                 for k, i in enumerate(group):
                     m = a[k] if a is not None else np.zeros((0, 0), np.float32)
-                    bad = failure or (None if np.isfinite(m).all() else f"{job.method}/{job.pathway}: non-finite attribution")
+                    bad = failure or (
+                        None
+                        if np.isfinite(m).all()
+                        else f"{job.method}/{job.pathway}: non-finite attribution"
+                    )
                     cols["utt_id"].append(utt_ids[i])
                     cols["method"].append(job.method)
                     cols["pathway"].append(job.pathway)
                     cols["target"].append(int(tgt[k]) if tgt is not None else -1)
                     cols["num_frames"].append(m.shape[0] if not bad else 0)
                     cols["num_bins"].append(m.shape[1] if not bad else 0)
-                    cols["completeness_error"].append(float(err[k]) if err is not None and not bad else None)
+                    cols["completeness_error"].append(
+                        float(err[k]) if err is not None and not bad else None
+                    )
                     cols["path"].append(quarantine_path(utt_ids[i], job))
                     cols["error"].append(bad)
                     maps.append(m if not bad else np.zeros(0, np.float32))
@@ -157,9 +204,13 @@ class ComputeAttributions:
 def plan(cfg: VoxrayConfig, utt_split: dict[str, str]) -> dict[str, list[Job]]:
     """utt_id -> the jobs it needs (mask-condition methods everywhere, explanations on a subset)."""
     a = cfg.attribution
-    mask_jobs = list(dict.fromkeys(
-        Job(c.method, p) for c in cfg.mask.conditions for p in method_pathways(c.method, (c.pathway,))
-    ))
+    mask_jobs = list(
+        dict.fromkeys(
+            Job(c.method, p)
+            for c in cfg.mask.conditions
+            for p in method_pathways(c.method, (c.pathway,))
+        )
+    )
     explain = [m for m in a.methods if m not in PERTURBATION_METHODS]
     slow = [m for m in a.methods if m in PERTURBATION_METHODS]
     subset = sorted(u for u, s in utt_split.items() if a.subset == "all" or s == a.subset)
@@ -181,44 +232,89 @@ def run_attribute(ctx: RunContext) -> StageResult:
     kind = loaded.cfg.feature_kind
     manifest = out.read_table("manifest.parquet", columns=["utt_id", "split"])
     have = set(out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
-    split = {u: s for u, s in zip(manifest.column("utt_id").to_pylist(), manifest.column("split").to_pylist()) if u in have}
+    split = {
+        u: s
+        for u, s in zip(manifest.column("utt_id").to_pylist(), manifest.column("split").to_pylist())
+        if u in have
+    }
     wanted = plan(cfg, split)
     if not loaded.has_head:
         wanted = {u: [j for j in js if j.pathway == "traversal"] for u, js in wanted.items()}
-        log.info("attribute: the model has no classification head; only Traversal attributions are computed")
+        log.info(
+            "attribute: the model has no classification head; only Traversal attributions are computed"
+        )
     done = committed_keys(out, ATTRIBUTIONS, ATTR_KEYS)
     failed = quarantined_paths(out, STAGE)  # a rerun does not retry what failed for a reason
-    todo = {u: [j for j in js if (u, j.method, j.pathway) not in done and quarantine_path(u, j) not in failed]
-            for u, js in wanted.items()}
+    todo = {
+        u: [
+            j
+            for j in js
+            if (u, j.method, j.pathway) not in done and quarantine_path(u, j) not in failed
+        ]
+        for u, js in wanted.items()
+    }
     todo = {u: js for u, js in todo.items() if js}
     n_jobs = sum(len(js) for js in wanted.values())
-    result = StageResult(STAGE, inputs=n_jobs, skipped=n_jobs - sum(len(js) for js in todo.values()))
-    corpus_mean = dataset_mean(out, features_rel(kind)) if cfg.attribution.baseline == "mean" else None
+    result = StageResult(
+        STAGE, inputs=n_jobs, skipped=n_jobs - sum(len(js) for js in todo.values())
+    )
+    corpus_mean = (
+        dataset_mean(out, features_rel(kind)) if cfg.attribution.baseline == "mean" else None
+    )
     groups: dict[tuple[Job, ...], list[str]] = {}
     for u, js in todo.items():
         groups.setdefault(tuple(js), []).append(u)
     rc = cfg.attribution.resources
     res = actor_resources(rc)
     for jobs, utts in groups.items():
-        log.info("attribute: %d utterances x %s", len(utts), ", ".join(f"{j.method}/{j.pathway}" for j in jobs))
-        ds = read_parquet_dataset(out, features_rel(kind), ["utt_id", "num_frames", "num_bins", "values"], utts,
-                                  rows_per_block=rc.batch_size)
+        log.info(
+            "attribute: %d utterances x %s",
+            len(utts),
+            ", ".join(f"{j.method}/{j.pathway}" for j in jobs),
+        )
+        ds = read_parquet_dataset(
+            out,
+            features_rel(kind),
+            ["utt_id", "num_frames", "num_bins", "values"],
+            utts,
+            rows_per_block=rc.batch_size,
+        )
         maps = ds.map_batches(
             ComputeAttributions,
-            fn_constructor_args=(model, cfg.attribution, list(jobs), corpus_mean, res["num_gpus"], cfg.corpus.s3),
+            fn_constructor_args=(
+                model,
+                cfg.attribution,
+                list(jobs),
+                corpus_mean,
+                res["num_gpus"],
+                cfg.corpus.s3,
+            ),
             batch_format="pyarrow",
             batch_size=rc.batch_size,
             compute=ActorPoolStrategy(size=rc.concurrency),
             **res,
         )
-        maps.write_datasink(ParquetSink(out, ATTRIBUTIONS, schema.ATTRIBUTIONS, ATTR_KEYS,
-                                        partition=schema.ATTRIBUTIONS_PARTITION, stage=STAGE,
-                                        rows_per_file=rc.rows_per_file))
+        maps.write_datasink(
+            ParquetSink(
+                out,
+                ATTRIBUTIONS,
+                schema.ATTRIBUTIONS,
+                ATTR_KEYS,
+                partition=schema.ATTRIBUTIONS_PARTITION,
+                stage=STAGE,
+                rows_per_file=rc.rows_per_file,
+            )
+        )
     final = committed_keys(out, ATTRIBUTIONS, ATTR_KEYS)
     quarantined = quarantined_paths(out, STAGE)
     wanted_keys = {(u, j.method, j.pathway) for u, js in wanted.items() for j in js}
     result.skipped = 0
     result.outputs = len(wanted_keys & final)
-    result.quarantined = sum(1 for u, m, p in wanted_keys - final if quarantine_path(u, Job(m, p)) in quarantined)
-    result.info = {"model": model.name, "methods": sorted({j.method for js in wanted.values() for j in js})}
+    result.quarantined = sum(
+        1 for u, m, p in wanted_keys - final if quarantine_path(u, Job(m, p)) in quarantined
+    )
+    result.info = {
+        "model": model.name,
+        "methods": sorted({j.method for js in wanted.values() for j in js}),
+    }
     return result.check()

@@ -68,7 +68,9 @@ class RunContext:
     @property
     def data(self) -> Storage:
         if not self.cfg.data_root:
-            raise ConfigError("data_root: a corpus root is required (--data-root DIR or s3://bucket/prefix)")
+            raise ConfigError(
+                "data_root: a corpus root is required (--data-root DIR or s3://bucket/prefix)"
+            )
         return Storage(self.cfg.data_root, self.cfg.corpus.s3)
 
     @property

@@ -10,9 +10,9 @@ import pyarrow.compute as pc
 import ray
 
 from voxray.io.storage import Storage, StorageError
-from voxray.schema import matrices
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext
 from voxray.pipeline.ray_env import DATA_TASK_CPUS
+from voxray.schema import matrices
 
 
 def read_parquet_dataset(
@@ -35,9 +35,15 @@ def read_parquet_dataset(
 
     files = storage.parquet_files(rel)
     if not files:
-        raise StorageError(f"no Parquet data at {storage.uri(rel)}: run the stage that writes it first")
+        raise StorageError(
+            f"no Parquet data at {storage.uri(rel)}: run the stage that writes it first"
+        )
     task_cpus = DATA_TASK_CPUS if task_cpus is None else task_cpus
-    kwargs: dict[str, Any] = {"filesystem": storage.arrow_fs(), "partitioning": None, "num_cpus": task_cpus}
+    kwargs: dict[str, Any] = {
+        "filesystem": storage.arrow_fs(),
+        "partitioning": None,
+        "num_cpus": task_cpus,
+    }
     if columns:
         kwargs["columns"] = list(dict.fromkeys([*columns, *(where or {})]))
     ds = ray.data.read_parquet([storage.path(f) for f in files], **kwargs)
@@ -60,7 +66,9 @@ def features_rel(kind: str) -> str:
     return f"{FEATURES}/kind={kind}"
 
 
-def utterances(ctx: RunContext, split: str | None = None, columns: list[str] | None = None) -> pa.Table:
+def utterances(
+    ctx: RunContext, split: str | None = None, columns: list[str] | None = None
+) -> pa.Table:
     """Manifest rows (optionally one split) as an Arrow table."""
     filt = pc.field("split") == split if split else None
     return ctx.out.read_table(MANIFEST, columns=columns, filter=filt)
@@ -69,7 +77,9 @@ def utterances(ctx: RunContext, split: str | None = None, columns: list[str] | N
 def read_features(storage: Storage, kind: str, utt_ids: Iterable[str] | None = None) -> pa.Table:
     """Feature rows of one kind (optionally only some utterances), on the driver."""
     filt = pc.field("utt_id").isin(list(utt_ids)) if utt_ids is not None else None
-    return storage.read_table(features_rel(kind), columns=["utt_id", "num_frames", "num_bins", "values"], filter=filt)
+    return storage.read_table(
+        features_rel(kind), columns=["utt_id", "num_frames", "num_bins", "values"], filter=filt
+    )
 
 
 def equal_length_groups(lengths: list[int], max_group: int) -> list[list[int]]:

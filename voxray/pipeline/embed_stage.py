@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import torch
-
 from ray.data import ActorPoolStrategy
 
 from voxray import schema
@@ -20,7 +19,12 @@ from voxray.io.sink import ParquetSink, committed_keys
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import EMBEDDINGS, RunContext, StageResult
-from voxray.pipeline.datasets import equal_length_groups, features_rel, read_parquet_dataset, segment_starts
+from voxray.pipeline.datasets import (
+    equal_length_groups,
+    features_rel,
+    read_parquet_dataset,
+    segment_starts,
+)
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources, torch_device
@@ -36,8 +40,15 @@ EMBED_KEYS = ("utt_id", "segment", "model", "condition")
 class ComputeEmbeddings:
     """map_batches callable: loads the model once per actor, embeds each batch of features."""
 
-    def __init__(self, model: ModelRef, condition: str, cfg: EmbedConfig, frame_shift_ms: float,
-                 num_gpus: float, s3: object) -> None:
+    def __init__(
+        self,
+        model: ModelRef,
+        condition: str,
+        cfg: EmbedConfig,
+        frame_shift_ms: float,
+        num_gpus: float,
+        s3: object,
+    ) -> None:
         limit_shape_cache()  # every utterance length is a new shape (see shape_cache.py)
         self.device = torch_device(num_gpus)
         self.loaded = load_model(model.path, s3)
@@ -73,14 +84,20 @@ class ComputeEmbeddings:
         pieces: list[np.ndarray] = []
         for u, m in zip(utt_ids, mats):
             if self.cfg.full:
-                rows["utt_id"].append(u); rows["segment"].append(-1)
-                rows["start_frame"].append(0); rows["num_frames"].append(m.shape[0])
+                rows["utt_id"].append(u)
+                rows["segment"].append(-1)
+                rows["start_frame"].append(0)
+                rows["num_frames"].append(m.shape[0])
                 pieces.append(m)
             if self.cfg.segments:
-                for k, s in enumerate(segment_starts(m.shape[0], self.seg_frames, self.cfg.overlap)):
+                for k, s in enumerate(
+                    segment_starts(m.shape[0], self.seg_frames, self.cfg.overlap)
+                ):
                     seg = m[s : s + self.seg_frames]
-                    rows["utt_id"].append(u); rows["segment"].append(k)
-                    rows["start_frame"].append(s); rows["num_frames"].append(seg.shape[0])
+                    rows["utt_id"].append(u)
+                    rows["segment"].append(k)
+                    rows["start_frame"].append(s)
+                    rows["num_frames"].append(seg.shape[0])
                     pieces.append(seg)
         embs = self._embed(pieces)
         n = len(pieces)
@@ -109,24 +126,57 @@ def embed_source(
     """Embed ``utt_ids`` read from ``source_rel`` (rows matching ``where``) with ``model``;
     skips utterances already done."""
     out = ctx.out
-    done = {k[0] for k in committed_keys(out, EMBEDDINGS, EMBED_KEYS) if k[2] == model.name and k[3] == condition}
+    done = {
+        k[0]
+        for k in committed_keys(out, EMBEDDINGS, EMBED_KEYS)
+        if k[2] == model.name and k[3] == condition
+    }
     todo = sorted(set(utt_ids) - done)
-    result = StageResult(f"{STAGE}:{model.name}:{condition}", inputs=len(set(utt_ids)), skipped=len(set(utt_ids)) - len(todo))
+    result = StageResult(
+        f"{STAGE}:{model.name}:{condition}",
+        inputs=len(set(utt_ids)),
+        skipped=len(set(utt_ids)) - len(todo),
+    )
     if todo:
-        ds = read_parquet_dataset(out, source_rel, ["utt_id", "num_frames", "num_bins", "values"], todo, where,
-                                  rows_per_block=resources.batch_size)
+        ds = read_parquet_dataset(
+            out,
+            source_rel,
+            ["utt_id", "num_frames", "num_bins", "values"],
+            todo,
+            where,
+            rows_per_block=resources.batch_size,
+        )
         res = actor_resources(resources)
         embedded = ds.map_batches(
             ComputeEmbeddings,
-            fn_constructor_args=(model, condition, ctx.cfg.embed, ctx.cfg.features.frame_shift_ms, res["num_gpus"], ctx.cfg.corpus.s3),
+            fn_constructor_args=(
+                model,
+                condition,
+                ctx.cfg.embed,
+                ctx.cfg.features.frame_shift_ms,
+                res["num_gpus"],
+                ctx.cfg.corpus.s3,
+            ),
             batch_format="pyarrow",
             batch_size=resources.batch_size,
             compute=ActorPoolStrategy(size=resources.concurrency),
             **res,
         )
-        embedded.write_datasink(ParquetSink(out, EMBEDDINGS, schema.EMBEDDINGS, EMBED_KEYS, stage=STAGE,
-                                            rows_per_file=resources.rows_per_file))
-    final = {k[0] for k in committed_keys(out, EMBEDDINGS, EMBED_KEYS) if k[2] == model.name and k[3] == condition}
+        embedded.write_datasink(
+            ParquetSink(
+                out,
+                EMBEDDINGS,
+                schema.EMBEDDINGS,
+                EMBED_KEYS,
+                stage=STAGE,
+                rows_per_file=resources.rows_per_file,
+            )
+        )
+    final = {
+        k[0]
+        for k in committed_keys(out, EMBEDDINGS, EMBED_KEYS)
+        if k[2] == model.name and k[3] == condition
+    }
     result.skipped = 0
     result.outputs = len(final & set(utt_ids))
     result.quarantined = 0
@@ -136,10 +186,16 @@ def embed_source(
 def run_embed(ctx: RunContext) -> StageResult:
     model = base_model(ctx)
     kind = load_model(model.path, ctx.cfg.corpus.s3).cfg.feature_kind
-    utt_ids = ctx.out.read_table("manifest.parquet", columns=["utt_id"]).column("utt_id").to_pylist()
-    available = set(ctx.out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
+    utt_ids = (
+        ctx.out.read_table("manifest.parquet", columns=["utt_id"]).column("utt_id").to_pylist()
+    )
+    available = set(
+        ctx.out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist()
+    )
     todo = [u for u in utt_ids if u in available]
-    result = embed_source(ctx, model, "none", features_rel(kind), None, todo, ctx.cfg.embed.resources)
+    result = embed_source(
+        ctx, model, "none", features_rel(kind), None, todo, ctx.cfg.embed.resources
+    )
     result.stage = STAGE
     result.info = {"model": model.name, "feature_kind": kind}
     return result

@@ -28,7 +28,9 @@ STAGE = "evaluate"
 def _remote(fn: Callable[[RunContext], dict[str, Any]], ctx: RunContext) -> dict[str, Any]:
     """One analysis as a Ray task; they run one after another, so each may use several cores."""
     cpus = max(1, min(int(cluster_cpus()), 8))
-    task = ray.remote(fn).options(num_cpus=cpus, num_gpus=1 if cluster_gpus() > 0 else 0, max_retries=1)
+    task = ray.remote(fn).options(
+        num_cpus=cpus, num_gpus=1 if cluster_gpus() > 0 else 0, max_retries=1
+    )
     return ray.get(task.remote(ctx))
 
 
@@ -36,7 +38,11 @@ def run_evaluate(ctx: RunContext) -> StageResult:
     parts: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("verification", lambda: run_verification(ctx, base_model(ctx).name)),
     ]
-    parts += [(name, (lambda fn=fn: _remote(fn, ctx))) for name, fn, enabled in ANALYSES if enabled(ctx.cfg)]
+    parts += [
+        (name, (lambda fn=fn: _remote(fn, ctx)))
+        for name, fn, enabled in ANALYSES
+        if enabled(ctx.cfg)
+    ]
     result = StageResult(STAGE, inputs=len(parts))
     for name, run in parts:
         marker = f"{STAGE}.{name}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import ray
-
 from ray.data import ActorPoolStrategy
 
 from voxray import schema
@@ -32,7 +31,9 @@ FEATURE_KEYS = ("utt_id", "kind")
 class ComputeFeatures:
     """map_batches callable: one row per (utterance, feature kind), or one error row."""
 
-    def __init__(self, data: Storage, corpus: CorpusConfig, features: FeatureConfig, num_gpus: float) -> None:
+    def __init__(
+        self, data: Storage, corpus: CorpusConfig, features: FeatureConfig, num_gpus: float
+    ) -> None:
         self.data = data
         self.corpus = corpus
         self.features = features
@@ -44,7 +45,9 @@ class ComputeFeatures:
         paths = batch.column("path").to_pylist()
         waves: list[np.ndarray] = []
         ok: list[int] = []
-        rows: dict[str, list] = {k: [] for k in ("utt_id", "kind", "num_frames", "num_bins", "path", "error")}
+        rows: dict[str, list] = {
+            k: [] for k in ("utt_id", "kind", "num_frames", "num_bins", "path", "error")
+        }
         values: list[np.ndarray] = []
 
         def add(i: int, kind: str, feats: np.ndarray | None, error: str | None) -> None:
@@ -61,13 +64,24 @@ class ComputeFeatures:
             try:
                 waves.append(load_audio(self.data, path, self.corpus))
                 ok.append(i)
-            except AudioError as exc:  # a bad file; a storage outage is not caught and fails the stage
+            except (
+                AudioError
+            ) as exc:  # a bad file; a storage outage is not caught and fails the stage
                 add(i, "", None, str(exc))
         for kind in self.features.kinds:
-            feats = compute_features(waves, self.corpus.sample_rate, self.features, kind, self.device) if waves else []
+            feats = (
+                compute_features(waves, self.corpus.sample_rate, self.features, kind, self.device)
+                if waves
+                else []
+            )
             for i, f in zip(ok, feats):
                 if f.shape[0] == 0:
-                    add(i, kind, None, f"{kind}: no frames (audio shorter than one {self.features.frame_length_ms:g} ms frame)")
+                    add(
+                        i,
+                        kind,
+                        None,
+                        f"{kind}: no frames (audio shorter than one {self.features.frame_length_ms:g} ms frame)",
+                    )
                 elif not np.isfinite(f).all():
                     add(i, kind, None, f"{kind}: non-finite feature values")
                 else:
@@ -96,11 +110,16 @@ def run_features(ctx: RunContext) -> StageResult:
     utt_ids = manifest.column("utt_id").to_pylist()
     paths = manifest.column("path").to_pylist()
     todo_mask = [
-        not ({(u, k) for k in kinds} <= done) and p not in quarantined for u, p in zip(utt_ids, paths)
+        not ({(u, k) for k in kinds} <= done) and p not in quarantined
+        for u, p in zip(utt_ids, paths)
     ]
     todo = manifest.filter(pa.array(todo_mask)).sort_by("num_samples")
     result = StageResult(STAGE, inputs=manifest.num_rows, skipped=manifest.num_rows - todo.num_rows)
-    log.info("features: %d utterances to process (%d already done or quarantined)", todo.num_rows, result.skipped)
+    log.info(
+        "features: %d utterances to process (%d already done or quarantined)",
+        todo.num_rows,
+        result.skipped,
+    )
     if todo.num_rows:
         rc = cfg.features.resources
         res = actor_resources(rc)
@@ -116,14 +135,23 @@ def run_features(ctx: RunContext) -> StageResult:
             compute=ActorPoolStrategy(size=rc.concurrency),
             **res,
         )
-        sink = ParquetSink(out, FEATURES, schema.FEATURES, FEATURE_KEYS, partition=schema.FEATURES_PARTITION, stage=STAGE,
-                           rows_per_file=rc.rows_per_file)
+        sink = ParquetSink(
+            out,
+            FEATURES,
+            schema.FEATURES,
+            FEATURE_KEYS,
+            partition=schema.FEATURES_PARTITION,
+            stage=STAGE,
+            rows_per_file=rc.rows_per_file,
+        )
         feats.write_datasink(sink)
     # account per utterance: done for every kind, or quarantined
     final = committed_keys(out, FEATURES, FEATURE_KEYS)
     final_q = quarantined_paths(out, STAGE)
     complete = sum(1 for u in utt_ids if {(u, k) for k in kinds} <= final)
-    q = sum(1 for u, p in zip(utt_ids, paths) if p in final_q and not {(u, k) for k in kinds} <= final)
+    q = sum(
+        1 for u, p in zip(utt_ids, paths) if p in final_q and not {(u, k) for k in kinds} <= final
+    )
     result.skipped = 0
     result.outputs, result.quarantined = complete, q
     result.info = {"kinds": sorted(kinds), "rows": len(final)}

@@ -12,7 +12,6 @@ from typing import Any
 
 import pyarrow as pa
 import ray
-
 from ray.data import ActorPoolStrategy
 
 from voxray import schema
@@ -42,11 +41,15 @@ class ProbeAudio:
             try:
                 info = probe_audio(self.data, path, self.cfg)
                 samples[i], rates[i] = info.num_samples, info.sample_rate
-            except AudioError as exc:  # a bad file; a storage outage is not caught and fails the stage
+            except (
+                AudioError
+            ) as exc:  # a bad file; a storage outage is not caught and fails the stage
                 errors[i] = str(exc)
-        return batch.append_column("num_samples", pa.array(samples, pa.int64())).append_column(
-            "sample_rate", pa.array(rates, pa.int32())
-        ).append_column("error", pa.array(errors, pa.string()))
+        return (
+            batch.append_column("num_samples", pa.array(samples, pa.int64()))
+            .append_column("sample_rate", pa.array(rates, pa.int32()))
+            .append_column("error", pa.array(errors, pa.string()))
+        )
 
 
 def _utterance_rows(scan: CorpusScan) -> list[dict[str, Any]]:
@@ -76,7 +79,10 @@ def _trials_table(scan: CorpusScan, known: set[str]) -> tuple[pa.Table, list[dic
             missing = [u for u in (t.utt_a, t.utt_b) if u not in known]
             if missing:
                 dropped.append(
-                    {"path": f"{name}:{t.line_no}", "error": f"{name}:{t.line_no}: utterance {missing[0]} is quarantined"}
+                    {
+                        "path": f"{name}:{t.line_no}",
+                        "error": f"{name}:{t.line_no}: utterance {missing[0]} is quarantined",
+                    }
                 )
                 continue
             cols["list"].append(name)
@@ -90,14 +96,21 @@ def run_manifest(ctx: RunContext) -> StageResult:
     cfg = ctx.cfg
     data, out = ctx.data, ctx.out
     scan = scan_corpus(data, cfg.corpus)
-    log.info("manifest: %s layout, %d utterance files, %d trial lists", scan.layout, len(scan.utterances), len(scan.trials))
+    log.info(
+        "manifest: %s layout, %d utterance files, %d trial lists",
+        scan.layout,
+        len(scan.utterances),
+        len(scan.trials),
+    )
     rows = _utterance_rows(scan)
     result = StageResult(STAGE, inputs=len(rows) + len(scan.quarantine))
     quarantine_rows = [{"path": q.path, "error": q.reason} for q in scan.quarantine]
     good: list[pa.Table] = []
     if rows:
         rc = cfg.corpus.resources
-        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // max(rc.batch_size, 1), 200)))
+        ds = ray.data.from_items(
+            rows, override_num_blocks=max(1, min(len(rows) // max(rc.batch_size, 1), 200))
+        )
         probed = ds.map_batches(
             ProbeAudio,
             fn_constructor_args=(data, cfg.corpus),
@@ -109,14 +122,23 @@ def run_manifest(ctx: RunContext) -> StageResult:
         for batch in probed.iter_batches(batch_format="pyarrow", batch_size=4096):
             ok = batch.filter(pa.compute.is_null(batch.column("error")))
             bad = batch.filter(pa.compute.is_valid(batch.column("error")))
-            quarantine_rows += [{"path": p, "error": e} for p, e in zip(bad.column("path").to_pylist(), bad.column("error").to_pylist())]
+            quarantine_rows += [
+                {"path": p, "error": e}
+                for p, e in zip(bad.column("path").to_pylist(), bad.column("error").to_pylist())
+            ]
             if ok.num_rows:
                 good.append(ok)
     manifest = _manifest_table(good)
     trials, dropped = _trials_table(scan, set(manifest.column("utt_id").to_pylist()))
     quarantine_rows += dropped
     clear_quarantine(out, STAGE)
-    write_quarantine(out, STAGE, pa.Table.from_pylist(quarantine_rows, schema=pa.schema([("path", pa.string()), ("error", pa.string())])))
+    write_quarantine(
+        out,
+        STAGE,
+        pa.Table.from_pylist(
+            quarantine_rows, schema=pa.schema([("path", pa.string()), ("error", pa.string())])
+        ),
+    )
     out.write_table(MANIFEST, manifest)
     out.write_table(TRIALS, trials)
     result.outputs = manifest.num_rows
@@ -126,7 +148,9 @@ def run_manifest(ctx: RunContext) -> StageResult:
         "speakers": len(set(manifest.column("speaker_id").to_pylist())),
         "trials": trials.num_rows,
         "trial_lines_dropped": len(dropped),
-        "hours": round(float(pa.compute.sum(manifest.column("duration_s")).as_py() or 0.0) / 3600, 3),
+        "hours": round(
+            float(pa.compute.sum(manifest.column("duration_s")).as_py() or 0.0) / 3600, 3
+        ),
     }
     return result.check()
 
@@ -136,7 +160,8 @@ def _manifest_table(parts: list[pa.Table]) -> pa.Table:
         return schema.MANIFEST.empty_table()
     t = pa.concat_tables(parts)
     duration = pa.compute.divide(
-        pa.compute.cast(t.column("num_samples"), pa.float64()), pa.compute.cast(t.column("sample_rate"), pa.float64())
+        pa.compute.cast(t.column("num_samples"), pa.float64()),
+        pa.compute.cast(t.column("sample_rate"), pa.float64()),
     )
     t = t.append_column("duration_s", duration)
     t = t.sort_by("utt_id")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from ray.data import ActorPoolStrategy
 
 from voxray import schema
+from voxray.attribution import method_pathways
 from voxray.config import MaskCondition, MaskConfig
 from voxray.io.sink import ParquetSink, committed_keys
 from voxray.log import get_logger
@@ -23,7 +23,6 @@ from voxray.pipeline.context import ATTRIBUTIONS, MASKED, RunContext, StageResul
 from voxray.pipeline.datasets import features_rel, read_parquet_dataset
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.ray_env import actor_resources
-from voxray.attribution import method_pathways
 from voxray.testing.faults import maybe_fail
 
 log = get_logger(__name__)
@@ -49,7 +48,18 @@ class ApplyMasks:
         feats = schema.matrices(batch, "values")
         attrs = [a.reshape(f.shape) for a, f in zip(schema.column_arrays(batch, "attr"), feats)]
         utt_ids = batch.column("utt_id").to_pylist()
-        cols: dict[str, list] = {k: [] for k in ("utt_id", "method", "pathway", "condition", "threshold", "num_frames", "num_bins")}
+        cols: dict[str, list] = {
+            k: []
+            for k in (
+                "utt_id",
+                "method",
+                "pathway",
+                "condition",
+                "threshold",
+                "num_frames",
+                "num_bins",
+            )
+        }
         values = []
         for cond in self.conditions:
             for u, x, a in zip(utt_ids, feats, attrs):
@@ -58,7 +68,13 @@ class ApplyMasks:
                 cols["method"].append(cond.method)
                 cols["pathway"].append(attribution_pathway(cond))
                 cols["condition"].append(cond.name)
-                cols["threshold"].append(cond.threshold if cond.rule == "threshold" else cond.top_fraction if cond.rule == "moore" else 0.0)
+                cols["threshold"].append(
+                    cond.threshold
+                    if cond.rule == "threshold"
+                    else cond.top_fraction
+                    if cond.rule == "moore"
+                    else 0.0
+                )
                 cols["num_frames"].append(m.shape[0])
                 cols["num_bins"].append(m.shape[1])
                 values.append(m)
@@ -80,7 +96,9 @@ class ApplyMasks:
 
 def attributed_utterances(ctx: RunContext, method: str, pathway: str) -> list[str]:
     rel = f"{ATTRIBUTIONS}/method={method}"
-    t = ctx.out.read_table(rel, columns=["utt_id", "pathway"], filter=pc.field("pathway") == pathway)
+    t = ctx.out.read_table(
+        rel, columns=["utt_id", "pathway"], filter=pc.field("pathway") == pathway
+    )
     return sorted(set(t.column("utt_id").to_pylist()))
 
 
@@ -103,10 +121,14 @@ def run_mask(ctx: RunContext) -> StageResult:
         if not todo:
             continue
         log.info("mask: %d utterances x %s", len(todo), ", ".join(c.name for c in conds))
-        feats = read_parquet_dataset(out, features_rel(kind), ["utt_id", "num_frames", "num_bins", "values"], todo)
+        feats = read_parquet_dataset(
+            out, features_rel(kind), ["utt_id", "num_frames", "num_bins", "values"], todo
+        )
         maps = read_parquet_dataset(out, attr_rel, ["utt_id", "values"], todo, {"pathway": pathway})
         maps = maps.rename_columns({"values": "attr"})
-        joined = feats.join(maps, join_type="inner", num_partitions=max(1, min(8, len(todo) // 64)), on=("utt_id",))
+        joined = feats.join(
+            maps, join_type="inner", num_partitions=max(1, min(8, len(todo) // 64)), on=("utt_id",)
+        )
         masked = joined.map_batches(
             ApplyMasks,
             fn_constructor_args=(conds, cfg.mask, kind),
@@ -115,10 +137,25 @@ def run_mask(ctx: RunContext) -> StageResult:
             compute=ActorPoolStrategy(size=rc.concurrency),
             num_cpus=min(actor_resources(rc)["num_cpus"], 1.0),
         )
-        masked.write_datasink(ParquetSink(out, MASKED, schema.MASKED, MASK_KEYS, partition=schema.MASKED_PARTITION,
-                                          stage=STAGE, rows_per_file=rc.rows_per_file))
+        masked.write_datasink(
+            ParquetSink(
+                out,
+                MASKED,
+                schema.MASKED,
+                MASK_KEYS,
+                partition=schema.MASKED_PARTITION,
+                stage=STAGE,
+                rows_per_file=rc.rows_per_file,
+            )
+        )
     final = committed_keys(out, MASKED, MASK_KEYS)
     result.skipped = 0
-    result.outputs = sum(1 for key, conds in by_attr.items() for u in utts_of[key] for c in conds if (u, c.name) in final)
+    result.outputs = sum(
+        1
+        for key, conds in by_attr.items()
+        for u in utts_of[key]
+        for c in conds
+        if (u, c.name) in final
+    )
     result.info = {"conditions": [c.name for c in cfg.mask.conditions]}
     return result.check()

@@ -19,6 +19,13 @@ INDEX = f"{REPORT}/index.html"
 def run_report(ctx: RunContext) -> StageResult:
     report = build_report(ctx.out, ctx.cfg, base_model(ctx).name)
     ctx.out.write_text(INDEX, report.html)
-    log.info("report: %s (%d sections, %d images, %.1f MB)", ctx.out.uri(INDEX), len(report.sections), report.images,
-             len(report.html) / 1e6)
-    return StageResult(STAGE, inputs=1, outputs=1, info={"sections": report.sections, "images": report.images}).check()
+    log.info(
+        "report: %s (%d sections, %d images, %.1f MB)",
+        ctx.out.uri(INDEX),
+        len(report.sections),
+        report.images,
+        len(report.html) / 1e6,
+    )
+    return StageResult(
+        STAGE, inputs=1, outputs=1, info={"sections": report.sections, "images": report.images}
+    ).check()

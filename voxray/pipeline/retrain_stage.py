@@ -42,7 +42,9 @@ def run_retrain(ctx: RunContext) -> StageResult:
     cfg, out = ctx.cfg, ctx.out
     base = base_model(ctx)
     kind = load_model(base.path, cfg.corpus.s3).cfg.feature_kind
-    m = out.read_table("manifest.parquet", columns=["utt_id", "split"], filter=pc.field("split") == "test")
+    m = out.read_table(
+        "manifest.parquet", columns=["utt_id", "split"], filter=pc.field("split") == "test"
+    )
     test_ids = m.column("utt_id").to_pylist()
     result = StageResult(STAGE, inputs=len(cfg.mask.conditions))
     res = cfg.embed.resources
@@ -62,5 +64,9 @@ def run_retrain(ctx: RunContext) -> StageResult:
         embed_source(ctx, model, masked_condition(cond), source, only, test_ids, res)
         embed_source(ctx, model, "none", features_rel(kind), None, test_ids, res)
     result.outputs = len(cfg.mask.conditions)
-    result.info = {"models": [retrained_name(base.name, c) for c in cfg.mask.conditions] if cfg.retrain.enabled else []}
+    result.info = {
+        "models": [retrained_name(base.name, c) for c in cfg.mask.conditions]
+        if cfg.retrain.enabled
+        else []
+    }
     return result.check()

@@ -36,28 +36,61 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("manifest", "voxray.pipeline.manifest_stage:run_manifest",
-          "scan the corpus (local or s3://), probe every file, parse the trial lists: manifest.parquet, "
-          "trials.parquet, quarantine.parquet", needs_data=True),
-    Stage("features", "voxray.pipeline.features_stage:run_features",
-          "decode audio and compute Kaldi fbank/MFCC on a Ray Data actor pool: features/", needs_data=True),
-    Stage("train", "voxray.pipeline.train_stage:run_train",
-          "train the speaker model (ECAPA-TDNN by default) on the training speakers with Ray Train: models/<name>/"),
-    Stage("embed", "voxray.pipeline.embed_stage:run_embed",
-          "full-utterance and overlapping-segment embeddings on an actor pool: embeddings/"),
-    Stage("attribute", "voxray.pipeline.attribute_stage:run_attribute",
-          "attribution maps (Captum methods, CAMs, LRP) on an actor pool: attributions/"),
-    Stage("mask", "voxray.pipeline.mask_stage:run_mask",
-          "attribution x input, thresholded masks and Moore-neighbourhood augmentation: masked/"),
-    Stage("retrain", "voxray.pipeline.retrain_stage:run_retrain",
-          "retrain the model on each masked condition with Ray Train and embed clean and masked test data"),
-    Stage("tune", "voxray.pipeline.tune_stage:run_tune",
-          "Ray Tune sweep over mask threshold, method/pathway, LRP epsilon/gamma and CAM layers: tune/"),
-    Stage("evaluate", "voxray.pipeline.evaluate_stage:run_evaluate",
-          "scores and metrics (EER, minDCF, clustering scorers, faithfulness, multi-speaker, sanity "
-          "checks, gender flipping): scores/, metrics/, curves/"),
-    Stage("report", "voxray.pipeline.report_stage:run_report",
-          "the self-contained HTML report: report/index.html", needs_ray=False),
+    Stage(
+        "manifest",
+        "voxray.pipeline.manifest_stage:run_manifest",
+        "scan the corpus (local or s3://), probe every file, parse the trial lists: manifest.parquet, "
+        "trials.parquet, quarantine.parquet",
+        needs_data=True,
+    ),
+    Stage(
+        "features",
+        "voxray.pipeline.features_stage:run_features",
+        "decode audio and compute Kaldi fbank/MFCC on a Ray Data actor pool: features/",
+        needs_data=True,
+    ),
+    Stage(
+        "train",
+        "voxray.pipeline.train_stage:run_train",
+        "train the speaker model (ECAPA-TDNN by default) on the training speakers with Ray Train: models/<name>/",
+    ),
+    Stage(
+        "embed",
+        "voxray.pipeline.embed_stage:run_embed",
+        "full-utterance and overlapping-segment embeddings on an actor pool: embeddings/",
+    ),
+    Stage(
+        "attribute",
+        "voxray.pipeline.attribute_stage:run_attribute",
+        "attribution maps (Captum methods, CAMs, LRP) on an actor pool: attributions/",
+    ),
+    Stage(
+        "mask",
+        "voxray.pipeline.mask_stage:run_mask",
+        "attribution x input, thresholded masks and Moore-neighbourhood augmentation: masked/",
+    ),
+    Stage(
+        "retrain",
+        "voxray.pipeline.retrain_stage:run_retrain",
+        "retrain the model on each masked condition with Ray Train and embed clean and masked test data",
+    ),
+    Stage(
+        "tune",
+        "voxray.pipeline.tune_stage:run_tune",
+        "Ray Tune sweep over mask threshold, method/pathway, LRP epsilon/gamma and CAM layers: tune/",
+    ),
+    Stage(
+        "evaluate",
+        "voxray.pipeline.evaluate_stage:run_evaluate",
+        "scores and metrics (EER, minDCF, clustering scorers, faithfulness, multi-speaker, sanity "
+        "checks, gender flipping): scores/, metrics/, curves/",
+    ),
+    Stage(
+        "report",
+        "voxray.pipeline.report_stage:run_report",
+        "the self-contained HTML report: report/index.html",
+        needs_ray=False,
+    ),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
@@ -78,15 +111,23 @@ def run_stage(ctx: RunContext, stage: Stage) -> StageResult:
     clear_stage(ctx.out, stage.name)
     result = stage.function()(ctx)
     seconds = round(time.time() - started, 1)
-    mark_stage_done(ctx.out, stage.name, {**result.as_dict(), "seconds": seconds, "profile": ctx.cfg.profile})
+    mark_stage_done(
+        ctx.out, stage.name, {**result.as_dict(), "seconds": seconds, "profile": ctx.cfg.profile}
+    )
     log.info(
         "stage %s: done in %.1f s (%d in, %d out, %d quarantined)",
-        stage.name, seconds, result.inputs, result.outputs, result.quarantined,
+        stage.name,
+        seconds,
+        result.inputs,
+        result.outputs,
+        result.quarantined,
     )
     return result
 
 
-def run_stages(ctx: RunContext, names: tuple[str, ...] = STAGE_NAMES, force: bool = False) -> list[StageResult]:
+def run_stages(
+    ctx: RunContext, names: tuple[str, ...] = STAGE_NAMES, force: bool = False
+) -> list[StageResult]:
     """Run ``names`` in order under the output lock, skipping complete stages unless forced."""
     results = []
     with OutputLock(ctx.out):

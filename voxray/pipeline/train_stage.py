@@ -38,27 +38,48 @@ def training_utterances(ctx: RunContext) -> tuple[list[str], list[str]]:
     return m.column("utt_id").to_pylist(), sorted(set(m.column("speaker_id").to_pylist()))
 
 
-def train_on(ctx: RunContext, name: str, source_rel: str, where: dict[str, str] | None, epochs: int = 0) -> TrainResult:
+def train_on(
+    ctx: RunContext, name: str, source_rel: str, where: dict[str, str] | None, epochs: int = 0
+) -> TrainResult:
     """Train a model called ``name`` on the training utterances under ``source_rel`` (rows
     matching ``where``)."""
     cfg = ctx.cfg
     utt_ids, speakers = training_utterances(ctx)
     if len(speakers) < 2:
-        raise ValueError(f"training needs at least 2 speakers in the train split, found {len(speakers)}")
+        raise ValueError(
+            f"training needs at least 2 speakers in the train split, found {len(speakers)}"
+        )
     filt = pc.field("utt_id").isin(utt_ids)
     for key, value in (where or {}).items():
         filt = filt & (pc.field(key) == value)
     rows = ctx.out.read_table(source_rel, columns=["utt_id"], filter=filt).num_rows
-    ds = read_parquet_dataset(ctx.out, source_rel, ["utt_id", "num_frames", "num_bins", "values"], utt_ids, where)
-    ds = ds.map_batches(add_labels, fn_kwargs={"index": {s: i for i, s in enumerate(speakers)}}, batch_format="pyarrow",
-                        num_cpus=DATA_TASK_CPUS)
+    ds = read_parquet_dataset(
+        ctx.out, source_rel, ["utt_id", "num_frames", "num_bins", "values"], utt_ids, where
+    )
+    ds = ds.map_batches(
+        add_labels,
+        fn_kwargs={"index": {s: i for i, s in enumerate(speakers)}},
+        batch_format="pyarrow",
+        num_cpus=DATA_TASK_CPUS,
+    )
     train_cfg = replace(cfg.train, epochs=epochs) if epochs else cfg.train
-    input_dim = cfg.features.num_ceps if cfg.model.feature_kind == "mfcc" else cfg.features.num_mel_bins
+    input_dim = (
+        cfg.features.num_ceps if cfg.model.feature_kind == "mfcc" else cfg.features.num_mel_bins
+    )
     result = train_model(
-        train_cfg, cfg.model, ds, num_classes=len(speakers), input_dim=input_dim,
-        storage_path=ctx.out.uri(f"{MODELS}/{name}/ray"), name=name, speakers=speakers,
-        out_storage=ctx.out, model_rel_dir=f"{MODELS}/{name}", frame_shift_ms=cfg.features.frame_shift_ms,
-        num_rows=rows, data_task_cpus=DATA_TASK_CPUS,
+        train_cfg,
+        cfg.model,
+        ds,
+        num_classes=len(speakers),
+        input_dim=input_dim,
+        storage_path=ctx.out.uri(f"{MODELS}/{name}/ray"),
+        name=name,
+        speakers=speakers,
+        out_storage=ctx.out,
+        model_rel_dir=f"{MODELS}/{name}",
+        frame_shift_ms=cfg.features.frame_shift_ms,
+        num_rows=rows,
+        data_task_cpus=DATA_TASK_CPUS,
     )
     write_train_metrics(ctx, name, result)
     return result
@@ -67,20 +88,40 @@ def train_on(ctx: RunContext, name: str, source_rel: str, where: dict[str, str] 
 def write_train_metrics(ctx: RunContext, name: str, result: TrainResult) -> None:
     last = result.history[-1] if result.history else {}
     rows = {"model": [], "condition": [], "list": [], "scorer": [], "metric": [], "value": []}
-    for metric, value in (("train_loss", last.get("loss")), ("train_top1", last.get("accuracy")),
-                          ("train_seconds", result.seconds), ("train_epochs", len(result.history))):
+    for metric, value in (
+        ("train_loss", last.get("loss")),
+        ("train_top1", last.get("accuracy")),
+        ("train_seconds", result.seconds),
+        ("train_epochs", len(result.history)),
+    ):
         if value is None:
             continue
         for k, v in zip(rows, (name, "none", "train", "", metric, float(value))):
             rows[k].append(v)
-    ctx.out.write_table(f"{METRICS}/train-{name.replace('/', '_')}.parquet", schema.table(schema.METRICS, rows))
+    ctx.out.write_table(
+        f"{METRICS}/train-{name.replace('/', '_')}.parquet", schema.table(schema.METRICS, rows)
+    )
 
 
 def run_train(ctx: RunContext) -> StageResult:
     kind = ctx.cfg.model.feature_kind
     utt_ids, speakers = training_utterances(ctx)
     result = train_on(ctx, ctx.cfg.train.name, features_rel(kind), None)
-    log.info("train: %s on %d utterances of %d speakers in %.0f s", ctx.cfg.train.name, len(utt_ids), len(speakers), result.seconds)
-    return StageResult(STAGE, inputs=len(utt_ids), outputs=len(utt_ids),
-                       info={"model": ctx.cfg.train.name, "speakers": len(speakers), "epochs": len(result.history),
-                             "seconds": round(result.seconds, 1)}).check()
+    log.info(
+        "train: %s on %d utterances of %d speakers in %.0f s",
+        ctx.cfg.train.name,
+        len(utt_ids),
+        len(speakers),
+        result.seconds,
+    )
+    return StageResult(
+        STAGE,
+        inputs=len(utt_ids),
+        outputs=len(utt_ids),
+        info={
+            "model": ctx.cfg.train.name,
+            "speakers": len(speakers),
+            "epochs": len(result.history),
+            "seconds": round(result.seconds, 1),
+        },
+    ).check()

@@ -23,7 +23,14 @@ from voxray.pipeline.datasets import read_features
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.ray_env import cluster_gpus
 from voxray.train.data import segment_frames
-from voxray.train.tune import OBJECTIVES, TuneData, best_overlay, result_rows, run_trial, search_space
+from voxray.train.tune import (
+    OBJECTIVES,
+    TuneData,
+    best_overlay,
+    result_rows,
+    run_trial,
+    search_space,
+)
 
 log = get_logger(__name__)
 STAGE = "tune"
@@ -36,9 +43,20 @@ def pick_trials(ctx: RunContext, budget: int) -> tuple[list[tuple[int, str, str]
     t = t.filter(pc.field("list") == first)
     chosen: list[tuple[int, str, str]] = []
     utts: list[str] = []
-    pos = [r for r in zip(t.column("label").to_pylist(), t.column("utt_a").to_pylist(), t.column("utt_b").to_pylist())]
+    pos = [
+        r
+        for r in zip(
+            t.column("label").to_pylist(),
+            t.column("utt_a").to_pylist(),
+            t.column("utt_b").to_pylist(),
+        )
+    ]
     # interleave targets and non-targets so both classes survive a small budget
-    ordered = [x for pair in zip([p for p in pos if p[0] == 1], [p for p in pos if p[0] == 0]) for x in pair]
+    ordered = [
+        x
+        for pair in zip([p for p in pos if p[0] == 1], [p for p in pos if p[0] == 0])
+        for x in pair
+    ]
     for label, a, b in ordered:
         new = [u for u in (a, b) if u not in utts]
         if len(utts) + len(new) > budget:
@@ -58,13 +76,23 @@ def build_data(ctx: RunContext) -> TuneData:
     train_feats: dict[str, np.ndarray] = {}
     labels: dict[str, int] = {}
     if cfg.tune.objective == "retrain_eer":
-        m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train")
+        m = ctx.out.read_table(
+            "manifest.parquet",
+            columns=["utt_id", "speaker_id"],
+            filter=pc.field("split") == "train",
+        )
         ids = sorted(m.column("utt_id").to_pylist())[: cfg.tune.max_utterances * 4]
         speakers = {s: i for i, s in enumerate(loaded.speakers)}
         t = read_features(ctx.out, kind, ids)
         train_feats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t)))
         labels = {u: speakers[u.split("/")[0]] for u in train_feats}
-    factory = functools.partial(build_classifier, loaded.cfg, loaded.input_dim, loaded.classifier.num_classes, **loaded.options)
+    factory = functools.partial(
+        build_classifier,
+        loaded.cfg,
+        loaded.input_dim,
+        loaded.classifier.num_classes,
+        **loaded.options,
+    )
     return TuneData(
         model_state={k: v.cpu() for k, v in loaded.classifier.state_dict().items()},
         model_factory=factory,
@@ -87,10 +115,18 @@ def run_tune(ctx: RunContext) -> StageResult:
     metric, mode = OBJECTIVES[cfg.tune.objective]
     data = build_data(ctx)
     if len({t[0] for t in data.trials}) < 2:
-        raise ValueError(f"tune: the first trial list has no usable target/non-target pair within "
-                         f"tune.max_utterances={cfg.tune.max_utterances}; raise it")
+        raise ValueError(
+            f"tune: the first trial list has no usable target/non-target pair within "
+            f"tune.max_utterances={cfg.tune.max_utterances}; raise it"
+        )
     trainable = tune.with_parameters(
-        functools.partial(run_trial, tune_cfg=cfg.tune, attr_cfg=cfg.attribution, mask_cfg=cfg.mask, train_cfg=cfg.train),
+        functools.partial(
+            run_trial,
+            tune_cfg=cfg.tune,
+            attr_cfg=cfg.attribution,
+            mask_cfg=cfg.mask,
+            train_cfg=cfg.train,
+        ),
         data=data,
     )
     trainable = tune.with_resources(trainable, {"cpu": 1, "gpu": 1 if cluster_gpus() > 0 else 0})
@@ -108,19 +144,37 @@ def run_tune(ctx: RunContext) -> StageResult:
                 mode=mode,
                 num_samples=cfg.tune.num_samples,
                 max_concurrent_trials=cfg.tune.max_concurrent,
-                scheduler=ASHAScheduler(time_attr="epoch", max_t=max(cfg.tune.max_epochs, 1),
-                                        grace_period=min(cfg.tune.grace_period, max(cfg.tune.max_epochs, 1))),
+                scheduler=ASHAScheduler(
+                    time_attr="epoch",
+                    max_t=max(cfg.tune.max_epochs, 1),
+                    grace_period=min(cfg.tune.grace_period, max(cfg.tune.max_epochs, 1)),
+                ),
                 search_alg=BasicVariantGenerator(random_state=cfg.tune.seed),
             ),
             run_config=tune.RunConfig(name="sweep", storage_path=storage, verbose=1),
         )
     results = tuner.fit()
     rows = result_rows(results, metric)
-    ctx.out.write_table(f"{TUNE}/results.parquet", schema.table(schema.TUNE, {k: [r[k] for r in rows] for k in schema.TUNE.names}))
+    ctx.out.write_table(
+        f"{TUNE}/results.parquet",
+        schema.table(schema.TUNE, {k: [r[k] for r in rows] for k in schema.TUNE.names}),
+    )
     best = results.get_best_result(metric=metric, mode=mode, filter_nan_and_inf=True)
     overlay = best_overlay(best.config, cfg.attribution)
-    ctx.out.write_text(f"{TUNE}/best.yaml", "# best configuration of the sweep; use: voxray retrain --config best.yaml\n"
-                       + yaml.safe_dump(overlay, sort_keys=False))
+    ctx.out.write_text(
+        f"{TUNE}/best.yaml",
+        "# best configuration of the sweep; use: voxray retrain --config best.yaml\n"
+        + yaml.safe_dump(overlay, sort_keys=False),
+    )
     ok = sum(1 for r in results if not r.error)
-    return StageResult(STAGE, inputs=len(results), outputs=ok, quarantined=len(results) - ok,
-                       info={"objective": cfg.tune.objective, "best": best.config, metric: best.metrics.get(metric)}).check()
+    return StageResult(
+        STAGE,
+        inputs=len(results),
+        outputs=ok,
+        quarantined=len(results) - ok,
+        info={
+            "objective": cfg.tune.objective,
+            "best": best.config,
+            metric: best.metrics.get(metric),
+        },
+    ).check()

@@ -28,7 +28,9 @@ def _slug(*parts: str) -> str:
     return "-".join(p.replace("/", "_").replace(":", "_").replace("@", "_") for p in parts if p)
 
 
-def load_embeddings(ctx: RunContext, model: str, condition: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def load_embeddings(
+    ctx: RunContext, model: str, condition: str
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(full-utterance embeddings, stacked segment embeddings) of one model and condition."""
     t = ctx.out.read_table(
         EMBEDDINGS,
@@ -53,30 +55,51 @@ def groups(ctx: RunContext) -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
-def metric_rows(model: str, condition: str, list_name: str, scorer: str, values: dict[str, float]) -> dict[str, list]:
+def metric_rows(
+    model: str, condition: str, list_name: str, scorer: str, values: dict[str, float]
+) -> dict[str, list]:
     """metrics/ columns for one (model, condition, list, scorer) and its named values."""
     rows: dict[str, list] = {k: [] for k in schema.METRICS.names}
     for metric, value in values.items():
-        for k, v in zip(schema.METRICS.names, (model, condition, list_name, scorer, metric, float(value))):
+        for k, v in zip(
+            schema.METRICS.names, (model, condition, list_name, scorer, metric, float(value))
+        ):
             rows[k].append(v)
     return rows
 
 
-def score_group(ctx: RunContext, model: str, condition: str, trials: pa.Table, with_segments: bool,
-                cohort: np.ndarray | None) -> list[str]:
+def score_group(
+    ctx: RunContext,
+    model: str,
+    condition: str,
+    trials: pa.Table,
+    with_segments: bool,
+    cohort: np.ndarray | None,
+) -> list[str]:
     """Write scores/ and metrics/ for one (model, condition); returns the scorers used."""
     cfg = ctx.cfg.eval
     full, seg = load_embeddings(ctx, model, condition)
     scorers: list[str] = []
     for list_name in sorted(set(trials.column("list").to_pylist())):
         t = trials.filter(pc.field("list") == list_name)
-        triples = list(zip(t.column("label").to_pylist(), t.column("utt_a").to_pylist(), t.column("utt_b").to_pylist()))
+        triples = list(
+            zip(
+                t.column("label").to_pylist(),
+                t.column("utt_a").to_pylist(),
+                t.column("utt_b").to_pylist(),
+            )
+        )
         triples = [tr for tr in triples if tr[1] in full and tr[2] in full]
         if not triples:
             continue
         labels = np.array([tr[0] for tr in triples], dtype=np.int8)
         if labels.min() == labels.max():
-            log.warning("evaluate: %s has trials of one class only for %s/%s; skipped", list_name, model, condition)
+            log.warning(
+                "evaluate: %s has trials of one class only for %s/%s; skipped",
+                list_name,
+                model,
+                condition,
+            )
             continue
         by_scorer = {"cosine": score_trials(triples, full)}
         if cohort is not None:
@@ -90,8 +113,10 @@ def score_group(ctx: RunContext, model: str, condition: str, trials: pa.Table, w
             write_scores(ctx, model, condition, list_name, scorer, triples, scores)
             values = {**verification_metrics(scores, labels, cfg.p_targets), "trials": len(labels)}
             rows = metric_rows(model, condition, list_name, scorer, values)
-            ctx.out.write_table(f"{METRICS}/verify-{_slug(model, condition, list_name, scorer)}.parquet",
-                                schema.table(schema.METRICS, rows))
+            ctx.out.write_table(
+                f"{METRICS}/verify-{_slug(model, condition, list_name, scorer)}.parquet",
+                schema.table(schema.METRICS, rows),
+            )
             if scorer == "cosine":
                 fpr, fnr, _ = det_curve(scores, labels)
                 write_curve(ctx, "det", model, f"{list_name}", condition, fpr, fnr)
@@ -99,8 +124,15 @@ def score_group(ctx: RunContext, model: str, condition: str, trials: pa.Table, w
     return scorers
 
 
-def write_scores(ctx: RunContext, model: str, condition: str, list_name: str, scorer: str, triples: list,
-                 scores: np.ndarray) -> None:
+def write_scores(
+    ctx: RunContext,
+    model: str,
+    condition: str,
+    list_name: str,
+    scorer: str,
+    triples: list,
+    scores: np.ndarray,
+) -> None:
     n = len(triples)
     table = schema.table(
         schema.SCORES,
@@ -118,13 +150,26 @@ def write_scores(ctx: RunContext, model: str, condition: str, list_name: str, sc
     ctx.out.write_table(f"{SCORES}/{_slug(model, condition, list_name, scorer)}.parquet", table)
 
 
-def write_curve(ctx: RunContext, experiment: str, model: str, method: str, variant: str, x: np.ndarray,
-                y: np.ndarray) -> None:
+def write_curve(
+    ctx: RunContext,
+    experiment: str,
+    model: str,
+    method: str,
+    variant: str,
+    x: np.ndarray,
+    y: np.ndarray,
+) -> None:
     n = len(x)
     table = schema.table(
         schema.CURVES,
-        {"experiment": [experiment] * n, "model": [model] * n, "method": [method] * n, "variant": [variant] * n,
-         "x": np.asarray(x, np.float64), "y": np.asarray(y, np.float64)},
+        {
+            "experiment": [experiment] * n,
+            "model": [model] * n,
+            "method": [method] * n,
+            "variant": [variant] * n,
+            "x": np.asarray(x, np.float64),
+            "y": np.asarray(y, np.float64),
+        },
     )
     ctx.out.write_table(f"{CURVES}/{_slug(experiment, model, method, variant)}.parquet", table)
 
@@ -132,12 +177,22 @@ def write_curve(ctx: RunContext, experiment: str, model: str, method: str, varia
 def cohort_embeddings(ctx: RunContext, model: str) -> np.ndarray | None:
     """Mean full-utterance embedding per training speaker (the AS-norm cohort)."""
     full, _ = load_embeddings(ctx, model, "none")
-    m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train")
-    pairs = [(u, s) for u, s in zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist()) if u in full]
+    m = ctx.out.read_table(
+        "manifest.parquet", columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train"
+    )
+    pairs = [
+        (u, s)
+        for u, s in zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist())
+        if u in full
+    ]
     if len({s for _, s in pairs}) < 2:
         return None
-    return build_cohort(np.stack([full[u] for u, _ in pairs]), [s for _, s in pairs],
-                        size=ctx.cfg.eval.asnorm_cohort, seed=ctx.cfg.seed)
+    return build_cohort(
+        np.stack([full[u] for u, _ in pairs]),
+        [s for _, s in pairs],
+        size=ctx.cfg.eval.asnorm_cohort,
+        seed=ctx.cfg.seed,
+    )
 
 
 def run_verification(ctx: RunContext, base_model_name: str) -> dict[str, object]:
@@ -146,6 +201,8 @@ def run_verification(ctx: RunContext, base_model_name: str) -> dict[str, object]
     for model, condition in groups(ctx):
         base_clean = model == base_model_name and condition == "none"
         cohort = cohort_embeddings(ctx, model) if (ctx.cfg.eval.asnorm and base_clean) else None
-        scorers = score_group(ctx, model, condition, trials, with_segments=base_clean, cohort=cohort)
+        scorers = score_group(
+            ctx, model, condition, trials, with_segments=base_clean, cohort=cohort
+        )
         done.append({"model": model, "condition": condition, "scorers": scorers})
     return {"groups": done}

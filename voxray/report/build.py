@@ -35,61 +35,107 @@ TITLE = "voxray report"
 #: (key, heading, what the reader is looking at) per section, in page order; the intro is
 #: formatted with the run's config as ``cfg``; ``_Builder.<key>(section)`` fills the section.
 SECTIONS: tuple[tuple[str, str, str], ...] = (
-    ("stages", "Run: stages, timings and counts",
-     "Each stage's marker in _stages/: how many items it read, wrote, quarantined or found already done, and how "
-     "long it took (parts of a stage are listed as stage.part)."),
-    ("verification", "Speaker verification: EER and minDCF",
-     "Equal error rate (in %) and minimum detection cost of every model, data condition, trial list and scorer; "
-     "'None (clean)' is unmasked test data. Lower is better for both."),
-    ("reliability", "Reliability of the attributions: retraining on masked data (Table 2 of 000)",
-     "Each row masks the features with an attribution (attribution x input; '+ mask(tau)' also zeroes bins whose "
-     "normalised attribution is below tau), retrains the model on the masked data and tests it on masked and on "
-     "clean test data; the frozen base model is also tested on the masked data. Similar EERs mean the masked "
-     "features keep the speaker information. The seed's VoxCeleb1 EERs are shown for reference."),
-    ("clustering", "Clustering scorers on segment embeddings (Tables 3-4 of 003)",
-     "EER (%) of the base model on clean data when each utterance is embedded as 50%-overlapping segments and "
-     "trials are scored by the mean cosine / dot product of the segment embeddings, by agglomerative clustering "
-     "(AHC, score = distance of the last merge) per linkage, or by dominant sets (DS); whole-utterance cosine "
-     "scoring is the first row."),
-    ("identification", "Speaker identification",
-     "Closed-set identification accuracy (Top-1, %) on the identification split."),
-    ("frequency", "Where the attributions look: frequency-importance profiles (000)",
-     "Each method's importance per fbank bin, averaged over utterances (each utterance's profile scaled to sum 1), "
-     "on the bins' centre frequencies; shaded: the fundamental F0 (~70-400 Hz) and the first two formants F1 "
-     "(~300-1000 Hz) and F2 (~1000-3000 Hz). The bars sum the importance per band; the black tick is what a map "
-     "with equal importance everywhere would give."),
-    ("heatmaps", "Attribution heat maps",
-     "Input features and each method's attribution map for up to {cfg.report.heatmap_utterances} test utterances "
-     "(those explained by the most methods). Signed maps are drawn red (positive) to blue (negative) around zero, "
-     "non-negative maps (CAMs) dark to bright."),
-    ("faithfulness", "Faithfulness: deletion and insertion (001)",
-     "Deletion removes the most relevant bins first and tracks the model's output (a faithful map makes it fall "
-     "fast: low AUC); insertion reveals them first on a blank input (a faithful map makes it rise fast: high AUC). "
-     "Random and left-to-right time-aligned masking are the references."),
-    ("multispeaker", "Multi-speaker localisation (Table 2 of 001)",
-     "An utterance of the target speaker A is concatenated with interfering speakers B and C; the input is masked "
-     "by each CAM's saliency map from the given layers ('+': maps averaged) and the Top-1 accuracy (%) of "
-     "recognising A is reported. 'Original' is the unmasked concatenation."),
-    ("flipping", "Pixel flipping and the gender experiment (002)",
-     "The most relevant bins (by each method) are set to zero and the accuracy is measured as the flipped fraction "
-     "grows; random flipping is the reference. A faithful relevance map makes the accuracy drop faster than "
-     "random. The gender table reproduces 002's Table 1 (accuracy before and after flipping 0.5% of the bins, for "
-     "the classifier and the one retrained with Moore-neighbourhood augmentation)."),
-    ("sanity", "Sanity checks: model and label randomisation",
-     "Maps computed after randomising the model's layers from the top (cascading) and after training on shuffled "
-     "labels are compared with the trained model's maps (Spearman rank correlation, SSIM). A method whose maps "
-     "stay similar when the model is destroyed explains the input, not the model: such methods are flagged "
-     "(highlighted rows)."),
-    ("embeddings", "Embedding space: PCA and t-SNE",
-     "The base model's whole-utterance embeddings of clean data (at most {cfg.report.max_points} utterances, "
-     "length-normalised) projected to 2-D, coloured by speaker (the ten with the most utterances; others grey) "
-     "and by gender."),
-    ("training", "Training", "Final training figures per model (metrics/) and the per-epoch history."),
-    ("tune", "Hyper-parameter sweep (Ray Tune)",
-     "The ten best trials by the objective ({cfg.tune.objective}; lower is better) with their sampled mask "
-     "threshold, method, pathway, LRP and CAM settings, and the best configuration as a config overlay."),
-    ("quarantine", "Quarantine",
-     "Inputs the run rejected and went on without, counted per stage and reason, and the first rows."),
+    (
+        "stages",
+        "Run: stages, timings and counts",
+        "Each stage's marker in _stages/: how many items it read, wrote, quarantined or found already done, and how "
+        "long it took (parts of a stage are listed as stage.part).",
+    ),
+    (
+        "verification",
+        "Speaker verification: EER and minDCF",
+        "Equal error rate (in %) and minimum detection cost of every model, data condition, trial list and scorer; "
+        "'None (clean)' is unmasked test data. Lower is better for both.",
+    ),
+    (
+        "reliability",
+        "Reliability of the attributions: retraining on masked data (Table 2 of 000)",
+        "Each row masks the features with an attribution (attribution x input; '+ mask(tau)' also zeroes bins whose "
+        "normalised attribution is below tau), retrains the model on the masked data and tests it on masked and on "
+        "clean test data; the frozen base model is also tested on the masked data. Similar EERs mean the masked "
+        "features keep the speaker information. The seed's VoxCeleb1 EERs are shown for reference.",
+    ),
+    (
+        "clustering",
+        "Clustering scorers on segment embeddings (Tables 3-4 of 003)",
+        "EER (%) of the base model on clean data when each utterance is embedded as 50%-overlapping segments and "
+        "trials are scored by the mean cosine / dot product of the segment embeddings, by agglomerative clustering "
+        "(AHC, score = distance of the last merge) per linkage, or by dominant sets (DS); whole-utterance cosine "
+        "scoring is the first row.",
+    ),
+    (
+        "identification",
+        "Speaker identification",
+        "Closed-set identification accuracy (Top-1, %) on the identification split.",
+    ),
+    (
+        "frequency",
+        "Where the attributions look: frequency-importance profiles (000)",
+        "Each method's importance per fbank bin, averaged over utterances (each utterance's profile scaled to sum 1), "
+        "on the bins' centre frequencies; shaded: the fundamental F0 (~70-400 Hz) and the first two formants F1 "
+        "(~300-1000 Hz) and F2 (~1000-3000 Hz). The bars sum the importance per band; the black tick is what a map "
+        "with equal importance everywhere would give.",
+    ),
+    (
+        "heatmaps",
+        "Attribution heat maps",
+        "Input features and each method's attribution map for up to {cfg.report.heatmap_utterances} test utterances "
+        "(those explained by the most methods). Signed maps are drawn red (positive) to blue (negative) around zero, "
+        "non-negative maps (CAMs) dark to bright.",
+    ),
+    (
+        "faithfulness",
+        "Faithfulness: deletion and insertion (001)",
+        "Deletion removes the most relevant bins first and tracks the model's output (a faithful map makes it fall "
+        "fast: low AUC); insertion reveals them first on a blank input (a faithful map makes it rise fast: high AUC). "
+        "Random and left-to-right time-aligned masking are the references.",
+    ),
+    (
+        "multispeaker",
+        "Multi-speaker localisation (Table 2 of 001)",
+        "An utterance of the target speaker A is concatenated with interfering speakers B and C; the input is masked "
+        "by each CAM's saliency map from the given layers ('+': maps averaged) and the Top-1 accuracy (%) of "
+        "recognising A is reported. 'Original' is the unmasked concatenation.",
+    ),
+    (
+        "flipping",
+        "Pixel flipping and the gender experiment (002)",
+        "The most relevant bins (by each method) are set to zero and the accuracy is measured as the flipped fraction "
+        "grows; random flipping is the reference. A faithful relevance map makes the accuracy drop faster than "
+        "random. The gender table reproduces 002's Table 1 (accuracy before and after flipping 0.5% of the bins, for "
+        "the classifier and the one retrained with Moore-neighbourhood augmentation).",
+    ),
+    (
+        "sanity",
+        "Sanity checks: model and label randomisation",
+        "Maps computed after randomising the model's layers from the top (cascading) and after training on shuffled "
+        "labels are compared with the trained model's maps (Spearman rank correlation, SSIM). A method whose maps "
+        "stay similar when the model is destroyed explains the input, not the model: such methods are flagged "
+        "(highlighted rows).",
+    ),
+    (
+        "embeddings",
+        "Embedding space: PCA and t-SNE",
+        "The base model's whole-utterance embeddings of clean data (at most {cfg.report.max_points} utterances, "
+        "length-normalised) projected to 2-D, coloured by speaker (the ten with the most utterances; others grey) "
+        "and by gender.",
+    ),
+    (
+        "training",
+        "Training",
+        "Final training figures per model (metrics/) and the per-epoch history.",
+    ),
+    (
+        "tune",
+        "Hyper-parameter sweep (Ray Tune)",
+        "The ten best trials by the objective ({cfg.tune.objective}; lower is better) with their sampled mask "
+        "threshold, method, pathway, LRP and CAM settings, and the best configuration as a config overlay.",
+    ),
+    (
+        "quarantine",
+        "Quarantine",
+        "Inputs the run rejected and went on without, counted per stage and reason, and the first rows.",
+    ),
     ("config", "Configuration", "The resolved configuration of the run (credentials redacted)."),
 )
 
@@ -112,7 +158,9 @@ def _curves(out: RunOutputs, experiment: str) -> pd.DataFrame:
     return c[c["experiment"] == experiment]
 
 
-def _panels(frame: pd.DataFrame, title: str, by: tuple[str, ...] = ("model", "variant")) -> list[tuple[str, pd.DataFrame]]:
+def _panels(
+    frame: pd.DataFrame, title: str, by: tuple[str, ...] = ("model", "variant")
+) -> list[tuple[str, pd.DataFrame]]:
     """One panel per distinct combination of ``by`` (only the columns that vary are named);
     none for an empty frame."""
     if frame.empty:
@@ -120,8 +168,10 @@ def _panels(frame: pd.DataFrame, title: str, by: tuple[str, ...] = ("model", "va
     varying = [c for c in by if frame[c].nunique() > 1]
     if not varying:
         return [(title, frame)]
-    return [(f"{title}: {', '.join(plots.variant_name(str(k)) for k in key)}", group)
-            for key, group in frame.groupby(varying, sort=True)]
+    return [
+        (f"{title}: {', '.join(plots.variant_name(str(k)) for k in key)}", group)
+        for key, group in frame.groupby(varying, sort=True)
+    ]
 
 
 class _Builder:
@@ -159,28 +209,45 @@ class _Builder:
         s.blocks.append(Table(t))
         det = _curves(self.out, "det")
         if not det.empty:
-            s.blocks.append(Image(plots.det_plot(det, self.lists), "DET curves per trial list",
-                                  "DET curves (cosine scoring) on normal-deviate axes; closer to the origin is better."))
+            s.blocks.append(
+                Image(
+                    plots.det_plot(det, self.lists),
+                    "DET curves per trial list",
+                    "DET curves (cosine scoring) on normal-deviate axes; closer to the origin is better.",
+                )
+            )
 
     def reliability(self, s: Section) -> None:
         if not self.lists:
             s.blocks.append(_missing("no verification metrics in metrics/"))
             return
         order = [f"masked:{c.name}" for c in self.cfg.mask.conditions]
-        t = tables.reliability_table(self.out.metrics, self.base, self.lists[0], condition_order=order)
+        t = tables.reliability_table(
+            self.out.metrics, self.base, self.lists[0], condition_order=order
+        )
         if t.empty or len(t) < 2:
-            s.blocks.append(_missing("no masked-data conditions in metrics/ (the mask and retrain stages)"))
+            s.blocks.append(
+                _missing("no masked-data conditions in metrics/ (the mask and retrain stages)")
+            )
         if not t.empty:
             s.blocks.append(Table(t, f"Trial list {self.lists[0]}, cosine scoring"))
 
     def clustering(self, s: Section) -> None:
         t = tables.clustering_table(self.out.metrics, self.base, self.cfg.corpus.trial_lists)
-        s.verdicts.append(verdicts.ahc_verdict(self.out.metrics, self.base, self.cfg.corpus.trial_lists))
-        s.blocks.append(Table(t) if not t.empty else _missing("no clean-data EERs of the base model in metrics/"))
+        s.verdicts.append(
+            verdicts.ahc_verdict(self.out.metrics, self.base, self.cfg.corpus.trial_lists)
+        )
+        s.blocks.append(
+            Table(t)
+            if not t.empty
+            else _missing("no clean-data EERs of the base model in metrics/")
+        )
 
     def identification(self, s: Section) -> None:
         t = tables.identification_table(self.out.metrics)
-        s.blocks.append(Table(t) if not t.empty else _missing("no identification Top-1 in metrics/"))
+        s.blocks.append(
+            Table(t) if not t.empty else _missing("no identification Top-1 in metrics/")
+        )
 
     # ------------------------------------------------------------------ attributions
 
@@ -188,16 +255,29 @@ class _Builder:
         profiles = mean_profiles(self.out.profiles) if self.out.profiles is not None else {}
         hz = self.hz
         if hz is not None and profiles and any(len(p) != len(hz) for p in profiles.values()):
-            log.warning("report: profiles have %s bins, features.num_mel_bins is %d; no Hz axis",
-                        sorted({len(p) for p in profiles.values()}), len(hz))
+            log.warning(
+                "report: profiles have %s bins, features.num_mel_bins is %d; no Hz axis",
+                sorted({len(p) for p in profiles.values()}),
+                len(hz),
+            )
             hz = None
         s.verdicts.append(verdicts.formant_verdict(profiles, hz))
         if not profiles:
             s.blocks.append(_missing("no attribution frequency profiles in attributions/"))
             return
-        s.blocks.append(Image(plots.frequency_profile_plot(profiles, hz), "Mean frequency-importance profile per method"))
+        s.blocks.append(
+            Image(
+                plots.frequency_profile_plot(profiles, hz),
+                "Mean frequency-importance profile per method",
+            )
+        )
         if hz is not None:
-            s.blocks.append(Image(plots.band_plot(band_shares(profiles, hz)), "Importance per frequency band per method"))
+            s.blocks.append(
+                Image(
+                    plots.band_plot(band_shares(profiles, hz)),
+                    "Importance per frequency band per method",
+                )
+            )
 
     def heatmaps(self, s: Section) -> None:
         if not self.out.heatmaps:
@@ -213,16 +293,29 @@ class _Builder:
     def faithfulness(self, s: Section) -> None:
         s.verdicts.append(verdicts.cam_random_verdict(self.out.metrics))
         t = tables.faithfulness_table(self.out.metrics)
-        s.blocks.append(Table(t) if not t.empty else _missing("no deletion / insertion AUCs in metrics/"))
+        s.blocks.append(
+            Table(t) if not t.empty else _missing("no deletion / insertion AUCs in metrics/")
+        )
         deletion = _panels(_curves(self.out, "deletion"), "Deletion")
         insertion = _panels(_curves(self.out, "insertion"), "Insertion")
-        labelled = [(p, "Bins masked (%)") for p in deletion] + [(p, "Bins revealed (%)") for p in insertion]
+        labelled = [(p, "Bins masked (%)") for p in deletion] + [
+            (p, "Bins revealed (%)") for p in insertion
+        ]
         if len(deletion) == len(insertion):  # each deletion panel beside its insertion panel
-            labelled = [x for i in range(len(deletion)) for x in (labelled[i], labelled[len(deletion) + i])]
+            labelled = [
+                x for i in range(len(deletion)) for x in (labelled[i], labelled[len(deletion) + i])
+            ]
         if labelled:
-            png = plots.curves_plot([p for p, _ in labelled], [x for _, x in labelled], "Model output", x_percent=True)
-            s.blocks.append(Image(png, "deletion and insertion curves per method",
-                                  "Left: deletion (lower is better); right: insertion (higher is better)."))
+            png = plots.curves_plot(
+                [p for p, _ in labelled], [x for _, x in labelled], "Model output", x_percent=True
+            )
+            s.blocks.append(
+                Image(
+                    png,
+                    "deletion and insertion curves per method",
+                    "Left: deletion (lower is better); right: insertion (higher is better).",
+                )
+            )
 
     def multispeaker(self, s: Section) -> None:
         s.verdicts.append(verdicts.layer_cam_verdict(self.out.metrics))
@@ -231,37 +324,67 @@ class _Builder:
         if t.empty:
             s.blocks.append(_missing("no multi-speaker results in metrics/"))
             return
-        s.blocks.append(Table(t, "Top-1 accuracy (%); G-CAM: Grad-CAM++, S-CAM: Score-CAM, L-CAM: Layer-CAM",
-                              decimals=2))
-        captions = {"precision": "Localisation precision (%): share of the frames the mask keeps that belong to A",
-                    "recall": "Localisation recall (%): share of A's frames the mask keeps"}
+        s.blocks.append(
+            Table(
+                t,
+                "Top-1 accuracy (%); G-CAM: Grad-CAM++, S-CAM: Score-CAM, L-CAM: Layer-CAM",
+                decimals=2,
+            )
+        )
+        captions = {
+            "precision": "Localisation precision (%): share of the frames the mask keeps that belong to A",
+            "recall": "Localisation recall (%): share of A's frames the mask keeps",
+        }
         for metric, caption in captions.items():
             extra = tables.multispeaker_table(self.out.metrics, cases, metric)
             if not extra.empty:
-                s.blocks.append(Table(extra.drop(index="Original", errors="ignore"), caption, decimals=2))
+                s.blocks.append(
+                    Table(extra.drop(index="Original", errors="ignore"), caption, decimals=2)
+                )
 
     def flipping(self, s: Section) -> None:
         s.verdicts.append(verdicts.lrp_flipping_verdict(self.out.metrics))
         t = tables.pixel_flipping_table(self.out.metrics)
-        s.blocks.append(Table(t, "Pixel flipping") if not t.empty else _missing("no pixel-flipping accuracies in metrics/"))
+        s.blocks.append(
+            Table(t, "Pixel flipping")
+            if not t.empty
+            else _missing("no pixel-flipping accuracies in metrics/")
+        )
         c = _curves(self.out, "pixel_flipping")
         if not c.empty:
-            png = plots.curves_plot(_panels(c, "Pixel flipping"), "Bins flipped (%)", "Accuracy (%)", x_percent=True,
-                                    y_percent=True)
+            png = plots.curves_plot(
+                _panels(c, "Pixel flipping"),
+                "Bins flipped (%)",
+                "Accuracy (%)",
+                x_percent=True,
+                y_percent=True,
+            )
             s.blocks.append(Image(png, "pixel-flipping curves per method"))
         g = tables.gender_table(self.out.metrics)
-        s.blocks.append(Table(g, "Gender classifier (002, Table 1)") if not g.empty
-                        else _missing("no gender-experiment accuracies in metrics/"))
+        s.blocks.append(
+            Table(g, "Gender classifier (002, Table 1)")
+            if not g.empty
+            else _missing("no gender-experiment accuracies in metrics/")
+        )
 
     def sanity(self, s: Section) -> None:
         t = tables.sanity_table(self.out.metrics)
-        s.blocks.append(Table(t, highlight="Flagged", decimals=3) if not t.empty
-                        else _missing("no sanity-check results in metrics/"))
-        for experiment, title in (("sanity_cascading", "Cascading randomisation"), ("sanity_label", "Label randomisation")):
+        s.blocks.append(
+            Table(t, highlight="Flagged", decimals=3)
+            if not t.empty
+            else _missing("no sanity-check results in metrics/")
+        )
+        for experiment, title in (
+            ("sanity_cascading", "Cascading randomisation"),
+            ("sanity_label", "Label randomisation"),
+        ):
             c = _curves(self.out, experiment)
             if not c.empty:
-                png = plots.curves_plot(_panels(c, title), "Layers randomised" if experiment == "sanity_cascading"
-                                        else "Step", "Similarity to the trained model's maps")
+                png = plots.curves_plot(
+                    _panels(c, title),
+                    "Layers randomised" if experiment == "sanity_cascading" else "Step",
+                    "Similarity to the trained model's maps",
+                )
                 s.blocks.append(Image(png, f"{title.lower()} curves per method"))
 
     # ------------------------------------------------------------------ models and run
@@ -269,21 +392,31 @@ class _Builder:
     def embeddings(self, s: Section) -> None:
         e = self.out.embeddings
         if e is None or len(e) < 3:
-            s.blocks.append(_missing("fewer than 3 clean whole-utterance embeddings of the base model"))
+            s.blocks.append(
+                _missing("fewer than 3 clean whole-utterance embeddings of the base model")
+            )
             return
         x = np.stack(e["embedding"].to_list())
         methods = ["pca", "tsne"] if self.cfg.report.tsne else ["pca"]
         for method in methods:
             xy = project_2d(x, method, seed=self.cfg.seed)
             name = "PCA" if method == "pca" else "t-SNE"
-            s.blocks.append(Image(plots.embedding_plot(xy, list(e["speaker_id"]), list(e["gender"]), name),
-                                  f"{name} of the embeddings by speaker and by gender"))
+            s.blocks.append(
+                Image(
+                    plots.embedding_plot(xy, list(e["speaker_id"]), list(e["gender"]), name),
+                    f"{name} of the embeddings by speaker and by gender",
+                )
+            )
 
     def training(self, s: Section) -> None:
         t = tables.training_table(self.out.metrics)
         s.blocks.append(Table(t) if not t.empty else _missing("no training metrics in metrics/"))
         if self.out.histories:
-            s.blocks.append(Image(plots.training_plot(self.out.histories), "training loss and accuracy per epoch"))
+            s.blocks.append(
+                Image(
+                    plots.training_plot(self.out.histories), "training loss and accuracy per epoch"
+                )
+            )
 
     def tune(self, s: Section) -> None:
         t = tables.tune_table(self.out.tune_results, top=10)
@@ -308,13 +441,23 @@ class _Builder:
     def facts(self) -> list[tuple[str, str]]:
         cfg = self.cfg
         m = self.out.manifest
-        facts = [("Model", f"{self.base} ({cfg.model.arch}, C={cfg.model.channels}, {cfg.model.embedding_dim}-d, "
-                           f"{cfg.model.feature_kind})"),
-                 ("Profile", cfg.profile)]
+        facts = [
+            (
+                "Model",
+                f"{self.base} ({cfg.model.arch}, C={cfg.model.channels}, {cfg.model.embedding_dim}-d, "
+                f"{cfg.model.feature_kind})",
+            ),
+            ("Profile", cfg.profile),
+        ]
         if m is not None and not m.empty:
             hours = float(m["duration_s"].sum()) / 3600 if "duration_s" in m else float("nan")
             splits = m["split"].value_counts().to_dict() if "split" in m else {}
-            facts.append(("Corpus", f"{len(m):,} utterances, {m['speaker_id'].nunique():,} speakers, {hours:.2f} h"))
+            facts.append(
+                (
+                    "Corpus",
+                    f"{len(m):,} utterances, {m['speaker_id'].nunique():,} speakers, {hours:.2f} h",
+                )
+            )
             facts.append(("Splits", ", ".join(f"{k}: {v:,}" for k, v in sorted(splits.items()))))
         else:
             facts.append(("Corpus", "no manifest.parquet"))
@@ -323,10 +466,19 @@ class _Builder:
             lists = order_lists(counts.index, cfg.corpus.trial_lists)
             facts.append(("Trials", ", ".join(f"{k}: {counts[k]:,}" for k in lists)))
         top = {k: v for k, v in self.out.stages.items() if "." not in k}
-        seconds = sum(float(v["seconds"]) for v in top.values() if isinstance(v.get("seconds"), (int, float)))
-        facts.append(("Stage time", f"{seconds / 60:.1f} min over {len(top)} stages" if top else "no stage markers"))
+        seconds = sum(
+            float(v["seconds"]) for v in top.values() if isinstance(v.get("seconds"), (int, float))
+        )
+        facts.append(
+            (
+                "Stage time",
+                f"{seconds / 60:.1f} min over {len(top)} stages" if top else "no stage markers",
+            )
+        )
         facts.append(("Output", cfg.out))
-        facts.append(("Generated", f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} by voxray {__version__}"))
+        facts.append(
+            ("Generated", f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} by voxray {__version__}")
+        )
         return facts
 
 
@@ -336,8 +488,14 @@ def build_report(out: Storage, cfg: VoxrayConfig, base: str) -> Report:
     A section that fails to render (data of an unexpected shape) becomes a note naming the
     error, logged with its traceback; the other sections are still written.
     """
-    loaded = load_outputs(out, base, cfg.model.feature_kind, cfg.report.max_points, cfg.report.heatmap_utterances,
-                          seed=cfg.seed)
+    loaded = load_outputs(
+        out,
+        base,
+        cfg.model.feature_kind,
+        cfg.report.max_points,
+        cfg.report.heatmap_utterances,
+        seed=cfg.seed,
+    )
     b = _Builder(loaded, cfg, base)
     sections = []
     for key, title, intro in SECTIONS:
@@ -347,7 +505,9 @@ def build_report(out: Storage, cfg: VoxrayConfig, base: str) -> Report:
             fill(s)
         except Exception as exc:  # noqa: BLE001 - one section's failure must not cost the whole report
             log.exception("report: section %s failed", key)
-            s.blocks.append(Note(f"This section could not be rendered: {type(exc).__name__}: {exc}", "problem"))
+            s.blocks.append(
+                Note(f"This section could not be rendered: {type(exc).__name__}: {exc}", "problem")
+            )
         sections.append(s)
     html = render_document(TITLE, b.facts(), sections)
     return Report(html, [s.title for s in sections], sum(s.images for s in sections))

@@ -25,5 +25,7 @@ def project_2d(x: np.ndarray, method: Literal["pca", "tsne"], seed: int = 0) -> 
         return PCA(n_components=2, random_state=seed).fit_transform(x)
     if method == "tsne":
         perplexity = float(min(30.0, max(1.0, (x.shape[0] - 1) / 3.0)))
-        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+        return TSNE(
+            n_components=2, perplexity=perplexity, init="pca", random_state=seed
+        ).fit_transform(x)
     raise ValueError(f"unknown projection {method!r}: use 'pca' or 'tsne'")

@@ -60,7 +60,9 @@ class BandConcentration:
     ratio: float
 
 
-def voice_band_concentration(profile: np.ndarray, hz: np.ndarray, label: str) -> BandConcentration | None:
+def voice_band_concentration(
+    profile: np.ndarray, hz: np.ndarray, label: str
+) -> BandConcentration | None:
     """Mean importance per bin inside ``VOICE_BAND`` over the mean per bin outside it.
 
     ``ratio > 1`` means the map concentrates on F0 and formants (bins are mel-spaced, so a
@@ -69,7 +71,9 @@ def voice_band_concentration(profile: np.ndarray, hz: np.ndarray, label: str) ->
     """
     p = np.abs(np.asarray(profile, dtype=np.float64))
     if p.shape != hz.shape:
-        raise ValueError(f"profile {label!r} has {p.size} bins but the frequency axis has {hz.size}")
+        raise ValueError(
+            f"profile {label!r} has {p.size} bins but the frequency axis has {hz.size}"
+        )
     inside = (hz >= VOICE_BAND[0]) & (hz <= VOICE_BAND[1])
     if inside.all() or not inside.any() or p.sum() <= 0:
         return None

@@ -109,14 +109,20 @@ def format_value(label: str, value: Any, decimals: int | None = None) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
 def _numeric_columns(frame: pd.DataFrame) -> list[bool]:
     """Per column: True when every present value is a number (header and cells right-aligned)."""
     out = []
     for i in range(frame.shape[1]):
-        values = [v for v in frame.iloc[:, i].tolist() if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        values = [
+            v
+            for v in frame.iloc[:, i].tolist()
+            if v is not None and not (isinstance(v, float) and math.isnan(v))
+        ]
         out.append(bool(values) and all(_is_number(v) for v in values))
     return out
 
@@ -141,14 +147,21 @@ def _header_rows(frame: pd.DataFrame) -> str:
         sub = "".join(_th(c, n) for (_, c), n in zip(cols, numeric))
         return f"<tr>{top}</tr><tr>{sub}</tr>"
     labels = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in cols]
-    return "<tr>" + "".join(f'<th class="idx">{text(n)}</th>' for n in index_names) + "".join(
-        _th(c, n) for c, n in zip(labels, numeric)
-    ) + "</tr>"
+    return (
+        "<tr>"
+        + "".join(f'<th class="idx">{text(n)}</th>' for n in index_names)
+        + "".join(_th(c, n) for c, n in zip(labels, numeric))
+        + "</tr>"
+    )
 
 
 def render_table(table: Table) -> str:
     frame = table.frame
-    flags = frame[table.highlight].astype(bool).tolist() if table.highlight in frame.columns else [False] * len(frame)
+    flags = (
+        frame[table.highlight].astype(bool).tolist()
+        if table.highlight in frame.columns
+        else [False] * len(frame)
+    )
     body = []
     for (idx, row), flagged in zip(frame.iterrows(), flags):
         keys = idx if isinstance(idx, tuple) else (idx,)
@@ -156,12 +169,20 @@ def render_table(table: Table) -> str:
         for col, value in zip(frame.columns, row.tolist()):
             label = col[-1] if isinstance(col, tuple) else str(col)
             shown = format_value(label, value, table.decimals)
-            css = ' class="num"' if _is_number(value) else ' class="wrap"' if len(shown) > WRAP_CHARS else ""
+            css = (
+                ' class="num"'
+                if _is_number(value)
+                else ' class="wrap"'
+                if len(shown) > WRAP_CHARS
+                else ""
+            )
             cells += f"<td{css}>{text(shown)}</td>"
         body.append(f'<tr class="flag">{cells}</tr>' if flagged else f"<tr>{cells}</tr>")
     caption = f"<caption>{text(table.caption)}</caption>" if table.caption else ""
-    return (f'<div class="table-wrap"><table>{caption}<thead>{_header_rows(frame)}</thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div>")
+    return (
+        f'<div class="table-wrap"><table>{caption}<thead>{_header_rows(frame)}</thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def png_size(png: bytes) -> tuple[int, int]:
@@ -176,14 +197,18 @@ def render_image(image: Image) -> str:
     width, height = png_size(image.png)
     data = base64.b64encode(image.png).decode("ascii")
     caption = f"<figcaption>{text(image.caption)}</figcaption>" if image.caption else ""
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{text(image.alt)}" '
-            f'width="{width}" height="{height}">{caption}</figure>')
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{text(image.alt)}" '
+        f'width="{width}" height="{height}">{caption}</figure>'
+    )
 
 
 def render_verdict(v: Verdict) -> str:
     css = v.status.replace(" ", "-")
-    return (f'<p class="verdict {css}"><span class="badge">{text(v.status)}</span> '
-            f"<strong>{text(v.claim)}</strong><br><span class=\"detail\">{text(v.detail)}</span></p>")
+    return (
+        f'<p class="verdict {css}"><span class="badge">{text(v.status)}</span> '
+        f'<strong>{text(v.claim)}</strong><br><span class="detail">{text(v.detail)}</span></p>'
+    )
 
 
 def render_block(block: Block) -> str:
@@ -198,20 +223,27 @@ def render_block(block: Block) -> str:
 
 
 def render_section(section: Section) -> str:
-    parts = [f'<section id="{text(section.key)}"><h2>{text(section.title)}</h2>',
-             f'<p class="intro">{text(section.intro)}</p>']
+    parts = [
+        f'<section id="{text(section.key)}"><h2>{text(section.title)}</h2>',
+        f'<p class="intro">{text(section.intro)}</p>',
+    ]
     parts += [render_verdict(v) for v in section.verdicts]
     parts += [render_block(b) for b in section.blocks]
     parts.append('<p class="top"><a href="#contents">back to contents</a></p></section>')
     return "\n".join(parts)
 
 
-def render_document(title: str, facts: Sequence[tuple[str, str]], sections: Sequence[Section]) -> str:
+def render_document(
+    title: str, facts: Sequence[tuple[str, str]], sections: Sequence[Section]
+) -> str:
     """The whole page: header with the run's facts, contents, sections."""
     fact_html = "".join(f"<div><dt>{text(k)}</dt><dd>{text(v)}</dd></div>" for k, v in facts)
     contents = []
     for s in sections:
-        badges = "".join(f' <span class="mini {v.status.replace(" ", "-")}">{text(v.status)}</span>' for v in s.verdicts)
+        badges = "".join(
+            f' <span class="mini {v.status.replace(" ", "-")}">{text(v.status)}</span>'
+            for v in s.verdicts
+        )
         contents.append(f'<li><a href="#{text(s.key)}">{text(s.title)}</a>{badges}</li>')
     body = "\n".join(render_section(s) for s in sections)
     return f"""<!DOCTYPE html>
@@ -226,7 +258,7 @@ def render_document(title: str, facts: Sequence[tuple[str, str]], sections: Sequ
 <body>
 <main>
 <header><h1>{text(title)}</h1><dl class="facts">{fact_html}</dl></header>
-<nav id="contents"><h2>Contents</h2><ol>{''.join(contents)}</ol></nav>
+<nav id="contents"><h2>Contents</h2><ol>{"".join(contents)}</ol></nav>
 {body}
 </main>
 </body>

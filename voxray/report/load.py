@@ -23,7 +23,17 @@ from voxray import schema
 from voxray.io.run_state import STAGES_DIR
 from voxray.io.storage import Storage, StorageError
 from voxray.log import get_logger, redact
-from voxray.pipeline.context import ATTRIBUTIONS, CURVES, EMBEDDINGS, FEATURES, MANIFEST, METRICS, MODELS, TRIALS, TUNE
+from voxray.pipeline.context import (
+    ATTRIBUTIONS,
+    CURVES,
+    EMBEDDINGS,
+    FEATURES,
+    MANIFEST,
+    METRICS,
+    MODELS,
+    TRIALS,
+    TUNE,
+)
 
 log = get_logger(__name__)
 QUARANTINE = "quarantine.parquet"
@@ -69,7 +79,9 @@ class _Reader:
         self.out = out
         self.problems: dict[str, str] = {}
 
-    def table(self, rel: str, columns: list[str] | None = None, filter: pc.Expression | None = None) -> pa.Table | None:
+    def table(
+        self, rel: str, columns: list[str] | None = None, filter: pc.Expression | None = None
+    ) -> pa.Table | None:
         try:
             if not self.out.parquet_files(rel):
                 return None
@@ -79,7 +91,9 @@ class _Reader:
             log.warning("report: cannot read %s: %s", self.out.uri(rel), self.problems[rel])
             return None
 
-    def frame(self, rel: str, columns: list[str] | None = None, filter: pc.Expression | None = None) -> pd.DataFrame | None:
+    def frame(
+        self, rel: str, columns: list[str] | None = None, filter: pc.Expression | None = None
+    ) -> pd.DataFrame | None:
         t = self.table(rel, columns, filter)
         return None if t is None else t.to_pandas()
 
@@ -126,7 +140,10 @@ def _histories(reader: _Reader) -> dict[str, pd.DataFrame]:
     try:
         if not reader.out.exists(MODELS):
             return out
-        names = sorted(posixpath.basename(p.rstrip("/")) for p in reader.out.fs.ls(reader.out.path(MODELS), detail=False))
+        names = sorted(
+            posixpath.basename(p.rstrip("/"))
+            for p in reader.out.fs.ls(reader.out.path(MODELS), detail=False)
+        )
     except (StorageError, OSError) as exc:
         reader.problems[MODELS] = redact(f"{type(exc).__name__}: {exc}")
         return out
@@ -140,16 +157,27 @@ def _histories(reader: _Reader) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _embeddings(reader: _Reader, manifest: pd.DataFrame | None, base: str, max_points: int, seed: int) -> pd.DataFrame | None:
-    whole = (pc.field("model") == base) & (pc.field("condition") == "none") & (pc.field("segment") < 0)
+def _embeddings(
+    reader: _Reader, manifest: pd.DataFrame | None, base: str, max_points: int, seed: int
+) -> pd.DataFrame | None:
+    whole = (
+        (pc.field("model") == base) & (pc.field("condition") == "none") & (pc.field("segment") < 0)
+    )
     ids = reader.table(EMBEDDINGS, columns=["utt_id"], filter=whole)
     if ids is None or ids.num_rows == 0:
         return None
     chosen = _sample(ids.column("utt_id").to_pylist(), max_points, seed)
-    t = reader.table(EMBEDDINGS, columns=["utt_id", "embedding"], filter=whole & pc.field("utt_id").isin(chosen))
+    t = reader.table(
+        EMBEDDINGS, columns=["utt_id", "embedding"], filter=whole & pc.field("utt_id").isin(chosen)
+    )
     if t is None:
         return None
-    frame = pd.DataFrame({"utt_id": t.column("utt_id").to_pylist(), "embedding": schema.column_arrays(t, "embedding")})
+    frame = pd.DataFrame(
+        {
+            "utt_id": t.column("utt_id").to_pylist(),
+            "embedding": schema.column_arrays(t, "embedding"),
+        }
+    )
     frame = frame.drop_duplicates("utt_id").sort_values("utt_id", ignore_index=True)
     if manifest is not None and {"speaker_id", "gender"} <= set(manifest.columns):
         frame = frame.merge(manifest[["utt_id", "speaker_id", "gender"]], on="utt_id", how="left")
@@ -161,7 +189,11 @@ def _embeddings(reader: _Reader, manifest: pd.DataFrame | None, base: str, max_p
 
 
 def _attribution_keys(reader: _Reader, base: str) -> pd.DataFrame | None:
-    t = reader.table(ATTRIBUTIONS, columns=["utt_id", "method", "pathway", "num_frames"], filter=pc.field("model") == base)
+    t = reader.table(
+        ATTRIBUTIONS,
+        columns=["utt_id", "method", "pathway", "num_frames"],
+        filter=pc.field("model") == base,
+    )
     if t is None or t.num_rows == 0:
         return None
     keys = t.to_pandas()
@@ -169,36 +201,61 @@ def _attribution_keys(reader: _Reader, base: str) -> pd.DataFrame | None:
     return keys[keys["num_frames"] > 0]
 
 
-def _profiles(reader: _Reader, keys: pd.DataFrame, base: str, max_points: int, seed: int) -> pd.DataFrame | None:
+def _profiles(
+    reader: _Reader, keys: pd.DataFrame, base: str, max_points: int, seed: int
+) -> pd.DataFrame | None:
     chosen: set[str] = set()
     for _, group in keys.groupby(["method", "pathway"]):
         chosen.update(_sample(list(group["utt_id"]), max_points, seed))
     filt = (pc.field("model") == base) & pc.field("utt_id").isin(sorted(chosen))
-    t = reader.table(ATTRIBUTIONS, columns=["utt_id", "method", "pathway", "num_frames", "freq_profile"], filter=filt)
+    t = reader.table(
+        ATTRIBUTIONS,
+        columns=["utt_id", "method", "pathway", "num_frames", "freq_profile"],
+        filter=filt,
+    )
     if t is None:
         return None
-    frame = pd.DataFrame({"utt_id": t.column("utt_id").to_pylist(), "method": [str(m) for m in t.column("method").to_pylist()],
-                          "pathway": t.column("pathway").to_pylist(), "freq_profile": schema.column_arrays(t, "freq_profile")})
+    frame = pd.DataFrame(
+        {
+            "utt_id": t.column("utt_id").to_pylist(),
+            "method": [str(m) for m in t.column("method").to_pylist()],
+            "pathway": t.column("pathway").to_pylist(),
+            "freq_profile": schema.column_arrays(t, "freq_profile"),
+        }
+    )
     return frame[t.column("num_frames").to_numpy() > 0].reset_index(drop=True)
 
 
-def _heatmaps(reader: _Reader, keys: pd.DataFrame, base: str, kind: str, count: int) -> list[Heatmap]:
+def _heatmaps(
+    reader: _Reader, keys: pd.DataFrame, base: str, kind: str, count: int
+) -> list[Heatmap]:
     """The ``count`` utterances explained by the most methods (ties: by utt_id), one map per method."""
     if count <= 0:
         return []
     per_utt = keys.groupby("utt_id")["method"].nunique()
     chosen = sorted(per_utt.index, key=lambda u: (-per_utt[u], u))[:count]
     filt = (pc.field("model") == base) & pc.field("utt_id").isin(chosen)
-    attrs = reader.table(ATTRIBUTIONS, columns=["utt_id", "method", "pathway", "num_frames", "num_bins", "values"], filter=filt)
-    feats = reader.table(f"{FEATURES}/kind={kind}", columns=["utt_id", "num_frames", "num_bins", "values"],
-                         filter=pc.field("utt_id").isin(chosen))
+    attrs = reader.table(
+        ATTRIBUTIONS,
+        columns=["utt_id", "method", "pathway", "num_frames", "num_bins", "values"],
+        filter=filt,
+    )
+    feats = reader.table(
+        f"{FEATURES}/kind={kind}",
+        columns=["utt_id", "num_frames", "num_bins", "values"],
+        filter=pc.field("utt_id").isin(chosen),
+    )
     if attrs is None or feats is None:
         return []
     attrs = attrs.filter(pc.greater(attrs.column("num_frames"), 0))
     feature_of = dict(zip(feats.column("utt_id").to_pylist(), schema.matrices(feats)))
     maps: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    for u, m, p, a in zip(attrs.column("utt_id").to_pylist(), attrs.column("method").to_pylist(),
-                          attrs.column("pathway").to_pylist(), schema.matrices(attrs)):
+    for u, m, p, a in zip(
+        attrs.column("utt_id").to_pylist(),
+        attrs.column("method").to_pylist(),
+        attrs.column("pathway").to_pylist(),
+        schema.matrices(attrs),
+    ):
         maps.setdefault(u, {}).setdefault(str(m), {})[p] = a
     out = []
     for u in chosen:
@@ -207,7 +264,10 @@ def _heatmaps(reader: _Reader, keys: pd.DataFrame, base: str, kind: str, count: 
             continue
         picked = {}
         for method, by_pathway in sorted(maps[u].items()):
-            pathway = min(by_pathway, key=lambda p: PATHWAY_PREFERENCE.index(p) if p in PATHWAY_PREFERENCE else 99)
+            pathway = min(
+                by_pathway,
+                key=lambda p: PATHWAY_PREFERENCE.index(p) if p in PATHWAY_PREFERENCE else 99,
+            )
             a = by_pathway[pathway]
             if a.shape[1] == x.shape[1]:
                 picked[f"{method}/{pathway}"] = a
@@ -218,8 +278,14 @@ def _heatmaps(reader: _Reader, keys: pd.DataFrame, base: str, kind: str, count: 
     return out
 
 
-def load_outputs(out: Storage, base: str, feature_kind: str, max_points: int, heatmap_utterances: int,
-                 seed: int = 0) -> RunOutputs:
+def load_outputs(
+    out: Storage,
+    base: str,
+    feature_kind: str,
+    max_points: int,
+    heatmap_utterances: int,
+    seed: int = 0,
+) -> RunOutputs:
     """Everything the report shows, read from ``out`` (see the module doc for the bounds)."""
     r = _Reader(out)
     res = RunOutputs()

@@ -59,8 +59,13 @@ def styled(fn: Callable[P, bytes]) -> Callable[P, bytes]:
     return wrapper
 
 
-def _figure(rows: int = 1, cols: int = 1, height_in: float = 3.2, width_in: float = WIDTH_IN,
-            sharex: bool = False) -> tuple[Figure, np.ndarray]:
+def _figure(
+    rows: int = 1,
+    cols: int = 1,
+    height_in: float = 3.2,
+    width_in: float = WIDTH_IN,
+    sharex: bool = False,
+) -> tuple[Figure, np.ndarray]:
     fig = Figure(figsize=(width_in, height_in * rows), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig, fig.subplots(rows, cols, squeeze=False, sharex=sharex)
@@ -74,7 +79,12 @@ def to_png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-VARIANT_NAMES = {"spearman": "Spearman", "ssim": "SSIM", "top1": "Top-1", "verification": "verification score"}
+VARIANT_NAMES = {
+    "spearman": "Spearman",
+    "ssim": "SSIM",
+    "top1": "Top-1",
+    "verification": "verification score",
+}
 
 
 def variant_name(variant: str) -> str:
@@ -87,7 +97,13 @@ def _legend(ax: Axes, outside: bool = False) -> None:
     if not handles:
         return
     if outside:
-        ax.legend(handles[:MAX_LEGEND], labels[:MAX_LEGEND], loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        ax.legend(
+            handles[:MAX_LEGEND],
+            labels[:MAX_LEGEND],
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            frameon=False,
+        )
     else:
         ax.legend(handles[:MAX_LEGEND], labels[:MAX_LEGEND], loc="best", frameon=False)
 
@@ -105,8 +121,14 @@ def _method_label(method: str) -> str:
 
 
 @styled
-def curves_plot(panels: Sequence[tuple[str, pd.DataFrame]], xlabel: str | Sequence[str], ylabel: str,
-                x_percent: bool = False, y_percent: bool = False, cols: int = 2) -> bytes:
+def curves_plot(
+    panels: Sequence[tuple[str, pd.DataFrame]],
+    xlabel: str | Sequence[str],
+    ylabel: str,
+    x_percent: bool = False,
+    y_percent: bool = False,
+    cols: int = 2,
+) -> bytes:
     """Panels of curves: each ``(title, frame)`` with columns method, x, y; one line per
     method (methods first, references last and dashed). ``xlabel``: one for all panels or
     one per panel; ``*_percent`` scales fractions to %."""
@@ -117,7 +139,9 @@ def curves_plot(panels: Sequence[tuple[str, pd.DataFrame]], xlabel: str | Sequen
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax, (title, frame), xl in zip(axes.flat, panels, xlabels):
-        methods = sorted(set(frame["method"]), key=lambda m: (m.partition("/")[0] in REFERENCE_STYLE, m))
+        methods = sorted(
+            set(frame["method"]), key=lambda m: (m.partition("/")[0] in REFERENCE_STYLE, m)
+        )
         for i, method in enumerate(methods):
             pts = frame[frame["method"] == method].sort_values("x")
             x = pts["x"].to_numpy() * (100 if x_percent else 1)
@@ -147,18 +171,27 @@ def det_plot(det: pd.DataFrame, list_order: Sequence[str] = ()) -> bytes:
     lo, hi = DET_TICKS[0], DET_TICKS[-1]
     for ax, lst in zip(axes.flat, lists):
         sub = det[det["method"] == lst]
-        for i, ((model, cond), pts) in enumerate(sorted(sub.groupby(["model", "variant"]), key=lambda kv: kv[0])):
+        for i, ((model, cond), pts) in enumerate(
+            sorted(sub.groupby(["model", "variant"]), key=lambda kv: kv[0])
+        ):
             fpr = np.clip(pts["x"].to_numpy(), lo / 2, 1 - 1e-6)
             fnr = np.clip(pts["y"].to_numpy(), lo / 2, 1 - 1e-6)
-            ax.plot(norm.ppf(fpr), norm.ppf(fnr), color=f"C{i % 10}", linewidth=1.5,
-                    label=f"{model}, {condition_name(cond)}")
+            ax.plot(
+                norm.ppf(fpr),
+                norm.ppf(fnr),
+                color=f"C{i % 10}",
+                linewidth=1.5,
+                label=f"{model}, {condition_name(cond)}",
+            )
         ticks = norm.ppf(DET_TICKS)
         labels = [f"{100 * t:g}" for t in DET_TICKS]
         ax.set_xticks(ticks, labels)
         ax.set_yticks(ticks, labels)
         ax.set_xlim(norm.ppf(lo), norm.ppf(hi))
         ax.set_ylim(norm.ppf(lo), norm.ppf(hi))
-        ax.plot([norm.ppf(lo), norm.ppf(hi)], [norm.ppf(lo), norm.ppf(hi)], color="0.8", linewidth=0.8)
+        ax.plot(
+            [norm.ppf(lo), norm.ppf(hi)], [norm.ppf(lo), norm.ppf(hi)], color="0.8", linewidth=0.8
+        )
         ax.set_xlabel("False alarm rate (%)")
         ax.set_ylabel("Miss rate (%)")
         ax.set_title(f"DET: {lst}")
@@ -175,7 +208,15 @@ def frequency_profile_plot(profiles: Mapping[str, np.ndarray], hz: np.ndarray | 
     if hz is not None:
         for name, lo, hi in VOICE_REGIONS:
             ax.axvspan(lo, hi, color=REGION_COLOURS.get(name, "0.9"), alpha=0.18, linewidth=0)
-            ax.text(np.sqrt(lo * hi), 1.0, name, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8)
+            ax.text(
+                np.sqrt(lo * hi),
+                1.0,
+                name,
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="top",
+                fontsize=8,
+            )
     for i, (label, p) in enumerate(sorted(profiles.items())):
         x = hz if hz is not None and len(hz) == len(p) else np.arange(len(p))
         ax.plot(x, p, color=f"C{i % 10}", linewidth=1.5, label=method_pathway_name(label))
@@ -201,11 +242,23 @@ def band_plot(shares: pd.DataFrame) -> bytes:
     width = 0.8 / max(len(methods), 1)
     x = np.arange(len(bands))
     for i, m in enumerate(methods):
-        ax.bar(x - 0.4 + width * (i + 0.5), 100 * shares.loc[m].to_numpy(), width, color=f"C{i % 10}",
-               label=method_pathway_name(m))
+        ax.bar(
+            x - 0.4 + width * (i + 0.5),
+            100 * shares.loc[m].to_numpy(),
+            width,
+            color=f"C{i % 10}",
+            label=method_pathway_name(m),
+        )
     if "uniform" in shares.index:
-        ax.scatter(x, 100 * shares.loc["uniform"].to_numpy(), marker="_", s=900, color="black", zorder=3,
-                   label="uniform map")
+        ax.scatter(
+            x,
+            100 * shares.loc["uniform"].to_numpy(),
+            marker="_",
+            s=900,
+            color="black",
+            zorder=3,
+            label="uniform map",
+        )
     ax.set_xticks(x, bands)
     ax.set_ylabel("Share of importance (%)")
     ax.set_title("Importance per frequency band")
@@ -214,8 +267,13 @@ def band_plot(shares: pd.DataFrame) -> bytes:
 
 
 @styled
-def embedding_plot(xy: np.ndarray, speakers: Sequence[str], genders: Sequence[str], title: str,
-                   top_speakers: int = 10) -> bytes:
+def embedding_plot(
+    xy: np.ndarray,
+    speakers: Sequence[str],
+    genders: Sequence[str],
+    title: str,
+    top_speakers: int = 10,
+) -> bytes:
     """Two panels of one 2-D projection ``xy`` (N, 2): coloured by speaker (the
     ``top_speakers`` most frequent, the others grey) and by gender."""
     fig, axes = _figure(1, 2, height_in=3.5)
@@ -236,8 +294,14 @@ def embedding_plot(xy: np.ndarray, speakers: Sequence[str], genders: Sequence[st
     colours = {"m": "#1f77b4", "f": "#d62728", "unknown": "0.7"}
     for i, g in enumerate(sorted(set(gen))):
         m = gen == g
-        ax.scatter(xy[m, 0], xy[m, 1], s=10, color=colours.get(str(g).lower(), f"C{(i + 2) % 10}"), label=str(g),
-                   linewidths=0)
+        ax.scatter(
+            xy[m, 0],
+            xy[m, 1],
+            s=10,
+            color=colours.get(str(g).lower(), f"C{(i + 2) % 10}"),
+            label=str(g),
+            linewidths=0,
+        )
     ax.set_title(f"{title}: by gender")
     _legend(ax, outside=True)
     for ax in axes.flat:
@@ -256,9 +320,18 @@ def training_plot(histories: Mapping[str, pd.DataFrame]) -> bytes:
     for i, (name, h) in enumerate(sorted(histories.items())):
         h = h.sort_values("epoch")
         if "loss" in h:
-            axes[0, 0].plot(h["epoch"], h["loss"], marker="o", markersize=3, color=f"C{i % 10}", label=name)
+            axes[0, 0].plot(
+                h["epoch"], h["loss"], marker="o", markersize=3, color=f"C{i % 10}", label=name
+            )
         if "accuracy" in h:
-            axes[0, 1].plot(h["epoch"], 100 * h["accuracy"], marker="o", markersize=3, color=f"C{i % 10}", label=name)
+            axes[0, 1].plot(
+                h["epoch"],
+                100 * h["accuracy"],
+                marker="o",
+                markersize=3,
+                color=f"C{i % 10}",
+                label=name,
+            )
     for ax, what in zip(axes.flat, ("Training loss", "Training accuracy (%)")):
         ax.set_xlabel("Epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -31,7 +31,9 @@ FRAMES = 120
 
 def _metric_rows(rows: list[tuple[str, str, str, str, str, float]]) -> pa.Table:
     cols = list(zip(*rows)) if rows else [[]] * 6
-    return schema.table(schema.METRICS, {name: list(col) for name, col in zip(schema.METRICS.names, cols)})
+    return schema.table(
+        schema.METRICS, {name: list(col) for name, col in zip(schema.METRICS.names, cols)}
+    )
 
 
 def _utterances() -> pd.DataFrame:
@@ -39,69 +41,157 @@ def _utterances() -> pd.DataFrame:
     for i, (spk, gender) in enumerate(SPEAKERS):
         for j in range(UTTS_PER_SPEAKER):
             utt = f"{spk}/vid{j % 2}/{j:05d}.wav"
-            rows.append({"utt_id": utt, "speaker_id": spk, "video_id": f"vid{j % 2}", "path": f"wav/{utt}",
-                         "num_samples": 16000 * (3 + j), "sample_rate": 16000, "duration_s": 3.0 + j,
-                         "split": "train" if i == 0 else "test", "gender": gender, "iden_split": 3})
+            rows.append(
+                {
+                    "utt_id": utt,
+                    "speaker_id": spk,
+                    "video_id": f"vid{j % 2}",
+                    "path": f"wav/{utt}",
+                    "num_samples": 16000 * (3 + j),
+                    "sample_rate": 16000,
+                    "duration_s": 3.0 + j,
+                    "split": "train" if i == 0 else "test",
+                    "gender": gender,
+                    "iden_split": 3,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def verification_metrics(cfg: VoxrayConfig, base: str) -> list[tuple[str, str, str, str, str, float]]:
+def verification_metrics(
+    cfg: VoxrayConfig, base: str
+) -> list[tuple[str, str, str, str, str, float]]:
     """EER/minDCF rows: the base model on clean and masked data, each retrained model on its
     masked data and on clean data, and the clustering scorers on clean data."""
     rows = []
-    scorers = {"cosine": 0.031, "mean_dot": 0.036, "mean_cossim": 0.034, "ahc-average": 0.032, "ahc-single": 0.041,
-               "ahc-weighted": 0.033, "ds-average": 0.052}
+    scorers = {
+        "cosine": 0.031,
+        "mean_dot": 0.036,
+        "mean_cossim": 0.034,
+        "ahc-average": 0.032,
+        "ahc-single": 0.041,
+        "ahc-weighted": 0.033,
+        "ds-average": 0.052,
+    }
     for k, lst in enumerate(LISTS):
         hard = 1.0 + 0.8 * k
         for scorer, eer in scorers.items():
-            rows += [(base, "none", lst, scorer, "eer", eer * hard), (base, "none", lst, scorer, "mindcf_p0.01", 0.3 * hard),
-                     (base, "none", lst, scorer, "trials", 40.0)]
+            rows += [
+                (base, "none", lst, scorer, "eer", eer * hard),
+                (base, "none", lst, scorer, "mindcf_p0.01", 0.3 * hard),
+                (base, "none", lst, scorer, "trials", 40.0),
+            ]
         for c, cond in enumerate(cfg.mask.conditions):
             masked = f"masked:{cond.name}"
             retrained = f"{base}--{cond.method}-{c}"
-            for model, condition, eer in ((base, masked, 0.09 + 0.01 * c), (retrained, masked, 0.042 + 0.001 * c),
-                                          (retrained, "none", 0.05 + 0.002 * c)):
-                rows += [(model, condition, lst, "cosine", "eer", eer * hard),
-                         (model, condition, lst, "cosine", "mindcf_p0.01", min(1.0, 0.35 * hard + 0.01 * c)),
-                         (model, condition, lst, "cosine", "trials", 40.0)]
+            for model, condition, eer in (
+                (base, masked, 0.09 + 0.01 * c),
+                (retrained, masked, 0.042 + 0.001 * c),
+                (retrained, "none", 0.05 + 0.002 * c),
+            ):
+                rows += [
+                    (model, condition, lst, "cosine", "eer", eer * hard),
+                    (
+                        model,
+                        condition,
+                        lst,
+                        "cosine",
+                        "mindcf_p0.01",
+                        min(1.0, 0.35 * hard + 0.01 * c),
+                    ),
+                    (model, condition, lst, "cosine", "trials", 40.0),
+                ]
     return rows
 
 
 def analysis_metrics(base: str) -> list[tuple[str, str, str, str, str, float]]:
-    rows = [(base, "none", "train", "", "train_loss", 1.25), (base, "none", "train", "", "train_top1", 0.91),
-            (base, "none", "train", "", "train_seconds", 62.5), (base, "none", "train", "", "train_epochs", 3.0),
-            (base, "none", "iden", "cosine", "top1", 0.875)]
+    rows = [
+        (base, "none", "train", "", "train_loss", 1.25),
+        (base, "none", "train", "", "train_top1", 0.91),
+        (base, "none", "train", "", "train_seconds", 62.5),
+        (base, "none", "train", "", "train_epochs", 3.0),
+        (base, "none", "iden", "cosine", "top1", 0.875),
+    ]
     for scorer in ("top1", "verification"):
-        for cond, dele, ins in (("grad_cam_pp/cam", 0.31, 0.58), ("score_cam/cam", 0.33, 0.55),
-                                ("layer_cam/cam", 0.27, 0.63), ("saliency/classification", 0.36, 0.51),
-                                ("random", 0.40, 0.45), ("time_aligned", 0.52, 0.60)):
-            rows += [(base, cond, "faithfulness", scorer, "deletion_auc", dele),
-                     (base, cond, "faithfulness", scorer, "insertion_auc", ins)]
+        for cond, dele, ins in (
+            ("grad_cam_pp/cam", 0.31, 0.58),
+            ("score_cam/cam", 0.33, 0.55),
+            ("layer_cam/cam", 0.27, 0.63),
+            ("saliency/classification", 0.36, 0.51),
+            ("random", 0.40, 0.45),
+            ("time_aligned", 0.52, 0.60),
+        ):
+            rows += [
+                (base, cond, "faithfulness", scorer, "deletion_auc", dele),
+                (base, cond, "faithfulness", scorer, "insertion_auc", ins),
+            ]
     for cond, drop in (("lrp_epsilon", 0.55), ("saliency", 0.25), ("random", 0.08)):
         for f in (0.0, 0.001, 0.005, 0.01):
-            rows.append((base, cond, "pixel_flipping", "", f"acc@{f:g}", 0.9 * (1 - drop * min(1.0, 100 * f))))
+            rows.append(
+                (
+                    base,
+                    cond,
+                    "pixel_flipping",
+                    "",
+                    f"acc@{f:g}",
+                    0.9 * (1 - drop * min(1.0, 100 * f)),
+                )
+            )
     for case_i, case in enumerate(("A-B", "A-B-A", "B-A-B", "A-B-C")):
         lst = f"{MULTISPEAKER_PREFIX}{case}"
         rows.append((base, "original", lst, "", "top1", 0.49 - 0.05 * case_i))
         for m_i, method in enumerate(("grad_cam_pp", "score_cam", "layer_cam")):
             for l_i, layers in enumerate(("block1", "block2", "block3", "block3+block2")):
                 top1 = 0.4 + 0.05 * m_i + 0.02 * l_i - 0.03 * case_i
-                rows += [(base, f"{method}@{layers}", lst, "", "top1", top1),
-                         (base, f"{method}@{layers}", lst, "", "precision", 0.6 + 0.1 * m_i),
-                         (base, f"{method}@{layers}", lst, "", "recall", 0.7 - 0.05 * l_i)]
-    for method, sp, ssim, flagged in (("saliency", 0.12, 0.20, 0.0), ("integrated_gradients", 0.71, 0.80, 1.0),
-                                      ("layer_cam", 0.05, 0.11, 0.0)):
-        rows += [(base, method, "sanity", "", "spearman_final", sp), (base, method, "sanity", "", "ssim_final", ssim),
-                 (base, method, "sanity", "", "flagged", flagged), (base, method, "sanity", "", "label_spearman", sp / 2)]
-    for model, acc0, acc5 in (("alexnet-gender", 0.962, 0.21), ("alexnet-gender-augmented", 0.971, 0.44)):
-        rows += [(model, "lrp_epsilon", "gender", "", "acc@0", acc0), (model, "lrp_epsilon", "gender", "", "acc@0.005", acc5),
-                 (model, "random", "gender", "", "acc@0", acc0), (model, "random", "gender", "", "acc@0.005", acc0 - 0.02)]
+                rows += [
+                    (base, f"{method}@{layers}", lst, "", "top1", top1),
+                    (base, f"{method}@{layers}", lst, "", "precision", 0.6 + 0.1 * m_i),
+                    (base, f"{method}@{layers}", lst, "", "recall", 0.7 - 0.05 * l_i),
+                ]
+    for method, sp, ssim, flagged in (
+        ("saliency", 0.12, 0.20, 0.0),
+        ("integrated_gradients", 0.71, 0.80, 1.0),
+        ("layer_cam", 0.05, 0.11, 0.0),
+    ):
+        rows += [
+            (base, method, "sanity", "", "spearman_final", sp),
+            (base, method, "sanity", "", "ssim_final", ssim),
+            (base, method, "sanity", "", "flagged", flagged),
+            (base, method, "sanity", "", "label_spearman", sp / 2),
+        ]
+    for model, acc0, acc5 in (
+        ("alexnet-gender", 0.962, 0.21),
+        ("alexnet-gender-augmented", 0.971, 0.44),
+    ):
+        rows += [
+            (model, "lrp_epsilon", "gender", "", "acc@0", acc0),
+            (model, "lrp_epsilon", "gender", "", "acc@0.005", acc5),
+            (model, "random", "gender", "", "acc@0", acc0),
+            (model, "random", "gender", "", "acc@0.005", acc0 - 0.02),
+        ]
     return rows
 
 
-def _curve(rows: list[dict], experiment: str, model: str, method: str, variant: str, x: np.ndarray, y: np.ndarray) -> None:
-    rows += [{"experiment": experiment, "model": model, "method": method, "variant": variant, "x": float(a), "y": float(b)}
-             for a, b in zip(x, y)]
+def _curve(
+    rows: list[dict],
+    experiment: str,
+    model: str,
+    method: str,
+    variant: str,
+    x: np.ndarray,
+    y: np.ndarray,
+) -> None:
+    rows += [
+        {
+            "experiment": experiment,
+            "model": model,
+            "method": method,
+            "variant": variant,
+            "x": float(a),
+            "y": float(b),
+        }
+        for a, b in zip(x, y)
+    ]
 
 
 def _curves(base: str, rng: np.random.Generator) -> pa.Table:
@@ -109,9 +199,22 @@ def _curves(base: str, rng: np.random.Generator) -> pa.Table:
     t = np.linspace(-3, 3, 60)
     for lst, shift in zip(LISTS, (0.0, 0.4)):
         _curve(rows, "det", base, lst, "none", 1 - _phi(t), _phi(t - 3.6 + shift))
-        _curve(rows, "det", f"{base}--masked", lst, "masked:saliency/classification/product", 1 - _phi(t), _phi(t - 3.0 + shift))
+        _curve(
+            rows,
+            "det",
+            f"{base}--masked",
+            lst,
+            "masked:saliency/classification/product",
+            1 - _phi(t),
+            _phi(t - 3.0 + shift),
+        )
     x = np.linspace(0, 1, 11)
-    for method, k in (("layer_cam/cam", 6.0), ("grad_cam_pp/cam", 4.0), ("random", 1.5), ("time_aligned", 0.8)):
+    for method, k in (
+        ("layer_cam/cam", 6.0),
+        ("grad_cam_pp/cam", 4.0),
+        ("random", 1.5),
+        ("time_aligned", 0.8),
+    ):
         _curve(rows, "deletion", base, method, "top1", x, np.exp(-k * x))
         _curve(rows, "insertion", base, method, "top1", x, 1 - np.exp(-k * x))
     fr = np.array([0.0, 0.001, 0.0025, 0.005, 0.01])
@@ -120,8 +223,15 @@ def _curves(base: str, rng: np.random.Generator) -> pa.Table:
     depth = np.arange(6)
     for method, floor in (("saliency", 0.1), ("integrated_gradients", 0.7)):
         for variant in ("spearman", "ssim"):
-            _curve(rows, "sanity_cascading", base, method, variant, depth,
-                   floor + (1 - floor) * np.exp(-depth) + 0.01 * rng.standard_normal(len(depth)))
+            _curve(
+                rows,
+                "sanity_cascading",
+                base,
+                method,
+                variant,
+                depth,
+                floor + (1 - floor) * np.exp(-depth) + 0.01 * rng.standard_normal(len(depth)),
+            )
     return pa.Table.from_pylist(rows, schema=schema.CURVES)
 
 
@@ -131,12 +241,17 @@ def _phi(x: np.ndarray) -> np.ndarray:
     return norm.cdf(x)
 
 
-def write_synthetic_outputs(out: Storage, cfg: VoxrayConfig, base: str | None = None, seed: int = 0) -> pd.DataFrame:
+def write_synthetic_outputs(
+    out: Storage, cfg: VoxrayConfig, base: str | None = None, seed: int = 0
+) -> pd.DataFrame:
     """Write a complete synthetic output folder under ``out``; returns the metrics rows written."""
     rng = np.random.default_rng(seed)
     base = base or cfg.train.name
     manifest = _utterances()
-    out.write_table("manifest.parquet", pa.Table.from_pandas(manifest, schema=schema.MANIFEST, preserve_index=False))
+    out.write_table(
+        "manifest.parquet",
+        pa.Table.from_pandas(manifest, schema=schema.MANIFEST, preserve_index=False),
+    )
     test = manifest[manifest["split"] == "test"]["utt_id"].tolist()
     trials = {"list": [], "label": [], "utt_a": [], "utt_b": []}
     for lst in LISTS:
@@ -144,42 +259,114 @@ def write_synthetic_outputs(out: Storage, cfg: VoxrayConfig, base: str | None = 
             for k, v in zip(trials, (lst, int(a.split("/")[0] == b.split("/")[0]), a, b)):
                 trials[k].append(v)
     out.write_table("trials.parquet", schema.table(schema.TRIALS, trials))
-    out.write_table("quarantine.parquet/manifest-0.parquet", schema.table(
-        schema.QUARANTINE, {"path": ["wav/id10009/x/00001.wav"], "stage": ["manifest"],
-                            "reason": ["wav/id10009/x/00001.wav: sample rate 8000 Hz, expected 16000"]}))
+    out.write_table(
+        "quarantine.parquet/manifest-0.parquet",
+        schema.table(
+            schema.QUARANTINE,
+            {
+                "path": ["wav/id10009/x/00001.wav"],
+                "stage": ["manifest"],
+                "reason": ["wav/id10009/x/00001.wav: sample rate 8000 Hz, expected 16000"],
+            },
+        ),
+    )
     metrics = verification_metrics(cfg, base) + analysis_metrics(base)
     out.write_table("metrics/synthetic.parquet", _metric_rows(metrics))
     out.write_table("curves/synthetic.parquet", _curves(base, rng))
     centres = rng.standard_normal((len(SPEAKERS), EMBEDDING_DIM)) * 3
-    emb = [centres[i // UTTS_PER_SPEAKER] + rng.standard_normal(EMBEDDING_DIM) for i in range(len(manifest))]
+    emb = [
+        centres[i // UTTS_PER_SPEAKER] + rng.standard_normal(EMBEDDING_DIM)
+        for i in range(len(manifest))
+    ]
     n = len(manifest)
-    out.write_table("embeddings/part-0.parquet", schema.table(schema.EMBEDDINGS, {
-        "utt_id": manifest["utt_id"].tolist(), "segment": [-1] * n, "start_frame": [0] * n, "num_frames": [FRAMES] * n,
-        "model": [base] * n, "condition": ["none"] * n, "embedding": schema.floats_column(emb)}))
+    out.write_table(
+        "embeddings/part-0.parquet",
+        schema.table(
+            schema.EMBEDDINGS,
+            {
+                "utt_id": manifest["utt_id"].tolist(),
+                "segment": [-1] * n,
+                "start_frame": [0] * n,
+                "num_frames": [FRAMES] * n,
+                "model": [base] * n,
+                "condition": ["none"] * n,
+                "embedding": schema.floats_column(emb),
+            },
+        ),
+    )
     bins = cfg.features.num_mel_bins
     chosen = test[:2]
     feats = [rng.standard_normal((FRAMES, bins)).astype(np.float32) for _ in chosen]
-    out.write_table(f"features/kind={cfg.model.feature_kind}/part-0.parquet", schema.table(schema.FEATURES, {
-        "utt_id": chosen, "num_frames": [FRAMES] * 2, "num_bins": [bins] * 2, "values": schema.floats_column(feats)}))
+    out.write_table(
+        f"features/kind={cfg.model.feature_kind}/part-0.parquet",
+        schema.table(
+            schema.FEATURES,
+            {
+                "utt_id": chosen,
+                "num_frames": [FRAMES] * 2,
+                "num_bins": [bins] * 2,
+                "values": schema.floats_column(feats),
+            },
+        ),
+    )
     peak = {"saliency": 12, "layer_cam": 30}
     for method, pathway in (("saliency", "classification"), ("layer_cam", "cam")):
-        maps = [np.exp(-0.5 * ((np.arange(bins) - peak[method]) / 6.0) ** 2)[None] * rng.random((FRAMES, 1)) for _ in chosen]
-        out.write_table(f"attributions/method={method}/part-0.parquet", schema.table(schema.ATTRIBUTIONS, {
-            "utt_id": chosen, "model": [base] * 2, "pathway": [pathway] * 2, "params": [json.dumps({})] * 2,
-            "target": [0, 1], "num_frames": [FRAMES] * 2, "num_bins": [bins] * 2,
-            "values": schema.floats_column(maps), "freq_profile": schema.floats_column([m.sum(axis=0) for m in maps]),
-            "completeness_error": [None, None]}))
-    history = pa.Table.from_pylist([{"epoch": e, "loss": 3.0 / e, "accuracy": 1 - 0.6 / e} for e in range(1, 4)])
+        maps = [
+            np.exp(-0.5 * ((np.arange(bins) - peak[method]) / 6.0) ** 2)[None]
+            * rng.random((FRAMES, 1))
+            for _ in chosen
+        ]
+        out.write_table(
+            f"attributions/method={method}/part-0.parquet",
+            schema.table(
+                schema.ATTRIBUTIONS,
+                {
+                    "utt_id": chosen,
+                    "model": [base] * 2,
+                    "pathway": [pathway] * 2,
+                    "params": [json.dumps({})] * 2,
+                    "target": [0, 1],
+                    "num_frames": [FRAMES] * 2,
+                    "num_bins": [bins] * 2,
+                    "values": schema.floats_column(maps),
+                    "freq_profile": schema.floats_column([m.sum(axis=0) for m in maps]),
+                    "completeness_error": [None, None],
+                },
+            ),
+        )
+    history = pa.Table.from_pylist(
+        [{"epoch": e, "loss": 3.0 / e, "accuracy": 1 - 0.6 / e} for e in range(1, 4)]
+    )
     out.write_table(f"models/{base}/history.parquet", history)
-    tune_rows = [{"trial_id": f"trial_{i}", "config": json.dumps({"method": m, "tau": tau}), "metric": metric,
-                  "value": value, "status": "done"}
-                 for i, (m, tau, eer) in enumerate((("saliency", 0.1, 0.08), ("layer_cam", 0.2, 0.06)))
-                 for metric, value in (("eer", eer), ("epoch", 1.0))]
+    tune_rows = [
+        {
+            "trial_id": f"trial_{i}",
+            "config": json.dumps({"method": m, "tau": tau}),
+            "metric": metric,
+            "value": value,
+            "status": "done",
+        }
+        for i, (m, tau, eer) in enumerate((("saliency", 0.1, 0.08), ("layer_cam", 0.2, 0.06)))
+        for metric, value in (("eer", eer), ("epoch", 1.0))
+    ]
     out.write_table("tune/results.parquet", pa.Table.from_pylist(tune_rows, schema=schema.TUNE))
-    out.write_text("tune/best.yaml", yaml.safe_dump({"mask": {"conditions": [{"method": "layer_cam", "threshold": 0.2}]}}))
+    out.write_text(
+        "tune/best.yaml",
+        yaml.safe_dump({"mask": {"conditions": [{"method": "layer_cam", "threshold": 0.2}]}}),
+    )
     for i, stage in enumerate(("manifest", "features", "train", "embed", "attribute", "evaluate")):
-        mark_stage_done(out, stage, {"inputs": n, "outputs": n - (stage == "manifest"), "quarantined": int(stage == "manifest"),
-                                     "skipped": 0, "seconds": 10.0 * (i + 1), "profile": cfg.profile})
+        mark_stage_done(
+            out,
+            stage,
+            {
+                "inputs": n,
+                "outputs": n - (stage == "manifest"),
+                "quarantined": int(stage == "manifest"),
+                "skipped": 0,
+                "seconds": 10.0 * (i + 1),
+                "profile": cfg.profile,
+            },
+        )
     return pd.DataFrame(metrics, columns=schema.METRICS.names)
 
 

@@ -64,13 +64,15 @@ def _value(metrics: pd.DataFrame, **equal: Any) -> float:
 
 
 def _mindcf_name(metric: str) -> str:
-    return f"minDCF (p={metric[len('mindcf_p'):]})"
+    return f"minDCF (p={metric[len('mindcf_p') :]})"
 
 
 def verification_rows(metrics: pd.DataFrame | None) -> pd.DataFrame:
     """The rows that are verification results (trial lists, not the analyses' lists)."""
     rows = _rows(metrics)
-    keep = rows["metric"].astype(str).str.match(VERIFICATION_METRIC) & ~rows["list"].isin(ANALYSIS_LISTS)
+    keep = rows["metric"].astype(str).str.match(VERIFICATION_METRIC) & ~rows["list"].isin(
+        ANALYSIS_LISTS
+    )
     keep &= ~rows["list"].astype(str).str.startswith(MULTISPEAKER_PREFIX)
     return rows[keep]
 
@@ -91,17 +93,31 @@ def _mindcf_metrics(rows: pd.DataFrame) -> list[str]:
     return sorted(names, key=lambda n: (p(n), n))
 
 
-def verification_table(metrics: pd.DataFrame | None, base: str, preferred_lists: Sequence[str] = ()) -> pd.DataFrame:
+def verification_table(
+    metrics: pd.DataFrame | None, base: str, preferred_lists: Sequence[str] = ()
+) -> pd.DataFrame:
     """EER (%) and minDCF per model x condition x trial list x scorer (base model and clean data first)."""
     rows = verification_rows(metrics)
     if rows.empty:
         return _empty()
     dcfs = _mindcf_metrics(rows)
     lists = order_lists(rows["list"].astype(str), preferred_lists)
-    wide = rows.pivot_table(index=["model", "condition", "list", "scorer"], columns="metric", values="value", aggfunc="last")
+    wide = rows.pivot_table(
+        index=["model", "condition", "list", "scorer"],
+        columns="metric",
+        values="value",
+        aggfunc="last",
+    )
     keys = sorted(
         wide.index,
-        key=lambda k: (k[0] != base, k[0], k[1] != "none", k[1], lists.index(k[2]), scorer_order(k[3])),
+        key=lambda k: (
+            k[0] != base,
+            k[0],
+            k[1] != "none",
+            k[1],
+            lists.index(k[2]),
+            scorer_order(k[3]),
+        ),
     )
     out = pd.DataFrame(
         {
@@ -120,7 +136,9 @@ def verification_table(metrics: pd.DataFrame | None, base: str, preferred_lists:
 def retrained_model(metrics: pd.DataFrame | None, base: str, condition: str) -> str | None:
     """The model retrained on ``condition``'s masked data: the non-base model evaluated on it."""
     rows = verification_rows(metrics)
-    models = sorted(set(rows.loc[(rows["condition"] == condition) & (rows["model"] != base), "model"]))
+    models = sorted(
+        set(rows.loc[(rows["condition"] == condition) & (rows["model"] != base), "model"])
+    )
     return models[0] if models else None
 
 
@@ -149,11 +167,19 @@ def reliability_table(
     if rows.empty:
         return _empty()
     dcf = (_mindcf_metrics(rows) or ["mindcf_p0.01"])[0]
-    masked = sorted({c for c in rows["condition"] if parse_masked(str(c))},
-                    key=lambda c: (list(condition_order).index(c) if c in condition_order else len(condition_order), c))
+    masked = sorted(
+        {c for c in rows["condition"] if parse_masked(str(c))},
+        key=lambda c: (
+            list(condition_order).index(c) if c in condition_order else len(condition_order),
+            c,
+        ),
+    )
     groups = ("Retrained, masked test", "Retrained, clean test", "Frozen base, masked test")
     labels, data = [], []
-    clean = (_value(rows, model=base, condition="none", metric="eer"), _value(rows, model=base, condition="none", metric=dcf))
+    clean = (
+        _value(rows, model=base, condition="none", metric="eer"),
+        _value(rows, model=base, condition="none", metric=dcf),
+    )
     if not np.isnan(clean[0]):
         labels.append(condition_name("none"))
         data.append([*(v for _ in groups for v in (100 * clean[0], clean[1])), _seed_eer("none")])
@@ -162,7 +188,10 @@ def reliability_table(
         settings = ((model, cond), (model, "none"), (base, cond))
         values = []
         for m, c in settings:
-            values += [100 * _value(rows, model=m, condition=c, metric="eer"), _value(rows, model=m, condition=c, metric=dcf)]
+            values += [
+                100 * _value(rows, model=m, condition=c, metric="eer"),
+                _value(rows, model=m, condition=c, metric=dcf),
+            ]
         labels.append(condition_name(cond))
         data.append([*values, _seed_eer(cond)])
     if not data:
@@ -173,7 +202,9 @@ def reliability_table(
     return pd.DataFrame(data, index=pd.Index(labels, name="Attribution mask"), columns=columns)
 
 
-def clustering_table(metrics: pd.DataFrame | None, base: str, preferred_lists: Sequence[str] = ()) -> pd.DataFrame:
+def clustering_table(
+    metrics: pd.DataFrame | None, base: str, preferred_lists: Sequence[str] = ()
+) -> pd.DataFrame:
     """Tables 3-4 of 003: EER (%) of the base model on clean data per scorer (rows: cosine,
     Mean-DotProduct, Mean-CosSim, AHC-*, DS-*) and trial list (columns)."""
     rows = verification_rows(metrics)
@@ -184,8 +215,11 @@ def clustering_table(metrics: pd.DataFrame | None, base: str, preferred_lists: S
     wide = rows.pivot_table(index="scorer", columns="list", values="value", aggfunc="last")
     scorers = sorted(wide.index, key=scorer_order)
     data = [[100 * wide.loc[s].get(lst, np.nan) for lst in lists] for s in scorers]
-    return pd.DataFrame(data, index=pd.Index([scorer_name(s) for s in scorers], name="Scorer"),
-                        columns=[f"{lst} EER (%)" for lst in lists])
+    return pd.DataFrame(
+        data,
+        index=pd.Index([scorer_name(s) for s in scorers], name="Scorer"),
+        columns=[f"{lst} EER (%)" for lst in lists],
+    )
 
 
 def _reference_last(conditions: Sequence[str]) -> list[str]:
@@ -206,14 +240,22 @@ def faithfulness_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
     rows = rows[rows["metric"].isin(["deletion_auc", "insertion_auc"])]
     if rows.empty:
         return _empty()
-    wide = rows.pivot_table(index="condition", columns=["scorer", "metric"], values="value", aggfunc="last")
+    wide = rows.pivot_table(
+        index="condition", columns=["scorer", "metric"], values="value", aggfunc="last"
+    )
     conditions = _reference_last(list(wide.index))
     scorers = sorted({s for s, _ in wide.columns})
     names = {"deletion_auc": "Deletion AUC", "insertion_auc": "Insertion AUC"}
-    cols = [(s, m) for s in scorers for m in ("deletion_auc", "insertion_auc") if (s, m) in wide.columns]
+    cols = [
+        (s, m) for s in scorers for m in ("deletion_auc", "insertion_auc") if (s, m) in wide.columns
+    ]
     data = [[wide.loc[c, col] for col in cols] for c in conditions]
     columns = pd.MultiIndex.from_tuples([(f"scorer: {s}", names[m]) for s, m in cols])
-    return pd.DataFrame(data, index=pd.Index([_condition_label(c) for c in conditions], name="Method"), columns=columns)
+    return pd.DataFrame(
+        data,
+        index=pd.Index([_condition_label(c) for c in conditions], name="Method"),
+        columns=columns,
+    )
 
 
 def _fraction(metric: str) -> float:
@@ -240,8 +282,12 @@ def pixel_flipping_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
         return _empty()
     keys = sorted(wide.index, key=lambda k: (k[0], k[1] in REFERENCES, k[1]))
     data = [[100 * v for v in wide.loc[k]] for k in keys]
-    index = pd.MultiIndex.from_tuples([(k[0], _condition_label(k[1])) for k in keys], names=["Model", "Flipped by"])
-    return pd.DataFrame(data, index=index, columns=[f"Acc. (%) at {fraction_label(f)}" for f in wide.columns])
+    index = pd.MultiIndex.from_tuples(
+        [(k[0], _condition_label(k[1])) for k in keys], names=["Model", "Flipped by"]
+    )
+    return pd.DataFrame(
+        data, index=index, columns=[f"Acc. (%) at {fraction_label(f)}" for f in wide.columns]
+    )
 
 
 def gender_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
@@ -255,13 +301,18 @@ def gender_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
     data = []
     for model, cond in keys:
         seed = SEED_002_GENDER.get(model) if cond not in REFERENCES else None
-        data.append([100 * v for v in wide.loc[(model, cond)]] + [seed[0] if seed else np.nan, seed[1] if seed else np.nan])
+        data.append(
+            [100 * v for v in wide.loc[(model, cond)]]
+            + [seed[0] if seed else np.nan, seed[1] if seed else np.nan]
+        )
     columns = pd.MultiIndex.from_tuples(
         [("This run", f"Acc. (%) at {fraction_label(f)}") for f in wide.columns]
         + [("002 (AudioMNIST)", "Acc. (%) at 0%"), ("002 (AudioMNIST)", "Acc. (%) at 0.5%")]
     )
-    index = pd.MultiIndex.from_tuples([(m, _condition_label(c) if c != "none" else "relevance") for m, c in keys],
-                                      names=["Model", "Flipped by"])
+    index = pd.MultiIndex.from_tuples(
+        [(m, _condition_label(c) if c != "none" else "relevance") for m, c in keys],
+        names=["Model", "Flipped by"],
+    )
     return pd.DataFrame(data, index=index, columns=columns)
 
 
@@ -269,12 +320,16 @@ def _layer_order(spec: str) -> tuple[int, str]:
     return (spec.count("+"), spec)
 
 
-def multispeaker_table(metrics: pd.DataFrame | None, cases: Sequence[str] = (), metric: str = "top1") -> pd.DataFrame:
+def multispeaker_table(
+    metrics: pd.DataFrame | None, cases: Sequence[str] = (), metric: str = "top1"
+) -> pd.DataFrame:
     """Table 2 of 001: Top-1 (%) of the target speaker in concatenated utterances, masked by
     each method's saliency at each layer setting (rows: Original, then layer specs; column
     groups: case, columns: method). ``metric`` may also be precision or recall."""
     rows = _rows(metrics)
-    rows = rows[rows["list"].astype(str).str.startswith(MULTISPEAKER_PREFIX) & (rows["metric"] == metric)]
+    rows = rows[
+        rows["list"].astype(str).str.startswith(MULTISPEAKER_PREFIX) & (rows["metric"] == metric)
+    ]
     if rows.empty:
         return _empty()
     rows = rows.assign(case=rows["list"].str[len(MULTISPEAKER_PREFIX) :])
@@ -285,7 +340,9 @@ def multispeaker_table(metrics: pd.DataFrame | None, cases: Sequence[str] = (), 
     methods = sorted({m for m, layers in parsed if m != "original"})
     specs = sorted({layers for m, layers in parsed if m != "original"}, key=_layer_order)
     index = (["Original"] if (rows["method"] == "original").any() else []) + specs
-    columns = pd.MultiIndex.from_tuples([(c, short_method_name(m)) for c in case_list for m in methods])
+    columns = pd.MultiIndex.from_tuples(
+        [(c, short_method_name(m)) for c in case_list for m in methods]
+    )
     out = pd.DataFrame(np.nan, index=pd.Index(index, name="Setting"), columns=columns)
     for r in rows.itertuples(index=False):
         if r.method == "original":
@@ -309,9 +366,13 @@ def sanity_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
         "ssim_final": "SSIM, all layers randomised",
         "label_spearman": "Spearman, labels randomised",
     }
-    out = pd.DataFrame({label: wide.get(m, pd.Series(np.nan, index=wide.index)) for m, label in names.items()})
-    out["Flagged"] = [bool(v >= 0.5) if not np.isnan(v) else False
-                      for v in wide.get("flagged", pd.Series(np.nan, index=wide.index))]
+    out = pd.DataFrame(
+        {label: wide.get(m, pd.Series(np.nan, index=wide.index)) for m, label in names.items()}
+    )
+    out["Flagged"] = [
+        bool(v >= 0.5) if not np.isnan(v) else False
+        for v in wide.get("flagged", pd.Series(np.nan, index=wide.index))
+    ]
     out.index = pd.Index([method_name(str(c)) for c in wide.index], name="Method")
     return out
 
@@ -319,13 +380,19 @@ def sanity_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
 def identification_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
     """Top-1 (%) of closed-set identification per model, condition and list."""
     rows = _rows(metrics, metric="top1")
-    rows = rows[~rows["list"].isin(ANALYSIS_LISTS) & ~rows["list"].astype(str).str.startswith(MULTISPEAKER_PREFIX)]
+    rows = rows[
+        ~rows["list"].isin(ANALYSIS_LISTS)
+        & ~rows["list"].astype(str).str.startswith(MULTISPEAKER_PREFIX)
+    ]
     if rows.empty:
         return _empty()
     rows = rows.sort_values(["model", "condition", "list"])
     return pd.DataFrame(
-        {"Condition": [condition_name(c) for c in rows["condition"]], "List": list(rows["list"]),
-         "Top-1 (%)": list(100 * rows["value"])},
+        {
+            "Condition": [condition_name(c) for c in rows["condition"]],
+            "List": list(rows["list"]),
+            "Top-1 (%)": list(100 * rows["value"]),
+        },
         index=pd.Index(list(rows["model"]), name="Model"),
     )
 
@@ -337,8 +404,14 @@ def training_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
         return _empty()
     wide = rows.pivot_table(index="model", columns="metric", values="value", aggfunc="last")
     wide = wide.reindex(columns=["train_epochs", "train_loss", "train_top1", "train_seconds"])
-    out = pd.DataFrame({"Epochs": wide["train_epochs"], "Final loss": wide["train_loss"],
-                        "Train Top-1 (%)": 100 * wide["train_top1"], "Seconds": wide["train_seconds"]})
+    out = pd.DataFrame(
+        {
+            "Epochs": wide["train_epochs"],
+            "Final loss": wide["train_loss"],
+            "Train Top-1 (%)": 100 * wide["train_top1"],
+            "Seconds": wide["train_seconds"],
+        }
+    )
     out.index.name = "Model"
     return out
 
@@ -360,10 +433,18 @@ def tune_table(results: pd.DataFrame | None, top: int = 10, mode: str = "min") -
             config = json.loads(group["config"].iloc[0])
         except (TypeError, ValueError):
             config = {}
-        trials.append({"Trial": trial_id, metric: float(obj.iloc[-1]) if len(obj) else np.nan,
-                       "Epochs": float(epochs.iloc[-1]) if len(epochs) else np.nan,
-                       "Status": str(group["status"].iloc[-1]),
-                       **{k: v if isinstance(v, (int, float, str)) else json.dumps(v) for k, v in config.items()}})
+        trials.append(
+            {
+                "Trial": trial_id,
+                metric: float(obj.iloc[-1]) if len(obj) else np.nan,
+                "Epochs": float(epochs.iloc[-1]) if len(epochs) else np.nan,
+                "Status": str(group["status"].iloc[-1]),
+                **{
+                    k: v if isinstance(v, (int, float, str)) else json.dumps(v)
+                    for k, v in config.items()
+                },
+            }
+        )
     out = pd.DataFrame(trials)
     out = out.sort_values(metric, ascending=(mode == "min"), na_position="last").head(top)
     if metric == "eer":
@@ -379,11 +460,22 @@ def stage_table(stages: dict[str, dict[str, Any]]) -> pd.DataFrame:
 
     def number(record: dict[str, Any], key: str) -> float:
         value = record.get(key)
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
+        return (
+            float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else np.nan
+        )
 
-    columns = {label: [number(d, key) for _, d in records]
-               for label, key in (("Inputs", "inputs"), ("Outputs", "outputs"), ("Quarantined", "quarantined"),
-                                  ("Skipped", "skipped"), ("Seconds", "seconds"))}
+    columns = {
+        label: [number(d, key) for _, d in records]
+        for label, key in (
+            ("Inputs", "inputs"),
+            ("Outputs", "outputs"),
+            ("Quarantined", "quarantined"),
+            ("Skipped", "skipped"),
+            ("Seconds", "seconds"),
+        )
+    }
     columns["Finished at"] = [str(d.get("finished_at", "")) for _, d in records]
     return pd.DataFrame(columns, index=pd.Index([name for name, _ in records], name="Stage"))
 
@@ -393,10 +485,17 @@ def quarantine_summary(quarantine: pd.DataFrame | None) -> pd.DataFrame:
     reason for many files is one row)."""
     if quarantine is None or quarantine.empty:
         return _empty()
-    reasons = [str(r).replace(str(p), "<path>") if p else str(r)
-               for p, r in zip(quarantine["path"], quarantine["reason"])]
-    counts = (pd.DataFrame({"Stage": quarantine["stage"].astype(str), "Reason": reasons})
-              .groupby(["Stage", "Reason"]).size().rename("Count").reset_index())
+    reasons = [
+        str(r).replace(str(p), "<path>") if p else str(r)
+        for p, r in zip(quarantine["path"], quarantine["reason"])
+    ]
+    counts = (
+        pd.DataFrame({"Stage": quarantine["stage"].astype(str), "Reason": reasons})
+        .groupby(["Stage", "Reason"])
+        .size()
+        .rename("Count")
+        .reset_index()
+    )
     counts = counts.sort_values(["Count", "Stage", "Reason"], ascending=[False, True, True])
     return counts.set_index("Stage")
 
@@ -406,5 +505,7 @@ def quarantine_first(quarantine: pd.DataFrame | None, n: int = 20) -> pd.DataFra
     if quarantine is None or quarantine.empty:
         return _empty()
     rows = quarantine.sort_values(["stage", "path"]).head(n)
-    return pd.DataFrame({"Path": list(rows["path"]), "Reason": list(rows["reason"])},
-                        index=pd.Index(list(rows["stage"]), name="Stage"))
+    return pd.DataFrame(
+        {"Path": list(rows["path"]), "Reason": list(rows["reason"])},
+        index=pd.Index(list(rows["stage"]), name="Stage"),
+    )

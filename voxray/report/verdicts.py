@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 
 from voxray.report.frequency import VOICE_BAND, voice_band_concentration
-from voxray.report.names import CAM_METHODS, MULTISPEAKER_PREFIX, method_name, method_pathway_name, order_lists
+from voxray.report.names import (
+    CAM_METHODS,
+    MULTISPEAKER_PREFIX,
+    method_name,
+    method_pathway_name,
+    order_lists,
+)
 from voxray.report.tables import verification_rows
 
 Status = Literal["holds", "does not hold", "partly holds", "not computed"]
@@ -53,14 +59,20 @@ def formant_verdict(profiles: dict[str, np.ndarray], hz: np.ndarray | None) -> V
     """000: per method, is the mean importance per bin inside 70-3000 Hz above the mean outside?"""
     claim = "000: F0 and the formants (70-3000 Hz) carry the most importance"
     if hz is None:
-        return Verdict(claim, "not computed", "the attributions are not over mel filterbank bins (no Hz axis)")
-    found = [c for label, p in sorted(profiles.items()) if (c := voice_band_concentration(p, hz, label))]
+        return Verdict(
+            claim, "not computed", "the attributions are not over mel filterbank bins (no Hz axis)"
+        )
+    found = [
+        c for label, p in sorted(profiles.items()) if (c := voice_band_concentration(p, hz, label))
+    ]
     if not found:
         return Verdict(claim, "not computed", "no frequency profiles in attributions/")
     passed = [c for c in found if c.ratio > 1.0]
     parts = ", ".join(f"{method_pathway_name(c.label)} {c.ratio:.2f}x" for c in found)
-    detail = (f"{len(passed)} of {len(found)} methods put more importance per bin inside {VOICE_BAND[0]:g}-"
-              f"{VOICE_BAND[1]:g} Hz than outside (ratio inside/outside: {parts})")
+    detail = (
+        f"{len(passed)} of {len(found)} methods put more importance per bin inside {VOICE_BAND[0]:g}-"
+        f"{VOICE_BAND[1]:g} Hz than outside (ratio inside/outside: {parts})"
+    )
     return Verdict(claim, _overall(len(passed), len(found)), detail)
 
 
@@ -68,23 +80,35 @@ def layer_cam_verdict(metrics: pd.DataFrame | None) -> Verdict:
     """001: in each multi-speaker case, is Layer-CAM's best Top-1 (over layer settings) the highest?"""
     claim = "001: Layer-CAM localises the target speaker best in the multi-speaker test"
     rows = _metric_rows(metrics)
-    rows = rows[rows["list"].astype(str).str.startswith(MULTISPEAKER_PREFIX) & (rows["metric"] == "top1")]
+    rows = rows[
+        rows["list"].astype(str).str.startswith(MULTISPEAKER_PREFIX) & (rows["metric"] == "top1")
+    ]
     rows = rows[rows["condition"] != "original"]
     if rows.empty:
         return Verdict(claim, "not computed", "no multi-speaker Top-1 in metrics/")
-    rows = rows.assign(method=rows["condition"].astype(str).str.partition("@")[0],
-                       case=rows["list"].str[len(MULTISPEAKER_PREFIX) :])
+    rows = rows.assign(
+        method=rows["condition"].astype(str).str.partition("@")[0],
+        case=rows["list"].str[len(MULTISPEAKER_PREFIX) :],
+    )
     best = rows.groupby(["case", "method"])["value"].max()
-    cases = [c for c in dict.fromkeys(rows["case"]) if "layer_cam" in best[c].index and len(best[c]) > 1]
+    cases = [
+        c for c in dict.fromkeys(rows["case"]) if "layer_cam" in best[c].index and len(best[c]) > 1
+    ]
     if not cases:
-        return Verdict(claim, "not computed", "Layer-CAM and at least one other CAM are needed in a case")
+        return Verdict(
+            claim, "not computed", "Layer-CAM and at least one other CAM are needed in a case"
+        )
     passed = [c for c in cases if best[c]["layer_cam"] >= best[c].drop("layer_cam").max()]
     parts = "; ".join(
         f"{c}: Layer-CAM {100 * best[c]['layer_cam']:.2f}% vs best other "
         f"{method_name(str(best[c].drop('layer_cam').idxmax()))} {100 * best[c].drop('layer_cam').max():.2f}%"
         for c in cases
     )
-    return Verdict(claim, _overall(len(passed), len(cases)), f"best in {len(passed)} of {len(cases)} cases ({parts})")
+    return Verdict(
+        claim,
+        _overall(len(passed), len(cases)),
+        f"best in {len(passed)} of {len(cases)} cases ({parts})",
+    )
 
 
 def cam_random_verdict(metrics: pd.DataFrame | None) -> Verdict:
@@ -94,7 +118,9 @@ def cam_random_verdict(metrics: pd.DataFrame | None) -> Verdict:
     rows = rows[rows["list"] == "faithfulness"]
     if rows.empty:
         return Verdict(claim, "not computed", "no faithfulness AUCs in metrics/")
-    wide = rows.pivot_table(index=["scorer", "condition"], columns="metric", values="value", aggfunc="last")
+    wide = rows.pivot_table(
+        index=["scorer", "condition"], columns="metric", values="value", aggfunc="last"
+    )
     wide = wide.reindex(columns=["deletion_auc", "insertion_auc"])
     checks, passed, parts = 0, 0, []
 
@@ -105,7 +131,9 @@ def cam_random_verdict(metrics: pd.DataFrame | None) -> Verdict:
         if (scorer, "random") not in wide.index:
             continue
         ref = wide.loc[(scorer, "random")]
-        cams = sorted(c for s, c in wide.index if s == scorer and c.partition("/")[0] in CAM_METHODS)
+        cams = sorted(
+            c for s, c in wide.index if s == scorer and c.partition("/")[0] in CAM_METHODS
+        )
         for cond in cams:
             row = wide.loc[(scorer, cond)]
             for metric, better in (("deletion_auc", np.less), ("insertion_auc", np.greater)):
@@ -113,12 +141,23 @@ def cam_random_verdict(metrics: pd.DataFrame | None) -> Verdict:
                     checks += 1
                     passed += bool(better(row[metric], ref[metric]))
         if cams:
-            parts.append(f"{scorer}: random {auc_pair(ref)}, "
-                         + ", ".join(f"{method_pathway_name(c)} {auc_pair(wide.loc[(scorer, c)])}" for c in cams))
+            parts.append(
+                f"{scorer}: random {auc_pair(ref)}, "
+                + ", ".join(
+                    f"{method_pathway_name(c)} {auc_pair(wide.loc[(scorer, c)])}" for c in cams
+                )
+            )
     if checks == 0:
-        return Verdict(claim, "not computed", "needs CAM and random deletion/insertion AUCs for one scorer")
-    return Verdict(claim, _overall(passed, checks), f"{passed} of {checks} comparisons favour the CAM "
-                   "(deletion/insertion AUC; deletion lower and insertion higher is better): " + "; ".join(parts))
+        return Verdict(
+            claim, "not computed", "needs CAM and random deletion/insertion AUCs for one scorer"
+        )
+    return Verdict(
+        claim,
+        _overall(passed, checks),
+        f"{passed} of {checks} comparisons favour the CAM "
+        "(deletion/insertion AUC; deletion lower and insertion higher is better): "
+        + "; ".join(parts),
+    )
 
 
 def lrp_flipping_verdict(metrics: pd.DataFrame | None) -> Verdict:
@@ -126,17 +165,24 @@ def lrp_flipping_verdict(metrics: pd.DataFrame | None) -> Verdict:
     shares with random flipping is lower than random's (accuracy falls faster)."""
     claim = "002: flipping the LRP-relevant bins drops accuracy faster than random flipping"
     rows = _metric_rows(metrics)
-    rows = rows[rows["list"].isin(["pixel_flipping", "gender"]) & rows["metric"].astype(str).str.startswith("acc@")]
+    rows = rows[
+        rows["list"].isin(["pixel_flipping", "gender"])
+        & rows["metric"].astype(str).str.startswith("acc@")
+    ]
     if rows.empty:
         return Verdict(claim, "not computed", "no pixel-flipping accuracies in metrics/")
-    rows = rows.assign(fraction=pd.to_numeric(rows["metric"].str.partition("@")[2], errors="coerce"))
+    rows = rows.assign(
+        fraction=pd.to_numeric(rows["metric"].str.partition("@")[2], errors="coerce")
+    )
     rows = rows[rows["fraction"] > 0]
     checks, passed, parts = 0, 0, []
     for (lst, model), group in rows.groupby(["list", "model"], sort=True):
         curves = {c: g.groupby("fraction")["value"].last() for c, g in group.groupby("condition")}
         if "random" not in curves:
             continue
-        for cond in sorted(c for c in curves if c.startswith("lrp") or (lst == "gender" and c != "random")):
+        for cond in sorted(
+            c for c in curves if c.startswith("lrp") or (lst == "gender" and c != "random")
+        ):
             common = curves[cond].index.intersection(curves["random"].index)
             if common.empty:
                 continue
@@ -146,24 +192,40 @@ def lrp_flipping_verdict(metrics: pd.DataFrame | None) -> Verdict:
             label = method_name(cond) if cond != "none" else "LRP"
             parts.append(f"{model} {label} {100 * ours:.2f}% vs random {100 * rand:.2f}%")
     if checks == 0:
-        return Verdict(claim, "not computed", "needs LRP and random flipping accuracies for one model")
-    return Verdict(claim, _overall(passed, checks),
-                   f"mean accuracy over the flipped fractions, {passed} of {checks} below random: " + "; ".join(parts))
+        return Verdict(
+            claim, "not computed", "needs LRP and random flipping accuracies for one model"
+        )
+    return Verdict(
+        claim,
+        _overall(passed, checks),
+        f"mean accuracy over the flipped fractions, {passed} of {checks} below random: "
+        + "; ".join(parts),
+    )
 
 
-def ahc_verdict(metrics: pd.DataFrame | None, base: str, preferred_lists: Sequence[str] = ()) -> Verdict:
+def ahc_verdict(
+    metrics: pd.DataFrame | None, base: str, preferred_lists: Sequence[str] = ()
+) -> Verdict:
     """003: per trial list, is the EER of AHC-average below Mean-CosSim's (base model, clean data)?"""
     claim = "003: AHC with average linkage beats Mean-CosSim"
     rows = verification_rows(metrics)
     rows = rows[(rows["model"] == base) & (rows["condition"] == "none") & (rows["metric"] == "eer")]
     wide = rows.pivot_table(index="list", columns="scorer", values="value", aggfunc="last")
     if wide.empty or not {"ahc-average", "mean_cossim"} <= set(wide.columns):
-        return Verdict(claim, "not computed", "needs AHC-average and Mean-CosSim EERs of the base model")
+        return Verdict(
+            claim, "not computed", "needs AHC-average and Mean-CosSim EERs of the base model"
+        )
     pairs = wide[["ahc-average", "mean_cossim"]].dropna()
     pairs = pairs.loc[order_lists(pairs.index.astype(str), preferred_lists)]
     if pairs.empty:
         return Verdict(claim, "not computed", "no trial list has both EERs")
     passed = int((pairs["ahc-average"] < pairs["mean_cossim"]).sum())
-    parts = "; ".join(f"{lst}: {100 * r['ahc-average']:.2f}% vs {100 * r['mean_cossim']:.2f}%" for lst, r in pairs.iterrows())
-    return Verdict(claim, _overall(passed, len(pairs)),
-                   f"lower EER on {passed} of {len(pairs)} trial lists (AHC-Average vs Mean-CosSim EER: {parts})")
+    parts = "; ".join(
+        f"{lst}: {100 * r['ahc-average']:.2f}% vs {100 * r['mean_cossim']:.2f}%"
+        for lst, r in pairs.iterrows()
+    )
+    return Verdict(
+        claim,
+        _overall(passed, len(pairs)),
+        f"lower EER on {passed} of {len(pairs)} trial lists (AHC-Average vs Mean-CosSim EER: {parts})",
+    )

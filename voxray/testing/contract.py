@@ -13,12 +13,32 @@ import pandas as pd
 from voxray.io.storage import Storage
 
 REQUIRED = {
-    "manifest.parquet": ["utt_id", "speaker_id", "video_id", "path", "num_samples", "sample_rate", "duration_s", "split", "gender"],
+    "manifest.parquet": [
+        "utt_id",
+        "speaker_id",
+        "video_id",
+        "path",
+        "num_samples",
+        "sample_rate",
+        "duration_s",
+        "split",
+        "gender",
+    ],
     "quarantine.parquet": ["path", "stage", "reason"],
     "features": ["utt_id", "kind", "num_frames", "num_bins", "values"],
     "embeddings": ["utt_id", "segment", "model", "condition", "embedding"],
-    "attributions": ["utt_id", "model", "method", "pathway", "params", "num_frames", "num_bins", "values",
-                     "freq_profile", "completeness_error"],
+    "attributions": [
+        "utt_id",
+        "model",
+        "method",
+        "pathway",
+        "params",
+        "num_frames",
+        "num_bins",
+        "values",
+        "freq_profile",
+        "completeness_error",
+    ],
     "masked": ["utt_id", "kind", "method", "threshold", "num_frames", "num_bins", "values"],
     "scores": ["list", "label", "utt_a", "utt_b", "model", "condition", "scorer", "score"],
     "metrics": ["model", "condition", "list", "scorer", "metric", "value"],
@@ -65,7 +85,9 @@ def check(out: str) -> list[str]:
         if {"num_frames", "num_bins", "values"} <= set(df.columns):
             bad = int((df["values"].map(len) != df["num_frames"] * df["num_bins"]).sum())
             if bad:
-                problems.append(f"{rel}: {bad} rows whose values are not num_frames x num_bins long")
+                problems.append(
+                    f"{rel}: {bad} rows whose values are not num_frames x num_bins long"
+                )
         if "freq_profile" in df.columns:
             bad = int((df["freq_profile"].map(len) != df["num_bins"]).sum())
             if bad:
@@ -79,14 +101,21 @@ def check(out: str) -> list[str]:
             y = g["label"].to_numpy(int)
             if y.min() == y.max():
                 continue
-            match = eers[(eers.model == key[0]) & (eers.condition == key[1]) & (eers.scorer == key[2]) & (eers.list == key[3])]
+            match = eers[
+                (eers.model == key[0])
+                & (eers.condition == key[1])
+                & (eers.scorer == key[2])
+                & (eers.list == key[3])
+            ]
             if match.empty:
                 problems.append(f"metrics: no eer for {key}")
                 continue
             mine = sklearn_eer(g["score"].to_numpy(float), y)
             tol = 0.005 + 1.0 / min((y == 1).sum(), (y == 0).sum())
             if abs(float(match["value"].iloc[0]) - mine) > tol:
-                problems.append(f"metrics: eer {float(match['value'].iloc[0]):.4f} for {key}, sklearn gives {mine:.4f}")
+                problems.append(
+                    f"metrics: eer {float(match['value'].iloc[0]):.4f} for {key}, sklearn gives {mine:.4f}"
+                )
     return problems
 
 

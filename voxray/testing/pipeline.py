@@ -16,14 +16,19 @@ from voxray.io.storage import Storage
 VOXRAY = [sys.executable, "-m", "voxray"]
 
 
-def run_cli(*args: str, env: Mapping[str, str] | None = None, timeout: float = 1200,
-            check: bool = True) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 1200, check: bool = True
+) -> subprocess.CompletedProcess:
     """``voxray <args>`` in a subprocess; ``check`` raises with the output tail on failure."""
     full_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
     full_env.pop("RAY_ADDRESS", None)
-    proc = subprocess.run([*VOXRAY, *args], env=full_env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [*VOXRAY, *args], env=full_env, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"voxray {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"voxray {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 

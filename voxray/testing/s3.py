@@ -19,7 +19,13 @@ DUMMY_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 #: variables that would point clients elsewhere or add a token moto cannot verify.
-_CLEARED = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+_CLEARED = (
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+)
 
 
 @contextmanager
@@ -53,7 +59,11 @@ def moto_s3_server(port: int = 0, credentials: dict[str, str] | None = None) -> 
 def _client(endpoint_url: str) -> Any:
     import boto3
 
-    return boto3.client("s3", endpoint_url=endpoint_url, region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
 
 
 def create_bucket(name: str, endpoint_url: str) -> None:
@@ -70,7 +80,9 @@ def upload_tree(local_dir: str | os.PathLike[str], s3_uri: str, endpoint_url: st
     root = Path(local_dir)
     count = 0
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        key = "/".join(part for part in (prefix.strip("/"), path.relative_to(root).as_posix()) if part)
+        key = "/".join(
+            part for part in (prefix.strip("/"), path.relative_to(root).as_posix()) if part
+        )
         client.upload_file(str(path), bucket, key)
         count += 1
     return count

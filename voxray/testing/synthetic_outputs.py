@@ -8,14 +8,22 @@ import pyarrow as pa
 
 from voxray import schema
 from voxray.config import ModelConfig
-from voxray.io.storage import Storage
 from voxray.io.sink import write_partitioned
+from voxray.io.storage import Storage
 from voxray.models import build_classifier
 from voxray.models.checkpoint import save_model
 
 
-def make_outputs(out: str, speakers: int = 6, utts: int = 4, frames: int = 120, bins: int = 80,
-                 channels: int = 16, name: str = "ecapa", seed: int = 0) -> Storage:
+def make_outputs(
+    out: str,
+    speakers: int = 6,
+    utts: int = 4,
+    frames: int = 120,
+    bins: int = 80,
+    channels: int = 16,
+    name: str = "ecapa",
+    seed: int = 0,
+) -> Storage:
     """Write manifest.parquet, trials.parquet, features/kind=fbank and models/<name>/ under out.
 
     Each speaker's features are noise around a speaker-specific mean, so a model can tell them
@@ -32,15 +40,33 @@ def make_outputs(out: str, speakers: int = 6, utts: int = 4, frames: int = 120, 
         for u in range(utts):
             utt = f"{sp}/vid{u % 2:08d}/{u + 1:05d}"
             n = frames + int(rng.integers(0, 40))
-            for key, value in zip(schema.MANIFEST.names, (utt, sp, f"vid{u % 2:08d}", f"wav/{utt}.wav", n * 160, 16000,
-                                                          n * 0.01, "train" if sp in train else "test",
-                                                          "m" if k % 2 else "f", 0)):
+            for key, value in zip(
+                schema.MANIFEST.names,
+                (
+                    utt,
+                    sp,
+                    f"vid{u % 2:08d}",
+                    f"wav/{utt}.wav",
+                    n * 160,
+                    16000,
+                    n * 0.01,
+                    "train" if sp in train else "test",
+                    "m" if k % 2 else "f",
+                    0,
+                ),
+            ):
                 rows[key].append(value)
             mats.append(centre + 0.5 * rng.standard_normal((n, bins)).astype(np.float32))
     s.write_table("manifest.parquet", schema.table(schema.MANIFEST, rows))
-    feats = pa.table({"utt_id": rows["utt_id"], "kind": ["fbank"] * len(mats),
-                      "num_frames": pa.array([m.shape[0] for m in mats], pa.int32()),
-                      "num_bins": pa.array([bins] * len(mats), pa.int32()), "values": schema.floats_column(mats)})
+    feats = pa.table(
+        {
+            "utt_id": rows["utt_id"],
+            "kind": ["fbank"] * len(mats),
+            "num_frames": pa.array([m.shape[0] for m in mats], pa.int32()),
+            "num_bins": pa.array([bins] * len(mats), pa.int32()),
+            "values": schema.floats_column(mats),
+        }
+    )
     write_partitioned(s, "features", feats, schema.FEATURES, ("utt_id", "kind"), partition="kind")
     test_utts = [u for u, sp in zip(rows["utt_id"], rows["speaker_id"]) if sp not in train]
     trials: dict[str, list] = {"list": [], "label": [], "utt_a": [], "utt_b": []}

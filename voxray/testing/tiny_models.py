@@ -68,12 +68,12 @@ class Gate(nn.Module):
 class TinyTdnn(SpeakerEmbedder):
     """``(B, T, F) -> (B, D)``::
 
-        conv1  TdnnLayer k=5                        (B, C, T)
-        block1 TdnnLayer k=3 d=2                    (B, C, T)
-        block2 TdnnLayer k=3 d=3 + SE gate          (B, C, T)
-        mfa    TdnnLayer k=1 on cat(block1, block2) (B, M, T)
-        pool   mean + std over time                 (B, 2M)
-        fc     Linear                               (B, D)
+    conv1  TdnnLayer k=5                        (B, C, T)
+    block1 TdnnLayer k=3 d=2                    (B, C, T)
+    block2 TdnnLayer k=3 d=3 + SE gate          (B, C, T)
+    mfa    TdnnLayer k=1 on cat(block1, block2) (B, M, T)
+    pool   mean + std over time                 (B, 2M)
+    fc     Linear                               (B, D)
     """
 
     def __init__(
@@ -118,12 +118,12 @@ def _conv_stage(cin: int, cout: int, stride: int) -> nn.Sequential:
 class TinyCnn(SpeakerEmbedder):
     """``(B, T, F) -> (B, D)``, the spectrogram as a one-channel image ``(B, 1, F, T)``::
 
-        stem Conv2d 3x3 c, BN, ReLU       (B, c,  F,   T)
-        S1   Conv2d 3x3 c                 (B, c,  F,   T)
-        S2   Conv2d 3x3 2c stride 2       (B, 2c, F/2, T/2)
-        S3   Conv2d 3x3 4c stride 2       (B, 4c, F/4, T/4)
-        pool mean + std over time of the (4c F/4) rows
-        fc   Linear                       (B, D)
+    stem Conv2d 3x3 c, BN, ReLU       (B, c,  F,   T)
+    S1   Conv2d 3x3 c                 (B, c,  F,   T)
+    S2   Conv2d 3x3 2c stride 2       (B, 2c, F/2, T/2)
+    S3   Conv2d 3x3 4c stride 2       (B, 4c, F/4, T/4)
+    pool mean + std over time of the (4c F/4) rows
+    fc   Linear                       (B, D)
     """
 
     def __init__(self, input_dim: int = 12, channels: int = 4, embedding_dim: int = 6) -> None:
@@ -159,8 +159,9 @@ def scramble_batchnorm(model: nn.Module, generator: torch.Generator) -> None:
                 m.bias.copy_(0.2 * torch.randn(n, generator=generator))
 
 
-def tiny_classifier(embedder_cls: type[SpeakerEmbedder], num_classes: int = 5, seed: int = 0,
-                    **kwargs: int) -> SpeakerClassifier:
+def tiny_classifier(
+    embedder_cls: type[SpeakerEmbedder], num_classes: int = 5, seed: int = 0, **kwargs: int
+) -> SpeakerClassifier:
     """``embedder_cls(**kwargs)`` with a cosine (AAM, margin-free forward) head, in eval mode,
     initialised from ``seed`` without changing the global random state."""
     with torch.random.fork_rng(devices=[]):

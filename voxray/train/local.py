@@ -48,11 +48,16 @@ def fit_classifier(
 
 
 @torch.inference_mode()
-def accuracy(model: SpeakerClassifier, feats: Tensor, labels: Tensor, batch_size: int = 64) -> float:
+def accuracy(
+    model: SpeakerClassifier, feats: Tensor, labels: Tensor, batch_size: int = 64
+) -> float:
     """Top-1 accuracy of ``model`` on ``feats`` (N, T, F)."""
     model.eval()
     hits = [
-        (model(feats[i : i + batch_size]).argmax(1) == labels[i : i + batch_size]).float().sum().item()
+        (model(feats[i : i + batch_size]).argmax(1) == labels[i : i + batch_size])
+        .float()
+        .sum()
+        .item()
         for i in range(0, feats.shape[0], batch_size)
     ]
     return float(np.sum(hits) / max(feats.shape[0], 1))

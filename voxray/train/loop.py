@@ -17,7 +17,6 @@ after a failure, or a driver reruns the same run name on the same storage,
 from __future__ import annotations
 
 import math
-
 import os
 import tempfile
 import time
@@ -196,16 +195,20 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "resumes": resumes,
         }
         history.append(metrics)
-        _report(metrics, rank, {
-            "model": getattr(model, "module", model).classifier.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            "step": step,
-            "epoch": epoch,
-            "resumes": resumes,
-            "history": history,
-            "rng": _rng_state(device),
-        })
+        _report(
+            metrics,
+            rank,
+            {
+                "model": getattr(model, "module", model).classifier.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                "step": step,
+                "epoch": epoch,
+                "resumes": resumes,
+                "history": history,
+                "rng": _rng_state(device),
+            },
+        )
 
 
 def _report(metrics: dict[str, Any], rank: int, state: dict[str, Any]) -> None:

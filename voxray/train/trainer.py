@@ -142,7 +142,8 @@ def train_model(
         train_loop_per_worker,
         train_loop_config=config,
         scaling_config=ScalingConfig(
-            num_workers=cfg.num_workers, use_gpu=resolve_use_gpu(cfg.use_gpu),
+            num_workers=cfg.num_workers,
+            use_gpu=resolve_use_gpu(cfg.use_gpu),
             resources_per_worker={"CPU": cfg.cpus_per_worker},
         ),
         run_config=run_config(cfg, storage_path, name, out_storage),
@@ -159,9 +160,19 @@ def train_model(
     # history first: save_model writes config.yaml last, which marks the folder complete
     out_storage.write_table(f"{model_rel_dir}/history.parquet", pa.Table.from_pylist(history))
     save_model(
-        out_storage, model_rel_dir, classifier, model_cfg, speakers, input_dim,
-        extra={"train": to_dict(cfg), "segment_frames": seg, "frame_shift_ms": frame_shift_ms,
-               "epochs": int(state["epoch"]), "checkpoint": checkpoint_uri},
+        out_storage,
+        model_rel_dir,
+        classifier,
+        model_cfg,
+        speakers,
+        input_dim,
+        extra={
+            "train": to_dict(cfg),
+            "segment_frames": seg,
+            "frame_shift_ms": frame_shift_ms,
+            "epochs": int(state["epoch"]),
+            "checkpoint": checkpoint_uri,
+        },
     )
     return TrainResult(
         model_dir=out_storage.uri(model_rel_dir),
@@ -169,4 +180,3 @@ def train_model(
         checkpoint_path=checkpoint_uri,
         seconds=time.perf_counter() - t0,
     )
-

@@ -23,7 +23,14 @@ import numpy as np
 import torch
 
 from voxray.attribution import attribute, method_pathways
-from voxray.config import AttributionConfig, MaskCondition, MaskConfig, TrainConfig, TuneConfig, replace
+from voxray.config import (
+    AttributionConfig,
+    MaskCondition,
+    MaskConfig,
+    TrainConfig,
+    TuneConfig,
+    replace,
+)
 from voxray.eval.faithfulness import cosine_score, deletion_curve
 from voxray.eval.scoring import score_trials
 from voxray.eval.verification import compute_eer
@@ -33,7 +40,11 @@ from voxray.testing.faults import maybe_fail
 from voxray.train.data import loop_crop, random_start
 
 #: objective name -> (metric reported to Tune, mode)
-OBJECTIVES = {"frozen_eer": ("eer", "min"), "deletion_auc": ("deletion_auc", "min"), "retrain_eer": ("eer", "min")}
+OBJECTIVES = {
+    "frozen_eer": ("eer", "min"),
+    "deletion_auc": ("deletion_auc", "min"),
+    "retrain_eer": ("eer", "min"),
+}
 
 
 @dataclass
@@ -62,13 +73,23 @@ def search_space(cfg: TuneConfig) -> dict[str, Any]:
     }
 
 
-def trial_settings(trial: dict[str, Any], base: AttributionConfig) -> tuple[AttributionConfig, MaskCondition]:
+def trial_settings(
+    trial: dict[str, Any], base: AttributionConfig
+) -> tuple[AttributionConfig, MaskCondition]:
     """The attribution parameters and mask condition a trial's sampled values stand for."""
-    attr = replace(base, lrp_epsilon=float(trial["lrp_epsilon"]), lrp_gamma=float(trial["lrp_gamma"]),
-                   cam_layers=tuple(trial["cam_layers"].split("+")))
+    attr = replace(
+        base,
+        lrp_epsilon=float(trial["lrp_epsilon"]),
+        lrp_gamma=float(trial["lrp_gamma"]),
+        cam_layers=tuple(trial["cam_layers"].split("+")),
+    )
     pathway = method_pathways(trial["method"], (trial["pathway"],))[0]
-    cond = MaskCondition(trial["method"], pathway if pathway in ("traversal", "classification") else "classification",
-                         "threshold", float(trial["tau"]))
+    cond = MaskCondition(
+        trial["method"],
+        pathway if pathway in ("traversal", "classification") else "classification",
+        "threshold",
+        float(trial["tau"]),
+    )
     return attr, cond
 
 
@@ -76,14 +97,31 @@ def best_overlay(trial: dict[str, Any], base: AttributionConfig) -> dict[str, An
     """A config overlay (YAML-ready) reproducing the best trial in ``voxray retrain``."""
     attr, cond = trial_settings(trial, base)
     return {
-        "attribution": {"lrp_epsilon": attr.lrp_epsilon, "lrp_gamma": attr.lrp_gamma, "cam_layers": list(attr.cam_layers)},
-        "mask": {"conditions": [{"method": cond.method, "pathway": cond.pathway, "rule": cond.rule,
-                                 "threshold": cond.threshold}]},
+        "attribution": {
+            "lrp_epsilon": attr.lrp_epsilon,
+            "lrp_gamma": attr.lrp_gamma,
+            "cam_layers": list(attr.cam_layers),
+        },
+        "mask": {
+            "conditions": [
+                {
+                    "method": cond.method,
+                    "pathway": cond.pathway,
+                    "rule": cond.rule,
+                    "threshold": cond.threshold,
+                }
+            ]
+        },
     }
 
 
-def explain(model: SpeakerClassifier, feats: dict[str, np.ndarray], method: str, pathway: str,
-            params: AttributionConfig) -> dict[str, np.ndarray]:
+def explain(
+    model: SpeakerClassifier,
+    feats: dict[str, np.ndarray],
+    method: str,
+    pathway: str,
+    params: AttributionConfig,
+) -> dict[str, np.ndarray]:
     out = {}
     for utt, x in feats.items():
         res = attribute(model, torch.from_numpy(x)[None], method, pathway, params=params)
@@ -91,13 +129,17 @@ def explain(model: SpeakerClassifier, feats: dict[str, np.ndarray], method: str,
     return out
 
 
-def masked(feats: dict[str, np.ndarray], maps: dict[str, np.ndarray], cond: MaskCondition, how: str) -> dict[str, np.ndarray]:
+def masked(
+    feats: dict[str, np.ndarray], maps: dict[str, np.ndarray], cond: MaskCondition, how: str
+) -> dict[str, np.ndarray]:
     return {u: apply_condition(x, maps[u], cond, how).astype(np.float32) for u, x in feats.items()}
 
 
 @torch.inference_mode()
 def embed_all(model: SpeakerClassifier, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {u: model.embedder(torch.from_numpy(x)[None]).float().numpy()[0] for u, x in feats.items()}
+    return {
+        u: model.embedder(torch.from_numpy(x)[None]).float().numpy()[0] for u, x in feats.items()
+    }
 
 
 def trial_eer(trials: list[tuple[int, str, str]], emb: dict[str, np.ndarray]) -> float:
@@ -105,8 +147,14 @@ def trial_eer(trials: list[tuple[int, str, str]], emb: dict[str, np.ndarray]) ->
     return compute_eer(np.asarray(scores), np.array([t[0] for t in trials]))
 
 
-def run_trial(trial: dict[str, Any], data: TuneData, tune_cfg: TuneConfig, attr_cfg: AttributionConfig,
-              mask_cfg: MaskConfig, train_cfg: TrainConfig) -> None:
+def run_trial(
+    trial: dict[str, Any],
+    data: TuneData,
+    tune_cfg: TuneConfig,
+    attr_cfg: AttributionConfig,
+    mask_cfg: MaskConfig,
+    train_cfg: TrainConfig,
+) -> None:
     """The Tune trainable: one attribution/mask configuration, reported with ``tune.report``."""
     from ray import tune
 
@@ -119,7 +167,10 @@ def run_trial(trial: dict[str, Any], data: TuneData, tune_cfg: TuneConfig, attr_
     pathway = method_pathways(trial["method"], (trial["pathway"],))[0]
     test_maps = explain(model, data.test_feats, trial["method"], pathway, params)
     if tune_cfg.objective == "frozen_eer":
-        eer = trial_eer(data.trials, embed_all(model, masked(data.test_feats, test_maps, cond, mask_cfg.normalise)))
+        eer = trial_eer(
+            data.trials,
+            embed_all(model, masked(data.test_feats, test_maps, cond, mask_cfg.normalise)),
+        )
         tune.report({"eer": eer, "epoch": 1})
         return
     if tune_cfg.objective == "deletion_auc":
@@ -128,7 +179,12 @@ def run_trial(trial: dict[str, Any], data: TuneData, tune_cfg: TuneConfig, attr_
         with torch.inference_mode():
             for u, x in data.test_feats.items():
                 score_fn = cosine_score(model.embedder, torch.from_numpy(clean[u])[None])
-                curve = deletion_curve(torch.from_numpy(x)[None], torch.from_numpy(test_maps[u])[None], score_fn, steps=8)
+                curve = deletion_curve(
+                    torch.from_numpy(x)[None],
+                    torch.from_numpy(test_maps[u])[None],
+                    score_fn,
+                    steps=8,
+                )
                 aucs.append(curve.auc)
         tune.report({"deletion_auc": float(np.mean(aucs)), "epoch": 1})
         return
@@ -144,9 +200,18 @@ def run_trial(trial: dict[str, Any], data: TuneData, tune_cfg: TuneConfig, attr_
         order = rng.permutation(len(utts))
         for start in range(0, len(order), train_cfg.batch_size):
             idx = order[start : start + train_cfg.batch_size]
-            xb = torch.from_numpy(np.stack([
-                loop_crop(train_x[utts[i]], random_start(train_x[utts[i]].shape[0], data.segment_frames, rng),
-                          data.segment_frames) for i in idx]))
+            xb = torch.from_numpy(
+                np.stack(
+                    [
+                        loop_crop(
+                            train_x[utts[i]],
+                            random_start(train_x[utts[i]].shape[0], data.segment_frames, rng),
+                            data.segment_frames,
+                        )
+                        for i in idx
+                    ]
+                )
+            )
             yb = torch.tensor([data.train_labels[utts[i]] for i in idx])
             loss, _ = fresh.loss(xb, yb)
             opt.zero_grad()
@@ -166,9 +231,23 @@ def result_rows(results: Any, metric: str) -> list[dict[str, Any]]:
         metrics = copy.deepcopy(r.metrics or {})
         for key in (metric, "epoch"):
             if key in metrics and isinstance(metrics[key], (int, float)):
-                rows.append({"trial_id": trial_id, "config": config, "metric": key, "value": float(metrics[key]),
-                             "status": status})
+                rows.append(
+                    {
+                        "trial_id": trial_id,
+                        "config": config,
+                        "metric": key,
+                        "value": float(metrics[key]),
+                        "status": status,
+                    }
+                )
         if r.error:
-            rows.append({"trial_id": trial_id, "config": config, "metric": "error", "value": float("nan"),
-                         "status": f"error: {r.error}"[:500]})
+            rows.append(
+                {
+                    "trial_id": trial_id,
+                    "config": config,
+                    "metric": "error",
+                    "value": float("nan"),
+                    "status": f"error: {r.error}"[:500],
+                }
+            )
     return rows

@@ -160,8 +160,11 @@ def test_ig_completeness_error_is_its_definition_and_shrinks_with_steps(
         p = AttributionConfig(ig_steps=steps)
         res = attribute(cnn, feats, "integrated_gradients", pathway, params=p, target=t)
         with torch.no_grad():
-            out_x, out_b = (cnn(feats), cnn(torch.ones_like(feats))) if t is not None else (
-                cnn.embed(feats), cnn.embed(torch.ones_like(feats)))
+            out_x, out_b = (
+                (cnn(feats), cnn(torch.ones_like(feats)))
+                if t is not None
+                else (cnn.embed(feats), cnn.embed(torch.ones_like(feats)))
+            )
             if t is not None:
                 delta = out_x.gather(1, t[:, None])[:, 0] - out_b.gather(1, t[:, None])[:, 0]
             else:
@@ -203,7 +206,8 @@ def test_ig_equals_captum_integrated_gradients(
         )
     else:
         theirs = IntegratedGradients(lambda x: tdnn.embed(x).mean(dim=1)).attribute(
-            feats, torch.ones_like(feats), n_steps=20)
+            feats, torch.ones_like(feats), n_steps=20
+        )
     torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-12)
 
 

@@ -16,14 +16,22 @@ from voxray.testing.tiny_models import tiny_cnn_classifier, tiny_tdnn_classifier
 METHODS = sorted(ATTRIBUTORS)
 BUILDERS = {"tdnn": tiny_tdnn_classifier, "cnn": tiny_cnn_classifier}
 SMALL = AttributionConfig(
-    ig_steps=8, shap_samples=3, shapley_samples=1, patch_frames=8, patch_bins=6,
-    occlusion_frames=8, occlusion_bins=6, internal_batch_size=16,
+    ig_steps=8,
+    shap_samples=3,
+    shapley_samples=1,
+    patch_frames=8,
+    patch_bins=6,
+    occlusion_frames=8,
+    occlusion_bins=6,
+    internal_batch_size=16,
 )
 
 
 def hook_count(model: nn.Module) -> int:
     return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        len(m._forward_hooks)
+        + len(m._forward_pre_hooks)
+        + len(m._backward_hooks)
         + len(m._backward_pre_hooks)
         for m in model.modules()
     )
@@ -62,15 +70,29 @@ def test_method_contract(model_name: str, method: str, pathway: str, feats: Tens
     again = attribute(model, feats, method, pathway, params=SMALL)
     assert torch.equal(again.maps, res.maps)
     for i in range(feats.shape[0]):
-        one = attribute(model, feats[i : i + 1], method, pathway, params=SMALL,
-                        target=None if res.target is None else res.target[i : i + 1])
+        one = attribute(
+            model,
+            feats[i : i + 1],
+            method,
+            pathway,
+            params=SMALL,
+            target=None if res.target is None else res.target[i : i + 1],
+        )
         torch.testing.assert_close(one.maps, res.maps[i : i + 1], rtol=1e-6, atol=1e-10)
 
 
 def test_every_configured_method_is_registered() -> None:
     captum_and_cam = {
-        "integrated_gradients", "gradient_shap", "deeplift", "saliency", "input_x_gradient",
-        "shapley_sampling", "occlusion", "grad_cam_pp", "score_cam", "layer_cam",
+        "integrated_gradients",
+        "gradient_shap",
+        "deeplift",
+        "saliency",
+        "input_x_gradient",
+        "shapley_sampling",
+        "occlusion",
+        "grad_cam_pp",
+        "score_cam",
+        "layer_cam",
     }
     assert captum_and_cam <= set(ATTRIBUTORS)
     missing = set(AttributionConfig().methods) - set(ATTRIBUTORS)

@@ -63,30 +63,53 @@ def _resnet() -> nn.Module:
 
 def _ecapa() -> nn.Module:
     torch.manual_seed(0)
-    emb = EcapaTdnn(16, 16, 8, mfa_channels=24, attention_channels=8, se_channels=8,
-                    res2net_scale=4)
+    emb = EcapaTdnn(
+        16, 16, 8, mfa_channels=24, attention_channels=8, se_channels=8, res2net_scale=4
+    )
     return _scramble(SpeakerClassifier(emb, MarginHead(8, 3, HeadConfig(kind="aam"))))
 
 
 #: name -> (model builder, input shape, number of BatchNorms that fold)
 CASES = {
     "sequential-conv2d": (
-        lambda: _scramble(nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(),
-                                        nn.Flatten(), nn.Linear(3 * 4 * 6, 2))),
-        (2, 1, 6, 8), 1),
+        lambda: _scramble(
+            nn.Sequential(
+                nn.Conv2d(1, 3, 3),
+                nn.BatchNorm2d(3),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(3 * 4 * 6, 2),
+            )
+        ),
+        (2, 1, 6, 8),
+        1,
+    ),
     "linear-bn1d": (
-        lambda: _scramble(nn.Sequential(nn.Linear(5, 6, bias=False), nn.BatchNorm1d(6),
-                                        nn.ReLU(), nn.Linear(6, 2))),
-        (3, 5), 1),
+        lambda: _scramble(
+            nn.Sequential(
+                nn.Linear(5, 6, bias=False), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2)
+            )
+        ),
+        (3, 5),
+        1,
+    ),
     # BatchNorm1d normalises dim 1, which for a (B, T, C) Linear output is time, not features
     "linear-3d-bn": (
-        lambda: _scramble(nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.Flatten(),
-                                        nn.Linear(36, 2))),
-        (2, 6, 5), 0),
+        lambda: _scramble(
+            nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.Flatten(), nn.Linear(36, 2))
+        ),
+        (2, 6, 5),
+        0,
+    ),
     "conv-relu-bn": (
-        lambda: _scramble(nn.Sequential(nn.Conv1d(3, 4, 3), nn.ReLU(), nn.BatchNorm1d(4),
-                                        nn.Flatten(), nn.Linear(4 * 5, 2))),
-        (2, 3, 7), 0),
+        lambda: _scramble(
+            nn.Sequential(
+                nn.Conv1d(3, 4, 3), nn.ReLU(), nn.BatchNorm1d(4), nn.Flatten(), nn.Linear(4 * 5, 2)
+            )
+        ),
+        (2, 3, 7),
+        0,
+    ),
     "residual-bn": (lambda: _scramble(ResidualBn()), (2, 3, 7), 0),
     # every BatchNorm of ResNet34SE follows its conv: the stem's, bn1/bn2 of the 16 blocks
     # (attributes, not a Sequential) and the 3 shortcuts'
@@ -98,7 +121,9 @@ CASES = {
 
 def hook_count(model: nn.Module) -> int:
     return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        len(m._forward_hooks)
+        + len(m._forward_pre_hooks)
+        + len(m._backward_hooks)
         + len(m._backward_pre_hooks)
         for m in model.modules()
     )

@@ -62,8 +62,9 @@ def _finish(model: SpeakerClassifier, seed: int, bias_free: bool) -> SpeakerClas
 
 def ecapa(bias_free: bool = False) -> SpeakerClassifier:
     torch.manual_seed(0)
-    emb = EcapaTdnn(40, channels=64, embedding_dim=32, mfa_channels=96, attention_channels=16,
-                    se_channels=16)
+    emb = EcapaTdnn(
+        40, channels=64, embedding_dim=32, mfa_channels=96, attention_channels=16, se_channels=16
+    )
     return _finish(_classifier(emb), 1, bias_free)
 
 
@@ -90,13 +91,16 @@ RUNS = [(m, k) for m in sorted(MODELS) for k in METHODS]
 
 def feats(name: str, batch: int = 2, seed: int = 4) -> Tensor:
     frames, bins = MODELS[name][1]
-    return torch.randn(batch, frames, bins, generator=torch.Generator().manual_seed(seed),
-                       dtype=torch.float64)
+    return torch.randn(
+        batch, frames, bins, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
 
 
 def hook_count(model: nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-               for m in model.modules())
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        for m in model.modules()
+    )
 
 
 @pytest.mark.parametrize(("name", "method"), RUNS, ids=[f"{n}-{m}" for n, m in RUNS])
@@ -144,8 +148,14 @@ def test_ecapa_bias_free_lrp0_is_conservative() -> None:
     emb = model.embedder
     x = feats("ecapa", batch=1)
     target, logit = _logit(model, x)
-    layers = {"conv1": emb.conv1, "block1": emb.block1, "se_in": emb.block1.tdnn2,
-              "se_out": emb.block1.se, "mfa": emb.mfa, "pool": emb.pool}
+    layers = {
+        "conv1": emb.conv1,
+        "block1": emb.block1,
+        "se_in": emb.block1.tdnn2,
+        "se_out": emb.block1.se,
+        "mfa": emb.mfa,
+        "pool": emb.pool,
+    }
     rel = relevance(model, x, target, uniform(Zero()), layers)
     r = rel.layers
     # one SE-Res2Block: input (conv1's output) and output carry the same total relevance
@@ -208,8 +218,11 @@ def _placed(model: SpeakerClassifier, x: Tensor) -> dict[str, str]:
     composite = LayerGroupComposite(lower=Gamma(5.0), middle=Epsilon(0.5), upper=Zero())
     names = {m: n for n, m in model.named_modules()}
     with composite.context(model, x) as rules:
-        return {names[m]: type(r).__name__ for m, r in rules.items()
-                if isinstance(r, (Gamma, Epsilon, Zero))}
+        return {
+            names[m]: type(r).__name__
+            for m, r in rules.items()
+            if isinstance(r, (Gamma, Epsilon, Zero))
+        }
 
 
 def _expected_rule(name: str, lower: tuple[str, ...], upper: tuple[str, ...]) -> str:
@@ -224,12 +237,18 @@ def _expected_rule(name: str, lower: tuple[str, ...], upper: tuple[str, ...]) ->
 #: ResNet34SE: stem + 2 x 16 + 3 shortcuts = 36 -> 12 = stem, S1 (6), S2.0 (3), S2.1 (2);
 #: AlexNet: 5 convolutions -> 2.
 PLACEMENT = {
-    "ecapa": (("embedder.conv1.", "embedder.block1."),
-              ("embedder.pool.", "embedder.pool_bn", "embedder.fc", "head")),
-    "resnet34se": (("embedder.stem.", "embedder.S1.", "embedder.S2.0.", "embedder.S2.1."),
-                   ("embedder.fc", "head")),
-    "alexnet": (("embedder.conv1.", "embedder.conv2."),
-                ("embedder.avgpool", "embedder.fc1", "embedder.fc2", "head")),
+    "ecapa": (
+        ("embedder.conv1.", "embedder.block1."),
+        ("embedder.pool.", "embedder.pool_bn", "embedder.fc", "head"),
+    ),
+    "resnet34se": (
+        ("embedder.stem.", "embedder.S1.", "embedder.S2.0.", "embedder.S2.1."),
+        ("embedder.fc", "head"),
+    ),
+    "alexnet": (
+        ("embedder.conv1.", "embedder.conv2."),
+        ("embedder.avgpool", "embedder.fc1", "embedder.fc2", "head"),
+    ),
 }
 
 
@@ -245,13 +264,15 @@ def test_layer_group_placement(name: str) -> None:
         assert not any(".bn" in n or n.endswith("shortcut.1") for n in placed)
 
 
-@pytest.mark.parametrize(("fraction", "n_gamma"), [(0.0, 0), (0.5, 3), (1.0, 5)],
-                         ids=["none", "half", "all"])
+@pytest.mark.parametrize(
+    ("fraction", "n_gamma"), [(0.0, 0), (0.5, 3), (1.0, 5)], ids=["none", "half", "all"]
+)
 def test_lower_fraction(fraction: float, n_gamma: int) -> None:
     """AlexNet's five convolutions: ceil(5 f) take gamma, the rest epsilon, fc1/fc2/head LRP-0."""
     model = alexnet()
-    composite = LayerGroupComposite(lower=Gamma(5.0), middle=Epsilon(0.5), upper=Zero(),
-                                    lower_fraction=fraction)
+    composite = LayerGroupComposite(
+        lower=Gamma(5.0), middle=Epsilon(0.5), upper=Zero(), lower_fraction=fraction
+    )
     with composite.context(model, feats("alexnet")) as rules:
         kinds = [type(rules[m]).__name__ for m in model.modules() if isinstance(m, nn.Conv2d)]
         upper = (model.embedder.fc1, model.embedder.fc2, model.head)
@@ -272,8 +293,9 @@ def test_epsilon_and_gamma_limits() -> None:
         comp = LayerGroupComposite(lower=lower, middle=Epsilon(0.5), upper=Zero())
         return relevance(model, x, target, comp).input
 
-    torch.testing.assert_close(group(Gamma(0.0, stabilizer=0.0)), group(Zero()),
-                               rtol=1e-8, atol=1e-14)
+    torch.testing.assert_close(
+        group(Gamma(0.0, stabilizer=0.0)), group(Zero()), rtol=1e-8, atol=1e-14
+    )
     assert not torch.allclose(group(Gamma(5.0)), group(Zero()))
 
 

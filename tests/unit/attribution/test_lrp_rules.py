@@ -53,9 +53,17 @@ def conv2d_bn_net(seed: int = 0) -> nn.Module:
     """(B, 1, 8, 10) -> (B, 5): Conv2d+BN+ReLU, max pool, Conv2d+BN+ReLU, Linear, ReLU, Linear."""
     torch.manual_seed(seed)
     net = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4, eps=BN_EPS), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6, eps=BN_EPS), nn.ReLU(), nn.Flatten(),
-        nn.Linear(6 * 4 * 5, 8), nn.ReLU(), nn.Linear(8, 5),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4, eps=BN_EPS),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1),
+        nn.BatchNorm2d(6, eps=BN_EPS),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 4 * 5, 8),
+        nn.ReLU(),
+        nn.Linear(8, 5),
     )
     return _scramble_bn(net, seed + 1)
 
@@ -64,8 +72,13 @@ def conv1d_net(seed: int = 0, pool: type[nn.Module] = nn.AvgPool1d) -> nn.Module
     """(B, 6, 16) -> (B, 5): Conv1d k=5+BN+ReLU, dilated Conv1d+ReLU, pooling, Linear."""
     torch.manual_seed(seed)
     net = nn.Sequential(
-        nn.Conv1d(6, 8, 5, padding=2), nn.BatchNorm1d(8, eps=BN_EPS), nn.ReLU(),
-        nn.Conv1d(8, 8, 3, padding=2, dilation=2), nn.ReLU(), pool(2), nn.Flatten(),
+        nn.Conv1d(6, 8, 5, padding=2),
+        nn.BatchNorm1d(8, eps=BN_EPS),
+        nn.ReLU(),
+        nn.Conv1d(8, 8, 3, padding=2, dilation=2),
+        nn.ReLU(),
+        pool(2),
+        nn.Flatten(),
         nn.Linear(8 * 8, 5),
     )
     return _scramble_bn(net, seed + 1)
@@ -73,16 +86,29 @@ def conv1d_net(seed: int = 0, pool: type[nn.Module] = nn.AvgPool1d) -> nn.Module
 
 def bias_free_nets() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
     torch.manual_seed(3)
-    mlp = nn.Sequential(nn.Linear(12, 16, bias=False), nn.ReLU(), nn.Linear(16, 16, bias=False),
-                        nn.ReLU(), nn.Linear(16, 5, bias=False))
+    mlp = nn.Sequential(
+        nn.Linear(12, 16, bias=False),
+        nn.ReLU(),
+        nn.Linear(16, 16, bias=False),
+        nn.ReLU(),
+        nn.Linear(16, 5, bias=False),
+    )
     conv2d = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.ReLU(), nn.AdaptiveAvgPool2d((2, 2)),
-        nn.Flatten(), nn.Linear(16, 5, bias=False),
+        nn.Conv2d(1, 4, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d((2, 2)),
+        nn.Flatten(),
+        nn.Linear(16, 5, bias=False),
     )
     conv1d = nn.Sequential(
-        nn.Conv1d(6, 8, 5, padding=2, padding_mode="reflect", bias=False), nn.ReLU(),
-        nn.Conv1d(8, 8, 3, dilation=2, padding=2, bias=False), nn.ReLU(), nn.Flatten(),
+        nn.Conv1d(6, 8, 5, padding=2, padding_mode="reflect", bias=False),
+        nn.ReLU(),
+        nn.Conv1d(8, 8, 3, dilation=2, padding=2, bias=False),
+        nn.ReLU(),
+        nn.Flatten(),
         nn.Linear(8 * 16, 5, bias=False),
     )
     return {
@@ -118,8 +144,12 @@ def test_lrp0_conserves_the_logit_at_every_layer(name: str) -> None:
 
 def _zennit(model: nn.Module, x: Tensor, target: Tensor, rule: object, pool_rule: object) -> Tensor:
     composite = LayerMapComposite(
-        [(Activation, ZennitPass()), (Convolution, rule), (ZennitLinear, rule),
-         (AvgPool, pool_rule)],
+        [
+            (Activation, ZennitPass()),
+            (Convolution, rule),
+            (ZennitLinear, rule),
+            (AvgPool, pool_rule),
+        ],
         canonizers=[SequentialMergeBatchNorm()],
     )
     onehot = torch.eye(5, dtype=x.dtype)[target]
@@ -135,8 +165,12 @@ PEER_CASES: dict[str, PeerCase] = {
     "conv2d-gamma0.25": (conv2d_bn_net, (3, 1, 8, 10), Gamma(0.25), lambda: ZennitGamma(0.25)),
     "conv1d-epsilon": (conv1d_net, (3, 6, 16), Epsilon(0.5), lambda: ZennitEpsilon(0.5)),
     "conv1d-epsilon0.01": (conv1d_net, (3, 6, 16), Epsilon(0.01), lambda: ZennitEpsilon(0.01)),
-    "conv1d-gamma": (lambda: conv1d_net(pool=nn.MaxPool1d), (3, 6, 16), Gamma(5.0),
-                     lambda: ZennitGamma(5.0)),
+    "conv1d-gamma": (
+        lambda: conv1d_net(pool=nn.MaxPool1d),
+        (3, 6, 16),
+        Gamma(5.0),
+        lambda: ZennitGamma(5.0),
+    ),
 }
 
 
@@ -181,9 +215,15 @@ def test_statistics_rule_by_hand() -> None:
     absorbed."""
     frames = 6
     x = torch.tensor(
-        [[[[0.5, 1.0, 2.0, 0.0, 1.5, 3.0],
-           [1.0, -2.0, 0.5, 0.7, 0.2, 1.1],
-           [0.4, 0.4, 0.4, 0.4, 0.4, 0.4]]]],  # constant: std is the floor, absorbed
+        [
+            [
+                [
+                    [0.5, 1.0, 2.0, 0.0, 1.5, 3.0],
+                    [1.0, -2.0, 0.5, 0.7, 0.2, 1.1],
+                    [0.4, 0.4, 0.4, 0.4, 0.4, 0.4],
+                ]
+            ]
+        ],  # constant: std is the floor, absorbed
         dtype=torch.float64,
     )
     net = StatsNet(3).double()

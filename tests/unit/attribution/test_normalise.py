@@ -27,6 +27,7 @@ def test_minmax_and_tanh_scale_match_hand_values(kind: str) -> None:
 
 def test_normalisation_is_per_item_over_time_and_frequency() -> None:
     a = torch.tensor([S, [[-1.0, 1.0], [3.0, -3.0]]], dtype=torch.float64)  # (2, T=2, F=2)
+
     def t(rows: list[list[float]]) -> torch.Tensor:
         return torch.tensor(rows, dtype=torch.float64)
 

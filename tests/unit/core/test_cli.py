@@ -26,7 +26,12 @@ def test_help_for_every_command(command: str, capsys: pytest.CaptureFixture[str]
     text = capsys.readouterr().out
     assert "--out" in text
     if command != "synth-corpus":
-        assert "--data-root" in text and "--profile" in text and "--model" in text and "key=value" in text
+        assert (
+            "--data-root" in text
+            and "--profile" in text
+            and "--model" in text
+            and "key=value" in text
+        )
 
 
 def test_top_level_help_lists_every_stage() -> None:
@@ -36,11 +41,15 @@ def test_top_level_help_lists_every_stage() -> None:
 
 
 def test_console_script_installed() -> None:
-    proc = subprocess.run([str(Path(sys.executable).parent / "voxray"), "--help"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "voxray"), "--help"], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and "features" in proc.stdout
 
 
-def test_unknown_key_fails_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_key_fails_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     code = main(["run", "--data-root", str(tmp_path), "--out", str(out), "train.epochz=3"])
     assert code == 2
@@ -63,11 +72,17 @@ def test_cluster_yaml_is_a_valid_launcher_config() -> None:
     cfg = yaml.safe_load((ROOT / "cluster.yaml").read_text())
     schema = json.loads((Path(ray.__file__).parent / "autoscaler" / "ray-schema.json").read_text())
     jsonschema.validate(cfg, schema)
-    gpu_groups = [n for n, t in cfg["available_node_types"].items() if t["resources"].get("GPU", 0) >= 1]
+    gpu_groups = [
+        n for n, t in cfg["available_node_types"].items() if t["resources"].get("GPU", 0) >= 1
+    ]
     assert gpu_groups, "a GPU worker group is required"
-    assert any("pip install" in c and "voxray" in c for c in cfg["setup_commands"]), "the project is installed on start"
+    assert any("pip install" in c and "voxray" in c for c in cfg["setup_commands"]), (
+        "the project is installed on start"
+    )
     starts = cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"]
-    assert all("RAY_AUTH_MODE=token" in c for c in starts if "ray start" in c), "token authentication on every node"
+    assert all("RAY_AUTH_MODE=token" in c for c in starts if "ray start" in c), (
+        "token authentication on every node"
+    )
     assert any("--dashboard-host=127.0.0.1" in c for c in cfg["head_start_ray_commands"])
     assert "auth_token" in " ".join(cfg["file_mounts"]), "the shared token reaches every node"
 

@@ -26,7 +26,9 @@ def test_base_yaml_equals_code_defaults() -> None:
     assert from_dict(VoxrayConfig, read_yaml(CONF / "base.yaml")) == VoxrayConfig()
 
 
-@pytest.mark.parametrize("path", sorted(CONF.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONF)))
+@pytest.mark.parametrize(
+    "path", sorted(CONF.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONF))
+)
 def test_every_conf_file_loads(path: Path) -> None:
     cfg = load_config(files=[path])
     assert isinstance(cfg, VoxrayConfig)
@@ -39,15 +41,24 @@ def test_profiles(profile: str) -> None:
 
 
 def test_overrides_apply_with_types() -> None:
-    cfg = load_config(overrides=["train.epochs=3", "features.kinds=[fbank, mfcc]", "train.lr=1e-4",
-                                 "features.resources.num_gpus=0.5", "train.use_gpu=false"])
+    cfg = load_config(
+        overrides=[
+            "train.epochs=3",
+            "features.kinds=[fbank, mfcc]",
+            "train.lr=1e-4",
+            "features.resources.num_gpus=0.5",
+            "train.use_gpu=false",
+        ]
+    )
     assert cfg.train.epochs == 3 and cfg.features.kinds == ("fbank", "mfcc")
     assert cfg.train.lr == pytest.approx(1e-4) and cfg.features.resources.num_gpus == 0.5
     assert cfg.train.use_gpu is False
 
 
 def test_mask_conditions_from_yaml() -> None:
-    cfg = load_config(overrides=["mask.conditions=[{method: saliency, rule: threshold, threshold: 0.3}]"])
+    cfg = load_config(
+        overrides=["mask.conditions=[{method: saliency, rule: threshold, threshold: 0.3}]"]
+    )
     assert cfg.mask.conditions == (MaskCondition("saliency", "classification", "threshold", 0.3),)
     assert cfg.mask.conditions[0].name == "saliency/classification/threshold@0.3"
 
@@ -61,9 +72,15 @@ def test_mask_conditions_from_yaml() -> None:
         ("train.epochs=true", "train.epochs: expected an integer"),
         ("model.arch=vgg", "model.arch: 'vgg' is not one of"),
         ("features.kinds=fbank", "features.kinds: expected a list"),
-        ("features.resources.num_gpus=lots", "features.resources.num_gpus: 'lots' does not match float or 'auto'"),
+        (
+            "features.resources.num_gpus=lots",
+            "features.resources.num_gpus: 'lots' does not match float or 'auto'",
+        ),
         ("mask.conditions=[{method: ig, rule: erase}]", "mask.conditions[0].rule"),
-        ("attribution.resources.rows_per_file=-1", "attribution.resources: rows_per_file must be >= 0"),
+        (
+            "attribution.resources.rows_per_file=-1",
+            "attribution.resources: rows_per_file must be >= 0",
+        ),
         ("embed.resources.batch_size=0", "embed.resources: batch_size must be >= 1"),
         ("train", "is not of the form key=value"),
     ],

@@ -12,7 +12,13 @@ import pyarrow as pa
 import pytest
 
 from voxray import schema
-from voxray.io.run_state import OutputLock, OutputLockedError, mark_stage_done, stage_done, stage_info
+from voxray.io.run_state import (
+    OutputLock,
+    OutputLockedError,
+    mark_stage_done,
+    stage_done,
+    stage_info,
+)
 from voxray.io.sink import (
     ParquetSink,
     committed_keys,
@@ -27,10 +33,15 @@ from voxray.log import redact
 
 def _features(ids: list[str], kind: str = "fbank") -> pa.Table:
     mats = [np.full((3, 2), i, np.float32) for i in range(len(ids))]
-    return pa.table({
-        "utt_id": ids, "kind": [kind] * len(ids), "num_frames": pa.array([3] * len(ids), pa.int32()),
-        "num_bins": pa.array([2] * len(ids), pa.int32()), "values": schema.floats_column(mats),
-    })
+    return pa.table(
+        {
+            "utt_id": ids,
+            "kind": [kind] * len(ids),
+            "num_frames": pa.array([3] * len(ids), pa.int32()),
+            "num_bins": pa.array([2] * len(ids), pa.int32()),
+            "values": schema.floats_column(mats),
+        }
+    )
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
@@ -69,7 +80,11 @@ def test_partitioned_write_and_hive_read(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "features").iterdir()) == ["kind=fbank", "kind=mfcc"]
     back = s.read_table("features").to_pandas()
     assert sorted(zip(back.utt_id, back.kind)) == [("a", "fbank"), ("a", "mfcc"), ("b", "fbank")]
-    assert committed_keys(s, "features", ("utt_id", "kind")) == {("a", "fbank"), ("a", "mfcc"), ("b", "fbank")}
+    assert committed_keys(s, "features", ("utt_id", "kind")) == {
+        ("a", "fbank"),
+        ("a", "mfcc"),
+        ("b", "fbank"),
+    }
 
 
 def test_rewriting_the_same_rows_replaces_not_duplicates(tmp_path: Path) -> None:
@@ -87,7 +102,9 @@ def test_sink_routes_errors_to_quarantine(tmp_path: Path) -> None:
     s = Storage(str(tmp_path))
     t = _features(["good", "bad"]).append_column("path", pa.array(["wav/g.wav", "wav/b.wav"]))
     t = t.append_column("error", pa.array([None, "silent audio"], pa.string()))
-    sink = ParquetSink(s, "features", schema.FEATURES, ("utt_id", "kind"), partition="kind", stage="features")
+    sink = ParquetSink(
+        s, "features", schema.FEATURES, ("utt_id", "kind"), partition="kind", stage="features"
+    )
     assert sink.write([t], None) == (1, 1)
     assert committed_keys(s, "features", ("utt_id", "kind")) == {("good", "fbank")}
     q = s.read_table("quarantine.parquet").to_pylist()
@@ -114,7 +131,10 @@ def test_stage_markers(tmp_path: Path) -> None:
 def test_lock_refuses_a_second_run(tmp_path: Path) -> None:
     s = Storage(str(tmp_path))
     with OutputLock(s):
-        code = "from voxray.io.storage import Storage; from voxray.io.run_state import OutputLock; OutputLock(Storage(%r)).acquire()" % str(tmp_path)
+        code = (
+            "from voxray.io.storage import Storage; from voxray.io.run_state import OutputLock; OutputLock(Storage(%r)).acquire()"
+            % str(tmp_path)
+        )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert proc.returncode != 0 and "another voxray run is writing to this --out" in proc.stderr
     assert not (tmp_path / "_lock.json").exists()
@@ -124,8 +144,12 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     s = Storage(str(tmp_path))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    import json, socket
-    (tmp_path / "_lock.json").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "since": 0}))
+    import json
+    import socket
+
+    (tmp_path / "_lock.json").write_text(
+        json.dumps({"pid": dead.pid, "host": socket.gethostname(), "since": 0})
+    )
     with OutputLock(s):
         assert json.loads((tmp_path / "_lock.json").read_text())["pid"] == os.getpid()
     live = {"pid": os.getppid(), "host": socket.gethostname(), "since": 0}

@@ -17,8 +17,15 @@ def ecapa() -> torch.nn.Module:
     return build_classifier(ModelConfig(channels=64), 80, 10).eval()
 
 
-@pytest.mark.parametrize("method, pathway", [("integrated_gradients", "traversal"), ("saliency", "classification"),
-                                             ("layer_cam", "cam"), ("gradient_shap", "classification")])
+@pytest.mark.parametrize(
+    "method, pathway",
+    [
+        ("integrated_gradients", "traversal"),
+        ("saliency", "classification"),
+        ("layer_cam", "cam"),
+        ("gradient_shap", "classification"),
+    ],
+)
 def test_bf16_maps_within_bound(ecapa: torch.nn.Module, method: str, pathway: str) -> None:
     x = torch.randn(2, 150, 80, generator=torch.Generator().manual_seed(1))
     params = AttributionConfig(ig_steps=16, internal_batch_size=16, shap_samples=4)

@@ -37,6 +37,8 @@ def test_cap_keeps_rss_flatter_over_many_lengths() -> None:
     grown = {}
     for mode in ("default", "capped"):
         env = {k: v for k, v in __import__("os").environ.items() if k != shape_cache.ENV}
-        out = subprocess.run([sys.executable, "-c", GROW, mode], capture_output=True, text=True, env=env, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", GROW, mode], capture_output=True, text=True, env=env, check=True
+        )
         grown[mode] = float(out.stdout.strip().splitlines()[-1])
     assert grown["capped"] < grown["default"], grown

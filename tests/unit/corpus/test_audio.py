@@ -45,7 +45,9 @@ def test_good_wav(tmp_path: Path) -> None:
     x = _tone(1.5)
     _write(tmp_path, "ok.wav", _wav_bytes(x))
     store = Storage(str(tmp_path))
-    assert probe_audio(store, "ok.wav", CFG) == AudioInfo(num_samples=24000, sample_rate=SR, channels=1)
+    assert probe_audio(store, "ok.wav", CFG) == AudioInfo(
+        num_samples=24000, sample_rate=SR, channels=1
+    )
     wave = load_audio(store, "ok.wav", CFG)
     assert wave.dtype == np.float32 and wave.shape == (24000,)
     np.testing.assert_allclose(wave, x, atol=1 / 32768)
@@ -57,7 +59,9 @@ def test_good_flac_equals_wav(tmp_path: Path) -> None:
     _write(tmp_path, "a.flac", _wav_bytes(x, fmt="FLAC"))
     store = Storage(str(tmp_path))
     # both are 16-bit; the writers may round the float input differently by one step
-    np.testing.assert_allclose(load_audio(store, "a.flac", CFG), load_audio(store, "a.wav", CFG), rtol=0, atol=1.01 / 32768)
+    np.testing.assert_allclose(
+        load_audio(store, "a.flac", CFG), load_audio(store, "a.wav", CFG), rtol=0, atol=1.01 / 32768
+    )
 
 
 def _truncated(x: np.ndarray) -> bytes:
@@ -70,13 +74,27 @@ HEADER_CASES: dict[str, tuple[Callable[[], bytes], CorpusConfig, str]] = {
     "corrupt": (lambda: b"RIFX" + bytes(range(256)) * 4, CFG, "unreadable: Format not recognised"),
     "zero-bytes": (lambda: b"", CFG, "empty file (0 bytes)"),
     "no-samples": (lambda: _wav_bytes(np.zeros(0)), CFG, "empty: the file holds no audio samples"),
-    "truncated": (lambda: _truncated(_tone(1.0)), CFG, "truncated: the header promises 16000 samples, the file holds 8000"),
+    "truncated": (
+        lambda: _truncated(_tone(1.0)),
+        CFG,
+        "truncated: the header promises 16000 samples, the file holds 8000",
+    ),
     "stereo": (lambda: _wav_bytes(_tone(1.0, channels=2)), CFG, "expected mono, got 2 channels"),
-    "wrong-rate": (lambda: _wav_bytes(_tone(1.0, sr=8000), sr=8000), CFG,
-                   "sample rate is 8000 Hz, expected 16000 Hz"),
-    "too-short": (lambda: _wav_bytes(_tone(0.1)), CFG, "too short: 0.100 s < corpus.min_duration_s = 0.3 s"),
-    "over-long": (lambda: _wav_bytes(_tone(2.5)), CorpusConfig(max_duration_s=2.0),
-                  "too long: 2.5 s > corpus.max_duration_s = 2 s"),
+    "wrong-rate": (
+        lambda: _wav_bytes(_tone(1.0, sr=8000), sr=8000),
+        CFG,
+        "sample rate is 8000 Hz, expected 16000 Hz",
+    ),
+    "too-short": (
+        lambda: _wav_bytes(_tone(0.1)),
+        CFG,
+        "too short: 0.100 s < corpus.min_duration_s = 0.3 s",
+    ),
+    "over-long": (
+        lambda: _wav_bytes(_tone(2.5)),
+        CorpusConfig(max_duration_s=2.0),
+        "too long: 2.5 s > corpus.max_duration_s = 2 s",
+    ),
 }
 
 
@@ -95,15 +113,29 @@ def test_header_problems(tmp_path: Path, case: str, fn: Callable) -> None:
     "case, data, message",
     [
         ("silent", lambda: _wav_bytes(np.zeros(SR)), "silent: peak amplitude 0 is below 1e-05"),
-        ("near-silent", lambda: _wav_bytes(np.full(SR, 2e-6), subtype="FLOAT"), "silent: peak amplitude 2e-06"),
-        ("nan", lambda: _wav_bytes(np.where(np.arange(SR) % 100 == 0, np.nan, _tone(1.0)), subtype="FLOAT"),
-         "160 of 16000 samples are NaN or infinite"),
-        ("inf", lambda: _wav_bytes(np.where(np.arange(SR) == 5, np.inf, _tone(1.0)), subtype="DOUBLE"),
-         "1 of 16000 samples are NaN or infinite"),
+        (
+            "near-silent",
+            lambda: _wav_bytes(np.full(SR, 2e-6), subtype="FLOAT"),
+            "silent: peak amplitude 2e-06",
+        ),
+        (
+            "nan",
+            lambda: _wav_bytes(
+                np.where(np.arange(SR) % 100 == 0, np.nan, _tone(1.0)), subtype="FLOAT"
+            ),
+            "160 of 16000 samples are NaN or infinite",
+        ),
+        (
+            "inf",
+            lambda: _wav_bytes(np.where(np.arange(SR) == 5, np.inf, _tone(1.0)), subtype="DOUBLE"),
+            "1 of 16000 samples are NaN or infinite",
+        ),
     ],
     ids=["silent", "near-silent", "nan", "inf"],
 )
-def test_content_problems_found_on_load(tmp_path: Path, case: str, data: Callable[[], bytes], message: str) -> None:
+def test_content_problems_found_on_load(
+    tmp_path: Path, case: str, data: Callable[[], bytes], message: str
+) -> None:
     _write(tmp_path, f"{case}.wav", data())
     store = Storage(str(tmp_path))
     assert probe_audio(store, f"{case}.wav", CFG).num_samples == SR  # the header is fine
@@ -142,8 +174,23 @@ needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg
 def _m4a(tmp_path: Path, name: str, x: np.ndarray, sr: int = SR) -> str:
     src = tmp_path / f"{name}.src.wav"
     src.write_bytes(_wav_bytes(x, sr=sr))
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-c:a", "aac", "-b:a", "128k",
-                    str(tmp_path / name)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(src),
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            str(tmp_path / name),
+        ],
+        check=True,
+    )
     return name
 
 
@@ -190,7 +237,9 @@ SPEAKERS = {"en": "en_US_f_Allison", "fr": "fr_CA_f_June", "it": "it_IT_m_Carlo"
 
 @pytest.mark.parametrize("voice", ["en", "fr", "it"], ids=list(SPEAKERS.values()))
 def test_resampling_real_recordings(voice: str) -> None:
-    folder = next((d for d in (ASTERISK / voice, ASTERISK / SPEAKERS[voice]) if (d / PROMPT).is_file()), None)
+    folder = next(
+        (d for d in (ASTERISK / voice, ASTERISK / SPEAKERS[voice]) if (d / PROMPT).is_file()), None
+    )
     if folder is None:
         pytest.skip(f"asterisk prompts not installed ({ASTERISK / SPEAKERS[voice] / PROMPT})")
     store = Storage(str(folder))

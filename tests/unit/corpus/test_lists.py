@@ -76,7 +76,9 @@ def test_trial_list_in_published_format() -> None:
     trials, bad = parse_trial_list(text, "veri_test2.txt")
     assert bad == []
     assert [t.label for t in trials] == [1, 0, 1, 0, 1, 0]
-    assert trials[1] == Trial("veri_test2.txt", 0, "id10270/x6uYqmx31kE/00001", "id10300/ize_eiCFEg0/00003", 2)
+    assert trials[1] == Trial(
+        "veri_test2.txt", 0, "id10270/x6uYqmx31kE/00001", "id10300/ize_eiCFEg0/00003", 2
+    )
 
 
 def test_trial_list_quirks_crlf_blanks_and_extensions() -> None:
@@ -113,7 +115,9 @@ def test_malformed_trial_lines_are_quarantined_with_file_and_line() -> None:
     reasons = {q.path: q.reason for q in bad}
     assert set(reasons) == {f"veri_test2.txt:{n}" for n in range(2, 8)}
     assert reasons["veri_test2.txt:2"] == "veri_test2.txt:2: label 'x' is not 0 or 1"
-    assert reasons["veri_test2.txt:3"].startswith("veri_test2.txt:3: expected '<0|1> <path A> <path B>', got 2 fields")
+    assert reasons["veri_test2.txt:3"].startswith(
+        "veri_test2.txt:3: expected '<0|1> <path A> <path B>', got 2 fields"
+    )
     assert "escapes the data root" in reasons["veri_test2.txt:4"]
     assert reasons["veri_test2.txt:5"] == "veri_test2.txt:5: label '2' is not 0 or 1"
     assert "'.mp3'" in reasons["veri_test2.txt:6"]
@@ -131,11 +135,20 @@ def test_iden_split() -> None:
         "3\r\n\r\n"
     )
     split, bad = parse_iden_split(text, "iden_split.txt")
-    assert split == {"id10001/1zcIwhmdeo4/00001": 1, "id10001/1zcIwhmdeo4/00002": 3, "id10002/C7k7C-PDvAA/00001": 2}
+    assert split == {
+        "id10001/1zcIwhmdeo4/00001": 1,
+        "id10001/1zcIwhmdeo4/00002": 3,
+        "id10002/C7k7C-PDvAA/00001": 2,
+    }
     reasons = {q.path: q.reason for q in bad}
     assert reasons["iden_split.txt:4"] == "iden_split.txt:4: split '4' is not 1, 2 or 3"
-    assert reasons["iden_split.txt:5"] == "iden_split.txt:5: id10001/1zcIwhmdeo4/00002 is split 1 here but 3 at line 2"
-    assert reasons["iden_split.txt:6"].startswith("iden_split.txt:6: expected '<1|2|3> <path>', got 1 fields")
+    assert (
+        reasons["iden_split.txt:5"]
+        == "iden_split.txt:5: id10001/1zcIwhmdeo4/00002 is split 1 here but 3 at line 2"
+    )
+    assert reasons["iden_split.txt:6"].startswith(
+        "iden_split.txt:6: expected '<1|2|3> <path>', got 1 fields"
+    )
 
 
 @pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])
@@ -147,7 +160,9 @@ def test_vox1_meta_with_quirks(crlf: bool) -> None:
     assert bad == []
     assert meta["id10001"] == SpeakerMeta("id10001", "m", "Ireland", "dev")
     assert meta["id10002"].set == "dev"  # "dev " with a trailing blank
-    assert meta["id10003"] == SpeakerMeta("id10003", "m", "India", "dev")  # trailing tabs, space in the name
+    assert meta["id10003"] == SpeakerMeta(
+        "id10003", "m", "India", "dev"
+    )  # trailing tabs, space in the name
     assert meta["id10309"] == SpeakerMeta("id10309", "f", "USA", "test")
     assert meta["id10310"].nationality == "New Zealand"
     assert len(meta) == 6
@@ -189,4 +204,6 @@ def test_malformed_meta_rows_are_quarantined() -> None:
 def test_meta_without_required_columns() -> None:
     meta, bad = parse_meta("speaker,sex\nid1,m\n", "vox2_meta.csv")
     assert meta == {}
-    assert len(bad) == 1 and bad[0].reason.startswith("vox2_meta.csv:1: header 'speaker,sex' lacks column(s) VoxCeleb ID, Gender, Set")
+    assert len(bad) == 1 and bad[0].reason.startswith(
+        "vox2_meta.csv:1: header 'speaker,sex' lacks column(s) VoxCeleb ID, Gender, Set"
+    )

@@ -18,7 +18,9 @@ from voxray.corpus.lists import parse_iden_split, parse_meta, parse_trial_list
 from voxray.corpus.synth import META_HEADER, synth_corpus
 from voxray.io.storage import Storage
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not on PATH")
+pytestmark = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng is not on PATH"
+)
 SR = 16000
 
 
@@ -26,13 +28,19 @@ SR = 16000
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """10 speakers (8 test) x 2 videos x 4 utterances: enough trials for a stable proxy EER."""
     root = tmp_path_factory.mktemp("synth") / "corpus"
-    summary = synth_corpus(str(root), speakers=10, videos=2, utts=4, seed=3, test_speakers=8, jobs=2)
+    summary = synth_corpus(
+        str(root), speakers=10, videos=2, utts=4, seed=3, test_speakers=8, jobs=2
+    )
     assert summary.utterances == 80 and summary.test_speakers == 8
     return root
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_deterministic_by_seed(tmp_path: Path) -> None:
@@ -48,7 +56,11 @@ def test_deterministic_by_seed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(videos=1), "videos=1"), (dict(speakers=2), "speakers=2"), (dict(test_speakers=5), "test_speakers=5")],
+    [
+        (dict(videos=1), "videos=1"),
+        (dict(speakers=2), "speakers=2"),
+        (dict(test_speakers=5), "test_speakers=5"),
+    ],
     ids=["one-video", "two-speakers", "all-test"],
 )
 def test_rejects_bad_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
@@ -77,7 +89,11 @@ def test_layout_and_formats(corpus: Path) -> None:
     assert "synthetic" in (corpus / "README.txt").read_text().lower()
 
     meta_text = (corpus / "vox1_meta.csv").read_text()
-    assert meta_text.splitlines()[0] == META_HEADER == "VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet"
+    assert (
+        meta_text.splitlines()[0]
+        == META_HEADER
+        == "VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet"
+    )
     meta, bad = parse_meta(meta_text, "vox1_meta.csv")
     assert bad == [] and len(meta) == 10
     assert sum(m.set == "test" for m in meta.values()) == 8
@@ -100,10 +116,14 @@ def test_layout_and_formats(corpus: Path) -> None:
             assert spk(t.utt_a) == spk(t.utt_b) and video_of[t.utt_a] != video_of[t.utt_b]
         else:
             assert spk(t.utt_a) != spk(t.utt_b)
-    same_gender = [meta[spk(t.utt_a)].gender == meta[spk(t.utt_b)].gender for t in veri if t.label == 0]
+    same_gender = [
+        meta[spk(t.utt_a)].gender == meta[spk(t.utt_b)].gender for t in veri if t.label == 0
+    ]
     assert any(same_gender) and not all(same_gender)
 
-    hard, bad = parse_trial_list((corpus / "list_test_hard2.txt").read_text(), "list_test_hard2.txt")
+    hard, bad = parse_trial_list(
+        (corpus / "list_test_hard2.txt").read_text(), "list_test_hard2.txt"
+    )
     assert bad == [] and hard
     assert [t.label for t in hard].count(1) == [t.label for t in hard].count(0)
     for t in hard:

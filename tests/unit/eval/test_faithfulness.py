@@ -167,11 +167,16 @@ def test_model_score_functions(batch) -> None:
     rows = torch.cat([feats, feats[2:]])
     rows[3] = 0
     logits = model(rows)
-    np.testing.assert_array_equal(top1_score(model, targets)(rows, items).numpy(),
-                                  (logits.argmax(1) == targets[items]).numpy())
+    np.testing.assert_array_equal(
+        top1_score(model, targets)(rows, items).numpy(),
+        (logits.argmax(1) == targets[items]).numpy(),
+    )
     p = torch.softmax(logits.double(), 1)
-    np.testing.assert_allclose(probability_score(model, targets)(rows, items).numpy(),
-                               p[torch.arange(4), targets[items]].numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        probability_score(model, targets)(rows, items).numpy(),
+        p[torch.arange(4), targets[items]].numpy(),
+        rtol=1e-12,
+    )
     embed = torch.nn.Flatten()
     cos = cosine_score(embed, embed(feats))(rows, items).numpy()
     np.testing.assert_allclose(cos[:3], 1.0, rtol=1e-6)

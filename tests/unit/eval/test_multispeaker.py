@@ -140,8 +140,10 @@ def _saliency_fn(model: nn.Module, feats: Tensor, targets: Tensor) -> dict[str, 
     """'oracle': each frame's energy in the target's bin; 'flat': constant maps."""
     energy = feats[torch.arange(len(feats)), :, targets]  # (B, T)
     oracle = energy[:, :, None].expand_as(feats)
-    return {"oracle": {"S1": oracle, "S2": torch.zeros_like(feats) + 0.3 * oracle},
-            "flat": {"": torch.ones_like(feats)}}
+    return {
+        "oracle": {"S1": oracle, "S2": torch.zeros_like(feats) + 0.3 * oracle},
+        "flat": {"": torch.ones_like(feats)},
+    }
 
 
 def test_run_multispeaker_table(rng: np.random.Generator) -> None:
@@ -153,8 +155,17 @@ def test_run_multispeaker_table(rng: np.random.Generator) -> None:
         calls.append(len(feats))
         return _saliency_fn(model, feats, targets)
 
-    rows = run_multispeaker(BinSpeaker(), utts, labels, ("B-A-B", "A-B"), saliency, rng,
-                            trials_per_case=12, segment_frames=10, batch_size=5)
+    rows = run_multispeaker(
+        BinSpeaker(),
+        utts,
+        labels,
+        ("B-A-B", "A-B"),
+        saliency,
+        rng,
+        trials_per_case=12,
+        segment_frames=10,
+        batch_size=5,
+    )
     assert calls == [5, 5, 2, 5, 5, 2]
     keyed = {(r.case, r.method, r.layer_spec): r for r in rows}
     specs = (("oracle", "S1"), ("oracle", "S2"), ("flat", ""))
@@ -167,11 +178,20 @@ def test_run_multispeaker_table(rng: np.random.Generator) -> None:
         assert flat.precision == 0.0 and flat.recall == 0.0  # a constant map normalises to zeros
     assert keyed[("A-B", "oracle", "S1")].precision == 1.0
     assert keyed[("B-A-B", "oracle", "S1")].precision == pytest.approx(10 / 15)
+
     # S2 is S1 scaled: identical after normalisation; the S1+S2 average is the same map again
     def table(spec: str) -> list[tuple]:
-        rows = run_multispeaker(BinSpeaker(), utts, labels, ("A-B",), _saliency_fn,
-                                np.random.default_rng(0), trials_per_case=4, segment_frames=10,
-                                layer_specs=(spec,))
+        rows = run_multispeaker(
+            BinSpeaker(),
+            utts,
+            labels,
+            ("A-B",),
+            _saliency_fn,
+            np.random.default_rng(0),
+            trials_per_case=4,
+            segment_frames=10,
+            layer_specs=(spec,),
+        )
         return [(r.method, r.top1_masked, r.precision, r.recall) for r in rows]
 
     assert table("S1+S2") == table("S1")
@@ -180,8 +200,9 @@ def test_run_multispeaker_table(rng: np.random.Generator) -> None:
 def test_run_multispeaker_errors(rng: np.random.Generator) -> None:
     utts = _utterances(rng)
     with pytest.raises(ValueError, match="no maps for \\['S9'\\]"):
-        run_multispeaker(BinSpeaker(), utts, {"spk0": 0}, ("A-B",), _saliency_fn, rng, 2, 10,
-                         layer_specs=("S9",))
+        run_multispeaker(
+            BinSpeaker(), utts, {"spk0": 0}, ("A-B",), _saliency_fn, rng, 2, 10, layer_specs=("S9",)
+        )
     two = {"spk0": utts["spk0"], "spk1": utts["spk1"]}
     with pytest.raises(ValueError, match="interfering speakers"):
         run_multispeaker(BinSpeaker(), two, {"spk0": 0}, ("A-B-C",), _saliency_fn, rng, 2, 10)

@@ -106,8 +106,10 @@ def test_blocks_run_head_to_input(trained) -> None:
 def test_edge_detector_is_flagged_and_saliency_is_not(trained, probe) -> None:
     x, y = probe
     before = {k: v.clone() for k, v in trained.state_dict().items()}
-    curves = {"sobel": cascading_randomisation(trained, x, _sobel),
-              "saliency": cascading_randomisation(trained, x, _saliency(y))}
+    curves = {
+        "sobel": cascading_randomisation(trained, x, _sobel),
+        "saliency": cascading_randomisation(trained, x, _saliency(y)),
+    }
     after = trained.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in before.items())  # the model is untouched
     for c in curves.values():

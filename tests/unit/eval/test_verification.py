@@ -195,8 +195,11 @@ def test_single_class_message_names_the_metric():
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"p_target": 0.0}, "p_target"), ({"p_target": 1.0}, "p_target"),
-     ({"p_target": 0.1, "c_fa": 0.0}, "costs must be positive")],
+    [
+        ({"p_target": 0.0}, "p_target"),
+        ({"p_target": 1.0}, "p_target"),
+        ({"p_target": 0.1, "c_fa": 0.0}, "costs must be positive"),
+    ],
     ids=["p0", "p1", "cfa0"],
 )
 def test_min_dcf_rejects_bad_parameters(kwargs, message):

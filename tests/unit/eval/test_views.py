@@ -50,8 +50,11 @@ def test_tsne_separates_clusters_and_is_seeded(rng: np.random.Generator) -> None
     assert (labels[d.argmin(axis=1)] == labels).all()
 
 
-@pytest.mark.parametrize("n, expected", [(1000, 30.0), (31, 10.0), (5, 4 / 3), (2, 1.0)],
-                         ids=["large", "medium", "small", "two"])
+@pytest.mark.parametrize(
+    "n, expected",
+    [(1000, 30.0), (31, 10.0), (5, 4 / 3), (2, 1.0)],
+    ids=["large", "medium", "small", "two"],
+)
 def test_tsne_perplexity(n: int, expected: float) -> None:
     assert tsne_perplexity(n) == pytest.approx(expected)
 

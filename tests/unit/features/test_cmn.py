@@ -18,7 +18,9 @@ def test_cmn_gives_zero_mean_and_keeps_deviations() -> None:
 
 def test_cmn_removes_a_channel_offset() -> None:
     feats = torch.randn(30, 4)
-    torch.testing.assert_close(apply_cmn(feats + torch.tensor([5.0, -2.0, 0.5, 9.0])), apply_cmn(feats))
+    torch.testing.assert_close(
+        apply_cmn(feats + torch.tensor([5.0, -2.0, 0.5, 9.0])), apply_cmn(feats)
+    )
 
 
 def test_cmn_of_empty_and_bad_shape() -> None:

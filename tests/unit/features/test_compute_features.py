@@ -15,7 +15,9 @@ from voxray.features import compute_features, energy_vad, frame_count
 RAW = FeatureConfig(cmn=False, vad=False)
 
 
-def _tone_in_silence(rng: np.random.Generator, seconds: float, silence_s: float = 0.5) -> np.ndarray:
+def _tone_in_silence(
+    rng: np.random.Generator, seconds: float, silence_s: float = 0.5
+) -> np.ndarray:
     """A [-1, 1] waveform: noisy 440 Hz tone between two stretches of near-silence."""
     t = np.arange(int(seconds * 16000)) / 16000
     tone = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.02 * rng.standard_normal(t.size)
@@ -24,7 +26,9 @@ def _tone_in_silence(rng: np.random.Generator, seconds: float, silence_s: float 
 
 
 @pytest.mark.parametrize("kind", ["fbank", "mfcc"])
-def test_raw_features_are_torchaudio_on_int16_scaled_audio(kind: str, rng: np.random.Generator) -> None:
+def test_raw_features_are_torchaudio_on_int16_scaled_audio(
+    kind: str, rng: np.random.Generator
+) -> None:
     waves = [rng.uniform(-0.5, 0.5, n).astype(np.float32) for n in (3000, 12001, 200)]
     out = compute_features(waves, 16000, RAW, kind)
     assert [f.shape[0] for f in out] == [frame_count(w.size, RAW) for w in waves]
@@ -33,7 +37,9 @@ def test_raw_features_are_torchaudio_on_int16_scaled_audio(kind: str, rng: np.ra
     extra = {"num_ceps": 80} if kind == "mfcc" else {}
     for w, f in zip(waves[:2], out[:2]):
         assert f.dtype == np.float32
-        ref = fn(torch.from_numpy(w)[None] * 32768.0, num_mel_bins=80, energy_floor=0.0, **extra).numpy()
+        ref = fn(
+            torch.from_numpy(w)[None] * 32768.0, num_mel_bins=80, energy_floor=0.0, **extra
+        ).numpy()
         np.testing.assert_allclose(f, ref, rtol=0.0, atol=1e-3)
 
 
@@ -58,7 +64,9 @@ def test_vad_drops_the_silence_and_cmn_uses_the_kept_frames(rng: np.random.Gener
     # about 1 s of tone = ~98 frames kept out of ~198; the 0.5 s pads are dropped
     assert 90 <= kept.shape[0] <= 102 < total
     np.testing.assert_allclose(kept.mean(axis=0), 0.0, atol=1e-4)
-    raw = compute_features([wave], 16000, dataclasses.replace(cfg, vad=False, cmn=False), "fbank")[0]
+    raw = compute_features([wave], 16000, dataclasses.replace(cfg, vad=False, cmn=False), "fbank")[
+        0
+    ]
     energy = torch.from_numpy(np.log(np.exp(raw.astype(np.float64)).sum(axis=1)))
     assert energy_vad(energy).sum().item() == pytest.approx(kept.shape[0], abs=5)
 
@@ -72,7 +80,9 @@ def test_vad_keeps_a_minimum_of_frames(rng: np.random.Generator) -> None:
 
 
 def test_too_short_audio_gives_no_frames_even_with_vad_and_cmn() -> None:
-    out = compute_features([np.zeros(100, np.float32)], 16000, FeatureConfig(vad=True, cmn=True), "mfcc")
+    out = compute_features(
+        [np.zeros(100, np.float32)], 16000, FeatureConfig(vad=True, cmn=True), "mfcc"
+    )
     assert out[0].shape == (0, 80)
     assert out[0].dtype == np.float32
 

@@ -30,7 +30,9 @@ def _waves(lengths: tuple[int, ...], scale: float, seed: int = 0) -> list[torch.
     return [torch.randn(n, generator=g) * scale for n in lengths]
 
 
-def _torchaudio(kind: str, wave: torch.Tensor, cfg: FeatureConfig, opt: KaldiOptions, sr: int) -> torch.Tensor:
+def _torchaudio(
+    kind: str, wave: torch.Tensor, cfg: FeatureConfig, opt: KaldiOptions, sr: int
+) -> torch.Tensor:
     kw = dict(
         sample_frequency=float(sr),
         frame_length=cfg.frame_length_ms,
@@ -50,7 +52,9 @@ def _torchaudio(kind: str, wave: torch.Tensor, cfg: FeatureConfig, opt: KaldiOpt
         dither=cfg.dither,
     )
     if kind == "mfcc":
-        return kaldi.mfcc(wave[None], num_ceps=cfg.num_ceps, cepstral_lifter=cfg.cepstral_lifter, **kw)
+        return kaldi.mfcc(
+            wave[None], num_ceps=cfg.num_ceps, cepstral_lifter=cfg.cepstral_lifter, **kw
+        )
     return kaldi.fbank(wave[None], use_log_fbank=opt.use_log_fbank, use_power=opt.use_power, **kw)
 
 
@@ -61,21 +65,35 @@ CASES = [
     ("hanning", {"window": "hanning"}, {}, 16000),
     ("rectangular", {"window": "rectangular"}, {}, 16000),
     ("blackman", {"window": "blackman"}, {"blackman_coeff": 0.4}, 16000),
-    ("40bins-13ceps-band", {"num_mel_bins": 40, "num_ceps": 13, "low_freq": 60.0, "high_freq": -400.0}, {}, 16000),
+    (
+        "40bins-13ceps-band",
+        {"num_mel_bins": 40, "num_ceps": 13, "low_freq": 60.0, "high_freq": -400.0},
+        {},
+        16000,
+    ),
     ("high-freq-absolute", {"num_mel_bins": 24, "num_ceps": 24, "high_freq": 3800.0}, {}, 8000),
     ("no-preemph-no-lifter", {"preemphasis": 0.0, "cepstral_lifter": 0.0}, {}, 16000),
     ("no-snip-edges", {}, {"snip_edges": False}, 16000),
     ("energy-floored", {}, {"use_energy": True, "energy_floor": 1.0}, 16000),
     ("windowed-energy", {}, {"use_energy": True, "raw_energy": False}, 16000),
-    ("no-dc-no-pow2", {"frame_length_ms": 20.0}, {"remove_dc_offset": False, "round_to_power_of_two": False}, 16000),
+    (
+        "no-dc-no-pow2",
+        {"frame_length_ms": 20.0},
+        {"remove_dc_offset": False, "round_to_power_of_two": False},
+        16000,
+    ),
     ("shift-15ms", {"frame_shift_ms": 15.0, "frame_length_ms": 30.0}, {}, 16000),
 ]
 
 
 @pytest.mark.parametrize("kind", ["fbank", "mfcc"])
 @pytest.mark.parametrize("scale", [3000.0, 0.3], ids=["int16-range", "unit-range"])
-@pytest.mark.parametrize(("changes", "options", "sr"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_matches_torchaudio_per_utterance(kind: str, scale: float, changes: dict, options: dict, sr: int) -> None:
+@pytest.mark.parametrize(
+    ("changes", "options", "sr"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_matches_torchaudio_per_utterance(
+    kind: str, scale: float, changes: dict, options: dict, sr: int
+) -> None:
     cfg = FeatureConfig(**changes)
     opt = KaldiOptions(**options)
     waves = _waves(LENGTHS, scale)
@@ -93,13 +111,16 @@ def test_matches_torchaudio_per_utterance(kind: str, scale: float, changes: dict
 
 
 @pytest.mark.parametrize(
-    "options", [{"use_log_fbank": False}, {"use_power": False}, {"use_power": False, "use_log_fbank": False}],
+    "options",
+    [{"use_log_fbank": False}, {"use_power": False}, {"use_power": False, "use_log_fbank": False}],
     ids=["linear", "magnitude", "linear-magnitude"],
 )
 def test_linear_and_magnitude_fbank_match_relatively(options: dict) -> None:
     cfg, opt = FeatureConfig(num_mel_bins=40), KaldiOptions(**options)
     waves = _waves((1000, 4321), 3000.0)
-    for wave, feats in zip(waves, get_extractor("fbank", cfg, options=opt).extract_batch(waves, 16000)):
+    for wave, feats in zip(
+        waves, get_extractor("fbank", cfg, options=opt).extract_batch(waves, 16000)
+    ):
         ref = _torchaudio("fbank", wave, cfg, opt, 16000)
         assert ((feats - ref).abs() / ref.abs().clamp_min(1.0)).max().item() < 1e-4
 
@@ -148,9 +169,15 @@ def test_frame_count_matches_torchaudio(length: int, snip_edges: bool) -> None:
 def test_dither_is_seeded_and_matches_torchaudio_under_the_same_seed() -> None:
     cfg = FeatureConfig(dither=1.0)
     wave = torch.randn(8000) * 3000
-    a = get_extractor("fbank", cfg, options=KaldiOptions(dither_seed=7)).extract_batch([wave], 16000)[0]
-    b = get_extractor("fbank", cfg, options=KaldiOptions(dither_seed=7)).extract_batch([wave], 16000)[0]
-    c = get_extractor("fbank", cfg, options=KaldiOptions(dither_seed=8)).extract_batch([wave], 16000)[0]
+    a = get_extractor("fbank", cfg, options=KaldiOptions(dither_seed=7)).extract_batch(
+        [wave], 16000
+    )[0]
+    b = get_extractor("fbank", cfg, options=KaldiOptions(dither_seed=7)).extract_batch(
+        [wave], 16000
+    )[0]
+    c = get_extractor("fbank", cfg, options=KaldiOptions(dither_seed=8)).extract_batch(
+        [wave], 16000
+    )[0]
     plain = get_extractor("fbank", FeatureConfig()).extract_batch([wave], 16000)[0]
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
@@ -177,7 +204,10 @@ def test_bad_waveform_shape_names_its_index() -> None:
 
 def test_num_bins() -> None:
     assert get_extractor("fbank", FeatureConfig(num_mel_bins=64)).num_bins == 64
-    assert get_extractor("fbank", FeatureConfig(), options=KaldiOptions(use_energy=True)).num_bins == 81
+    assert (
+        get_extractor("fbank", FeatureConfig(), options=KaldiOptions(use_energy=True)).num_bins
+        == 81
+    )
     assert get_extractor("mfcc", FeatureConfig(num_mel_bins=40, num_ceps=13)).num_bins == 13
 
 
@@ -185,7 +215,9 @@ def test_other_sample_rates_are_prepared_on_first_use() -> None:
     ex = get_extractor("mfcc", FeatureConfig(num_mel_bins=40, num_ceps=20))
     wave = torch.randn(8000) * 3000
     ours = ex.extract_batch([wave], 8000)[0]
-    ref = kaldi.mfcc(wave[None], num_mel_bins=40, num_ceps=20, sample_frequency=8000, energy_floor=0.0)
+    ref = kaldi.mfcc(
+        wave[None], num_mel_bins=40, num_ceps=20, sample_frequency=8000, energy_floor=0.0
+    )
     assert ours.shape == ref.shape == (98, 20)
     assert (ours - ref).abs().max().item() < TOL
 

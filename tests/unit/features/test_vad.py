@@ -23,8 +23,17 @@ from voxray.features import (
 
 # Debian's asterisk-core-sounds-en-wav installs under the speaker's name ("en" is a link made
 # by a recommended package)
-PROMPTS = next((p for p in (Path("/usr/share/asterisk/sounds/en"), Path("/usr/share/asterisk/sounds/en_US_f_Allison"))
-                if p.is_dir()), Path("/usr/share/asterisk/sounds/en"))
+PROMPTS = next(
+    (
+        p
+        for p in (
+            Path("/usr/share/asterisk/sounds/en"),
+            Path("/usr/share/asterisk/sounds/en_US_f_Allison"),
+        )
+        if p.is_dir()
+    ),
+    Path("/usr/share/asterisk/sounds/en"),
+)
 
 
 def kaldi_compute_vad(
@@ -35,7 +44,9 @@ def kaldi_compute_vad(
     T = len(e)
     energy_threshold = np.float32(threshold)
     if mean_scale != 0.0:
-        energy_threshold += np.float32(mean_scale) * np.float32(e.sum(dtype=np.float32)) / np.float32(T)
+        energy_threshold += (
+            np.float32(mean_scale) * np.float32(e.sum(dtype=np.float32)) / np.float32(T)
+        )
     out = np.zeros(T, dtype=bool)
     for t in range(T):
         num_count = den_count = 0
@@ -67,7 +78,13 @@ def test_proportion_tie_counts_as_speech() -> None:
 
 @pytest.mark.parametrize(
     ("threshold", "mean_scale", "context", "proportion"),
-    [(5.5, 0.5, 0, 0.6), (5.0, 0.5, 2, 0.6), (2.0, 0.0, 3, 0.3), (8.0, 1.0, 1, 0.9), (5.5, 0.5, 10, 0.5)],
+    [
+        (5.5, 0.5, 0, 0.6),
+        (5.0, 0.5, 2, 0.6),
+        (2.0, 0.0, 3, 0.3),
+        (8.0, 1.0, 1, 0.9),
+        (5.5, 0.5, 10, 0.5),
+    ],
     ids=["default", "ctx2", "no-mean", "strict", "wide"],
 )
 def test_matches_kaldi_rule_on_random_energies(
@@ -76,7 +93,9 @@ def test_matches_kaldi_rule_on_random_energies(
     for length in (1, 2, 7, 150):
         e = rng.normal(12.0, 4.0, size=length).astype(np.float32)
         ours = energy_vad(torch.from_numpy(e), threshold, mean_scale, context, proportion).numpy()
-        np.testing.assert_array_equal(ours, kaldi_compute_vad(e, threshold, mean_scale, context, proportion))
+        np.testing.assert_array_equal(
+            ours, kaldi_compute_vad(e, threshold, mean_scale, context, proportion)
+        )
 
 
 def test_empty_and_bad_arguments() -> None:
@@ -113,7 +132,9 @@ def test_frame_log_energy_is_kaldi_c0_with_use_energy() -> None:
 
 
 def test_energy_floor_applies() -> None:
-    e = frame_log_energy([torch.zeros(800)], 16000, FeatureConfig(), options=KaldiOptions(energy_floor=1.0))[0]
+    e = frame_log_energy(
+        [torch.zeros(800)], 16000, FeatureConfig(), options=KaldiOptions(energy_floor=1.0)
+    )[0]
     assert torch.equal(e, torch.zeros_like(e))  # log(max(0, eps)) floored at log(1)
 
 

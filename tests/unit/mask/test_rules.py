@@ -151,16 +151,21 @@ def test_moore_single_bin_keeps_value() -> None:
 
 @pytest.mark.parametrize(
     "cond",
-    [MaskCondition(rule="product"), MaskCondition(rule="threshold", threshold=0.3),
-     MaskCondition(rule="moore", top_fraction=0.1)],
+    [
+        MaskCondition(rule="product"),
+        MaskCondition(rule="threshold", threshold=0.3),
+        MaskCondition(rule="moore", top_fraction=0.1),
+    ],
     ids=["product", "threshold", "moore"],
 )
 def test_apply_condition_dispatches(cond: MaskCondition, rng: np.random.Generator) -> None:
     x = rng.standard_normal((10, 6)).astype(np.float32)
     a = rng.standard_normal((10, 6)).astype(np.float32)
-    direct = {"product": lambda: attribution_x_input(x, a, "minmax"),
-              "threshold": lambda: threshold_mask(x, a, 0.3, "minmax"),
-              "moore": lambda: moore_replace(x, a, 0.1)}[cond.rule]()
+    direct = {
+        "product": lambda: attribution_x_input(x, a, "minmax"),
+        "threshold": lambda: threshold_mask(x, a, 0.3, "minmax"),
+        "moore": lambda: moore_replace(x, a, 0.1),
+    }[cond.rule]()
     out = apply_condition(x, a, cond, "minmax")
     assert out.dtype == np.float32 and out.shape == (10, 6)
     np.testing.assert_array_equal(out, direct)

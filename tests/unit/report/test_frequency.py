@@ -20,11 +20,18 @@ def test_hz_axis_matches_torchaudio_kaldi_mel_centres() -> None:
 
 
 def test_mean_profiles_weigh_each_utterance_equally() -> None:
-    frame = pd.DataFrame({
-        "method": ["ig", "ig", "ig", "sal"],
-        "pathway": ["classification"] * 4,
-        "freq_profile": [np.array([1.0, 1.0]), np.array([-20.0, 0.0]), np.array([0.0, 0.0]), np.array([3.0, 1.0])],
-    })
+    frame = pd.DataFrame(
+        {
+            "method": ["ig", "ig", "ig", "sal"],
+            "pathway": ["classification"] * 4,
+            "freq_profile": [
+                np.array([1.0, 1.0]),
+                np.array([-20.0, 0.0]),
+                np.array([0.0, 0.0]),
+                np.array([3.0, 1.0]),
+            ],
+        }
+    )
     out = mean_profiles(frame)
     assert sorted(out) == ["ig/classification", "sal/classification"]
     # [0.5, 0.5] and [1, 0] (|-20| scaled); the all-zero profile is skipped

@@ -10,15 +10,34 @@ import pandas as pd
 import pytest
 from PIL import Image as PILImage
 
-from voxray.report.html import Image, Note, Section, Table, format_value, png_size, render_document, render_table, text
+from voxray.report.html import (
+    Image,
+    Note,
+    Section,
+    Table,
+    format_value,
+    png_size,
+    render_document,
+    render_table,
+    text,
+)
 from voxray.report.verdicts import Verdict
 
 
 @pytest.mark.parametrize(
     "label, value, shown",
-    [("EER (%)", 3.4812, "3.48"), ("minDCF (p=0.01)", 0.312345, "0.3123"), ("Deletion AUC", 0.27, "0.270"),
-     ("Trials", 37800.0, "37,800"), ("Flagged", True, "yes"), ("x", float("nan"), "\u2014"), ("x", None, "\u2014"),
-     ("x", 0.123456, "0.1235"), ("Seconds", 12.345, "12.3"), ("n", np.int64(5), "5")],
+    [
+        ("EER (%)", 3.4812, "3.48"),
+        ("minDCF (p=0.01)", 0.312345, "0.3123"),
+        ("Deletion AUC", 0.27, "0.270"),
+        ("Trials", 37800.0, "37,800"),
+        ("Flagged", True, "yes"),
+        ("x", float("nan"), "\u2014"),
+        ("x", None, "\u2014"),
+        ("x", 0.123456, "0.1235"),
+        ("Seconds", 12.345, "12.3"),
+        ("n", np.int64(5), "5"),
+    ],
     ids=["percent", "mindcf", "auc", "count", "bool", "nan", "none", "other", "seconds", "int"],
 )
 def test_format_value(label: str, value: object, shown: str) -> None:
@@ -37,14 +56,18 @@ def test_text_escapes_and_redacts(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_render_table_grouped_header_and_highlight() -> None:
-    frame = pd.DataFrame([[3.1, 0.3, True], [4.2, 0.4, False]], index=pd.Index(["None", "<IG>"], name="Mask"),
-                         columns=pd.MultiIndex.from_tuples([("Retrained", "EER (%)"), ("Retrained", "minDCF"),
-                                                            ("Flags", "Flagged")]))
+    frame = pd.DataFrame(
+        [[3.1, 0.3, True], [4.2, 0.4, False]],
+        index=pd.Index(["None", "<IG>"], name="Mask"),
+        columns=pd.MultiIndex.from_tuples(
+            [("Retrained", "EER (%)"), ("Retrained", "minDCF"), ("Flags", "Flagged")]
+        ),
+    )
     html = render_table(Table(frame, "cap & more", highlight=("Flags", "Flagged")))
     assert '<th colspan="2" class="group">Retrained</th>' in html
     assert '<th rowspan="2" class="idx">Mask</th>' in html
     assert '<tr class="flag"><th scope="row">None</th><td class="num">3.10</td>' in html
-    assert "<th scope=\"row\">&lt;IG&gt;</th>" in html and "<IG>" not in html
+    assert '<th scope="row">&lt;IG&gt;</th>' in html and "<IG>" not in html
     assert "<caption>cap &amp; more</caption>" in html
 
 
@@ -62,8 +85,13 @@ def test_png_size_and_rejects_other_bytes() -> None:
 
 def test_document_has_no_script_and_embeds_images() -> None:
     png = _png(4, 3)
-    section = Section("s<1>", "Title <x>", "intro & more", [Image(png, 'alt "q"'), Note("absent", "missing")],
-                      [Verdict("claim", "partly holds", "1 of 2")])
+    section = Section(
+        "s<1>",
+        "Title <x>",
+        "intro & more",
+        [Image(png, 'alt "q"'), Note("absent", "missing")],
+        [Verdict("claim", "partly holds", "1 of 2")],
+    )
     html = render_document("report", [("Model", "<m>")], [section])
     assert "<script" not in html.lower()
     data = html.split('src="data:image/png;base64,')[1].split('"')[0]

@@ -23,30 +23,51 @@ def _decoded(png: bytes) -> PILImage.Image:
 
 def _curve(method: str, variant: str = "", model: str = "m", n: int = 6) -> pd.DataFrame:
     x = np.linspace(0, 1, n)
-    return pd.DataFrame({"model": model, "method": method, "variant": variant, "x": x, "y": np.exp(-3 * x)})
+    return pd.DataFrame(
+        {"model": model, "method": method, "variant": variant, "x": x, "y": np.exp(-3 * x)}
+    )
 
 
 def _det() -> pd.DataFrame:
     fpr = np.linspace(1.0, 0.0, 50)
-    return pd.DataFrame({"model": "ecapa", "method": "vox1-o", "variant": "none", "x": fpr, "y": 1 - fpr})
+    return pd.DataFrame(
+        {"model": "ecapa", "method": "vox1-o", "variant": "none", "x": fpr, "y": 1 - fpr}
+    )
 
 
 HZ = np.geomspace(40, 7800, 20)
-PROFILES = {"saliency/classification": np.linspace(1, 0, 20), "layer_cam/cam": np.linspace(0, 1, 20)}
+PROFILES = {
+    "saliency/classification": np.linspace(1, 0, 20),
+    "layer_cam/cam": np.linspace(0, 1, 20),
+}
 
 CASES = {
-    "curves": lambda: plots.curves_plot([("Deletion", pd.concat([_curve("layer_cam/cam"), _curve("random")])),
-                                         ("Insertion", _curve("time_aligned"))], ["a", "b"], "y", x_percent=True),
-    "curves-one-panel": lambda: plots.curves_plot([("P", _curve("lrp_epsilon"))], "x", "y", y_percent=True),
+    "curves": lambda: plots.curves_plot(
+        [
+            ("Deletion", pd.concat([_curve("layer_cam/cam"), _curve("random")])),
+            ("Insertion", _curve("time_aligned")),
+        ],
+        ["a", "b"],
+        "y",
+        x_percent=True,
+    ),
+    "curves-one-panel": lambda: plots.curves_plot(
+        [("P", _curve("lrp_epsilon"))], "x", "y", y_percent=True
+    ),
     "det": lambda: plots.det_plot(_det(), ["vox1-o"]),
     "det-perfect": lambda: plots.det_plot(_det().assign(y=0.0)),
     "profile-hz": lambda: plots.frequency_profile_plot(PROFILES, HZ),
     "profile-mfcc": lambda: plots.frequency_profile_plot(PROFILES, None),
     "bands": lambda: plots.band_plot(band_shares(PROFILES, HZ)),
-    "embedding": lambda: plots.embedding_plot(np.random.default_rng(0).normal(size=(30, 2)),
-                                              [f"s{i % 12}" for i in range(30)], ["m", "f", ""] * 10, "PCA"),
-    "training": lambda: plots.training_plot({"ecapa": pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0],
-                                                                    "accuracy": [0.5, 0.7]})}),
+    "embedding": lambda: plots.embedding_plot(
+        np.random.default_rng(0).normal(size=(30, 2)),
+        [f"s{i % 12}" for i in range(30)],
+        ["m", "f", ""] * 10,
+        "PCA",
+    ),
+    "training": lambda: plots.training_plot(
+        {"ecapa": pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0], "accuracy": [0.5, 0.7]})}
+    ),
 }
 
 
@@ -68,8 +89,14 @@ def test_projection_separates_clusters() -> None:
     for method in ("pca", "tsne"):
         xy = project_2d(x, method, seed=0)
         assert xy.shape == (30, 2)
-        within = np.mean([np.linalg.norm(xy[i * 10 : (i + 1) * 10] - xy[i * 10 : (i + 1) * 10].mean(0), axis=1).mean()
-                          for i in range(3)])
+        within = np.mean(
+            [
+                np.linalg.norm(
+                    xy[i * 10 : (i + 1) * 10] - xy[i * 10 : (i + 1) * 10].mean(0), axis=1
+                ).mean()
+                for i in range(3)
+            ]
+        )
         between = np.linalg.norm(xy[:10].mean(0) - xy[10:20].mean(0))
         assert between > 3 * within, method
     with pytest.raises(ValueError, match="at least 3"):

@@ -24,35 +24,89 @@ from voxray.report.synthetic import write_synthetic_outputs
 SCRIPT = "<script>alert(1)</script>"
 HOSTILE_UTT = 'id10002/v&<>"/00007.wav'
 SECRET = "FAKEsecretKEY0123456789abcdefghij"
-HEADINGS = ("Run: stages", "Speaker verification", "Table 2 of 000", "Tables 3-4 of 003", "Speaker identification",
-            "frequency-importance", "Attribution heat maps", "deletion and insertion", "Table 2 of 001",
-            "gender experiment", "Sanity checks", "PCA and t-SNE", "Training", "Ray Tune", "Quarantine", "Configuration")
+HEADINGS = (
+    "Run: stages",
+    "Speaker verification",
+    "Table 2 of 000",
+    "Tables 3-4 of 003",
+    "Speaker identification",
+    "frequency-importance",
+    "Attribution heat maps",
+    "deletion and insertion",
+    "Table 2 of 001",
+    "gender experiment",
+    "Sanity checks",
+    "PCA and t-SNE",
+    "Training",
+    "Ray Tune",
+    "Quarantine",
+    "Configuration",
+)
 
 
 def _plant_hostile_rows(out: Storage, cfg: VoxrayConfig) -> None:
-    out.write_table("quarantine.parquet/attribute-0.parquet", schema.table(schema.QUARANTINE, {
-        "path": [f"wav/{SCRIPT}/00001.wav", f"{HOSTILE_UTT} [saliency/classification]"],
-        "stage": ["manifest", "attribute"],
-        "reason": [f"cannot decode; endpoint {SECRET} refused", "non-finite attribution"]}))
+    out.write_table(
+        "quarantine.parquet/attribute-0.parquet",
+        schema.table(
+            schema.QUARANTINE,
+            {
+                "path": [f"wav/{SCRIPT}/00001.wav", f"{HOSTILE_UTT} [saliency/classification]"],
+                "stage": ["manifest", "attribute"],
+                "reason": [f"cannot decode; endpoint {SECRET} refused", "non-finite attribution"],
+            },
+        ),
+    )
     bins, frames = cfg.features.num_mel_bins, 40
     rng = np.random.default_rng(1)
-    out.write_table("features/kind=fbank/part-hostile.parquet", schema.table(schema.FEATURES, {
-        "utt_id": [HOSTILE_UTT], "num_frames": [frames], "num_bins": [bins],
-        "values": schema.floats_column([rng.standard_normal((frames, bins))])}))
+    out.write_table(
+        "features/kind=fbank/part-hostile.parquet",
+        schema.table(
+            schema.FEATURES,
+            {
+                "utt_id": [HOSTILE_UTT],
+                "num_frames": [frames],
+                "num_bins": [bins],
+                "values": schema.floats_column([rng.standard_normal((frames, bins))]),
+            },
+        ),
+    )
     for method in ("saliency", "layer_cam", "integrated_gradients"):
-        out.write_table(f"attributions/method={method}/part-hostile.parquet", schema.table(schema.ATTRIBUTIONS, {
-            "utt_id": [HOSTILE_UTT], "model": [cfg.train.name], "pathway": ["classification"], "params": ["{}"],
-            "target": [0], "num_frames": [frames], "num_bins": [bins],
-            "values": schema.floats_column([rng.random((frames, bins))]),
-            "freq_profile": schema.floats_column([rng.random(bins)]), "completeness_error": [None]}))
+        out.write_table(
+            f"attributions/method={method}/part-hostile.parquet",
+            schema.table(
+                schema.ATTRIBUTIONS,
+                {
+                    "utt_id": [HOSTILE_UTT],
+                    "model": [cfg.train.name],
+                    "pathway": ["classification"],
+                    "params": ["{}"],
+                    "target": [0],
+                    "num_frames": [frames],
+                    "num_bins": [bins],
+                    "values": schema.floats_column([rng.random((frames, bins))]),
+                    "freq_profile": schema.floats_column([rng.random(bins)]),
+                    "completeness_error": [None],
+                },
+            ),
+        )
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, pd.DataFrame, VoxrayConfig]:
+def report(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[str, dict, pd.DataFrame, VoxrayConfig]:
     root = tmp_path_factory.mktemp("run")
-    cfg = replace(VoxrayConfig(), out=str(root), profile="demo<b>",
-                  **{"corpus.s3": replace(VoxrayConfig().corpus.s3, endpoint_url=f"https://minio:{SECRET}@store:9000"),
-                     "report.heatmap_utterances": 2})
+    cfg = replace(
+        VoxrayConfig(),
+        out=str(root),
+        profile="demo<b>",
+        **{
+            "corpus.s3": replace(
+                VoxrayConfig().corpus.s3, endpoint_url=f"https://minio:{SECRET}@store:9000"
+            ),
+            "report.heatmap_utterances": 2,
+        },
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
         ctx = RunContext(cfg)
@@ -87,9 +141,14 @@ def test_table2_rows_and_numbers(report, html_tables) -> None:
     base = cfg.train.name
     is_base = lambda s: s == base  # noqa: E731
     assert body["None (clean)"][0] == pct(is_base, "none") and body["None (clean)"][-1] == "3.48"
-    labels = {"integrated_gradients/classification/product": ("Integrated Gradients", "4.21"),
-              "integrated_gradients/classification/threshold@0.1": ("Integrated Gradients + mask(0.1)", "4.29"),
-              "gradient_shap/classification/product": ("GradientShap", "4.55")}
+    labels = {
+        "integrated_gradients/classification/product": ("Integrated Gradients", "4.21"),
+        "integrated_gradients/classification/threshold@0.1": (
+            "Integrated Gradients + mask(0.1)",
+            "4.29",
+        ),
+        "gradient_shap/classification/product": ("GradientShap", "4.55"),
+    }
     assert [c.name for c in cfg.mask.conditions] == list(labels)
     for cond in cfg.mask.conditions:
         label, seed = labels[cond.name]
@@ -132,7 +191,9 @@ def test_no_credentials_in_the_report(report) -> None:
 
 def test_verdicts_are_computed(report) -> None:
     html, _, _, _ = report
-    verdicts = re.findall(r'<p class="verdict ([a-z-]+)"><span class="badge">([a-z ]+)</span> <strong>([^<]*)', html)
+    verdicts = re.findall(
+        r'<p class="verdict ([a-z-]+)"><span class="badge">([a-z ]+)</span> <strong>([^<]*)', html
+    )
     claims = {c.split(":")[0]: (status, css) for css, status, c in verdicts}
     assert set(claims) == {"000", "001", "002", "003"}
     # the synthetic run: AHC-average 3.20% vs Mean-CosSim 3.40% EER on veri_test2.txt
@@ -154,31 +215,44 @@ def test_unreadable_table_is_reported(tmp_path: Path) -> None:
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "broken.parquet").write_bytes(b"PAR1 not really parquet")
     (tmp_path / "_stages").mkdir()
-    (tmp_path / "_stages" / "manifest.json").write_text(json.dumps({"stage": "manifest", "inputs": 3, "outputs": 3}))
+    (tmp_path / "_stages" / "manifest.json").write_text(
+        json.dumps({"stage": "manifest", "inputs": 3, "outputs": 3})
+    )
     run_report(RunContext(cfg))
     html = (tmp_path / INDEX).read_text()
     assert 'class="problem">Could not read metrics' in html
-    assert "<th scope=\"row\">manifest</th>" in html
+    assert '<th scope="row">manifest</th>' in html
 
 
 def test_mfcc_run_has_no_hz_axis(tmp_path: Path) -> None:
-    cfg = replace(VoxrayConfig(), out=str(tmp_path), **{"model.feature_kind": "mfcc", "report.tsne": False,
-                                                        "report.heatmap_utterances": 0,
-                                                        "mask.conditions": (MaskCondition("saliency"),)})
+    cfg = replace(
+        VoxrayConfig(),
+        out=str(tmp_path),
+        **{
+            "model.feature_kind": "mfcc",
+            "report.tsne": False,
+            "report.heatmap_utterances": 0,
+            "mask.conditions": (MaskCondition("saliency"),),
+        },
+    )
     write_synthetic_outputs(Storage(str(tmp_path)), cfg)
     run_report(RunContext(cfg))
     html = (tmp_path / INDEX).read_text()
     assert "the attributions are not over mel filterbank bins" in html
 
 
-def test_a_failing_section_leaves_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_section_leaves_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from voxray.report import plots
 
     def broken(*args: object, **kwargs: object) -> bytes:
         raise RuntimeError("det exploded")
 
     monkeypatch.setattr(plots, "det_plot", broken)
-    cfg = replace(VoxrayConfig(), out=str(tmp_path), **{"report.tsne": False, "report.heatmap_utterances": 0})
+    cfg = replace(
+        VoxrayConfig(), out=str(tmp_path), **{"report.tsne": False, "report.heatmap_utterances": 0}
+    )
     write_synthetic_outputs(Storage(str(tmp_path)), cfg)
     run_report(RunContext(cfg))
     html = (tmp_path / INDEX).read_text()
@@ -190,9 +264,15 @@ def test_report_from_s3_outputs(s3_endpoint: str, html_tables) -> None:
     import boto3
 
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="voxray-out")
-    cfg = replace(VoxrayConfig(), out="s3://voxray-out/run",
-                  **{"corpus.s3": replace(VoxrayConfig().corpus.s3, endpoint_url=s3_endpoint),
-                     "report.tsne": False, "report.heatmap_utterances": 1})
+    cfg = replace(
+        VoxrayConfig(),
+        out="s3://voxray-out/run",
+        **{
+            "corpus.s3": replace(VoxrayConfig().corpus.s3, endpoint_url=s3_endpoint),
+            "report.tsne": False,
+            "report.heatmap_utterances": 1,
+        },
+    )
     ctx = RunContext(cfg)
     write_synthetic_outputs(ctx.out, cfg)
     result = run_report(ctx)
@@ -200,5 +280,7 @@ def test_report_from_s3_outputs(s3_endpoint: str, html_tables) -> None:
     tables = html_tables(html).tables
     assert tables["reliability"][0][3][0] == "Integrated Gradients"
     training = html.split('<section id="training">')[1].split("</section>")[0]
-    assert "<img " in training  # the history plot: models/ecapa/history.parquet found by listing the bucket
+    assert (
+        "<img " in training
+    )  # the history plot: models/ecapa/history.parquet found by listing the bucket
     assert result.info["images"] >= 8 and 'class="problem"' not in html

@@ -18,24 +18,37 @@ SHAP = "masked:gradient_shap/classification/product"
 
 
 def _table2_rows() -> list[tuple]:
-    rows = [("ecapa", "none", "vox1-o", "cosine", "eer", 0.0348), ("ecapa", "none", "vox1-o", "cosine", "mindcf_p0.01", 0.31),
-            ("ecapa", "none", "vox1-o", "cosine", "mindcf_p0.05", 0.2)]
+    rows = [
+        ("ecapa", "none", "vox1-o", "cosine", "eer", 0.0348),
+        ("ecapa", "none", "vox1-o", "cosine", "mindcf_p0.01", 0.31),
+        ("ecapa", "none", "vox1-o", "cosine", "mindcf_p0.05", 0.2),
+    ]
     for i, cond in enumerate((IG, IG_MASK, SHAP)):
         retrained = f"ecapa--r{i}"
-        rows += [(retrained, cond, "vox1-o", "cosine", "eer", 0.04 + i / 100),
-                 (retrained, cond, "vox1-o", "cosine", "mindcf_p0.01", 0.4 + i / 100),
-                 (retrained, "none", "vox1-o", "cosine", "eer", 0.05 + i / 100),
-                 (retrained, "none", "vox1-o", "cosine", "mindcf_p0.01", 0.5 + i / 100),
-                 ("ecapa", cond, "vox1-o", "cosine", "eer", 0.1 + i / 100),
-                 ("ecapa", cond, "vox1-o", "cosine", "mindcf_p0.01", 0.6 + i / 100),
-                 # another list and scorer must not leak into the table
-                 (retrained, cond, "vox1-h", "cosine", "eer", 0.9), ("ecapa", cond, "vox1-o", "mean_cossim", "eer", 0.8)]
+        rows += [
+            (retrained, cond, "vox1-o", "cosine", "eer", 0.04 + i / 100),
+            (retrained, cond, "vox1-o", "cosine", "mindcf_p0.01", 0.4 + i / 100),
+            (retrained, "none", "vox1-o", "cosine", "eer", 0.05 + i / 100),
+            (retrained, "none", "vox1-o", "cosine", "mindcf_p0.01", 0.5 + i / 100),
+            ("ecapa", cond, "vox1-o", "cosine", "eer", 0.1 + i / 100),
+            ("ecapa", cond, "vox1-o", "cosine", "mindcf_p0.01", 0.6 + i / 100),
+            # another list and scorer must not leak into the table
+            (retrained, cond, "vox1-h", "cosine", "eer", 0.9),
+            ("ecapa", cond, "vox1-o", "mean_cossim", "eer", 0.8),
+        ]
     return rows
 
 
 def test_reliability_table_reproduces_table2_of_000(make_metrics) -> None:
-    t = tables.reliability_table(make_metrics(_table2_rows()), "ecapa", "vox1-o", condition_order=[IG, IG_MASK, SHAP])
-    assert list(t.index) == ["None (clean)", "Integrated Gradients", "Integrated Gradients + mask(0.1)", "GradientShap"]
+    t = tables.reliability_table(
+        make_metrics(_table2_rows()), "ecapa", "vox1-o", condition_order=[IG, IG_MASK, SHAP]
+    )
+    assert list(t.index) == [
+        "None (clean)",
+        "Integrated Gradients",
+        "Integrated Gradients + mask(0.1)",
+        "GradientShap",
+    ]
     eer = tables.EER
     dcf = "minDCF (p=0.01)"
     assert t[("Retrained, masked test", eer)].tolist() == pytest.approx([3.48, 4.0, 5.0, 6.0])
@@ -55,59 +68,112 @@ def test_reliability_table_without_masked_conditions_keeps_the_clean_row(make_me
 def test_seed_figure_only_for_the_seed_conditions(make_metrics) -> None:
     other = "masked:saliency/classification/threshold@0.2"
     traversal = "masked:integrated_gradients/traversal/product"
-    rows = _table2_rows()[:3] + [("ecapa--x", other, "vox1-o", "cosine", "eer", 0.05),
-                                 ("ecapa--y", traversal, "vox1-o", "cosine", "eer", 0.05)]
+    rows = _table2_rows()[:3] + [
+        ("ecapa--x", other, "vox1-o", "cosine", "eer", 0.05),
+        ("ecapa--y", traversal, "vox1-o", "cosine", "eer", 0.05),
+    ]
     t = tables.reliability_table(make_metrics(rows), "ecapa", "vox1-o")
     seed = t[("000 (VoxCeleb1)", tables.EER)]
-    assert math.isnan(seed["Saliency + mask(0.2)"]) and math.isnan(seed["Integrated Gradients (traversal)"])
+    assert math.isnan(seed["Saliency + mask(0.2)"]) and math.isnan(
+        seed["Integrated Gradients (traversal)"]
+    )
 
 
 def test_clustering_table_is_003s_layout(make_metrics) -> None:
     rows = []
     for lst, k in (("list_test_hard2.txt", 2.0), ("veri_test2.txt", 1.0)):
-        for scorer, eer in (("ds-weighted", 0.067), ("ahc-average", 0.0554), ("mean_cossim", 0.0584),
-                            ("mean_dot", 0.0599), ("ahc-complete", 0.066), ("cosine", 0.05)):
+        for scorer, eer in (
+            ("ds-weighted", 0.067),
+            ("ahc-average", 0.0554),
+            ("mean_cossim", 0.0584),
+            ("mean_dot", 0.0599),
+            ("ahc-complete", 0.066),
+            ("cosine", 0.05),
+        ):
             rows.append(("ecapa", "none", lst, scorer, "eer", eer * k))
-    rows.append(("ecapa", IG, "veri_test2.txt", "ahc-average", "eer", 0.5))  # masked: not in 003's table
-    t = tables.clustering_table(make_metrics(rows), "ecapa", ("veri_test2.txt", "list_test_hard2.txt"))
-    assert list(t.index) == ["Cosine", "Mean-DotProduct", "Mean-CosSim", "AHC-Average", "AHC-Complete", "DS-WeightedAvg"]
+    rows.append(
+        ("ecapa", IG, "veri_test2.txt", "ahc-average", "eer", 0.5)
+    )  # masked: not in 003's table
+    t = tables.clustering_table(
+        make_metrics(rows), "ecapa", ("veri_test2.txt", "list_test_hard2.txt")
+    )
+    assert list(t.index) == [
+        "Cosine",
+        "Mean-DotProduct",
+        "Mean-CosSim",
+        "AHC-Average",
+        "AHC-Complete",
+        "DS-WeightedAvg",
+    ]
     assert list(t.columns) == ["veri_test2.txt EER (%)", "list_test_hard2.txt EER (%)"]
     assert t.loc["AHC-Average"].tolist() == pytest.approx([5.54, 11.08])
     assert t.loc["Mean-CosSim"].tolist() == pytest.approx([5.84, 11.68])
 
 
 def test_verification_table_orders_base_clean_first_and_converts_units(make_metrics) -> None:
-    rows = [("zeta", "none", "a", "cosine", "eer", 0.2), ("ecapa", IG, "a", "cosine", "eer", 0.1),
-            ("ecapa", "none", "a", "ahc-single", "eer", 0.07), ("ecapa", "none", "a", "cosine", "eer", 0.05),
-            ("ecapa", "none", "a", "cosine", "mindcf_p0.05", 0.25), ("ecapa", "none", "a", "cosine", "trials", 40.0),
-            ("ecapa", "none", "faithfulness", "top1", "deletion_auc", 0.3), ("ecapa", "none", "train", "", "train_loss", 1.0)]
+    rows = [
+        ("zeta", "none", "a", "cosine", "eer", 0.2),
+        ("ecapa", IG, "a", "cosine", "eer", 0.1),
+        ("ecapa", "none", "a", "ahc-single", "eer", 0.07),
+        ("ecapa", "none", "a", "cosine", "eer", 0.05),
+        ("ecapa", "none", "a", "cosine", "mindcf_p0.05", 0.25),
+        ("ecapa", "none", "a", "cosine", "trials", 40.0),
+        ("ecapa", "none", "faithfulness", "top1", "deletion_auc", 0.3),
+        ("ecapa", "none", "train", "", "train_loss", 1.0),
+    ]
     t = tables.verification_table(make_metrics(rows), "ecapa")
     assert list(t.index) == ["ecapa", "ecapa", "ecapa", "zeta"]
     assert t["Scorer"].tolist() == ["Cosine", "AHC-Single", "Cosine", "Cosine"]
     assert t["Condition"].tolist()[2] == "Integrated Gradients"
     assert t[tables.EER].tolist() == pytest.approx([5.0, 7.0, 10.0, 20.0])
-    assert t["minDCF (p=0.05)"].iloc[0] == pytest.approx(0.25) and math.isnan(t["minDCF (p=0.05)"].iloc[1])
+    assert t["minDCF (p=0.05)"].iloc[0] == pytest.approx(0.25) and math.isnan(
+        t["minDCF (p=0.05)"].iloc[1]
+    )
     assert t["Trials"].iloc[0] == 40
 
 
 def test_faithfulness_table_puts_references_last(make_metrics) -> None:
-    rows = [("m", c, "faithfulness", s, metric, v) for s in ("top1",)
-            for c, v in (("random", 0.4), ("layer_cam/cam", 0.2), ("time_aligned", 0.5), ("saliency/traversal", 0.3))
-            for metric in ("deletion_auc", "insertion_auc")]
+    rows = [
+        ("m", c, "faithfulness", s, metric, v)
+        for s in ("top1",)
+        for c, v in (
+            ("random", 0.4),
+            ("layer_cam/cam", 0.2),
+            ("time_aligned", 0.5),
+            ("saliency/traversal", 0.3),
+        )
+        for metric in ("deletion_auc", "insertion_auc")
+    ]
     t = tables.faithfulness_table(make_metrics(rows))
-    assert list(t.index) == ["Layer-CAM", "Saliency (traversal)", "Random (reference)", "Time-aligned (reference)"]
+    assert list(t.index) == [
+        "Layer-CAM",
+        "Saliency (traversal)",
+        "Random (reference)",
+        "Time-aligned (reference)",
+    ]
     assert t[("scorer: top1", "Deletion AUC")].tolist() == pytest.approx([0.2, 0.3, 0.4, 0.5])
 
 
 def test_multispeaker_table_is_001s_layout(make_metrics) -> None:
-    rows = [("m", "original", "multispeaker:A-B", "", "top1", 0.4915), ("m", "original", "multispeaker:B-A-B", "", "top1", 0.1535)]
-    rows += [("m", f"{meth}@{spec}", f"multispeaker:{case}", "", "top1", v)
-             for case in ("A-B", "B-A-B") for meth, v in (("layer_cam", 0.7155), ("grad_cam_pp", 0.477))
-             for spec in ("S4+S3", "S1")]
+    rows = [
+        ("m", "original", "multispeaker:A-B", "", "top1", 0.4915),
+        ("m", "original", "multispeaker:B-A-B", "", "top1", 0.1535),
+    ]
+    rows += [
+        ("m", f"{meth}@{spec}", f"multispeaker:{case}", "", "top1", v)
+        for case in ("A-B", "B-A-B")
+        for meth, v in (("layer_cam", 0.7155), ("grad_cam_pp", 0.477))
+        for spec in ("S4+S3", "S1")
+    ]
     rows.append(("m", "layer_cam@S1", "multispeaker:A-B", "", "recall", 0.9))
     t = tables.multispeaker_table(make_metrics(rows), cases=("B-A-B", "A-B"))
     assert list(t.index) == ["Original", "S1", "S4+S3"]
-    assert list(t.columns) == [("B-A-B", "G-CAM"), ("B-A-B", "L-CAM"), ("A-B", "G-CAM"), ("A-B", "L-CAM")]
+    assert list(t.columns) == [
+        ("B-A-B", "G-CAM"),
+        ("B-A-B", "L-CAM"),
+        ("A-B", "G-CAM"),
+        ("A-B", "L-CAM"),
+    ]
     assert t.loc["Original"].tolist() == pytest.approx([15.35, 15.35, 49.15, 49.15])
     assert t.loc["S1", ("A-B", "L-CAM")] == pytest.approx(71.55)
     recall = tables.multispeaker_table(make_metrics(rows), metric="recall")
@@ -115,10 +181,13 @@ def test_multispeaker_table_is_001s_layout(make_metrics) -> None:
 
 
 def test_sanity_table_flags(make_metrics) -> None:
-    rows = [("m", "saliency", "sanity", "", "spearman_final", 0.1), ("m", "saliency", "sanity", "", "flagged", 0.0),
-            ("m", "integrated_gradients", "sanity", "", "spearman_final", 0.8),
-            ("m", "integrated_gradients", "sanity", "", "ssim_final", 0.9),
-            ("m", "integrated_gradients", "sanity", "", "flagged", 1.0)]
+    rows = [
+        ("m", "saliency", "sanity", "", "spearman_final", 0.1),
+        ("m", "saliency", "sanity", "", "flagged", 0.0),
+        ("m", "integrated_gradients", "sanity", "", "spearman_final", 0.8),
+        ("m", "integrated_gradients", "sanity", "", "ssim_final", 0.9),
+        ("m", "integrated_gradients", "sanity", "", "flagged", 1.0),
+    ]
     t = tables.sanity_table(make_metrics(rows))
     assert t["Flagged"].to_dict() == {"Integrated Gradients": True, "Saliency": False}
     assert t.loc["Integrated Gradients", "SSIM, all layers randomised"] == pytest.approx(0.9)
@@ -126,10 +195,17 @@ def test_sanity_table_flags(make_metrics) -> None:
 
 
 def test_gender_table_is_002s_table1_with_seed_figures(make_metrics) -> None:
-    rows = [("alexnet-gender", "lrp_epsilon", "gender", "", "acc@0", 0.95), ("alexnet-gender", "lrp_epsilon", "gender", "", "acc@0.005", 0.2),
-            ("alexnet-gender", "random", "gender", "", "acc@0", 0.95), ("alexnet-gender", "random", "gender", "", "acc@0.005", 0.9)]
+    rows = [
+        ("alexnet-gender", "lrp_epsilon", "gender", "", "acc@0", 0.95),
+        ("alexnet-gender", "lrp_epsilon", "gender", "", "acc@0.005", 0.2),
+        ("alexnet-gender", "random", "gender", "", "acc@0", 0.95),
+        ("alexnet-gender", "random", "gender", "", "acc@0.005", 0.9),
+    ]
     t = tables.gender_table(make_metrics(rows))
-    assert list(t.index) == [("alexnet-gender", "LRP-\u03b5"), ("alexnet-gender", "Random (reference)")]
+    assert list(t.index) == [
+        ("alexnet-gender", "LRP-\u03b5"),
+        ("alexnet-gender", "Random (reference)"),
+    ]
     row = t.loc[("alexnet-gender", "LRP-\u03b5")]
     assert row.tolist() == pytest.approx([95.0, 20.0, 97.8, 12.3])
     assert t.columns[1] == ("This run", "Acc. (%) at 0.5%")
@@ -137,8 +213,11 @@ def test_gender_table_is_002s_table1_with_seed_figures(make_metrics) -> None:
 
 
 def test_pixel_flipping_table_orders_fractions(make_metrics) -> None:
-    rows = [("m", c, "pixel_flipping", "", f"acc@{f:g}", v) for c in ("random", "lrp_0")
-            for f, v in ((0.01, 0.5), (0.0, 0.9), (0.001, 0.8))]
+    rows = [
+        ("m", c, "pixel_flipping", "", f"acc@{f:g}", v)
+        for c in ("random", "lrp_0")
+        for f, v in ((0.01, 0.5), (0.0, 0.9), (0.001, 0.8))
+    ]
     t = tables.pixel_flipping_table(make_metrics(rows))
     assert list(t.columns) == ["Acc. (%) at 0%", "Acc. (%) at 0.1%", "Acc. (%) at 1%"]
     assert list(t.index) == [("m", "LRP-0"), ("m", "Random (reference)")]
@@ -146,12 +225,19 @@ def test_pixel_flipping_table_orders_fractions(make_metrics) -> None:
 
 
 def test_identification_and_training_tables(make_metrics) -> None:
-    rows = [("ecapa", "none", "iden", "cosine", "top1", 0.8125), ("ecapa", "x@S1", "multispeaker:A-B", "", "top1", 0.3),
-            ("ecapa", "none", "train", "", "train_top1", 0.5), ("ecapa", "none", "train", "", "train_epochs", 4.0)]
+    rows = [
+        ("ecapa", "none", "iden", "cosine", "top1", 0.8125),
+        ("ecapa", "x@S1", "multispeaker:A-B", "", "top1", 0.3),
+        ("ecapa", "none", "train", "", "train_top1", 0.5),
+        ("ecapa", "none", "train", "", "train_epochs", 4.0),
+    ]
     ident = tables.identification_table(make_metrics(rows))
     assert ident["Top-1 (%)"].tolist() == pytest.approx([81.25])
     train = tables.training_table(make_metrics(rows))
-    assert train.loc["ecapa", "Train Top-1 (%)"] == pytest.approx(50.0) and train.loc["ecapa", "Epochs"] == 4
+    assert (
+        train.loc["ecapa", "Train Top-1 (%)"] == pytest.approx(50.0)
+        and train.loc["ecapa", "Epochs"] == 4
+    )
     assert math.isnan(train.loc["ecapa", "Final loss"])
 
 
@@ -159,8 +245,10 @@ def test_tune_table_sorts_by_objective_and_expands_config() -> None:
     rows = []
     for i, eer in enumerate((0.3, 0.1, 0.2)):
         cfg = json.dumps({"method": f"m{i}", "tau": 0.1 * (i + 1)})
-        rows += [{"trial_id": f"t{i}", "config": cfg, "metric": "eer", "value": eer, "status": "done"},
-                 {"trial_id": f"t{i}", "config": cfg, "metric": "epoch", "value": 2.0, "status": "done"}]
+        rows += [
+            {"trial_id": f"t{i}", "config": cfg, "metric": "eer", "value": eer, "status": "done"},
+            {"trial_id": f"t{i}", "config": cfg, "metric": "epoch", "value": 2.0, "status": "done"},
+        ]
     t = tables.tune_table(pd.DataFrame(rows), top=2)
     assert list(t.index) == ["t1", "t2"]
     assert t[tables.EER].tolist() == pytest.approx([10.0, 20.0])
@@ -168,29 +256,62 @@ def test_tune_table_sorts_by_objective_and_expands_config() -> None:
 
 
 def test_stage_table_orders_by_finish_time() -> None:
-    stages = {"train": {"finished_at": "2025-01-02T00:00:00", "inputs": 5, "outputs": 5, "seconds": 12.5},
-              "manifest": {"finished_at": "2025-01-01T00:00:00", "inputs": 6, "outputs": 5, "quarantined": 1}}
+    stages = {
+        "train": {"finished_at": "2025-01-02T00:00:00", "inputs": 5, "outputs": 5, "seconds": 12.5},
+        "manifest": {
+            "finished_at": "2025-01-01T00:00:00",
+            "inputs": 6,
+            "outputs": 5,
+            "quarantined": 1,
+        },
+    }
     t = tables.stage_table(stages)
     assert list(t.index) == ["manifest", "train"]
     assert t.loc["manifest", "Quarantined"] == 1 and math.isnan(t.loc["manifest", "Seconds"])
 
 
 def test_quarantine_summary_groups_reasons_without_paths() -> None:
-    q = pd.DataFrame({"path": ["a.wav", "b.wav", "c.wav"], "stage": ["manifest"] * 3,
-                      "reason": ["a.wav: empty file", "b.wav: empty file", "wrong rate"]})
+    q = pd.DataFrame(
+        {
+            "path": ["a.wav", "b.wav", "c.wav"],
+            "stage": ["manifest"] * 3,
+            "reason": ["a.wav: empty file", "b.wav: empty file", "wrong rate"],
+        }
+    )
     t = tables.quarantine_summary(q)
-    assert t.reset_index().values.tolist() == [["manifest", "<path>: empty file", 2], ["manifest", "wrong rate", 1]]
+    assert t.reset_index().values.tolist() == [
+        ["manifest", "<path>: empty file", 2],
+        ["manifest", "wrong rate", 1],
+    ]
     assert tables.quarantine_first(q, n=2)["Path"].tolist() == ["a.wav", "b.wav"]
 
 
 @pytest.mark.parametrize(
     "call",
-    [lambda: tables.verification_table(None, "m"), lambda: tables.clustering_table(None, "m"),
-     lambda: tables.faithfulness_table(None), lambda: tables.multispeaker_table(None), lambda: tables.sanity_table(None),
-     lambda: tables.gender_table(None), lambda: tables.pixel_flipping_table(None), lambda: tables.tune_table(None),
-     lambda: tables.stage_table({}), lambda: tables.quarantine_summary(None)],
-    ids=["verification", "clustering", "faithfulness", "multispeaker", "sanity", "gender", "flipping", "tune", "stages",
-         "quarantine"],
+    [
+        lambda: tables.verification_table(None, "m"),
+        lambda: tables.clustering_table(None, "m"),
+        lambda: tables.faithfulness_table(None),
+        lambda: tables.multispeaker_table(None),
+        lambda: tables.sanity_table(None),
+        lambda: tables.gender_table(None),
+        lambda: tables.pixel_flipping_table(None),
+        lambda: tables.tune_table(None),
+        lambda: tables.stage_table({}),
+        lambda: tables.quarantine_summary(None),
+    ],
+    ids=[
+        "verification",
+        "clustering",
+        "faithfulness",
+        "multispeaker",
+        "sanity",
+        "gender",
+        "flipping",
+        "tune",
+        "stages",
+        "quarantine",
+    ],
 )
 def test_absent_inputs_give_empty_tables(call) -> None:
     assert call().empty
@@ -198,9 +319,16 @@ def test_absent_inputs_give_empty_tables(call) -> None:
 
 @pytest.mark.parametrize(
     "raw, shown",
-    [(IG_MASK, "Integrated Gradients + mask(0.1)"), ("none", "None (clean)"),
-     ("masked:lrp_epsilon/classification/moore@0.005", "LRP-\u03b5, Moore augmentation (top 0.5%)"),
-     ("masked:saliency/traversal/product", "Saliency (traversal)"), ("other", "other")],
+    [
+        (IG_MASK, "Integrated Gradients + mask(0.1)"),
+        ("none", "None (clean)"),
+        (
+            "masked:lrp_epsilon/classification/moore@0.005",
+            "LRP-\u03b5, Moore augmentation (top 0.5%)",
+        ),
+        ("masked:saliency/traversal/product", "Saliency (traversal)"),
+        ("other", "other"),
+    ],
     ids=["threshold", "clean", "moore", "traversal", "unknown"],
 )
 def test_condition_names(raw: str, shown: str) -> None:
@@ -209,6 +337,10 @@ def test_condition_names(raw: str, shown: str) -> None:
 
 def test_name_helpers() -> None:
     assert parse_masked("masked:a/b/threshold@x") is None and parse_masked("masked:a/b") is None
-    assert scorer_name("ahc-weighted") == "AHC-WeightedAvg" and scorer_name("ds-average") == "DS-Average"
-    assert order_lists(["z", "list_test_all2", "veri_test2.txt"], ("veri_test2.txt", "list_test_all2.txt")) == [
-        "veri_test2.txt", "list_test_all2", "z"]
+    assert (
+        scorer_name("ahc-weighted") == "AHC-WeightedAvg"
+        and scorer_name("ds-average") == "DS-Average"
+    )
+    assert order_lists(
+        ["z", "list_test_all2", "veri_test2.txt"], ("veri_test2.txt", "list_test_all2.txt")
+    ) == ["veri_test2.txt", "list_test_all2", "z"]

@@ -8,18 +8,27 @@ import pytest
 from voxray.report import verdicts
 
 
-def _multispeaker(layer_cam: float, score_cam: float, cases: tuple[str, ...] = ("A-B", "B-A-B")) -> list[tuple]:
+def _multispeaker(
+    layer_cam: float, score_cam: float, cases: tuple[str, ...] = ("A-B", "B-A-B")
+) -> list[tuple]:
     rows = []
     for case in cases:
         lst = f"multispeaker:{case}"
-        rows += [("m", "original", lst, "", "top1", 0.99),  # the unmasked input never competes
-                 ("m", "layer_cam@S1", lst, "", "top1", layer_cam), ("m", "layer_cam@S2", lst, "", "top1", layer_cam - 0.2),
-                 ("m", "score_cam@S1", lst, "", "top1", score_cam), ("m", "layer_cam@S1", lst, "", "precision", 0.0)]
+        rows += [
+            ("m", "original", lst, "", "top1", 0.99),  # the unmasked input never competes
+            ("m", "layer_cam@S1", lst, "", "top1", layer_cam),
+            ("m", "layer_cam@S2", lst, "", "top1", layer_cam - 0.2),
+            ("m", "score_cam@S1", lst, "", "top1", score_cam),
+            ("m", "layer_cam@S1", lst, "", "precision", 0.0),
+        ]
     return rows
 
 
-@pytest.mark.parametrize("layer_cam, score_cam, status", [(0.7, 0.5, "holds"), (0.4, 0.6, "does not hold")],
-                         ids=["layer-cam-best", "score-cam-best"])
+@pytest.mark.parametrize(
+    "layer_cam, score_cam, status",
+    [(0.7, 0.5, "holds"), (0.4, 0.6, "does not hold")],
+    ids=["layer-cam-best", "score-cam-best"],
+)
 def test_layer_cam_verdict(make_metrics, layer_cam: float, score_cam: float, status: str) -> None:
     v = verdicts.layer_cam_verdict(make_metrics(_multispeaker(layer_cam, score_cam)))
     assert v.status == status
@@ -34,9 +43,16 @@ def test_layer_cam_verdict_partly(make_metrics) -> None:
 
 def _faithfulness(deletion: float, insertion: float) -> list[tuple]:
     rows = []
-    for cond, d, i in (("layer_cam/cam", deletion, insertion), ("random", 0.4, 0.45), ("time_aligned", 0.1, 0.9),
-                       ("saliency/classification", 0.9, 0.1)):
-        rows += [("m", cond, "faithfulness", "top1", "deletion_auc", d), ("m", cond, "faithfulness", "top1", "insertion_auc", i)]
+    for cond, d, i in (
+        ("layer_cam/cam", deletion, insertion),
+        ("random", 0.4, 0.45),
+        ("time_aligned", 0.1, 0.9),
+        ("saliency/classification", 0.9, 0.1),
+    ):
+        rows += [
+            ("m", cond, "faithfulness", "top1", "deletion_auc", d),
+            ("m", cond, "faithfulness", "top1", "insertion_auc", i),
+        ]
     return rows
 
 
@@ -48,7 +64,9 @@ def _faithfulness(deletion: float, insertion: float) -> list[tuple]:
 def test_cam_random_verdict(make_metrics, deletion: float, insertion: float, status: str) -> None:
     v = verdicts.cam_random_verdict(make_metrics(_faithfulness(deletion, insertion)))
     assert v.status == status
-    assert "random 0.400/0.450" in v.detail and f"Layer-CAM {deletion:.3f}/{insertion:.3f}" in v.detail
+    assert (
+        "random 0.400/0.450" in v.detail and f"Layer-CAM {deletion:.3f}/{insertion:.3f}" in v.detail
+    )
 
 
 def _flipping(lrp_drop: float) -> list[tuple]:
@@ -59,7 +77,9 @@ def _flipping(lrp_drop: float) -> list[tuple]:
     return rows
 
 
-@pytest.mark.parametrize("drop, status", [(0.5, "holds"), (0.05, "does not hold")], ids=["faster", "slower"])
+@pytest.mark.parametrize(
+    "drop, status", [(0.5, "holds"), (0.05, "does not hold")], ids=["faster", "slower"]
+)
 def test_lrp_flipping_verdict(make_metrics, drop: float, status: str) -> None:
     v = verdicts.lrp_flipping_verdict(make_metrics(_flipping(drop)))
     assert v.status == status
@@ -68,17 +88,28 @@ def test_lrp_flipping_verdict(make_metrics, drop: float, status: str) -> None:
 
 
 def test_lrp_flipping_verdict_uses_the_gender_experiment(make_metrics) -> None:
-    rows = [("alexnet-gender", c, "gender", "", f"acc@{f:g}", v)
-            for c, f, v in (("lrp_epsilon", 0.0, 0.97), ("lrp_epsilon", 0.005, 0.12), ("random", 0.0, 0.97),
-                            ("random", 0.005, 0.95))]
+    rows = [
+        ("alexnet-gender", c, "gender", "", f"acc@{f:g}", v)
+        for c, f, v in (
+            ("lrp_epsilon", 0.0, 0.97),
+            ("lrp_epsilon", 0.005, 0.12),
+            ("random", 0.0, 0.97),
+            ("random", 0.005, 0.95),
+        )
+    ]
     v = verdicts.lrp_flipping_verdict(make_metrics(rows))
     assert v.status == "holds" and "12.00% vs random 95.00%" in v.detail
 
 
-@pytest.mark.parametrize("ahc, status", [(0.0554, "holds"), (0.07, "does not hold")], ids=["ahc-lower", "ahc-higher"])
+@pytest.mark.parametrize(
+    "ahc, status", [(0.0554, "holds"), (0.07, "does not hold")], ids=["ahc-lower", "ahc-higher"]
+)
 def test_ahc_verdict(make_metrics, ahc: float, status: str) -> None:
-    rows = [("ecapa", "none", "vox1-o", "ahc-average", "eer", ahc), ("ecapa", "none", "vox1-o", "mean_cossim", "eer", 0.0584),
-            ("other", "none", "vox1-o", "ahc-average", "eer", 0.01)]
+    rows = [
+        ("ecapa", "none", "vox1-o", "ahc-average", "eer", ahc),
+        ("ecapa", "none", "vox1-o", "mean_cossim", "eer", 0.0584),
+        ("other", "none", "vox1-o", "ahc-average", "eer", 0.01),
+    ]
     v = verdicts.ahc_verdict(make_metrics(rows), "ecapa")
     assert v.status == status and f"{100 * ahc:.2f}% vs 5.84%" in v.detail
 
@@ -97,8 +128,13 @@ def test_formant_verdict() -> None:
 
 @pytest.mark.parametrize(
     "fn",
-    [verdicts.layer_cam_verdict, verdicts.cam_random_verdict, verdicts.lrp_flipping_verdict,
-     lambda m: verdicts.ahc_verdict(m, "ecapa"), lambda m: verdicts.formant_verdict({}, np.arange(3.0))],
+    [
+        verdicts.layer_cam_verdict,
+        verdicts.cam_random_verdict,
+        verdicts.lrp_flipping_verdict,
+        lambda m: verdicts.ahc_verdict(m, "ecapa"),
+        lambda m: verdicts.formant_verdict({}, np.arange(3.0)),
+    ],
     ids=["layer-cam", "cam-random", "lrp", "ahc", "formant"],
 )
 def test_absent_data_is_not_computed(fn, make_metrics) -> None:

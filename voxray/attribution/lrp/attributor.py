@@ -73,8 +73,9 @@ def relevance(
                 raise ValueError(f"layer {name!r} ran {len(captured[name])} times, expected once")
             acts.append(captured[name][0])
         grads = torch.autograd.grad(score, [x, *acts], allow_unused=True)
-    rel = [a.detach() * (torch.zeros_like(a) if g is None else g)
-           for a, g in zip([x, *acts], grads)]
+    rel = [
+        a.detach() * (torch.zeros_like(a) if g is None else g) for a, g in zip([x, *acts], grads)
+    ]
     return Relevance(rel[0], dict(zip(layers, rel[1:])))
 
 

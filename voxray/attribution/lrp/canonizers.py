@@ -104,8 +104,11 @@ class MergeBatchNorm(Canonizer):
         if isinstance(producer, _ConvNd):
             return not producer.transposed and producer.out_channels == bn.num_features
         # BatchNorm normalises dim 1: a Linear's features are there only for (B, C) outputs
-        return (isinstance(producer, nn.Linear) and out_dims == 2
-                and producer.out_features == bn.num_features)
+        return (
+            isinstance(producer, nn.Linear)
+            and out_dims == 2
+            and producer.out_features == bn.num_features
+        )
 
     @staticmethod
     def _fold(layer: nn.Module, bn: _BatchNorm, stack: ExitStack) -> None:
