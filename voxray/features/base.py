@@ -1,48 +1,91 @@
-"""One small contract for feature extractors (lhotse's lesson) and the registry by kind.
+"""Front-ends: the input representation a model was trained on, as registered extractors.
 
-An extractor turns a batch of waveforms into one ``(T_i, F)`` float32 tensor per waveform,
-on its own device; ``FeatureConfig.kinds`` values (``fbank``, ``mfcc``) are the registry keys.
+The front-end belongs to the model. Every model, voxray-trained or imported, carries a
+``FrontEndSpec``: the registered extractor's ``name`` and a frozen dataclass of the parameters
+that define its output. The spec is written into ``models/<name>/config.yaml`` (key
+``front_end``, ``{name, params}``) or derived when a model is imported (a SpeechBrain
+``hyperparams.yaml``). The features stage computes each distinct spec the run's models need into
+``features/kind=<spec.name>/``; embed, attribute and the report read the partition and the bin
+frequencies of their model's spec. One name means one parameter set within a run.
+
+To add a front-end (lhotse's lesson: one small contract, a registry by name)::
+
+    @dataclass(frozen=True)
+    class MyMelParams:               # every field a YAML scalar; defaults = the usual setting
+        n_mels: int = 40
+
+    @register_extractor
+    class MyMel(FeatureExtractor):
+        name = "my_mel"              # the partition folder: features/kind=my_mel/
+        params_type = MyMelParams
+
+        @classmethod
+        def from_params(cls, params, device="cpu", sample_rate=16000): ...
+        num_bins (property)          # F
+        frame_shift_ms (property)    # hop between frames, for segment lengths in frames
+        def compute(self, waves, sample_rate): ...   # [(n_i,) float32 in [-1, 1]] -> [(T_i, F)]
+        def bin_frequencies(self, sample_rate): ...  # Hz of each bin (F,), or None
+
+and give the model ``FrontEndSpec("my_mel", MyMelParams(...))`` (``LoadedModel.front_end``).
+``compute`` returns exactly what the model takes, normalisation included, batched over the
+utterances (the features stage passes a batch of similar lengths); a waveform shorter than one
+frame gives ``(0, F)``. Registered today: ``fbank`` and ``mfcc`` (Kaldi, ``voxray.features.kaldi``)
+and ``sb_fbank`` (SpeechBrain's Fbank + InputNormalization, ``voxray.features.speechbrain``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
-from torch import Tensor
 
-from voxray.config import FeatureConfig
-from voxray.features.frontend import KaldiOptions
+from voxray.config import ConfigError, from_dict, to_dict
 
 
 class FeatureExtractor(ABC):
-    """Batched frame-level features: ``extract_batch(waves, sr) -> [(T_i, F), ...]``.
+    """Batched frame-level model input: ``compute(waves, sr) -> [(T_i, F), ...]``.
 
-    Subclasses are built as ``cls(cfg, device, *, options, sample_rate)`` by ``get_extractor``
-    and precompute whatever is fixed (windows, filter banks) in that constructor.
+    Built by ``from_params(params, device, sample_rate)``, which precomputes whatever is fixed
+    (windows, filter banks) on ``device``.
     """
 
     name: ClassVar[str]
+    #: frozen dataclass of the parameters that define the output.
+    params_type: ClassVar[type]
+
+    @classmethod
+    @abstractmethod
+    def from_params(
+        cls, params: Any, device: str | torch.device = "cpu", sample_rate: int = 16000
+    ) -> FeatureExtractor:
+        """The extractor for ``params`` (an instance of ``params_type``)."""
 
     @property
     @abstractmethod
     def num_bins(self) -> int:
         """F, the feature dimension."""
 
+    @property
     @abstractmethod
-    def extract_with_energy(
-        self, waves: list[Tensor], sample_rate: int
-    ) -> tuple[list[Tensor], list[Tensor]]:
-        """Features ``(T_i, F)`` and per-frame log energies ``(T_i,)`` (Kaldi's raw energy, the
-        input of its energy VAD), one pair per waveform; ``T_i`` is 0 below one frame."""
+    def frame_shift_ms(self) -> float:
+        """Milliseconds between consecutive frames."""
 
-    def extract_batch(self, waves: list[Tensor], sample_rate: int) -> list[Tensor]:
-        """One ``(T_i, F)`` float32 tensor per waveform ``(n_i,)``."""
-        return self.extract_with_energy(waves, sample_rate)[0]
+    @abstractmethod
+    def compute(self, waves: list[np.ndarray], sample_rate: int) -> list[np.ndarray]:
+        """The model input ``(T_i, F)`` float32 of each waveform ``(n_i,)`` (float samples in
+        [-1, 1]), in input order."""
+
+    def bin_frequencies(self, sample_rate: int) -> np.ndarray | None:
+        """Centre frequency in Hz of each bin ``(F,)`` for plots, or None when bins are not
+        frequencies (cepstra, an energy column)."""
+        return None
 
 
-#: ``FeatureConfig.kinds`` value -> extractor class.
+#: extractor name (the ``features/kind=`` value) -> extractor class.
 EXTRACTORS: dict[str, type[FeatureExtractor]] = {}
 
 
@@ -50,25 +93,60 @@ def register_extractor(cls: type[FeatureExtractor]) -> type[FeatureExtractor]:
     """Class decorator adding an extractor under ``cls.name``."""
     if cls.name in EXTRACTORS:
         raise ValueError(f"feature extractor {cls.name!r} registered twice")
+    if not dataclasses.is_dataclass(cls.params_type):
+        raise TypeError(f"{cls.__name__}.params_type must be a dataclass")
     EXTRACTORS[cls.name] = cls
     return cls
 
 
-def get_extractor(
-    kind: str,
-    cfg: FeatureConfig,
-    device: str | torch.device = "cpu",
-    *,
-    options: KaldiOptions | None = None,
-    sample_rate: int = 16000,
-) -> FeatureExtractor:
-    """The extractor for ``kind`` with its window and filters precomputed on ``device``
-    for ``sample_rate`` (other rates are prepared on first use).
-
-    Raises:
-        KeyError: an unknown kind, listing the valid ones.
-    """
-    if kind not in EXTRACTORS:
+def extractor_class(name: str) -> type[FeatureExtractor]:
+    """The registered extractor ``name``; KeyError listing the valid names otherwise."""
+    if name not in EXTRACTORS:
         valid = ", ".join(sorted(EXTRACTORS))
-        raise KeyError(f"features.kinds: unknown feature kind {kind!r} (valid: {valid})")
-    return EXTRACTORS[kind](cfg, device, options=options, sample_rate=sample_rate)
+        raise KeyError(f"unknown front-end {name!r} (registered: {valid})")
+    return EXTRACTORS[name]
+
+
+@dataclass(frozen=True)
+class FrontEndSpec:
+    """A model's input representation: extractor ``name`` and its ``params`` (an instance of
+    that extractor's ``params_type``). Hashable, so a run collects the distinct ones."""
+
+    name: str
+    params: Any
+
+    def __post_init__(self) -> None:
+        cls = extractor_class(self.name)
+        if not isinstance(self.params, cls.params_type):
+            raise TypeError(
+                f"front-end {self.name!r} takes {cls.params_type.__name__}, "
+                f"got {type(self.params).__name__}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{name, params}`` as plain YAML data (config.yaml's ``front_end``)."""
+        return {"name": self.name, "params": to_dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> FrontEndSpec:
+        """Validate ``{name, params}`` read from ``where``; ConfigError naming the key."""
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise ConfigError(f"{where}: front_end must be a mapping with a 'name'")
+        unknown = sorted(set(data) - {"name", "params"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown front_end key(s) {', '.join(unknown)}")
+        try:
+            ex = extractor_class(data["name"])
+        except KeyError as exc:
+            raise ConfigError(f"{where}: front_end.name: {exc.args[0]}") from exc
+        try:
+            params = from_dict(ex.params_type, data.get("params") or {})
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: front_end.params: {exc}") from exc
+        return cls(data["name"], params)
+
+    def build(
+        self, device: str | torch.device = "cpu", sample_rate: int = 16000
+    ) -> FeatureExtractor:
+        """The extractor computing this front-end on ``device``."""
+        return extractor_class(self.name).from_params(self.params, device, sample_rate)

@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from voxray.config import FeatureConfig
-from voxray.features.base import FeatureExtractor, register_extractor
+from voxray.features.base import register_extractor
 from voxray.features.frontend import KaldiFrontEnd, KaldiOptions
+from voxray.features.kaldi import KaldiExtractor, mel_center_frequencies
 
 
 @register_extractor
-class Fbank(FeatureExtractor):
+class Fbank(KaldiExtractor):
     """``(T, num_mel_bins)`` log-mel energies, or ``(T, 1 + num_mel_bins)`` with the log
     energy first when ``options.use_energy``."""
 
@@ -26,6 +28,7 @@ class Fbank(FeatureExtractor):
         options: KaldiOptions | None = None,
         sample_rate: int = 16000,
     ) -> None:
+        self.cfg = cfg
         self.options = options or KaldiOptions()
         self.frontend = KaldiFrontEnd(cfg, self.options, device, sample_rate)
 
@@ -42,3 +45,8 @@ class Fbank(FeatureExtractor):
         if self.options.use_energy:
             return torch.cat((energy[:, None], mel), dim=1)
         return mel
+
+    def bin_frequencies(self, sample_rate: int) -> np.ndarray | None:
+        if self.options.use_energy:
+            return None
+        return mel_center_frequencies(self.cfg, sample_rate, self.options.round_to_power_of_two)

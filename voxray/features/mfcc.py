@@ -8,13 +8,14 @@ import torch
 from torch import Tensor
 
 from voxray.config import FeatureConfig
-from voxray.features.base import FeatureExtractor, register_extractor
+from voxray.features.base import register_extractor
 from voxray.features.filters import dct_matrix, lifter_coefficients
 from voxray.features.frontend import KaldiFrontEnd, KaldiOptions
+from voxray.features.kaldi import KaldiExtractor
 
 
 @register_extractor
-class Mfcc(FeatureExtractor):
+class Mfcc(KaldiExtractor):
     """``(T, num_ceps)`` cepstra; with ``options.use_energy`` C0 is replaced by the log energy."""
 
     name = "mfcc"
@@ -27,6 +28,7 @@ class Mfcc(FeatureExtractor):
         options: KaldiOptions | None = None,
         sample_rate: int = 16000,
     ) -> None:
+        self.cfg = cfg
         self.options = options or KaldiOptions()
         if not (self.options.use_log_fbank and self.options.use_power):
             raise ValueError(
