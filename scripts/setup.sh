@@ -2,12 +2,13 @@
 # Set up everything voxray needs on a fresh Debian/Ubuntu machine (root, or sudo):
 # system packages (espeak-ng for the demo corpus, ffmpeg for VoxCeleb2 m4a, Chromium for the
 # report test, Debian's asterisk voice prompts as a small real-voice test set), a virtual
-# environment in .venv and voxray installed into it with its test extras. Idempotent: a second
-# run only checks.
+# environment in .venv and voxray installed into it with its test extras, at exactly the versions
+# of the committed uv.lock (installed with uv, itself pinned and installed from PyPI if missing).
+# Idempotent: a second run only checks. Fails when pyproject.toml changed and uv.lock was not
+# regenerated (`bash scripts/lock.sh`), so CI catches a stale lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY=${PYTHON:-python3}
 APT_PACKAGES=(espeak-ng ffmpeg chromium asterisk-core-sounds-en-wav asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav)
 
 missing=()
@@ -22,18 +23,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+source scripts/uv.sh
+
 if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PY --version)"
-  "$PY" -m venv .venv
+  # --seed: pip stays available in .venv for a one-off install
+  "${UV[@]}" venv -q --seed .venv
 fi
 
 stamp=.venv/.voxray-installed
-want=$(sha1sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml uv.lock | sha1sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[setup] installing voxray and its dependencies into .venv (a few minutes the first time)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  # torch and torchaudio are pinned together in pyproject.toml (torchaudio 2.11 needs torch 2.11)
-  .venv/bin/python -m pip install -q -e ".[test]"
+  if ! "${UV[@]}" lock --locked -q; then
+    echo "[setup] uv.lock does not match pyproject.toml: run 'bash scripts/lock.sh' and commit uv.lock" >&2
+    exit 1
+  fi
+  echo "[setup] installing voxray and its locked dependencies into .venv"
+  # --inexact keeps packages the lock does not name (pip itself, a one-off install)
+  "${UV[@]}" sync -q --frozen --inexact --extra test
   echo "$want" > "$stamp"
 fi
 .venv/bin/python -c "import torch, torchaudio, ray, captum; assert torch.__version__.startswith('2.11'), torch.__version__" \

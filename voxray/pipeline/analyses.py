@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from voxray import schema
-from voxray.attribution import attribute, get_attributor, method_pathways
+from voxray.attribution import Pathway, attribute, get_attributor, method_pathways
 from voxray.attribution.cam_layers import to_input_grid
 from voxray.attribution.hooks import inference_state
 from voxray.config import VoxrayConfig, replace
@@ -43,10 +43,8 @@ from voxray.train.data import centre_start, loop_crop, segment_frames
 from voxray.train.local import accuracy, fit_classifier
 
 log = get_logger(__name__)
-PERTURBATION = ("shapley_sampling", "occlusion", "score_cam")
 #: forward passes per model call in the curves: CPU convolutions are memory-bound on big batches
 ROWS_PER_CALL = {"cpu": 8, "cuda": 256}
-CAM_METHODS = ("grad_cam_pp", "score_cam", "layer_cam")
 
 
 @dataclass
@@ -119,7 +117,7 @@ def _write_metrics(
 
 def explained_pathway(method: str) -> str:
     """The pathway the analyses explain with: the classification output (the model's decision)."""
-    return method_pathways(method, ("classification",))[0]
+    return method_pathways(method, (Pathway.CLASSIFICATION,))[0]
 
 
 def _maps(
@@ -258,7 +256,7 @@ def run_faithfulness(ctx: RunContext) -> dict[str, Any]:
     for method in methods:
         n = (
             min(len(data.utt_ids), cfg.attribution.perturbation_max_utterances)
-            if method in PERTURBATION
+            if get_attributor(method).perturbs
             else len(data.utt_ids)
         )
         x, y, sp = data.feats[:n], data.labels[:n], speech[:n]
@@ -319,7 +317,7 @@ def run_multispeaker(ctx: RunContext) -> dict[str, Any]:
     utterances = {s: [mats[u] for u in v if u in mats] for s, v in per_speaker.items()}
     labels = {s: label_of(v[0]) for s, v in per_speaker.items() if v and label_of(v[0]) is not None}
     layers = [n for n in loaded.classifier.embedder.layers() if n not in ("pool", "fc")]
-    methods = [mth for mth in mc.methods if mth in CAM_METHODS]
+    methods = [mth for mth in mc.methods if Pathway.CAM in get_attributor(mth).pathways]
 
     def saliency_fn(
         model_: torch.nn.Module, feats: Tensor, targets: Tensor

@@ -19,7 +19,7 @@ import torch
 from ray.data import ActorPoolStrategy
 
 from voxray import schema
-from voxray.attribution import attribute, method_pathways
+from voxray.attribution import Pathway, attribute, get_attributor, method_pathways
 from voxray.attribution.normalise import freq_profile
 from voxray.config import AttributionConfig, VoxrayConfig, to_dict
 from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
@@ -41,23 +41,6 @@ from voxray.testing.faults import maybe_fail
 log = get_logger(__name__)
 STAGE = "attribute"
 ATTR_KEYS = ("utt_id", "method", "pathway")
-PERTURBATION_METHODS = ("shapley_sampling", "occlusion", "score_cam")
-#: the parameters that shape each method's maps, recorded in the params column.
-METHOD_PARAMS = {
-    "integrated_gradients": ("baseline", "ig_steps"),
-    "gradient_shap": ("baseline", "shap_samples", "shap_stdev"),
-    "deeplift": ("baseline",),
-    "saliency": (),
-    "input_x_gradient": (),
-    "shapley_sampling": ("baseline", "shapley_samples", "patch_frames", "patch_bins"),
-    "occlusion": ("baseline", "occlusion_frames", "occlusion_bins"),
-    "grad_cam_pp": ("cam_layers", "cam_gamma"),
-    "score_cam": ("cam_layers", "cam_gamma"),
-    "layer_cam": ("cam_layers", "cam_gamma"),
-    "lrp_0": (),
-    "lrp_epsilon": ("lrp_epsilon",),
-    "lrp_gamma": ("lrp_epsilon", "lrp_gamma"),
-}
 
 
 @dataclass(frozen=True)
@@ -66,7 +49,7 @@ class Job:
     (traversal / classification for Captum methods, cam, lrp)."""
 
     method: str
-    pathway: str
+    pathway: Pathway
 
 
 def jobs_for(methods: tuple[str, ...], pathways: tuple[str, ...]) -> list[Job]:
@@ -79,8 +62,9 @@ def quarantine_path(utt_id: str, job: Job) -> str:
 
 
 def params_json(method: str, cfg: AttributionConfig) -> str:
+    """The config fields that shape ``method``'s maps (its ``map_params``) as JSON."""
     d = to_dict(cfg)
-    return json.dumps({k: d[k] for k in METHOD_PARAMS.get(method, ())}, sort_keys=True)
+    return json.dumps({k: d[k] for k in get_attributor(method).map_params}, sort_keys=True)
 
 
 class ComputeAttributions:
@@ -102,7 +86,7 @@ class ComputeAttributions:
         self.has_head = loaded.has_head
         self.model_name = model.name
         self.cfg = cfg
-        self.jobs = [j for j in jobs if self.has_head or j.pathway == "traversal"]
+        self.jobs = [j for j in jobs if self.has_head or j.pathway == Pathway.TRAVERSAL]
         self.mean = (
             torch.from_numpy(corpus_mean).to(self.device) if corpus_mean is not None else None
         )
@@ -211,8 +195,8 @@ def plan(cfg: VoxrayConfig, utt_split: dict[str, str]) -> dict[str, list[Job]]:
             for p in method_pathways(c.method, (c.pathway,))
         )
     )
-    explain = [m for m in a.methods if m not in PERTURBATION_METHODS]
-    slow = [m for m in a.methods if m in PERTURBATION_METHODS]
+    explain = [m for m in a.methods if not get_attributor(m).perturbs]
+    slow = [m for m in a.methods if get_attributor(m).perturbs]
     subset = sorted(u for u, s in utt_split.items() if a.subset == "all" or s == a.subset)
     if a.max_utterances:
         subset = subset[: a.max_utterances]
@@ -239,7 +223,7 @@ def run_attribute(ctx: RunContext) -> StageResult:
     }
     wanted = plan(cfg, split)
     if not loaded.has_head:
-        wanted = {u: [j for j in js if j.pathway == "traversal"] for u, js in wanted.items()}
+        wanted = {u: [j for j in js if j.pathway == Pathway.TRAVERSAL] for u, js in wanted.items()}
         log.info(
             "attribute: the model has no classification head; only Traversal attributions are computed"
         )
