@@ -24,34 +24,13 @@ import torch
 from captum.attr import IntegratedGradients
 
 from bench.common import best_of, device_name, emit, peak_rss_mb
-from voxray.attribution import ATTRIBUTORS, attribute, get_attributor, method_pathways
+from voxray.attribution import ATTRIBUTORS, Pathway, attribute, get_attributor, method_pathways
 from voxray.attribution.captum_methods import CaptumAttributor
 from voxray.attribution.hooks import inference_state
 from voxray.attribution.pathways import Explained
 from voxray.config import AttributionConfig, ModelConfig
 from voxray.models import build_classifier
 from voxray.models.base import SpeakerClassifier
-
-
-def gradient_passes(method: str, params: AttributionConfig) -> int | None:
-    """Forward+backward passes per utterance of a gradient method (DeepLift runs input and
-    baseline together: two rows); None for the perturbation methods and Score-CAM, whose cost
-    is forwards only (no roofline fraction is given for them)."""
-    fixed = {
-        "saliency": 1,
-        "input_x_gradient": 1,
-        "deeplift": 2,
-        "grad_cam_pp": 1,
-        "layer_cam": 1,
-        "lrp_0": 1,
-        "lrp_epsilon": 1,
-        "lrp_gamma": 1,
-    }
-    if method == "integrated_gradients":
-        return params.ig_steps
-    if method == "gradient_shap":
-        return params.shap_samples
-    return fixed.get(method)
 
 
 def frozen_model(channels: int, device: str) -> SpeakerClassifier:
@@ -82,7 +61,7 @@ def literal_loop_seconds(
     dimensions and scaled to all of them."""
     attributor = get_attributor(method)(model, params)
     assert isinstance(attributor, CaptumAttributor)
-    x = x1.detach().clone().requires_grad_(attributor.gradient_based)
+    x = x1.detach().clone().requires_grad_(not attributor.perturbs)
     with inference_state(model):
         ref = attributor._reference(x.detach(), None)
         started = time.perf_counter()
@@ -101,7 +80,7 @@ def method_row(
     dims: int,
 ) -> dict:
     """One method on the batch ``x``: batched, per-utterance and (Captum methods) literal."""
-    pathway = method_pathways(method, ["traversal"])[0]
+    pathway = method_pathways(method, [Pathway.TRAVERSAL])[0]
     n = x.shape[0]
     attribute(model, x[:1], method, pathway, params=params)  # warm-up: first-call allocations
     batched = n / best_of(lambda: attribute(model, x, method, pathway, params=params), 1)
@@ -120,7 +99,7 @@ def method_row(
     if issubclass(get_attributor(method), CaptumAttributor):
         literal = 1.0 / literal_loop_seconds(model, x[:1], method, params, dims)
         row |= {"literal_per_s": literal, "literal_ratio": batched / literal}
-    passes = gradient_passes(method, params)
+    passes = get_attributor(method).gradient_passes(params)
     if passes is not None:
         row["roofline_fraction"] = batched * passes / roof
     return row
@@ -174,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     fast_s = best_of(
         lambda: [
-            attribute(model, x[i : i + 1], "integrated_gradients", "traversal", params=params)
+            attribute(model, x[i : i + 1], "integrated_gradients", Pathway.TRAVERSAL, params=params)
             for i in range(n_utts)
         ],
         1,
@@ -220,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
         {
             "bench": "attribute",
             "method": "integrated_gradients",
-            "pathway": "traversal",
+            "pathway": Pathway.TRAVERSAL.value,
             "model": f"ecapa_tdnn_c{args.channels}",
             "frames": args.frames,
             "voxray_per_s": fast,

@@ -19,14 +19,16 @@ from voxray.attribution.base import (
     PATHWAYS,
     AttributionResult,
     Attributor,
+    Pathway,
     get_attributor,
+    methods_with_pathway,
     register,
 )
 from voxray.config import AttributionConfig
 from voxray.models.base import SpeakerClassifier
 
 
-def method_pathways(method: str, requested: Sequence[str]) -> tuple[str, ...]:
+def method_pathways(method: str, requested: Sequence[str]) -> tuple[Pathway, ...]:
     """The pathway labels ``method`` writes for the ``requested`` Captum pathways.
 
     Captum methods: the requested ``traversal`` / ``classification`` (in order, without
@@ -44,7 +46,7 @@ def method_pathways(method: str, requested: Sequence[str]) -> tuple[str, ...]:
         )
     if tuple(cls.pathways) != PATHWAYS:
         return tuple(cls.pathways)
-    return tuple(dict.fromkeys(requested))
+    return tuple(dict.fromkeys(Pathway(p) for p in requested))
 
 
 def attribute(
@@ -77,8 +79,10 @@ __all__ = [
     "PATHWAYS",
     "AttributionResult",
     "Attributor",
+    "Pathway",
     "attribute",
     "get_attributor",
     "method_pathways",
+    "methods_with_pathway",
     "register",
 ]

@@ -4,22 +4,51 @@
 the input's shape ``(B, T, F)`` whatever the method (IG, LRP or a CAM). Methods register
 under the snake_case names used in config (``integrated_gradients``, ``layer_cam``,
 ``lrp_epsilon`` ...); ``voxray.attribution.attribute`` dispatches by name.
+
+What the pipeline needs to know about a method lives on its class, as Captum keeps
+``has_convergence_delta`` / ``multiplies_by_inputs`` on its: the pathways it writes, whether it
+perturbs the input or takes gradients, its gradient passes per call and the config fields that
+shape its maps. The stages, the benchmarks and the report read these attributes; no other
+module keeps a table of method names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from enum import StrEnum
+from typing import ClassVar
 
 from torch import Tensor
 
 from voxray.config import AttributionConfig
 from voxray.models.base import SpeakerClassifier
 
-#: Traversal: mean attribution over the N embedding dimensions (000, eq. 5).
-#: Classification: the margin head appended, the predicted (or given) speaker's logit.
-PATHWAYS = ("traversal", "classification")
+
+class Pathway(StrEnum):
+    """The value of the ``pathway`` column of attributions/: which output a map explains.
+
+    String-valued, so Parquet, JSON and config hold the plain names (``"traversal"`` ...).
+    """
+
+    #: the embedder alone, the mean attribution over the N embedding dimensions (Muckenhirn
+    #: et al. 2023, eq. 5).
+    TRAVERSAL = "traversal"
+    #: the margin head appended: the given (or predicted) speaker's logit.
+    CLASSIFICATION = "classification"
+    #: a class activation map of the classifier's target speaker at a layer (Li et al. 2024).
+    CAM = "cam"
+    #: layer-wise relevance of the classifier's target logit (Becker et al. 2024).
+    LRP = "lrp"
+    #: a verification trial's score cos(e_a, e_b) w.r.t. one side's features, the other side's
+    #: embedding fixed (voxray.attribution.trial).
+    TRIAL = "trial"
+
+
+#: The two pathways a Captum method can explain (``attribution.pathways`` in config).
+PATHWAYS: tuple[Pathway, ...] = (Pathway.TRAVERSAL, Pathway.CLASSIFICATION)
+_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(AttributionConfig))
 
 
 @dataclass(frozen=True)
@@ -34,17 +63,43 @@ class AttributionResult:
 
 
 class Attributor(ABC):
-    """Base class: subclasses set ``name``, ``pathways`` and implement ``attribute``."""
+    """Base class: subclasses set the capability attributes below and implement ``attribute``.
 
+    ``name``, ``title`` and ``map_params`` have no default: ``register`` refuses a class that
+    does not state them, so a new method cannot silently record no parameters.
+    """
+
+    #: the snake_case name used in config and in the method column.
     name: ClassVar[str]
-    #: the pathway label written to attributions/ for each requested pathway.
-    pathways: ClassVar[tuple[str, ...]] = PATHWAYS
+    #: the name the papers print (report tables and figure legends).
+    title: ClassVar[str]
+    #: a column heading where a table has a column per method (001 Table 2), else ``title``.
+    short_title: ClassVar[str | None] = None
+    #: the pathway labels the method can write to attributions/.
+    pathways: ClassVar[tuple[Pathway, ...]] = PATHWAYS
     #: True when the method is linear in the explained output, so Traversal can be one call.
     linear_in_output: ClassVar[bool] = False
+    #: True when the method evaluates perturbed copies of the input (forward passes only, no
+    #: gradients); its cost grows with its samples, so the attribute stage runs it on
+    #: ``attribution.perturbation_max_utterances`` utterances only.
+    perturbs: ClassVar[bool] = False
+    #: the AttributionConfig fields that shape the maps (recorded in the params column).
+    map_params: ClassVar[tuple[str, ...]]
 
     def __init__(self, model: SpeakerClassifier, params: AttributionConfig) -> None:
         self.model = model
         self.params = params
+
+    @classmethod
+    def gradient_passes(cls, params: AttributionConfig) -> int | None:
+        """Forward+backward passes of the model per utterance in one call, or None for a
+        perturbation method (forwards only)."""
+        return None if cls.perturbs else 1
+
+    @classmethod
+    def heading(cls) -> str:
+        """The short column heading (``short_title``, else ``title``)."""
+        return cls.short_title or cls.title
 
     @abstractmethod
     def attribute(
@@ -61,8 +116,24 @@ class Attributor(ABC):
 ATTRIBUTORS: dict[str, type[Attributor]] = {}
 
 
+def _check_capabilities(cls: type[Attributor]) -> None:
+    """Raise naming the class when a capability attribute is missing or names no config field."""
+    for attr in ("name", "title", "map_params"):
+        if not hasattr(cls, attr):
+            raise TypeError(f"attribution method {cls.__name__} does not set {attr!r}")
+    unknown = [p for p in cls.map_params if p not in _CONFIG_FIELDS]
+    if unknown:
+        raise TypeError(
+            f"attribution method {cls.name!r}: map_params {unknown} are not AttributionConfig "
+            "fields"
+        )
+    if not cls.pathways or not all(isinstance(p, Pathway) for p in cls.pathways):
+        raise TypeError(f"attribution method {cls.name!r}: pathways must be Pathway members")
+
+
 def register(cls: type[Attributor]) -> type[Attributor]:
     """Class decorator adding an Attributor to the registry under ``cls.name``."""
+    _check_capabilities(cls)
     if cls.name in ATTRIBUTORS:
         raise ValueError(f"attribution method {cls.name!r} registered twice")
     ATTRIBUTORS[cls.name] = cls
@@ -77,4 +148,6 @@ def get_attributor(name: str) -> type[Attributor]:
     return ATTRIBUTORS[name]
 
 
-ForwardFn = Callable[[Tensor], Tensor]
+def methods_with_pathway(pathway: Pathway) -> tuple[str, ...]:
+    """The registered methods that write ``pathway`` (e.g. the CAMs for ``Pathway.CAM``)."""
+    return tuple(sorted(n for n, c in ATTRIBUTORS.items() if pathway in c.pathways))

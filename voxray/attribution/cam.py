@@ -30,14 +30,12 @@ from abc import abstractmethod
 import torch
 from torch import Tensor
 
-from voxray.attribution.base import AttributionResult, Attributor, register
+from voxray.attribution.base import AttributionResult, Attributor, Pathway, register
 from voxray.attribution.cam_layers import feature_map, resolve_cam_layers, to_input_grid
 from voxray.attribution.hooks import capture_outputs, inference_state
 from voxray.attribution.normalise import minmax, tanh_scale
 from voxray.attribution.pathways import check_features, classification_target
 from voxray.models.base import SpeakerClassifier
-
-CAM_PATHWAY = "cam"
 
 
 def activations_and_gradients(
@@ -105,7 +103,8 @@ def score_cam_weights(
 class CamAttributor(Attributor):
     """Shared driver: target, layers, upsampling, normalisation and the multi-layer average."""
 
-    pathways = (CAM_PATHWAY,)
+    pathways = (Pathway.CAM,)
+    map_params = ("cam_layers", "cam_gamma")
 
     def attribute(
         self,
@@ -115,10 +114,10 @@ class CamAttributor(Attributor):
         baseline: Tensor | None = None,
     ) -> AttributionResult:
         """Normalised maps ``(B, T, F)`` for the target speaker (``baseline`` is not used)."""
-        if pathway != CAM_PATHWAY:
+        if pathway != Pathway.CAM:
             raise ValueError(
                 f"{self.name} explains the classifier at a layer: pathway must be "
-                f"{CAM_PATHWAY!r}, got {pathway!r}"
+                f"{Pathway.CAM.value!r}, got {pathway!r}"
             )
         check_features(feats)
         x = feats.detach()
@@ -142,6 +141,8 @@ class CamAttributor(Attributor):
 @register
 class GradCamPlusPlus(CamAttributor):
     name = "grad_cam_pp"
+    title = "Grad-CAM++"
+    short_title = "G-CAM"
 
     def layer_maps(self, feats: Tensor, target: Tensor, names: list[str]) -> dict[str, Tensor]:
         acts, grads = activations_and_gradients(self.model, feats, target, names)
@@ -151,6 +152,8 @@ class GradCamPlusPlus(CamAttributor):
 @register
 class LayerCam(CamAttributor):
     name = "layer_cam"
+    title = "Layer-CAM"
+    short_title = "L-CAM"
 
     def layer_maps(self, feats: Tensor, target: Tensor, names: list[str]) -> dict[str, Tensor]:
         acts, grads = activations_and_gradients(self.model, feats, target, names)
@@ -160,6 +163,9 @@ class LayerCam(CamAttributor):
 @register
 class ScoreCam(CamAttributor):
     name = "score_cam"
+    title = "Score-CAM"
+    short_title = "S-CAM"
+    perturbs = True  # one forward per channel-masked copy of the input, no gradients
 
     def layer_maps(self, feats: Tensor, target: Tensor, names: list[str]) -> dict[str, Tensor]:
         acts = layer_activations(self.model, feats, names)

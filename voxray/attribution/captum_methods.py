@@ -42,6 +42,7 @@ from voxray.attribution.pathways import (
     check_pathway,
     pathway_scalar,
 )
+from voxray.config import AttributionConfig
 
 
 @torch.no_grad()
@@ -65,8 +66,6 @@ class CaptumAttributor(Attributor):
     uses_baseline: ClassVar[bool] = True
     #: whether completeness, sum(A) = F(x) - F(x'), holds (the error is reported per item).
     complete: ClassVar[bool] = False
-    #: whether Captum differentiates with respect to the input (it then wants requires_grad).
-    gradient_based: ClassVar[bool] = True
 
     def attribute(
         self,
@@ -80,7 +79,7 @@ class CaptumAttributor(Attributor):
         mode = self.params.traversal_mode if self.linear_in_output else "literal"
         check_pathway(pathway, mode)
         x = feats.detach()
-        if self.gradient_based:
+        if not self.perturbs:  # Captum differentiates with respect to the input
             x = x.clone().requires_grad_(True)
         with inference_state(self.model):
             ref = self._reference(x.detach(), baseline)
@@ -127,7 +126,13 @@ class IntegratedGradientsAttributor(CaptumAttributor):
     points of the batch evaluated ``internal_batch_size`` at a time."""
 
     name = "integrated_gradients"
+    title = "Integrated Gradients"
+    map_params = ("baseline", "ig_steps")
     complete = True
+
+    @classmethod
+    def gradient_passes(cls, params: AttributionConfig) -> int:
+        return params.ig_steps
 
     def _attribute_one(
         self, explained: Explained, feats: Tensor, baseline: Tensor | None
@@ -147,7 +152,13 @@ class DeepLiftAttributor(CaptumAttributor):
     ``deeplift_support``) and a reused non-linear module is reported after the pass."""
 
     name = "deeplift"
+    title = "DeepLift"
+    map_params = ("baseline",)
     complete = True
+
+    @classmethod
+    def gradient_passes(cls, params: AttributionConfig) -> int:
+        return 2  # input and baseline run together: two rows per utterance
 
     def _attribute_one(
         self, explained: Explained, feats: Tensor, baseline: Tensor | None
@@ -177,6 +188,8 @@ class SaliencyAttributor(CaptumAttributor):
     the absolute value of the returned map where magnitudes are wanted."""
 
     name = "saliency"
+    title = "Saliency"
+    map_params = ()
     uses_baseline = False
 
     def _attribute_one(
@@ -190,6 +203,8 @@ class InputXGradientAttributor(CaptumAttributor):
     """Input x Gradient: ``x * dF/dx``."""
 
     name = "input_x_gradient"
+    title = "Input x Gradient"
+    map_params = ()
     uses_baseline = False
 
     def _attribute_one(
@@ -205,7 +220,9 @@ class OcclusionAttributor(CaptumAttributor):
     ragged edge), each bin receiving its window's difference."""
 
     name = "occlusion"
-    gradient_based = False
+    title = "Occlusion"
+    map_params = ("baseline", "occlusion_frames", "occlusion_bins")
+    perturbs = True
 
     def _attribute_one(
         self, explained: Explained, feats: Tensor, baseline: Tensor | None
@@ -244,7 +261,9 @@ class ShapleySamplingAttributor(CaptumAttributor):
     every call (seeded, private random state)."""
 
     name = "shapley_sampling"
-    gradient_based = False
+    title = "Shapley Value Sampling"
+    map_params = ("baseline", "shapley_samples", "patch_frames", "patch_bins")
+    perturbs = True
 
     def _attribute_one(
         self, explained: Explained, feats: Tensor, baseline: Tensor | None
@@ -278,6 +297,12 @@ class GradientShapAttributor(CaptumAttributor):
     """
 
     name = "gradient_shap"
+    title = "GradientShap"
+    map_params = ("baseline", "shap_samples", "shap_stdev")
+
+    @classmethod
+    def gradient_passes(cls, params: AttributionConfig) -> int:
+        return params.shap_samples
 
     def _reference(self, x: Tensor, baseline: Tensor | None) -> Tensor | None:
         """The baseline distribution ``(B, K, T, F)``."""

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from voxray.attribution.base import Pathway
 from voxray.models.base import SpeakerClassifier
 
-TRAVERSAL = "traversal"
-CLASSIFICATION = "classification"
 TRAVERSAL_MODES = ("fast", "literal")
 
 
@@ -70,8 +69,8 @@ def check_features(feats: Tensor) -> None:
 
 def check_pathway(pathway: str, mode: str = "fast") -> None:
     """Raise unless ``pathway`` is traversal / classification and ``mode`` fast / literal."""
-    if pathway not in (TRAVERSAL, CLASSIFICATION):
-        raise ValueError(f"pathway must be {TRAVERSAL!r} or {CLASSIFICATION!r}, got {pathway!r}")
+    if pathway not in (Pathway.TRAVERSAL, Pathway.CLASSIFICATION):
+        raise ValueError(f"pathway must be 'traversal' or 'classification', got {pathway!r}")
     if mode not in TRAVERSAL_MODES:
         raise ValueError(
             f"attribution.traversal_mode must be one of {TRAVERSAL_MODES}, got {mode!r}"
@@ -99,7 +98,7 @@ def classification_target(model: SpeakerClassifier, feats: Tensor, target: Tenso
 def pathway_scalar(model: SpeakerClassifier, pathway: str, target: Tensor | None) -> Explained:
     """The single scalar function a pathway explains (for completeness checks): the mean
     embedding (Traversal) or the target logit (Classification, ``target`` resolved)."""
-    if pathway == TRAVERSAL:
+    if pathway == Pathway.TRAVERSAL:
         return Explained(MeanEmbedding(model.embedder))
     return Explained(model, target)
 
@@ -109,7 +108,7 @@ def explained_outputs(
 ) -> tuple[list[Explained], Tensor | None]:
     """The outputs to attribute (their maps are averaged) and the class target (or None)."""
     check_pathway(pathway, mode)
-    if pathway == TRAVERSAL:
+    if pathway == Pathway.TRAVERSAL:
         if mode == "fast":
             return [Explained(MeanEmbedding(model.embedder))], None
         dim = int(model.embedder.embedding_dim)

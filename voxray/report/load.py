@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from voxray import schema
+from voxray.attribution.base import Pathway
 from voxray.io.run_state import STAGES_DIR
 from voxray.io.storage import Storage, StorageError
 from voxray.log import get_logger, redact
@@ -38,7 +39,7 @@ from voxray.pipeline.context import (
 log = get_logger(__name__)
 QUARANTINE = "quarantine.parquet"
 #: the pathway shown in a heat map when a method has several (the classification output first).
-PATHWAY_PREFERENCE = ("classification", "cam", "lrp", "traversal")
+PATHWAY_PREFERENCE = (Pathway.CLASSIFICATION, Pathway.CAM, Pathway.LRP, Pathway.TRAVERSAL)
 
 
 @dataclass

@@ -12,27 +12,15 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Iterable, Sequence
 
-METHOD_NAMES = {
-    "integrated_gradients": "Integrated Gradients",
-    "gradient_shap": "GradientShap",
-    "deeplift": "DeepLift",
-    "saliency": "Saliency",
-    "input_x_gradient": "Input x Gradient",
-    "shapley_sampling": "Shapley Value Sampling",
-    "occlusion": "Occlusion",
-    "grad_cam_pp": "Grad-CAM++",
-    "score_cam": "Score-CAM",
-    "layer_cam": "Layer-CAM",
-    "lrp_0": "LRP-0",
-    "lrp_epsilon": "LRP-\u03b5",
-    "lrp_gamma": "LRP-\u03b3",
+from voxray.attribution.base import ATTRIBUTORS, Pathway, methods_with_pathway
+
+#: the attribution methods' titles are on their classes; these conditions are not methods.
+METHOD_NAMES = {n: cls.title for n, cls in ATTRIBUTORS.items()} | {
     "random": "Random",
     "time_aligned": "Time-aligned",
     "original": "Original",
 }
-CAM_METHODS = ("grad_cam_pp", "score_cam", "layer_cam")
-#: 001's column headings for the CAMs (Table 2), used where a table has a column per case x method.
-SHORT_NAMES = {"grad_cam_pp": "G-CAM", "score_cam": "S-CAM", "layer_cam": "L-CAM"}
+CAM_METHODS = methods_with_pathway(Pathway.CAM)
 #: conditions of the faithfulness / flipping tables that are references, not attribution methods.
 REFERENCES = ("random", "time_aligned")
 LINKAGE_NAMES = {"weighted": "WeightedAvg"}
@@ -52,15 +40,18 @@ def method_name(method: str) -> str:
 
 
 def short_method_name(method: str) -> str:
-    return SHORT_NAMES.get(method, method_name(method))
+    """001's column headings for the CAMs (Table 2), where a table has a column per method."""
+    cls = ATTRIBUTORS.get(method)
+    return cls.heading() if cls is not None else method_name(method)
 
 
 def method_pathway_name(label: str) -> str:
     """``layer_cam/cam`` -> ``Layer-CAM``; ``saliency/traversal`` -> ``Saliency (traversal)``."""
     method, _, pathway = label.partition("/")
     name = method_name(method)
-    if not pathway or pathway in ("cam", "lrp"):
-        return name
+    cls = ATTRIBUTORS.get(method)
+    if not pathway or (cls is not None and cls.pathways == (pathway,)):
+        return name  # the method's only pathway says nothing
     return f"{name} ({pathway})"
 
 
@@ -103,7 +94,7 @@ class MaskedCondition:
             name = f"{name}, Moore augmentation (top {100 * self.value:g}%)"
         elif self.rule != "product":
             name = f"{name}, {self.rule}"
-        return name if self.pathway == "classification" else f"{name} ({self.pathway})"
+        return name if self.pathway == Pathway.CLASSIFICATION else f"{name} ({self.pathway})"
 
 
 def parse_masked(condition: str) -> MaskedCondition | None:

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from voxray.attribution.base import Pathway
 from voxray.report.names import (
     ANALYSIS_LISTS,
     MULTISPEAKER_PREFIX,
@@ -146,7 +147,7 @@ def _seed_eer(condition: str) -> float:
     if condition == "none":
         return SEED_000_EER[None]
     parsed = parse_masked(condition)
-    if parsed is None or parsed.pathway != "classification":
+    if parsed is None or parsed.pathway != Pathway.CLASSIFICATION:
         return float("nan")
     key = (parsed.method, parsed.rule, parsed.value if parsed.rule == "threshold" else None)
     return SEED_000_EER.get(key, float("nan"))

@@ -19,6 +19,7 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
+from voxray.attribution.base import Pathway, methods_with_pathway
 from voxray.report.frequency import VOICE_BAND, voice_band_concentration
 from voxray.report.names import (
     CAM_METHODS,
@@ -29,6 +30,7 @@ from voxray.report.names import (
 )
 from voxray.report.tables import verification_rows
 
+LRP_METHODS = methods_with_pathway(Pathway.LRP)
 Status = Literal["holds", "does not hold", "partly holds", "not computed"]
 
 
@@ -181,7 +183,9 @@ def lrp_flipping_verdict(metrics: pd.DataFrame | None) -> Verdict:
         if "random" not in curves:
             continue
         for cond in sorted(
-            c for c in curves if c.startswith("lrp") or (lst == "gender" and c != "random")
+            c
+            for c in curves
+            if c.partition("/")[0] in LRP_METHODS or (lst == "gender" and c != "random")
         ):
             common = curves[cond].index.intersection(curves["random"].index)
             if common.empty:

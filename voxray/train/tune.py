@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from voxray.attribution import attribute, method_pathways
+from voxray.attribution import PATHWAYS, Pathway, attribute, method_pathways
 from voxray.config import (
     AttributionConfig,
     MaskCondition,
@@ -86,7 +86,7 @@ def trial_settings(
     pathway = method_pathways(trial["method"], (trial["pathway"],))[0]
     cond = MaskCondition(
         trial["method"],
-        pathway if pathway in ("traversal", "classification") else "classification",
+        pathway if pathway in PATHWAYS else Pathway.CLASSIFICATION,
         "threshold",
         float(trial["tau"]),
     )

@@ -23,9 +23,7 @@ def test_every_method_gets_a_row() -> None:
         row = bench_attribute.method_row(model, x, method, params, roof, dims=1)
         assert row["method"] == method and row["utt_per_s"] > 0 and row["per_utterance_per_s"] > 0
         assert ("literal_per_s" in row) == issubclass(cls, CaptumAttributor), method
-        assert ("roofline_fraction" in row) == (
-            bench_attribute.gradient_passes(method, params) is not None
-        )
+        assert ("roofline_fraction" in row) == (cls.gradient_passes(params) is not None)
     # literal Traversal costs one call per embedding dimension: far slower than the fast path
     ig = bench_attribute.method_row(model, x, "integrated_gradients", params, roof, dims=2)
     assert ig["literal_ratio"] > 5

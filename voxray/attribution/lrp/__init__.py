@@ -8,7 +8,6 @@ Importing this package registers the attributors.
 from __future__ import annotations
 
 from voxray.attribution.lrp.attributor import (
-    LRP_PATHWAY,
     Lrp0,
     LrpAttributor,
     LrpEpsilon,
@@ -34,7 +33,6 @@ from voxray.attribution.lrp.rules import Detach, Epsilon, Gamma, Pass, Rule, Zer
 
 __all__ = [
     "DEFAULT_CANONIZERS",
-    "LRP_PATHWAY",
     "Canonizer",
     "Composite",
     "Detach",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from voxray.attribution.base import AttributionResult, Attributor, register
+from voxray.attribution.base import AttributionResult, Attributor, Pathway, register
 from voxray.attribution.hooks import capture_outputs, inference_state
 from voxray.attribution.lrp.composite import (
     Composite,
@@ -32,8 +32,6 @@ from voxray.attribution.lrp.composite import (
 )
 from voxray.attribution.lrp.rules import Zero
 from voxray.attribution.pathways import check_features, classification_target
-
-LRP_PATHWAY = "lrp"
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ def relevance(
 class LrpAttributor(Attributor):
     """Shared driver: target, eval state, composite from the config."""
 
-    pathways = (LRP_PATHWAY,)
+    pathways = (Pathway.LRP,)
 
     @abstractmethod
     def composite(self) -> Composite:
@@ -96,10 +94,10 @@ class LrpAttributor(Attributor):
         baseline: Tensor | None = None,
     ) -> AttributionResult:
         """Relevance maps ``(B, T, F)`` for the target speaker (``baseline`` is not used)."""
-        if pathway != LRP_PATHWAY:
+        if pathway != Pathway.LRP:
             raise ValueError(
                 f"{self.name} explains the classifier's logit: pathway must be "
-                f"{LRP_PATHWAY!r}, got {pathway!r}"
+                f"{Pathway.LRP.value!r}, got {pathway!r}"
             )
         check_features(feats)
         composite = self.composite()
@@ -113,6 +111,8 @@ class LrpAttributor(Attributor):
 @register
 class Lrp0(LrpAttributor):
     name = "lrp_0"
+    title = "LRP-0"
+    map_params = ()
 
     def composite(self) -> Composite:
         return uniform(Zero())
@@ -121,6 +121,8 @@ class Lrp0(LrpAttributor):
 @register
 class LrpEpsilon(LrpAttributor):
     name = "lrp_epsilon"
+    title = "LRP-\u03b5"
+    map_params = ("lrp_epsilon",)
 
     def composite(self) -> Composite:
         return epsilon_composite(self.params)
@@ -129,6 +131,8 @@ class LrpEpsilon(LrpAttributor):
 @register
 class LrpGamma(LrpAttributor):
     name = "lrp_gamma"
+    title = "LRP-\u03b3"
+    map_params = ("lrp_epsilon", "lrp_gamma")
 
     def composite(self) -> Composite:
         return gamma_composite(self.params)
