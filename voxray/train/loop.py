@@ -20,6 +20,8 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -111,104 +113,189 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     cfg: TrainConfig = config["train"]
     rank = ray.train.get_context().get_world_rank()
     device = ray.train.torch.get_device()
+    _use_worker_cpus(cfg, device)
+    classifier = _initial_classifier(config, cfg.seed, rank)
+    progress = _restore(ray.train.get_checkpoint(), classifier)
+    opt = _optimisation(classifier, cfg, device, int(config["steps_per_epoch"]), progress)
+    for epoch in range(progress.start_epoch, cfg.epochs + 1):
+        maybe_fail(config, epoch)
+        totals = _train_epoch(opt, cfg, device, bool(config["drop_last"]), progress)
+        metrics = _epoch_metrics(epoch, totals, device, progress.resumes)
+        progress.history.append(metrics)
+        _report(metrics, rank, _checkpoint_state(opt, epoch, progress, device))
+
+
+@dataclass
+class _Progress:
+    """Where training stands: fresh, or restored from a checkpoint (``state``)."""
+
+    start_epoch: int = 1
+    #: optimiser steps taken so far (the schedule's position).
+    step: int = 0
+    resumes: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    #: the checkpoint's optimiser, scaler and RNG state, restored by ``_optimisation``.
+    state: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class _Optimisation:
+    """The DDP-wrapped loss module and what steps it: AdamW, the loss scaler, AMP, schedule."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    use_amp: bool
+    amp_dtype: torch.dtype
+    schedule: Callable[[int], float]
+
+
+@dataclass(frozen=True)
+class _EpochTotals:
+    """This worker's sums over one epoch (``loss_sum`` and ``correct`` still on the device)."""
+
+    loss_sum: Tensor
+    correct: Tensor
+    seen: int
+    steps: int
+    lr: float
+    seconds: float
+
+
+def _use_worker_cpus(cfg: TrainConfig, device: torch.device) -> None:
+    """Ray pins OMP threads to the worker's CPUs; use them for intra-op parallelism."""
     if device.type == "cpu":
-        # Ray pins OMP threads to the worker's CPUs; use all of them for intra-op parallelism
         torch.set_num_threads(cfg.torch_threads or max(1, math.ceil(cfg.cpus_per_worker)))
 
-    torch.manual_seed(cfg.seed)  # the same initial weights on every worker
+
+def _initial_classifier(config: dict[str, Any], seed: int, rank: int) -> SpeakerClassifier:
+    """The same initial weights on every worker, then a different random stream per worker
+    (dropout, noise)."""
+    torch.manual_seed(seed)
     classifier = build_classifier(
         config["model"], int(config["input_dim"]), int(config["num_classes"])
     )
-    torch.manual_seed(cfg.seed + 1 + rank)  # then different dropout/noise per worker
+    torch.manual_seed(seed + 1 + rank)
+    return classifier
 
-    start_epoch, step, resumes, history = 1, 0, 0, []
-    state = None
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        state = load_train_state(checkpoint)
-        try:
-            classifier.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise RuntimeError(
-                f"checkpoint {checkpoint.path} does not fit the configured model "
-                f"(use a new run name for a different model): {exc}"
-            ) from exc
-        start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
-        resumes, history = int(state["resumes"]) + 1, list(state["history"])
 
+def _restore(checkpoint: ray.train.Checkpoint | None, classifier: SpeakerClassifier) -> _Progress:
+    """Load the checkpoint's weights into ``classifier`` and say where to continue."""
+    if checkpoint is None:
+        return _Progress()
+    state = load_train_state(checkpoint)
+    try:
+        classifier.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"checkpoint {checkpoint.path} does not fit the configured model "
+            f"(use a new run name for a different model): {exc}"
+        ) from exc
+    return _Progress(
+        start_epoch=int(state["epoch"]) + 1,
+        step=int(state["step"]),
+        resumes=int(state["resumes"]) + 1,
+        history=list(state["history"]),
+        state=state,
+    )
+
+
+def _optimisation(
+    classifier: SpeakerClassifier,
+    cfg: TrainConfig,
+    device: torch.device,
+    steps_per_epoch: int,
+    progress: _Progress,
+) -> _Optimisation:
+    """Wrap the classifier for DDP and build its optimiser, restoring a checkpoint's state."""
     model = ray.train.torch.prepare_model(_LossStep(classifier))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     use_amp, amp_dtype = _amp(cfg, device)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], device)
-    schedule = build_schedule(cfg, int(config["steps_per_epoch"]))
+    if progress.state is not None:
+        optimizer.load_state_dict(progress.state["optimizer"])
+        if progress.state.get("scaler"):
+            scaler.load_state_dict(progress.state["scaler"])
+        _set_rng_state(progress.state["rng"], device)
+    schedule = build_schedule(cfg, steps_per_epoch)
+    return _Optimisation(model, optimizer, scaler, use_amp, amp_dtype, schedule)
 
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        maybe_fail(config, epoch)
-        model.train()
-        t0 = time.perf_counter()
-        # running sums stay on the device: no host sync per step
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen, steps, lr = 0, 0, schedule(step)
-        shard = ray.train.get_dataset_shard("train")
-        batches = shard.iter_torch_batches(
-            batch_size=cfg.batch_size,
-            dtypes={FEATS: torch.float32, LABEL: torch.int64},
-            device=device,
-            drop_last=bool(config["drop_last"]),
-            local_shuffle_buffer_size=4 * cfg.batch_size,
-        )
-        for batch in batches:
-            x, y = batch[FEATS], batch[LABEL]
-            lr = schedule(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                loss, logits = model(x, y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            n = int(y.shape[0])
-            loss_sum += loss.detach().double() * n
-            correct += (logits.argmax(dim=1) == y).sum()
-            seen += n
-            steps += 1
-            step += 1
-        local = [float(loss_sum), float(correct), float(seen)]  # waits for the device
-        elapsed = time.perf_counter() - t0
-        total_loss, total_correct, total_seen = _sum_across_workers(local, device)
-        metrics = {
-            "epoch": epoch,
-            "loss": total_loss / max(total_seen, 1.0),
-            "accuracy": total_correct / max(total_seen, 1.0),
-            "lr": float(lr),
-            "samples": int(total_seen),
-            "steps": steps,
-            "seconds": elapsed,
-            "samples_per_s": total_seen / max(elapsed, 1e-9),
-            "resumes": resumes,
-        }
-        history.append(metrics)
-        _report(
-            metrics,
-            rank,
-            {
-                "model": getattr(model, "module", model).classifier.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                "step": step,
-                "epoch": epoch,
-                "resumes": resumes,
-                "history": history,
-                "rng": _rng_state(device),
-            },
-        )
+
+def _train_epoch(
+    opt: _Optimisation,
+    cfg: TrainConfig,
+    device: torch.device,
+    drop_last: bool,
+    progress: _Progress,
+) -> _EpochTotals:
+    """One pass over this worker's shard, advancing ``progress.step`` per optimiser step."""
+    opt.model.train()
+    t0 = time.perf_counter()
+    # running sums stay on the device: no host sync per step
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen, steps, lr = 0, 0, opt.schedule(progress.step)
+    batches = ray.train.get_dataset_shard("train").iter_torch_batches(
+        batch_size=cfg.batch_size,
+        dtypes={FEATS: torch.float32, LABEL: torch.int64},
+        device=device,
+        drop_last=drop_last,
+        local_shuffle_buffer_size=4 * cfg.batch_size,
+    )
+    for batch in batches:
+        x, y = batch[FEATS], batch[LABEL]
+        lr = opt.schedule(progress.step)
+        for group in opt.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(device_type=device.type, dtype=opt.amp_dtype, enabled=opt.use_amp):
+            loss, logits = opt.model(x, y)
+        opt.optimizer.zero_grad(set_to_none=True)
+        opt.scaler.scale(loss).backward()
+        opt.scaler.step(opt.optimizer)
+        opt.scaler.update()
+        n = int(y.shape[0])
+        loss_sum += loss.detach().double() * n
+        correct += (logits.argmax(dim=1) == y).sum()
+        seen += n
+        steps += 1
+        progress.step += 1
+    float(loss_sum)  # waits for the device, so the time covers the epoch's work
+    return _EpochTotals(loss_sum, correct, seen, steps, float(lr), time.perf_counter() - t0)
+
+
+def _epoch_metrics(
+    epoch: int, totals: _EpochTotals, device: torch.device, resumes: int
+) -> dict[str, Any]:
+    """The epoch's metrics over the whole worker group."""
+    local = [float(totals.loss_sum), float(totals.correct), float(totals.seen)]
+    total_loss, total_correct, total_seen = _sum_across_workers(local, device)
+    return {
+        "epoch": epoch,
+        "loss": total_loss / max(total_seen, 1.0),
+        "accuracy": total_correct / max(total_seen, 1.0),
+        "lr": totals.lr,
+        "samples": int(total_seen),
+        "steps": totals.steps,
+        "seconds": totals.seconds,
+        "samples_per_s": total_seen / max(totals.seconds, 1e-9),
+        "resumes": resumes,
+    }
+
+
+def _checkpoint_state(
+    opt: _Optimisation, epoch: int, progress: _Progress, device: torch.device
+) -> dict[str, Any]:
+    """Everything needed to continue at the next epoch (see the module docstring)."""
+    return {
+        "model": getattr(opt.model, "module", opt.model).classifier.state_dict(),
+        "optimizer": opt.optimizer.state_dict(),
+        "scaler": opt.scaler.state_dict() if opt.scaler.is_enabled() else {},
+        "step": progress.step,
+        "epoch": epoch,
+        "resumes": progress.resumes,
+        "history": progress.history,
+        "rng": _rng_state(device),
+    }
 
 
 def _report(metrics: dict[str, Any], rank: int, state: dict[str, Any]) -> None:
