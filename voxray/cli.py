@@ -60,6 +60,12 @@ def _add_common(p: argparse.ArgumentParser, needs_data: bool) -> None:
     p.add_argument(
         "--print-config", action="store_true", help="print the resolved configuration and exit"
     )
+    p.add_argument(
+        "--retry-quarantined",
+        action="store_true",
+        help="recompute quarantined items whose reason is not a property of the input file "
+        "(out of memory, a failed computation)",
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
 
@@ -147,7 +153,7 @@ def _stages(args: argparse.Namespace) -> int:
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0
-    ctx = RunContext(cfg)
+    ctx = RunContext(cfg, retry_quarantined=args.retry_quarantined)
     names = STAGE_NAMES if args.command == "run" else (args.command,)
     if any(get_stage(n).needs_data for n in names):
         ctx.data  # noqa: B018 - validates data_root before any work starts

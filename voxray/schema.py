@@ -36,7 +36,11 @@ TRIALS = pa.schema(
     ]
 )
 
-QUARANTINE = pa.schema([("path", pa.string()), ("stage", pa.string()), ("reason", pa.string())])
+#: ``cause`` (voxray.io.sink.QuarantineCause): ``input`` (a property of the input file),
+#: ``compute`` or ``resources``; the last two are recomputed by ``--retry-quarantined``.
+QUARANTINE = pa.schema(
+    [("path", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("cause", pa.string())]
+)
 
 FEATURES = pa.schema(
     [

@@ -11,6 +11,7 @@ a Parquet file.
 from __future__ import annotations
 
 import hashlib
+from enum import Enum
 from typing import Any, Iterable
 
 import pyarrow as pa
@@ -60,6 +61,20 @@ def write_partitioned(
 
 QUARANTINE_DIR = "quarantine.parquet"
 ERROR_COLUMN = "error"
+CAUSE_COLUMN = "cause"
+
+
+class QuarantineCause(str, Enum):
+    """Why a row is in quarantine, which decides whether recomputing it can help."""
+
+    #: a property of the input file (undecodable, silent, wrong rate, non-finite features):
+    #: recomputing gives the same answer, so it is never retried.
+    INPUT = "input"
+    #: the computation failed deterministically for this item (a method not defined for the
+    #: model, a non-finite result): worth retrying after a code or configuration change.
+    COMPUTE = "compute"
+    #: the item did not fit in memory even alone: worth retrying on a bigger machine.
+    RESOURCES = "resources"
 
 
 def split_errors(table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
@@ -70,17 +85,26 @@ def split_errors(table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
     return table.filter(pc.invert(bad)), table.filter(bad)
 
 
-def write_quarantine(storage: Storage, stage: str, rows: pa.Table) -> int:
-    """Append quarantine rows (``path``, ``error``) of ``stage`` as one idempotent part."""
+def write_quarantine(
+    storage: Storage, stage: str, rows: pa.Table, cause: QuarantineCause = QuarantineCause.INPUT
+) -> int:
+    """Append quarantine rows (``path``, ``error`` and optionally ``cause``, else ``cause``
+    for every row) of ``stage`` as one idempotent part."""
     if rows is None or rows.num_rows == 0:
         return 0
     from voxray.schema import QUARANTINE
 
+    causes = (
+        rows.column(CAUSE_COLUMN)
+        if CAUSE_COLUMN in rows.column_names
+        else pa.array([cause.value] * rows.num_rows, pa.string())
+    )
     q = pa.table(
         {
             "path": rows.column("path"),
             "stage": pa.array([stage] * rows.num_rows, pa.string()),
             "reason": rows.column(ERROR_COLUMN),
+            "cause": causes,
         }
     ).cast(QUARANTINE)
     storage.write_table(f"{QUARANTINE_DIR}/{stage}-{part_name(q, ('path', 'reason'))}", q)
@@ -170,6 +194,48 @@ def quarantined_paths(storage: Storage, stage: str) -> set[str]:
         with storage.open(f) as fh:
             paths.update(pq.read_table(fh, columns=["path"]).column("path").to_pylist())
     return paths
+
+
+def _retryable(table: pa.Table) -> pa.Array:
+    """Rows whose cause is not the input file's; rows written before causes existed (no
+    ``cause`` column, or null) count as retryable: they may be transient failures."""
+    if CAUSE_COLUMN not in table.column_names:
+        return pa.array([True] * table.num_rows)
+    return pc.fill_null(pc.not_equal(table.column(CAUSE_COLUMN), QuarantineCause.INPUT.value), True)
+
+
+def retryable_quarantine(storage: Storage, stage: str) -> set[str]:
+    """Paths ``stage`` quarantined for a reason that is not a property of the input file."""
+    import pyarrow.parquet as pq
+
+    paths: set[str] = set()
+    for f in _stage_parts(storage, stage):
+        with storage.open(f) as fh:
+            t = pq.read_table(fh)
+        paths.update(t.filter(_retryable(t)).column("path").to_pylist())
+    return paths
+
+
+def release_quarantine(storage: Storage, stage: str) -> set[str]:
+    """Take ``stage``'s retryable rows out of quarantine so the stage computes them again;
+    returns their paths. Each part is rewritten atomically without them (or removed), so a
+    crash leaves every row either still quarantined or free to be recomputed by a rerun."""
+    import pyarrow.parquet as pq
+
+    released: set[str] = set()
+    for f in _stage_parts(storage, stage):
+        with storage.open(f) as fh:
+            t = pq.read_table(fh)
+        retry = _retryable(t)
+        if not pc.any(retry).as_py():
+            continue
+        released.update(t.filter(retry).column("path").to_pylist())
+        keep = t.filter(pc.invert(retry))
+        if keep.num_rows:
+            storage.write_table(f, keep)
+        else:
+            storage.remove(f)
+    return released
 
 
 def committed_keys(

@@ -22,7 +22,7 @@ from voxray import schema
 from voxray.attribution import Pathway, attribute, get_attributor, method_pathways
 from voxray.attribution.normalise import freq_profile
 from voxray.config import AttributionConfig, VoxrayConfig, to_dict
-from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
+from voxray.io.sink import ParquetSink, QuarantineCause, committed_keys, quarantined_paths
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import ATTRIBUTIONS, RunContext, StageResult
@@ -32,6 +32,7 @@ from voxray.pipeline.datasets import (
     features_rel,
     read_parquet_dataset,
 )
+from voxray.pipeline.failures import Failure, check_input, compute_split
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources, torch_device
@@ -41,6 +42,8 @@ from voxray.testing.faults import maybe_fail
 log = get_logger(__name__)
 STAGE = "attribute"
 ATTR_KEYS = ("utt_id", "method", "pathway")
+#: utterances of equal length that share one forward pass (halved on out-of-memory).
+GROUP_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,26 @@ def params_json(method: str, cfg: AttributionConfig) -> str:
     return json.dumps({k: d[k] for k in get_attributor(method).map_params}, sort_keys=True)
 
 
+@dataclass(frozen=True)
+class _Maps:
+    """One job's result for a group: maps ``(B, T, F)``, completeness errors, targets ``(B,)``."""
+
+    maps: np.ndarray
+    errors: np.ndarray | None
+    targets: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One utterance's outcome of a job: its map ``(T, F)`` or why there is none."""
+
+    index: int
+    maps: np.ndarray | None = None
+    error: float | None = None
+    target: int = -1
+    failure: Failure | None = None
+
+
 class ComputeAttributions:
     """map_batches callable: every job of its group for each utterance of the batch."""
 
@@ -84,6 +107,7 @@ class ComputeAttributions:
         loaded = load_model(model.path, s3)
         self.model = loaded.classifier.to(self.device).eval()
         self.has_head = loaded.has_head
+        self.input_dim = loaded.input_dim
         self.model_name = model.name
         self.cfg = cfg
         self.jobs = [j for j in jobs if self.has_head or j.pathway == Pathway.TRAVERSAL]
@@ -96,6 +120,48 @@ class ComputeAttributions:
         if self.cfg.baseline == "mean" and self.mean is not None:
             return self.mean.expand_as(x).clone()
         return None
+
+    def _attribute(self, x: torch.Tensor, job: Job) -> _Maps:
+        """One job on ``x`` ``(B, T, F)``: maps ``(B, T, F)``, completeness errors, targets."""
+        with precision(self.cfg.precision, self.device):
+            res = attribute(
+                self.model, x, job.method, job.pathway, baseline=self._baseline(x), params=self.cfg
+            )
+        err = res.completeness_error
+        return _Maps(
+            res.maps.detach().float().cpu().numpy(),
+            None if err is None else err.detach().cpu().numpy(),
+            None if res.target is None else res.target.detach().cpu().numpy(),
+        )
+
+    def _run_job(self, mats: list[np.ndarray], group: list[int], job: Job) -> list[_Item]:
+        """``job`` for the equal-length utterances ``group``, one item per utterance; a group
+        that fails is split (pipeline/failures.py) so only an utterance that fails on its own
+        is quarantined, and not-ours errors propagate to Ray's retries."""
+
+        def run(sub: list[int]) -> _Maps:
+            x = torch.from_numpy(np.stack([mats[i] for i in sub])).to(self.device)
+            return self._attribute(x, job)
+
+        items: list[_Item] = []
+        for sub, res in compute_split(group, run):
+            for k, i in enumerate(sub):
+                if isinstance(res, Failure):
+                    items.append(_Item(i, failure=res))
+                elif not np.isfinite(res.maps[k]).all():
+                    items.append(
+                        _Item(i, failure=Failure(QuarantineCause.COMPUTE, "non-finite attribution"))
+                    )
+                else:
+                    items.append(
+                        _Item(
+                            i,
+                            res.maps[k],
+                            None if res.errors is None else float(res.errors[k]),
+                            -1 if res.targets is None else int(res.targets[k]),
+                        )
+                    )
+        return items
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         maybe_fail(STAGE)
@@ -113,58 +179,32 @@ class ComputeAttributions:
                 "completeness_error",
                 "path",
                 "error",
+                "cause",
             )
         }
         maps: list[np.ndarray] = []
         profiles: list[np.ndarray] = []
-        for group in equal_length_groups([m.shape[0] for m in mats], 16):
-            x = torch.from_numpy(np.stack([mats[i] for i in group])).to(self.device)
-            for job in self.jobs:
-                try:
-                    with precision(self.cfg.precision, self.device):
-                        res = attribute(
-                            self.model,
-                            x,
-                            job.method,
-                            job.pathway,
-                            baseline=self._baseline(x),
-                            params=self.cfg,
-                        )
-                    a = res.maps.detach().float().cpu().numpy()
-                    err = (
-                        None
-                        if res.completeness_error is None
-                        else res.completeness_error.detach().cpu().numpy()
-                    )
-                    tgt = None if res.target is None else res.target.detach().cpu().numpy()
-                    failure = None
-                except Exception as exc:  # noqa: BLE001 - one bad utterance must not sink the batch
-                    a, err, tgt, failure = (
-                        None,
-                        None,
-                        None,
-                        f"{job.method}/{job.pathway}: {type(exc).__name__}: {exc}",
-                    )
-                for k, i in enumerate(group):
-                    m = a[k] if a is not None else np.zeros((0, 0), np.float32)
-                    bad = failure or (
-                        None
-                        if np.isfinite(m).all()
-                        else f"{job.method}/{job.pathway}: non-finite attribution"
-                    )
-                    cols["utt_id"].append(utt_ids[i])
-                    cols["method"].append(job.method)
-                    cols["pathway"].append(job.pathway)
-                    cols["target"].append(int(tgt[k]) if tgt is not None else -1)
-                    cols["num_frames"].append(m.shape[0] if not bad else 0)
-                    cols["num_bins"].append(m.shape[1] if not bad else 0)
-                    cols["completeness_error"].append(
-                        float(err[k]) if err is not None and not bad else None
-                    )
-                    cols["path"].append(quarantine_path(utt_ids[i], job))
-                    cols["error"].append(bad)
-                    maps.append(m if not bad else np.zeros(0, np.float32))
-                    profiles.append(freq_profile(m) if not bad else np.zeros(0, np.float32))
+        bad_input = {i: f for i, m in enumerate(mats) if (f := check_input(m, self.input_dim))}
+        good = [i for i in range(len(mats)) if i not in bad_input]
+        groups = equal_length_groups([mats[i].shape[0] for i in good], GROUP_SIZE)
+        for job in self.jobs:
+            items = [_Item(i, failure=f) for i, f in bad_input.items()]
+            for group in groups:
+                items += self._run_job(mats, [good[k] for k in group], job)
+            for it in items:
+                bad = it.failure
+                cols["utt_id"].append(utt_ids[it.index])
+                cols["method"].append(job.method)
+                cols["pathway"].append(job.pathway)
+                cols["target"].append(it.target)
+                cols["num_frames"].append(0 if bad else it.maps.shape[0])
+                cols["num_bins"].append(0 if bad else it.maps.shape[1])
+                cols["completeness_error"].append(None if bad else it.error)
+                cols["path"].append(quarantine_path(utt_ids[it.index], job))
+                cols["error"].append(f"{job.method}/{job.pathway}: {bad.reason}" if bad else None)
+                cols["cause"].append(bad.cause.value if bad else None)
+                maps.append(np.zeros(0, np.float32) if bad else it.maps)
+                profiles.append(np.zeros(0, np.float32) if bad else freq_profile(it.maps))
         n = len(maps)
         return pa.table(
             {
@@ -181,6 +221,7 @@ class ComputeAttributions:
                 "completeness_error": pa.array(cols["completeness_error"], pa.float64()),
                 "path": pa.array(cols["path"], pa.string()),
                 "error": pa.array(cols["error"], pa.string()),
+                "cause": pa.array(cols["cause"], pa.string()),
             }
         )
 

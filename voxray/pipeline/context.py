@@ -58,6 +58,9 @@ class StageResult:
 @dataclass
 class RunContext:
     cfg: VoxrayConfig
+    #: recompute the rows each stage quarantined for a reason that is not the input file's
+    #: (``--retry-quarantined``; see voxray.io.sink.QuarantineCause).
+    retry_quarantined: bool = False
 
     @property
     def out(self) -> Storage:

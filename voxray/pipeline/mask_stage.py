@@ -22,7 +22,7 @@ from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import ATTRIBUTIONS, MASKED, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel, read_parquet_dataset
 from voxray.pipeline.model_ref import base_model
-from voxray.pipeline.ray_env import actor_resources
+from voxray.pipeline.ray_env import actor_resources, actor_retries
 from voxray.testing.faults import maybe_fail
 
 log = get_logger(__name__)
@@ -136,6 +136,7 @@ def run_mask(ctx: RunContext) -> StageResult:
             batch_size=rc.batch_size,
             compute=ActorPoolStrategy(size=rc.concurrency),
             num_cpus=min(actor_resources(rc)["num_cpus"], 1.0),
+            **actor_retries(),
         )
         masked.write_datasink(
             ParquetSink(

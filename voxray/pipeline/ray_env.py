@@ -43,6 +43,11 @@ def ensure_ray(cfg: RayConfig) -> None:
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = cfg.progress_bars
     ctx.print_on_execution_start = False
+    # Ray Data's error budget drops the rows of failed blocks and carries on. It fits none of
+    # our stages: each must account for every row (StageResult.check), and a failed block is
+    # better failed fast with its error, since the rerun recomputes only uncommitted rows.
+    # Per-utterance failures are quarantined by the stages themselves (pipeline/failures.py).
+    ctx.max_errored_blocks = 0
 
 
 def cluster_gpus() -> float:
@@ -62,8 +67,21 @@ DATA_TASK_CPUS = 0.25
 FEED_RESERVE_CPUS = 1.0
 
 
+#: How often a pool actor is restarted (its process or node died) and how often a task on it
+#: is retried after such a death. Ray Data's default is unbounded (-1): a UDF that kills its
+#: worker every time would loop forever. Four covers a node lost mid-stage (its actors move
+#: to the surviving nodes) and a second loss before the stage ends.
+ACTOR_RETRIES = 4
+
+
+def actor_retries() -> dict[str, int]:
+    """max_restarts/max_task_retries for a map_batches actor pool (see ACTOR_RETRIES)."""
+    return {"max_restarts": ACTOR_RETRIES, "max_task_retries": ACTOR_RETRIES}
+
+
 def actor_resources(rc: ResourceConfig) -> dict[str, float]:
-    """num_cpus/num_gpus for map_batches; 'auto' GPUs mean one per actor iff the cluster has any.
+    """num_cpus/num_gpus (and bounded retries) for map_batches; 'auto' GPUs mean one per actor
+    iff the cluster has any.
 
     The pool's CPUs together stay below the cluster's by FEED_RESERVE_CPUS: a pool holding all
     of them starves its own input (its read tasks are never scheduled) and waits forever."""
@@ -72,7 +90,7 @@ def actor_resources(rc: ResourceConfig) -> dict[str, float]:
         gpus = 1.0 if cluster_gpus() > 0 else 0.0
     room = max(cluster_cpus() - FEED_RESERVE_CPUS, DATA_TASK_CPUS)
     cpus = min(float(rc.num_cpus), room / max(rc.concurrency, 1))
-    return {"num_cpus": cpus, "num_gpus": float(gpus)}
+    return {"num_cpus": cpus, "num_gpus": float(gpus), **actor_retries()}
 
 
 def torch_device(num_gpus: float) -> str:

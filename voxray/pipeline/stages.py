@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from voxray.io.run_state import OutputLock, clear_stage, mark_stage_done, stage_done
+from voxray.io.sink import release_quarantine, retryable_quarantine
 from voxray.log import get_logger
 from voxray.pipeline.context import RunContext, StageResult
 from voxray.pipeline.ray_env import ensure_ray
+from voxray.pipeline.visibility import check_output_visible
 from voxray.testing.faults import configure_retries
 
 log = get_logger(__name__)
@@ -109,6 +111,10 @@ def run_stage(ctx: RunContext, stage: Stage) -> StageResult:
     started = time.time()
     log.info("stage %s: started", stage.name)
     clear_stage(ctx.out, stage.name)
+    if ctx.retry_quarantined:
+        released = release_quarantine(ctx.out, stage.name)
+        if released:
+            log.info("stage %s: recomputing %d quarantined items", stage.name, len(released))
     result = stage.function()(ctx)
     seconds = round(time.time() - started, 1)
     mark_stage_done(
@@ -130,13 +136,17 @@ def run_stages(
 ) -> list[StageResult]:
     """Run ``names`` in order under the output lock, skipping complete stages unless forced."""
     results = []
+    if any(get_stage(n).needs_ray for n in names):
+        ensure_ray(ctx.cfg.ray)
+        check_output_visible(ctx.out)  # before any work: a node-local --out on a cluster
     with OutputLock(ctx.out):
         for name in names:
             stage = get_stage(name)
             if name == "train" and ctx.cfg.model_path:
                 log.info("stage train: skipped, using the given model %s", ctx.cfg.model_path)
                 continue
-            if not force and stage_done(ctx.out, name):
+            retry = ctx.retry_quarantined and bool(retryable_quarantine(ctx.out, name))
+            if not force and not retry and stage_done(ctx.out, name):
                 log.info("stage %s: already complete, skipped (use --force to redo)", name)
                 continue
             results.append(run_stage(ctx, stage))

@@ -19,9 +19,11 @@ VOXRAY = [sys.executable, "-m", "voxray"]
 def run_cli(
     *args: str, env: Mapping[str, str] | None = None, timeout: float = 1200, check: bool = True
 ) -> subprocess.CompletedProcess:
-    """``voxray <args>`` in a subprocess; ``check`` raises with the output tail on failure."""
-    full_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
+    """``voxray <args>`` in a subprocess; ``check`` raises with the output tail on failure.
+    The command starts its own local Ray unless ``env`` names a RAY_ADDRESS."""
+    full_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     full_env.pop("RAY_ADDRESS", None)
+    full_env.update(env or {})
     proc = subprocess.run(
         [*VOXRAY, *args], env=full_env, capture_output=True, text=True, timeout=timeout
     )

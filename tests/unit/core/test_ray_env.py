@@ -30,7 +30,12 @@ def test_pool_leaves_a_cpu_for_its_reads(cluster, cpus: float, concurrency: int)
 def test_roomy_cluster_gets_what_was_asked(cluster) -> None:
     cluster(64, gpus=8)
     res = ray_env.actor_resources(ResourceConfig(num_cpus=2, concurrency=8, num_gpus="auto"))
-    assert res == {"num_cpus": 2.0, "num_gpus": 1.0}
+    assert res == {"num_cpus": 2.0, "num_gpus": 1.0, **ray_env.actor_retries()}
+
+
+def test_actor_retries_are_bounded() -> None:
+    # Ray Data's default (-1) retries a worker-killing batch forever
+    assert all(0 < n < 10 for n in ray_env.actor_retries().values())
 
 
 def test_auto_gpus_on_a_cpu_cluster(cluster) -> None:

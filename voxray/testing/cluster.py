@@ -1,0 +1,58 @@
+"""A multi-node Ray cluster on one machine for tests (``ray.cluster_utils.Cluster``): a head
+that holds no work (0 CPUs) and worker nodes with one CPU each, as separate raylets with
+their own object stores, so a node can be killed the way a spot preemption kills it."""
+
+from __future__ import annotations
+
+#: small object stores: the corpora here are tiny and the machine is shared.
+STORE_BYTES = 160 * 1024 * 1024
+
+
+class LocalCluster:
+    """A head (0 CPUs unless told) plus worker nodes; ``kill_worker`` removes one without grace;
+    ``worker_env`` sets environment variables of each worker node's raylet and workers."""
+
+    def __init__(
+        self, workers: int, worker_env: list[dict[str, str]] | None = None, head_cpus: int = 0
+    ) -> None:
+        from ray.cluster_utils import Cluster
+
+        self.cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": head_cpus,
+                "include_dashboard": False,
+                "object_store_memory": STORE_BYTES,
+            },
+        )
+        envs = worker_env or [{} for _ in range(workers)]
+        for env in envs:
+            self.add_worker(env)
+        self.cluster.wait_for_nodes()
+
+    @property
+    def address(self) -> str:
+        return self.cluster.address
+
+    def add_worker(self, env: dict[str, str] | None = None):
+        return self.cluster.add_node(
+            num_cpus=1, object_store_memory=STORE_BYTES, env_vars=env or None
+        )
+
+    def node_running(self, actor_class: str):
+        """A worker node hosting an alive actor whose class name contains ``actor_class``
+        (Ray Data's ``MapWorker``, Ray Train's ``RayTrainWorker``), else any worker node."""
+        table = self.cluster.global_state.actor_table(None, actor_state_name="ALIVE")
+        hosts = {
+            a["Address"]["NodeID"] for a in table.values() if actor_class in a["ActorClassName"]
+        }
+        workers = sorted(self.cluster.worker_nodes, key=lambda n: n.unique_id)
+        return next((n for n in workers if n.node_id in hosts), workers[0])
+
+    def kill_worker(self, actor_class: str = "") -> None:
+        """Kill a worker node's processes at once (no graceful drain), as a preemption would:
+        one hosting an ``actor_class`` actor when there is one."""
+        self.cluster.remove_node(self.node_running(actor_class), allow_graceful=False)
+
+    def shutdown(self) -> None:
+        self.cluster.shutdown()
