@@ -52,7 +52,7 @@ def _add_common(p: argparse.ArgumentParser, needs_data: bool) -> None:
         default=None,
         metavar="PATH",
         help="use an existing model instead of training: a voxray models/<name>/ folder or a "
-        "SpeechBrain embedding_model.ckpt",
+        "SpeechBrain embedding_model.ckpt (its front-end comes with it)",
     )
     p.add_argument(
         "--force", action="store_true", help="redo stages even if their outputs are complete"
@@ -146,6 +146,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _stages(args: argparse.Namespace) -> int:
+    from voxray.io.run_state import stage_done
     from voxray.pipeline.context import RunContext
     from voxray.pipeline.stages import get_stage, run_stages
 
@@ -155,9 +156,10 @@ def _stages(args: argparse.Namespace) -> int:
         return 0
     ctx = RunContext(cfg, retry_quarantined=args.retry_quarantined)
     names = STAGE_NAMES if args.command == "run" else (args.command,)
-    if any(get_stage(n).needs_data for n in names):
-        ctx.data  # noqa: B018 - validates data_root before any work starts
     ctx.out  # noqa: B018 - validates out before any work starts
+    # a stage on an --out without features first runs manifest and features (run_stages)
+    if any(get_stage(n).needs_data for n in names) or not stage_done(ctx.out, "features"):
+        ctx.data  # noqa: B018 - validates data_root before any work starts
     results = run_stages(ctx, names, force=args.force or args.command != "run")
     for r in results:
         log.info("%s: %s", r.stage, r.as_dict())

@@ -87,9 +87,11 @@ class CorpusConfig:
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Kaldi-compatible fbank / MFCC (000 uses MFCC, 001 80-dim fbank)."""
+    """Kaldi-compatible fbank / MFCC (000 uses MFCC, 001 80-dim fbank): the front-end of the
+    models voxray trains. The features stage computes each model's own front-end (an imported
+    model brings its own); ``kinds`` adds Kaldi kinds computed beside it."""
 
-    kinds: tuple[Literal["fbank", "mfcc"], ...] = ("fbank",)
+    kinds: tuple[Literal["fbank", "mfcc"], ...] = ()
     num_mel_bins: int = 80
     num_ceps: int = 80
     frame_length_ms: float = 25.0

@@ -123,7 +123,7 @@ class KaldiExtractor(FeatureExtractor):
         else:
             feats, energies = self.extract_batch(tensors, sample_rate), [None] * len(tensors)
         out: list[np.ndarray] = []
-        for f, e in zip(feats, energies):
+        for f, e in zip(feats, energies, strict=True):
             if e is not None and f.shape[0]:
                 speech = energy_vad(
                     e,

@@ -1,15 +1,19 @@
 """Save and load speaker classifiers: voxray ``models/<name>/`` folders and SpeechBrain ECAPA.
 
 A voxray model folder holds ``model.pt`` (the classifier's state_dict) and ``config.yaml``
-(``format``, ``model`` = the ModelConfig, ``input_dim``, ``options`` = extra constructor
-arguments such as ECAPA's ``mfa_channels``, ``speakers`` in class-index order, ``extra``).
+(``format``, ``model`` = the ModelConfig, ``input_dim``, ``front_end`` = the input
+representation it was trained on (``{name, params}``, see ``voxray.features.base``),
+``options`` = extra constructor arguments such as ECAPA's ``mfa_channels``, ``speakers`` in
+class-index order, ``extra``).
 ``config.yaml`` is written last, so a folder with one is complete.
 
 A SpeechBrain model is an ``embedding_model.ckpt`` (or the folder holding one), optionally
 with ``classifier.ckpt`` (its cosine classifier, loaded as an AAM head), ``label_encoder.txt``
 (speaker names) and ``hyperparams.yaml`` beside it. Its architecture is read from the
-tensors' shapes; hyperparams.yaml, when present, is only checked for what shapes cannot show
-(kernel sizes, dilations, groups, global context).
+tensors' shapes; hyperparams.yaml, when present, is checked for what shapes cannot show
+(kernel sizes, dilations, groups, global context) and names the front-end
+(``compute_features`` / ``mean_var_norm``, ``voxray.models.speechbrain_hparams``); without
+one the front-end is the VoxCeleb recipe's: Fbank(n_mels=input size) + sentence mean norm.
 
 Every ``torch.load`` is ``weights_only=True``: a pickle that would run code is refused.
 """
@@ -26,11 +30,22 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from voxray.config import ConfigError, HeadConfig, ModelConfig, S3Config, from_dict, to_dict
+from voxray.config import (
+    ConfigError,
+    FeatureConfig,
+    HeadConfig,
+    ModelConfig,
+    S3Config,
+    from_dict,
+    replace,
+    to_dict,
+)
+from voxray.features import FrontEndSpec, kaldi_front_end
 from voxray.io.storage import Storage
 from voxray.models import build_classifier
 from voxray.models.base import SpeakerClassifier
 from voxray.models.speechbrain_convert import convert_speechbrain_ecapa
+from voxray.models.speechbrain_hparams import front_end_from_hparams, read_hparams
 
 FORMAT = "voxray-model/1"
 MODEL_FILE = "model.pt"
@@ -59,7 +74,8 @@ class LoadedModel:
     """A classifier ready for inference (eval mode, CPU) and what describes it.
 
     ``options`` are the extra constructor arguments: rebuild an identical, untrained model with
-    ``build_classifier(cfg, input_dim, len(speakers), **options)``.
+    ``build_classifier(cfg, input_dim, len(speakers), **options)``. ``front_end`` is the input
+    representation the model was trained on (``voxray.features.base``).
     """
 
     classifier: SpeakerClassifier
@@ -68,6 +84,7 @@ class LoadedModel:
     input_dim: int
     name: str
     has_head: bool
+    front_end: FrontEndSpec
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,8 +99,11 @@ def save_model(
     speakers: list[str],
     input_dim: int,
     extra: dict[str, Any] | None = None,
+    front_end: FrontEndSpec | None = None,
 ) -> None:
     """Write ``rel_dir/model.pt`` then ``rel_dir/config.yaml`` atomically through ``storage``.
+
+    ``front_end`` is what the model was trained on; without one, ``default_front_end``.
 
     Raises:
         ValueError: ``speakers`` does not match the head, or ``extra`` is not plain YAML data.
@@ -97,6 +117,7 @@ def save_model(
                 "format": FORMAT,
                 "model": to_dict(cfg),
                 "input_dim": int(input_dim),
+                "front_end": (front_end or default_front_end(cfg, input_dim)).to_dict(),
                 "options": options,
                 "speakers": list(speakers),
                 "extra": extra or {},
@@ -110,6 +131,13 @@ def save_model(
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
     storage.write_bytes(posixpath.join(rel_dir, MODEL_FILE), buf.getvalue())
     storage.write_text(posixpath.join(rel_dir, CONFIG_FILE), text)
+
+
+def default_front_end(cfg: ModelConfig, input_dim: int) -> FrontEndSpec:
+    """The base-configured Kaldi front-end of ``cfg.feature_kind`` with ``input_dim`` bins: what
+    a voxray model written without a ``front_end`` (older config.yaml files) was trained on."""
+    size = {"num_ceps" if cfg.feature_kind == "mfcc" else "num_mel_bins": input_dim}
+    return kaldi_front_end(cfg.feature_kind, replace(FeatureConfig(), **size))
 
 
 # --------------------------------------------------------------------------- loading
@@ -206,6 +234,11 @@ def _load_voxray(storage: Storage) -> LoadedModel:
         input_dim = int(meta["input_dim"])
         speakers = [str(s) for s in meta["speakers"]]
         options = dict(meta.get("options") or {})
+        front_end = (
+            FrontEndSpec.from_dict(meta["front_end"], where)
+            if "front_end" in meta
+            else default_front_end(cfg, input_dim)
+        )
     except KeyError as exc:
         raise CheckpointError(f"{where}: missing key {exc.args[0]!r}") from exc
     except (ConfigError, TypeError, ValueError) as exc:
@@ -213,39 +246,25 @@ def _load_voxray(storage: Storage) -> LoadedModel:
     classifier = build_classifier(cfg, input_dim, len(speakers), **options)
     load_state(classifier, read_state_dict(storage, MODEL_FILE), storage.uri(MODEL_FILE))
     name = posixpath.basename(storage.path())
-    return LoadedModel(classifier.eval(), cfg, speakers, input_dim, name, bool(speakers), options)
+    return LoadedModel(
+        classifier.eval(), cfg, speakers, input_dim, name, bool(speakers), front_end, options
+    )
 
 
 # --------------------------------------------------------------------------- SpeechBrain
 
 
-class _HyperparamsLoader(yaml.SafeLoader):
-    """SafeLoader that reads SpeechBrain's ``!new:``/``!ref``/``!name:`` tags as plain data
-    (a tagged mapping stays a mapping, a tagged scalar a string); it constructs no object."""
-
-
-def _plain(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)  # type: ignore[arg-type]  # a ScalarNode here
-
-
-_HyperparamsLoader.add_multi_constructor("!", _plain)
-
-
 def _read_hparams(storage: Storage) -> dict[str, Any]:
-    """The ``embedding_model`` section of hyperparams.yaml (empty when there is none)."""
+    """The whole hyperparams.yaml as plain data (empty when there is none); its
+    ``embedding_model`` section is checked against what EcapaTdnn implements."""
     if not storage.exists(SB_HPARAMS):
         return {}
     where = storage.uri(SB_HPARAMS)
     try:
-        # a SafeLoader subclass: tags become plain data, no object is constructed
-        data = yaml.load(storage.read_text(SB_HPARAMS), Loader=_HyperparamsLoader)  # noqa: S506
-    except yaml.YAMLError as exc:
-        raise CheckpointError(f"{where}: not valid YAML: {exc}") from exc
-    section = data.get("embedding_model") if isinstance(data, dict) else None
+        data = read_hparams(storage.read_text(SB_HPARAMS), where)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
+    section = data.get("embedding_model")
     if section is not None and not isinstance(section, dict):
         raise CheckpointError(f"{where}: embedding_model is not a mapping")
     for key, value in (section or {}).items():
@@ -254,7 +273,7 @@ def _read_hparams(storage: Storage) -> dict[str, Any]:
                 f"{where}: embedding_model.{key} = {value!r}; "
                 f"voxray's EcapaTdnn supports {SB_FIXED[key]!r}"
             )
-    return section or {}
+    return data
 
 
 def _shape(state: dict[str, Tensor], key: str, where: str) -> tuple[int, ...]:
@@ -331,7 +350,11 @@ def _load_speechbrain(storage: Storage, filename: str) -> LoadedModel:
         raise CheckpointError(f"{where}: {exc.args[0]}") from exc
     hparams = _read_hparams(storage)
     input_dim, channels, embedding_dim, options = ecapa_options_from_state(state, where)
-    declared = hparams.get("input_size")  # an int, or an unresolved "!ref <n_mel>" string
+    try:
+        front_end = front_end_from_hparams(hparams, input_dim, storage.uri(SB_HPARAMS))
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
+    declared = (hparams.get("embedding_model") or {}).get("input_size")  # int or "!ref <n_mels>"
     if isinstance(declared, int) and declared != input_dim:
         raise CheckpointError(
             f"{storage.uri(SB_HPARAMS)}: embedding_model.input_size = {declared} but "
@@ -357,4 +380,6 @@ def _load_speechbrain(storage: Storage, filename: str) -> LoadedModel:
         load_state(classifier.head, {"weight": weight}, storage.uri(SB_CLASSIFIER))
     name = posixpath.basename(storage.path()) or filename
     has_head = weight is not None
-    return LoadedModel(classifier.eval(), cfg, speakers, input_dim, name, has_head, options)
+    return LoadedModel(
+        classifier.eval(), cfg, speakers, input_dim, name, has_head, front_end, options
+    )

@@ -37,6 +37,7 @@ from voxray.models import build_classifier
 from voxray.models.checkpoint import LoadedModel, load_model
 from voxray.pipeline.context import METRICS, RunContext
 from voxray.pipeline.datasets import read_features
+from voxray.pipeline.front_ends import base_front_end
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.verification_eval import write_curve
 from voxray.train.data import centre_start, loop_crop, segment_frames
@@ -163,7 +164,7 @@ def run_identification(ctx: RunContext) -> dict[str, Any]:
     ids = [u for u in (iden_test or m.column("utt_id").to_pylist()) if label_of(u) is not None][
         :1000
     ]
-    t = read_features(ctx.out, loaded.cfg.feature_kind, ids)
+    t = read_features(ctx.out, loaded.front_end.name, ids)
     model = loaded.classifier.eval()
     hits = []
     with torch.inference_mode():
@@ -204,7 +205,7 @@ def run_faithfulness(ctx: RunContext) -> dict[str, Any]:
     name = base_model(ctx).name
     data = crops(
         ctx,
-        loaded.cfg.feature_kind,
+        loaded.front_end.name,
         "train",
         fc.max_utterances,
         _frames(cfg),
@@ -310,9 +311,7 @@ def run_multispeaker(ctx: RunContext) -> dict[str, Any]:
         per_speaker.setdefault(s, [])
         if len(per_speaker[s]) < 4:
             per_speaker[s].append(u)
-    t = read_features(
-        ctx.out, loaded.cfg.feature_kind, [u for v in per_speaker.values() for u in v]
-    )
+    t = read_features(ctx.out, loaded.front_end.name, [u for v in per_speaker.values() for u in v])
     mats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t)))
     utterances = {s: [mats[u] for u in v if u in mats] for s, v in per_speaker.items()}
     labels = {s: label_of(v[0]) for s, v in per_speaker.items() if v and label_of(v[0]) is not None}
@@ -372,10 +371,10 @@ def run_sanity(ctx: RunContext) -> dict[str, Any]:
     name = base_model(ctx).name
     model = loaded.classifier.eval()
     label_of = _speaker_labels(loaded)
-    data = crops(ctx, loaded.cfg.feature_kind, "train", sc.max_utterances, _frames(cfg), label_of)
+    data = crops(ctx, loaded.front_end.name, "train", sc.max_utterances, _frames(cfg), label_of)
     shuffled = None
     if sc.label_randomisation:
-        train = crops(ctx, loaded.cfg.feature_kind, "train", 100000, _frames(cfg), label_of)
+        train = crops(ctx, loaded.front_end.name, "train", 100000, _frames(cfg), label_of)
         perm = torch.from_numpy(np.random.default_rng(cfg.seed).permutation(len(train.labels)))
         shuffled = build_classifier(
             loaded.cfg, loaded.input_dim, loaded.classifier.num_classes, **loaded.options
@@ -436,7 +435,7 @@ def run_gender(ctx: RunContext) -> dict[str, Any]:
         return {"skipped": "the corpus metadata has no two genders"}
     label_of = lambda u: {"m": 0, "f": 1}.get(gender.get(u, ""))  # noqa: E731
     frames = _frames(cfg, gc.segment_s)
-    kind = cfg.model.feature_kind
+    kind = base_front_end(ctx).name
     train = crops(ctx, kind, "train", 100000, frames, label_of)
     test = crops(ctx, kind, "test", 100000, frames, label_of)
     if len(test.utt_ids) < 2 or len(train.utt_ids) < 4:

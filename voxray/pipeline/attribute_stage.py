@@ -33,6 +33,7 @@ from voxray.pipeline.datasets import (
     read_parquet_dataset,
 )
 from voxray.pipeline.failures import Failure, check_input, compute_split
+from voxray.pipeline.front_ends import check_front_end
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources, torch_device
@@ -254,7 +255,8 @@ def run_attribute(ctx: RunContext) -> StageResult:
     cfg, out = ctx.cfg, ctx.out
     model = base_model(ctx)
     loaded = load_model(model.path, cfg.corpus.s3)
-    kind = loaded.cfg.feature_kind
+    kind = loaded.front_end.name
+    check_front_end(out, loaded.front_end)
     manifest = out.read_table("manifest.parquet", columns=["utt_id", "split"])
     have = set(out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
     split = {

@@ -25,6 +25,7 @@ from voxray.pipeline.datasets import (
     read_parquet_dataset,
     segment_starts,
 )
+from voxray.pipeline.front_ends import check_front_end, model_front_end
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources, torch_device
@@ -138,6 +139,8 @@ def embed_source(
         skipped=len(set(utt_ids)) - len(todo),
     )
     if todo:
+        # segment lengths in frames follow the model's own front-end
+        frame_shift_ms = model_front_end(ctx, model).build().frame_shift_ms
         ds = read_parquet_dataset(
             out,
             source_rel,
@@ -153,7 +156,7 @@ def embed_source(
                 model,
                 condition,
                 ctx.cfg.embed,
-                ctx.cfg.features.frame_shift_ms,
+                frame_shift_ms,
                 res["num_gpus"],
                 ctx.cfg.corpus.s3,
             ),
@@ -185,7 +188,9 @@ def embed_source(
 
 def run_embed(ctx: RunContext) -> StageResult:
     model = base_model(ctx)
-    kind = load_model(model.path, ctx.cfg.corpus.s3).cfg.feature_kind
+    front_end = model_front_end(ctx, model)
+    check_front_end(ctx.out, front_end)
+    kind = front_end.name
     utt_ids = (
         ctx.out.read_table("manifest.parquet", columns=["utt_id"]).column("utt_id").to_pylist()
     )
@@ -197,5 +202,5 @@ def run_embed(ctx: RunContext) -> StageResult:
         ctx, model, "none", features_rel(kind), None, todo, ctx.cfg.embed.resources
     )
     result.stage = STAGE
-    result.info = {"model": model.name, "feature_kind": kind}
+    result.info = {"model": model.name, "front_end": kind}
     return result

@@ -1,4 +1,5 @@
-"""``voxray features``: decode, (resample,) fbank / MFCC on an actor pool, write features/.
+"""``voxray features``: decode, (resample,) compute every front-end the run's models need on
+an actor pool, one ``features/kind=<front-end>/`` partition each (``pipeline.front_ends``).
 
 The manifest is sorted by length before it enters Ray Data, so each batch holds
 utterances of similar duration and the batched extractor wastes little on padding.
@@ -13,13 +14,14 @@ import ray
 from ray.data import ActorPoolStrategy
 
 from voxray import schema
-from voxray.config import CorpusConfig, FeatureConfig
+from voxray.config import CorpusConfig
 from voxray.corpus.audio import AudioError, load_audio
-from voxray.features import compute_features
+from voxray.features import FrontEndSpec
 from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
 from voxray.io.storage import Storage
 from voxray.log import get_logger
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext, StageResult
+from voxray.pipeline.front_ends import record_front_end, run_front_ends
 from voxray.pipeline.ray_env import actor_resources, torch_device
 from voxray.testing.faults import maybe_fail
 
@@ -29,15 +31,15 @@ FEATURE_KEYS = ("utt_id", "kind")
 
 
 class ComputeFeatures:
-    """map_batches callable: one row per (utterance, feature kind), or one error row."""
+    """map_batches callable: one row per (utterance, front-end), or one error row."""
 
     def __init__(
-        self, data: Storage, corpus: CorpusConfig, features: FeatureConfig, num_gpus: float
+        self, data: Storage, corpus: CorpusConfig, specs: list[FrontEndSpec], num_gpus: float
     ) -> None:
         self.data = data
         self.corpus = corpus
-        self.features = features
-        self.device = torch_device(num_gpus)
+        device = torch_device(num_gpus)
+        self.extractors = {s.name: s.build(device, corpus.sample_rate) for s in specs}
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         maybe_fail(STAGE)
@@ -68,20 +70,11 @@ class ComputeFeatures:
                 AudioError
             ) as exc:  # a bad file; a storage outage is not caught and fails the stage
                 add(i, "", None, str(exc))
-        for kind in self.features.kinds:
-            feats = (
-                compute_features(waves, self.corpus.sample_rate, self.features, kind, self.device)
-                if waves
-                else []
-            )
-            for i, f in zip(ok, feats):
+        for kind, extractor in self.extractors.items():
+            feats = extractor.compute(waves, self.corpus.sample_rate) if waves else []
+            for i, f in zip(ok, feats, strict=True):
                 if f.shape[0] == 0:
-                    add(
-                        i,
-                        kind,
-                        None,
-                        f"{kind}: no frames (audio shorter than one {self.features.frame_length_ms:g} ms frame)",
-                    )
+                    add(i, kind, None, f"{kind}: no frames (audio shorter than one frame)")
                 elif not np.isfinite(f).all():
                     add(i, kind, None, f"{kind}: non-finite feature values")
                 else:
@@ -106,7 +99,10 @@ def run_features(ctx: RunContext) -> StageResult:
     manifest = out.read_table(MANIFEST, columns=["utt_id", "path", "num_samples"])
     done = committed_keys(out, FEATURES, FEATURE_KEYS)
     quarantined = quarantined_paths(out, STAGE)
-    kinds = set(cfg.features.kinds)
+    specs = run_front_ends(ctx)
+    for spec in specs:
+        record_front_end(out, spec)
+    kinds = {s.name for s in specs}
     utt_ids = manifest.column("utt_id").to_pylist()
     paths = manifest.column("path").to_pylist()
     todo_mask = [
@@ -129,7 +125,7 @@ def run_features(ctx: RunContext) -> StageResult:
         ds = ray.data.from_arrow(blocks)
         feats = ds.map_batches(
             ComputeFeatures,
-            fn_constructor_args=(ctx.data, cfg.corpus, cfg.features, res["num_gpus"]),
+            fn_constructor_args=(ctx.data, cfg.corpus, specs, res["num_gpus"]),
             batch_format="pyarrow",
             batch_size=rc.batch_size,
             compute=ActorPoolStrategy(size=rc.concurrency),
@@ -154,5 +150,9 @@ def run_features(ctx: RunContext) -> StageResult:
     )
     result.skipped = 0
     result.outputs, result.quarantined = complete, q
-    result.info = {"kinds": sorted(kinds), "rows": len(final)}
+    result.info = {
+        "kinds": sorted(kinds),
+        "front_ends": [s.to_dict() for s in specs],
+        "rows": len(final),
+    }
     return result.check()

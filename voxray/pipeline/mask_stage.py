@@ -104,7 +104,7 @@ def attributed_utterances(ctx: RunContext, method: str, pathway: str) -> list[st
 
 def run_mask(ctx: RunContext) -> StageResult:
     cfg, out = ctx.cfg, ctx.out
-    kind = load_model(base_model(ctx).path, cfg.corpus.s3).cfg.feature_kind
+    kind = load_model(base_model(ctx).path, cfg.corpus.s3).front_end.name
     by_attr: dict[tuple[str, str], list[MaskCondition]] = {}
     for c in cfg.mask.conditions:
         by_attr.setdefault((c.method, attribution_pathway(c)), []).append(c)

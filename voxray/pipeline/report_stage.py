@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from voxray.log import get_logger
 from voxray.pipeline.context import REPORT, RunContext, StageResult
+from voxray.pipeline.front_ends import base_front_end
 from voxray.pipeline.model_ref import base_model
 from voxray.report.build import build_report
 
@@ -17,7 +18,7 @@ INDEX = f"{REPORT}/index.html"
 
 
 def run_report(ctx: RunContext) -> StageResult:
-    report = build_report(ctx.out, ctx.cfg, base_model(ctx).name)
+    report = build_report(ctx.out, ctx.cfg, base_model(ctx).name, base_front_end(ctx))
     ctx.out.write_text(INDEX, report.html)
     log.info(
         "report: %s (%d sections, %d images, %.1f MB)",

@@ -41,7 +41,8 @@ def retrained_name(base: str, cond: MaskCondition) -> str:
 def run_retrain(ctx: RunContext) -> StageResult:
     cfg, out = ctx.cfg, ctx.out
     base = base_model(ctx)
-    kind = load_model(base.path, cfg.corpus.s3).cfg.feature_kind
+    front_end = load_model(base.path, cfg.corpus.s3).front_end
+    kind = front_end.name
     m = out.read_table(
         "manifest.parquet", columns=["utt_id", "split"], filter=pc.field("split") == "test"
     )
@@ -59,7 +60,7 @@ def run_retrain(ctx: RunContext) -> StageResult:
             log.info("retrain: %s exists, not retrained", name)
         else:
             log.info("retrain: %s on %s", name, cond.name)
-            train_on(ctx, name, source, only, epochs=cfg.retrain.epochs)
+            train_on(ctx, name, source, only, front_end, epochs=cfg.retrain.epochs)
         model = trained_model(ctx, name)
         embed_source(ctx, model, masked_condition(cond), source, only, test_ids, res)
         embed_source(ctx, model, "none", features_rel(kind), None, test_ids, res)

@@ -1,8 +1,11 @@
 """The stage table and the driver that runs stages in order, skipping completed ones.
 
 A stage is complete when its marker exists (written after all of its outputs are
-committed); ``voxray run`` skips it then, and a rerun after a crash resumes inside the
-stage that was interrupted (each stage skips the rows it already committed).
+committed) and, for ``features``, it covers every front-end the run's models need;
+``voxray run`` skips it then, and a rerun after a crash resumes inside the stage that was
+interrupted (each stage skips the rows it already committed). A single stage on a fresh or
+partial ``--out`` first runs the stages every later one reads (manifest, features and,
+without ``--model``, train) that are not complete, as ``run`` would.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from voxray.io.run_state import OutputLock, clear_stage, mark_stage_done, stage_done
+from voxray.io.run_state import OutputLock, clear_stage, mark_stage_done, stage_done, stage_info
 from voxray.io.sink import release_quarantine, retryable_quarantine
 from voxray.log import get_logger
 from voxray.pipeline.context import RunContext, StageResult
@@ -48,7 +51,8 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "features",
         "voxray.pipeline.features_stage:run_features",
-        "decode audio and compute Kaldi fbank/MFCC on a Ray Data actor pool: features/",
+        "decode audio and compute each front-end the run's models need (Kaldi fbank/MFCC, "
+        "SpeechBrain Fbank ...) on a Ray Data actor pool: features/kind=<front-end>/",
         needs_data=True,
     ),
     Stage(
@@ -95,6 +99,8 @@ STAGES: tuple[Stage, ...] = (
     ),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
+#: the stages every later stage reads, run first when a single stage finds them incomplete.
+PREREQUISITES = ("manifest", "features", "train")
 
 
 def get_stage(name: str) -> Stage:
@@ -102,6 +108,26 @@ def get_stage(name: str) -> Stage:
         if s.name == name:
             return s
     raise KeyError(f"unknown stage {name!r} (stages: {', '.join(STAGE_NAMES)})")
+
+
+def stage_complete(ctx: RunContext, name: str) -> bool:
+    """The stage's marker exists; for ``features``, it also lists every front-end needed."""
+    if not stage_done(ctx.out, name):
+        return False
+    if name != "features":
+        return True
+    from voxray.pipeline.front_ends import run_front_ends  # loads models: only when asked
+
+    done = set(stage_info(ctx.out, name).get("kinds", []))
+    return {s.name for s in run_front_ends(ctx)} <= done
+
+
+def missing_prerequisites(ctx: RunContext, name: str) -> list[str]:
+    """Stages of ``PREREQUISITES`` before ``name`` that are not complete, in order (train only
+    without ``--model``), each checked after the ones before it would have run."""
+    before = STAGE_NAMES[: STAGE_NAMES.index(name)]
+    wanted = [n for n in PREREQUISITES if n in before and not (n == "train" and ctx.cfg.model_path)]
+    return [n for n in wanted if not stage_complete(ctx, n)]
 
 
 def run_stage(ctx: RunContext, stage: Stage) -> StageResult:
@@ -134,7 +160,8 @@ def run_stage(ctx: RunContext, stage: Stage) -> StageResult:
 def run_stages(
     ctx: RunContext, names: tuple[str, ...] = STAGE_NAMES, force: bool = False
 ) -> list[StageResult]:
-    """Run ``names`` in order under the output lock, skipping complete stages unless forced."""
+    """Run ``names`` in order under the output lock, skipping complete stages unless forced;
+    before each, the prerequisites it finds incomplete (never forced)."""
     results = []
     if any(get_stage(n).needs_ray for n in names):
         ensure_ray(ctx.cfg.ray)
@@ -142,11 +169,15 @@ def run_stages(
     with OutputLock(ctx.out):
         for name in names:
             stage = get_stage(name)
+            for dep in PREREQUISITES:
+                if dep in missing_prerequisites(ctx, name):
+                    log.info("stage %s: running %s first (not complete in --out)", name, dep)
+                    results.append(run_stage(ctx, get_stage(dep)))
             if name == "train" and ctx.cfg.model_path:
                 log.info("stage train: skipped, using the given model %s", ctx.cfg.model_path)
                 continue
             retry = ctx.retry_quarantined and bool(retryable_quarantine(ctx.out, name))
-            if not force and not retry and stage_done(ctx.out, name):
+            if not force and not retry and stage_complete(ctx, name):
                 log.info("stage %s: already complete, skipped (use --force to redo)", name)
                 continue
             results.append(run_stage(ctx, stage))

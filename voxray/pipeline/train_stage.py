@@ -9,9 +9,11 @@ import pyarrow.compute as pc
 
 from voxray import schema
 from voxray.config import replace
+from voxray.features import FrontEndSpec
 from voxray.log import get_logger
 from voxray.pipeline.context import METRICS, MODELS, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel, read_parquet_dataset
+from voxray.pipeline.front_ends import trained_front_end
 from voxray.pipeline.ray_env import DATA_TASK_CPUS
 from voxray.train.trainer import TrainResult, train_model
 
@@ -39,10 +41,15 @@ def training_utterances(ctx: RunContext) -> tuple[list[str], list[str]]:
 
 
 def train_on(
-    ctx: RunContext, name: str, source_rel: str, where: dict[str, str] | None, epochs: int = 0
+    ctx: RunContext,
+    name: str,
+    source_rel: str,
+    where: dict[str, str] | None,
+    front_end: FrontEndSpec,
+    epochs: int = 0,
 ) -> TrainResult:
     """Train a model called ``name`` on the training utterances under ``source_rel`` (rows
-    matching ``where``)."""
+    matching ``where``), features of ``front_end`` (recorded with the model)."""
     cfg = ctx.cfg
     utt_ids, speakers = training_utterances(ctx)
     if len(speakers) < 2:
@@ -63,9 +70,8 @@ def train_on(
         num_cpus=DATA_TASK_CPUS,
     )
     train_cfg = replace(cfg.train, epochs=epochs) if epochs else cfg.train
-    input_dim = (
-        cfg.features.num_ceps if cfg.model.feature_kind == "mfcc" else cfg.features.num_mel_bins
-    )
+    extractor = front_end.build()
+    input_dim = extractor.num_bins
     result = train_model(
         train_cfg,
         cfg.model,
@@ -77,7 +83,8 @@ def train_on(
         speakers=speakers,
         out_storage=ctx.out,
         model_rel_dir=f"{MODELS}/{name}",
-        frame_shift_ms=cfg.features.frame_shift_ms,
+        frame_shift_ms=extractor.frame_shift_ms,
+        front_end=front_end,
         num_rows=rows,
         data_task_cpus=DATA_TASK_CPUS,
     )
@@ -104,9 +111,9 @@ def write_train_metrics(ctx: RunContext, name: str, result: TrainResult) -> None
 
 
 def run_train(ctx: RunContext) -> StageResult:
-    kind = ctx.cfg.model.feature_kind
+    front_end = trained_front_end(ctx.cfg)
     utt_ids, speakers = training_utterances(ctx)
-    result = train_on(ctx, ctx.cfg.train.name, features_rel(kind), None)
+    result = train_on(ctx, ctx.cfg.train.name, features_rel(front_end.name), None, front_end)
     log.info(
         "train: %s on %d utterances of %d speakers in %.0f s",
         ctx.cfg.train.name,

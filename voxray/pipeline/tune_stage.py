@@ -70,7 +70,7 @@ def build_data(ctx: RunContext) -> TuneData:
     cfg = ctx.cfg
     model = base_model(ctx)
     loaded = load_model(model.path, cfg.corpus.s3)
-    kind = loaded.cfg.feature_kind
+    kind = loaded.front_end.name
     trials, test_utts = pick_trials(ctx, cfg.tune.max_utterances)
     test = read_features(ctx.out, kind, test_utts)
     train_feats: dict[str, np.ndarray] = {}

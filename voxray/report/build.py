@@ -18,7 +18,7 @@ import pandas as pd
 from voxray import __version__
 from voxray.attribution.heatmap import render_heatmaps
 from voxray.config import VoxrayConfig, dump_yaml
-from voxray.features import mel_center_frequencies
+from voxray.features import FrontEndSpec, kaldi_front_end
 from voxray.io.storage import Storage
 from voxray.log import get_logger, redact
 from voxray.report import plots, tables, verdicts
@@ -177,18 +177,20 @@ def _panels(
 class _Builder:
     """Fills the sections of ``SECTIONS``: one method per key, reading the loaded outputs."""
 
-    def __init__(self, out: RunOutputs, cfg: VoxrayConfig, base: str) -> None:
+    def __init__(
+        self, out: RunOutputs, cfg: VoxrayConfig, base: str, front_end: FrontEndSpec
+    ) -> None:
         self.out = out
         self.cfg = cfg
         self.base = base
+        self.front_end = front_end
+        self.extractor = front_end.build()
         self.lists = tables.trial_lists(out.metrics, cfg.corpus.trial_lists)
         self.hz = self._hz_axis()
 
     def _hz_axis(self) -> np.ndarray | None:
-        if self.cfg.model.feature_kind != "fbank":
-            return None
         try:
-            return mel_center_frequencies(self.cfg.features, self.cfg.corpus.sample_rate)
+            return self.extractor.bin_frequencies(self.cfg.corpus.sample_rate)
         except ValueError as exc:
             log.warning("report: no Hz axis for the frequency profiles: %s", exc)
             return None
@@ -256,7 +258,7 @@ class _Builder:
         hz = self.hz
         if hz is not None and profiles and any(len(p) != len(hz) for p in profiles.values()):
             log.warning(
-                "report: profiles have %s bins, features.num_mel_bins is %d; no Hz axis",
+                "report: profiles have %s bins, the model's front-end %d; no Hz axis",
                 sorted({len(p) for p in profiles.values()}),
                 len(hz),
             )
@@ -283,7 +285,7 @@ class _Builder:
         if not self.out.heatmaps:
             s.blocks.append(_missing("no attribution maps with matching features"))
             return
-        shift = self.cfg.features.frame_shift_ms / 1000.0
+        shift = self.extractor.frame_shift_ms / 1000.0
         for h in self.out.heatmaps:
             hz = self.hz if self.hz is not None and len(self.hz) == h.features.shape[1] else None
             maps = {method_pathway_name(k): v for k, v in h.maps.items()}
@@ -445,7 +447,7 @@ class _Builder:
             (
                 "Model",
                 f"{self.base} ({cfg.model.arch}, C={cfg.model.channels}, {cfg.model.embedding_dim}-d, "
-                f"{cfg.model.feature_kind})",
+                f"{self.front_end.name} front-end)",
             ),
             ("Profile", cfg.profile),
         ]
@@ -482,21 +484,26 @@ class _Builder:
         return facts
 
 
-def build_report(out: Storage, cfg: VoxrayConfig, base: str) -> Report:
-    """Read the outputs under ``out`` and render the report (``base``: the base model's name).
+def build_report(
+    out: Storage, cfg: VoxrayConfig, base: str, front_end: FrontEndSpec | None = None
+) -> Report:
+    """Read the outputs under ``out`` and render the report (``base``: the base model's name,
+    ``front_end``: its input representation, which labels the axes; by default the Kaldi
+    front-end ``cfg`` trains on).
 
     A section that fails to render (data of an unexpected shape) becomes a note naming the
     error, logged with its traceback; the other sections are still written.
     """
+    front_end = front_end or kaldi_front_end(cfg.model.feature_kind, cfg.features)
     loaded = load_outputs(
         out,
         base,
-        cfg.model.feature_kind,
+        front_end.name,
         cfg.report.max_points,
         cfg.report.heatmap_utterances,
         seed=cfg.seed,
     )
-    b = _Builder(loaded, cfg, base)
+    b = _Builder(loaded, cfg, base, front_end)
     sections = []
     for key, title, intro in SECTIONS:
         s = Section(key, title, intro.format(cfg=cfg))

@@ -29,6 +29,7 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from voxray.config import ModelConfig, TrainConfig, to_dict
+from voxray.features import FrontEndSpec
 from voxray.io.storage import Storage
 from voxray.models import build_classifier
 from voxray.models.checkpoint import save_model
@@ -97,6 +98,7 @@ def train_model(
     fail_at_epoch: int | None = None,
     num_rows: int | None = None,
     data_task_cpus: float = 1.0,
+    front_end: FrontEndSpec | None = None,
 ) -> TrainResult:
     """Train on ``train_ds`` (rows: utt_id, num_frames, num_bins, values, label) and save.
 
@@ -104,6 +106,7 @@ def train_model(
         num_rows: utterances in ``train_ds`` when the caller knows (else counted, which
             executes the dataset once).
         fail_at_epoch: tests only: raise once at the start of that epoch.
+        front_end: the features' front-end, recorded with the model (see ``save_model``).
     """
     if cfg.epochs < 1:
         raise ValueError(f"train.epochs must be at least 1, got {cfg.epochs}")
@@ -173,6 +176,7 @@ def train_model(
             "epochs": int(state["epoch"]),
             "checkpoint": checkpoint_uri,
         },
+        front_end=front_end,
     )
     return TrainResult(
         model_dir=out_storage.uri(model_rel_dir),
