@@ -233,6 +233,45 @@ class AttributionConfig:
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=8))
 
 
+#: the methods the trial pathway runs (linear gradient methods and Occlusion: their Captum
+#: batches keep row r on item r mod B, which the fixed-embedding forward relies on).
+TrialMethod = Literal[
+    "integrated_gradients", "saliency", "input_x_gradient", "deeplift", "occlusion"
+]
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Trial explanations (the ``trial`` pathway): the attribution of ``s = cos(e_a, e_b)`` with
+    respect to one side's features, the other side's embedding fixed. The method parameters
+    (IG steps, baseline, occlusion window, precision) are ``attribution``'s."""
+
+    enabled: bool = True
+    methods: tuple[TrialMethod, ...] = (
+        "integrated_gradients",
+        "saliency",
+        "input_x_gradient",
+        "deeplift",
+        "occlusion",
+    )
+    #: worst: the worst_k false accepts and worst_k false rejects at the EER threshold of the
+    #: embeddings' cosine scores; sample: ``sample`` trials drawn with ``seed``; all: every trial.
+    select: Literal["worst", "sample", "all"] = "worst"
+    worst_k: int = 5
+    sample: int = 32
+    #: the trial lists drawn from (the list column of trials.parquet; empty: every list).
+    lists: tuple[str, ...] = ()
+    #: the side explained: a (utt_a's features, utt_b's embedding fixed), b (the reverse).
+    sides: tuple[Literal["a", "b"], ...] = ("a", "b")
+    resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=8))
+
+    def __post_init__(self) -> None:
+        if self.worst_k < 1 or self.sample < 1:
+            raise ValueError(f"worst_k and sample must be >= 1, got {self.worst_k}, {self.sample}")
+        if not self.sides:
+            raise ValueError("sides must name a or b")
+
+
 @dataclass(frozen=True)
 class MaskCondition:
     """One masked-data condition: which attribution, how it masks, at which threshold."""
@@ -329,6 +368,70 @@ class GenderConfig:
     top_fraction: float = 0.005
 
 
+#: the Quantus metrics voxray computes, by family (voxray.eval.xai_metrics).
+XaiMetric = Literal[
+    "FaithfulnessCorrelation",
+    "ROAD",
+    "IROF",
+    "Monotonicity",
+    "MaxSensitivity",
+    "AvgSensitivity",
+    "RelativeInputStability",
+    "Sparseness",
+    "Complexity",
+    "MPRT",
+    "RandomLogit",
+    "Completeness",
+    "InputInvariance",
+]
+
+
+@dataclass(frozen=True)
+class XaiMetricsConfig:
+    """Quantus metric families for every method and pathway, on a sample of test utterances
+    (fixed-length centre crops of ``train.segment_s``, so one batch holds them all)."""
+
+    enabled: bool = True
+    metrics: tuple[XaiMetric, ...] = (
+        "FaithfulnessCorrelation",
+        "ROAD",
+        "IROF",
+        "Monotonicity",
+        "MaxSensitivity",
+        "AvgSensitivity",
+        "RelativeInputStability",
+        "Sparseness",
+        "Complexity",
+        "MPRT",
+        "RandomLogit",
+        "Completeness",
+        "InputInvariance",
+    )
+    #: methods measured (empty: attribution.methods), each on its pathways below.
+    methods: tuple[str, ...] = ()
+    #: traversal / classification for the Captum methods (CAMs and LRP measure their own),
+    #: trial for the trial methods.
+    pathways: tuple[Literal["traversal", "classification", "trial"], ...] = (
+        "traversal",
+        "classification",
+        "trial",
+    )
+    max_utterances: int = 8
+    #: perturbed copies per input: FaithfulnessCorrelation runs, sensitivity/stability samples.
+    samples: int = 10
+    #: the share of the T x F bins one FaithfulnessCorrelation subset / Monotonicity step holds.
+    subset_fraction: float = 0.05
+    resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=1))
+
+    def __post_init__(self) -> None:
+        if self.max_utterances < 2:
+            raise ValueError(f"max_utterances must be >= 2, got {self.max_utterances}")
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
+        if not 0.0 < self.subset_fraction <= 1.0:
+            raise ValueError(f"subset_fraction must be in (0, 1], got {self.subset_fraction}")
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     scorers: tuple[str, ...] = ("cosine", "mean_cossim", "mean_dot", "ahc", "dominant_sets")
@@ -350,6 +453,7 @@ class EvalConfig:
     multispeaker: MultiSpeakerConfig = field(default_factory=MultiSpeakerConfig)
     sanity: SanityConfig = field(default_factory=SanityConfig)
     gender: GenderConfig = field(default_factory=GenderConfig)
+    xai: XaiMetricsConfig = field(default_factory=XaiMetricsConfig)
 
 
 @dataclass(frozen=True)
@@ -376,6 +480,7 @@ class VoxrayConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
+    trial: TrialConfig = field(default_factory=TrialConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)

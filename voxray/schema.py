@@ -11,6 +11,21 @@ import numpy as np
 import pyarrow as pa
 
 FLOATS = pa.list_(pa.float32())
+#: field metadata of a column only some rows of a table fill (trial keys, XAI metric names):
+#: writers that do not know it leave it out and ``table`` / ``conform`` write nulls.
+OPTIONAL = {b"voxray": b"optional"}
+
+
+def optional(name: str, type_: pa.DataType) -> pa.Field:
+    """A nullable column that writers may omit (see ``OPTIONAL``)."""
+    return pa.field(name, type_, nullable=True, metadata=OPTIONAL)
+
+
+def required(schema: pa.Schema) -> tuple[str, ...]:
+    """The columns every writer of ``schema`` must give (all but the optional ones)."""
+    return tuple(f.name for f in schema if f.metadata != OPTIONAL)
+
+
 
 MANIFEST = pa.schema(
     [
@@ -76,6 +91,12 @@ ATTRIBUTIONS = pa.schema(
         ("values", FLOATS),
         ("freq_profile", FLOATS),
         ("completeness_error", pa.float64()),
+        # trial pathway only: the trial (list, utt_a, utt_b) and the side explained ("a": utt_a's
+        # features with utt_b's embedding fixed, "b" the reverse); utt_id is that side's utterance
+        optional("list", pa.string()),
+        optional("utt_a", pa.string()),
+        optional("utt_b", pa.string()),
+        optional("side", pa.string()),
     ]
 )
 ATTRIBUTIONS_PARTITION = "method"
@@ -115,6 +136,10 @@ METRICS = pa.schema(
         ("scorer", pa.string()),
         ("metric", pa.string()),
         ("value", pa.float64()),
+        # XAI metrics only (Quantus): the metric's family (faithfulness, robustness, complexity,
+        # randomisation, axiomatic) and the method explained, as "method/pathway"
+        optional("family", pa.string()),
+        optional("method", pa.string()),
     ]
 )
 
@@ -171,14 +196,30 @@ def matrices(table: pa.Table | pa.RecordBatch, name: str = "values") -> list[np.
 
 
 def table(schema: pa.Schema, columns: dict[str, object]) -> pa.Table:
-    """A table of ``schema`` from python/numpy/arrow columns; a missing column is an error."""
-    missing = [f.name for f in schema if f.name not in columns]
+    """A table of ``schema`` from python/numpy/arrow columns; a missing column is an error
+    unless it is optional (then null)."""
+    missing = [n for n in required(schema) if n not in columns]
     if missing:
         raise KeyError(f"columns missing for schema: {missing}")
+    rows = len(next(iter(columns.values()))) if columns else 0
     arrays = []
     for f in schema:
-        col = columns[f.name]
+        col = columns.get(f.name)
+        if col is None:
+            arrays.append(pa.nulls(rows, f.type))
+            continue
         arrays.append(
             col if isinstance(col, (pa.Array, pa.ChunkedArray)) else pa.array(col, type=f.type)
         )
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``data``'s columns of ``schema`` in its order and types; optional ones it lacks are null."""
+    missing = [n for n in required(schema) if n not in data.column_names]
+    if missing:
+        raise KeyError(f"columns missing for schema: {missing}")
+    for f in schema:
+        if f.name not in data.column_names:
+            data = data.append_column(f.name, pa.nulls(data.num_rows, f.type))
+    return data.select(schema.names).cast(schema)

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from ray.data import Datasink
 
 from voxray.io.storage import Storage, StorageError
+from voxray.schema import conform
 
 
 def part_name(table: pa.Table, key_columns: tuple[str, ...]) -> str:
@@ -54,7 +55,7 @@ def write_partitioned(
     for sub, part in groups:
         name = part_name(part, key_columns)
         storage.write_table(
-            "/".join(p for p in (rel_dir, sub, name) if p), part.select(schema.names).cast(schema)
+            "/".join(p for p in (rel_dir, sub, name) if p), conform(part, schema)
         )
     return table.num_rows
 

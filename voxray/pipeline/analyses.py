@@ -109,9 +109,9 @@ def _speaker_labels(loaded: LoadedModel) -> Callable[[str], int | None]:
 def _write_metrics(
     ctx: RunContext, name: str, rows: list[tuple[str, str, str, str, str, float]]
 ) -> None:
-    cols: dict[str, list] = {k: [] for k in schema.METRICS.names}
+    cols: dict[str, list] = {k: [] for k in schema.required(schema.METRICS)}
     for row in rows:
-        for k, v in zip(schema.METRICS.names, row):
+        for k, v in zip(schema.required(schema.METRICS), row):
             cols[k].append(v)
     ctx.out.write_table(f"{METRICS}/{name}.parquet", schema.table(schema.METRICS, cols))
 

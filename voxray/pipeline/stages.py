@@ -71,6 +71,12 @@ STAGES: tuple[Stage, ...] = (
         "attribution maps (Captum methods, CAMs, LRP) on an actor pool: attributions/",
     ),
     Stage(
+        "trial",
+        "voxray.pipeline.trial_stage:run_trial",
+        "explanations of verification trials (cos(e_a, e_b) w.r.t. one side's features, the other's "
+        "embedding fixed), for all, sampled or the worst-error trials: attributions/ pathway=trial",
+    ),
+    Stage(
         "mask",
         "voxray.pipeline.mask_stage:run_mask",
         "attribution x input, thresholded masks and Moore-neighbourhood augmentation: masked/",

@@ -59,10 +59,10 @@ def metric_rows(
     model: str, condition: str, list_name: str, scorer: str, values: dict[str, float]
 ) -> dict[str, list]:
     """metrics/ columns for one (model, condition, list, scorer) and its named values."""
-    rows: dict[str, list] = {k: [] for k in schema.METRICS.names}
+    rows: dict[str, list] = {k: [] for k in schema.required(schema.METRICS)}
     for metric, value in values.items():
         for k, v in zip(
-            schema.METRICS.names, (model, condition, list_name, scorer, metric, float(value))
+            schema.required(schema.METRICS), (model, condition, list_name, scorer, metric, float(value))
         ):
             rows[k].append(v)
     return rows

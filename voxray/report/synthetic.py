@@ -32,7 +32,7 @@ FRAMES = 120
 def _metric_rows(rows: list[tuple[str, str, str, str, str, float]]) -> pa.Table:
     cols = list(zip(*rows)) if rows else [[]] * 6
     return schema.table(
-        schema.METRICS, {name: list(col) for name, col in zip(schema.METRICS.names, cols)}
+        schema.METRICS, {name: list(col) for name, col in zip(schema.required(schema.METRICS), cols)}
     )
 
 
@@ -367,7 +367,7 @@ def write_synthetic_outputs(
                 "profile": cfg.profile,
             },
         )
-    return pd.DataFrame(metrics, columns=schema.METRICS.names)
+    return pd.DataFrame(metrics, columns=schema.required(schema.METRICS))
 
 
 def main(argv: list[str] | None = None) -> int:

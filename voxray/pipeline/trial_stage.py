@@ -1,0 +1,352 @@
+"""``voxray trial``: explanations of verification trials (the ``trial`` pathway) on an actor pool.
+
+Runs after ``attribute`` (it needs the embed stage's embeddings): the trials are selected
+(every trial, a seeded sample, or the worst false accepts and false rejects at each list's EER
+threshold of the embeddings' cosine scores), and each selected side becomes one job, (trial,
+side, method). The fixed sides' embeddings come from embeddings/ (computed once per utterance
+by the embed stage and shared by every trial that uses them); the explained sides' features
+stream through the pool, and an actor explains all the trials of its batch's utterances,
+equal-length explained sides sharing one Captum call. Rows go to attributions/ with pathway
+``trial``, the trial's key (list, utt_a, utt_b) and the side explained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import torch
+from ray.data import ActorPoolStrategy
+
+from voxray import schema
+from voxray.attribution.normalise import freq_profile
+from voxray.attribution.trial import TRIAL, attribute_trials
+from voxray.config import AttributionConfig, TrialConfig
+from voxray.eval.verification import eer_threshold
+from voxray.io.sink import ParquetSink, QuarantineCause, committed_keys, quarantined_paths
+from voxray.log import get_logger
+from voxray.models.checkpoint import load_model
+from voxray.pipeline.attribute_stage import params_json
+from voxray.pipeline.context import ATTRIBUTIONS, TRIALS, RunContext, StageResult
+from voxray.pipeline.datasets import (
+    dataset_mean,
+    equal_length_groups,
+    features_rel,
+    read_parquet_dataset,
+)
+from voxray.pipeline.failures import Failure, check_input, compute_split
+from voxray.pipeline.model_ref import ModelRef, base_model
+from voxray.pipeline.precision import precision
+from voxray.pipeline.ray_env import actor_resources, torch_device
+from voxray.pipeline.shape_cache import limit_shape_cache
+from voxray.pipeline.verification_eval import load_embeddings
+from voxray.testing.faults import maybe_fail
+
+log = get_logger(__name__)
+STAGE = "trial"
+#: the key of a trial row in attributions/ (pathway is always ``trial``).
+TRIAL_KEYS = ("list", "utt_a", "utt_b", "side", "method")
+#: trials of equal-length explained sides that share one Captum call.
+GROUP_SIZE = 16
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial of a list, with its cosine score (NaN when not scored)."""
+
+    list: str
+    label: int
+    utt_a: str
+    utt_b: str
+    score: float = float("nan")
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """One map to compute: ``method`` on ``side`` of a trial."""
+
+    list: str
+    utt_a: str
+    utt_b: str
+    side: str
+    method: str
+
+    @property
+    def explained(self) -> str:
+        return self.utt_a if self.side == "a" else self.utt_b
+
+    @property
+    def fixed(self) -> str:
+        return self.utt_b if self.side == "a" else self.utt_a
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.list, self.utt_a, self.utt_b, self.side, self.method)
+
+    @property
+    def quarantine_path(self) -> str:
+        """How a failed job is named in quarantine.parquet."""
+        return f"{self.list}:{self.utt_a}|{self.utt_b} [{self.method}/trial/{self.side}]"
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
+def worst_errors(trials: list[Trial], k: int) -> list[Trial]:
+    """The ``k`` highest-scoring false accepts and ``k`` lowest-scoring false rejects of each
+    list at its EER threshold (accept when ``score >= threshold``), false accepts first."""
+    out: list[Trial] = []
+    for name in sorted({t.list for t in trials}):
+        rows = [t for t in trials if t.list == name]
+        labels = [t.label for t in rows]
+        if len(set(labels)) < 2:
+            log.warning("trial: list %s has only one class of trial, no EER threshold", name)
+            continue
+        thr = eer_threshold([t.score for t in rows], labels)
+        fa = sorted((t for t in rows if t.label == 0 and t.score >= thr), key=lambda t: -t.score)
+        fr = sorted((t for t in rows if t.label == 1 and t.score < thr), key=lambda t: t.score)
+        out += fa[:k] + fr[:k]
+    return out
+
+
+def select_trials(trials: list[Trial], cfg: TrialConfig, seed: int) -> list[Trial]:
+    """The trials to explain (see ``TrialConfig.select``), in a deterministic order."""
+    if cfg.lists:
+        trials = [t for t in trials if t.list in cfg.lists]
+    if cfg.select == "all":
+        return trials
+    if cfg.select == "sample":
+        n = min(cfg.sample, len(trials))
+        idx = np.random.default_rng(seed).choice(len(trials), n, replace=False)
+        return [trials[i] for i in sorted(idx)]
+    return worst_errors(trials, cfg.worst_k)
+
+
+def trial_jobs(selected: list[Trial], cfg: TrialConfig) -> list[TrialJob]:
+    return [
+        TrialJob(t.list, t.utt_a, t.utt_b, side, method)
+        for t in selected
+        for side in cfg.sides
+        for method in cfg.methods
+    ]
+
+
+class ComputeTrialAttributions:
+    """map_batches callable: every job whose explained side is an utterance of the batch."""
+
+    def __init__(
+        self,
+        model: ModelRef,
+        cfg: AttributionConfig,
+        jobs: dict[str, list[TrialJob]],
+        fixed: dict[str, np.ndarray],
+        corpus_mean: np.ndarray | None,
+        num_gpus: float,
+        s3: object,
+    ) -> None:
+        limit_shape_cache()  # every utterance length is a new shape (see shape_cache.py)
+        self.device = torch_device(num_gpus)
+        loaded = load_model(model.path, s3)
+        self.model = loaded.classifier.to(self.device).eval()
+        self.input_dim = loaded.input_dim
+        self.model_name = model.name
+        self.cfg = cfg
+        self.jobs = jobs
+        self.fixed = fixed
+        self.mean = corpus_mean
+
+    def _run(self, x: np.ndarray, others: np.ndarray, method: str) -> tuple[np.ndarray, ...]:
+        """One Captum call: maps ``(B, T, F)`` and completeness errors ``(B,)`` (NaN: none)."""
+        feats = torch.from_numpy(x).to(self.device)
+        base = None
+        if self.cfg.baseline == "mean" and self.mean is not None:
+            base = torch.from_numpy(self.mean).to(self.device).expand_as(feats).clone()
+        with precision(self.cfg.precision, self.device):
+            res = attribute_trials(
+                self.model, feats, torch.from_numpy(others).to(self.device), method, self.cfg, base
+            )
+        err = res.completeness_error
+        errors = np.full(len(x), np.nan) if err is None else err.detach().cpu().numpy()
+        return res.maps.detach().float().cpu().numpy(), errors
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        maybe_fail(STAGE)
+        mats = dict(zip(batch.column("utt_id").to_pylist(), schema.matrices(batch), strict=True))
+        todo = [j for u in mats for j in self.jobs.get(u, [])]
+        results: list[tuple[TrialJob, np.ndarray | None, float | None, Failure | None]] = []
+        for method in dict.fromkeys(j.method for j in todo):
+            rows = [j for j in todo if j.method == method]
+            bad = {
+                i: f
+                for i, j in enumerate(rows)
+                if (f := check_input(mats[j.explained], self.input_dim))
+            }
+            good = [i for i in range(len(rows)) if i not in bad]
+            results += [(rows[i], None, None, f) for i, f in bad.items()]
+            lengths = [mats[rows[i].explained].shape[0] for i in good]
+            for group in equal_length_groups(lengths, GROUP_SIZE):
+                members = [rows[good[k]] for k in group]
+
+                def run(
+                    sub: list[int], members: list[TrialJob] = members, method: str = method
+                ) -> tuple[np.ndarray, ...]:
+                    x = np.stack([mats[members[i].explained] for i in sub])
+                    others = np.stack([self.fixed[members[i].fixed] for i in sub])
+                    return self._run(x, others, method)
+
+                for sub, res in compute_split(list(range(len(members))), run):
+                    for k, i in enumerate(sub):
+                        if isinstance(res, Failure):
+                            results.append((members[i], None, None, res))
+                        elif not np.isfinite(res[0][k]).all():
+                            failure = Failure(QuarantineCause.COMPUTE, "non-finite attribution")
+                            results.append((members[i], None, None, failure))
+                        else:
+                            err = float(res[1][k])
+                            results.append(
+                                (members[i], res[0][k], None if np.isnan(err) else err, None)
+                            )
+        return self._table(results)
+
+    def _table(
+        self, results: list[tuple[TrialJob, np.ndarray | None, float | None, Failure | None]]
+    ) -> pa.Table:
+        empty = np.zeros(0, np.float32)
+        maps = [empty if m is None else m for _, m, _, _ in results]
+        n = len(results)
+
+        def strings(values: list[str | None]) -> pa.Array:
+            return pa.array(values, pa.string())
+
+        return pa.table(
+            {
+                "utt_id": strings([j.explained for j, *_ in results]),
+                "model": strings([self.model_name] * n),
+                "method": strings([j.method for j, *_ in results]),
+                "pathway": strings([TRIAL.value] * n),
+                "params": strings([params_json(j.method, self.cfg) for j, *_ in results]),
+                "target": pa.array([-1] * n, pa.int32()),
+                "num_frames": pa.array(
+                    [0 if m is None else m.shape[0] for _, m, _, _ in results], pa.int32()
+                ),
+                "num_bins": pa.array(
+                    [0 if m is None else m.shape[1] for _, m, _, _ in results], pa.int32()
+                ),
+                "values": schema.floats_column(maps),
+                "freq_profile": schema.floats_column(
+                    [empty if m is None else freq_profile(m) for _, m, _, _ in results]
+                ),
+                "completeness_error": pa.array([e for _, _, e, _ in results], pa.float64()),
+                "list": strings([j.list for j, *_ in results]),
+                "utt_a": strings([j.utt_a for j, *_ in results]),
+                "utt_b": strings([j.utt_b for j, *_ in results]),
+                "side": strings([j.side for j, *_ in results]),
+                "path": strings([j.quarantine_path for j, *_ in results]),
+                "error": strings(
+                    [
+                        None if f is None else f"{j.method}/trial: {f.reason}"
+                        for j, _, _, f in results
+                    ]
+                ),
+                "cause": strings([None if f is None else f.cause.value for *_, f in results]),
+            }
+        )
+
+
+def scored_trials(ctx: RunContext, model: str, have: set[str]) -> tuple[list[Trial], dict]:
+    """The trials whose two sides have features and a whole-utterance embedding, scored by
+    the cosine of those embeddings; and the embeddings."""
+    emb, _ = load_embeddings(ctx, model, "none")
+    t = ctx.out.read_table(TRIALS, columns=["list", "label", "utt_a", "utt_b"])
+    trials = [
+        Trial(lst, int(y), a, b, cosine(emb[a], emb[b]))
+        for lst, y, a, b in zip(
+            *(t.column(c).to_pylist() for c in ("list", "label", "utt_a", "utt_b")), strict=True
+        )
+        if a in emb and b in emb and a in have and b in have
+    ]
+    return trials, emb
+
+
+def run_trial(ctx: RunContext) -> StageResult:
+    cfg, out = ctx.cfg, ctx.out
+    result = StageResult(STAGE)
+    if not cfg.trial.enabled:
+        result.info = {"skipped": "trial.enabled is false"}
+        return result.check()
+    model = base_model(ctx)
+    loaded = load_model(model.path, cfg.corpus.s3)
+    kind = loaded.front_end.name
+    have = set(out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
+    trials, emb = scored_trials(ctx, model.name, have)
+    selected = select_trials(trials, cfg.trial, cfg.seed)
+    wanted = trial_jobs(selected, cfg.trial)
+    done = committed_keys(out, ATTRIBUTIONS, TRIAL_KEYS)
+    failed = quarantined_paths(out, STAGE)
+    todo = [j for j in wanted if j.key not in done and j.quarantine_path not in failed]
+    result.inputs = len(wanted)
+    log.info(
+        "trial: %d of %d trials selected (%s), %d maps to compute",
+        len(selected),
+        len(trials),
+        cfg.trial.select,
+        len(todo),
+    )
+    if todo:
+        by_utt: dict[str, list[TrialJob]] = {}
+        for j in todo:
+            by_utt.setdefault(j.explained, []).append(j)
+        fixed = {j.fixed: emb[j.fixed] for j in todo}
+        a = cfg.attribution
+        corpus_mean = dataset_mean(out, features_rel(kind)) if a.baseline == "mean" else None
+        rc = cfg.trial.resources
+        res = actor_resources(rc)
+        ds = read_parquet_dataset(
+            out,
+            features_rel(kind),
+            ["utt_id", "num_frames", "num_bins", "values"],
+            sorted(by_utt),
+            rows_per_block=rc.batch_size,
+        )
+        maps = ds.map_batches(
+            ComputeTrialAttributions,
+            fn_constructor_args=(
+                model,
+                a,
+                by_utt,
+                fixed,
+                corpus_mean,
+                res["num_gpus"],
+                cfg.corpus.s3,
+            ),
+            batch_format="pyarrow",
+            batch_size=rc.batch_size,
+            compute=ActorPoolStrategy(size=rc.concurrency),
+            **res,
+        )
+        maps.write_datasink(
+            ParquetSink(
+                out,
+                ATTRIBUTIONS,
+                schema.ATTRIBUTIONS,
+                ("utt_id", *TRIAL_KEYS),
+                partition=schema.ATTRIBUTIONS_PARTITION,
+                stage=STAGE,
+                rows_per_file=rc.rows_per_file,
+            )
+        )
+    final = committed_keys(out, ATTRIBUTIONS, TRIAL_KEYS)
+    quarantined = quarantined_paths(out, STAGE)
+    result.outputs = sum(1 for j in wanted if j.key in final)
+    result.quarantined = sum(
+        1 for j in wanted if j.key not in final and j.quarantine_path in quarantined
+    )
+    result.info = {
+        "model": model.name,
+        "trials": len(selected),
+        "select": cfg.trial.select,
+        "methods": list(cfg.trial.methods),
+    }
+    return result.check()
