@@ -39,8 +39,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     exit 1
   fi
   echo "[setup] installing voxray and its locked dependencies into .venv"
-  # --inexact keeps packages the lock does not name (pip itself, a one-off install)
-  "${UV[@]}" sync -q --frozen --inexact --extra test
+  # --inexact keeps packages the lock does not name (pip itself, a one-off install);
+  # --compile-bytecode as pip does: else every Ray worker compiles torch and ray at import
+  "${UV[@]}" sync -q --frozen --inexact --compile-bytecode --extra test
   echo "$want" > "$stamp"
 fi
 .venv/bin/python -c "import torch, torchaudio, ray, captum; assert torch.__version__.startswith('2.11'), torch.__version__" \
