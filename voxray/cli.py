@@ -160,6 +160,10 @@ def _stages(args: argparse.Namespace) -> int:
     # a stage on an --out without features first runs manifest and features (run_stages)
     if any(get_stage(n).needs_data for n in names) or not stage_done(ctx.out, "features"):
         ctx.data  # noqa: B018 - validates data_root before any work starts
+    if cfg.model_path:  # an unloadable model or an unsupported front-end, before any work
+        from voxray.models.checkpoint import load_model
+
+        load_model(cfg.model_path, cfg.corpus.s3)
     results = run_stages(ctx, names, force=args.force or args.command != "run")
     for r in results:
         log.info("%s: %s", r.stage, r.as_dict())

@@ -21,7 +21,7 @@ from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
 from voxray.io.storage import Storage
 from voxray.log import get_logger
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext, StageResult
-from voxray.pipeline.front_ends import record_front_end, run_front_ends
+from voxray.pipeline.front_ends import record_front_end, recorded_front_ends, run_front_ends
 from voxray.pipeline.ray_env import actor_resources, torch_device
 from voxray.testing.faults import maybe_fail
 
@@ -150,8 +150,14 @@ def run_features(ctx: RunContext) -> StageResult:
     )
     result.skipped = 0
     result.outputs, result.quarantined = complete, q
+    # every partition of --out that is complete, this run's and earlier ones' (other models')
+    covered = [
+        k
+        for k in recorded_front_ends(out)
+        if all((u, k) in final or p in final_q for u, p in zip(utt_ids, paths, strict=True))
+    ]
     result.info = {
-        "kinds": sorted(kinds),
+        "kinds": covered,
         "front_ends": [s.to_dict() for s in specs],
         "rows": len(final),
     }

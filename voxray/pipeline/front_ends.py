@@ -70,6 +70,14 @@ def _record_rel(name: str) -> str:
     return f"{FEATURES}/_front_ends/{name}.yaml"
 
 
+def recorded_front_ends(out: Storage) -> list[str]:
+    """Names of the front-ends whose features ``out`` holds (complete or not), sorted."""
+    return sorted(
+        rel.rsplit("/", 1)[-1][: -len(".yaml")]
+        for rel in out.find(f"{FEATURES}/_front_ends", (".yaml",))
+    )
+
+
 def record_front_end(out: Storage, spec: FrontEndSpec) -> None:
     """Note that ``features/kind=<spec.name>/`` holds ``spec``'s features (before writing any);
     refuse if it already holds another parameter set's."""

@@ -1,0 +1,207 @@
+"""SpeechBrain end to end, as a user runs it: ``voxray embed --data-root C --out FRESH --model
+sb/embedding_model.ckpt`` in one command (manifest and features run first) gives SpeechBrain's
+own embeddings: per utterance cosine >= 0.999 against SpeechBrain's pipeline (Fbank ->
+InputNormalization(sentence) -> ECAPA_TDNN) run here on the same files. Seeded random ECAPAs
+(C=512 and C=1024) saved with SpeechBrain's own checkpoint writer; synthetic voices and, where
+Debian's asterisk prompts are installed, real recorded speech resampled to 16 kHz. A voxray
+model on Kaldi fbank then embeds into the same --out: two front-ends in one run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from scipy import signal
+from speechbrain.lobes.features import Fbank
+from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+from speechbrain.processing.features import InputNormalization
+from speechbrain.utils.checkpoints import torch_save
+
+from voxray.config import FeatureConfig, ModelConfig
+from voxray.features import compute_features
+from voxray.io.run_state import stage_info
+from voxray.io.storage import Storage
+from voxray.models import build_classifier
+from voxray.models.checkpoint import save_model
+from voxray.testing.pipeline import read, run_cli
+
+pytestmark = pytest.mark.ray
+
+ASTERISK = Path("/usr/share/asterisk/sounds")
+#: one real speaker per Debian voice package (folder names as the -wav packages install them)
+VOICES = ("en_US_f_Allison", "fr_CA_f_June", "it_IT_m_Carlo")
+PROMPTS = 4
+#: SpeechBrain's VoxCeleb ECAPA recipe, as its hyperparams.yaml names the front-end
+RECIPE = """\
+n_mels: 80
+compute_features: !new:speechbrain.lobes.features.Fbank
+    n_mels: !ref <n_mels>
+mean_var_norm: !new:speechbrain.processing.features.InputNormalization
+    norm_type: sentence
+    std_norm: False
+embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
+    input_size: !ref <n_mels>
+    channels: [1024, 1024, 1024, 1024, 3072]
+    kernel_sizes: [5, 3, 3, 3, 1]
+    dilations: [1, 2, 3, 4, 1]
+    attention_channels: 128
+    lin_neurons: 192
+"""
+
+
+def _real_speech(corpus: Path) -> int:
+    """Copy a few asterisk prompts per installed voice into ``corpus`` at 16 kHz (16-bit)."""
+    added = 0
+    for k, voice in enumerate(VOICES):
+        folder = ASTERISK / voice
+        files = sorted(folder.glob("*.wav"))[:PROMPTS] if folder.is_dir() else []
+        for i, src in enumerate(files):
+            wave, sr = sf.read(str(src), dtype="float64")
+            if sr != 8000 or wave.ndim != 1:
+                continue
+            dst = corpus / "wav" / f"id9000{k}" / "real" / f"{i:05d}.wav"
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(dst), signal.resample_poly(wave, 2, 1), 16000, subtype="PCM_16")
+            added += 1
+    return added
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    from voxray.corpus.synth import synth_corpus
+
+    root = tmp_path_factory.mktemp("sb") / "corpus"
+    synth_corpus(str(root), speakers=3, videos=2, utts=2, seed=13, test_speakers=2, jobs=2)
+    return root, _real_speech(root)
+
+
+def _speechbrain_ecapa(channels: int, seed: int) -> ECAPA_TDNN:
+    torch.manual_seed(seed)
+    model = ECAPA_TDNN(
+        input_size=80, channels=[channels] * 4 + [3 * channels], lin_neurons=192
+    ).eval()
+    with torch.no_grad():  # trained-looking BatchNorm statistics, not the identity
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.normal_(0.0, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+@torch.inference_mode()
+def _speechbrain_embeddings(model: ECAPA_TDNN, corpus: Path, paths: list[str]) -> np.ndarray:
+    """SpeechBrain's own inference, one utterance at a time, on the files as written."""
+    fbank = Fbank(n_mels=80)
+    norm = InputNormalization(norm_type="sentence", std_norm=False)
+    out = []
+    for p in paths:
+        wave, sr = sf.read(str(corpus / p), dtype="float32")
+        assert sr == 16000
+        feats = norm(fbank(torch.from_numpy(wave)[None]), torch.ones(1))
+        out.append(model(feats, torch.ones(1))[0, 0].numpy())
+    return np.stack(out)
+
+
+def _embeddings(out: Path, model: str) -> dict[str, np.ndarray]:
+    t = read(out, "embeddings").to_pandas()
+    t = t[(t.model == model) & (t.segment == -1) & (t.condition == "none")]
+    return {u: np.asarray(e, np.float32) for u, e in zip(t.utt_id, t.embedding, strict=True)}
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def _check_against_speechbrain(
+    out: Path, corpus: Path, model: ECAPA_TDNN, name: str, real: int
+) -> np.ndarray:
+    manifest = read(out, "manifest.parquet").to_pandas()
+    ours = _embeddings(out, name)
+    assert set(ours) == set(manifest.utt_id)
+    ref = _speechbrain_embeddings(model, corpus, list(manifest.path))
+    cos = _cosines(np.stack([ours[u] for u in manifest.utt_id]), ref)
+    assert cos.min() >= 0.999, sorted(zip(cos, manifest.utt_id, strict=True))[:3]
+    assert (manifest.speaker_id.str.startswith("id9000")).sum() == real
+    return cos
+
+
+@pytest.mark.parametrize("channels", [512, 1024])
+def test_embed_speechbrain_checkpoint_on_fresh_out(
+    corpus: tuple[Path, int], tmp_path: Path, channels: int
+) -> None:
+    root, real = corpus
+    sb = _speechbrain_ecapa(channels, seed=channels)
+    folder = tmp_path / f"sb{channels}"
+    folder.mkdir()
+    torch_save(sb, folder / "embedding_model.ckpt")  # SpeechBrain's checkpoint writer
+    if channels == 1024:
+        (folder / "hyperparams.yaml").write_text(RECIPE)
+    out = tmp_path / "out"
+    proc = run_cli(
+        "embed",
+        "--data-root",
+        str(root),
+        "--out",
+        str(out),
+        "--model",
+        str(folder / "embedding_model.ckpt"),
+        "embed.segments=false",
+    )
+    assert "running manifest first" in proc.stderr + proc.stdout
+    s = Storage(str(out))
+    assert stage_info(s, "features")["kinds"] == ["sb_fbank"]  # only what the model needs
+    assert not (out / "features" / "kind=fbank").exists()
+    _check_against_speechbrain(out, root, sb, f"sb{channels}", real)
+
+
+def test_two_front_ends_in_one_out(corpus: tuple[Path, int], tmp_path: Path) -> None:
+    """A SpeechBrain model (its Fbank) and a voxray model (Kaldi fbank, CMN) on one --out."""
+    root, real = corpus
+    sb = _speechbrain_ecapa(512, seed=3)
+    torch_save(sb, tmp_path / "embedding_model.ckpt")
+    cfg = ModelConfig(channels=64, embedding_dim=32)
+    torch.manual_seed(5)
+    mine = build_classifier(cfg, 80, 2).eval()
+    save_model(Storage(str(tmp_path)), "models/kaldi", mine, cfg, ["a", "b"], 80)
+    out = tmp_path / "out"
+    common = ("--data-root", str(root), "--out", str(out), "embed.segments=false")
+    run_cli("embed", *common, "--model", str(tmp_path / "embedding_model.ckpt"))
+    run_cli("embed", *common, "--model", str(tmp_path / "models" / "kaldi"))
+    manifest = read(out, "manifest.parquet").to_pandas()
+    assert stage_info(Storage(str(out)), "features")["kinds"] == ["fbank", "sb_fbank"]
+    assert read(out, "features", ["kind"]).num_rows == 2 * len(manifest)
+    # the SpeechBrain model kept its own features
+    _check_against_speechbrain(out, root, sb, tmp_path.name, real)
+    # the voxray model got Kaldi fbank with CMN, computed here independently of the run
+    kaldi = _embeddings(out, "kaldi")
+    waves = [sf.read(str(root / p), dtype="float32")[0] for p in manifest.path]
+    feats = compute_features(waves, 16000, FeatureConfig(), "fbank")
+    with torch.inference_mode():
+        ref = np.stack([mine.embedder(torch.from_numpy(f)[None])[0].numpy() for f in feats])
+    cos = _cosines(np.stack([kaldi[u] for u in manifest.utt_id]), ref)
+    assert cos.min() >= 0.999
+
+
+def test_unsupported_front_end_is_refused_before_work(tmp_path: Path) -> None:
+    torch_save(_speechbrain_ecapa(512, seed=1), tmp_path / "embedding_model.ckpt")
+    (tmp_path / "hyperparams.yaml").write_text(
+        RECIPE.replace("norm_type: sentence", "norm_type: global")
+        .replace("1024", "512")
+        .replace("3072", "1536")
+    )
+    proc = run_cli(
+        "embed",
+        "--data-root",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "out"),
+        "--model",
+        str(tmp_path / "embedding_model.ckpt"),
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "mean_var_norm.norm_type = 'global' is not supported" in proc.stderr
+    assert not (tmp_path / "out" / "manifest.parquet").exists()
