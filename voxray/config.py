@@ -157,6 +157,9 @@ class TrainConfig:
     scheduler: Literal["cyclic", "warmup_decay", "constant"] = "cyclic"
     warmup_epochs: int = 1
     num_workers: int = 1
+    #: BatchNorm statistics over every worker's batch together (voxray.train.sync_bn): N
+    #: workers of batch_size each then train like one worker of N x batch_size.
+    sync_batchnorm: bool = True
     #: CPUs reserved per training worker (leave some for the Ray Data tasks that feed it).
     cpus_per_worker: float = 1.0
     #: torch threads of a CPU training worker (0: as many as the CPUs it reserves).
@@ -277,21 +280,32 @@ class MaskCondition:
     """One masked-data condition: which attribution, how it masks, at which threshold."""
 
     method: str = "integrated_gradients"
+    #: the pathway for utterances of the speakers the model was trained on. Utterances of any
+    #: other speaker are ALWAYS masked with their Traversal map: the Classification pathway
+    #: explains a training class, which for an unseen speaker is an arbitrary one (000 limits
+    #: it to speech seen in training, Fig. 2). The name says so: ``seen-classification``.
     pathway: str = "classification"
     #: product: attribution x input (000); threshold: product with bins below tau zeroed;
     #: moore: top-p bins replaced by their Moore-neighbourhood mean (002).
     rule: Literal["product", "threshold", "moore"] = "product"
     threshold: float = 0.1
+    #: how the threshold reads 000's "attribution values less than tau": signed (A / max A,
+    #: negative evidence dropped) or magnitude (|A| / max|A|); see mask.rules.threshold_scores.
+    reading: Literal["signed", "magnitude"] = "signed"
     top_fraction: float = 0.005
+    #: own: the utterance's map; shuffled: the control, another utterance's map (of another
+    #: speaker of the same seen/unseen group) keeping as many bins as the own map keeps.
+    maps: Literal["own", "shuffled"] = "own"
 
     @property
     def name(self) -> str:
-        base = f"{self.method}/{self.pathway}/{self.rule}"
+        pathway = "seen-classification" if self.pathway == "classification" else self.pathway
+        base = f"{self.method}/{pathway}/{self.rule}"
         if self.rule == "threshold":
-            return f"{base}@{self.threshold:g}"
-        if self.rule == "moore":
-            return f"{base}@{self.top_fraction:g}"
-        return base
+            base = f"{base}:{self.reading}@{self.threshold:g}"
+        elif self.rule == "moore":
+            base = f"{base}@{self.top_fraction:g}"
+        return f"{base}/shuffled" if self.maps == "shuffled" else base
 
 
 @dataclass(frozen=True)
@@ -302,6 +316,7 @@ class MaskConfig:
         MaskCondition("integrated_gradients", "classification", "product"),
         MaskCondition("integrated_gradients", "classification", "threshold", 0.1),
         MaskCondition("gradient_shap", "classification", "product"),
+        MaskCondition("integrated_gradients", "classification", "product", maps="shuffled"),
     )
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=32))
 

@@ -1,10 +1,15 @@
-"""The Captum attribution methods of 000 (and three more), one small ``Attributor`` each.
+"""The Captum attribution methods of 000 (and four more), one small ``Attributor`` each.
+
+An unqualified name means the method with Captum's defaults (``saliency`` is Captum's absolute
+gradient); a variant says what differs (``saliency_signed``). Where voxray departs from a
+Captum default for tractability the docstring says so (Occlusion's stride, Shapley patches).
 
 Each explains the Traversal or Classification scalar of ``pathways.py`` for a whole
-``(B, T, F)`` batch in one Captum call. All seven are linear in the explained output, so
-Traversal is one call on the mean embedding (``traversal_mode='fast'``); the random methods
-draw the same samples for every explained output and every utterance (fixed seeds), which
-keeps that identity exact and makes an utterance's map independent of the batch it shares.
+``(B, T, F)`` batch in one Captum call. All but ``saliency`` are linear in the explained
+output, so Traversal is one call on the mean embedding (``traversal_mode='fast'``); the random
+methods draw the same samples for every explained output and every utterance (fixed seeds),
+which keeps that identity exact and makes an utterance's map independent of the batch it
+shares. ``saliency`` computes its N per-dimension gradients as batched Jacobian rows.
 
 The model is put in eval mode with frozen parameters while a method runs (``inference_state``)
 and restored afterwards; Captum's own hooks (DeepLift) are removed by Captum.
@@ -25,9 +30,9 @@ from captum.attr import (
     Saliency,
     ShapleyValueSampling,
 )
-from torch import Tensor
+from torch import Tensor, nn
 
-from voxray.attribution.base import AttributionResult, Attributor, register
+from voxray.attribution.base import AttributionResult, Attributor, Pathway, register
 from voxray.attribution.baselines import DEFAULT_SEED, default_generator, make_baseline
 from voxray.attribution.deeplift_support import (
     check_deeplift_support,
@@ -181,14 +186,78 @@ class DeepLiftAttributor(CaptumAttributor):
         return maps
 
 
+def mean_abs_jacobian(embedder: nn.Module, feats: Tensor, dims_per_pass: int) -> Tensor:
+    """``(1/N) sum_i |de_i/dx|`` ``(B, T, F)`` for the embedding ``e = embedder(x)`` ``(B, N)``.
+
+    One forward pass; the N gradients are Jacobian rows, ``dims_per_pass`` of them per backward
+    pass (``autograd.grad(is_grads_batched=True)``: vmap over the backward), each row
+    the one-hot cotangent of dimension i for every item. Items of an eval-mode embedder do not
+    interact, so the gradient of ``sum_b e_i(x_b)`` with respect to ``x_b`` is ``de_i(x_b)/dx_b``.
+    """
+    x = feats.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        emb = embedder(x)
+        b, n = emb.shape
+        total = torch.zeros_like(x)
+        for start in range(0, n, dims_per_pass):
+            k = min(dims_per_pass, n - start)
+            onehot = torch.zeros((k, b, n), dtype=emb.dtype, device=emb.device)
+            onehot[torch.arange(k), :, start + torch.arange(k)] = 1.0
+            (rows,) = torch.autograd.grad(
+                emb, x, onehot, is_grads_batched=True, retain_graph=start + k < n
+            )
+            total += rows.abs().sum(dim=0)
+    return total / n
+
+
 @register
 class SaliencyAttributor(CaptumAttributor):
-    """Saliency: the SIGNED gradient ``dF/dx`` (Captum's ``abs=False``). Captum's default takes
-    ``|dF/dx|``, which is not linear in F, so the fast Traversal identity would not hold; take
-    the absolute value of the returned map where magnitudes are wanted."""
+    """Saliency as Captum defines it (its default ``abs=True``): ``|dF/dx|`` (000's Saliency).
+
+    Classification: Captum's ``Saliency`` on the target logit. Traversal: 000 eq. 5 averages the
+    maps of the N embedding dimensions, ``(1/N) sum_i |de_i/dx|``. The absolute value is not
+    linear in the explained output, so the mean-embedding shortcut does not apply; the fast
+    mode computes the N gradients as batched Jacobian rows from one forward pass
+    (``mean_abs_jacobian``, ``internal_batch_size // B`` dimensions per backward pass) and the
+    literal mode runs Captum's ``Saliency`` once per dimension. ``saliency_signed`` keeps the
+    signed gradient.
+    """
 
     name = "saliency"
     title = "Saliency"
+    map_params = ()
+    uses_baseline = False
+    linear_in_output = False
+
+    def attribute(
+        self,
+        feats: Tensor,
+        pathway: str,
+        target: Tensor | None = None,
+        baseline: Tensor | None = None,
+    ) -> AttributionResult:
+        """Maps ``(B, T, F)``; Traversal in fast mode by batched Jacobian rows."""
+        if pathway != Pathway.TRAVERSAL or self.params.traversal_mode != "fast":
+            return super().attribute(feats, pathway, target, baseline)
+        check_features(feats)
+        rows = max(1, self.params.internal_batch_size // feats.shape[0])
+        with inference_state(self.model):
+            maps = mean_abs_jacobian(self.model.embedder, feats, rows)
+        return AttributionResult(maps.detach())
+
+    def _attribute_one(
+        self, explained: Explained, feats: Tensor, baseline: Tensor | None
+    ) -> Tensor:
+        return Saliency(explained.module).attribute(feats, target=explained.target)
+
+
+@register
+class SignedSaliencyAttributor(CaptumAttributor):
+    """The signed gradient ``dF/dx`` (Captum's ``Saliency`` with ``abs=False``): linear in the
+    explained output, so Traversal is one gradient of the mean embedding."""
+
+    name = "saliency_signed"
+    title = "Saliency (signed)"
     map_params = ()
     uses_baseline = False
 
@@ -217,7 +286,9 @@ class InputXGradientAttributor(CaptumAttributor):
 class OcclusionAttributor(CaptumAttributor):
     """Occlusion: ``F(x) - F(x with a window set to the baseline)``, windows of
     ``occlusion_frames x occlusion_bins`` tiling the map (stride = window; Captum covers the
-    ragged edge), each bin receiving its window's difference."""
+    ragged edge), each bin receiving its window's difference. Captum's default stride is 1
+    (every window position, the differences averaged per bin): ``T x F`` forward passes per
+    utterance, which voxray does not afford; the tiling is that estimator at stride = window."""
 
     name = "occlusion"
     title = "Occlusion"

@@ -5,25 +5,33 @@ from __future__ import annotations
 from voxray.mask.ranking import count_for_fraction, descending_order, rank_positions, top_positive
 from voxray.mask.rules import (
     NORMALISATIONS,
+    READINGS,
     TANH_GAMMA,
     apply_condition,
     attribution_x_input,
+    kept_bins,
+    kept_fraction,
     layer_average,
     moore_means,
     moore_replace,
     normalise,
     saliency_x_input,
     scaled_attribution,
+    shuffled_condition,
     threshold_mask,
+    threshold_scores,
 )
 
 __all__ = [
     "NORMALISATIONS",
+    "READINGS",
     "TANH_GAMMA",
     "apply_condition",
     "attribution_x_input",
     "count_for_fraction",
     "descending_order",
+    "kept_bins",
+    "kept_fraction",
     "layer_average",
     "moore_means",
     "moore_replace",
@@ -31,6 +39,8 @@ __all__ = [
     "rank_positions",
     "saliency_x_input",
     "scaled_attribution",
+    "shuffled_condition",
     "threshold_mask",
+    "threshold_scores",
     "top_positive",
 ]

@@ -24,6 +24,7 @@ from voxray.attribution.normalise import freq_profile
 from voxray.config import AttributionConfig, VoxrayConfig, to_dict
 from voxray.io.sink import ParquetSink, QuarantineCause, committed_keys, quarantined_paths
 from voxray.log import get_logger
+from voxray.mask.pathway import mask_jobs, seen_utterances
 from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import ATTRIBUTIONS, RunContext, StageResult
 from voxray.pipeline.datasets import (
@@ -227,23 +228,25 @@ class ComputeAttributions:
         )
 
 
-def plan(cfg: VoxrayConfig, utt_split: dict[str, str]) -> dict[str, list[Job]]:
-    """utt_id -> the jobs it needs (mask-condition methods everywhere, explanations on a subset)."""
+def plan(
+    cfg: VoxrayConfig, utt_split: dict[str, str], seen: frozenset[str] = frozenset()
+) -> dict[str, list[Job]]:
+    """utt_id -> the jobs it needs (mask-condition methods everywhere, explanations on a subset).
+
+    The mask conditions' maps follow ``voxray.mask.pathway``: Classification only for the
+    utterances in ``seen`` (the model's training speakers), Traversal for the others."""
     a = cfg.attribution
-    mask_jobs = list(
-        dict.fromkeys(
-            Job(c.method, p)
-            for c in cfg.mask.conditions
-            for p in method_pathways(c.method, (c.pathway,))
-        )
-    )
+    masks = {
+        flag: [Job(m, Pathway(p)) for m, p in mask_jobs(cfg.mask.conditions, flag)]
+        for flag in (True, False)
+    }
     explain = [m for m in a.methods if not get_attributor(m).perturbs]
     slow = [m for m in a.methods if get_attributor(m).perturbs]
     subset = sorted(u for u, s in utt_split.items() if a.subset == "all" or s == a.subset)
     if a.max_utterances:
         subset = subset[: a.max_utterances]
     perturb = subset[: a.perturbation_max_utterances]
-    out: dict[str, list[Job]] = {u: list(mask_jobs) for u in utt_split} if mask_jobs else {}
+    out: dict[str, list[Job]] = {u: list(masks[u in seen]) for u in utt_split}
     for u in subset:
         out.setdefault(u, []).extend(jobs_for(tuple(explain), a.pathways))
     for u in perturb:
@@ -257,14 +260,21 @@ def run_attribute(ctx: RunContext) -> StageResult:
     loaded = load_model(model.path, cfg.corpus.s3)
     kind = loaded.front_end.name
     check_front_end(out, loaded.front_end)
-    manifest = out.read_table("manifest.parquet", columns=["utt_id", "split"])
+    manifest = out.read_table("manifest.parquet", columns=["utt_id", "split", "speaker_id"])
     have = set(out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
     split = {
         u: s
         for u, s in zip(manifest.column("utt_id").to_pylist(), manifest.column("split").to_pylist())
         if u in have
     }
-    wanted = plan(cfg, split)
+    speaker_of = dict(
+        zip(
+            manifest.column("utt_id").to_pylist(),
+            manifest.column("speaker_id").to_pylist(),
+            strict=True,
+        )
+    )
+    wanted = plan(cfg, split, seen_utterances(speaker_of, loaded.speakers))
     if not loaded.has_head:
         wanted = {u: [j for j in js if j.pathway == Pathway.TRAVERSAL] for u, js in wanted.items()}
         log.info(

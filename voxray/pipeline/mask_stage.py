@@ -1,28 +1,36 @@
 """``voxray mask``: masked and augmented features from features/ and attributions/.
 
-For each attribution (method, pathway) that a mask condition uses, Ray Data joins the
-feature rows with the attribution rows on utt_id and an actor applies every condition of
-that attribution (attribution x input, a threshold, Moore-neighbourhood replacement) in
-one pass, writing masked/ partitioned by method.
+For each method (and configured pathway) that a mask condition uses, Ray Data joins the
+feature rows with each utterance's attribution map on utt_id and an actor applies every
+condition of that attribution (attribution x input, a threshold, Moore-neighbourhood
+replacement, and their shuffled-map controls) in one pass, writing masked/ partitioned by
+method.
+
+Which map masks an utterance is ``voxray.mask.pathway``'s rule: the condition's pathway for
+utterances of the model's training speakers, Traversal for every other speaker's (the
+Classification pathway explains a training class, which an unseen speaker does not have). The
+``pathway`` column of masked/ records the map each row was made with. A ``maps: shuffled``
+condition borrows the map of another speaker's utterance of the same group (``donors``),
+joined to the utterance under its own utt_id.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import ray
 from ray.data import ActorPoolStrategy
 
 from voxray import schema
-from voxray.attribution import method_pathways
 from voxray.config import MaskCondition, MaskConfig
 from voxray.io.sink import ParquetSink, committed_keys
 from voxray.log import get_logger
-from voxray.mask import apply_condition
+from voxray.mask import apply_condition, shuffled_condition
+from voxray.mask.pathway import donors, map_pathway, seen_utterances
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.context import ATTRIBUTIONS, MASKED, RunContext, StageResult
+from voxray.pipeline.context import ATTRIBUTIONS, MANIFEST, MASKED, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel, read_parquet_dataset
 from voxray.pipeline.model_ref import base_model
-from voxray.pipeline.ray_env import actor_resources, actor_retries
+from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources, actor_retries
 from voxray.testing.faults import maybe_fail
 
 log = get_logger(__name__)
@@ -30,13 +38,16 @@ STAGE = "mask"
 MASK_KEYS = ("utt_id", "condition")
 
 
-def attribution_pathway(cond: MaskCondition) -> str:
-    """The pathway column value the condition's attribution was written under."""
-    return method_pathways(cond.method, (cond.pathway,))[0]
+def condition_value(cond: MaskCondition) -> float:
+    """The ``threshold`` column: tau, the Moore fraction, or 0 for the plain product."""
+    if cond.rule == "threshold":
+        return cond.threshold
+    return cond.top_fraction if cond.rule == "moore" else 0.0
 
 
 class ApplyMasks:
-    """map_batches callable over joined rows (features ``values``, attribution ``attr``)."""
+    """map_batches callable over joined rows: features ``values``, the utterance's map ``attr``
+    (made along ``attr_pathway``) and, when a condition is a shuffled control, ``donor_attr``."""
 
     def __init__(self, conditions: list[MaskCondition], cfg: MaskConfig, kind: str) -> None:
         self.conditions = conditions
@@ -46,37 +57,39 @@ class ApplyMasks:
     def __call__(self, batch: pa.Table) -> pa.Table:
         maybe_fail(STAGE)
         feats = schema.matrices(batch, "values")
-        attrs = [a.reshape(f.shape) for a, f in zip(schema.column_arrays(batch, "attr"), feats)]
+        attrs = [
+            a.reshape(f.shape)
+            for a, f in zip(schema.column_arrays(batch, "attr"), feats, strict=True)
+        ]
+        donor_maps = (
+            [
+                a.reshape(-1, f.shape[1])
+                for a, f in zip(schema.column_arrays(batch, "donor_attr"), feats, strict=True)
+            ]
+            if "donor_attr" in batch.column_names
+            else [None] * len(feats)
+        )
         utt_ids = batch.column("utt_id").to_pylist()
-        cols: dict[str, list] = {
-            k: []
-            for k in (
-                "utt_id",
-                "method",
-                "pathway",
-                "condition",
-                "threshold",
-                "num_frames",
-                "num_bins",
-            )
-        }
+        pathways = batch.column("attr_pathway").to_pylist()
+        cols: dict[str, list] = {k: [] for k in ("utt_id", "pathway", "condition")}
+        cols |= {"method": [], "threshold": [], "num_frames": [], "num_bins": []}
         values = []
         for cond in self.conditions:
-            for u, x, a in zip(utt_ids, feats, attrs):
-                m = apply_condition(x, a, cond, self.cfg.normalise)
-                cols["utt_id"].append(u)
-                cols["method"].append(cond.method)
-                cols["pathway"].append(attribution_pathway(cond))
-                cols["condition"].append(cond.name)
-                cols["threshold"].append(
-                    cond.threshold
-                    if cond.rule == "threshold"
-                    else cond.top_fraction
-                    if cond.rule == "moore"
-                    else 0.0
-                )
-                cols["num_frames"].append(m.shape[0])
-                cols["num_bins"].append(m.shape[1])
+            for u, p, x, a, d in zip(utt_ids, pathways, feats, attrs, donor_maps, strict=True):
+                if cond.maps == "shuffled":
+                    m = shuffled_condition(x, a, d, cond, self.cfg.normalise)
+                else:
+                    m = apply_condition(x, a, cond, self.cfg.normalise)
+                for key, value in (
+                    ("utt_id", u),
+                    ("method", cond.method),
+                    ("pathway", p),
+                    ("condition", cond.name),
+                    ("threshold", condition_value(cond)),
+                    ("num_frames", m.shape[0]),
+                    ("num_bins", m.shape[1]),
+                ):
+                    cols[key].append(value)
                 values.append(m)
         n = len(values)
         return pa.table(
@@ -94,41 +107,102 @@ class ApplyMasks:
         )
 
 
-def attributed_utterances(ctx: RunContext, method: str, pathway: str) -> list[str]:
+def relabel(batch: pa.Table, recipient: dict[str, str]) -> pa.Table:
+    """map_batches function: a donor's map rows renamed to the utterance that borrows them."""
+    ids = [recipient[u] for u in batch.column("utt_id").to_pylist()]
+    return batch.set_column(batch.schema.get_field_index("utt_id"), "utt_id", pa.array(ids))
+
+
+def attributed(ctx: RunContext, method: str) -> set[tuple[str, str]]:
+    """The (utt_id, pathway) pairs with a committed map of ``method``."""
+    t = ctx.out.read_table(f"{ATTRIBUTIONS}/method={method}", columns=["utt_id", "pathway"])
+    return set(zip(t.column("utt_id").to_pylist(), t.column("pathway").to_pylist(), strict=True))
+
+
+def read_maps(
+    ctx: RunContext, method: str, pathway_of: dict[str, str], columns: list[str]
+) -> ray.data.Dataset:
+    """The maps of ``method`` for the utterances of ``pathway_of``, each along its pathway."""
     rel = f"{ATTRIBUTIONS}/method={method}"
-    t = ctx.out.read_table(
-        rel, columns=["utt_id", "pathway"], filter=pc.field("pathway") == pathway
-    )
-    return sorted(set(t.column("utt_id").to_pylist()))
+    parts = [
+        read_parquet_dataset(
+            ctx.out, rel, columns, [u for u, q in pathway_of.items() if q == p], {"pathway": p}
+        )
+        for p in sorted(set(pathway_of.values()))
+    ]
+    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+
+
+def plan_maps(
+    conds: list[MaskCondition], speaker_of: dict[str, str], seen: frozenset[str]
+) -> dict[str, str]:
+    """utt_id -> the pathway of the map that masks it under ``conds`` (one method and
+    configured pathway, so one answer per utterance)."""
+    return {u: map_pathway(conds[0], u in seen) for u in speaker_of}
+
+
+def borrowed(
+    pathway_of: dict[str, str], speaker_of: dict[str, str], seen: frozenset[str], seed: int
+) -> dict[str, str]:
+    """utt_id -> donor utt_id for the shuffled control, paired within seen and unseen."""
+    out: dict[str, str] = {}
+    for group in (True, False):
+        utts = [u for u in pathway_of if (u in seen) == group]
+        if utts:
+            out |= donors(utts, speaker_of, seed)
+    return out
 
 
 def run_mask(ctx: RunContext) -> StageResult:
     cfg, out = ctx.cfg, ctx.out
-    kind = load_model(base_model(ctx).path, cfg.corpus.s3).front_end.name
+    loaded = load_model(base_model(ctx).path, cfg.corpus.s3)
+    kind = loaded.front_end.name
+    m = out.read_table(MANIFEST, columns=["utt_id", "speaker_id"])
+    speaker_of = dict(
+        zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
+    )
+    seen = seen_utterances(speaker_of, loaded.speakers)
     by_attr: dict[tuple[str, str], list[MaskCondition]] = {}
     for c in cfg.mask.conditions:
-        by_attr.setdefault((c.method, attribution_pathway(c)), []).append(c)
-    utts_of = {key: attributed_utterances(ctx, *key) for key in by_attr}
+        by_attr.setdefault((c.method, c.pathway), []).append(c)
     done = committed_keys(out, MASKED, MASK_KEYS)
     result = StageResult(STAGE)
     rc = cfg.mask.resources
-    for (method, pathway), conds in by_attr.items():
-        attr_rel = f"{ATTRIBUTIONS}/method={method}"
-        utts = utts_of[(method, pathway)]
+    utts_of: dict[tuple[str, str], list[str]] = {}
+    for (method, configured), conds in by_attr.items():
+        have = attributed(ctx, method)
+        pathway_of = {u: p for u, p in plan_maps(conds, speaker_of, seen).items() if (u, p) in have}
+        utts = sorted(pathway_of)
+        utts_of[(method, configured)] = utts
         todo = [u for u in utts if any((u, c.name) not in done for c in conds)]
         result.inputs += len(utts) * len(conds)
         result.skipped += (len(utts) - len(todo)) * len(conds)
         if not todo:
             continue
         log.info("mask: %d utterances x %s", len(todo), ", ".join(c.name for c in conds))
+        todo_pathway = {u: pathway_of[u] for u in todo}
         feats = read_parquet_dataset(
             out, features_rel(kind), ["utt_id", "num_frames", "num_bins", "values"], todo
         )
-        maps = read_parquet_dataset(out, attr_rel, ["utt_id", "values"], todo, {"pathway": pathway})
-        maps = maps.rename_columns({"values": "attr"})
-        joined = feats.join(
-            maps, join_type="inner", num_partitions=max(1, min(8, len(todo) // 64)), on=("utt_id",)
-        )
+        maps = read_maps(ctx, method, todo_pathway, ["utt_id", "pathway", "values"])
+        maps = maps.rename_columns({"values": "attr", "pathway": "attr_pathway"})
+        parts = max(1, min(8, len(todo) // 64))
+        joined = feats.join(maps, join_type="inner", num_partitions=parts, on=("utt_id",))
+        if any(c.maps == "shuffled" for c in conds):
+            donor_of = borrowed(pathway_of, speaker_of, seen, cfg.seed)
+            lent = {donor_of[u]: u for u in todo}
+            donor_maps = read_maps(
+                ctx, method, {d: pathway_of[d] for d in lent}, ["utt_id", "values"]
+            )
+            donor_maps = donor_maps.map_batches(
+                relabel,
+                fn_kwargs={"recipient": lent},
+                batch_format="pyarrow",
+                num_cpus=DATA_TASK_CPUS,
+            ).rename_columns({"values": "donor_attr"})
+            joined = joined.join(
+                donor_maps, join_type="inner", num_partitions=parts, on=("utt_id",)
+            )
         masked = joined.map_batches(
             ApplyMasks,
             fn_constructor_args=(conds, cfg.mask, kind),

@@ -1,7 +1,8 @@
 """The Captum methods: Traversal fast path == the literal N-call loop (000 eq. 5), batch ==
-per-item, IG completeness and a peer check against Captum itself, Saliency == autograd,
-GradientShap == Captum's estimator for the same draws, Shapley / Occlusion on an additive
-model, and DeepLift's model checks."""
+per-item, IG completeness and a peer check against Captum itself, Saliency == Captum's default
+(absolute) Saliency, its Traversal == the literal loop of N Captum calls, signed Saliency ==
+autograd, GradientShap == Captum's estimator for the same draws, Shapley / Occlusion on an
+additive model, and DeepLift's model checks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from captum.attr import GradientShap, IntegratedGradients
+from captum.attr import GradientShap, IntegratedGradients, Saliency
 from torch import Tensor, nn
 
 from voxray.attribution import attribute
@@ -24,7 +25,7 @@ LINEAR_METHODS = (
     "integrated_gradients",
     "gradient_shap",
     "deeplift",
-    "saliency",
+    "saliency_signed",
     "input_x_gradient",
     "shapley_sampling",
     "occlusion",
@@ -111,7 +112,7 @@ def test_traversal_fast_path_equals_the_literal_loop(
 
 
 @pytest.mark.parametrize("pathway", PATHWAYS, ids=PATHWAYS)
-@pytest.mark.parametrize("method", LINEAR_METHODS, ids=LINEAR_METHODS)
+@pytest.mark.parametrize("method", (*LINEAR_METHODS, "saliency"), ids=(*LINEAR_METHODS, "saliency"))
 def test_batch_equals_per_item(
     tdnn: SpeakerClassifier,
     method: str,
@@ -212,7 +213,7 @@ def test_ig_equals_captum_integrated_gradients(
 
 
 @pytest.mark.parametrize("pathway", PATHWAYS, ids=PATHWAYS)
-def test_saliency_is_the_signed_gradient_and_input_x_gradient_its_product(
+def test_signed_saliency_is_the_gradient_and_input_x_gradient_its_product(
     cnn: SpeakerClassifier, pathway: str, feats: Tensor, target: Tensor
 ) -> None:
     x = feats.clone().requires_grad_(True)
@@ -223,11 +224,84 @@ def test_saliency_is_the_signed_gradient_and_input_x_gradient_its_product(
             scalar = cnn.embed(x).mean(dim=1).sum()
         (grad,) = torch.autograd.grad(scalar, x)
     t = target if pathway == "classification" else None
-    sal = attribute(cnn, feats, "saliency", pathway, target=t).maps
+    sal = attribute(cnn, feats, "saliency_signed", pathway, target=t).maps
     torch.testing.assert_close(sal, grad)
     assert (sal < 0).any() and (sal > 0).any()  # signed, not |grad|
     ixg = attribute(cnn, feats, "input_x_gradient", pathway, target=t).maps
     torch.testing.assert_close(ixg, feats * grad)
+
+
+class EmbeddingDim(nn.Module):
+    """``x -> e_i(x)`` ``(B,)``: one embedding dimension as its own forward function."""
+
+    def __init__(self, embedder: nn.Module, i: int) -> None:
+        super().__init__()
+        self.embedder, self.i = embedder, i
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.embedder(x)[:, self.i]
+
+
+@pytest.mark.parametrize("dims_per_pass", [1, 5, 64], ids=["1-dim", "5-dims", "all-dims"])
+@pytest.mark.parametrize("model_name", ["tdnn", "cnn"], ids=["tdnn", "cnn"])
+def test_saliency_traversal_is_the_literal_captum_loop_with_default_arguments(
+    request: pytest.FixtureRequest, model_name: str, dims_per_pass: int, feats: Tensor
+) -> None:
+    """000 eq. 5 with Captum's Saliency as Captum defines it: the mean over the N embedding
+    dimensions of ``Saliency(e_i).attribute(x)``, every argument at its default (abs=True)."""
+    model = request.getfixturevalue(model_name)
+    n = model.embedder.embedding_dim
+    p = AttributionConfig(internal_batch_size=dims_per_pass * feats.shape[0])
+    ours = attribute(model, feats, "saliency", "traversal", params=p).maps
+    theirs = (
+        sum(
+            Saliency(EmbeddingDim(model.embedder, i)).attribute(feats.clone().requires_grad_(True))
+            for i in range(n)
+        )
+        / n
+    )
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    literal = dataclasses.replace(p, traversal_mode="literal")
+    torch.testing.assert_close(
+        attribute(model, feats, "saliency", "traversal", params=literal).maps, theirs
+    )
+    # not the signed map, nor its absolute value: the mean of |.| is not |mean|
+    signed = attribute(model, feats, "saliency_signed", "traversal", params=p).maps
+    assert (ours >= 0).all() and relative_error(signed.abs(), ours) > 0.05
+
+
+def test_saliency_classification_is_captum_default(
+    tdnn: SpeakerClassifier, feats: Tensor, target: Tensor
+) -> None:
+    ours = attribute(tdnn, feats, "saliency", "classification", target=target).maps
+    theirs = Saliency(tdnn).attribute(feats.clone().requires_grad_(True), target=target)
+    torch.testing.assert_close(ours, theirs)
+    assert (ours >= 0).all()
+
+
+@pytest.mark.parametrize("method", LINEAR_METHODS[:4] + ("input_x_gradient",))
+def test_unqualified_names_use_captum_defaults(
+    tdnn: SpeakerClassifier, method: str, feats: Tensor, target: Tensor
+) -> None:
+    """Each gradient method with voxray's default config against Captum called with only the
+    arguments 000 fixes (the all-ones baseline) on the Classification logit."""
+    from captum.attr import DeepLift, InputXGradient
+
+    x = feats.clone().requires_grad_(True)
+    ones = torch.ones_like(feats)
+    ours = attribute(tdnn, feats, method, "classification", target=target).maps
+    if method == "integrated_gradients":  # default n_steps=50, Gauss-Legendre
+        theirs = IntegratedGradients(tdnn).attribute(x, ones, target=target)
+    elif method == "deeplift":
+        theirs = DeepLift(tdnn).attribute(x, ones, target=target)
+    elif method == "input_x_gradient":
+        theirs = InputXGradient(tdnn).attribute(x, target=target)
+    elif method == "saliency_signed":
+        theirs = Saliency(tdnn).attribute(x, target=target, abs=False)
+    else:  # gradient_shap: its own seeded draws, checked against Captum's estimator below
+        assert AttributionConfig().shap_stdev == 0.0  # Captum's default stdevs
+        return
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("stdev", [0.0, 0.5], ids=["no-noise", "noise"])

@@ -60,7 +60,7 @@ def test_mask_conditions_from_yaml() -> None:
         overrides=["mask.conditions=[{method: saliency, rule: threshold, threshold: 0.3}]"]
     )
     assert cfg.mask.conditions == (MaskCondition("saliency", "classification", "threshold", 0.3),)
-    assert cfg.mask.conditions[0].name == "saliency/classification/threshold@0.3"
+    assert cfg.mask.conditions[0].name == "saliency/seen-classification/threshold:signed@0.3"
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,16 @@ from voxray.config import MaskCondition
 from voxray.mask import (
     apply_condition,
     attribution_x_input,
+    kept_bins,
+    kept_fraction,
     layer_average,
     moore_means,
     moore_replace,
     normalise,
     saliency_x_input,
+    shuffled_condition,
     threshold_mask,
+    threshold_scores,
 )
 
 X = np.array([[2.0, 3.0], [4.0, 5.0]])
@@ -58,16 +62,43 @@ def test_attribution_x_input_hand_computed(how: str, expected: list[list[float]]
 
 
 @pytest.mark.parametrize(
-    "tau, expected",
+    "reading, tau, expected",
     [
-        (0.3, [[0.0, -1.5], [0.0, 5.0]]),
-        (0.25, [[0.0, -1.5], [0.0, 5.0]]),
-        (0.2, [[0.5, -1.5], [0.0, 5.0]]),
+        ("magnitude", 0.3, [[0.0, -1.5], [0.0, 5.0]]),
+        ("magnitude", 0.25, [[0.0, -1.5], [0.0, 5.0]]),
+        ("magnitude", 0.2, [[0.5, -1.5], [0.0, 5.0]]),
+        # signed: A / max A = [[0.25, -0.5], [0, 1]]; the negative bin is below every tau
+        ("signed", 0.3, [[0.0, 0.0], [0.0, 5.0]]),
+        ("signed", 0.25, [[0.0, 0.0], [0.0, 5.0]]),
+        ("signed", 0.2, [[0.5, 0.0], [0.0, 5.0]]),
     ],
-    ids=["between", "equal-is-not-above", "below-all"],
+    ids=[
+        "magnitude-between",
+        "magnitude-equal-is-not-above",
+        "magnitude-below-all",
+        "signed-between",
+        "signed-equal-is-not-above",
+        "signed-drops-negative",
+    ],
 )
-def test_threshold_hand_computed(tau: float, expected: list[list[float]]) -> None:
-    np.testing.assert_allclose(threshold_mask(X, A, tau, "abs_max"), expected, rtol=1e-12)
+def test_threshold_hand_computed(reading: str, tau: float, expected: list[list[float]]) -> None:
+    out = threshold_mask(X, A, tau, "abs_max", reading)
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
+def test_signed_is_the_default_reading() -> None:
+    cond = MaskCondition(rule="threshold", threshold=0.3)
+    assert cond.reading == "signed"
+    np.testing.assert_array_equal(apply_condition(X, A, cond), threshold_mask(X, A, 0.3))
+    np.testing.assert_array_equal(threshold_mask(X, A, 0.3), [[0.0, 0.0], [0.0, 5.0]])
+
+
+def test_signed_scores_ignore_a_larger_negative_peak() -> None:
+    """A / max A, not A / max|A|: the strongest positive bin scores 1 whatever the negatives."""
+    a = np.array([[-10.0, 1.0], [0.5, 0.05]])
+    np.testing.assert_allclose(threshold_scores(a, "signed"), [[-10.0, 1.0], [0.5, 0.05]])
+    np.testing.assert_allclose(threshold_scores(a, "magnitude"), [[1.0, 0.1], [0.05, 0.005]])
+    assert kept_bins(-np.ones((2, 2)), 0.0, "signed").sum() == 0  # nothing positive: nothing kept
 
 
 @pytest.mark.parametrize("how", ["abs_max", "minmax", "tanh"], ids=["abs_max", "minmax", "tanh"])
@@ -75,17 +106,77 @@ def test_threshold_extremes(how: str, rng: np.random.Generator) -> None:
     x = rng.standard_normal((7, 5))
     a = rng.standard_normal((7, 5))
     a[2, 3] = 0.0
-    np.testing.assert_array_equal(threshold_mask(x, a, 0.0, how), attribution_x_input(x, a, how))
-    np.testing.assert_array_equal(threshold_mask(x, a, 1.0, how), np.zeros((7, 5)))
+    product = attribution_x_input(x, a, how)
+    # tau = 0 drops only the bins of score 0, which the product zeroes too: the bin A = 0 (|A|
+    # read) or the minimum of A (min-max of A, where the product's factor is 0 as well)
+    plain = "magnitude" if how == "abs_max" else "signed"
+    np.testing.assert_array_equal(threshold_mask(x, a, 0.0, how, plain), product)
+    for reading in ("signed", "magnitude"):
+        np.testing.assert_array_equal(threshold_mask(x, a, 1.0, how, reading), np.zeros((7, 5)))
+    if how == "abs_max":  # signed, tau = 0: the positive bins of the product
+        np.testing.assert_array_equal(threshold_mask(x, a, 0.0, how), np.where(a > 0, product, 0))
 
 
 def test_threshold_zeroes_exactly_the_weak_bins(rng: np.random.Generator) -> None:
     x = rng.standard_normal((20, 8)) + 3.0  # no zero inputs
     a = rng.standard_normal((20, 8))
-    out = threshold_mask(x, a, 0.1, "abs_max")
-    weak = np.abs(a) / np.abs(a).max() <= 0.1
-    assert weak.any() and (~weak).any()
-    assert (out[weak] == 0).all() and (out[~weak] != 0).all()
+    for reading, score in (("magnitude", np.abs(a) / np.abs(a).max()), ("signed", a / a.max())):
+        out = threshold_mask(x, a, 0.1, "abs_max", reading)
+        weak = score <= 0.1
+        assert weak.any() and (~weak).any()
+        assert (out[weak] == 0).all() and (out[~weak] != 0).all()
+    signed, magnitude = (kept_bins(a, 0.1, r).sum() for r in ("signed", "magnitude"))
+    assert 0 < signed < magnitude  # the signed reading keeps a subset
+
+
+def test_condition_names_carry_reading_pathway_and_control() -> None:
+    thr = MaskCondition("integrated_gradients", rule="threshold", threshold=0.1)
+    assert thr.name == "integrated_gradients/seen-classification/threshold:signed@0.1"
+    mag = MaskCondition("saliency", "traversal", "threshold", 0.2, reading="magnitude")
+    assert mag.name == "saliency/traversal/threshold:magnitude@0.2"
+    ctl = MaskCondition("gradient_shap", maps="shuffled")
+    assert ctl.name == "gradient_shap/seen-classification/product/shuffled"
+
+
+def test_shuffled_threshold_keeps_the_own_count_of_the_donor_best_bins(
+    rng: np.random.Generator,
+) -> None:
+    x = rng.standard_normal((12, 6)) + 3.0
+    own = rng.standard_normal((12, 6))
+    donor = rng.standard_normal((5, 6))  # shorter: repeated cyclically to 12 frames
+    cond = MaskCondition(rule="threshold", threshold=0.1)
+    out = shuffled_condition(x, own, donor, cond)
+    k = int(kept_bins(own, 0.1).sum())
+    fitted = np.resize(donor, (12, 6))
+    np.testing.assert_array_equal(fitted[5:10], donor)
+    assert np.count_nonzero(out) == k
+    best = np.argsort(-fitted.ravel(), kind="stable")[:k]
+    expected = np.zeros(x.size)
+    expected[best] = (x * fitted / np.abs(fitted).max()).ravel()[best]
+    np.testing.assert_allclose(out.ravel(), expected, rtol=1e-6)
+
+
+def test_shuffled_product_and_moore_use_the_donor_map(rng: np.random.Generator) -> None:
+    x = rng.standard_normal((9, 4))
+    own = rng.standard_normal((9, 4))
+    donor = rng.standard_normal((20, 4))  # longer: cut to 9 frames
+    product = shuffled_condition(x, own, donor, MaskCondition())
+    np.testing.assert_allclose(product, attribution_x_input(x, donor[:9]), rtol=1e-6)
+    moore = MaskCondition(rule="moore", top_fraction=0.1)
+    np.testing.assert_allclose(
+        shuffled_condition(x, own, donor, moore), moore_replace(x, donor[:9], 0.1), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="donor map has 3 bins"):
+        shuffled_condition(x, own, donor[:, :3], MaskCondition())
+
+
+def test_kept_fraction_per_rule() -> None:
+    a = np.array([[1.0, -2.0], [0.0, 4.0]])
+    assert kept_fraction(a, MaskCondition(rule="threshold", threshold=0.2)) == 0.5
+    magnitude = MaskCondition(rule="threshold", threshold=0.2, reading="magnitude")
+    assert kept_fraction(a, magnitude) == 0.75
+    assert kept_fraction(a, MaskCondition()) == 0.75  # the zero bin is zeroed by the product
+    assert kept_fraction(np.ones((10, 20)), MaskCondition(rule="moore", top_fraction=0.01)) == 0.99
 
 
 def test_saliency_x_input_and_layer_average() -> None:

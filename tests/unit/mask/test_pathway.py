@@ -1,0 +1,67 @@
+"""Which map masks an utterance (Classification only for training speakers) and the shuffled
+control's pairing (a bijection, never the own speaker, reproducible)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from voxray.config import MaskCondition, load_config
+from voxray.mask.pathway import donors, map_pathway, mask_jobs, seen_utterances
+from voxray.pipeline.attribute_stage import plan
+
+
+def test_classification_only_for_seen_speakers() -> None:
+    cond = MaskCondition("integrated_gradients", "classification")
+    assert map_pathway(cond, seen=True) == "classification"
+    assert map_pathway(cond, seen=False) == "traversal"
+    trav = MaskCondition("saliency", "traversal")
+    assert map_pathway(trav, seen=True) == map_pathway(trav, seen=False) == "traversal"
+
+
+@pytest.mark.parametrize("method", ["layer_cam", "lrp_epsilon"])
+def test_class_only_methods_cannot_mask_unseen_speakers(method: str) -> None:
+    cond = MaskCondition(method, "classification", "threshold")
+    assert map_pathway(cond, seen=True) in ("cam", "lrp")
+    with pytest.raises(ValueError, match="not trained on"):
+        map_pathway(cond, seen=False)
+
+
+def test_seen_utterances_are_those_of_the_model_classes() -> None:
+    speaker_of = {"a/v/1": "a", "a/v/2": "a", "b/v/1": "b", "c/v/1": "c"}
+    assert seen_utterances(speaker_of, ["a", "c"]) == {"a/v/1", "a/v/2", "c/v/1"}
+    assert seen_utterances(speaker_of, []) == frozenset()
+
+
+def test_attribute_plan_asks_traversal_maps_for_unseen_utterances() -> None:
+    cfg = load_config(overrides=["attribution.methods=[]"])
+    split = {"a/v/1": "train", "b/v/1": "train", "t/v/1": "test", "u/v/1": "test"}
+    wanted = plan(cfg, split, frozenset({"a/v/1", "b/v/1"}))
+    for u in ("t/v/1", "u/v/1"):
+        assert {j.pathway for j in wanted[u]} == {"traversal"}
+    for u in ("a/v/1", "b/v/1"):
+        assert {j.pathway for j in wanted[u]} == {"classification"}
+    assert mask_jobs(cfg.mask.conditions, False) == [
+        ("integrated_gradients", "traversal"),
+        ("gradient_shap", "traversal"),
+    ]
+
+
+def test_donors_are_a_bijection_across_speakers_and_reproducible() -> None:
+    speaker_of = {f"s{k % 5}/v/{k}": f"s{k % 5}" for k in range(23)}
+    speaker_of |= {f"big/v/{k}": "big" for k in range(9)}  # one speaker with many utterances
+    pairs = donors(list(speaker_of), speaker_of, seed=3)
+    assert sorted(pairs) == sorted(speaker_of)
+    assert sorted(pairs.values()) == sorted(speaker_of)  # every map lent exactly once
+    assert all(speaker_of[u] != speaker_of[d] for u, d in pairs.items())
+    assert donors(reversed(list(speaker_of)), speaker_of, seed=3) == pairs
+    other = donors(list(speaker_of), speaker_of, seed=4)
+    assert other != pairs
+    assert max(Counter(speaker_of[d] for d in pairs.values()).values()) == 9
+
+
+def test_donors_need_two_speakers() -> None:
+    with pytest.raises(ValueError, match="one speaker"):
+        donors(["a/v/1", "a/v/2"], {"a/v/1": "a", "a/v/2": "a"}, seed=0)
+    assert donors([], {}, seed=0) == {}
