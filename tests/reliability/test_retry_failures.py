@@ -124,6 +124,28 @@ def test_non_finite_input_is_the_input_files_fault(model: ModelRef) -> None:
     assert good.num_rows == (N - 1) * len(JOBS)
 
 
+def test_embed_halves_a_batch_that_runs_out_of_memory(model: ModelRef) -> None:
+    from voxray.config import EmbedConfig
+    from voxray.pipeline.embed_stage import ComputeEmbeddings
+
+    actor = ComputeEmbeddings(model, "none", EmbedConfig(segments=False), 10.0, 0.0, None)
+    mats = schema.matrices(_batch())
+    reference = actor._embed(mats)
+    real, sizes = actor.embedder, []
+
+    def small_only(x: torch.Tensor) -> torch.Tensor:
+        sizes.append(int(x.shape[0]))
+        if x.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(x)
+
+    actor.embedder = small_only
+    got = actor._embed(mats)
+    assert max(sizes) == actor.group and min(sizes) == 2
+    for a, b in zip(got, reference, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_retry_quarantined_recomputes_a_transient_row(tiny_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     common = ["--data-root", str(tiny_corpus), "--out", str(out), "--profile", "smoke"]

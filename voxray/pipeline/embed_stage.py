@@ -25,6 +25,7 @@ from voxray.pipeline.datasets import (
     read_parquet_dataset,
     segment_starts,
 )
+from voxray.pipeline.failures import Failure, compute_split
 from voxray.pipeline.front_ends import check_front_end, model_front_end
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
@@ -64,13 +65,24 @@ class ComputeEmbeddings:
 
     @torch.inference_mode()
     def _embed(self, mats: list[np.ndarray]) -> list[np.ndarray]:
-        out: list[np.ndarray] = [np.zeros(0)] * len(mats)
-        for group in equal_length_groups([m.shape[0] for m in mats], self.group):
+        """Embeddings of ``mats`` (each ``(T, F)``), equal lengths batched; a batch that runs
+        out of memory is halved and retried (pipeline/failures.py), and an input that fails
+        even alone stops the stage with its error (embeddings have no quarantine)."""
+
+        def run(group: list[int]) -> np.ndarray:
             x = torch.from_numpy(np.stack([self._fit(mats[i]) for i in group])).to(self.device)
             with precision(self.cfg.precision, self.device):
-                emb = self.embedder(x).float().cpu().numpy()
-            for i, e in zip(group, emb):
-                out[i] = e
+                return self.embedder(x).float().cpu().numpy()
+
+        out: list[np.ndarray] = [np.zeros(0)] * len(mats)
+        for group in equal_length_groups([m.shape[0] for m in mats], self.group):
+            for sub, emb in compute_split(group, run):
+                if isinstance(emb, Failure):
+                    raise RuntimeError(
+                        f"embed: a {mats[sub[0]].shape[0]}-frame input fails alone: {emb.reason}"
+                    )
+                for i, e in zip(sub, emb, strict=True):
+                    out[i] = e
         return out
 
     def _fit(self, m: np.ndarray) -> np.ndarray:
