@@ -76,41 +76,61 @@ def scorer_order(scorer: str) -> tuple[int, str]:
     return 6, scorer
 
 
+#: the pathway segment of a mask condition's name whose Classification maps cover the model's
+#: training speakers only, every other utterance being masked along Traversal (MaskCondition).
+SEEN_CLASSIFICATION = "seen-classification"
+#: the last segment of a shuffled-map control condition's name.
+SHUFFLED = "shuffled"
+
+
 @dataclass(frozen=True)
 class MaskedCondition:
-    """A parsed ``masked:<method>/<pathway>/<rule>[@value]`` condition value."""
+    """A parsed ``masked:<method>/<pathway>/<rule>[:<reading>][@value][/shuffled]`` value."""
 
     method: str
     pathway: str
     rule: str
     value: float | None
+    #: the threshold's reading (signed / magnitude), None for the other rules.
+    reading: str | None = None
+    #: True for the shuffled-map control.
+    shuffled: bool = False
 
     @property
     def label(self) -> str:
         name = method_name(self.method)
         if self.rule == "threshold" and self.value is not None:
-            name = f"{name} + mask({self.value:g})"
+            reading = f", {self.reading}" if self.reading else ""
+            name = f"{name} + mask({self.value:g}{reading})"
         elif self.rule == "moore" and self.value is not None:
             name = f"{name}, Moore augmentation (top {100 * self.value:g}%)"
         elif self.rule != "product":
             name = f"{name}, {self.rule}"
-        return name if self.pathway == Pathway.CLASSIFICATION else f"{name} ({self.pathway})"
+        if self.pathway not in (SEEN_CLASSIFICATION, Pathway.CLASSIFICATION):
+            name = f"{name} ({self.pathway})"
+        return f"{name}, shuffled maps" if self.shuffled else name
 
 
 def parse_masked(condition: str) -> MaskedCondition | None:
     """The parts of a masked condition value, or None for any other condition."""
     if not condition.startswith("masked:"):
         return None
-    body = condition[len("masked:") :]
-    body, _, raw = body.partition("@")
-    parts = body.split("/")
-    if len(parts) != 3:
+    parts = condition[len("masked:") :].split("/")
+    shuffled = len(parts) == 4 and parts[3] == SHUFFLED
+    if len(parts) != 3 + shuffled:
         return None
+    rule, _, raw = parts[2].partition("@")
+    rule, _, reading = rule.partition(":")
     try:
         value = float(raw) if raw else None
     except ValueError:
         return None
-    return MaskedCondition(parts[0], parts[1], parts[2], value)
+    return MaskedCondition(parts[0], parts[1], rule, value, reading or None, shuffled)
+
+
+def own_maps_condition(condition: str) -> str:
+    """The condition a shuffled-map control controls (the same name without ``/shuffled``)."""
+    return condition.removesuffix(f"/{SHUFFLED}")
 
 
 def condition_name(condition: str) -> str:

@@ -26,6 +26,7 @@ from voxray.report.names import (
     method_name,
     method_pathway_name,
     order_lists,
+    own_maps_condition,
     parse_masked,
     scorer_name,
     scorer_order,
@@ -147,10 +148,19 @@ def _seed_eer(condition: str) -> float:
     if condition == "none":
         return SEED_000_EER[None]
     parsed = parse_masked(condition)
-    if parsed is None or parsed.pathway != Pathway.CLASSIFICATION:
+    if parsed is None or parsed.shuffled or parsed.pathway == Pathway.TRAVERSAL:
         return float("nan")
     key = (parsed.method, parsed.rule, parsed.value if parsed.rule == "threshold" else None)
     return SEED_000_EER.get(key, float("nan"))
+
+
+#: Table 2's column groups: (heading, model, test data); "base"/"retrained", "masked"/"clean".
+RELIABILITY_GROUPS = (
+    ("Base, masked test", "base", "masked"),
+    ("Retrained, masked test", "retrained", "masked"),
+    ("Retrained, clean test", "retrained", "clean"),
+)
+CONTROL = "Shuffled-map control"
 
 
 def reliability_table(
@@ -160,10 +170,13 @@ def reliability_table(
     scorer: str = "cosine",
     condition_order: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Table 2 of 000: per mask condition, EER (%) and minDCF of the model retrained on the
-    masked data (tested on masked and on clean test data) and of the frozen base model on
-    the masked test data, beside the seed's VoxCeleb1 EER. The row None is the base model on
-    clean data (the reference for every column)."""
+    """Table 2 of 000, one row per mask condition: EER (%) and minDCF of the frozen base model
+    on the masked test data, and of the model retrained on the masked training data on masked
+    and on clean test data. Beside them, the condition's shuffled-map control (the same rule
+    with another speaker's maps, as many bins kept): the base and the retrained model on its
+    masked test data, EER (%). Masked-test EERs well below the control's mean the maps carry
+    the speaker; equal ones, that they do not. Last, the seed's VoxCeleb1 EER. The row None is
+    the base model on clean data (the reference for every column)."""
     rows = _rows(verification_rows(metrics), list=list_name, scorer=scorer)
     if rows.empty:
         return _empty()
@@ -175,30 +188,44 @@ def reliability_table(
             c,
         ),
     )
-    groups = ("Retrained, masked test", "Retrained, clean test", "Frozen base, masked test")
+    control_of = {
+        own_maps_condition(c): c
+        for c in masked
+        if parse_masked(c).shuffled and own_maps_condition(c) in masked
+    }
+    shown = [c for c in masked if c not in control_of.values()]
+
+    def eer(model: str | None, cond: str) -> float:
+        return 100 * _value(rows, model=model, condition=cond, metric="eer")
+
+    def results(cond: str) -> list[float]:
+        retrained = retrained_model(rows, base, cond)
+        values = []
+        for _, who, data in RELIABILITY_GROUPS:
+            model = base if who == "base" else retrained
+            c = cond if data == "masked" else "none"
+            values += [eer(model, c), _value(rows, model=model, condition=c, metric=dcf)]
+        return values
+
     labels, data = [], []
-    clean = (
-        _value(rows, model=base, condition="none", metric="eer"),
-        _value(rows, model=base, condition="none", metric=dcf),
-    )
+    clean = (eer(base, "none"), _value(rows, model=base, condition="none", metric=dcf))
+    nan = float("nan")
     if not np.isnan(clean[0]):
         labels.append(condition_name("none"))
-        data.append([*(v for _ in groups for v in (100 * clean[0], clean[1])), _seed_eer("none")])
-    for cond in masked:
-        model = retrained_model(rows, base, cond)
-        settings = ((model, cond), (model, "none"), (base, cond))
-        values = []
-        for m, c in settings:
-            values += [
-                100 * _value(rows, model=m, condition=c, metric="eer"),
-                _value(rows, model=m, condition=c, metric=dcf),
-            ]
+        data.append([*clean * len(RELIABILITY_GROUPS), nan, nan, _seed_eer("none")])
+    for cond in shown:
+        ctl = control_of.get(cond)
+        control = (
+            [eer(base, ctl), eer(retrained_model(rows, base, ctl), ctl)] if ctl else [nan, nan]
+        )
         labels.append(condition_name(cond))
-        data.append([*values, _seed_eer(cond)])
+        data.append([*results(cond), *control, _seed_eer(cond)])
     if not data:
         return _empty()
     columns = pd.MultiIndex.from_tuples(
-        [(g, m) for g in groups for m in (EER, _mindcf_name(dcf))] + [("000 (VoxCeleb1)", EER)]
+        [(g, m) for g, _, _ in RELIABILITY_GROUPS for m in (EER, _mindcf_name(dcf))]
+        + [(CONTROL, f"Base, masked test {EER}"), (CONTROL, f"Retrained, masked test {EER}")]
+        + [("000 (VoxCeleb1)", EER)]
     )
     return pd.DataFrame(data, index=pd.Index(labels, name="Attribution mask"), columns=columns)
 
@@ -451,6 +478,24 @@ def tune_table(results: pd.DataFrame | None, top: int = 10, mode: str = "min") -
     if metric == "eer":
         out = out.rename(columns={"eer": EER}).assign(**{EER: lambda d: 100 * d[EER]})
     return out.set_index("Trial")
+
+
+def skipped_table(stages: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """What stage parts did not compute and why: a row per part marked ``skipped`` (all of it)
+    and per piece a part lists in ``partly_skipped`` (a scorer, a method, a check)."""
+    rows: list[tuple[str, str, str]] = []
+    for part, record in sorted(stages.items()):
+        if record.get("skipped"):
+            rows.append((part, "all of it", str(record["skipped"])))
+        partly = record.get("partly_skipped")
+        if isinstance(partly, dict):
+            rows += [(part, str(what), str(why)) for what, why in sorted(partly.items())]
+    if not rows:
+        return _empty()
+    return pd.DataFrame(
+        {"Left out": [r[1] for r in rows], "Why": [r[2] for r in rows]},
+        index=pd.Index([r[0] for r in rows], name="Part"),
+    )
 
 
 def stage_table(stages: dict[str, dict[str, Any]]) -> pd.DataFrame:

@@ -8,7 +8,8 @@ Claims checked:
 - 001: Layer-CAM localises the target speaker best in the multi-speaker test, and the CAMs
   beat random masking in deletion (lower AUC) and insertion (higher AUC);
 - 002: flipping the bins LRP marks relevant drops accuracy faster than random flipping;
-- 003: AHC with average linkage scores trials better (lower EER) than Mean-CosSim.
+- 003: AHC with average linkage scores trials better (lower EER) than Mean-CosSim;
+- 000: Table 2's EER order, and masking with the attributions beats the shuffled-map control.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from voxray.report.names import (
     method_pathway_name,
     order_lists,
 )
-from voxray.report.tables import verification_rows
+from voxray.report.tables import CONTROL, EER, verification_rows
 
 LRP_METHODS = methods_with_pathway(Pathway.LRP)
 Status = Literal["holds", "does not hold", "partly holds", "not computed"]
@@ -232,4 +233,47 @@ def ahc_verdict(
         claim,
         _overall(passed, len(pairs)),
         f"lower EER on {passed} of {len(pairs)} trial lists (AHC-Average vs Mean-CosSim EER: {parts})",
+    )
+
+
+#: 000 Table 2's rows in its EER order (None <= IG <= IG + mask(0.1) <= GradientShap), as
+#: reliability_table labels them (the signed threshold reading, voxray's default).
+TABLE2_ORDER = (
+    "None (clean)",
+    "Integrated Gradients",
+    "Integrated Gradients + mask(0.1, signed)",
+    "GradientShap",
+)
+
+
+def reliability_verdict(table: pd.DataFrame) -> Verdict:
+    """000 Table 2 from ``tables.reliability_table``'s frame: is the retrained model's
+    masked-test EER ordered None <= IG <= IG + mask(0.1) <= GradientShap, and is each
+    condition with a shuffled-map control well below it (under 90% of the control's EER)?"""
+    claim = (
+        "000: masking with the attributions keeps the speaker (retrained EER None <= IG <= "
+        "IG + mask(0.1) <= GradientShap, each well below its shuffled-map control)"
+    )
+    column = ("Retrained, masked test", EER)
+    if table.empty or column not in table.columns:
+        return Verdict(claim, "not computed", "no retrained masked-data EERs in metrics/")
+    present = [r for r in TABLE2_ORDER if r in table.index and not np.isnan(table.loc[r, column])]
+    eers = [float(table.loc[r, column]) for r in present]
+    checks = [a <= b for a, b in zip(eers, eers[1:], strict=False)]
+    parts = [" <= ".join(f"{r} {e:.2f}%" for r, e in zip(present, eers, strict=True))]
+    control = (CONTROL, f"Retrained, masked test {EER}")
+    for row in table.index:
+        ctl = table.loc[row, control] if control in table.columns else float("nan")
+        own = table.loc[row, column]
+        if np.isnan(ctl) or np.isnan(own):
+            continue
+        checks.append(own < 0.9 * ctl)
+        parts.append(f"{row} {own:.2f}% vs shuffled maps {ctl:.2f}%")
+    if len(present) < 2 and len(checks) == 0:
+        return Verdict(claim, "not computed", "needs at least two of Table 2's rows")
+    passed = sum(checks)
+    return Verdict(
+        claim,
+        _overall(passed, len(checks)),
+        f"{passed} of {len(checks)} checks: " + "; ".join(parts),
     )

@@ -142,24 +142,34 @@ def test_table2_rows_and_numbers(report, html_tables) -> None:
     is_base = lambda s: s == base  # noqa: E731
     assert body["None (clean)"][0] == pct(is_base, "none") and body["None (clean)"][-1] == "3.48"
     labels = {
-        "integrated_gradients/classification/product": ("Integrated Gradients", "4.21"),
-        "integrated_gradients/classification/threshold@0.1": (
-            "Integrated Gradients + mask(0.1)",
+        "integrated_gradients/seen-classification/product": ("Integrated Gradients", "4.21"),
+        "integrated_gradients/seen-classification/threshold:signed@0.1": (
+            "Integrated Gradients + mask(0.1, signed)",
             "4.29",
         ),
-        "gradient_shap/classification/product": ("GradientShap", "4.55"),
+        "gradient_shap/seen-classification/product": ("GradientShap", "4.55"),
     }
-    assert [c.name for c in cfg.mask.conditions] == list(labels)
-    for cond in cfg.mask.conditions:
+    control = "integrated_gradients/seen-classification/product/shuffled"
+    assert [c.name for c in cfg.mask.conditions] == [*labels, control]
+
+    def retrained_on(masked: str) -> str:
+        return m.loc[(m["condition"] == masked) & (m["model"] != base), "model"].iloc[0]
+
+    for cond in cfg.mask.conditions[:3]:
         label, seed = labels[cond.name]
         masked = f"masked:{cond.name}"
-        retrained = m.loc[(m["condition"] == masked) & (m["model"] != base), "model"].iloc[0]
+        retrained = retrained_on(masked)
         is_retrained = lambda s, r=retrained: s == r  # noqa: E731
         cells = body[label]
-        assert cells[0] == pct(is_retrained, masked)  # retrained, masked test
-        assert cells[2] == pct(is_retrained, "none")  # retrained, clean test
-        assert cells[4] == pct(is_base, masked)  # frozen base, masked test
+        assert cells[0] == pct(is_base, masked)  # base, masked test
+        assert cells[2] == pct(is_retrained, masked)  # retrained, masked test
+        assert cells[4] == pct(is_retrained, "none")  # retrained, clean test
         assert cells[-1] == seed
+    shuffled = f"masked:{control}"
+    ctl = retrained_on(shuffled)
+    cells = body["Integrated Gradients"]
+    assert cells[6] == pct(is_base, shuffled) and cells[7] == pct(lambda s: s == ctl, shuffled)
+    assert len(body) == 4  # the control sits beside its condition, not in a row of its own
 
 
 def test_every_image_is_an_embedded_png(report) -> None:

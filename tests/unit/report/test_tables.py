@@ -12,9 +12,10 @@ import pytest
 from voxray.report import tables
 from voxray.report.names import condition_name, order_lists, parse_masked, scorer_name
 
-IG = "masked:integrated_gradients/classification/product"
-IG_MASK = "masked:integrated_gradients/classification/threshold@0.1"
-SHAP = "masked:gradient_shap/classification/product"
+IG = "masked:integrated_gradients/seen-classification/product"
+IG_MASK = "masked:integrated_gradients/seen-classification/threshold:signed@0.1"
+SHAP = "masked:gradient_shap/seen-classification/product"
+IG_SHUFFLED = "masked:integrated_gradients/seen-classification/product/shuffled"
 
 
 def _table2_rows() -> list[tuple]:
@@ -46,7 +47,7 @@ def test_reliability_table_reproduces_table2_of_000(make_metrics) -> None:
     assert list(t.index) == [
         "None (clean)",
         "Integrated Gradients",
-        "Integrated Gradients + mask(0.1)",
+        "Integrated Gradients + mask(0.1, signed)",
         "GradientShap",
     ]
     eer = tables.EER
@@ -54,9 +55,31 @@ def test_reliability_table_reproduces_table2_of_000(make_metrics) -> None:
     assert t[("Retrained, masked test", eer)].tolist() == pytest.approx([3.48, 4.0, 5.0, 6.0])
     assert t[("Retrained, masked test", dcf)].tolist() == pytest.approx([0.31, 0.40, 0.41, 0.42])
     assert t[("Retrained, clean test", eer)].tolist() == pytest.approx([3.48, 5.0, 6.0, 7.0])
-    assert t[("Frozen base, masked test", eer)].tolist() == pytest.approx([3.48, 10.0, 11.0, 12.0])
-    assert t[("Frozen base, masked test", dcf)].tolist() == pytest.approx([0.31, 0.6, 0.61, 0.62])
+    assert t[("Base, masked test", eer)].tolist() == pytest.approx([3.48, 10.0, 11.0, 12.0])
+    assert t[("Base, masked test", dcf)].tolist() == pytest.approx([0.31, 0.6, 0.61, 0.62])
     assert t[("000 (VoxCeleb1)", eer)].tolist() == [3.48, 4.21, 4.29, 4.55]
+    assert t[tables.CONTROL].isna().all().all()  # no control conditions in these metrics
+
+
+def test_reliability_table_shows_the_shuffled_control_beside_its_condition(make_metrics) -> None:
+    rows = _table2_rows() + [
+        ("ecapa--ctl", IG_SHUFFLED, "vox1-o", "cosine", "eer", 0.45),
+        ("ecapa--ctl", "none", "vox1-o", "cosine", "eer", 0.3),
+        ("ecapa", IG_SHUFFLED, "vox1-o", "cosine", "eer", 0.48),
+    ]
+    t = tables.reliability_table(make_metrics(rows), "ecapa", "vox1-o")
+    assert "Integrated Gradients, shuffled maps" not in t.index  # beside IG, not a row
+    control = t.loc["Integrated Gradients", tables.CONTROL]
+    assert control.tolist() == pytest.approx([48.0, 45.0])
+    assert np.isnan(t.loc["GradientShap", (tables.CONTROL, f"Base, masked test {tables.EER}")])
+    assert t.loc["Integrated Gradients", ("000 (VoxCeleb1)", tables.EER)] == 4.21
+    alone = tables.reliability_table(
+        make_metrics(_table2_rows()[:3] + rows[-3:]), "ecapa", "vox1-o"
+    )
+    assert list(alone.index) == ["None (clean)", "Integrated Gradients, shuffled maps"]
+    assert np.isnan(
+        alone.loc["Integrated Gradients, shuffled maps", ("000 (VoxCeleb1)", tables.EER)]
+    )
 
 
 def test_reliability_table_without_masked_conditions_keeps_the_clean_row(make_metrics) -> None:
@@ -66,7 +89,7 @@ def test_reliability_table_without_masked_conditions_keeps_the_clean_row(make_me
 
 
 def test_seed_figure_only_for_the_seed_conditions(make_metrics) -> None:
-    other = "masked:saliency/classification/threshold@0.2"
+    other = "masked:saliency/seen-classification/threshold:signed@0.2"
     traversal = "masked:integrated_gradients/traversal/product"
     rows = _table2_rows()[:3] + [
         ("ecapa--x", other, "vox1-o", "cosine", "eer", 0.05),
@@ -74,7 +97,7 @@ def test_seed_figure_only_for_the_seed_conditions(make_metrics) -> None:
     ]
     t = tables.reliability_table(make_metrics(rows), "ecapa", "vox1-o")
     seed = t[("000 (VoxCeleb1)", tables.EER)]
-    assert math.isnan(seed["Saliency + mask(0.2)"]) and math.isnan(
+    assert math.isnan(seed["Saliency + mask(0.2, signed)"]) and math.isnan(
         seed["Integrated Gradients (traversal)"]
     )
 
@@ -320,7 +343,11 @@ def test_absent_inputs_give_empty_tables(call) -> None:
 @pytest.mark.parametrize(
     "raw, shown",
     [
-        (IG_MASK, "Integrated Gradients + mask(0.1)"),
+        (IG_MASK, "Integrated Gradients + mask(0.1, signed)"),
+        (
+            "masked:saliency/traversal/threshold:magnitude@0.2/shuffled",
+            "Saliency + mask(0.2, magnitude) (traversal), shuffled maps",
+        ),
         ("none", "None (clean)"),
         (
             "masked:lrp_epsilon/classification/moore@0.005",
@@ -329,7 +356,7 @@ def test_absent_inputs_give_empty_tables(call) -> None:
         ("masked:saliency/traversal/product", "Saliency (traversal)"),
         ("other", "other"),
     ],
-    ids=["threshold", "clean", "moore", "traversal", "unknown"],
+    ids=["threshold", "control", "clean", "moore", "traversal", "unknown"],
 )
 def test_condition_names(raw: str, shown: str) -> None:
     assert condition_name(raw) == shown
@@ -337,6 +364,7 @@ def test_condition_names(raw: str, shown: str) -> None:
 
 def test_name_helpers() -> None:
     assert parse_masked("masked:a/b/threshold@x") is None and parse_masked("masked:a/b") is None
+    assert parse_masked("masked:a/b/product/other") is None
     assert (
         scorer_name("ahc-weighted") == "AHC-WeightedAvg"
         and scorer_name("ds-average") == "DS-Average"

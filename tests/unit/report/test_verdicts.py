@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from voxray.report import verdicts
+from voxray.report.tables import CONTROL, EER
 
 
 def _multispeaker(
@@ -140,3 +142,29 @@ def test_formant_verdict() -> None:
 def test_absent_data_is_not_computed(fn, make_metrics) -> None:
     assert fn(None).status == "not computed"
     assert fn(make_metrics([("m", "none", "x", "cosine", "eer", 0.1)])).status == "not computed"
+
+
+def _table2(ig: float, control: float) -> pd.DataFrame:
+
+    cols = [("Retrained, masked test", EER), (CONTROL, f"Retrained, masked test {EER}")]
+    rows = {
+        "None (clean)": [3.5, np.nan],
+        "Integrated Gradients": [ig, control],
+        "Integrated Gradients + mask(0.1, signed)": [4.3, np.nan],
+        "GradientShap": [4.6, np.nan],
+    }
+    return pd.DataFrame(
+        list(rows.values()), index=list(rows), columns=pd.MultiIndex.from_tuples(cols)
+    )
+
+
+@pytest.mark.parametrize(
+    "ig, control, status",
+    [(4.2, 30.0, "holds"), (4.2, 4.4, "partly holds"), (5.0, 4.0, "partly holds")],
+    ids=["ordered-and-below-control", "control-as-good", "order-broken"],
+)
+def test_reliability_verdict(ig: float, control: float, status: str) -> None:
+    v = verdicts.reliability_verdict(_table2(ig, control))
+    assert v.status == status
+    assert f"Integrated Gradients {ig:.2f}% vs shuffled maps {control:.2f}%" in v.detail
+    assert verdicts.reliability_verdict(pd.DataFrame()).status == "not computed"
