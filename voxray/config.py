@@ -381,6 +381,11 @@ class GenderConfig:
     epochs: int = 5
     segment_s: float = 2.0
     top_fraction: float = 0.005
+    #: learning rate of the AlexNet gender classifier and its retraining (002: 1e-4).
+    lr: float = 1e-3
+    #: what the trained classifier is trained again on: the Moore-augmented crops (002 §4.3)
+    #: or the original crops and the augmented ones together.
+    retrain_on: Literal["augmented", "original+augmented"] = "original+augmented"
 
 
 #: the Quantus metrics voxray computes, by family (voxray.eval.xai_metrics).
