@@ -36,6 +36,7 @@ from voxray.models import build_classifier
 from voxray.models.base import SpeakerClassifier
 from voxray.train.data import FEATS, LABEL
 from voxray.train.schedule import build_schedule
+from voxray.train.sync_bn import synchronise_batchnorm
 
 #: file inside every Ray Train checkpoint directory.
 STATE_FILE = "state.pt"
@@ -208,6 +209,8 @@ def _optimisation(
     progress: _Progress,
 ) -> _Optimisation:
     """Wrap the classifier for DDP and build its optimiser, restoring a checkpoint's state."""
+    if cfg.sync_batchnorm:
+        classifier = synchronise_batchnorm(classifier, device)
     model = ray.train.torch.prepare_model(_LossStep(classifier))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     use_amp, amp_dtype = _amp(cfg, device)
