@@ -23,7 +23,7 @@ ARGS = [
     "--profile",
     "smoke",
     "tune.max_utterances=12",
-    "tune.methods=[saliency, integrated_gradients, layer_cam]",
+    "tune.methods=[saliency, integrated_gradients]",
     "attribution.ig_steps=4",
     "model.channels=16",
 ]

@@ -338,3 +338,25 @@ def training_plot(histories: Mapping[str, pd.DataFrame]) -> bytes:
         ax.set_title(what)
         _legend(ax)
     return to_png(fig)
+
+
+@styled
+def sweep_plot(points: pd.DataFrame) -> bytes:
+    """The Tune sweep: frozen-model EER (%) against the kept fraction of bins (%), one colour
+    per method; filled markers for the method's own masks, hollow ones for its random
+    reference (the same maps permuted over the bins, so the same kept fraction). Columns:
+    method, kept_fraction, eer, eer_random (fractions)."""
+    fig, axes = _figure(1, 1, height_in=3.4, width_in=WIDTH_IN * 0.7)
+    ax = axes[0, 0]
+    for i, (method, g) in enumerate(sorted(points.groupby("method"), key=lambda kv: kv[0])):
+        g = g.sort_values("kept_fraction")
+        colour = f"C{i % 10}"
+        kept = 100 * g["kept_fraction"]
+        ax.plot(kept, 100 * g["eer"], "o-", color=colour, label=method_name(method))
+        if "eer_random" in g and g["eer_random"].notna().any():
+            ax.plot(kept, 100 * g["eer_random"], "o--", color=colour, mfc="none", alpha=0.7)
+    ax.plot([], [], "o--", color="0.45", mfc="none", label="random mask, same kept fraction")
+    ax.set_xlabel("Bins kept by the mask (%)")
+    ax.set_ylabel("EER of the frozen model (%)")
+    _legend(ax, outside=True)
+    return to_png(fig)

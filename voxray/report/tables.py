@@ -555,3 +555,30 @@ def quarantine_first(quarantine: pd.DataFrame | None, n: int = 20) -> pd.DataFra
         {"Path": list(rows["path"]), "Reason": list(rows["reason"])},
         index=pd.Index(list(rows["stage"]), name="Stage"),
     )
+
+
+def sweep_points(results: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per Tune trial that reported a kept fraction: method, tau, kept_fraction, eer,
+    eer_random (the last reported value of each; fractions), for the sweep plot."""
+    if results is None or results.empty or "kept_fraction" not in set(results["metric"]):
+        return _empty()
+    rows = []
+    for trial_id, group in results.groupby("trial_id", sort=True):
+        last = group.groupby("metric")["value"].last()
+        try:
+            config = json.loads(group["config"].iloc[0])
+        except (TypeError, ValueError):
+            config = {}
+        if "kept_fraction" not in last or "eer" not in last:
+            continue
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "method": str(config.get("method", "")),
+                "tau": config.get("tau", np.nan),
+                "kept_fraction": float(last["kept_fraction"]),
+                "eer": float(last["eer"]),
+                "eer_random": float(last.get("eer_random", np.nan)),
+            }
+        )
+    return pd.DataFrame(rows) if rows else _empty()

@@ -1,13 +1,25 @@
 """Ray Tune sweeps over how attributions mask the input: threshold tau, method and pathway,
 LRP epsilon/gamma and the CAM layer combination.
 
-Each trial explains a fixed subset of utterances with one configuration, masks them
-(threshold rule of 000) and reports an objective:
+Each trial explains a fixed subset of test utterances with one configuration, masks them
+(threshold rule of 000) and reports an objective. The test speakers are not the model's
+training speakers, so their maps are Traversal maps (``voxray.mask.pathway``); a method that
+explains a training class only (CAMs, LRP) cannot be swept on them.
 
-- ``frozen_eer``: EER of the frozen model on the masked subset's trials (cheap proxy);
-- ``deletion_auc``: AUC of the verification-score deletion curve (001; lower is better);
+A lower tau keeps more bins, and a mask that keeps everything changes nothing: the frozen EER
+alone is won by masking least. The default objectives therefore score each configuration
+against its RANDOM REFERENCE, the same maps with their values permuted over the bins of each
+utterance (the same values, the same kept fraction, random places):
+
+- ``eer_gap`` (default): frozen-model EER on the own masks minus that on the random ones
+  (lower is better: negative when the maps keep the speaker better than chance placement);
+- ``deletion_gap``: verification-score deletion AUC (001) minus that of random deletion;
+- ``frozen_eer``, ``deletion_auc``: the uncorrected values;
 - ``retrain_eer``: EER after retraining a fresh model on the masked training subset, reported
   every epoch so that ASHA stops poor configurations early.
+
+Every trial also reports ``kept_fraction`` (the mean share of bins its mask keeps) and the EERs
+of both masks, so the sweep can be read as EER against kept fraction per method.
 
 The best configuration is written as a YAML overlay that ``voxray retrain --config`` accepts.
 """
@@ -22,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from voxray.attribution import PATHWAYS, Pathway, attribute, method_pathways
+from voxray.attribution import PATHWAYS, Pathway, attribute, get_attributor, method_pathways
 from voxray.config import (
     AttributionConfig,
     MaskCondition,
@@ -34,17 +46,22 @@ from voxray.config import (
 from voxray.eval.faithfulness import cosine_score, deletion_curve
 from voxray.eval.scoring import score_trials
 from voxray.eval.verification import compute_eer
-from voxray.mask import apply_condition
+from voxray.mask import apply_condition, kept_fraction
+from voxray.mask.pathway import map_pathway
 from voxray.models.base import SpeakerClassifier
 from voxray.testing.faults import maybe_fail
 from voxray.train.data import loop_crop, random_start
 
 #: objective name -> (metric reported to Tune, mode)
 OBJECTIVES = {
+    "eer_gap": ("eer_gap", "min"),
+    "deletion_gap": ("deletion_gap", "min"),
     "frozen_eer": ("eer", "min"),
     "deletion_auc": ("deletion_auc", "min"),
     "retrain_eer": ("eer", "min"),
 }
+#: what every trial reports beside its objective (tune/results.parquet rows).
+REPORTED = ("eer", "eer_random", "kept_fraction", "deletion_auc", "deletion_auc_random")
 
 
 @dataclass
@@ -86,7 +103,7 @@ def trial_settings(
     pathway = method_pathways(trial["method"], (trial["pathway"],))[0]
     cond = MaskCondition(
         trial["method"],
-        pathway if pathway in PATHWAYS else Pathway.CLASSIFICATION,
+        str(pathway if pathway in PATHWAYS else Pathway.CLASSIFICATION),
         "threshold",
         float(trial["tau"]),
     )
@@ -109,6 +126,7 @@ def best_overlay(trial: dict[str, Any], base: AttributionConfig) -> dict[str, An
                     "pathway": cond.pathway,
                     "rule": cond.rule,
                     "threshold": cond.threshold,
+                    "reading": cond.reading,
                 }
             ]
         },
@@ -133,6 +151,40 @@ def masked(
     feats: dict[str, np.ndarray], maps: dict[str, np.ndarray], cond: MaskCondition, how: str
 ) -> dict[str, np.ndarray]:
     return {u: apply_condition(x, maps[u], cond, how).astype(np.float32) for u, x in feats.items()}
+
+
+def permuted_maps(maps: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """The random reference: each map ``(T, F)`` with its values permuted over its bins, so a
+    threshold keeps as many bins (the same values) at random places."""
+    rng = np.random.default_rng(seed)
+    return {u: rng.permutation(a.ravel()).reshape(a.shape) for u, a in sorted(maps.items())}
+
+
+def eer_against_random(
+    model: SpeakerClassifier,
+    data: TuneData,
+    maps: dict[str, np.ndarray],
+    cond: MaskCondition,
+    how: str,
+    seed: int,
+) -> dict[str, float]:
+    """Frozen-model EER on the test subset masked by ``maps`` (``eer``), by their permuted
+    random reference (``eer_random``) and the difference (``eer_gap``)."""
+    eer = trial_eer(data.trials, embed_all(model, masked(data.test_feats, maps, cond, how)))
+    reference = permuted_maps(maps, seed)
+    rnd = trial_eer(data.trials, embed_all(model, masked(data.test_feats, reference, cond, how)))
+    return {"eer": eer, "eer_random": rnd, "eer_gap": eer - rnd}
+
+
+def check_sweep(cfg: TuneConfig) -> None:
+    """Raise naming ``tune.methods`` when a method has no Traversal pathway: the sweep's test
+    utterances are of speakers the model was not trained on (see voxray.mask.pathway)."""
+    for method in cfg.methods:
+        if Pathway.TRAVERSAL not in get_attributor(method).pathways:
+            raise ValueError(
+                f"tune.methods: {method} explains a training class only, so it cannot mask the "
+                "test speakers' utterances the sweep scores; use methods with a Traversal pathway"
+            )
 
 
 @torch.inference_mode()
@@ -164,30 +216,40 @@ def run_trial(
     model.load_state_dict(data.model_state)
     model.eval()
     params, cond = trial_settings(trial, attr_cfg)
-    pathway = method_pathways(trial["method"], (trial["pathway"],))[0]
-    test_maps = explain(model, data.test_feats, trial["method"], pathway, params)
-    if tune_cfg.objective == "frozen_eer":
-        eer = trial_eer(
-            data.trials,
-            embed_all(model, masked(data.test_feats, test_maps, cond, mask_cfg.normalise)),
-        )
-        tune.report({"eer": eer, "epoch": 1})
+    test_maps = explain(
+        model, data.test_feats, trial["method"], map_pathway(cond, seen=False), params
+    )
+    how = mask_cfg.normalise
+    kept = float(np.mean([kept_fraction(a, cond, how) for a in test_maps.values()]))
+    if tune_cfg.objective in ("eer_gap", "frozen_eer"):
+        scores = eer_against_random(model, data, test_maps, cond, how, tune_cfg.seed)
+        tune.report({**scores, "kept_fraction": kept, "epoch": 1})
         return
-    if tune_cfg.objective == "deletion_auc":
+    if tune_cfg.objective in ("deletion_gap", "deletion_auc"):
         clean = embed_all(model, data.test_feats)
-        aucs = []
+        aucs, random_aucs = [], []
         with torch.inference_mode():
             for u, x in data.test_feats.items():
                 score_fn = cosine_score(model.embedder, torch.from_numpy(clean[u])[None])
-                curve = deletion_curve(
-                    torch.from_numpy(x)[None],
-                    torch.from_numpy(test_maps[u])[None],
-                    score_fn,
-                    steps=8,
+                xt = torch.from_numpy(x)[None]
+                own = deletion_curve(xt, torch.from_numpy(test_maps[u])[None], score_fn, steps=8)
+                rnd = deletion_curve(
+                    xt, None, score_fn, steps=8, order="random", seed=tune_cfg.seed
                 )
-                aucs.append(curve.auc)
-        tune.report({"deletion_auc": float(np.mean(aucs)), "epoch": 1})
+                aucs.append(own.auc)
+                random_aucs.append(rnd.auc)
+        auc, rnd_auc = float(np.mean(aucs)), float(np.mean(random_aucs))
+        tune.report(
+            {
+                "deletion_auc": auc,
+                "deletion_auc_random": rnd_auc,
+                "deletion_gap": auc - rnd_auc,
+                "kept_fraction": kept,
+                "epoch": 1,
+            }
+        )
         return
+    pathway = map_pathway(cond, seen=True)
     train_maps = explain(model, data.train_feats, trial["method"], pathway, params)
     train_x = masked(data.train_feats, train_maps, cond, mask_cfg.normalise)
     test_x = masked(data.test_feats, test_maps, cond, mask_cfg.normalise)
@@ -218,7 +280,8 @@ def run_trial(
             loss.backward()
             opt.step()
         fresh.eval()
-        tune.report({"eer": trial_eer(data.trials, embed_all(fresh, test_x)), "epoch": epoch})
+        eer = trial_eer(data.trials, embed_all(fresh, test_x))
+        tune.report({"eer": eer, "kept_fraction": kept, "epoch": epoch})
 
 
 def result_rows(results: Any, metric: str) -> list[dict[str, Any]]:
@@ -229,7 +292,7 @@ def result_rows(results: Any, metric: str) -> list[dict[str, Any]]:
         config = json.dumps({k: r.config[k] for k in sorted(r.config)}, default=str)
         status = "error" if r.error else "done"
         metrics = copy.deepcopy(r.metrics or {})
-        for key in (metric, "epoch"):
+        for key in dict.fromkeys((metric, *REPORTED, "epoch")):
             if key in metrics and isinstance(metrics[key], (int, float)):
                 rows.append(
                     {

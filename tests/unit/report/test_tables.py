@@ -372,3 +372,37 @@ def test_name_helpers() -> None:
     assert order_lists(
         ["z", "list_test_all2", "veri_test2.txt"], ("veri_test2.txt", "list_test_all2.txt")
     ) == ["veri_test2.txt", "list_test_all2", "z"]
+
+
+def test_sweep_points_and_plot_read_the_kept_fraction_of_each_trial() -> None:
+    from voxray.report import plots
+
+    rows = []
+    for i, (method, kept, eer, rnd) in enumerate(
+        (("saliency", 0.2, 0.1, 0.3), ("integrated_gradients", 0.05, 0.2, 0.45))
+    ):
+        cfg = json.dumps({"method": method, "tau": 0.1})
+        for metric, value in (
+            ("eer_gap", eer - rnd),
+            ("eer", eer),
+            ("eer_random", rnd),
+            ("kept_fraction", kept),
+            ("epoch", 1.0),
+        ):
+            rows.append(
+                {
+                    "trial_id": f"t{i}",
+                    "config": cfg,
+                    "metric": metric,
+                    "value": value,
+                    "status": "done",
+                }
+            )
+    results = pd.DataFrame(rows)
+    points = tables.sweep_points(results).set_index("trial_id")
+    assert points.loc["t0", ["kept_fraction", "eer", "eer_random"]].tolist() == [0.2, 0.1, 0.3]
+    assert points.loc["t1", "method"] == "integrated_gradients"
+    assert plots.sweep_plot(points.reset_index())[:8] == b"\x89PNG\r\n\x1a\n"
+    assert tables.tune_table(results).index[0] == "t1"  # the larger gap below random first
+    old = results[~results["metric"].isin(["kept_fraction", "eer_random"])]
+    assert tables.sweep_points(old).empty
