@@ -204,7 +204,7 @@ def _curves(base: str, rng: np.random.Generator) -> pa.Table:
             "det",
             f"{base}--masked",
             lst,
-            "masked:saliency/classification/product",
+            "masked:saliency/seen-classification/product",
             1 - _phi(t),
             _phi(t - 3.0 + shift),
         )
