@@ -51,7 +51,7 @@ def run_front_ends(ctx: RunContext) -> list[FrontEndSpec]:
     kinds of ``features.kinds`` (a kind the model's front-end already names is the model's).
 
     Raises:
-        ConfigError: two front-ends share a name with different parameters.
+        ConfigError: ``features.kinds`` names a kind twice.
     """
     specs = [base_front_end(ctx)]
     for kind in ctx.cfg.features.kinds:
