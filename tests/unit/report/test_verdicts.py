@@ -144,13 +144,13 @@ def test_absent_data_is_not_computed(fn, make_metrics) -> None:
     assert fn(make_metrics([("m", "none", "x", "cosine", "eer", 0.1)])).status == "not computed"
 
 
-def _table2(ig: float, control: float) -> pd.DataFrame:
-
+def _table2(ig: float, control: float, magnitude: float = 4.1) -> pd.DataFrame:
     cols = [("Retrained, masked test", EER), (CONTROL, f"Retrained, masked test {EER}")]
     rows = {
         "None (clean)": [3.5, np.nan],
         "Integrated Gradients": [ig, control],
         "Integrated Gradients + mask(0.1, signed)": [4.3, np.nan],
+        "Integrated Gradients + mask(0.1, magnitude)": [magnitude, np.nan],
         "GradientShap": [4.6, np.nan],
     }
     return pd.DataFrame(
@@ -160,11 +160,15 @@ def _table2(ig: float, control: float) -> pd.DataFrame:
 
 @pytest.mark.parametrize(
     "ig, control, status",
-    [(4.2, 30.0, "holds"), (4.2, 4.4, "partly holds"), (5.0, 4.0, "partly holds")],
-    ids=["ordered-and-below-control", "control-as-good", "order-broken"],
+    [(4.2, 30.0, "partly holds"), (4.2, 4.4, "partly holds"), (5.0, 4.0, "does not hold")],
+    ids=["below-control", "control-as-good", "order-broken"],
 )
 def test_reliability_verdict(ig: float, control: float, status: str) -> None:
     v = verdicts.reliability_verdict(_table2(ig, control))
     assert v.status == status
     assert f"Integrated Gradients {ig:.2f}% vs shuffled maps {control:.2f}%" in v.detail
+    # the magnitude row (4.1%) breaks the order IG <= IG + mask; the signed one keeps it
+    assert ("signed reading: 3.50% <= 4.20% <= 4.30% <= 4.60% (ordered)" in v.detail) == (ig == 4.2)
+    assert "magnitude reading:" in v.detail and "(not ordered)" in v.detail
+    assert verdicts.reliability_verdict(_table2(4.2, 30.0, magnitude=4.4)).status == "holds"
     assert verdicts.reliability_verdict(pd.DataFrame()).status == "not computed"
