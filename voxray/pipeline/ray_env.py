@@ -33,7 +33,9 @@ def ensure_ray(cfg: RayConfig) -> None:
         if cfg.object_store_mb:
             kwargs["object_store_memory"] = cfg.object_store_mb * 1024 * 1024
         log.info("starting a local Ray (no RAY_ADDRESS given)")
-        ray.init(**kwargs)
+        # "local": a new instance. Without it ray.init joins any Ray already running on this
+        # machine (another user's, or the last `ray start`), with this run's settings refused.
+        ray.init(address="local", **kwargs)
     import logging
 
     from ray.data import DataContext
