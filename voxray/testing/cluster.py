@@ -8,6 +8,18 @@ from __future__ import annotations
 STORE_BYTES = 160 * 1024 * 1024
 
 
+def _forget_current_cluster(address: str) -> None:
+    """Cluster records itself as this machine's current Ray (/tmp/ray/ray_current_cluster),
+    where any ``ray.init()`` without an address would join it: take that record back."""
+    from pathlib import Path
+
+    from ray._private.utils import get_ray_address_file
+
+    record = Path(get_ray_address_file(None))
+    if record.is_file() and record.read_text().strip() == address:
+        record.unlink()
+
+
 class LocalCluster:
     """A head (0 CPUs unless told) plus worker nodes; ``kill_worker`` removes one without grace;
     ``worker_env`` sets environment variables of each worker node's raylet and workers."""
@@ -25,6 +37,7 @@ class LocalCluster:
                 "object_store_memory": STORE_BYTES,
             },
         )
+        _forget_current_cluster(self.cluster.address)
         envs = worker_env or [{} for _ in range(workers)]
         for env in envs:
             self.add_worker(env)
