@@ -20,6 +20,7 @@ from voxray.pipeline.context import RunContext, StageResult
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.ray_env import cluster_cpus, cluster_gpus
 from voxray.pipeline.verification_eval import run_verification
+from voxray.pipeline.xai_eval import run_xai
 
 log = get_logger(__name__)
 STAGE = "evaluate"
@@ -43,6 +44,8 @@ def run_evaluate(ctx: RunContext) -> StageResult:
         for name, fn, enabled in ANALYSES
         if enabled(ctx.cfg)
     ]
+    if ctx.cfg.eval.xai.enabled:  # from the driver: it runs its own actor pool
+        parts.append(("xai", lambda: run_xai(ctx)))
     result = StageResult(STAGE, inputs=len(parts))
     for name, run in parts:
         marker = f"{STAGE}.{name}"
