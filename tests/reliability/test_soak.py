@@ -1,5 +1,8 @@
 """Soak mode (``pytest -m soak``): the pipeline run again and again with random faults — actors
-killed or raising mid-batch, the driver killed mid-run and resumed — checking after every run
+killed or raising mid-batch, the driver killed mid-run and resumed, or (on a multi-node
+cluster: a head without CPUs and two worker nodes) a worker node killed without grace mid-run
+and replaced by a fresh one, the run completing or failing clearly and completing on rerun —
+checking after every run
 that each stage accounts for its inputs, no row is duplicated and no row is lost against an
 undisturbed reference run. Runs: VOXRAY_SOAK_RUNS (default 10); profile: VOXRAY_SOAK_PROFILE
 (default smoke; `demo` for the full demo pipeline)."""
@@ -11,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +23,7 @@ import pytest
 from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
 from voxray.pipeline.stages import STAGE_NAMES
+from voxray.testing.cluster import LocalCluster
 from voxray.testing.contract import check
 from voxray.testing.pipeline import VOXRAY, read, run_cli
 
@@ -29,6 +34,13 @@ FAULT_STAGES = ("features", "embed", "attribute", "mask")
 
 def _counts(out: Path) -> dict[str, int]:
     return {t: read(out, t).num_rows for t in TABLES}
+
+
+def _lose_node(cluster: LocalCluster, env: dict[str, str], record: list[str]) -> None:
+    """A spot preemption: a worker node (one hosting a pool actor if any) dies, a new one joins."""
+    cluster.kill_worker("MapWorker")
+    cluster.add_worker(env)
+    record.append("node")
 
 
 def test_soak(tmp_path: Path) -> None:
@@ -43,15 +55,22 @@ def test_soak(tmp_path: Path) -> None:
     run_cli("run", "--out", str(reference), *common, timeout=3600)
     expected = _counts(reference)
     rng = random.Random(int(os.environ.get("VOXRAY_SOAK_SEED", "0")))
-    injected = survived = lost = 0
+    injected = survived = lost = nodes_lost = 0
     for i in range(runs):
         out, faults = tmp_path / f"run{i}", tmp_path / f"faults{i}"
         faults.mkdir()
         chosen = rng.sample(FAULT_STAGES, 2)
         spec = ",".join(f"{s}:{rng.randint(1, 3)}:{rng.choice(['kill', 'raise'])}" for s in chosen)
         env = {"VOXRAY_FAULTS": spec, "VOXRAY_FAULT_DIR": str(faults)}
-        driver_killed = 0
-        if rng.random() < 0.5:  # also kill the driver once, mid-run, and resume
+        driver_killed, node_kills = 0, []
+        disturbance = rng.choice(["driver", "node", "none"])
+        cluster = killer = None
+        if disturbance == "node":  # the run on a cluster that loses a worker node mid-run
+            cluster = LocalCluster(2, worker_env=[env, env])  # faults reach the node's workers
+            killer = threading.Timer(rng.uniform(20, 90), _lose_node, (cluster, env, node_kills))
+            env = {**env, "RAY_ADDRESS": cluster.address}
+            killer.start()
+        if disturbance == "driver":  # also kill the driver once, mid-run, and resume
             full = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env}
             proc = subprocess.Popen(
                 [*VOXRAY, "run", "--out", str(out), *common],
@@ -69,8 +88,22 @@ def test_soak(tmp_path: Path) -> None:
                     capture_output=True,
                 )
                 driver_killed = 1
-        run_cli("run", "--out", str(out), *common, env=env, timeout=3600)
-        fired = len(list(faults.iterdir())) + driver_killed
+        try:
+            proc = run_cli("run", "--out", str(out), *common, env=env, timeout=3600, check=False)
+            if killer is not None:
+                killer.cancel()
+            if proc.returncode != 0:  # only a lost node may fail a run, clearly, once
+                assert node_kills and proc.stderr.strip().splitlines()[-1].startswith("voxray:"), (
+                    i,
+                    spec,
+                    proc.stderr[-3000:],
+                )
+                run_cli("run", "--out", str(out), *common, env=env, timeout=3600)
+        finally:
+            if cluster is not None:
+                cluster.shutdown()
+        nodes_lost += len(node_kills)
+        fired = len(list(faults.iterdir())) + driver_killed + len(node_kills)
         injected += fired
         survived += fired  # the run above completed despite them
         s = Storage(str(out))
@@ -88,6 +121,7 @@ def test_soak(tmp_path: Path) -> None:
         lost += sum(max(0, expected[t] - got[t]) for t in TABLES)
         assert got == expected, (i, spec, got, expected)
     print(
-        f"\nsoak: {runs} runs, faults injected {injected}, faults survived {survived}, rows lost {lost}"
+        f"\nsoak: {runs} runs, faults injected {injected} (node kills {nodes_lost}), "
+        f"faults survived {survived}, rows lost {lost}"
     )
     assert lost == 0
