@@ -267,6 +267,7 @@ def write_synthetic_outputs(
                 "path": ["wav/id10009/x/00001.wav"],
                 "stage": ["manifest"],
                 "reason": ["wav/id10009/x/00001.wav: sample rate 8000 Hz, expected 16000"],
+                "cause": ["input"],
             },
         ),
     )

@@ -53,6 +53,7 @@ def _plant_hostile_rows(out: Storage, cfg: VoxrayConfig) -> None:
                 "path": [f"wav/{SCRIPT}/00001.wav", f"{HOSTILE_UTT} [saliency/classification]"],
                 "stage": ["manifest", "attribute"],
                 "reason": [f"cannot decode; endpoint {SECRET} refused", "non-finite attribution"],
+                "cause": ["input", "compute"],
             },
         ),
     )
