@@ -9,7 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng ffmpeg chromium asterisk-core-sounds-en-wav asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav)
+# Asterisk voices: one recorded speaker each, the real-voice corpus of `voxray real-corpus`
+# (the prompt-* packages are raw GSM, decoded with ffmpeg). gcc + python3-dev build webrtcvad
+# (a dependency of the resemblyzer test peer; PyPI has no wheel of it).
+APT_PACKAGES=(espeak-ng ffmpeg chromium gcc python3-dev
+  asterisk-core-sounds-en-wav asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav
+  asterisk-core-sounds-es-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav
+  asterisk-prompt-fr-armelle asterisk-prompt-es-co)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

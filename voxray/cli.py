@@ -1,5 +1,6 @@
 """The ``voxray`` command line (design.md, "Command line"): one subcommand per stage, plus
-``run`` (every stage in order) and ``synth-corpus`` (the generated demo corpus).
+``run`` (every stage in order), ``synth-corpus`` (the generated demo corpus) and
+``real-corpus`` (real speech from Debian's Asterisk voice prompts).
 
 Options common to the stages: ``--data-root``, ``--out`` (local or s3://), ``--profile``,
 ``--config FILE`` (repeatable), ``--model PATH``, ``--force``, and ``key=value``
@@ -52,7 +53,8 @@ def _add_common(p: argparse.ArgumentParser, needs_data: bool) -> None:
         default=None,
         metavar="PATH",
         help="use an existing model instead of training: a voxray models/<name>/ folder or a "
-        "SpeechBrain embedding_model.ckpt (its front-end comes with it)",
+        "SpeechBrain embedding_model.ckpt, or resemblyzer (its pretrained GE2E encoder; or a "
+        "path to its pretrained.pt); the front-end comes with the model",
     )
     p.add_argument(
         "--force", action="store_true", help="redo stages even if their outputs are complete"
@@ -94,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--test-speakers", type=int, default=None, help="speakers held out for the trial lists"
     )
     synth.add_argument("--jobs", type=int, default=2, help="synthesis processes")
+
+    real = sub.add_parser(
+        "real-corpus",
+        help="write a VoxCeleb1-layout corpus of real speech from Debian's Asterisk voice prompts",
+        description="Write wav/ (16 kHz), vox1_meta.csv, veri_test2.txt, iden_split.txt from the "
+        "installed asterisk-core-sounds-*-wav / asterisk-prompt-* packages, one speaker per "
+        "recorded voice (voxray.corpus.real_voices).",
+    )
+    real.add_argument("--out", required=True, help="folder to create")
+    real.add_argument("--sounds", default="/usr/share/asterisk/sounds", help="prompts root")
+    real.add_argument("--videos", type=int, default=3, help="prompt families per voice")
+    real.add_argument("--utts", type=int, default=4, help="prompts per family")
+    real.add_argument("--min-seconds", type=float, default=1.5, help="shortest prompt kept")
+    real.add_argument("--seed", type=int, default=0)
 
     run = sub.add_parser(
         "run",
@@ -145,6 +161,16 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _real(args: argparse.Namespace) -> int:
+    from voxray.corpus.real_voices import build_real_corpus
+
+    summary = build_real_corpus(
+        args.out, args.sounds, args.videos, args.utts, args.min_seconds, args.seed
+    )
+    print(f"wrote {summary} to {args.out}")
+    return 0
+
+
 def _stages(args: argparse.Namespace) -> int:
     from voxray.io.run_state import stage_done
     from voxray.pipeline.context import RunContext
@@ -161,9 +187,13 @@ def _stages(args: argparse.Namespace) -> int:
     if any(get_stage(n).needs_data for n in names) or not stage_done(ctx.out, "features"):
         ctx.data  # noqa: B018 - validates data_root before any work starts
     if cfg.model_path:  # an unloadable model or an unsupported front-end, before any work
+        from voxray.attribution.support import check_methods
         from voxray.models.checkpoint import load_model
+        from voxray.pipeline.model_ref import base_model
 
-        load_model(cfg.model_path, cfg.corpus.s3)
+        loaded = load_model(cfg.model_path, cfg.corpus.s3)
+        if "attribute" in names:  # and methods the model cannot be explained with
+            check_methods(cfg.attribution.methods, loaded.classifier, base_model(ctx).name)
     results = run_stages(ctx, names, force=args.force or args.command != "run")
     for r in results:
         log.info("%s: %s", r.stage, r.as_dict())
@@ -180,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "synth-corpus":
             return _synth(args)
+        if args.command == "real-corpus":
+            return _real(args)
         return _stages(args)
     except ConfigError as exc:
         print(f"voxray: configuration error: {redact(str(exc))}", file=sys.stderr)

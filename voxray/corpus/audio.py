@@ -11,6 +11,7 @@ must fail the stage, not quarantine the corpus.
 from __future__ import annotations
 
 import io
+import posixpath
 import shutil
 import struct
 import subprocess
@@ -60,7 +61,7 @@ def probe_audio(storage: Storage, rel_path: str, cfg: CorpusConfig) -> AudioInfo
     AAC has no exact sample count in its header, so ``.m4a`` files are decoded (ffmpeg).
     """
     if rel_path.lower().endswith(".m4a"):
-        _, info = _decode_m4a(storage, rel_path)
+        _, info = decode_ffmpeg(storage, rel_path)
     else:
         try:
             with storage.open(rel_path, "rb") as f:
@@ -77,7 +78,7 @@ def load_audio(storage: Storage, rel_path: str, cfg: CorpusConfig) -> np.ndarray
     Other rates are resampled (torchaudio) when ``cfg.resample`` is set, rejected otherwise.
     """
     if rel_path.lower().endswith(".m4a"):
-        data, info = _decode_m4a(storage, rel_path)
+        data, info = decode_ffmpeg(storage, rel_path)
         _check_format(rel_path, info, cfg)
     else:
         try:
@@ -172,7 +173,8 @@ def _probe_soundfile(f: IO[bytes], rel: str) -> AudioInfo:
         present = size - header.data_offset
         if header.data_size > present + 1:  # +1: a pad byte the writer may have left out
             raise AudioError(
-                f"{rel}: truncated: the header promises {header.data_size // header.block_align} samples, "
+                f"{rel}: truncated: the header promises "
+                f"{header.data_size // header.block_align} samples, "
                 f"the file holds {max(present, 0) // header.block_align}"
             )
     return facts
@@ -185,7 +187,8 @@ def _read_soundfile(buf: IO[bytes], rel: str, expected: int) -> np.ndarray:
             data = snd.read(dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError) as exc:
         raise AudioError(
-            f"{rel}: corrupt or truncated: {getattr(exc, 'error_string', exc)} (header promises {expected} samples)"
+            f"{rel}: corrupt or truncated: {getattr(exc, 'error_string', exc)} "
+            f"(header promises {expected} samples)"
         ) from None
     if data.shape[0] < expected:
         raise AudioError(
@@ -222,19 +225,21 @@ def _wav_header(f: IO[bytes]) -> _WavHeader | None:
 # --------------------------------------------------------------------------- m4a
 
 
-def _decode_m4a(storage: Storage, rel: str) -> tuple[np.ndarray, AudioInfo]:
-    """Decode with the ffmpeg binary to float WAV on a pipe: samples ``(N, channels)`` and facts."""
+def decode_ffmpeg(storage: Storage, rel: str) -> tuple[np.ndarray, AudioInfo]:
+    """Decode with the ffmpeg binary to float WAV on a pipe: samples ``(N, channels)`` and facts
+    (m4a here; also the raw GSM prompts ``voxray.corpus.real_voices`` reads)."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise AudioError(
-            f"{rel}: m4a needs ffmpeg on PATH to decode (install ffmpeg, or convert the corpus to wav/flac)"
+            f"{rel}: m4a needs ffmpeg on PATH to decode "
+            "(install ffmpeg, or convert the corpus to wav/flac)"
         )
     if storage.is_s3:
         try:
             raw = storage.read_bytes(rel)
         except FileNotFoundError:
             raise AudioError(f"{rel}: file not found") from None
-        with tempfile.NamedTemporaryFile(suffix=".m4a") as tmp:
+        with tempfile.NamedTemporaryFile(suffix=posixpath.splitext(rel)[1]) as tmp:
             tmp.write(raw)
             tmp.flush()
             return _run_ffmpeg(ffmpeg, tmp.name, rel, len(raw))

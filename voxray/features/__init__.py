@@ -1,6 +1,6 @@
-"""Model front-ends: Kaldi-compatible fbank / MFCC (with energy VAD and CMN) and SpeechBrain's
-Fbank with sentence mean normalisation, each a registered extractor (``base.py`` documents
-the contract and how to add one).
+"""Model front-ends: Kaldi-compatible fbank / MFCC (with energy VAD and CMN), SpeechBrain's
+Fbank with sentence mean normalisation and resemblyzer's GE2E mel power (``ge2e_mel``), each a
+registered extractor (``base.py`` documents the contract and how to add one).
 
 ``compute_features`` is the Kaldi pipeline per batch: batched extraction (one FFT and one mel
 matmul per chunk of frames, not per utterance), then, as configured, Kaldi energy VAD
@@ -19,6 +19,7 @@ from voxray.features.base import (
 from voxray.features.cmn import apply_cmn
 from voxray.features.fbank import Fbank
 from voxray.features.frontend import KaldiOptions
+from voxray.features.ge2e_mel import Ge2eMel, Ge2eMelParams
 from voxray.features.kaldi import (
     INT16_SCALE,
     KaldiExtractor,
@@ -39,6 +40,8 @@ __all__ = [
     "Fbank",
     "FeatureExtractor",
     "FrontEndSpec",
+    "Ge2eMel",
+    "Ge2eMelParams",
     "KaldiExtractor",
     "KaldiOptions",
     "KaldiParams",

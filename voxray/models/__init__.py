@@ -13,6 +13,7 @@ from voxray.models.alexnet import AlexNet
 from voxray.models.base import SpeakerClassifier, SpeakerEmbedder
 from voxray.models.bilstm import BiLstm
 from voxray.models.ecapa_tdnn import EcapaTdnn
+from voxray.models.ge2e import Ge2eLstm
 from voxray.models.heads import MarginHead
 from voxray.models.resnet_se import ResNet34SE
 
@@ -34,12 +35,17 @@ def _alexnet(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerEmbedde
     return AlexNet(input_dim, cfg.embedding_dim, **options)
 
 
+def _ge2e(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerEmbedder:
+    return Ge2eLstm(input_dim, cfg.channels, cfg.embedding_dim, **options)
+
+
 #: ``ModelConfig.arch`` -> builder ``(cfg, input_dim, **options) -> SpeakerEmbedder``.
 MODELS: dict[str, Callable[..., SpeakerEmbedder]] = {
     "ecapa_tdnn": _ecapa,
     "resnet34se": _resnet,
     "bilstm": _bilstm,
     "alexnet": _alexnet,
+    "ge2e": _ge2e,
 }
 
 
@@ -71,6 +77,7 @@ __all__ = [
     "AlexNet",
     "BiLstm",
     "EcapaTdnn",
+    "Ge2eLstm",
     "MarginHead",
     "ResNet34SE",
     "SpeakerClassifier",

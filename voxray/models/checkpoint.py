@@ -15,6 +15,9 @@ tensors' shapes; hyperparams.yaml, when present, is checked for what shapes cann
 (``compute_features`` / ``mean_var_norm``, ``voxray.models.speechbrain_hparams``); without
 one the front-end is the VoxCeleb recipe's: Fbank(n_mels=input size) + sentence mean norm.
 
+A GE2E encoder is ``resemblyzer`` (the ``pretrained.pt`` of the installed wheel) or a path to
+such a ``.pt`` file: ``voxray.models.ge2e``, with its own ``ge2e_mel`` front-end and no head.
+
 Every ``torch.load`` is ``weights_only=True``: a pickle that would run code is refused.
 """
 
@@ -41,9 +44,18 @@ from voxray.config import (
     to_dict,
 )
 from voxray.features import FrontEndSpec, kaldi_front_end
+from voxray.features.ge2e_mel import Ge2eMel, Ge2eMelParams
 from voxray.io.storage import Storage
 from voxray.models import build_classifier
 from voxray.models.base import SpeakerClassifier
+from voxray.models.ge2e import (
+    RESEMBLYZER,
+    ge2e_for_state,
+    ge2e_storage,
+    is_ge2e_path,
+    read_ge2e_state,
+)
+from voxray.models.heads import MarginHead
 from voxray.models.speechbrain_convert import convert_speechbrain_ecapa
 from voxray.models.speechbrain_hparams import front_end_from_hparams, read_hparams
 
@@ -144,7 +156,8 @@ def default_front_end(cfg: ModelConfig, input_dim: int) -> FrontEndSpec:
 
 
 def load_model(path: str, s3: S3Config = S3Config()) -> LoadedModel:
-    """A voxray model folder, a SpeechBrain ``embedding_model.ckpt`` or a folder holding one.
+    """A voxray model folder, a SpeechBrain ``embedding_model.ckpt`` or a folder holding one,
+    or a GE2E encoder: ``resemblyzer`` (the installed wheel's weights) or a ``.pt`` file.
 
     Raises:
         FileNotFoundError: nothing loadable at ``path``.
@@ -152,6 +165,8 @@ def load_model(path: str, s3: S3Config = S3Config()) -> LoadedModel:
             match its configuration.
     """
     path = path.rstrip("/")
+    if is_ge2e_path(path):
+        return _load_ge2e(path, s3)
     if path.endswith(".ckpt"):
         folder, filename = _split(path)
         return _load_speechbrain(Storage(folder, s3), filename)
@@ -173,19 +188,25 @@ def _split(path: str) -> tuple[str, str]:
     return folder or "/", filename
 
 
-def read_state_dict(storage: Storage, rel: str) -> dict[str, Tensor]:
-    """``torch.load(weights_only=True)`` of one file; anything but a tensor mapping is refused."""
+def read_weights(storage: Storage, rel: str) -> Any:
+    """``torch.load(weights_only=True)`` of one file: tensors and plain containers only."""
     uri = storage.uri(rel)
     if not storage.exists(rel):
         raise FileNotFoundError(f"{uri}: not found")
     try:
         data = io.BytesIO(storage.read_bytes(rel))
-        state = torch.load(data, map_location="cpu", weights_only=True)
+        return torch.load(data, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a refused checkpoint
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"{uri}: refused or unreadable with weights_only=True: {first}"
         ) from exc
+
+
+def read_state_dict(storage: Storage, rel: str) -> dict[str, Tensor]:
+    """``read_weights`` of one file; anything but a tensor mapping is refused."""
+    uri = storage.uri(rel)
+    state = read_weights(storage, rel)
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(f"{uri}: expected a state_dict (a mapping of names to tensors)")
     return dict(state)
@@ -382,4 +403,27 @@ def _load_speechbrain(storage: Storage, filename: str) -> LoadedModel:
     has_head = weight is not None
     return LoadedModel(
         classifier.eval(), cfg, speakers, input_dim, name, has_head, front_end, options
+    )
+
+
+# --------------------------------------------------------------------------- GE2E (resemblyzer)
+
+
+def _load_ge2e(path: str, s3: S3Config) -> LoadedModel:
+    """Resemblyzer's GE2E encoder (no classification head) with its own mel front-end."""
+    storage, filename = ge2e_storage(path, s3)
+    where = storage.uri(filename)
+    try:
+        state = read_ge2e_state(read_weights(storage, filename), where)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
+    embedder = ge2e_for_state(state)
+    load_state(embedder, state, where)
+    cfg = ModelConfig(arch="ge2e", channels=embedder.channels, embedding_dim=embedder.embedding_dim)
+    classifier = SpeakerClassifier(embedder, MarginHead(embedder.embedding_dim, 0, cfg.head))
+    options = {n: getattr(embedder, n) for n in embedder.option_names}
+    name = RESEMBLYZER if path == RESEMBLYZER else posixpath.basename(storage.path())
+    front_end = FrontEndSpec(Ge2eMel.name, Ge2eMelParams())
+    return LoadedModel(
+        classifier.eval(), cfg, [], embedder.input_dim, name, False, front_end, options
     )

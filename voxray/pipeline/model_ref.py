@@ -20,8 +20,8 @@ def base_model(ctx: RunContext) -> ModelRef:
     if ctx.cfg.model_path:
         path = ctx.cfg.model_path.rstrip("/")
         stem = posixpath.basename(path)
-        if stem.endswith(".ckpt"):
-            stem = posixpath.basename(posixpath.dirname(path)) or stem[: -len(".ckpt")]
+        if stem.endswith((".ckpt", ".pt")):
+            stem = posixpath.basename(posixpath.dirname(path)) or posixpath.splitext(stem)[0]
         return ModelRef(path, stem or "pretrained")
     return trained_model(ctx, ctx.cfg.train.name)
 
