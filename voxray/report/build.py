@@ -22,6 +22,8 @@ from voxray.features import FrontEndSpec, kaldi_front_end
 from voxray.io.storage import Storage
 from voxray.log import get_logger, redact
 from voxray.report import plots, tables, verdicts
+from voxray.report import trials as trial_report
+from voxray.report import xai as xai_report
 from voxray.report.embeddings import project_2d
 from voxray.report.frequency import band_shares, mean_profiles
 from voxray.report.html import Image, Note, Preformatted, Section, Table, render_document
@@ -84,6 +86,17 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "non-negative maps (CAMs) dark to bright.",
     ),
     (
+        "trials",
+        "Trial explanations: the worst false accepts and rejects",
+        "Each verification trial explained by the trial stage (by default the worst false "
+        "accepts and false rejects at each list's EER threshold): both spectrograms with every "
+        "method's map of the cosine score with respect to that side, the other side's embedding"
+        " held fixed. Shaded on the spectrograms: the frames whose summed attribution raises "
+        "the score most (the time regions driving the decision); the table lists them per "
+        "method. Below, the frequency profile of what makes trials match against what makes "
+        "single embeddings (the same method on the Traversal pathway).",
+    ),
+    (
         "faithfulness",
         "Faithfulness: deletion and insertion (001)",
         "Deletion removes the most relevant bins first and tracks the model's output (a faithful map makes it fall "
@@ -112,6 +125,19 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "labels are compared with the trained model's maps (Spearman rank correlation, SSIM). A method whose maps "
         "stay similar when the model is destroyed explains the input, not the model: such methods are flagged "
         "(highlighted rows).",
+    ),
+    (
+        "xai",
+        "Which method to trust here: Quantus metric families",
+        "Every method and pathway measured with the Quantus package on a sample of test crops: "
+        "faithfulness (FaithfulnessCorrelation, ROAD, IROF, Monotonicity), robustness "
+        "(Max/AvgSensitivity, RelativeInputStability), complexity (Sparseness, Complexity), "
+        "randomisation (MPRT, RandomLogit) and axiomatic (Completeness, InputInvariance). Rows "
+        "are ranked by the mean rank over the metrics, each oriented so that rank 1 is the "
+        "better explanation (lower is better for ROAD, the sensitivities, the stability, "
+        "Complexity, MPRT and RandomLogit); the seeds' own tests (deletion / insertion AUC, the"
+        " sanity check's final Spearman correlation) stand beside them. Blank: not defined for "
+        "the pathway.",
     ),
     (
         "embeddings",
@@ -254,7 +280,9 @@ class _Builder:
     # ------------------------------------------------------------------ attributions
 
     def frequency(self, s: Section) -> None:
-        profiles = mean_profiles(self.out.profiles) if self.out.profiles is not None else {}
+        p = self.out.profiles
+        # trial maps have their own section (they explain a pair, not one utterance)
+        profiles = mean_profiles(p[p["pathway"] != "trial"]) if p is not None else {}
         hz = self.hz
         if hz is not None and profiles and any(len(p) != len(hz) for p in profiles.values()):
             log.warning(
@@ -388,6 +416,41 @@ class _Builder:
                     "Similarity to the trained model's maps",
                 )
                 s.blocks.append(Image(png, f"{title.lower()} curves per method"))
+
+    def trials(self, s: Section) -> None:
+        views = self.out.trial_views
+        if not views:
+            s.blocks.append(_missing("no trial attributions in attributions/ (the trial stage)"))
+            return
+        shift = self.extractor.frame_shift_ms / 1000.0
+        s.blocks.append(
+            Table(trial_report.regions_table(views, shift), "Time regions that raise the score")
+        )
+        for v in views:
+            png = trial_report.trial_figure(v, self.hz, shift)
+            s.blocks.append(Image(png, f"trial maps of {v.utt_a} and {v.utt_b}"))
+        profiles = mean_profiles(self.out.profiles) if self.out.profiles is not None else {}
+        pairs = trial_report.profile_pairs(profiles)
+        if pairs:
+            hz = self.hz
+            if hz is not None and any(len(p) != len(hz) for p in pairs.values()):
+                hz = None
+            s.blocks.append(
+                Image(
+                    plots.frequency_profile_plot(pairs, hz),
+                    "Frequency profile of trial maps against single-embedding maps",
+                )
+            )
+
+    def xai(self, s: Section) -> None:
+        t = xai_report.methods_table(self.out.metrics, self.base)
+        if t.empty:
+            s.blocks.append(_missing("no Quantus metrics in metrics/ (evaluate.xai)"))
+            return
+        s.blocks.append(Table(t, f"Methods x metrics, {self.base}", decimals=3))
+        leaders = xai_report.family_leaders(self.out.metrics, self.base)
+        if not leaders.empty:
+            s.blocks.append(Table(leaders, "First method per family", decimals=2))
 
     # ------------------------------------------------------------------ models and run
 

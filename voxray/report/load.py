@@ -35,6 +35,7 @@ from voxray.pipeline.context import (
     TRIALS,
     TUNE,
 )
+from voxray.report.trials import TrialView, load_trial_views
 
 log = get_logger(__name__)
 QUARANTINE = "quarantine.parquet"
@@ -69,6 +70,8 @@ class RunOutputs:
     #: columns utt_id, speaker_id, gender, embedding ((D,) arrays): base model, clean, whole utterances.
     embeddings: pd.DataFrame | None = None
     heatmaps: list[Heatmap] = field(default_factory=list)
+    #: explained verification trials (the trial pathway), worst errors first.
+    trial_views: list[TrialView] = field(default_factory=list)
     #: output path -> why it could not be read.
     problems: dict[str, str] = field(default_factory=dict)
 
@@ -233,6 +236,7 @@ def _heatmaps(
     """The ``count`` utterances explained by the most methods (ties: by utt_id), one map per method."""
     if count <= 0:
         return []
+    keys = keys[keys["pathway"] != "trial"]  # a trial map explains a pair: see trials.py
     per_utt = keys.groupby("utt_id")["method"].nunique()
     chosen = sorted(per_utt.index, key=lambda u: (-per_utt[u], u))[:count]
     filt = (pc.field("model") == base) & pc.field("utt_id").isin(chosen)
@@ -304,5 +308,6 @@ def load_outputs(
     if keys is not None and not keys.empty:
         res.profiles = _profiles(r, keys, base, max_points, seed)
         res.heatmaps = _heatmaps(r, keys, base, feature_kind, heatmap_utterances)
+    res.trial_views = load_trial_views(out, base, feature_kind, 2 * heatmap_utterances)
     res.problems = r.problems
     return res

@@ -1,0 +1,159 @@
+"""The report's trial explanations (loading, the time regions driving a score, the figure) and
+its methods x metrics table (ranking, families, the seeds' tests beside it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from voxray import schema
+from voxray.io.sink import write_partitioned
+from voxray.io.storage import Storage
+from voxray.report.html import PNG_SIGNATURE
+from voxray.report.trials import driving_regions, load_trial_views, regions_table, trial_figure
+from voxray.report.xai import family_leaders, methods_table
+
+
+def test_driving_regions_are_the_frames_that_raise_the_score_most() -> None:
+    m = np.zeros((40, 6))
+    m[10:14] = 1.0  # the strongest region
+    m[30:32] = 0.5
+    m[20:25] = -2.0  # lowers the score: never a driving region
+    regions = driving_regions(m, 0.01, share=0.15)
+    assert regions == [(0.10, 0.14), (0.30, 0.32)]
+    assert driving_regions(-np.ones((10, 3)), 0.01) == []
+
+
+def _write_trial_outputs(s: Storage) -> None:
+    rng = np.random.default_rng(0)
+    utts = ["id1/v/1", "id1/v/2", "id2/v/1"]
+    feats = {u: rng.standard_normal((20 + 5 * i, 8)).astype(np.float32) for i, u in enumerate(utts)}
+    write_partitioned(
+        s,
+        "features",
+        pa.table(
+            {
+                "utt_id": utts,
+                "kind": ["fbank"] * 3,
+                "num_frames": pa.array([feats[u].shape[0] for u in utts], pa.int32()),
+                "num_bins": pa.array([8] * 3, pa.int32()),
+                "values": schema.floats_column([feats[u] for u in utts]),
+            }
+        ),
+        schema.FEATURES,
+        ("utt_id", "kind"),
+        "kind",
+    )
+    trials = {"list": ["l"] * 2, "label": [1, 0], "utt_a": utts[:2], "utt_b": [utts[1], utts[2]]}
+    s.write_table("trials.parquet", schema.table(schema.TRIALS, trials))
+    emb = {u: rng.standard_normal(4).astype(np.float32) for u in utts}
+    n = len(utts)
+    s.write_table(
+        "embeddings/part-0.parquet",
+        schema.table(
+            schema.EMBEDDINGS,
+            {
+                "utt_id": utts,
+                "segment": pa.array([-1] * n, pa.int32()),
+                "start_frame": pa.array([0] * n, pa.int32()),
+                "num_frames": pa.array([1] * n, pa.int32()),
+                "model": ["m"] * n,
+                "condition": ["none"] * n,
+                "embedding": schema.floats_column([emb[u] for u in utts]),
+            },
+        ),
+    )
+    rows: dict[str, list] = {k: [] for k in ("utt_id", "list", "utt_a", "utt_b", "side", "method")}
+    maps = []
+    for a, b in zip(trials["utt_a"], trials["utt_b"], strict=True):
+        for side, u in (("a", a), ("b", b)):
+            for method in ("saliency", "integrated_gradients"):
+                for k, v in zip(rows, (u, "l", a, b, side, method), strict=True):
+                    rows[k].append(v)
+                maps.append(rng.standard_normal(feats[u].shape).astype(np.float32))
+    n = len(maps)
+    t = schema.table(
+        schema.ATTRIBUTIONS,
+        {
+            **{k: v for k, v in rows.items() if k != "method"},
+            "model": ["m"] * n,
+            "pathway": ["trial"] * n,
+            "params": ["{}"] * n,
+            "target": pa.array([-1] * n, pa.int32()),
+            "num_frames": pa.array([x.shape[0] for x in maps], pa.int32()),
+            "num_bins": pa.array([8] * n, pa.int32()),
+            "values": schema.floats_column(maps),
+            "freq_profile": schema.floats_column([np.abs(x).mean(0) for x in maps]),
+            "completeness_error": pa.array([None] * n, pa.float64()),
+        },
+    )
+    t = t.append_column("method", pa.array(rows["method"], pa.string()))  # the partition
+    keys = ("utt_id", "list", "utt_a", "utt_b", "side")
+    write_partitioned(s, "attributions", t, schema.ATTRIBUTIONS, keys, "method")
+
+
+def test_trial_views_load_both_sides_and_render(tmp_path: Path) -> None:
+    s = Storage(str(tmp_path))
+    _write_trial_outputs(s)
+    views = load_trial_views(s, "m", "fbank", 10)
+    assert [(v.utt_a, v.utt_b, v.kind) for v in views] == [
+        ("id1/v/2", "id2/v/1", "false accept"),
+        ("id1/v/1", "id1/v/2", "false reject"),
+    ]
+    for v in views:
+        assert set(v.maps) == {"a", "b"}
+        assert set(v.maps["a"]) == {"saliency", "integrated_gradients"}
+        assert v.maps["a"]["saliency"].shape == v.features["a"].shape
+        assert np.isfinite(v.score)
+        assert trial_figure(v, None, 0.01).startswith(PNG_SIGNATURE)
+    table = regions_table(views, 0.01)
+    assert len(table) == 2 * 2 * 2 and set(table["Error"]) == {"false accept", "false reject"}
+
+
+def _metrics() -> pd.DataFrame:
+    rows = []
+    values = {  # method -> (FaithfulnessCorrelation, MaxSensitivity, MPRT)
+        "integrated_gradients/classification": (0.6, 0.1, 0.2),
+        "saliency/classification": (0.1, 0.5, 0.3),
+        "layer_cam/cam": (0.4, 0.2, 0.9),
+    }
+    families = ("faithfulness", "robustness", "randomisation")
+    names = ("FaithfulnessCorrelation", "MaxSensitivity", "MPRT")
+    for method, vals in values.items():
+        for fam, name, v in zip(families, names, vals, strict=True):
+            rows.append(("m", "none", "xai_sample", "", name, v, fam, method))
+    rows.append(
+        (
+            "m",
+            "integrated_gradients/classification",
+            "faithfulness",
+            "top1",
+            "deletion_auc",
+            0.3,
+            None,
+            None,
+        )
+    )
+    rows.append(("m", "saliency", "sanity", "", "spearman_final", 0.8, None, None))
+    return pd.DataFrame(rows, columns=schema.METRICS.names)
+
+
+def test_methods_table_ranks_and_shows_the_seeds_tests() -> None:
+    t = methods_table(_metrics(), "m")
+    assert list(t["Method"]) == [
+        "Integrated Gradients (classification)",
+        "Layer-CAM",
+        "Saliency (classification)",
+    ]
+    assert list(t["Mean rank"]) == [1.0, pytest.approx(2 + 1 / 3), pytest.approx(2 + 2 / 3)]
+    assert "faithfulness: FaithfulnessCorrelation" in t.columns
+    assert t["Deletion AUC"].iloc[0] == 0.3
+    assert t["Sanity Spearman"].iloc[2] == 0.8
+    leaders = family_leaders(_metrics(), "m")
+    assert list(leaders["Family"]) == ["faithfulness", "robustness", "randomisation"]
+    assert list(leaders["First"]) == ["Integrated Gradients (classification)"] * 3
+    assert methods_table(_metrics(), "other").empty
