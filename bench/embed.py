@@ -1,96 +1,224 @@
-"""Embedding throughput on ECAPA-TDNN: voxray's actor callable (equal-length utterances and all
-overlapping segments batched) against a plain per-utterance loop (one forward per utterance,
-one per segment), on the same features.
+"""From audio to embeddings, as a user with one machine and a pretrained model runs it:
+``voxray embed --model embedding_model.ckpt embed.from_audio=true`` (manifest, then decode +
+front-end + ECAPA in one actor pass; voxray.pipeline.embed_from_audio) against SpeechBrain's
+own per-utterance loop (soundfile, ``Fbank``, ``InputNormalization(sentence)``, ECAPA_TDNN,
+one file at a time), on the same files and the same seeded random SpeechBrain ECAPA checkpoint
+(C=1024 by default, saved with SpeechBrain's own writer beside its hyperparams.yaml).
 
-    python -m bench embed [--quick] [--channels 512]
+    python -m bench embed [--quick] [--channels 1024] [--bucket-frames 25]
+
+Both sides run as fresh processes, timed from launch to exit: interpreter start, imports,
+model loading and (voxray) Ray's start-up are included. Also prints the start-up apart and the
+cosine between each voxray embedding and SpeechBrain's (voxray embeds each utterance's first
+multiple of ``--bucket-frames`` frames, so that lengths batch exactly). Ends with one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import torch
 
-from bench.common import best_of, device_name, emit, peak_rss_mb
-from voxray import schema
-from voxray.config import EmbedConfig, ModelConfig
-from voxray.io.storage import Storage
-from voxray.models import build_classifier
-from voxray.models.checkpoint import save_model
-from voxray.pipeline.datasets import segment_starts
-from voxray.pipeline.embed_stage import ComputeEmbeddings
-from voxray.pipeline.model_ref import ModelRef
+from bench.common import device_name, emit
+
+#: SpeechBrain's VoxCeleb ECAPA recipe, as its hyperparams.yaml names the front-end
+RECIPE = """\
+n_mels: 80
+compute_features: !new:speechbrain.lobes.features.Fbank
+    n_mels: !ref <n_mels>
+mean_var_norm: !new:speechbrain.processing.features.InputNormalization
+    norm_type: sentence
+    std_norm: False
+embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
+    input_size: !ref <n_mels>
+    channels: [{c}, {c}, {c}, {c}, {c3}]
+    kernel_sizes: [5, 3, 3, 3, 1]
+    dilations: [1, 2, 3, 4, 1]
+    attention_channels: 128
+    lin_neurons: 192
+"""
+
+
+def speechbrain_ecapa(channels: int, seed: int = 0):
+    """A seeded random SpeechBrain ECAPA_TDNN with trained-looking BatchNorm statistics."""
+    import torch
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+    torch.manual_seed(seed)
+    model = ECAPA_TDNN(input_size=80, channels=[channels] * 4 + [3 * channels], lin_neurons=192)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.normal_(0.0, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def write_checkpoint(folder: Path, channels: int) -> Path:
+    from speechbrain.utils.checkpoints import torch_save
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch_save(speechbrain_ecapa(channels), folder / "embedding_model.ckpt")
+    (folder / "hyperparams.yaml").write_text(RECIPE.format(c=channels, c3=3 * channels))
+    return folder / "embedding_model.ckpt"
+
+
+def speechbrain_loop(corpus: Path, ckpt: Path, channels: int, out: Path) -> None:
+    """What a SpeechBrain user writes: build the model, load its checkpoint, then one file at
+    a time. Writes ``{relative path: embedding}`` to ``out`` (.npz)."""
+    import soundfile as sf
+    import torch
+    from speechbrain.lobes.features import Fbank
+    from speechbrain.processing.features import InputNormalization
+
+    model = speechbrain_ecapa(channels, seed=1)  # other weights: the checkpoint must load
+    model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
+    fbank = Fbank(n_mels=80)
+    norm = InputNormalization(norm_type="sentence", std_norm=False)
+    embs = {}
+    with torch.inference_mode():
+        for p in sorted(corpus.rglob("*.wav")):
+            wave, _ = sf.read(str(p), dtype="float32")
+            feats = norm(fbank(torch.from_numpy(wave)[None]), torch.ones(1))
+            embs[str(p.relative_to(corpus))] = model(feats, torch.ones(1))[0, 0].numpy()
+    np.savez(out, **embs)
+
+
+def timed(cmd: list[str]) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--channels", type=int, default=512)
+    ap.add_argument("--channels", type=int, default=1024)
+    ap.add_argument("--bucket-frames", type=int, default=25)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--corpus", type=Path, default=None, help="an existing VoxCeleb-layout corpus")
+    ap.add_argument(
+        "--speechbrain-loop", nargs=3, metavar=("CORPUS", "CKPT", "OUT"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args(argv)
-    import tempfile
+    if args.speechbrain_loop:
+        corpus, ckpt, out = args.speechbrain_loop
+        speechbrain_loop(Path(corpus), Path(ckpt), args.channels, Path(out))
+        return {}
+    import soundfile as sf
 
-    rng = np.random.default_rng(0)
-    n = 16 if args.quick else 64
-    lengths = rng.integers(300, 800, n)  # 3-8 s, as VoxCeleb
-    mats = [rng.standard_normal((int(t), 80)).astype(np.float32) for t in lengths]
-    batch = pa.table(
-        {
-            "utt_id": [f"s/v/{i:05d}" for i in range(n)],
-            "num_frames": pa.array(lengths.astype(np.int32)),
-            "num_bins": pa.array(np.full(n, 80, np.int32)),
-            "values": schema.floats_column(mats),
-        }
-    )
-    audio_s = float(lengths.sum()) / 100.0
-    tmp = tempfile.mkdtemp(prefix="voxray-bench-embed-")
-    torch.manual_seed(0)
-    model = build_classifier(ModelConfig(channels=args.channels), 80, 10)
-    save_model(
-        Storage(tmp),
-        "m",
-        model,
-        ModelConfig(channels=args.channels),
-        [str(i) for i in range(10)],
-        80,
-    )
-    cfg = EmbedConfig(full=True, segments=True, segment_s=2.0, overlap=0.5)
-    udf = ComputeEmbeddings(ModelRef(f"{tmp}/m", "m"), "none", cfg, 10.0, 0.0, None)
-    voxray_s = best_of(lambda: udf(batch), 2)
+    from voxray.io.run_state import stage_info
+    from voxray.io.storage import Storage
 
-    embedder = udf.embedder
+    tmp = Path(tempfile.mkdtemp(prefix="voxray-bench-embed-"))
+    corpus = args.corpus
+    if corpus is None:
+        from voxray.corpus.synth import synth_corpus
 
-    @torch.inference_mode()
-    def plain() -> None:
-        for m in mats:
-            embedder(torch.from_numpy(m)[None])
-            for s in segment_starts(m.shape[0], 200, 0.5):
-                embedder(torch.from_numpy(m[s : s + 200])[None])
-
-    plain_s = best_of(plain, 2)
-    segs = sum(len(segment_starts(int(t), 200, 0.5)) for t in lengths)
+        corpus = tmp / "corpus"
+        speakers = 8 if args.quick else 12
+        synth_corpus(str(corpus), speakers=speakers, videos=2, utts=2 if args.quick else 4, seed=7)
+    paths = sorted(corpus.rglob("*.wav"))
+    audio_s = sum(sf.info(str(p)).duration for p in paths)
+    n = len(paths)
+    ckpt = write_checkpoint(tmp / "sb", args.channels)
+    py = sys.executable
     print(
-        f"{n} utterances ({audio_s / 60:.1f} min, {segs} segments of 2 s), ECAPA C={args.channels}, {device_name()}"
+        f"{n} utterances, {audio_s / 60:.1f} min of audio, ECAPA C={args.channels}, {device_name()}",
+        flush=True,
+    )
+
+    # start-up alone: each side's process doing everything but the files
+    empty = tmp / "empty"
+    (empty / "wav").mkdir(parents=True)
+    sb_start = timed(
+        [
+            py,
+            "-m",
+            "bench.embed",
+            "--channels",
+            str(args.channels),
+            "--speechbrain-loop",
+            str(empty),
+            str(ckpt),
+            str(tmp / "sb0.npz"),
+        ]
+    )
+    sb_s = timed(
+        [
+            py,
+            "-m",
+            "bench.embed",
+            "--channels",
+            str(args.channels),
+            "--speechbrain-loop",
+            str(corpus),
+            str(ckpt),
+            str(tmp / "sb.npz"),
+        ]
+    )
+    voxray_cmd = [
+        py,
+        "-m",
+        "voxray",
+        "embed",
+        "--data-root",
+        str(corpus),
+        "--out",
+        str(tmp / "out"),
+        "--model",
+        str(ckpt),
+        "embed.from_audio=true",
+        f"embed.bucket_frames={args.bucket_frames}",
+        f"embed.resources.batch_size={args.batch_size}",
+        f"embed.resources.concurrency={args.concurrency}",
+        "ray.progress_bars=false",
+    ]
+    vx_s = timed(voxray_cmd)
+    stage_s = float(stage_info(Storage(str(tmp / "out")), "embed")["seconds"])
+    print(
+        f"SpeechBrain loop:  {sb_s:7.1f} s  ({sb_start:.1f} s start-up), {n / sb_s:6.2f} utt/s",
+        flush=True,
     )
     print(
-        f"voxray ComputeEmbeddings: {n / voxray_s:7.2f} utt/s  {audio_s / voxray_s:6.1f} x real-time"
+        f"voxray from audio: {vx_s:7.1f} s  ({vx_s - stage_s:.1f} s start-up and manifest), "
+        f"{n / vx_s:6.2f} utt/s; ratio {sb_s / vx_s:.2f}x",
+        flush=True,
     )
-    print(
-        f"plain per-utterance loop: {n / plain_s:7.2f} utt/s  {audio_s / plain_s:6.1f} x real-time"
-    )
+    ours = Storage(str(tmp / "out")).read_table("embeddings").to_pandas()
+    manifest = Storage(str(tmp / "out")).read_table("manifest.parquet").to_pandas()
+    ref = dict(np.load(tmp / "sb.npz"))
+    by_utt = {u: np.asarray(e) for u, e in zip(ours.utt_id, ours.embedding, strict=True)}
+    cos = []
+    for u, p in zip(manifest.utt_id, manifest.path, strict=True):
+        a, b = by_utt[u], ref[p]
+        cos.append(float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
+    print(f"cosine voxray vs SpeechBrain: min {min(cos):.5f}, mean {np.mean(cos):.5f}", flush=True)
     return emit(
         {
             "bench": "embed",
-            "model": f"ecapa_tdnn_c{args.channels}",
+            "model": f"speechbrain_ecapa_c{args.channels}",
             "utterances": n,
-            "segments": segs,
-            "voxray_per_s": n / voxray_s,
-            "voxray_x_realtime": audio_s / voxray_s,
-            "baseline": "plain per-utterance and per-segment forward loop",
-            "baseline_per_s": n / plain_s,
-            "ratio": plain_s / voxray_s,
-            "peak_rss_mb": peak_rss_mb(),
+            "audio_s": audio_s,
+            "bucket_frames": args.bucket_frames,
+            "voxray_s": vx_s,
+            "voxray_embed_stage_s": stage_s,
+            "voxray_per_s": n / vx_s,
+            "voxray_x_realtime": audio_s / vx_s,
+            "baseline": "SpeechBrain per-utterance loop (Fbank, sentence norm, ECAPA_TDNN)",
+            "baseline_s": sb_s,
+            "baseline_startup_s": sb_start,
+            "baseline_per_s": n / sb_s,
+            "ratio": sb_s / vx_s,
+            "cosine_min": min(cos),
             "device": device_name(),
         }
     )

@@ -1,14 +1,16 @@
-"""Feature stage throughput: voxray's Ray Data stage and its batched extractor against the
-plain single-process loop a torchaudio user writes (read a file, torchaudio.compliance.kaldi
-.fbank, next file), on the same files.
+"""Feature stage against a fair loop: both decode, compute the same Kaldi fbank (+ CMN, as
+configured) and write the same Parquet (features/kind=fbank/, the same schema, files of
+``rows_per_file`` rows through the same atomic writer), at three corpus sizes.
 
-    python -m bench features [--quick] [--corpus DIR]
+    python -m bench features [--quick] [--set features.resources.concurrency=1 ...]
 
-Prints utterances/s and x real-time of: the plain loop; voxray's batched extractor in one
-process (compute only, same decoded audio); the whole Ray Data stage (decode + fbank + write
-Parquet, local Ray on every core), end to end and as its streaming rate (the slope between a
-run on a quarter of the corpus and one on all of it, which leaves out the fixed start-up).
-Ends with one JSON line.
+voxray runs the way a command does: ``ray.init`` (once, timed apart: the start-up), then per
+size the manifest stage (scan, probe every file, trial lists) and the features stage (actor
+pool, Parquet sink). The loop lists the files, reads each with soundfile, calls
+``torchaudio.compliance.kaldi.fbank`` and writes the rows. Printed per size: seconds, utt/s
+and the ratio loop / voxray, with and without ray.init; then the streaming rates (the slope
+from the smallest to the largest size, which leaves every fixed cost out). The features of
+both are compared. Ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -18,124 +20,174 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import soundfile as sf
 import torch
 import torchaudio
 
-from bench.common import best_of, device_name, emit, peak_rss_mb
-from voxray.config import FeatureConfig, load_config, replace
+from bench.common import device_name, emit, peak_rss_mb
+from voxray import schema
+from voxray.config import FeatureConfig, load_config
+from voxray.io.sink import write_partitioned
+from voxray.io.storage import Storage
+
+SIZES = (96, 192, 384)
+QUICK_SIZES = (32, 64, 128)
 
 
-def synth(out: Path, speakers: int, utts: int) -> Path:
+def synth(out: Path, utterances: int, utts_per_video: int) -> Path:
+    """A synthetic corpus of exactly ``utterances`` files (2 videos per speaker)."""
     from voxray.corpus.synth import synth_corpus
 
-    synth_corpus(str(out), speakers=speakers, videos=2, utts=utts, seed=7, jobs=2)
+    speakers = utterances // (2 * utts_per_video)
+    synth_corpus(str(out), speakers=speakers, videos=2, utts=utts_per_video, seed=7, jobs=2)
     return out
 
 
-def plain_loop(paths: list[Path]) -> None:
-    """What a torchaudio user writes: one file, one kaldi.fbank call, repeat."""
-    for p in paths:
+def fair_loop(corpus: Path, out: Path, cfg: FeatureConfig, rows_per_file: int) -> int:
+    """What a torchaudio user writes, plus the same Parquet output: one file at a time."""
+    storage = Storage(str(out))
+    rows: dict[str, list] = {"utt_id": [], "kind": [], "num_frames": [], "num_bins": []}
+    values: list[np.ndarray] = []
+
+    def flush() -> None:
+        table = pa.table({**rows, "values": schema.floats_column(values)})
+        write_partitioned(storage, "features", table, schema.FEATURES, ("utt_id", "kind"), "kind")
+        for v in rows.values():
+            v.clear()
+        values.clear()
+
+    n = 0
+    for p in sorted((corpus / "wav").rglob("*.wav")):
         wave, sr = sf.read(p, dtype="float32")
-        torchaudio.compliance.kaldi.fbank(
-            torch.from_numpy(wave)[None] * 32768, num_mel_bins=80, sample_frequency=sr, dither=0.0
+        f = torchaudio.compliance.kaldi.fbank(
+            torch.from_numpy(wave)[None] * 32768,
+            num_mel_bins=cfg.num_mel_bins,
+            frame_length=cfg.frame_length_ms,
+            frame_shift=cfg.frame_shift_ms,
+            dither=cfg.dither,
+            preemphasis_coefficient=cfg.preemphasis,
+            window_type=cfg.window,
+            low_freq=cfg.low_freq,
+            high_freq=cfg.high_freq,
+            sample_frequency=sr,
         )
+        if cfg.cmn:
+            f = f - f.mean(0)
+        rel = p.relative_to(corpus / "wav").with_suffix("")
+        rows["utt_id"].append(str(rel))
+        rows["kind"].append("fbank")
+        rows["num_frames"].append(f.shape[0])
+        rows["num_bins"].append(f.shape[1])
+        values.append(f.numpy())
+        n += 1
+        if len(values) == rows_per_file:
+            flush()
+    if values:
+        flush()
+    return n
+
+
+def features_of(out: Path) -> dict[str, np.ndarray]:
+    t = Storage(str(out)).read_table("features/kind=fbank")
+    return dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t), strict=True))
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--corpus", type=Path, default=None, help="an existing VoxCeleb-layout corpus")
+    ap.add_argument("--set", nargs="*", default=[], help="config overrides for the stage")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="voxray-bench-features-"))
-    corpus = args.corpus or synth(tmp / "corpus", 8 if args.quick else 24, 4 if args.quick else 8)
-    paths = sorted((corpus / "wav").rglob("*.wav"))
-    audio_s = sum(sf.info(p).frames / sf.info(p).samplerate for p in paths)
-    n = len(paths)
-    print(
-        f"{n} utterances, {audio_s / 60:.1f} min of audio, torch threads {torch.get_num_threads()}"
-    )
+    sizes = QUICK_SIZES if args.quick else SIZES
+    corpora = {n: synth(tmp / f"corpus{n}", n, 4 if args.quick else 8) for n in sizes}
 
-    loop_s = best_of(lambda: plain_loop(paths), 2)
-    print(f"plain torchaudio loop: {n / loop_s:8.1f} utt/s  {audio_s / loop_s:7.1f} x real-time")
-
-    from voxray.features import compute_features
-
-    cfg = replace(FeatureConfig(), cmn=False)
-    waves = [sf.read(p, dtype="float32")[0] for p in paths]
-    batches = [waves[i : i + 32] for i in range(0, n, 32)]
-    batched_s = best_of(lambda: [compute_features(b, 16000, cfg, "fbank") for b in batches], 2)
-    decode_s = best_of(lambda: [sf.read(p, dtype="float32") for p in paths], 2)
-    print(
-        f"voxray batched fbank (compute only): {n / batched_s:8.1f} utt/s  "
-        f"(+ decode {decode_s:.2f} s in this process)"
-    )
-
-    from voxray.pipeline.context import MANIFEST, RunContext
+    from voxray.pipeline.context import RunContext
     from voxray.pipeline.features_stage import run_features
     from voxray.pipeline.manifest_stage import run_manifest
     from voxray.pipeline.ray_env import ensure_ray
 
-    def stage_seconds(name: str, keep: int) -> tuple[float, float]:
-        """Wall time of the feature stage on the manifest's first ``keep`` rows, and their audio s."""
-        vcfg = load_config(
+    def config(n: int, out: Path):
+        return load_config(
             profile="smoke",
             overrides=[
-                f"data_root={corpus}",
-                f"out={tmp / name}",
+                f"data_root={corpora[n]}",
+                f"out={out}",
                 "features.kinds=[fbank]",
-                "ray.num_cpus=0",
-                "features.resources.concurrency=2",
-                "features.resources.batch_size=32",
+                "model.feature_kind=fbank",
                 "ray.progress_bars=false",
+                *args.set,
             ],
         )
-        ensure_ray(vcfg.ray)
-        ctx = RunContext(vcfg)
-        run_manifest(ctx)
-        manifest = ctx.out.read_table(MANIFEST).slice(0, keep)
-        ctx.out.write_table(MANIFEST, manifest)
-        started = time.perf_counter()
-        run_features(ctx)
-        audio = sum(
-            n / r
-            for n, r in zip(
-                manifest.column("num_samples").to_pylist(),
-                manifest.column("sample_rate").to_pylist(),
-            )
-        )
-        return time.perf_counter() - started, audio
 
-    # the stage's fixed cost (actor start, listing, markers) shows as the difference between a
-    # run on a quarter of the corpus and one on all of it; the slope is the streaming rate
-    small_s, small_audio = stage_seconds("out-quarter", n // 4)
-    stage_s, _ = stage_seconds("out", n)
-    steady = (n - n // 4) / max(stage_s - small_s, 1e-9)
-    steady_rt = (audio_s - small_audio) / max(stage_s - small_s, 1e-9)
+    started = time.perf_counter()
+    ensure_ray(config(sizes[0], tmp / "unused").ray)
+    ray_init_s = time.perf_counter() - started
+    cfg0 = config(sizes[0], tmp / "unused")
+    rpf = cfg0.features.resources.rows_per_file
     print(
-        f"voxray Ray Data stage (decode + fbank + Parquet, 2 actors): {n / stage_s:8.1f} utt/s  "
-        f"{audio_s / stage_s:7.1f} x real-time end to end; streaming rate {steady:7.1f} utt/s "
-        f"{steady_rt:7.1f} x real-time (fixed cost {stage_s - (n / steady):.1f} s)"
+        f"ray.init {ray_init_s:.1f} s; torch threads {torch.get_num_threads()}; stage "
+        f"{cfg0.features.resources}",
+        flush=True,
     )
-    return emit(
-        {
-            "bench": "features",
-            "utterances": n,
-            "voxray_per_s": n / stage_s,
-            "voxray_x_realtime": audio_s / stage_s,
-            "voxray_streaming_per_s": steady,
-            "voxray_streaming_x_realtime": steady_rt,
-            "streaming_ratio": steady / (n / loop_s),
-            "voxray_batched_compute_per_s": n / batched_s,
-            "baseline": "plain per-utterance soundfile + torchaudio.compliance.kaldi.fbank loop",
-            "baseline_per_s": n / loop_s,
-            "baseline_x_realtime": audio_s / loop_s,
-            "ratio": loop_s / stage_s,
-            "ratio_compute": (loop_s - decode_s) / batched_s,
-            "peak_rss_mb": peak_rss_mb(),
-            "device": device_name(),
+    rows = []
+    for n in sizes:
+        audio_s = sum(sf.info(p).duration for p in (corpora[n] / "wav").rglob("*.wav"))
+        t0 = time.perf_counter()
+        assert fair_loop(corpora[n], tmp / f"loop{n}", cfg0.features, rpf) == n
+        loop_s = time.perf_counter() - t0
+        ctx = RunContext(config(n, tmp / f"out{n}"), stages=("manifest", "features"))
+        t0 = time.perf_counter()
+        run_manifest(ctx)
+        t1 = time.perf_counter()
+        run_features(ctx)
+        t2 = time.perf_counter()
+        ours, theirs = features_of(tmp / f"out{n}"), features_of(tmp / f"loop{n}")
+        assert set(ours) == set(theirs), "the stage and the loop wrote different utterances"
+        diff = max(float(np.abs(ours[u] - theirs[u]).max()) for u in ours)
+        row = {
+            "n": n,
+            "audio_s": audio_s,
+            "loop_s": loop_s,
+            "manifest_s": t1 - t0,
+            "features_s": t2 - t1,
+            "voxray_s": t2 - t0,
+            "max_abs_diff": diff,
         }
+        rows.append(row)
+        print(
+            f"{n:4d} utt ({audio_s / 60:4.1f} min): loop {loop_s:6.2f} s ({n / loop_s:6.1f} utt/s); "
+            f"voxray manifest {row['manifest_s']:5.2f} s + features {row['features_s']:6.2f} s "
+            f"= {row['voxray_s']:6.2f} s ({n / row['voxray_s']:6.1f} utt/s); ratio "
+            f"{loop_s / row['voxray_s']:.2f}x, {loop_s / (row['voxray_s'] + ray_init_s):.2f}x "
+            f"with ray.init; features max |diff| {diff:.1e}",
+            flush=True,
+        )
+    a, b = rows[0], rows[-1]
+    loop_rate = (b["n"] - a["n"]) / max(b["loop_s"] - a["loop_s"], 1e-9)
+    stage_rate = (b["n"] - a["n"]) / max(b["voxray_s"] - a["voxray_s"], 1e-9)
+    fixed = b["voxray_s"] - b["n"] / stage_rate
+    print(
+        f"streaming: loop {loop_rate:.1f} utt/s, voxray {stage_rate:.1f} utt/s "
+        f"({stage_rate / loop_rate:.2f}x); voxray fixed cost {fixed:.1f} s + ray.init "
+        f"{ray_init_s:.1f} s",
+        flush=True,
     )
+    figures = {
+        "bench": "features",
+        "ray_init_s": ray_init_s,
+        "streaming_loop_per_s": loop_rate,
+        "streaming_voxray_per_s": stage_rate,
+        "streaming_ratio": stage_rate / loop_rate,
+        "voxray_fixed_s": fixed,
+        "peak_rss_mb": peak_rss_mb(),
+        "device": device_name(),
+    }
+    for r in rows:
+        figures[f"ratio_{r['n']}"] = r["loop_s"] / r["voxray_s"]
+        figures[f"ratio_{r['n']}_with_init"] = r["loop_s"] / (r["voxray_s"] + ray_init_s)
+    return emit(figures)
 
 
 if __name__ == "__main__":

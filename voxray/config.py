@@ -186,7 +186,19 @@ class EmbedConfig:
     overlap: float = 0.5
     #: fp32, tf32 (CUDA matmuls) or bf16 autocast (see voxray.pipeline.precision).
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    #: full utterances are embedded from their first multiple of this many frames, so that
+    #: utterances within that many frames of each other share a forward pass, each embedding
+    #: exactly that of its cropped utterance alone (voxray.pipeline.length_buckets); 1 keeps
+    #: every frame and batches identical lengths only.
+    bucket_frames: int = 1
+    #: decode, front-end and embedding in one actor pass from the manifest's audio, writing no
+    #: features/ (evaluating a pretrained ``--model``; voxray.pipeline.embed_from_audio).
+    from_audio: bool = False
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=16))
+
+    def __post_init__(self) -> None:
+        if self.bucket_frames < 1:
+            raise ValueError(f"bucket_frames must be >= 1, got {self.bucket_frames}")
 
 
 @dataclass(frozen=True)
@@ -229,11 +241,19 @@ class AttributionConfig:
     lrp_epsilon: float = 0.5
     lrp_gamma: float = 5.0
     traversal_mode: Literal["fast", "literal"] = "fast"
+    #: the most rows (IG steps x utterances) one Captum call evaluates; each actor lowers it
+    #: per utterance length to what fits in ``memory_fraction`` of the device memory free at
+    #: its start, measured on its model (voxray.pipeline.batch_memory).
     internal_batch_size: int = 64
+    memory_fraction: float = 0.5
     #: fp32, tf32 (CUDA matmuls) or bf16 autocast; bf16 maps stay within
     #: voxray.pipeline.precision.BF16_MAP_ERROR of fp32.
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=8))
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.memory_fraction <= 1.0:
+            raise ValueError(f"memory_fraction must be in (0, 1], got {self.memory_fraction}")
 
 
 #: the methods the trial pathway runs (linear gradient methods and Occlusion: their Captum

@@ -10,6 +10,7 @@ share a forward pass, so no padding changes what the model sees.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from voxray.io.sink import ParquetSink, QuarantineCause, committed_keys, quarant
 from voxray.log import get_logger
 from voxray.mask.pathway import mask_jobs, seen_utterances
 from voxray.models.checkpoint import load_model
+from voxray.pipeline.batch_memory import bytes_per_row_frame, free_memory_bytes, rows_that_fit
 from voxray.pipeline.context import ATTRIBUTIONS, RunContext, StageResult
 from voxray.pipeline.datasets import (
     dataset_mean,
@@ -117,6 +119,9 @@ class ComputeAttributions:
             torch.from_numpy(corpus_mean).to(self.device) if corpus_mean is not None else None
         )
         self.params = {j.method: params_json(j.method, cfg) for j in self.jobs}
+        # rows per Captum call from measured memory, not the constant (pipeline/batch_memory.py)
+        self.row_frame_bytes = bytes_per_row_frame(self.model.embed, self.input_dim, self.device)
+        self.memory_budget = free_memory_bytes(self.device, num_gpus) * cfg.memory_fraction
 
     def _baseline(self, x: torch.Tensor) -> torch.Tensor | None:
         if self.cfg.baseline == "mean" and self.mean is not None:
@@ -125,9 +130,13 @@ class ComputeAttributions:
 
     def _attribute(self, x: torch.Tensor, job: Job) -> _Maps:
         """One job on ``x`` ``(B, T, F)``: maps ``(B, T, F)``, completeness errors, targets."""
+        rows = rows_that_fit(
+            self.memory_budget, self.row_frame_bytes, x.shape[1], self.cfg.internal_batch_size
+        )
+        params = dataclasses.replace(self.cfg, internal_batch_size=rows)
         with precision(self.cfg.precision, self.device):
             res = attribute(
-                self.model, x, job.method, job.pathway, baseline=self._baseline(x), params=self.cfg
+                self.model, x, job.method, job.pathway, baseline=self._baseline(x), params=params
             )
         err = res.completeness_error
         return _Maps(

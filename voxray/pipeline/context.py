@@ -61,6 +61,9 @@ class RunContext:
     #: recompute the rows each stage quarantined for a reason that is not the input file's
     #: (``--retry-quarantined``; see voxray.io.sink.QuarantineCause).
     retry_quarantined: bool = False
+    #: the stages this command runs (set by ``run_stages``): a stage computes an output that
+    #: only a later stage reads (segment embeddings) when that stage is among them.
+    stages: tuple[str, ...] = ()
 
     @property
     def out(self) -> Storage:

@@ -27,6 +27,7 @@ from voxray.pipeline.datasets import (
 )
 from voxray.pipeline.failures import Failure, compute_split
 from voxray.pipeline.front_ends import check_front_end, model_front_end
+from voxray.pipeline.length_buckets import bucket_length
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources, torch_device
@@ -91,17 +92,21 @@ class ComputeEmbeddings:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         maybe_fail(STAGE)
-        mats = schema.matrices(batch)
-        utt_ids = batch.column("utt_id").to_pylist()
+        return self.embed_rows(batch.column("utt_id").to_pylist(), schema.matrices(batch))
+
+    def embed_rows(self, utt_ids: list[str], mats: list[np.ndarray]) -> pa.Table:
+        """embeddings/ rows of utterances given as feature matrices ``(T_i, F)``: the full
+        utterance (cropped to ``cfg.bucket_frames``) and, if asked, its segments."""
         rows: dict[str, list] = {"utt_id": [], "segment": [], "start_frame": [], "num_frames": []}
         pieces: list[np.ndarray] = []
         for u, m in zip(utt_ids, mats):
             if self.cfg.full:
+                full = m[: bucket_length(m.shape[0], self.cfg.bucket_frames)]
                 rows["utt_id"].append(u)
                 rows["segment"].append(-1)
                 rows["start_frame"].append(0)
-                rows["num_frames"].append(m.shape[0])
-                pieces.append(m)
+                rows["num_frames"].append(full.shape[0])
+                pieces.append(full)
             if self.cfg.segments:
                 for k, s in enumerate(
                     segment_starts(m.shape[0], self.seg_frames, self.cfg.overlap)
@@ -200,6 +205,10 @@ def embed_source(
 
 def run_embed(ctx: RunContext) -> StageResult:
     model = base_model(ctx)
+    if ctx.cfg.embed.from_audio:
+        from voxray.pipeline.embed_from_audio import embed_from_audio  # imports this module
+
+        return embed_from_audio(ctx, model)
     front_end = model_front_end(ctx, model)
     check_front_end(ctx.out, front_end)
     kind = front_end.name

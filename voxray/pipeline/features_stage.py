@@ -128,6 +128,7 @@ def run_features(ctx: RunContext) -> StageResult:
             fn_constructor_args=(ctx.data, cfg.corpus, specs, res["num_gpus"]),
             batch_format="pyarrow",
             batch_size=rc.batch_size,
+            zero_copy_batch=True,  # the callable only reads its batch: no copy into the actor
             compute=ActorPoolStrategy(size=rc.concurrency),
             **res,
         )

@@ -132,7 +132,14 @@ def missing_prerequisites(ctx: RunContext, name: str) -> list[str]:
     """Stages of ``PREREQUISITES`` before ``name`` that are not complete, in order (train only
     without ``--model``), each checked after the ones before it would have run."""
     before = STAGE_NAMES[: STAGE_NAMES.index(name)]
-    wanted = [n for n in PREREQUISITES if n in before and not (n == "train" and ctx.cfg.model_path)]
+    wanted = [
+        n
+        for n in PREREQUISITES
+        if n in before
+        and not (n == "train" and ctx.cfg.model_path)
+        # embedding from audio reads no features/ (voxray.pipeline.embed_from_audio)
+        and not (n == "features" and name == "embed" and ctx.cfg.embed.from_audio)
+    ]
     return [n for n in wanted if not stage_complete(ctx, n)]
 
 
@@ -169,6 +176,7 @@ def run_stages(
     """Run ``names`` in order under the output lock, skipping complete stages unless forced;
     before each, the prerequisites it finds incomplete (never forced)."""
     results = []
+    ctx.stages = tuple(names)
     if any(get_stage(n).needs_ray for n in names):
         ensure_ray(ctx.cfg.ray)
         check_output_visible(ctx.out)  # before any work: a node-local --out on a cluster

@@ -1,0 +1,150 @@
+"""Audio to embeddings in one actor pass: decode, the model's own front-end, embedding.
+
+Evaluating a pretrained model needs no features/ on disk: the staged path (features stage,
+a Parquet round trip, then embed) pays a second actor pool, the feature matrices through the
+object store and their write and read. Here one actor per slot decodes a batch of manifest
+rows, computes the model's front-end (``LoadedModel.front_end``) batched, and embeds exactly
+as the embed stage does (``ComputeEmbeddings.embed_rows``: same length buckets, same
+segments), so both paths write the same embeddings/ rows. Segment embeddings are computed only
+when the run evaluates with a segment scorer: nothing else reads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pyarrow as pa
+import ray
+from ray.data import ActorPoolStrategy
+
+from voxray import schema
+from voxray.config import CorpusConfig, EmbedConfig, VoxrayConfig
+from voxray.corpus.audio import AudioError, load_audio
+from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
+from voxray.io.storage import Storage
+from voxray.pipeline.context import EMBEDDINGS, MANIFEST, RunContext, StageResult
+from voxray.pipeline.embed_stage import EMBED_KEYS, STAGE, ComputeEmbeddings
+from voxray.pipeline.front_ends import model_front_end
+from voxray.pipeline.model_ref import ModelRef
+from voxray.pipeline.ray_env import actor_resources
+from voxray.testing.faults import maybe_fail
+
+
+class EmbedFromAudio(ComputeEmbeddings):
+    """map_batches callable over manifest rows (utt_id, path): embeddings/ rows, and one
+    ``error`` row (quarantined by the sink) per file that cannot be used."""
+
+    def __init__(
+        self,
+        model: ModelRef,
+        cfg: EmbedConfig,
+        frame_shift_ms: float,
+        num_gpus: float,
+        data: Storage,
+        corpus: CorpusConfig,
+    ) -> None:
+        super().__init__(model, "none", cfg, frame_shift_ms, num_gpus, corpus.s3)
+        self.extractor = self.loaded.front_end.build(self.device, corpus.sample_rate)
+        self.data = data
+        self.corpus = corpus
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        maybe_fail(STAGE)
+        decoded: list[tuple[str, str, np.ndarray]] = []
+        bad: list[tuple[str, str]] = []  # (path, reason)
+        for u, p in zip(
+            batch.column("utt_id").to_pylist(), batch.column("path").to_pylist(), strict=True
+        ):
+            try:
+                decoded.append((u, p, load_audio(self.data, p, self.corpus)))
+            except AudioError as exc:  # a bad file; a storage outage fails the stage
+                bad.append((p, str(exc)))
+        waves = [w for _, _, w in decoded]
+        feats = self.extractor.compute(waves, self.corpus.sample_rate) if waves else []
+        utt_ids, mats = [], []
+        for (u, p, _), f in zip(decoded, feats, strict=True):
+            if f.shape[0] and np.isfinite(f).all():
+                utt_ids.append(u)
+                mats.append(f)
+            else:
+                bad.append((p, f"{p}: no frames or non-finite {self.extractor.name} features"))
+        table = self.embed_rows(utt_ids, mats)
+        table = table.append_column("path", pa.nulls(table.num_rows, pa.string()))
+        table = table.append_column("error", pa.nulls(table.num_rows, pa.string()))
+        if not bad:
+            return table
+        failed = {f.name: pa.nulls(len(bad), f.type) for f in table.schema}
+        failed["path"] = pa.array([p for p, _ in bad], pa.string())
+        failed["error"] = pa.array([r for _, r in bad], pa.string())
+        return pa.concat_tables([table, pa.table(failed, schema=table.schema)])
+
+
+def segments_needed(cfg: VoxrayConfig, stages: tuple[str, ...]) -> bool:
+    """Segment embeddings are read only by evaluate's segment scorers (every scorer but
+    cosine): compute them when ``cfg.embed.segments`` asks and such an evaluate is among the
+    run's ``stages``."""
+    segment_scorer = any(s != "cosine" for s in cfg.eval.scorers)
+    return cfg.embed.segments and segment_scorer and "evaluate" in stages
+
+
+def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
+    """Embed every manifest utterance not yet embedded by ``model`` straight from its audio;
+    undecodable files go to quarantine under the embed stage."""
+    out = ctx.out
+    cfg = dataclasses.replace(ctx.cfg.embed, segments=segments_needed(ctx.cfg, ctx.stages))
+    manifest = out.read_table(MANIFEST, columns=["utt_id", "path", "num_samples"])
+    utt_ids = manifest.column("utt_id").to_pylist()
+    paths = manifest.column("path").to_pylist()
+
+    def accounted() -> tuple[set[str], set[str]]:
+        keys = committed_keys(out, EMBEDDINGS, EMBED_KEYS)
+        done = {k[0] for k in keys if k[2] == model.name and k[3] == "none"}
+        return done, quarantined_paths(out, STAGE)
+
+    done, quarantined = accounted()
+    todo_mask = [
+        u not in done and p not in quarantined for u, p in zip(utt_ids, paths, strict=True)
+    ]
+    # sorted by length: a batch holds similar lengths, which fill the length buckets
+    todo = manifest.filter(pa.array(todo_mask)).sort_by("num_samples")
+    if todo.num_rows:
+        rc = cfg.resources
+        res = actor_resources(rc)
+        frame_shift_ms = model_front_end(ctx, model).build().frame_shift_ms
+        # one block per batch, cut here (see features_stage: no repartition tasks needed)
+        blocks = [todo.slice(i, rc.batch_size) for i in range(0, todo.num_rows, rc.batch_size)]
+        embedded = ray.data.from_arrow(blocks).map_batches(
+            EmbedFromAudio,
+            fn_constructor_args=(
+                model,
+                cfg,
+                frame_shift_ms,
+                res["num_gpus"],
+                ctx.data,
+                ctx.cfg.corpus,
+            ),
+            batch_format="pyarrow",
+            batch_size=rc.batch_size,
+            zero_copy_batch=True,
+            compute=ActorPoolStrategy(size=rc.concurrency),
+            **res,
+        )
+        embedded.write_datasink(
+            ParquetSink(
+                out,
+                EMBEDDINGS,
+                schema.EMBEDDINGS,
+                EMBED_KEYS,
+                stage=STAGE,
+                rows_per_file=rc.rows_per_file,
+            )
+        )
+    done, quarantined = accounted()
+    result = StageResult(STAGE, inputs=len(utt_ids))
+    result.outputs = sum(1 for u in utt_ids if u in done)
+    result.quarantined = sum(
+        1 for u, p in zip(utt_ids, paths, strict=True) if u not in done and p in quarantined
+    )
+    result.info = {"model": model.name, "from_audio": True, "segments": cfg.segments}
+    return result.check()
