@@ -23,6 +23,7 @@ from voxray.pipeline.datasets import read_features
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.ray_env import cluster_gpus
 from voxray.train.data import segment_frames
+from voxray.train.trainer import ray_storage
 from voxray.train.tune import (
     OBJECTIVES,
     TuneData,
@@ -130,11 +131,11 @@ def run_tune(ctx: RunContext) -> StageResult:
         data=data,
     )
     trainable = tune.with_resources(trainable, {"cpu": 1, "gpu": 1 if cluster_gpus() > 0 else 0})
-    storage = ctx.out.uri(f"{TUNE}/ray")
+    storage, fs = ray_storage(ctx.out.uri(f"{TUNE}/ray"), ctx.out)
     path = f"{storage}/sweep"
-    if tune.Tuner.can_restore(path):
+    if tune.Tuner.can_restore(path, **fs):
         log.info("tune: resuming the interrupted sweep at %s", path)
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True, **fs)
     else:
         tuner = tune.Tuner(
             trainable,
@@ -151,7 +152,7 @@ def run_tune(ctx: RunContext) -> StageResult:
                 ),
                 search_alg=BasicVariantGenerator(random_state=cfg.tune.seed),
             ),
-            run_config=tune.RunConfig(name="sweep", storage_path=storage, verbose=1),
+            run_config=tune.RunConfig(name="sweep", storage_path=storage, verbose=1, **fs),
         )
     results = tuner.fit()
     rows = result_rows(results, metric)

@@ -68,12 +68,19 @@ def steps_per_epoch(num_rows: int, cfg: TrainConfig) -> tuple[int, bool]:
     return max(1, steps), drop_last
 
 
+def ray_storage(storage_path: str, out_storage: Storage) -> tuple[str, dict[str, Any]]:
+    """(path, kwargs) for a Ray Train/Tune ``storage_path``: an s3:// path goes without its
+    scheme, with a ``storage_filesystem`` that uses the project's S3 settings (endpoint,
+    region); left to Ray, it would reach AWS's default endpoint instead."""
+    if not storage_path.startswith("s3://"):
+        return storage_path, {}
+    fs = Storage(storage_path, out_storage.s3).arrow_fs()
+    return storage_path[len("s3://") :], {"storage_filesystem": fs}
+
+
 def run_config(cfg: TrainConfig, storage_path: str, name: str, out_storage: Storage) -> RunConfig:
     """Checkpoints under ``storage_path/name``; an s3:// path uses the project's S3 settings."""
-    kwargs: dict[str, Any] = {}
-    if storage_path.startswith("s3://"):
-        kwargs["storage_filesystem"] = Storage(storage_path, out_storage.s3).arrow_fs()
-        storage_path = storage_path[len("s3://") :]
+    storage_path, kwargs = ray_storage(storage_path, out_storage)
     return RunConfig(
         name=name,
         storage_path=storage_path,
