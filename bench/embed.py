@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
     ckpt = write_checkpoint(tmp / "sb", args.channels)
     py = sys.executable
     print(
-        f"{n} utterances, {audio_s / 60:.1f} min of audio, ECAPA C={args.channels}, {device_name()}",
+        f"{n} utterances, {audio_s / 60:.1f} min of audio, ECAPA C={args.channels}, "
+        f"{device_name()}",
         flush=True,
     )
 

@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> dict:
         }
         rows.append(row)
         print(
-            f"{n:4d} utt ({audio_s / 60:4.1f} min): loop {loop_s:6.2f} s ({n / loop_s:6.1f} utt/s); "
+            f"{n:4d} utt ({audio_s / 60:4.1f} min): loop {loop_s:6.2f} s "
+            f"({n / loop_s:6.1f} utt/s); "
             f"voxray manifest {row['manifest_s']:5.2f} s + features {row['features_s']:6.2f} s "
             f"= {row['voxray_s']:6.2f} s ({n / row['voxray_s']:6.1f} utt/s); ratio "
             f"{loop_s / row['voxray_s']:.2f}x, {loop_s / (row['voxray_s'] + ray_init_s):.2f}x "
