@@ -28,6 +28,7 @@ from voxray.train.tune import (
     OBJECTIVES,
     TuneData,
     best_overlay,
+    check_sweep,
     result_rows,
     run_trial,
     search_space,
@@ -114,6 +115,7 @@ def run_tune(ctx: RunContext) -> StageResult:
     if not cfg.tune.enabled:
         return StageResult(STAGE, info={"enabled": False})
     metric, mode = OBJECTIVES[cfg.tune.objective]
+    check_sweep(cfg.tune)
     data = build_data(ctx)
     if len({t[0] for t in data.trials}) < 2:
         raise ValueError(
