@@ -192,8 +192,13 @@ def _stages(args: argparse.Namespace) -> int:
         from voxray.pipeline.model_ref import base_model
 
         loaded = load_model(cfg.model_path, cfg.corpus.s3)
-        if "attribute" in names:  # and methods the model cannot be explained with
+        # and methods the model cannot be explained with
+        if "attribute" in names:
             check_methods(cfg.attribution.methods, loaded.classifier, base_model(ctx).name)
+        if "trial" in names and cfg.trial.enabled:
+            check_methods(
+                cfg.trial.methods, loaded.classifier, base_model(ctx).name, "trial.methods"
+            )
     results = run_stages(ctx, names, force=args.force or args.command != "run")
     for r in results:
         log.info("%s: %s", r.stage, r.as_dict())

@@ -62,9 +62,14 @@ def unsupported_reason(method: str, model: SpeakerClassifier) -> str | None:
     return None
 
 
-def check_methods(methods: Iterable[str], model: SpeakerClassifier, model_name: str) -> None:
-    """Raise ConfigError naming every configured method not defined for ``model`` and the ones
-    that are (``model_name`` as the outputs' model column spells it)."""
+def check_methods(
+    methods: Iterable[str],
+    model: SpeakerClassifier,
+    model_name: str,
+    key: str = "attribution.methods",
+) -> None:
+    """Raise ConfigError naming ``key``, every method in it not defined for ``model`` and the
+    ones that are (``model_name`` as the outputs' model column spells it)."""
     methods = list(dict.fromkeys(methods))
     refused = {m: r for m in methods if (r := unsupported_reason(m, model)) is not None}
     if not refused:
@@ -73,7 +78,7 @@ def check_methods(methods: Iterable[str], model: SpeakerClassifier, model_name: 
     fine = [m for m in methods if m not in refused]
     lines = "; ".join(f"{m}: {r}" for m, r in refused.items())
     raise ConfigError(
-        f"attribution.methods: {', '.join(refused)} not defined for model {model_name!r} "
+        f"{key}: {', '.join(refused)} not defined for model {model_name!r} "
         f"({arch}): {lines}. Remove them (defined for it among those configured: "
         f"{', '.join(fine) or 'none'})"
     )

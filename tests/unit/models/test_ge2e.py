@@ -218,3 +218,13 @@ def test_ge2e_is_a_registered_architecture() -> None:
 
     emb = build_embedder(ModelConfig(arch="ge2e", channels=32, embedding_dim=16), 40)
     assert isinstance(emb, Ge2eLstm) and emb(torch.rand(2, 200, 40)).shape == (2, 16)
+
+
+def test_undefined_trial_method_refused_at_config_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--data-root", str(tmp_path), "--out", str(tmp_path / "out"), "--model", "resemblyzer"]
+    assert main(["trial", *args, "trial.methods=[integrated_gradients,deeplift]"]) == 2
+    err = capsys.readouterr().err
+    assert "trial.methods: deeplift not defined for model 'resemblyzer' (Ge2eLstm)" in err
+    assert "(LSTM) cannot be propagated by Captum's DeepLift" in err
