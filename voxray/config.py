@@ -125,8 +125,9 @@ class HeadConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: Literal["ecapa_tdnn", "resnet34se", "bilstm", "alexnet"] = "ecapa_tdnn"
-    #: base width: ECAPA C (512/1024), ResNet first stage (32), BiLSTM hidden size (512).
+    arch: Literal["ecapa_tdnn", "resnet34se", "bilstm", "alexnet", "ge2e"] = "ecapa_tdnn"
+    #: base width: ECAPA C (512/1024), ResNet first stage (32), BiLSTM hidden size (512), GE2E
+    #: LSTM hidden size (256; arch ge2e is resemblyzer's encoder, see voxray.models.ge2e).
     channels: int = 512
     embedding_dim: int = 192
     feature_kind: Literal["fbank", "mfcc"] = "fbank"
