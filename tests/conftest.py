@@ -34,6 +34,17 @@ def _seed_torch() -> None:
 
 
 @pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of tests on tiny tensors: on a busy 2-core machine
+    spinning threads make them many times slower (restored after the module). Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
 def ray_local():
     """A local Ray for one test module (2 CPUs, no dashboard), shut down afterwards."""
     import ray

@@ -226,8 +226,6 @@ class AttributionConfig:
     max_utterances: int = 0
     #: the slow perturbation methods run on at most this many utterances.
     perturbation_max_utterances: int = 8
-    #: crop utterances to at most this many frames before attributing (0: no crop).
-    max_frames: int = 0
     baseline: Literal["ones", "zeros", "mean", "gaussian"] = "ones"
     ig_steps: int = 50
     shap_samples: int = 20

@@ -105,7 +105,6 @@ def test_soak(tmp_path: Path) -> None:
         nodes_lost += len(node_kills)
         fired = len(list(faults.iterdir())) + driver_killed + len(node_kills)
         injected += fired
-        survived += fired  # the run above completed despite them
         s = Storage(str(out))
         for stage in STAGE_NAMES:
             if stage == "tune":
@@ -120,8 +119,11 @@ def test_soak(tmp_path: Path) -> None:
         got = _counts(out)
         lost += sum(max(0, expected[t] - got[t]) for t in TABLES)
         assert got == expected, (i, spec, got, expected)
+        survived += fired  # only now: this run's outputs were checked complete and exact
     print(
         f"\nsoak: {runs} runs, faults injected {injected} (node kills {nodes_lost}), "
         f"faults survived {survived}, rows lost {lost}"
     )
     assert lost == 0
+    # faults that never fired test nothing: a fault hook that stopped working must fail the soak
+    assert injected > 0 and survived == injected, (injected, survived)

@@ -12,12 +12,9 @@ DeepLift, Shapley sampling, Occlusion).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import Tensor
 
-BaselineKind = Literal["ones", "zeros", "mean", "gaussian"]
 BASELINE_KINDS: tuple[str, ...] = ("ones", "zeros", "mean", "gaussian")
 #: seed of the generator used when none is given, so baselines are reproducible.
 DEFAULT_SEED = 0

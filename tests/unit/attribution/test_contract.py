@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from voxray.attribution import ATTRIBUTORS, attribute, method_pathways
 from voxray.config import AttributionConfig
 from voxray.models.base import SpeakerClassifier
+from voxray.testing.modules import hook_count
 from voxray.testing.tiny_models import tiny_cnn_classifier, tiny_tdnn_classifier
 
 METHODS = sorted(ATTRIBUTORS)
@@ -25,16 +26,6 @@ SMALL = AttributionConfig(
     occlusion_bins=6,
     internal_batch_size=16,
 )
-
-
-def hook_count(model: nn.Module) -> int:
-    return sum(
-        len(m._forward_hooks)
-        + len(m._forward_pre_hooks)
-        + len(m._backward_hooks)
-        + len(m._backward_pre_hooks)
-        for m in model.modules()
-    )
 
 
 def jobs() -> list[tuple[str, str]]:

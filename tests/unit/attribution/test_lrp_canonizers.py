@@ -4,7 +4,6 @@ patched attribute and temporary parameter is gone after the context, also after 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
@@ -16,28 +15,14 @@ from voxray.attribution.lrp.composite import GATE_TYPES
 from voxray.attribution.lrp.trace import trace_model
 from voxray.config import HeadConfig
 from voxray.models import EcapaTdnn, MarginHead, ResNet34SE, SpeakerClassifier
+from voxray.testing.modules import hook_count
+from voxray.testing.tiny_models import scramble_batchnorm
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Small tensors: one intra-op thread is many times faster than two on a busy 2-core
-    machine (restored after this module)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _scramble(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(0.3 * torch.randn(n, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
-                m.weight.copy_(0.7 + 0.6 * torch.rand(n, generator=g))
-                m.bias.copy_(0.2 * torch.randn(n, generator=g))
+    scramble_batchnorm(model, torch.Generator().manual_seed(seed))
     return model.double().eval()
 
 
@@ -117,16 +102,6 @@ CASES = {
     # ECAPA: Conv -> ReLU -> BN everywhere, pool_bn after the pooling: nothing folds
     "ecapa": (_ecapa, (2, 20, 16), 0),
 }
-
-
-def hook_count(model: nn.Module) -> int:
-    return sum(
-        len(m._forward_hooks)
-        + len(m._forward_pre_hooks)
-        + len(m._backward_hooks)
-        + len(m._backward_pre_hooks)
-        for m in model.modules()
-    )
 
 
 def _overrides(model: nn.Module) -> list[str]:

@@ -5,7 +5,7 @@ SE gate, whole models), the statistics-pooling floor being the one documented ab
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -25,18 +25,12 @@ from voxray.attribution.lrp import (
 from voxray.config import AttributionConfig, HeadConfig
 from voxray.models import AlexNet, BiLstm, EcapaTdnn, MarginHead, ResNet34SE, SpeakerClassifier
 from voxray.models.resnet_se import STD_FLOOR
+from voxray.testing.modules import hook_count
 
 PARAMS = AttributionConfig()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Small tensors: one intra-op thread is many times faster than two on a busy 2-core
-    machine (restored after this module)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _classifier(embedder: nn.Module, kind: str = "aam", classes: int = 7) -> SpeakerClassifier:
@@ -93,13 +87,6 @@ def feats(name: str, batch: int = 2, seed: int = 4) -> Tensor:
     frames, bins = MODELS[name][1]
     return torch.randn(
         batch, frames, bins, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
-    )
-
-
-def hook_count(model: nn.Module) -> int:
-    return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-        for m in model.modules()
     )
 
 

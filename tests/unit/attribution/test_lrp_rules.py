@@ -4,7 +4,7 @@ hand-computed case, gates, and the forward value left untouched."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -20,32 +20,18 @@ from zennit.types import Linear as ZennitLinear
 
 from voxray.attribution.lrp import Detach, Epsilon, Gamma, Rule, Zero, relevance, uniform
 from voxray.models.resnet_se import STD_FLOOR, TemporalStatsPool
+from voxray.testing.tiny_models import scramble_batchnorm
 
 #: zennit's merged BatchNorm computes x / sqrt(1 + eps), not the identity; with a negligible
 #: eps both implementations fold exactly the same affine map.
 BN_EPS = 1e-300
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Small tensors: one intra-op thread is many times faster than two on a busy 2-core
-    machine (restored after this module)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _scramble_bn(model: nn.Module, seed: int) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(0.3 * torch.randn(n, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
-                m.weight.copy_(0.7 + 0.6 * torch.rand(n, generator=g))
-                m.bias.copy_(0.2 * torch.randn(n, generator=g))
+    scramble_batchnorm(model, torch.Generator().manual_seed(seed))
     return model.double().eval()
 
 

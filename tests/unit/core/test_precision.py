@@ -34,12 +34,12 @@ def test_bf16_maps_within_bound(ecapa: torch.nn.Module, method: str, pathway: st
         low = attribute(ecapa, x, method, pathway, params=params).maps.float()
     err = float((low - ref).norm() / ref.norm())
     assert 0 < err < BF16_MAP_ERROR, err  # bf16 really ran (err > 0) and stayed in bound
+    # what the maps are used for survives: a 0.1 threshold mask (Zhang et al. 2023's tau) on
+    # |A| / max|A| keeps the same bins but for a few near the threshold (measured: <= 2.8%)
+    changed = float((_tau_mask(low) != _tau_mask(ref)).float().mean())
+    assert changed < 0.04, changed
 
 
-def test_fp32_and_tf32_on_cpu_are_exact(ecapa: torch.nn.Module) -> None:
-    x = torch.randn(1, 100, 80)
-    with torch.no_grad():
-        ref = ecapa(x)
-        for kind in ("fp32", "tf32"):
-            with precision(kind, "cpu"):
-                assert torch.equal(ecapa(x), ref)
+def _tau_mask(maps: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
+    a = maps.flatten(1).abs()
+    return a / a.amax(dim=1, keepdim=True) > tau
