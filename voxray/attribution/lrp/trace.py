@@ -98,67 +98,89 @@ def trace_model(
     ``groups``: the named layer groups (``SpeakerEmbedder.layers()``) whose ends are recorded;
     ``gates``: module types whose outputs are constants for LRP.
     """
-    names = {m: n for n, m in model.named_modules()}
-    leaves = {m for _, m in leaf_modules(model)}
-    counter = itertools.count()
-    order: dict[nn.Module, int] = {}
-    calls: Counter[nn.Module] = Counter()
-    in_node: dict[nn.Module, Any] = {}
-    out_node: dict[nn.Module, Any] = {}
-    out_dims: dict[nn.Module, int] = {}
-    group_end: dict[str, int] = {}
-    frame_level: dict[str, bool] = {}
-    group_of = {id(m): name for name, m in groups.items()}
-
-    def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
-        index = next(counter)
-        if module in leaves:
-            calls[module] += 1
-            if module not in order:
-                order[module] = index
-                in_node[module] = _node(inputs[0]) if inputs else None
-                out_node[module] = _node(output)
-                out_dims[module] = output.dim() if isinstance(output, Tensor) else 0
-        name = group_of.get(id(module))
-        if name is not None and name not in group_end:
-            group_end[name] = index
-            frame_level[name] = is_frame_level(output)
-
-    handles = [m.register_forward_hook(hook) for m in leaves | set(groups.values())]
-    try:
-        x = example[:1].detach().clone().requires_grad_(True)
-        with torch.enable_grad():
-            out = model(x)
-    finally:
-        for h in handles:
-            h.remove()
+    rec = _Recorder({m for _, m in leaf_modules(model)}, groups)
+    out = rec.run(model, example)
     root = _node(out)
     if root is None:
         raise ValueError(f"{type(model).__name__}: the output does not depend on the input")
-    gate_nodes = {out_node[m] for m in order if isinstance(m, gates) and out_node[m] is not None}
+    gate_nodes = {
+        rec.out_node[m] for m in rec.order if isinstance(m, gates) and rec.out_node[m] is not None
+    }
     indegree, reach = _graph_walk(root, gate_nodes)
+    names = {m: n for n, m in model.named_modules()}
+    return Trace(
+        order=rec.order,
+        calls=dict(rec.calls),
+        out_dims=rec.out_dims,
+        group_end=rec.group_end,
+        frame_level=rec.frame_level,
+        on_path=frozenset(
+            m for m, node in rec.out_node.items() if node is not None and node in reach
+        ),
+        sole_producer=_sole_producers(rec, indegree),
+        names={m: names.get(m, type(m).__name__) for m in rec.order},
+    )
 
+
+class _Recorder:
+    """Forward hooks on the leaf modules and the layer groups of one traced call: each leaf's
+    first call (order, input and output autograd nodes, output rank), call counts, and where
+    each group ends."""
+
+    def __init__(self, leaves: set[nn.Module], groups: Mapping[str, nn.Module]) -> None:
+        self.leaves = leaves
+        self.groups = groups
+        self.group_of = {id(m): name for name, m in groups.items()}
+        self.counter = itertools.count()
+        self.order: dict[nn.Module, int] = {}
+        self.calls: Counter[nn.Module] = Counter()
+        self.in_node: dict[nn.Module, Any] = {}
+        self.out_node: dict[nn.Module, Any] = {}
+        self.out_dims: dict[nn.Module, int] = {}
+        self.group_end: dict[str, int] = {}
+        self.frame_level: dict[str, bool] = {}
+
+    def run(self, model: nn.Module, example: Tensor) -> Any:
+        """``model(example[:1])`` with the hooks on; they are removed whatever happens."""
+        handles = [
+            m.register_forward_hook(self.hook) for m in self.leaves | set(self.groups.values())
+        ]
+        try:
+            x = example[:1].detach().clone().requires_grad_(True)
+            with torch.enable_grad():
+                return model(x)
+        finally:
+            for h in handles:
+                h.remove()
+
+    def hook(self, module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        index = next(self.counter)
+        if module in self.leaves:
+            self.calls[module] += 1
+            if module not in self.order:
+                self.order[module] = index
+                self.in_node[module] = _node(inputs[0]) if inputs else None
+                self.out_node[module] = _node(output)
+                self.out_dims[module] = output.dim() if isinstance(output, Tensor) else 0
+        name = self.group_of.get(id(module))
+        if name is not None and name not in self.group_end:
+            self.group_end[name] = index
+            self.frame_level[name] = is_frame_level(output)
+
+
+def _sole_producers(rec: _Recorder, indegree: Counter[Any]) -> dict[nn.Module, nn.Module]:
+    """module -> the module whose output is its input and nothing else's (both called once):
+    the pairs a canonizer may merge."""
     producer_of: dict[Any, nn.Module] = {}
-    for m in sorted(order, key=order.__getitem__):
-        node = out_node[m]
+    for m in sorted(rec.order, key=rec.order.__getitem__):
+        node = rec.out_node[m]
         if node is not None and node not in producer_of:
             producer_of[node] = m  # the first module to output a node created it
     sole: dict[nn.Module, nn.Module] = {}
-    for m, node in in_node.items():
+    for m, node in rec.in_node.items():
         producer = producer_of.get(node) if node is not None else None
-        if producer is None or producer is m or calls[m] != 1 or calls[producer] != 1:
+        if producer is None or producer is m or rec.calls[m] != 1 or rec.calls[producer] != 1:
             continue
         if indegree[node] == 1:
             sole[m] = producer
-
-    on_path = frozenset(m for m, node in out_node.items() if node is not None and node in reach)
-    return Trace(
-        order=order,
-        calls=dict(calls),
-        out_dims=out_dims,
-        group_end=group_end,
-        frame_level=frame_level,
-        on_path=on_path,
-        sole_producer=sole,
-        names={m: names.get(m, type(m).__name__) for m in order},
-    )
+    return sole
