@@ -7,8 +7,30 @@ of attributions/ and masked/) live in the Hive path (``method=ig/``), not inside
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+
+#: where each output table lives under --out (design.md, "Output layout"): a file or a
+#: directory of Parquet files. Readers of the outputs (the report, DuckDB users) need these
+#: and the schemas below, nothing of the pipeline that writes them.
+MANIFEST_PATH = "manifest.parquet"
+TRIALS_PATH = "trials.parquet"
+QUARANTINE_PATH = "quarantine.parquet"
+FEATURES_PATH = "features"
+EMBEDDINGS_PATH = "embeddings"
+ATTRIBUTIONS_PATH = "attributions"
+MASKED_PATH = "masked"
+SCORES_PATH = "scores"
+METRICS_PATH = "metrics"
+CURVES_PATH = "curves"
+MODELS_PATH = "models"
+TUNE_PATH = "tune"
+REPORT_PATH = "report"
 
 FLOATS = pa.list_(pa.float32())
 #: field metadata of a column only some rows of a table fill (trial keys, XAI metric names):
@@ -24,7 +46,6 @@ def optional(name: str, type_: pa.DataType) -> pa.Field:
 def required(schema: pa.Schema) -> tuple[str, ...]:
     """The columns every writer of ``schema`` must give (all but the optional ones)."""
     return tuple(f.name for f in schema if f.metadata != OPTIONAL)
-
 
 
 MANIFEST = pa.schema(
@@ -140,6 +161,8 @@ METRICS = pa.schema(
         # randomisation, axiomatic) and the method explained, as "method/pathway"
         optional("family", pa.string()),
         optional("method", pa.string()),
+        # multi-speaker test only (list "multispeaker"): the concatenation case, A-B ... A-B-C
+        optional("case", pa.string()),
     ]
 )
 
@@ -223,3 +246,40 @@ def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
         if f.name not in data.column_names:
             data = data.append_column(f.name, pa.nulls(data.num_rows, f.type))
     return data.select(schema.names).cast(schema)
+
+
+def value_set(schema: pa.Schema, column: str, values: Iterable[Any]) -> pa.Array:
+    """``values`` as an array of ``column``'s type in ``schema``, for ``is_in`` filters.
+
+    pyarrow types an empty Python list as null and then refuses it against a typed column
+    ("Array type doesn't match type of values set: string vs null"); a typed array, empty or
+    not, selects what it should."""
+    return pa.array(list(values), type=schema.field(column).type)
+
+
+def is_in(schema: pa.Schema, column: str, values: Iterable[Any]) -> pc.Expression:
+    """The filter ``column in values`` with the value set typed from ``schema``."""
+    return pc.field(column).isin(value_set(schema, column, values))
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One row of metrics/ (``METRICS``), named instead of positional: writers build these and
+    ``metrics_table`` checks them against the schema. The optional columns default to null."""
+
+    model: str
+    condition: str
+    list: str
+    scorer: str
+    metric: str
+    value: float
+    family: str | None = None
+    method: str | None = None
+    case: str | None = None
+
+
+def metrics_table(rows: Iterable[MetricRow]) -> pa.Table:
+    """The ``METRICS`` table of ``rows`` (its columns are ``MetricRow``'s fields)."""
+    rows = list(rows)
+    names = [f.name for f in fields(MetricRow)]
+    return table(METRICS, {n: [getattr(r, n) for r in rows] for n in names})

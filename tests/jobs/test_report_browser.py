@@ -28,7 +28,7 @@ from PIL import Image as PILImage
 from voxray.config import VoxrayConfig, replace
 from voxray.pipeline.context import RunContext
 from voxray.pipeline.report_stage import INDEX, run_report
-from voxray.report.synthetic import write_synthetic_outputs
+from voxray.testing.synthetic_report import write_synthetic_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"

@@ -10,12 +10,19 @@ metrics/ and curves/ parts (deterministic names, so a rerun replaces them):
 
 They work on fixed-length centre crops (``train.segment_s``) so that every batch has one
 shape, as 001's 200-frame inputs do.
+
+A model evaluated on a corpus whose speakers it was not trained on has no class for them:
+identification and the multi-speaker test are skipped, and faithfulness and the sanity checks
+explain the embedder (Traversal) instead of the classifier's target speaker, without the Top-1
+scorer and label randomisation. Each skip returns its reason in the part's info
+(``skipped`` for a whole part, ``partly_skipped`` for what a part left out), which the
+evaluate stage logs and the report shows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow.compute as pc
@@ -35,11 +42,12 @@ from voxray.log import get_logger
 from voxray.mask import moore_replace
 from voxray.models import build_classifier
 from voxray.models.checkpoint import LoadedModel, load_model
-from voxray.pipeline.context import METRICS, RunContext
+from voxray.pipeline.context import MANIFEST, METRICS, RunContext
 from voxray.pipeline.datasets import read_features
 from voxray.pipeline.front_ends import base_front_end
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.verification_eval import write_curve
+from voxray.schema import MetricRow
 from voxray.train.data import centre_start, loop_crop, segment_frames
 from voxray.train.local import accuracy, fit_classifier
 
@@ -54,7 +62,8 @@ class Crops:
 
     utt_ids: list[str]
     feats: Tensor
-    labels: Tensor
+    #: class ids ``(B,)``; None for crops of speakers the model has no class for.
+    labels: Tensor | None
 
 
 def crops(
@@ -63,15 +72,16 @@ def crops(
     split: str,
     n: int,
     frames: int,
-    label_of: Callable[[str], int | None],
+    label_of: Callable[[str], int | None] | None,
 ) -> Crops:
-    """Up to ``n`` utterances of ``split`` taken round-robin over speakers (deterministic)."""
+    """Up to ``n`` utterances of ``split`` taken round-robin over speakers (deterministic):
+    those ``label_of`` gives a class, or any (unlabelled) when ``label_of`` is None."""
     m = ctx.out.read_table(
-        "manifest.parquet", columns=["utt_id", "speaker_id"], filter=pc.field("split") == split
+        MANIFEST, columns=["utt_id", "speaker_id"], filter=pc.field("split") == split
     )
     by_spk: dict[str, list[str]] = {}
     for u, s in sorted(zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist())):
-        if label_of(u) is not None:
+        if label_of is None or label_of(u) is not None:
             by_spk.setdefault(s, []).append(u)
     chosen: list[str] = []
     depth = 0
@@ -86,11 +96,10 @@ def crops(
         if ids
         else np.zeros((0, frames, 0))
     )
-    return Crops(
-        ids,
-        torch.from_numpy(x.astype(np.float32)),
-        torch.tensor([label_of(u) for u in ids], dtype=torch.long),
+    labels = (
+        None if label_of is None else torch.tensor([label_of(u) for u in ids], dtype=torch.long)
     )
+    return Crops(ids, torch.from_numpy(x.astype(np.float32)), labels)
 
 
 def _loaded(ctx: RunContext) -> LoadedModel:
@@ -106,27 +115,43 @@ def _speaker_labels(loaded: LoadedModel) -> Callable[[str], int | None]:
     return lambda u: index.get(u.split("/", 1)[0])
 
 
-def _write_metrics(
-    ctx: RunContext, name: str, rows: list[tuple[str, str, str, str, str, float]]
-) -> None:
-    cols: dict[str, list] = {k: [] for k in schema.required(schema.METRICS)}
-    for row in rows:
-        for k, v in zip(schema.required(schema.METRICS), row):
-            cols[k].append(v)
-    ctx.out.write_table(f"{METRICS}/{name}.parquet", schema.table(schema.METRICS, cols))
+def _write_metrics(ctx: RunContext, name: str, rows: list[MetricRow]) -> None:
+    """One analysis's metrics/ part (a deterministic name: a rerun replaces it)."""
+    ctx.out.write_table(f"{METRICS}/{name}.parquet", schema.metrics_table(rows))
 
 
-def explained_pathway(method: str) -> str:
-    """The pathway the analyses explain with: the classification output (the model's decision)."""
-    return method_pathways(method, (Pathway.CLASSIFICATION,))[0]
+def unknown_speakers(loaded: LoadedModel, where: str) -> str:
+    """Why an analysis that needs the model's classes cannot run on ``where``."""
+    return (
+        f"no utterance of {where} is of one of the model's {len(loaded.speakers)} training "
+        "speakers (the corpus's speakers are disjoint from the model's), so Top-1 and the "
+        "classifier's target speaker are undefined"
+    )
+
+
+def explained_pathway(method: str, labelled: bool = True) -> Pathway:
+    """The pathway the analyses explain with: the classification output (the model's decision)
+    for utterances of the classifier's speakers, else the embedder (Traversal)."""
+    wanted = Pathway.CLASSIFICATION if labelled else Pathway.TRAVERSAL
+    return method_pathways(method, (wanted,))[0]
+
+
+def explainable(methods: Sequence[str], labelled: bool) -> tuple[list[str], dict[str, str]]:
+    """The methods that can explain these utterances, and why the others cannot: without
+    class labels only the methods with a Traversal pathway (CAM and LRP explain a class)."""
+    if labelled:
+        return list(methods), {}
+    keep = [m for m in methods if Pathway.TRAVERSAL in get_attributor(m).pathways]
+    why = "explains the classifier's target speaker, undefined for speakers it was not trained on"
+    return keep, {m: why for m in methods if m not in keep}
 
 
 def _maps(
-    model: torch.nn.Module, feats: Tensor, method: str, target: Tensor, params: Any
+    model: torch.nn.Module, feats: Tensor, method: str, target: Tensor | None, params: Any
 ) -> Tensor:
-    return attribute(
-        model, feats, method, explained_pathway(method), params=params, target=target
-    ).maps.detach()
+    """Maps ``(B, T, F)`` of ``method``: for the ``target`` classes, or of the embedder (None)."""
+    pathway = explained_pathway(method, labelled=target is not None)
+    return attribute(model, feats, method, pathway, params=params, target=target).maps.detach()
 
 
 def speech_mask(feats: Tensor, cfg: VoxrayConfig) -> np.ndarray:
@@ -153,7 +178,7 @@ def run_identification(ctx: RunContext) -> dict[str, Any]:
     if not loaded.has_head:
         return {"skipped": "the model has no classification head"}
     m = ctx.out.read_table(
-        "manifest.parquet", columns=["utt_id", "iden_split"], filter=pc.field("split") == "train"
+        MANIFEST, columns=["utt_id", "iden_split"], filter=pc.field("split") == "train"
     )
     iden_test = [
         u
@@ -164,6 +189,8 @@ def run_identification(ctx: RunContext) -> dict[str, Any]:
     ids = [u for u in (iden_test or m.column("utt_id").to_pylist()) if label_of(u) is not None][
         :1000
     ]
+    if not ids:
+        return {"skipped": unknown_speakers(loaded, "the train split")}
     t = read_features(ctx.out, loaded.front_end.name, ids)
     model = loaded.classifier.eval()
     hits = []
@@ -180,7 +207,7 @@ def run_identification(ctx: RunContext) -> dict[str, Any]:
         ctx,
         f"identification-{loaded.name}",
         [
-            (
+            MetricRow(
                 base_model(ctx).name,
                 "none",
                 lst,
@@ -188,7 +215,7 @@ def run_identification(ctx: RunContext) -> dict[str, Any]:
                 "top1",
                 float(np.mean(hits)) if hits else float("nan"),
             ),
-            (base_model(ctx).name, "none", lst, "", "utterances", float(len(hits))),
+            MetricRow(base_model(ctx).name, "none", lst, "", "utterances", float(len(hits))),
         ],
     )
     return {"top1": float(np.mean(hits)) if hits else None, "utterances": len(hits), "list": lst}
@@ -197,93 +224,94 @@ def run_identification(ctx: RunContext) -> dict[str, Any]:
 # --------------------------------------------------------------------------- faithfulness
 
 
+def labelled_crops(
+    ctx: RunContext, loaded: LoadedModel, n: int, frames: int
+) -> tuple[Crops, dict[str, str]]:
+    """Up to ``n`` train-split crops of the model's speakers, with their classes; when the
+    corpus has none of them, unlabelled crops of its own speakers and why the analyses that
+    need classes are left out."""
+    data = crops(ctx, loaded.front_end.name, "train", n, frames, _speaker_labels(loaded))
+    if data.utt_ids:
+        return data, {}
+    why = unknown_speakers(loaded, "the train split")
+    return crops(ctx, loaded.front_end.name, "train", n, frames, None), {"top1": why}
+
+
 def run_faithfulness(ctx: RunContext) -> dict[str, Any]:
     cfg, fc = ctx.cfg, ctx.cfg.eval.faithfulness
     loaded = _loaded(ctx)
     if not loaded.has_head:
         return {"skipped": "the model has no classification head"}
     name = base_model(ctx).name
-    data = crops(
-        ctx,
-        loaded.front_end.name,
-        "train",
-        fc.max_utterances,
-        _frames(cfg),
-        _speaker_labels(loaded),
-    )
+    data, partly_skipped = labelled_crops(ctx, loaded, fc.max_utterances, _frames(cfg))
+    labelled = data.labels is not None
+    methods, left_out = explainable(fc.methods or cfg.attribution.methods, labelled)
+    partly_skipped |= left_out
     model = loaded.classifier.eval()
     with torch.inference_mode():
         refs = model.embedder(data.feats)
     speech = speech_mask(data.feats, cfg)
     rows = ROWS_PER_CALL[data.feats.device.type]
-    scorers = {
-        "top1": top1_score(model, data.labels),
-        "verification": cosine_score(model.embedder, refs),
-    }
-    methods = fc.methods or cfg.attribution.methods
-    metrics: list[tuple] = []
+
+    def scorers(n: int) -> dict[str, Callable[[Tensor], Tensor]]:
+        """Top-1 of the true class (when known) and the verification score, on the first n."""
+        out = {"verification": cosine_score(model.embedder, refs[:n])}
+        if data.labels is not None:
+            out = {"top1": top1_score(model, data.labels[:n]), **out}
+        return out
+
+    metrics: list[MetricRow] = []
     aucs: dict[str, float] = {}
-    for order in ("random", "time_aligned"):
-        for scorer, fn in scorers.items():
+
+    def curves_of(label: str, x: Tensor, maps: Tensor | None) -> None:
+        """Deletion/insertion per scorer and Top-1 pixel flipping (000's random reference too)
+        in the order of ``maps``, or of the reference ``label`` when ``maps`` is None."""
+        n = x.shape[0]
+        order = "saliency" if maps is not None else label
+        for scorer, fn in scorers(n).items():
             with torch.inference_mode():
                 curves = masking_curves(
-                    data.feats,
-                    None,
+                    x,
+                    maps,
                     fn,
                     fc.steps,
                     order=order,
-                    speech=speech,
+                    speech=speech[:n],
                     seed=cfg.seed,
                     max_rows=rows,
                 )
             for mode, curve in curves.items():
-                write_curve(ctx, mode, name, order, scorer, curve.fractions, curve.scores)
-                metrics.append((name, order, "faithfulness", scorer, f"{mode}_auc", curve.auc))
-    with torch.inference_mode():
-        flips = pixel_flipping(
-            data.feats,
-            None,
-            scorers["top1"],
-            fc.flip_fractions,
-            order="random",
-            seed=cfg.seed,
-            max_rows=rows,
-        )
-    write_curve(ctx, "pixel_flipping", name, "random", "top1", flips.fractions, flips.scores)
-    metrics += [
-        (name, "random", "pixel_flipping", "top1", f"acc@{q:g}", s)
-        for q, s in zip(flips.fractions, flips.scores)
-    ]
-    for method in methods:
-        n = (
-            min(len(data.utt_ids), cfg.attribution.perturbation_max_utterances)
-            if get_attributor(method).perturbs
-            else len(data.utt_ids)
-        )
-        x, y, sp = data.feats[:n], data.labels[:n], speech[:n]
-        maps = _maps(model, x, method, y, cfg.attribution)
-        label = f"{method}/{explained_pathway(method)}"
-        sub = {"top1": top1_score(model, y), "verification": cosine_score(model.embedder, refs[:n])}
-        for scorer, fn in sub.items():
-            with torch.inference_mode():
-                curves = masking_curves(
-                    x, maps, fn, fc.steps, speech=sp, seed=cfg.seed, max_rows=rows
-                )
-            for mode, curve in curves.items():
                 write_curve(ctx, mode, name, label, scorer, curve.fractions, curve.scores)
-                metrics.append((name, label, "faithfulness", scorer, f"{mode}_auc", curve.auc))
-                aucs[f"{label}:{scorer}:{mode}"] = curve.auc
+                metrics.append(
+                    MetricRow(name, label, "faithfulness", scorer, f"{mode}_auc", curve.auc)
+                )
+                if maps is not None:
+                    aucs[f"{label}:{scorer}:{mode}"] = curve.auc
+        if data.labels is None or order == "time_aligned":
+            return
+        flip_order = "relevance" if maps is not None else "random"
         with torch.inference_mode():
             flips = pixel_flipping(
-                x, maps, sub["top1"], fc.flip_fractions, order="relevance", max_rows=rows
+                x, maps, scorers(n)["top1"], fc.flip_fractions, flip_order, cfg.seed, rows
             )
         write_curve(ctx, "pixel_flipping", name, label, "top1", flips.fractions, flips.scores)
-        metrics += [
-            (name, label, "pixel_flipping", "top1", f"acc@{q:g}", s)
+        metrics.extend(
+            MetricRow(name, label, "pixel_flipping", "top1", f"acc@{q:g}", s)
             for q, s in zip(flips.fractions, flips.scores)
-        ]
+        )
+
+    for order in ("random", "time_aligned"):
+        curves_of(order, data.feats, None)
+    for method in methods:
+        n = len(data.utt_ids)
+        if get_attributor(method).perturbs:
+            n = min(n, cfg.attribution.perturbation_max_utterances)
+        x, y = data.feats[:n], None if data.labels is None else data.labels[:n]
+        maps = _maps(model, x, method, y, cfg.attribution)
+        curves_of(f"{method}/{explained_pathway(method, labelled)}", x, maps)
     _write_metrics(ctx, f"faithfulness-{name}", metrics)
-    return {"utterances": len(data.utt_ids), "methods": list(methods), "aucs": aucs}
+    info: dict[str, Any] = {"utterances": len(data.utt_ids), "methods": methods, "aucs": aucs}
+    return info | ({"partly_skipped": partly_skipped} if partly_skipped else {})
 
 
 # --------------------------------------------------------------------------- multi-speaker
@@ -304,7 +332,7 @@ def run_multispeaker(ctx: RunContext) -> dict[str, Any]:
     model = loaded.classifier.eval()
     label_of = _speaker_labels(loaded)
     m = ctx.out.read_table(
-        "manifest.parquet", columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train"
+        MANIFEST, columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train"
     )
     per_speaker: dict[str, list[str]] = {}
     for u, s in sorted(zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist())):
@@ -315,6 +343,8 @@ def run_multispeaker(ctx: RunContext) -> dict[str, Any]:
     mats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t)))
     utterances = {s: [mats[u] for u in v if u in mats] for s, v in per_speaker.items()}
     labels = {s: label_of(v[0]) for s, v in per_speaker.items() if v and label_of(v[0]) is not None}
+    if not labels:
+        return {"skipped": unknown_speakers(loaded, "the train split")}
     layers = [n for n in loaded.classifier.embedder.layers() if n not in ("pool", "fc")]
     methods = [mth for mth in mc.methods if Pathway.CAM in get_attributor(mth).pathways]
 
@@ -342,19 +372,24 @@ def run_multispeaker(ctx: RunContext) -> dict[str, Any]:
         _frames(cfg, mc.segment_s),
         layer_specs(layers),
     )
-    metrics: list[tuple] = []
+    metrics: list[MetricRow] = []
     for case in mc.cases:
         first = next((r for r in rows if r.case == case), None)
         if first is not None:
             metrics.append(
-                (name, "original", f"multispeaker:{case}", "", "top1", first.top1_original)
+                MetricRow(
+                    name, "original", "multispeaker", "", "top1", first.top1_original, case=case
+                )
             )
     for r in rows:
         cond = f"{r.method}@{r.layer_spec}"
         metrics += [
-            (name, cond, f"multispeaker:{r.case}", "", "top1", r.top1_masked),
-            (name, cond, f"multispeaker:{r.case}", "", "precision", r.precision),
-            (name, cond, f"multispeaker:{r.case}", "", "recall", r.recall),
+            MetricRow(name, cond, "multispeaker", "", metric, value, case=r.case)
+            for metric, value in (
+                ("top1", r.top1_masked),
+                ("precision", r.precision),
+                ("recall", r.recall),
+            )
         ]
     _write_metrics(ctx, f"multispeaker-{name}", metrics)
     return {"rows": len(rows), "layers": layers, "methods": methods}
@@ -371,10 +406,15 @@ def run_sanity(ctx: RunContext) -> dict[str, Any]:
     name = base_model(ctx).name
     model = loaded.classifier.eval()
     label_of = _speaker_labels(loaded)
-    data = crops(ctx, loaded.front_end.name, "train", sc.max_utterances, _frames(cfg), label_of)
+    data, no_classes = labelled_crops(ctx, loaded, sc.max_utterances, _frames(cfg))
+    labelled = data.labels is not None
+    methods, partly_skipped = explainable(sc.methods, labelled)
+    if sc.label_randomisation and not labelled:
+        partly_skipped["label_randomisation"] = no_classes["top1"]
     shuffled = None
-    if sc.label_randomisation:
+    if sc.label_randomisation and labelled:
         train = crops(ctx, loaded.front_end.name, "train", 100000, _frames(cfg), label_of)
+        assert train.labels is not None
         perm = torch.from_numpy(np.random.default_rng(cfg.seed).permutation(len(train.labels)))
         shuffled = build_classifier(
             loaded.cfg, loaded.input_dim, loaded.classifier.num_classes, **loaded.options
@@ -388,8 +428,9 @@ def run_sanity(ctx: RunContext) -> dict[str, Any]:
             cfg.train.lr,
             cfg.seed,
         )
-    curves, rows = {}, []
-    for method in sc.methods:
+    curves: dict[str, Any] = {}
+    rows: list[MetricRow] = []
+    for method in methods:
         fn = lambda mdl, x, method=method: _maps(mdl, x, method, data.labels, cfg.attribution)  # noqa: E731
         cascade = cascading_randomisation(model, data.feats, fn, seed=cfg.seed)
         curves[method] = cascade
@@ -405,19 +446,20 @@ def run_sanity(ctx: RunContext) -> dict[str, Any]:
         )
         write_curve(ctx, "sanity_cascading", name, method, "ssim", steps, np.asarray(cascade.ssim))
         rows += [
-            (name, method, "sanity", "", "spearman_final", cascade.final.spearman_abs),
-            (name, method, "sanity", "", "ssim_final", cascade.final.ssim),
+            MetricRow(name, method, "sanity", "", "spearman_final", cascade.final.spearman_abs),
+            MetricRow(name, method, "sanity", "", "ssim_final", cascade.final.ssim),
         ]
         if shuffled is not None:
             sim = label_randomisation(model, shuffled, data.feats, fn)
-            rows.append((name, method, "sanity", "", "label_spearman", sim.spearman_abs))
+            rows.append(MetricRow(name, method, "sanity", "", "label_spearman", sim.spearman_abs))
     flags = flag_insensitive(curves, sc.flag_threshold)
-    rows += [(name, m, "sanity", "", "flagged", float(f)) for m, f in flags.items()]
+    rows += [MetricRow(name, m, "sanity", "", "flagged", float(f)) for m, f in flags.items()]
     _write_metrics(ctx, f"sanity-{name}", rows)
-    return {
+    info: dict[str, Any] = {
         "flagged": [m for m, f in flags.items() if f],
         "blocks": list(next(iter(curves.values())).blocks) if curves else [],
     }
+    return info | ({"partly_skipped": partly_skipped} if partly_skipped else {})
 
 
 # --------------------------------------------------------------------------- gender (002)
@@ -425,7 +467,7 @@ def run_sanity(ctx: RunContext) -> dict[str, Any]:
 
 def run_gender(ctx: RunContext) -> dict[str, Any]:
     cfg, gc = ctx.cfg, ctx.cfg.eval.gender
-    m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "gender", "split"])
+    m = ctx.out.read_table(MANIFEST, columns=["utt_id", "gender", "split"])
     gender = {
         u: g
         for u, g in zip(m.column("utt_id").to_pylist(), m.column("gender").to_pylist())
@@ -443,11 +485,9 @@ def run_gender(ctx: RunContext) -> dict[str, Any]:
     model_cfg = replace(cfg.model, arch="alexnet", head=replace(cfg.model.head, kind="softmax"))
     torch.manual_seed(cfg.seed)
     net = build_classifier(model_cfg, train.feats.shape[2], 2, input_frames=frames)
-    fit_classifier(
-        net, train.feats, train.labels, gc.epochs, cfg.train.batch_size, 1e-4 * 10, cfg.seed
-    )
+    fit_classifier(net, train.feats, train.labels, gc.epochs, cfg.train.batch_size, gc.lr, cfg.seed)
     fractions = sorted({0.0, gc.top_fraction, *cfg.eval.faithfulness.flip_fractions})
-    rows: list[tuple] = []
+    rows: list[MetricRow] = []
     info: dict[str, Any] = {}
 
     def evaluate(model: torch.nn.Module, label: str) -> None:
@@ -459,7 +499,7 @@ def run_gender(ctx: RunContext) -> dict[str, Any]:
         for cond, curve in (("lrp_0", lrp), ("random", rnd)):
             write_curve(ctx, "pixel_flipping", label, cond, "gender", curve.fractions, curve.scores)
             rows.extend(
-                (label, cond, "gender", "", f"acc@{q:g}", s)
+                MetricRow(label, cond, "gender", "", f"acc@{q:g}", s)
                 for q, s in zip(curve.fractions, curve.scores)
             )
         info[label] = {f"acc@{q:g}": float(s) for q, s in zip(lrp.fractions, lrp.scores)}
@@ -473,13 +513,14 @@ def run_gender(ctx: RunContext) -> dict[str, Any]:
             [moore_replace(x, a, gc.top_fraction) for x, a in zip(train.feats.numpy(), train_maps)]
         ).astype(np.float32)
     )
+    both = gc.retrain_on == "original+augmented"
     fit_classifier(
         net,
-        torch.cat([train.feats, augmented]),
-        torch.cat([train.labels, train.labels]),
+        torch.cat([train.feats, augmented]) if both else augmented,
+        torch.cat([train.labels, train.labels]) if both else train.labels,
         gc.epochs,
         cfg.train.batch_size,
-        1e-4 * 10,
+        gc.lr,
         cfg.seed + 1,
     )
     evaluate(net, "alexnet-gender-augmented")

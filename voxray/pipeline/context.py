@@ -5,21 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from voxray import schema
 from voxray.config import ConfigError, VoxrayConfig
 from voxray.io.storage import Storage
 
-MANIFEST = "manifest.parquet"
-TRIALS = "trials.parquet"
-FEATURES = "features"
-EMBEDDINGS = "embeddings"
-ATTRIBUTIONS = "attributions"
-MASKED = "masked"
-SCORES = "scores"
-METRICS = "metrics"
-CURVES = "curves"
-MODELS = "models"
-TUNE = "tune"
-REPORT = "report"
+#: the output tables' paths under the short names the stages use (defined with the schemas)
+MANIFEST = schema.MANIFEST_PATH
+TRIALS = schema.TRIALS_PATH
+FEATURES = schema.FEATURES_PATH
+EMBEDDINGS = schema.EMBEDDINGS_PATH
+ATTRIBUTIONS = schema.ATTRIBUTIONS_PATH
+MASKED = schema.MASKED_PATH
+SCORES = schema.SCORES_PATH
+METRICS = schema.METRICS_PATH
+CURVES = schema.CURVES_PATH
+MODELS = schema.MODELS_PATH
+TUNE = schema.TUNE_PATH
+REPORT = schema.REPORT_PATH
 
 
 class InvariantError(RuntimeError):
@@ -78,7 +80,3 @@ class RunContext:
                 "data_root: a corpus root is required (--data-root DIR or s3://bucket/prefix)"
             )
         return Storage(self.cfg.data_root, self.cfg.corpus.s3)
-
-    @property
-    def model_name(self) -> str:
-        return self.cfg.train.name

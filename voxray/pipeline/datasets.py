@@ -12,7 +12,9 @@ import ray
 from voxray.io.storage import Storage, StorageError
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext
 from voxray.pipeline.ray_env import DATA_TASK_CPUS
-from voxray.schema import matrices
+from voxray.schema import FEATURES as FEATURES_SCHEMA
+from voxray.schema import MANIFEST as MANIFEST_SCHEMA
+from voxray.schema import is_in, matrices, value_set
 
 
 def read_parquet_dataset(
@@ -49,7 +51,11 @@ def read_parquet_dataset(
     ds = ray.data.read_parquet([storage.path(f) for f in files], **kwargs)
     predicate = None
     if utt_ids is not None:
-        predicate = col("utt_id").is_in(sorted(set(utt_ids)))
+        wanted = sorted(set(utt_ids))
+        if not wanted:  # Ray types an empty value list as null, which Arrow refuses
+            return ds.limit(0)
+        # a list, not an Arrow array: Ray hands the predicate to the Parquet reader as a list
+        predicate = col("utt_id").is_in(value_set(MANIFEST_SCHEMA, "utt_id", wanted).to_pylist())
     for name, value in (where or {}).items():
         term = col(name) == value
         predicate = term if predicate is None else predicate & term
@@ -76,7 +82,7 @@ def utterances(
 
 def read_features(storage: Storage, kind: str, utt_ids: Iterable[str] | None = None) -> pa.Table:
     """Feature rows of one kind (optionally only some utterances), on the driver."""
-    filt = pc.field("utt_id").isin(list(utt_ids)) if utt_ids is not None else None
+    filt = is_in(FEATURES_SCHEMA, "utt_id", utt_ids) if utt_ids is not None else None
     return storage.read_table(
         features_rel(kind), columns=["utt_id", "num_frames", "num_bins", "values"], filter=filt
     )

@@ -35,6 +35,14 @@ def _remote(fn: Callable[[RunContext], dict[str, Any]], ctx: RunContext) -> dict
     return ray.get(task.remote(ctx))
 
 
+def _log_skips(name: str, info: dict[str, Any]) -> None:
+    """Say what a part did not compute and why (the report shows the same from its marker)."""
+    if info.get("skipped"):
+        log.warning("evaluate: %s skipped: %s", name, info["skipped"])
+    for what, why in info.get("partly_skipped", {}).items():
+        log.warning("evaluate: %s without %s: %s", name, what, why)
+
+
 def run_evaluate(ctx: RunContext) -> StageResult:
     parts: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("verification", lambda: run_verification(ctx, base_model(ctx).name)),
@@ -54,6 +62,7 @@ def run_evaluate(ctx: RunContext) -> StageResult:
         else:
             log.info("evaluate: %s", name)
             info = run()
+            _log_skips(name, info)
             mark_stage_done(ctx.out, marker, info)
         result.outputs += 1
     result.info = {"parts": [n for n, _ in parts]}

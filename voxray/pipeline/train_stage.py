@@ -56,7 +56,7 @@ def train_on(
         raise ValueError(
             f"training needs at least 2 speakers in the train split, found {len(speakers)}"
         )
-    filt = pc.field("utt_id").isin(utt_ids)
+    filt = schema.is_in(schema.MANIFEST, "utt_id", utt_ids)
     for key, value in (where or {}).items():
         filt = filt & (pc.field(key) == value)
     rows = ctx.out.read_table(source_rel, columns=["utt_id"], filter=filt).num_rows

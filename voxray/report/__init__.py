@@ -4,6 +4,7 @@
 the metrics into display tables and computed verdicts on the seed papers' claims,
 ``plots`` draws the figures as PNG bytes, ``html`` renders one page with inline CSS and
 data-URI images, and ``build.build_report`` ties them together (called by
-``voxray.pipeline.report_stage``). ``synthetic`` writes a made-up output folder to preview
-or test the report without running the pipeline.
+``voxray.pipeline.report_stage``). The report imports nothing from the pipeline: it reads the
+output tables by the names and columns of ``voxray.schema``. ``voxray.testing.synthetic_report``
+writes a made-up output folder to preview or test the report without running the pipeline.
 """

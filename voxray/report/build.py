@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Callable
 
 import numpy as np
@@ -226,6 +227,9 @@ class _Builder:
     def stages(self, s: Section) -> None:
         t = tables.stage_table(self.out.stages)
         s.blocks.append(Table(t) if not t.empty else _missing("no stage markers in _stages/"))
+        skipped = tables.skipped_table(self.out.stages)
+        if not skipped.empty:
+            s.blocks.append(Table(skipped, "Left out of this run, and why"))
         for rel, why in sorted(self.out.problems.items()):
             s.blocks.append(Note(f"Could not read {rel}: {why}", "problem"))
 
@@ -271,7 +275,20 @@ class _Builder:
             else _missing("no clean-data EERs of the base model in metrics/")
         )
 
+    def _skips(self, s: Section, part: str) -> bool:
+        """Notes for what the evaluate ``part`` left out and why; True when it skipped it all."""
+        record = self.out.stages.get(f"evaluate.{part}", {})
+        partly = record.get("partly_skipped")
+        for what, why in sorted(partly.items()) if isinstance(partly, dict) else ():
+            s.blocks.append(Note(f"Left out of this run: {what} ({why}).", "missing"))
+        if record.get("skipped"):
+            s.blocks.append(Note(f"Skipped in this run: {record['skipped']}.", "missing"))
+            return True
+        return False
+
     def identification(self, s: Section) -> None:
+        if self._skips(s, "identification"):
+            return
         t = tables.identification_table(self.out.metrics)
         s.blocks.append(
             Table(t) if not t.empty else _missing("no identification Top-1 in metrics/")
@@ -321,6 +338,8 @@ class _Builder:
             s.blocks.append(Image(png, f"attribution heat maps of {h.utt_id}"))
 
     def faithfulness(self, s: Section) -> None:
+        if self._skips(s, "faithfulness"):
+            return
         s.verdicts.append(verdicts.cam_random_verdict(self.out.metrics))
         t = tables.faithfulness_table(self.out.metrics)
         s.blocks.append(
@@ -348,6 +367,8 @@ class _Builder:
             )
 
     def multispeaker(self, s: Section) -> None:
+        if self._skips(s, "multispeaker"):
+            return
         s.verdicts.append(verdicts.layer_cam_verdict(self.out.metrics))
         cases = self.cfg.eval.multispeaker.cases
         t = tables.multispeaker_table(self.out.metrics, cases)
@@ -374,6 +395,7 @@ class _Builder:
 
     def flipping(self, s: Section) -> None:
         s.verdicts.append(verdicts.lrp_flipping_verdict(self.out.metrics))
+        self._skips(s, "gender")
         t = tables.pixel_flipping_table(self.out.metrics)
         s.blocks.append(
             Table(t, "Pixel flipping")
@@ -398,6 +420,8 @@ class _Builder:
         )
 
     def sanity(self, s: Section) -> None:
+        if self._skips(s, "sanity"):
+            return
         t = tables.sanity_table(self.out.metrics)
         s.blocks.append(
             Table(t, highlight="Flagged", decimals=3)
@@ -547,6 +571,15 @@ class _Builder:
         return facts
 
 
+def _renamed_code(exc: Exception) -> bool:
+    """True for an error that says the code itself is wrong (a renamed section method, helper
+    or module attribute), which must fail the report rather than become a note; data of an
+    unexpected shape raises on the data (a frame, a value), not on a module or the builder."""
+    if isinstance(exc, (NameError, ImportError)):
+        return True
+    return isinstance(exc, AttributeError) and isinstance(exc.obj, (ModuleType, _Builder))
+
+
 def build_report(
     out: Storage, cfg: VoxrayConfig, base: str, front_end: FrontEndSpec | None = None
 ) -> Report:
@@ -574,6 +607,8 @@ def build_report(
         try:
             fill(s)
         except Exception as exc:  # noqa: BLE001 - one section's failure must not cost the whole report
+            if _renamed_code(exc):
+                raise
             log.exception("report: section %s failed", key)
             s.blocks.append(
                 Note(f"This section could not be rendered: {type(exc).__name__}: {exc}", "problem")

@@ -24,21 +24,9 @@ from voxray.attribution.base import Pathway
 from voxray.io.run_state import STAGES_DIR
 from voxray.io.storage import Storage, StorageError
 from voxray.log import get_logger, redact
-from voxray.pipeline.context import (
-    ATTRIBUTIONS,
-    CURVES,
-    EMBEDDINGS,
-    FEATURES,
-    MANIFEST,
-    METRICS,
-    MODELS,
-    TRIALS,
-    TUNE,
-)
 from voxray.report.trials import TrialView, load_trial_views
 
 log = get_logger(__name__)
-QUARANTINE = "quarantine.parquet"
 #: the pathway shown in a heat map when a method has several (the classification output first).
 PATHWAY_PREFERENCE = (Pathway.CLASSIFICATION, Pathway.CAM, Pathway.LRP, Pathway.TRAVERSAL)
 
@@ -118,6 +106,21 @@ def _sample(ids: list[str], n: int, seed: int) -> list[str]:
     return [ids[i] for i in sorted(pick)]
 
 
+def _with_case_column(metrics: pd.DataFrame | None) -> pd.DataFrame | None:
+    """metrics/ with its ``case`` column, also for outputs written before it existed (they
+    named the multi-speaker case in the list, ``multispeaker:<case>``)."""
+    if metrics is None:
+        return None
+    if "case" not in metrics:
+        metrics = metrics.assign(case=None)
+    old = metrics["list"].astype(str).str.startswith("multispeaker:")
+    if old.any():
+        metrics = metrics.copy()
+        metrics.loc[old, "case"] = metrics.loc[old, "list"].str.partition(":")[2]
+        metrics.loc[old, "list"] = "multispeaker"
+    return metrics
+
+
 def _stages(reader: _Reader) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     try:
@@ -142,17 +145,17 @@ def _stages(reader: _Reader) -> dict[str, dict[str, Any]]:
 def _histories(reader: _Reader) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     try:
-        if not reader.out.exists(MODELS):
+        if not reader.out.exists(schema.MODELS_PATH):
             return out
         names = sorted(
             posixpath.basename(p.rstrip("/"))
-            for p in reader.out.fs.ls(reader.out.path(MODELS), detail=False)
+            for p in reader.out.fs.ls(reader.out.path(schema.MODELS_PATH), detail=False)
         )
     except (StorageError, OSError) as exc:
-        reader.problems[MODELS] = redact(f"{type(exc).__name__}: {exc}")
+        reader.problems[schema.MODELS_PATH] = redact(f"{type(exc).__name__}: {exc}")
         return out
     for name in names:
-        rel = f"{MODELS}/{name}/history.parquet"
+        rel = f"{schema.MODELS_PATH}/{name}/history.parquet"
         if not reader.out.exists(rel):
             continue
         frame = reader.frame(rel)
@@ -167,12 +170,14 @@ def _embeddings(
     whole = (
         (pc.field("model") == base) & (pc.field("condition") == "none") & (pc.field("segment") < 0)
     )
-    ids = reader.table(EMBEDDINGS, columns=["utt_id"], filter=whole)
+    ids = reader.table(schema.EMBEDDINGS_PATH, columns=["utt_id"], filter=whole)
     if ids is None or ids.num_rows == 0:
         return None
     chosen = _sample(ids.column("utt_id").to_pylist(), max_points, seed)
     t = reader.table(
-        EMBEDDINGS, columns=["utt_id", "embedding"], filter=whole & pc.field("utt_id").isin(chosen)
+        schema.EMBEDDINGS_PATH,
+        columns=["utt_id", "embedding"],
+        filter=whole & schema.is_in(schema.EMBEDDINGS, "utt_id", chosen),
     )
     if t is None:
         return None
@@ -194,7 +199,7 @@ def _embeddings(
 
 def _attribution_keys(reader: _Reader, base: str) -> pd.DataFrame | None:
     t = reader.table(
-        ATTRIBUTIONS,
+        schema.ATTRIBUTIONS_PATH,
         columns=["utt_id", "method", "pathway", "num_frames"],
         filter=pc.field("model") == base,
     )
@@ -211,9 +216,9 @@ def _profiles(
     chosen: set[str] = set()
     for _, group in keys.groupby(["method", "pathway"]):
         chosen.update(_sample(list(group["utt_id"]), max_points, seed))
-    filt = (pc.field("model") == base) & pc.field("utt_id").isin(sorted(chosen))
+    filt = (pc.field("model") == base) & schema.is_in(schema.ATTRIBUTIONS, "utt_id", chosen)
     t = reader.table(
-        ATTRIBUTIONS,
+        schema.ATTRIBUTIONS_PATH,
         columns=["utt_id", "method", "pathway", "num_frames", "freq_profile"],
         filter=filt,
     )
@@ -239,16 +244,16 @@ def _heatmaps(
     keys = keys[keys["pathway"] != "trial"]  # a trial map explains a pair: see trials.py
     per_utt = keys.groupby("utt_id")["method"].nunique()
     chosen = sorted(per_utt.index, key=lambda u: (-per_utt[u], u))[:count]
-    filt = (pc.field("model") == base) & pc.field("utt_id").isin(chosen)
+    filt = (pc.field("model") == base) & schema.is_in(schema.ATTRIBUTIONS, "utt_id", chosen)
     attrs = reader.table(
-        ATTRIBUTIONS,
+        schema.ATTRIBUTIONS_PATH,
         columns=["utt_id", "method", "pathway", "num_frames", "num_bins", "values"],
         filter=filt,
     )
     feats = reader.table(
-        f"{FEATURES}/kind={kind}",
+        f"{schema.FEATURES_PATH}/kind={kind}",
         columns=["utt_id", "num_frames", "num_bins", "values"],
-        filter=pc.field("utt_id").isin(chosen),
+        filter=schema.is_in(schema.FEATURES, "utt_id", chosen),
     )
     if attrs is None or feats is None:
         return []
@@ -294,13 +299,13 @@ def load_outputs(
     """Everything the report shows, read from ``out`` (see the module doc for the bounds)."""
     r = _Reader(out)
     res = RunOutputs()
-    res.metrics = r.frame(METRICS)
-    res.curves = r.frame(CURVES)
-    res.manifest = r.frame(MANIFEST)
-    res.trials = r.frame(TRIALS)
-    res.quarantine = r.frame(QUARANTINE)
-    res.tune_results = r.frame(f"{TUNE}/results.parquet")
-    res.tune_best = r.text(f"{TUNE}/best.yaml")
+    res.metrics = _with_case_column(r.frame(schema.METRICS_PATH))
+    res.curves = r.frame(schema.CURVES_PATH)
+    res.manifest = r.frame(schema.MANIFEST_PATH)
+    res.trials = r.frame(schema.TRIALS_PATH)
+    res.quarantine = r.frame(schema.QUARANTINE_PATH)
+    res.tune_results = r.frame(f"{schema.TUNE_PATH}/results.parquet")
+    res.tune_best = r.text(f"{schema.TUNE_PATH}/best.yaml")
     res.stages = _stages(r)
     res.histories = _histories(r)
     res.embeddings = _embeddings(r, res.manifest, base, max_points, seed)

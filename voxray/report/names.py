@@ -31,8 +31,9 @@ SCORER_NAMES = {
     "mean_cossim": "Mean-CosSim",
 }
 #: lists of metrics/ rows that are not verification trial lists.
-ANALYSIS_LISTS = ("train", "faithfulness", "pixel_flipping", "sanity", "gender")
-MULTISPEAKER_PREFIX = "multispeaker:"
+ANALYSIS_LISTS = ("train", "faithfulness", "pixel_flipping", "sanity", "gender", "multispeaker")
+#: the list of the multi-speaker test's rows (their ``case`` column names the concatenation).
+MULTISPEAKER_LIST = "multispeaker"
 
 
 def method_name(method: str) -> str:

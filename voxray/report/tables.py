@@ -19,7 +19,7 @@ import pandas as pd
 from voxray.attribution.base import Pathway
 from voxray.report.names import (
     ANALYSIS_LISTS,
-    MULTISPEAKER_PREFIX,
+    MULTISPEAKER_LIST,
     REFERENCES,
     condition_name,
     fraction_label,
@@ -75,7 +75,6 @@ def verification_rows(metrics: pd.DataFrame | None) -> pd.DataFrame:
     keep = rows["metric"].astype(str).str.match(VERIFICATION_METRIC) & ~rows["list"].isin(
         ANALYSIS_LISTS
     )
-    keep &= ~rows["list"].astype(str).str.startswith(MULTISPEAKER_PREFIX)
     return rows[keep]
 
 
@@ -356,11 +355,10 @@ def multispeaker_table(
     groups: case, columns: method). ``metric`` may also be precision or recall."""
     rows = _rows(metrics)
     rows = rows[
-        rows["list"].astype(str).str.startswith(MULTISPEAKER_PREFIX) & (rows["metric"] == metric)
+        (rows["list"] == MULTISPEAKER_LIST) & (rows["metric"] == metric)
     ]
     if rows.empty:
         return _empty()
-    rows = rows.assign(case=rows["list"].str[len(MULTISPEAKER_PREFIX) :])
     found = list(dict.fromkeys(rows["case"]))
     case_list = [c for c in cases if c in found] + sorted(c for c in found if c not in cases)
     parsed = [(str(c).partition("@")[0], str(c).partition("@")[2]) for c in rows["condition"]]
@@ -408,10 +406,7 @@ def sanity_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
 def identification_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
     """Top-1 (%) of closed-set identification per model, condition and list."""
     rows = _rows(metrics, metric="top1")
-    rows = rows[
-        ~rows["list"].isin(ANALYSIS_LISTS)
-        & ~rows["list"].astype(str).str.startswith(MULTISPEAKER_PREFIX)
-    ]
+    rows = rows[~rows["list"].isin(ANALYSIS_LISTS)]
     if rows.empty:
         return _empty()
     rows = rows.sort_values(["model", "condition", "list"])

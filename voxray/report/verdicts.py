@@ -24,7 +24,7 @@ from voxray.attribution.base import Pathway, methods_with_pathway
 from voxray.report.frequency import VOICE_BAND, voice_band_concentration
 from voxray.report.names import (
     CAM_METHODS,
-    MULTISPEAKER_PREFIX,
+    MULTISPEAKER_LIST,
     method_name,
     method_pathway_name,
     order_lists,
@@ -84,15 +84,12 @@ def layer_cam_verdict(metrics: pd.DataFrame | None) -> Verdict:
     claim = "001: Layer-CAM localises the target speaker best in the multi-speaker test"
     rows = _metric_rows(metrics)
     rows = rows[
-        rows["list"].astype(str).str.startswith(MULTISPEAKER_PREFIX) & (rows["metric"] == "top1")
+        (rows["list"] == MULTISPEAKER_LIST) & (rows["metric"] == "top1")
     ]
     rows = rows[rows["condition"] != "original"]
     if rows.empty:
         return Verdict(claim, "not computed", "no multi-speaker Top-1 in metrics/")
-    rows = rows.assign(
-        method=rows["condition"].astype(str).str.partition("@")[0],
-        case=rows["list"].str[len(MULTISPEAKER_PREFIX) :],
-    )
+    rows = rows.assign(method=rows["condition"].astype(str).str.partition("@")[0])
     best = rows.groupby(["case", "method"])["value"].max()
     cases = [
         c for c in dict.fromkeys(rows["case"]) if "layer_cam" in best[c].index and len(best[c]) > 1

@@ -23,15 +23,19 @@ def make_outputs(
     channels: int = 16,
     name: str = "ecapa",
     seed: int = 0,
+    first_speaker: int = 10001,
+    model: bool = True,
 ) -> Storage:
-    """Write manifest.parquet, trials.parquet, features/kind=fbank and models/<name>/ under out.
+    """Write manifest.parquet, trials.parquet, features/kind=fbank and (``model``) an untrained
+    models/<name>/ under out.
 
     Each speaker's features are noise around a speaker-specific mean, so a model can tell them
-    apart; the first half of the speakers train, the others are in the trial list.
+    apart; the first half of the speakers train, the others are in the trial list. Speaker ids
+    count from ``id<first_speaker>``, so two folders can hold disjoint speakers.
     """
     rng = np.random.default_rng(seed)
     s = Storage(out)
-    spk = [f"id{10001 + i}" for i in range(speakers)]
+    spk = [f"id{first_speaker + i}" for i in range(speakers)]
     train = spk[: speakers // 2]
     rows: dict[str, list] = {k: [] for k in schema.MANIFEST.names}
     mats = []
@@ -77,7 +81,7 @@ def make_outputs(
             trials["utt_a"].append(a)
             trials["utt_b"].append(b)
     s.write_table("trials.parquet", schema.table(schema.TRIALS, trials))
-    cfg = ModelConfig(channels=channels, embedding_dim=32)
-    model = build_classifier(cfg, bins, len(train))
-    save_model(s, f"models/{name}", model, cfg, train, bins)
+    if model:
+        cfg = ModelConfig(channels=channels, embedding_dim=32)
+        save_model(s, f"models/{name}", build_classifier(cfg, bins, len(train)), cfg, train, bins)
     return s

@@ -7,11 +7,13 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-COLUMNS = ["model", "condition", "list", "scorer", "metric", "value"]
+from voxray.schema import MetricRow, metrics_table
 
 
-def metrics_frame(rows: list[tuple[str, str, str, str, str, float]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=COLUMNS)
+def metrics_frame(rows: list[tuple | MetricRow]) -> pd.DataFrame:
+    """metrics/ as the report reads it, from ``MetricRow``s or (model, condition, list,
+    scorer, metric, value) tuples."""
+    return metrics_table(r if isinstance(r, MetricRow) else MetricRow(*r) for r in rows).to_pandas()
 
 
 class TableReader(HTMLParser):

@@ -19,7 +19,7 @@ from voxray.config import MaskCondition, VoxrayConfig, replace
 from voxray.io.storage import Storage
 from voxray.pipeline.context import RunContext
 from voxray.pipeline.report_stage import INDEX, run_report
-from voxray.report.synthetic import write_synthetic_outputs
+from voxray.testing.synthetic_report import write_synthetic_outputs
 
 SCRIPT = "<script>alert(1)</script>"
 HOSTILE_UTT = 'id10002/v&<>"/00007.wav'

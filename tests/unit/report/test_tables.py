@@ -11,6 +11,7 @@ import pytest
 
 from voxray.report import tables
 from voxray.report.names import condition_name, order_lists, parse_masked, scorer_name
+from voxray.schema import MetricRow
 
 IG = "masked:integrated_gradients/seen-classification/product"
 IG_MASK = "masked:integrated_gradients/seen-classification/threshold:signed@0.1"
@@ -179,16 +180,16 @@ def test_faithfulness_table_puts_references_last(make_metrics) -> None:
 
 def test_multispeaker_table_is_001s_layout(make_metrics) -> None:
     rows = [
-        ("m", "original", "multispeaker:A-B", "", "top1", 0.4915),
-        ("m", "original", "multispeaker:B-A-B", "", "top1", 0.1535),
+        MetricRow("m", "original", "multispeaker", "", "top1", 0.4915, case="A-B"),
+        MetricRow("m", "original", "multispeaker", "", "top1", 0.1535, case="B-A-B"),
     ]
     rows += [
-        ("m", f"{meth}@{spec}", f"multispeaker:{case}", "", "top1", v)
+        MetricRow("m", f"{meth}@{spec}", "multispeaker", "", "top1", v, case=case)
         for case in ("A-B", "B-A-B")
         for meth, v in (("layer_cam", 0.7155), ("grad_cam_pp", 0.477))
         for spec in ("S4+S3", "S1")
     ]
-    rows.append(("m", "layer_cam@S1", "multispeaker:A-B", "", "recall", 0.9))
+    rows.append(MetricRow("m", "layer_cam@S1", "multispeaker", "", "recall", 0.9, case="A-B"))
     t = tables.multispeaker_table(make_metrics(rows), cases=("B-A-B", "A-B"))
     assert list(t.index) == ["Original", "S1", "S4+S3"]
     assert list(t.columns) == [
@@ -250,7 +251,7 @@ def test_pixel_flipping_table_orders_fractions(make_metrics) -> None:
 def test_identification_and_training_tables(make_metrics) -> None:
     rows = [
         ("ecapa", "none", "iden", "cosine", "top1", 0.8125),
-        ("ecapa", "x@S1", "multispeaker:A-B", "", "top1", 0.3),
+        MetricRow("ecapa", "x@S1", "multispeaker", "", "top1", 0.3, case="A-B"),
         ("ecapa", "none", "train", "", "train_top1", 0.5),
         ("ecapa", "none", "train", "", "train_epochs", 4.0),
     ]

@@ -8,20 +8,23 @@ import pytest
 
 from voxray.report import verdicts
 from voxray.report.tables import CONTROL, EER
+from voxray.schema import MetricRow
 
 
 def _multispeaker(
     layer_cam: float, score_cam: float, cases: tuple[str, ...] = ("A-B", "B-A-B")
-) -> list[tuple]:
+) -> list[MetricRow]:
     rows = []
     for case in cases:
-        lst = f"multispeaker:{case}"
         rows += [
-            ("m", "original", lst, "", "top1", 0.99),  # the unmasked input never competes
-            ("m", "layer_cam@S1", lst, "", "top1", layer_cam),
-            ("m", "layer_cam@S2", lst, "", "top1", layer_cam - 0.2),
-            ("m", "score_cam@S1", lst, "", "top1", score_cam),
-            ("m", "layer_cam@S1", lst, "", "precision", 0.0),
+            MetricRow("m", cond, "multispeaker", "", metric, value, case=case)
+            for cond, metric, value in (
+                ("original", "top1", 0.99),  # the unmasked input never competes
+                ("layer_cam@S1", "top1", layer_cam),
+                ("layer_cam@S2", "top1", layer_cam - 0.2),
+                ("score_cam@S1", "top1", score_cam),
+                ("layer_cam@S1", "precision", 0.0),
+            )
         ]
     return rows
 

@@ -2,7 +2,7 @@
 
 It lets the report be previewed, and tested, without running the pipeline: the tables
 follow ``voxray.schema`` and the value conventions of the stages that write them (see
-voxray/pipeline/*), with made-up numbers. ``python -m voxray.report.synthetic OUT``
+voxray/pipeline/*), with made-up numbers. ``python -m voxray.testing.synthetic_report OUT``
 writes one and renders OUT/report/index.html.
 """
 
@@ -20,7 +20,7 @@ from voxray import schema
 from voxray.config import VoxrayConfig, replace
 from voxray.io.run_state import mark_stage_done
 from voxray.io.storage import Storage
-from voxray.report.names import MULTISPEAKER_PREFIX
+from voxray.report.names import MULTISPEAKER_LIST
 
 SPEAKERS = (("id10001", "m"), ("id10002", "f"), ("id10003", "m"), ("id10004", "f"))
 UTTS_PER_SPEAKER = 6
@@ -29,10 +29,10 @@ EMBEDDING_DIM = 32
 FRAMES = 120
 
 
-def _metric_rows(rows: list[tuple[str, str, str, str, str, float]]) -> pa.Table:
-    cols = list(zip(*rows)) if rows else [[]] * 6
-    return schema.table(
-        schema.METRICS, {name: list(col) for name, col in zip(schema.required(schema.METRICS), cols)}
+def _metric_rows(rows: list[tuple | schema.MetricRow]) -> pa.Table:
+    """metrics/ from ``MetricRow``s or (model, condition, list, scorer, metric, value) tuples."""
+    return schema.metrics_table(
+        r if isinstance(r, schema.MetricRow) else schema.MetricRow(*r) for r in rows
     )
 
 
@@ -104,7 +104,7 @@ def verification_metrics(
     return rows
 
 
-def analysis_metrics(base: str) -> list[tuple[str, str, str, str, str, float]]:
+def analysis_metrics(base: str) -> list[tuple | schema.MetricRow]:
     rows = [
         (base, "none", "train", "", "train_loss", 1.25),
         (base, "none", "train", "", "train_top1", 0.91),
@@ -138,15 +138,20 @@ def analysis_metrics(base: str) -> list[tuple[str, str, str, str, str, float]]:
                 )
             )
     for case_i, case in enumerate(("A-B", "A-B-A", "B-A-B", "A-B-C")):
-        lst = f"{MULTISPEAKER_PREFIX}{case}"
-        rows.append((base, "original", lst, "", "top1", 0.49 - 0.05 * case_i))
+        lst = MULTISPEAKER_LIST
+        rows.append(
+            schema.MetricRow(base, "original", lst, "", "top1", 0.49 - 0.05 * case_i, case=case)
+        )
         for m_i, method in enumerate(("grad_cam_pp", "score_cam", "layer_cam")):
             for l_i, layers in enumerate(("block1", "block2", "block3", "block3+block2")):
                 top1 = 0.4 + 0.05 * m_i + 0.02 * l_i - 0.03 * case_i
                 rows += [
-                    (base, f"{method}@{layers}", lst, "", "top1", top1),
-                    (base, f"{method}@{layers}", lst, "", "precision", 0.6 + 0.1 * m_i),
-                    (base, f"{method}@{layers}", lst, "", "recall", 0.7 - 0.05 * l_i),
+                    schema.MetricRow(base, f"{method}@{layers}", lst, "", m, v, case=case)
+                    for m, v in (
+                        ("top1", top1),
+                        ("precision", 0.6 + 0.1 * m_i),
+                        ("recall", 0.7 - 0.05 * l_i),
+                    )
                 ]
     for method, sp, ssim, flagged in (
         ("saliency", 0.12, 0.20, 0.0),
@@ -272,7 +277,8 @@ def write_synthetic_outputs(
         ),
     )
     metrics = verification_metrics(cfg, base) + analysis_metrics(base)
-    out.write_table("metrics/synthetic.parquet", _metric_rows(metrics))
+    table = _metric_rows(metrics)
+    out.write_table(f"{schema.METRICS_PATH}/synthetic.parquet", table)
     out.write_table("curves/synthetic.parquet", _curves(base, rng))
     centres = rng.standard_normal((len(SPEAKERS), EMBEDDING_DIM)) * 3
     emb = [
@@ -368,7 +374,7 @@ def write_synthetic_outputs(
                 "profile": cfg.profile,
             },
         )
-    return pd.DataFrame(metrics, columns=schema.required(schema.METRICS))
+    return table.to_pandas()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m voxray.report.synthetic OUT_DIR", file=sys.stderr)
+        print("usage: python -m voxray.testing.synthetic_report OUT_DIR", file=sys.stderr)
         return 2
     cfg = replace(VoxrayConfig(), out=args[0], profile="synthetic")
     ctx = RunContext(cfg)
