@@ -139,7 +139,7 @@ def _metrics() -> pd.DataFrame:
         )
     )
     rows.append(("m", "saliency", "sanity", "", "spearman_final", 0.8, None, None))
-    return pd.DataFrame(rows, columns=schema.METRICS.names)
+    return schema.metrics_table(schema.MetricRow(*r) for r in rows).to_pandas()
 
 
 def test_methods_table_ranks_and_shows_the_seeds_tests() -> None:
