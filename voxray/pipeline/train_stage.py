@@ -94,19 +94,18 @@ def train_on(
 
 def write_train_metrics(ctx: RunContext, name: str, result: TrainResult) -> None:
     last = result.history[-1] if result.history else {}
-    rows = {"model": [], "condition": [], "list": [], "scorer": [], "metric": [], "value": []}
-    for metric, value in (
-        ("train_loss", last.get("loss")),
-        ("train_top1", last.get("accuracy")),
-        ("train_seconds", result.seconds),
-        ("train_epochs", len(result.history)),
-    ):
-        if value is None:
-            continue
-        for k, v in zip(rows, (name, "none", "train", "", metric, float(value))):
-            rows[k].append(v)
+    rows = [
+        schema.MetricRow(name, "none", "train", "", metric, float(value))
+        for metric, value in (
+            ("train_loss", last.get("loss")),
+            ("train_top1", last.get("accuracy")),
+            ("train_seconds", result.seconds),
+            ("train_epochs", len(result.history)),
+        )
+        if value is not None
+    ]
     ctx.out.write_table(
-        f"{METRICS}/train-{name.replace('/', '_')}.parquet", schema.table(schema.METRICS, rows)
+        f"{METRICS}/train-{name.replace('/', '_')}.parquet", schema.metrics_table(rows)
     )
 
 

@@ -57,15 +57,12 @@ def groups(ctx: RunContext) -> list[tuple[str, str]]:
 
 def metric_rows(
     model: str, condition: str, list_name: str, scorer: str, values: dict[str, float]
-) -> dict[str, list]:
-    """metrics/ columns for one (model, condition, list, scorer) and its named values."""
-    rows: dict[str, list] = {k: [] for k in schema.required(schema.METRICS)}
-    for metric, value in values.items():
-        for k, v in zip(
-            schema.required(schema.METRICS), (model, condition, list_name, scorer, metric, float(value))
-        ):
-            rows[k].append(v)
-    return rows
+) -> list[schema.MetricRow]:
+    """metrics/ rows for one (model, condition, list, scorer) and its named values."""
+    return [
+        schema.MetricRow(model, condition, list_name, scorer, metric, float(value))
+        for metric, value in values.items()
+    ]
 
 
 def score_group(
@@ -115,7 +112,7 @@ def score_group(
             rows = metric_rows(model, condition, list_name, scorer, values)
             ctx.out.write_table(
                 f"{METRICS}/verify-{_slug(model, condition, list_name, scorer)}.parquet",
-                schema.table(schema.METRICS, rows),
+                schema.metrics_table(rows),
             )
             if scorer == "cosine":
                 fpr, fnr, _ = det_curve(scores, labels)

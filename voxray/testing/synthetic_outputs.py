@@ -11,7 +11,8 @@ from voxray.config import ModelConfig
 from voxray.io.sink import write_partitioned
 from voxray.io.storage import Storage
 from voxray.models import build_classifier
-from voxray.models.checkpoint import save_model
+from voxray.models.checkpoint import default_front_end, save_model
+from voxray.pipeline.front_ends import record_front_end
 
 
 def make_outputs(
@@ -72,6 +73,8 @@ def make_outputs(
         }
     )
     write_partitioned(s, "features", feats, schema.FEATURES, ("utt_id", "kind"), partition="kind")
+    cfg = ModelConfig(channels=channels, embedding_dim=32)
+    record_front_end(s, default_front_end(cfg, bins))  # what the features stage would note
     test_utts = [u for u, sp in zip(rows["utt_id"], rows["speaker_id"]) if sp not in train]
     trials: dict[str, list] = {"list": [], "label": [], "utt_a": [], "utt_b": []}
     for i, a in enumerate(test_utts):
@@ -82,6 +85,5 @@ def make_outputs(
             trials["utt_b"].append(b)
     s.write_table("trials.parquet", schema.table(schema.TRIALS, trials))
     if model:
-        cfg = ModelConfig(channels=channels, embedding_dim=32)
         save_model(s, f"models/{name}", build_classifier(cfg, bins, len(train)), cfg, train, bins)
     return s
