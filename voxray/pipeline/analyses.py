@@ -2,14 +2,16 @@
 metrics/ and curves/ parts (deterministic names, so a rerun replaces them):
 
 - identification: Top-1 of the classification model on its speakers' held-out utterances;
-- faithfulness: deletion / insertion curves (001) with Top-1 and with the verification score,
-  against random and time-aligned masking, after energy VAD; pixel flipping (002);
-- multispeaker: 001's A-B, A-B-A, B-A-B, A-B-C localisation and recognition (Table 2);
+- faithfulness: deletion / insertion curves (Li et al. 2022) with Top-1 and with the verification
+score,
+  against random and time-aligned masking, after energy VAD; pixel flipping (Sarvaš 2021);
+- multispeaker: Li et al. 2022's A-B, A-B-A, B-A-B, A-B-C localisation and recognition (Table 2);
 - sanity: cascading model-parameter and label randomisation (Adebayo et al. 2018);
-- gender: 002's AlexNet gender classifier, LRP pixel flipping, Moore augmentation, retraining.
+- gender: Sarvaš 2021's AlexNet gender classifier, LRP pixel flipping, Moore augmentation,
+retraining.
 
 They work on fixed-length centre crops (``train.segment_s``) so that every batch has one
-shape, as 001's 200-frame inputs do.
+shape, as Li et al. 2022's 200-frame inputs do.
 
 A model evaluated on a corpus whose speakers it was not trained on has no class for them:
 identification and the multi-speaker test are skipped, and faithfulness and the sanity checks
@@ -80,7 +82,9 @@ def crops(
         MANIFEST, columns=["utt_id", "speaker_id"], filter=pc.field("split") == split
     )
     by_spk: dict[str, list[str]] = {}
-    for u, s in sorted(zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist())):
+    for u, s in sorted(
+        zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
+    ):
         if label_of is None or label_of(u) is not None:
             by_spk.setdefault(s, []).append(u)
     chosen: list[str] = []
@@ -89,7 +93,7 @@ def crops(
         chosen += [v[depth] for v in by_spk.values() if depth < len(v)][: n - len(chosen)]
         depth += 1
     t = read_features(ctx.out, kind, chosen)
-    mats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t)))
+    mats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t), strict=True))
     ids = [u for u in chosen if u in mats]
     x = (
         np.stack([loop_crop(mats[u], centre_start(mats[u].shape[0], frames), frames) for u in ids])
@@ -155,7 +159,8 @@ def _maps(
 
 
 def speech_mask(feats: Tensor, cfg: VoxrayConfig) -> np.ndarray:
-    """Energy VAD on the stored features (001 removes non-speech before deletion/insertion).
+    """Energy VAD on the stored features (Li et al. 2022 removes non-speech before
+    deletion/insertion).
 
     Features may be mean-normalised (CMN), which removes absolute levels, so the rule is
     relative: a frame is speech when its log-mel energy is within ``vad_energy_threshold``
@@ -182,7 +187,9 @@ def run_identification(ctx: RunContext) -> dict[str, Any]:
     )
     iden_test = [
         u
-        for u, s in zip(m.column("utt_id").to_pylist(), m.column("iden_split").to_pylist())
+        for u, s in zip(
+            m.column("utt_id").to_pylist(), m.column("iden_split").to_pylist(), strict=True
+        )
         if s == 3
     ]
     label_of = _speaker_labels(loaded)
@@ -195,7 +202,7 @@ def run_identification(ctx: RunContext) -> dict[str, Any]:
     model = loaded.classifier.eval()
     hits = []
     with torch.inference_mode():
-        for u, x in zip(t.column("utt_id").to_pylist(), schema.matrices(t)):
+        for u, x in zip(t.column("utt_id").to_pylist(), schema.matrices(t), strict=True):
             hits.append(int(model(torch.from_numpy(x)[None]).argmax(1).item() == label_of(u)))
     # utterances the model trained on are marked as such: Top-1 on them is not a held-out figure
     lst = (
@@ -228,20 +235,23 @@ def labelled_crops(
     ctx: RunContext, loaded: LoadedModel, n: int, frames: int
 ) -> tuple[Crops, dict[str, str]]:
     """Up to ``n`` train-split crops of the model's speakers, with their classes; when the
-    corpus has none of them, unlabelled crops of its own speakers and why the analyses that
-    need classes are left out."""
-    data = crops(ctx, loaded.front_end.name, "train", n, frames, _speaker_labels(loaded))
+    corpus has none of them (or the model has no head), unlabelled crops of its own speakers
+    (train split, else test: a corpus of test speakers only) and why the analyses that need
+    classes are left out."""
+    kind = loaded.front_end.name
+    data = crops(ctx, kind, "train", n, frames, _speaker_labels(loaded))
     if data.utt_ids:
         return data, {}
     why = unknown_speakers(loaded, "the train split")
-    return crops(ctx, loaded.front_end.name, "train", n, frames, None), {"top1": why}
+    unlabelled = crops(ctx, kind, "train", n, frames, None)
+    if not unlabelled.utt_ids:
+        unlabelled = crops(ctx, kind, "test", n, frames, None)
+    return unlabelled, {"top1": why}
 
 
 def run_faithfulness(ctx: RunContext) -> dict[str, Any]:
     cfg, fc = ctx.cfg, ctx.cfg.eval.faithfulness
-    loaded = _loaded(ctx)
-    if not loaded.has_head:
-        return {"skipped": "the model has no classification head"}
+    loaded = _loaded(ctx)  # without a head: Traversal maps of unlabelled crops
     name = base_model(ctx).name
     data, partly_skipped = labelled_crops(ctx, loaded, fc.max_utterances, _frames(cfg))
     labelled = data.labels is not None
@@ -264,7 +274,8 @@ def run_faithfulness(ctx: RunContext) -> dict[str, Any]:
     aucs: dict[str, float] = {}
 
     def curves_of(label: str, x: Tensor, maps: Tensor | None) -> None:
-        """Deletion/insertion per scorer and Top-1 pixel flipping (000's random reference too)
+        """Deletion/insertion per scorer and Top-1 pixel flipping (Zhang et al. 2023's random
+        reference too)
         in the order of ``maps``, or of the reference ``label`` when ``maps`` is None."""
         n = x.shape[0]
         order = "saliency" if maps is not None else label
@@ -297,7 +308,7 @@ def run_faithfulness(ctx: RunContext) -> dict[str, Any]:
         write_curve(ctx, "pixel_flipping", name, label, "top1", flips.fractions, flips.scores)
         metrics.extend(
             MetricRow(name, label, "pixel_flipping", "top1", f"acc@{q:g}", s)
-            for q, s in zip(flips.fractions, flips.scores)
+            for q, s in zip(flips.fractions, flips.scores, strict=True)
         )
 
     for order in ("random", "time_aligned"):
@@ -318,7 +329,8 @@ def run_faithfulness(ctx: RunContext) -> dict[str, Any]:
 
 
 def layer_specs(layers: list[str]) -> list[str]:
-    """Single layers, then cumulative averages from the top (001: S4, S4+S3, S4+S3+S2, ...)."""
+    """Single layers, then cumulative averages from the top (Li et al. 2022: S4, S4+S3, S4+S3+S2,
+    ...)."""
     top_down = layers[::-1]
     return layers + ["+".join(top_down[: k + 1]) for k in range(1, len(top_down))]
 
@@ -335,12 +347,14 @@ def run_multispeaker(ctx: RunContext) -> dict[str, Any]:
         MANIFEST, columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train"
     )
     per_speaker: dict[str, list[str]] = {}
-    for u, s in sorted(zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist())):
+    for u, s in sorted(
+        zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
+    ):
         per_speaker.setdefault(s, [])
         if len(per_speaker[s]) < 4:
             per_speaker[s].append(u)
     t = read_features(ctx.out, loaded.front_end.name, [u for v in per_speaker.values() for u in v])
-    mats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t)))
+    mats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t), strict=True))
     utterances = {s: [mats[u] for u in v if u in mats] for s, v in per_speaker.items()}
     labels = {s: label_of(v[0]) for s, v in per_speaker.items() if v and label_of(v[0]) is not None}
     if not labels:
@@ -400,9 +414,7 @@ def run_multispeaker(ctx: RunContext) -> dict[str, Any]:
 
 def run_sanity(ctx: RunContext) -> dict[str, Any]:
     cfg, sc = ctx.cfg, ctx.cfg.eval.sanity
-    loaded = _loaded(ctx)
-    if not loaded.has_head:
-        return {"skipped": "the model has no classification head"}
+    loaded = _loaded(ctx)  # without a head: Traversal maps of unlabelled crops
     name = base_model(ctx).name
     model = loaded.classifier.eval()
     label_of = _speaker_labels(loaded)
@@ -431,7 +443,10 @@ def run_sanity(ctx: RunContext) -> dict[str, Any]:
     curves: dict[str, Any] = {}
     rows: list[MetricRow] = []
     for method in methods:
-        fn = lambda mdl, x, method=method: _maps(mdl, x, method, data.labels, cfg.attribution)  # noqa: E731
+
+        def fn(mdl: torch.nn.Module, x: Tensor, method: str = method) -> Tensor:
+            return _maps(mdl, x, method, data.labels, cfg.attribution)
+
         cascade = cascading_randomisation(model, data.feats, fn, seed=cfg.seed)
         curves[method] = cascade
         steps = np.arange(len(cascade.blocks), dtype=np.float64)
@@ -462,7 +477,7 @@ def run_sanity(ctx: RunContext) -> dict[str, Any]:
     return info | ({"partly_skipped": partly_skipped} if partly_skipped else {})
 
 
-# --------------------------------------------------------------------------- gender (002)
+# --------------------------------------------------------------------------- gender (Sarvaš 2021)
 
 
 def run_gender(ctx: RunContext) -> dict[str, Any]:
@@ -470,7 +485,7 @@ def run_gender(ctx: RunContext) -> dict[str, Any]:
     m = ctx.out.read_table(MANIFEST, columns=["utt_id", "gender", "split"])
     gender = {
         u: g
-        for u, g in zip(m.column("utt_id").to_pylist(), m.column("gender").to_pylist())
+        for u, g in zip(m.column("utt_id").to_pylist(), m.column("gender").to_pylist(), strict=True)
         if g in ("m", "f")
     }
     if len({*gender.values()}) < 2:
@@ -500,17 +515,23 @@ def run_gender(ctx: RunContext) -> dict[str, Any]:
             write_curve(ctx, "pixel_flipping", label, cond, "gender", curve.fractions, curve.scores)
             rows.extend(
                 MetricRow(label, cond, "gender", "", f"acc@{q:g}", s)
-                for q, s in zip(curve.fractions, curve.scores)
+                for q, s in zip(curve.fractions, curve.scores, strict=True)
             )
-        info[label] = {f"acc@{q:g}": float(s) for q, s in zip(lrp.fractions, lrp.scores)}
+        info[label] = {
+            f"acc@{q:g}": float(s) for q, s in zip(lrp.fractions, lrp.scores, strict=True)
+        }
 
     evaluate(net, "alexnet-gender")
-    # 002 §4.3: the top 0.5% relevant bins of each training crop replaced by their Moore-neighbourhood
+    # Sarvaš 2021 §4.3: the top 0.5% relevant bins of each training crop replaced by their
+    # Moore-neighbourhood
     # mean, then the trained model trained again on the augmented data
     train_maps = _maps(net, train.feats, "lrp_0", train.labels, cfg.attribution).numpy()
     augmented = torch.from_numpy(
         np.stack(
-            [moore_replace(x, a, gc.top_fraction) for x, a in zip(train.feats.numpy(), train_maps)]
+            [
+                moore_replace(x, a, gc.top_fraction)
+                for x, a in zip(train.feats.numpy(), train_maps, strict=True)
+            ]
         ).astype(np.float32)
     )
     both = gc.retrain_on == "original+augmented"
