@@ -10,6 +10,7 @@ from voxray.models import (
     AlexNet,
     BiLstm,
     EcapaTdnn,
+    Ge2eLstm,
     MarginHead,
     ResNet34SE,
     build_classifier,
@@ -21,6 +22,7 @@ CASES = [
     (ModelConfig(arch="resnet34se", channels=4, embedding_dim=8), ResNet34SE, {}),
     (ModelConfig(arch="bilstm", channels=4, embedding_dim=8), BiLstm, {}),
     (ModelConfig(arch="alexnet", embedding_dim=8), AlexNet, {"input_frames": 70}),
+    (ModelConfig(arch="ge2e", channels=4, embedding_dim=8), Ge2eLstm, {}),
 ]
 
 
@@ -43,6 +45,6 @@ def test_head_config_is_used() -> None:
 
 
 def test_unknown_arch_lists_valid_ones() -> None:
-    valid = "alexnet, bilstm, ecapa_tdnn, resnet34se"
+    valid = "alexnet, bilstm, ecapa_tdnn, ge2e, resnet34se"
     with pytest.raises(KeyError, match=f"unknown architecture 'tdnn' .*{valid}"):
         build_embedder(ModelConfig(arch="tdnn"), 80)  # type: ignore[arg-type]  # invalid on purpose
