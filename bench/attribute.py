@@ -6,7 +6,8 @@ the model's own forward+backward throughput (the roofline of gradient methods).
 Measured side by side in one run, on the same inputs:
 - roofline: forward+backward passes/s of the model (batch of IG steps), in utterance-steps/s;
 - IG (50 steps) Traversal, voxray's fast path (one attribution of the mean embedding);
-- IG Traversal the literal way (000 eq. 5): one Captum call per embedding dimension, 192 calls.
+- IG Traversal the literal way (Zhang et al. 2023 eq. 5): one Captum call per embedding dimension,
+192 calls.
   It is timed on a few dimensions and scaled to 192 (its cost is linear in the calls);
 - the fraction of the roofline the fast path reaches (50 fwd+bwd per utterance);
 - then every registered method on its own pathway (Traversal for the Captum methods, ``cam``,
@@ -56,7 +57,8 @@ def roofline(model: torch.nn.Module, x: torch.Tensor, steps: int) -> float:
 def literal_loop_seconds(
     model: SpeakerClassifier, x1: torch.Tensor, method: str, params: AttributionConfig, dims: int
 ) -> float:
-    """Seconds per utterance of 000 eq. 5 done literally: one Captum call per embedding
+    """Seconds per utterance of Zhang et al. 2023 eq. 5 done literally: one Captum call per
+    embedding
     dimension (the method's own Captum call, with voxray's arguments), timed on ``dims``
     dimensions and scaled to all of them."""
     attributor = get_attributor(method)(model, params)
@@ -113,7 +115,8 @@ def print_row(r: dict) -> None:
     )
     roof = f"{r['roofline_fraction']:6.0%}" if "roofline_fraction" in r else f"{'-':>6}"
     print(
-        f"{r['method']:22s} {r['pathway']:14s} {r['utt_per_s']:8.3f} {r['per_utterance_per_s']:8.3f} "
+        f"{r['method']:22s} {r['pathway']:14s} {r['utt_per_s']:8.3f} "
+        f"{r['per_utterance_per_s']:8.3f} "
         f"{r['batched_ratio']:6.2f}x {literal} {r['x_realtime']:7.2f} {roof}",
         flush=True,
     )
@@ -142,13 +145,15 @@ def main(argv: list[str] | None = None) -> dict:
     x = torch.randn(n_utts, args.frames, 80, device=device)
     params = AttributionConfig(ig_steps=steps, internal_batch_size=steps, baseline="ones")
     print(
-        f"ECAPA-TDNN C={args.channels}, {args.frames} frames, IG {steps} steps, device {device_name()}, "
+        f"ECAPA-TDNN C={args.channels}, {args.frames} frames, IG {steps} steps, device "
+        f"{device_name()}, "
         f"torch threads {torch.get_num_threads()}"
     )
 
     roof = roofline(model, x, steps)
     print(
-        f"roofline (fwd+bwd):            {roof:8.1f} utterance-steps/s = {roof / steps:7.3f} IG utterances/s"
+        f"roofline (fwd+bwd):            {roof:8.1f} utterance-steps/s = {roof / steps:7.3f} IG "
+        f"utterances/s"
     )
 
     fast_s = best_of(
@@ -160,7 +165,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     fast = n_utts / fast_s
     print(
-        f"voxray IG traversal fast path: {fast:8.3f} utterances/s ({fast * steps / roof:.0%} of the roofline)"
+        f"voxray IG traversal fast path: {fast:8.3f} utterances/s "
+        f"({fast * steps / roof:.0%} of the roofline)"
     )
 
     ig = IntegratedGradients(model.embedder)
@@ -185,11 +191,13 @@ def main(argv: list[str] | None = None) -> dict:
         table_roof = roof if table_model is model else roofline(table_model, x, steps)
         table_x = x if args.quick else x[:4]
         print(
-            f"\nevery method, ECAPA C={table_c}, {table_x.shape[0]} utterances of {args.frames} frames "
+            f"\nevery method, ECAPA C={table_c}, {table_x.shape[0]} utterances of {args.frames} "
+            f"frames "
             f"(roofline {table_roof:.1f} utterance-steps/s); utterances/s:"
         )
         print(
-            f"{'method':22s} {'pathway':14s} {'batched':>8s} {'per-utt':>8s} {'ratio':>7s} {'literal':>9s} {'ratio':>9s} "
+            f"{'method':22s} {'pathway':14s} {'batched':>8s} {'per-utt':>8s} {'ratio':>7s} "
+            f"{'literal':>9s} {'ratio':>9s} "
             f"{'x rt':>7s} {'roof':>6s}"
         )
         for m in methods:

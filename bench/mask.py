@@ -1,4 +1,5 @@
-"""Masking throughput: voxray's vectorised rules against the per-bin loops 000 and 002 describe
+"""Masking throughput: voxray's vectorised rules against the per-bin loops Zhang et al. 2023 and
+Sarvaš 2021 describe
 (threshold each bin of attribution x input; replace each top bin by the mean of its Moore
 neighbourhood), on the same utterances.
 

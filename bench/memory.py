@@ -139,8 +139,10 @@ def main(argv: list[str] | None = None) -> dict:
         results[label] = json.loads(out.stdout.strip().splitlines()[-1])
         r = results[label]
         print(
-            f"{label}: {r['utterances']:5d} utterances in {r['seconds']:6.1f} s, driver peak {r['driver_peak_mb']:7.1f} MiB, "
-            f"largest worker {r['worker_peak_mb']:7.1f} MiB ({r['worker_peak_name']}), all workers {r['workers_total_peak_mb']:7.1f} MiB"
+            f"{label}: {r['utterances']:5d} utterances in {r['seconds']:6.1f} s, driver peak "
+            f"{r['driver_peak_mb']:7.1f} MiB, "
+            f"largest worker {r['worker_peak_mb']:7.1f} MiB ({r['worker_peak_name']}), all workers "
+            f"{r['workers_total_peak_mb']:7.1f} MiB"
         )
     one, eight = results["1x"], results["8x"]
     return emit(

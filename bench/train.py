@@ -40,7 +40,7 @@ def synthetic_corpus(
     frames = rng.integers(min_frames, max_frames + 1, size=utts)
     mats = [
         (means[s] + rng.standard_normal((t, BINS))).astype(np.float32)
-        for s, t in zip(labels, frames)
+        for s, t in zip(labels, frames, strict=True)
     ]
     return pa.table(
         {

@@ -1,4 +1,5 @@
-"""`ray job submit` entrypoint: attribution maps (Captum methods, CAMs, LRP) on an actor pool: attributions/.
+"""`ray job submit` entrypoint: attribution maps (Captum methods, CAMs, LRP) on an actor pool:
+attributions/.
 
     ray job submit --working-dir . -- python ray_jobs/attribute.py --config conf/attribute.yaml \
         --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]

@@ -1,4 +1,5 @@
-"""`ray job submit` entrypoint: full-utterance and overlapping-segment embeddings on an actor pool: embeddings/.
+"""`ray job submit` entrypoint: full-utterance and overlapping-segment embeddings on an actor pool:
+embeddings/.
 
     ray job submit --working-dir . -- python ray_jobs/embed.py --config conf/embed.yaml \
         --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]

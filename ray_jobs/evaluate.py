@@ -1,4 +1,5 @@
-"""`ray job submit` entrypoint: scores and metrics (EER, minDCF, clustering scorers, faithfulness, multi-speaker, sanity checks, gender flipping): scores/, metrics/, curves/.
+"""`ray job submit` entrypoint: scores and metrics (EER, minDCF, clustering scorers, faithfulness,
+multi-speaker, sanity checks, gender flipping): scores/, metrics/, curves/.
 
     ray job submit --working-dir . -- python ray_jobs/evaluate.py --config conf/evaluate.yaml \
         --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]

@@ -1,4 +1,5 @@
-"""`ray job submit` entrypoint: decode audio and compute Kaldi fbank/MFCC on a Ray Data actor pool: features/.
+"""`ray job submit` entrypoint: decode audio and compute Kaldi fbank/MFCC on a Ray Data actor pool:
+features/.
 
     ray job submit --working-dir . -- python ray_jobs/features.py --config conf/features.yaml \
         --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]

@@ -1,4 +1,5 @@
-"""`ray job submit` entrypoint: scan the corpus (local or s3://), probe every file, parse the trial lists: manifest.parquet, trials.parquet, quarantine.parquet.
+"""`ray job submit` entrypoint: scan the corpus (local or s3://), probe every file, parse the trial
+lists: manifest.parquet, trials.parquet, quarantine.parquet.
 
     ray job submit --working-dir . -- python ray_jobs/manifest.py --config conf/manifest.yaml \
         --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]

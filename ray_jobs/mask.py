@@ -1,4 +1,5 @@
-"""`ray job submit` entrypoint: attribution x input, thresholded masks and Moore-neighbourhood augmentation: masked/.
+"""`ray job submit` entrypoint: attribution x input, thresholded masks and Moore-neighbourhood
+augmentation: masked/.
 
     ray job submit --working-dir . -- python ray_jobs/mask.py --config conf/mask.yaml \
         --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]

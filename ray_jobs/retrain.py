@@ -1,4 +1,5 @@
-"""`ray job submit` entrypoint: retrain the model on each masked condition with Ray Train and embed clean and masked test data.
+"""`ray job submit` entrypoint: retrain the model on each masked condition with Ray Train and embed
+clean and masked test data.
 
     ray job submit --working-dir . -- python ray_jobs/retrain.py --config conf/retrain.yaml \
         --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]

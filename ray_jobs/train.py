@@ -1,4 +1,5 @@
-"""`ray job submit` entrypoint: train the speaker model (ECAPA-TDNN by default) on the training speakers with Ray Train: models/<name>/.
+"""`ray job submit` entrypoint: train the speaker model (ECAPA-TDNN by default) on the training
+speakers with Ray Train: models/<name>/.
 
     ray job submit --working-dir . -- python ray_jobs/train.py --config conf/train.yaml \
         --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]

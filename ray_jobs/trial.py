@@ -1,4 +1,5 @@
-"""`ray job submit` entrypoint: explanations of verification trials on an actor pool: attributions/ (pathway trial).
+"""`ray job submit` entrypoint: explanations of verification trials on an actor pool: attributions/
+(pathway trial).
 
     ray job submit --working-dir . -- python ray_jobs/trial.py --config conf/trial.yaml \
         --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]

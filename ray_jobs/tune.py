@@ -1,4 +1,5 @@
-"""`ray job submit` entrypoint: Ray Tune sweep over mask threshold, method/pathway, LRP epsilon/gamma and CAM layers: tune/.
+"""`ray job submit` entrypoint: Ray Tune sweep over mask threshold, method/pathway, LRP
+epsilon/gamma and CAM layers: tune/.
 
     ray job submit --working-dir . -- python ray_jobs/tune.py --config conf/tune.yaml \
         --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]

@@ -23,7 +23,8 @@ from voxray.pipeline.stages import STAGE_NAMES, STAGES
 
 log = get_logger("voxray.cli")
 
-EPILOG = """overrides: any config key as key=value, e.g. train.epochs=3 attribution.methods=[saliency]
+EPILOG = """overrides: any config key as key=value, e.g. train.epochs=3
+attribution.methods=[saliency]
 (see conf/base.yaml for every key). Without RAY_ADDRESS a local Ray is started; with it
 (or under `ray job submit`) the same command runs on the cluster."""
 
@@ -224,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("voxray: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - one clear line for the user; the trace is logged
+    except Exception as exc:  # noqa: BLE001 - one line for the user; VOXRAY_DEBUG=1 prints the trace
         if os.environ.get("VOXRAY_DEBUG"):
             traceback.print_exc()
         print(f"voxray: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)

@@ -87,7 +87,8 @@ class CorpusConfig:
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Kaldi-compatible fbank / MFCC (000 uses MFCC, 001 80-dim fbank): the front-end of the
+    """Kaldi-compatible fbank / MFCC (Zhang et al. 2023 uses MFCC, Li et al. 2022 80-dim fbank): the
+    front-end of the
     models voxray trains. The features stage computes each model's own front-end (an imported
     model brings its own); ``kinds`` adds Kaldi kinds computed beside it."""
 
@@ -113,7 +114,8 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """Margin head: softmax, aam (ArcFace), am (CosFace), sphere, combined (003: m1, m2, m3)."""
+    """Margin head: softmax, aam (ArcFace), am (CosFace), sphere, combined (Lehmann & Stadelmann
+    2020: m1, m2, m3)."""
 
     kind: Literal["softmax", "aam", "am", "sphere", "combined"] = "aam"
     margin: float = 0.2
@@ -169,7 +171,8 @@ class TrainConfig:
     amp: bool = True
     max_failures: int = 2
     seed: int = 0
-    #: normalise each crop by its utterance's mean and standard deviation (003).
+    #: normalise each crop by its utterance's mean and standard deviation (Lehmann & Stadelmann
+    #: 2020).
     normalise: bool = False
     #: keep iden_split.txt's test utterances (split 3) out of training, so that identification
     #: Top-1 is measured on held-out utterances (VoxCeleb1 verification recipes train on all).
@@ -179,7 +182,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EmbedConfig:
-    """Full-utterance and overlapping-segment embeddings (003: 50% overlap)."""
+    """Full-utterance and overlapping-segment embeddings (Lehmann & Stadelmann 2020: 50%
+    overlap)."""
 
     full: bool = True
     segments: bool = True
@@ -301,14 +305,17 @@ class MaskCondition:
     method: str = "integrated_gradients"
     #: the pathway for utterances of the speakers the model was trained on. Utterances of any
     #: other speaker are ALWAYS masked with their Traversal map: the Classification pathway
-    #: explains a training class, which for an unseen speaker is an arbitrary one (000 limits
+    #: explains a training class, which for an unseen speaker is an arbitrary one (Zhang et al. 2023
+    #: limits
     #: it to speech seen in training, Fig. 2). The name says so: ``seen-classification``.
     pathway: str = "classification"
-    #: product: attribution x input (000); threshold: product with bins below tau zeroed;
-    #: moore: top-p bins replaced by their Moore-neighbourhood mean (002).
+    #: product: attribution x input (Zhang et al. 2023); threshold: product with bins below tau
+    #: zeroed;
+    #: moore: top-p bins replaced by their Moore-neighbourhood mean (Sarvaš 2021).
     rule: Literal["product", "threshold", "moore"] = "product"
     threshold: float = 0.1
-    #: how the threshold reads 000's "attribution values less than tau": signed (A / max A,
+    #: how the threshold reads Zhang et al. 2023's "attribution values less than tau": signed (A /
+    #: max A,
     #: negative evidence dropped) or magnitude (|A| / max|A|); see mask.rules.threshold_scores.
     reading: Literal["signed", "magnitude"] = "signed"
     top_fraction: float = 0.005
@@ -329,7 +336,8 @@ class MaskCondition:
 
 @dataclass(frozen=True)
 class MaskConfig:
-    #: normalisation of attributions before thresholding: abs_max (|A|/max|A|), minmax, tanh (001).
+    #: normalisation of attributions before thresholding: abs_max (|A|/max|A|), minmax, tanh (Li et
+    #: al. 2022).
     normalise: Literal["abs_max", "minmax", "tanh"] = "abs_max"
     conditions: tuple[MaskCondition, ...] = (
         MaskCondition("integrated_gradients", "classification", "product"),
@@ -399,7 +407,8 @@ class SanityConfig:
     enabled: bool = True
     methods: tuple[str, ...] = ("saliency", "integrated_gradients", "layer_cam", "lrp_epsilon")
     max_utterances: int = 8
-    #: a method whose maps keep a Spearman correlation above this after full randomisation is flagged.
+    #: a method whose maps keep a Spearman correlation above this after full randomisation is
+    #: flagged.
     flag_threshold: float = 0.5
     label_randomisation: bool = True
     label_epochs: int = 2
@@ -411,9 +420,9 @@ class GenderConfig:
     epochs: int = 5
     segment_s: float = 2.0
     top_fraction: float = 0.005
-    #: learning rate of the AlexNet gender classifier and its retraining (002: 1e-4).
+    #: learning rate of the AlexNet gender classifier and its retraining (Sarvaš 2021: 1e-4).
     lr: float = 1e-3
-    #: what the trained classifier is trained again on: the Moore-augmented crops (002 §4.3)
+    #: what the trained classifier is trained again on: the Moore-augmented crops (Sarvaš 2021 §4.3)
     #: or the original crops and the augmented ones together.
     retrain_on: Literal["augmented", "original+augmented"] = "original+augmented"
 

@@ -200,7 +200,8 @@ def floats_column(arrays: list[np.ndarray]) -> pa.Array:
 
 
 def column_arrays(table: pa.Table | pa.RecordBatch, name: str) -> list[np.ndarray]:
-    """The rows of a list<float32> column as float32 numpy views, without a Python loop per value."""
+    """The rows of a list<float32> column as float32 numpy views, without a Python loop per
+    value."""
     col = table.column(name)
     chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
     out: list[np.ndarray] = []
@@ -215,7 +216,10 @@ def matrices(table: pa.Table | pa.RecordBatch, name: str = "values") -> list[np.
     """Rows of a frames x bins column as (num_frames, num_bins) arrays."""
     frames = table.column("num_frames").to_numpy()
     bins = table.column("num_bins").to_numpy()
-    return [a.reshape(int(t), int(f)) for a, t, f in zip(column_arrays(table, name), frames, bins)]
+    return [
+        a.reshape(int(t), int(f))
+        for a, t, f in zip(column_arrays(table, name), frames, bins, strict=True)
+    ]
 
 
 def table(schema: pa.Schema, columns: dict[str, object]) -> pa.Table:

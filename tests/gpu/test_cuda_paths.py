@@ -23,7 +23,7 @@ def test_batched_fbank_on_gpu_equals_cpu(rng: np.random.Generator) -> None:
     waves = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (16000, 23456, 40000)]
     cpu = compute_features(waves, 16000, FeatureConfig(), "fbank", "cpu")
     gpu = compute_features(waves, 16000, FeatureConfig(), "fbank", "cuda")
-    for a, b in zip(cpu, gpu):
+    for a, b in zip(cpu, gpu, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-3)
 
 

@@ -111,8 +111,10 @@ class DevTools:
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(
             (
-                f"GET {m.group(3)} HTTP/1.1\r\nHost: {m.group(1)}:{m.group(2)}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                f"GET {m.group(3)} HTTP/1.1\r\nHost: {m.group(1)}:{m.group(2)}\r\nUpgrade: "
+                f"websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: "
+                f"13\r\n\r\n"
             ).encode()
         )
         head = b""
@@ -216,7 +218,8 @@ def test_images_decode_and_nothing_is_fetched(report_url: tuple[str, int], tmp_p
                 "Runtime.evaluate",
                 returnByValue=True,
                 expression=(
-                    "JSON.stringify(Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]))"
+                    "JSON.stringify(Array.from(document.images).map(i => [i.complete, "
+                    "i.naturalWidth, i.naturalHeight]))"
                 ),
             )
             sizes = json.loads(result["result"]["value"])

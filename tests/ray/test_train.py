@@ -187,7 +187,7 @@ def test_augment_masks_and_noise() -> None:
     )
     changed = masked != feats
     assert changed.any()
-    for crop, ch in zip(masked, changed):
+    for crop, ch in zip(masked, changed, strict=True):
         band, span = np.where(ch.all(0))[0], np.where(ch.all(1))[0]
         assert len(band) <= 4 and len(span) <= 6
         for idx in (band, span):  # contiguous
@@ -233,7 +233,7 @@ def test_warmup_cosine_hand_values() -> None:
     assert got[:4] == pytest.approx([0.325, 0.55, 0.775, 1.0])
     assert got[4] == pytest.approx(1.0) and got[12] == pytest.approx(0.1)
     assert got[8] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
-    assert all(a >= b for a, b in zip(got[4:], got[5:]))
+    assert all(a >= b for a, b in zip(got[4:], got[5:], strict=False))
 
 
 @pytest.mark.parametrize(

@@ -88,11 +88,15 @@ def test_bad_files_are_quarantined_and_nothing_else_is_lost(
     assert {p for p in manifest.column("path").to_pylist()} >= set(good)
     feature_ids = set(fbank.column("utt_id").to_pylist())
     quarantined_at_features = {q["path"] for q in quarantine if q["stage"] == "features"}
-    for u, p in zip(manifest.column("utt_id").to_pylist(), manifest.column("path").to_pylist()):
+    for u, p in zip(
+        manifest.column("utt_id").to_pylist(), manifest.column("path").to_pylist(), strict=True
+    ):
         assert (u in feature_ids) != (p in quarantined_at_features), (u, p)
     assert set(good) <= {
         p
-        for u, p in zip(manifest.column("utt_id").to_pylist(), manifest.column("path").to_pylist())
+        for u, p in zip(
+            manifest.column("utt_id").to_pylist(), manifest.column("path").to_pylist(), strict=True
+        )
         if u in feature_ids
     }
     assert fbank.num_rows == len(set(fbank.column("utt_id").to_pylist()))

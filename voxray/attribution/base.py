@@ -73,7 +73,8 @@ class Attributor(ABC):
     name: ClassVar[str]
     #: the name the papers print (report tables and figure legends).
     title: ClassVar[str]
-    #: a column heading where a table has a column per method (001 Table 2), else ``title``.
+    #: a column heading where a table has a column per method (Li et al. 2022 Table 2), else
+    #: ``title``.
     short_title: ClassVar[str | None] = None
     #: the pathway labels the method can write to attributions/.
     pathways: ClassVar[tuple[Pathway, ...]] = PATHWAYS

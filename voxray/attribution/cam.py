@@ -1,24 +1,28 @@
-"""Class activation maps (001 section 3.1): Grad-CAM++, Score-CAM and Layer-CAM at any named
+"""Class activation maps (Li et al. 2022 section 3.1): Grad-CAM++, Score-CAM and Layer-CAM at any
+named
 layer(s) of the embedder, explaining the classifier's target speaker (pathway label ``cam``).
 
 With ``A`` ``(B, C, *S)`` a layer's output (``S`` = ``(F', T')`` or ``(T',)``) and
 ``g = dS_c/dA`` the gradient of the target's margin-free logit:
 
-- Grad-CAM++ (001 eq. 4, Chattopadhyay et al.): ``alpha = g^2 / (2 g^2 + sum_S(A) g^3)`` (0 where
+- Grad-CAM++ (Li et al. 2022 eq. 4, Chattopadhyay et al.): ``alpha = g^2 / (2 g^2 + sum_S(A) g^3)``
+(0 where
   the denominator is 0), ``w_k = sum_S alpha relu(g)``, ``map = relu(sum_k w_k A_k)``. The
   closed-form alpha is derived for the score ``Y = exp(S_c)``, whose gradient is
   ``exp(S_c) g``; the positive per-item factor ``exp(S_c)`` leaves relu and the min-max
   normalisation unchanged and is left out (it would overflow for large logits).
-- Score-CAM (001 eq. 5): each channel map upsampled to the input and min-max normalised
+- Score-CAM (Li et al. 2022 eq. 5): each channel map upsampled to the input and min-max normalised
   masks the input, ``x_k = x * M_k``; ``w_k = softmax(G(x_k))_c``; ``map = relu(sum_k w_k A_k)``.
   The masked copies run ``internal_batch_size`` at a time.
-- Layer-CAM (001 eqs. 6-7): ``map = relu(sum_k relu(g_k) * A_k)``.
+- Layer-CAM (Li et al. 2022 eqs. 6-7): ``map = relu(sum_k relu(g_k) * A_k)``.
 
 Maps are computed at the layer's resolution, upsampled to the input (``cam_layers.to_input_grid``:
 2-D layers bilinearly; 1-D layers such as ECAPA's over time only, repeated over bins), then
 normalised per item: ``tanh(gamma * S / max S)`` after min-max with ``gamma = params.cam_gamma``
-(001 eqs. 8-9), or min-max alone when ``cam_gamma <= 0``. Several layers give the element-wise
-average of their normalised maps (001 Table 2, "S4+S3"). Activations are read with forward
+(Li et al. 2022 eqs. 8-9), or min-max alone when ``cam_gamma <= 0``. Several layers give the
+element-wise
+average of their normalised maps (Li et al. 2022 Table 2, "S4+S3"). Activations are read with
+forward
 hooks that are removed on exit; gradients come from ``torch.autograd.grad`` on the captured
 activations, so no backward hook is needed.
 """
@@ -49,7 +53,9 @@ def activations_and_gradients(
     acts = [feature_map(n, outputs[n]) for n in names]
     score = logits.gather(1, target.view(-1, 1)).sum()
     grads = torch.autograd.grad(score, acts)
-    return dict(zip(names, (a.detach() for a in acts))), dict(zip(names, grads))
+    return dict(zip(names, (a.detach() for a in acts), strict=True)), dict(
+        zip(names, grads, strict=True)
+    )
 
 
 @torch.no_grad()

@@ -1,7 +1,7 @@
 """Which layers a CAM reads, and how a layer-resolution map is brought back to the input grid.
 
 Layer specs name ``embedder.layers()`` entries; an entry may join several with ``+``
-(``"S3+S4"``, 001 Table 2), and ``("S3", "S4")`` means the same. An empty spec takes the
+(``"S3+S4"``, Li et al. 2022 Table 2), and ``("S3", "S4")`` means the same. An empty spec takes the
 embedder's last frame-level layer: the last named layer whose output is a 2-D map
 ``(B, C, F', T')`` or a 1-D sequence ``(B, C, T')`` with ``T' > 1`` (ECAPA: ``mfa``; ResNet34SE:
 ``S4``; pooled or embedding outputs do not qualify).

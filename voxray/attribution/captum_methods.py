@@ -1,4 +1,5 @@
-"""The Captum attribution methods of 000 (and four more), one small ``Attributor`` each.
+"""The Captum attribution methods of Zhang et al. 2023 (and four more), one small ``Attributor``
+each.
 
 An unqualified name means the method with Captum's defaults (``saliency`` is Captum's absolute
 gradient); a variant says what differs (``saliency_signed``). Where voxray departs from a
@@ -127,7 +128,8 @@ class CaptumAttributor(Attributor):
 
 @register
 class IntegratedGradientsAttributor(CaptumAttributor):
-    """Integrated Gradients (000 eq. 1), ``params.ig_steps`` Gauss-Legendre steps, the path
+    """Integrated Gradients (Zhang et al. 2023 eq. 1), ``params.ig_steps`` Gauss-Legendre steps, the
+    path
     points of the batch evaluated ``internal_batch_size`` at a time."""
 
     name = "integrated_gradients"
@@ -212,9 +214,11 @@ def mean_abs_jacobian(embedder: nn.Module, feats: Tensor, dims_per_pass: int) ->
 
 @register
 class SaliencyAttributor(CaptumAttributor):
-    """Saliency as Captum defines it (its default ``abs=True``): ``|dF/dx|`` (000's Saliency).
+    """Saliency as Captum defines it (its default ``abs=True``): ``|dF/dx|`` (Zhang et al. 2023's
+    Saliency).
 
-    Classification: Captum's ``Saliency`` on the target logit. Traversal: 000 eq. 5 averages the
+    Classification: Captum's ``Saliency`` on the target logit. Traversal: Zhang et al. 2023 eq. 5
+    averages the
     maps of the N embedding dimensions, ``(1/N) sum_i |de_i/dx|``. The absolute value is not
     linear in the explained output, so the mean-embedding shortcut does not apply; the fast
     mode computes the N gradients as batched Jacobian rows from one forward pass

@@ -93,7 +93,7 @@ def render_heatmaps(
     fig = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, (name, m, signed) in zip(axes, panels):
+    for ax, (name, m, signed) in zip(axes, panels, strict=False):
         _panel(ax, fig, name, m, hz, frame_shift_s, signed)
     for ax in axes[len(panels) :]:
         ax.set_axis_off()

@@ -1,5 +1,6 @@
 """Per-item normalisation of attribution and saliency maps, so maps of different methods and
-utterances share one scale (001 section 3.2) and can be thresholded (000's tau).
+utterances share one scale (Li et al. 2022 section 3.2) and can be thresholded (Zhang et al. 2023's
+tau).
 
 Every function normalises over the last two axes ``(T, F)`` of a map ``(..., T, F)``, given as a
 ``torch.Tensor`` or a ``numpy.ndarray`` (the result has the same kind). A map that is constant
@@ -46,14 +47,15 @@ def _safe_divide(num: Map, den: Map) -> Map:
 
 
 def minmax(s: Map) -> Map:
-    """``(S - min S) / (max S - min S)`` per item (001 eq. 8), in [0, 1]."""
+    """``(S - min S) / (max S - min S)`` per item (Li et al. 2022 eq. 8), in [0, 1]."""
     _check(s, "minmax")
     low = _amin(s)
     return _safe_divide(s - low, _amax(s) - low)
 
 
 def tanh_scale(s: Map, gamma: float = 5.0) -> Map:
-    """``tanh(gamma * S_hat / max S_hat)`` with ``S_hat = minmax(S)`` (001 eqs. 8-9, gamma = 5):
+    """``tanh(gamma * S_hat / max S_hat)`` with ``S_hat = minmax(S)`` (Li et al. 2022 eqs. 8-9,
+    gamma = 5):
     spreads the small saliency values so more of the map is visibly non-zero; in
     [0, tanh(gamma)]."""
     hat = minmax(s)
@@ -63,7 +65,7 @@ def tanh_scale(s: Map, gamma: float = 5.0) -> Map:
 
 def abs_max(a: Map) -> Map:
     """``|A| / max |A|`` per item, in [0, 1]: the magnitude of signed attributions on one scale,
-    which is what a mask threshold (000: tau = 0.1) compares against."""
+    which is what a mask threshold (Zhang et al. 2023: tau = 0.1) compares against."""
     _check(a, "abs_max")
     mag = a.abs() if isinstance(a, Tensor) else np.abs(a)
     return _safe_divide(mag, _amax(mag))

@@ -3,7 +3,8 @@ model's modules, so a run is refused at configuration time instead of failing (o
 meaningless maps) per utterance inside the attribute stage.
 
 - The CAM family weights a convolutional feature map (channels x time [x frequency]); a model
-  whose ``layers()`` hold no convolution (GE2E's LSTM stack, 003's BiLSTM) has none to weight.
+  whose ``layers()`` hold no convolution (GE2E's LSTM stack, Lehmann & Stadelmann 2020's BiLSTM) has
+  none to weight.
 - LRP needs a rule for every module with parameters; there is none for recurrent layers here
   (Arras et al. 2017's LSTM rules are not implemented).
 - Captum's DeepLift has no multiplier rule for an LSTM (``deeplift_support``).

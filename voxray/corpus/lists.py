@@ -151,7 +151,8 @@ def parse_meta(text: str, name: str) -> tuple[dict[str, SpeakerMeta], list[Quara
     """VoxCeleb1 ``vox1_meta.csv`` (tab-separated) or VoxCeleb2 ``vox2_meta.csv`` (comma-separated).
 
     Columns are found by header name (``VoxCeleb1 ID`` / ``VoxCeleb2 ID``, ``Gender``,
-    optional ``Nationality``, ``Set``); fields are stripped of padding (``id00012 ,n000012 ,m ,dev ``).
+    optional ``Nationality``, ``Set``); fields are stripped of padding (``id00012 ,n000012 ,m ,dev
+    ``).
     """
     lines = list(_lines(text))
     if not lines:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Utterance:
-    """One audio file. ``path`` is relative to the data root, e.g. ``wav/id10270/x6uYqmx31kE/00001.wav``."""
+    """One audio file. ``path`` is relative to the data root, e.g.
+    ``wav/id10270/x6uYqmx31kE/00001.wav``."""
 
     utt_id: str
     speaker_id: str
@@ -35,7 +36,8 @@ class Trial:
 
 @dataclass(frozen=True)
 class SpeakerMeta:
-    """A metadata row: gender ``m``/``f``, nationality (empty for VoxCeleb2), set ``dev``/``test``."""
+    """A metadata row: gender ``m``/``f``, nationality (empty for VoxCeleb2), set
+    ``dev``/``test``."""
 
     speaker_id: str
     gender: str
@@ -45,7 +47,8 @@ class SpeakerMeta:
 
 @dataclass(frozen=True)
 class QuarantineRecord:
-    """An input that cannot be used and why; ``path`` is a file, or ``list:line`` for a list line."""
+    """An input that cannot be used and why; ``path`` is a file, or ``list:line`` for a list
+    line."""
 
     path: str
     stage: str

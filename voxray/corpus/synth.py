@@ -1,4 +1,5 @@
-"""Synthesise a small VoxCeleb1-layout corpus (espeak-ng voices, per-video channels) for demos and tests.
+"""Synthesise a small VoxCeleb1-layout corpus (espeak-ng voices, per-video channels) for demos and
+tests.
 
 ``synth_corpus`` writes ``wav/<id1xxxx>/<video>/<NNNNN>.wav`` (16 kHz mono PCM16),
 ``vox1_meta.csv``, ``iden_split.txt``, ``veri_test2.txt``, ``list_test_hard2.txt`` and a
@@ -86,7 +87,8 @@ def synth_corpus(
         )
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         raise FileExistsError(
-            f"{out_dir} exists and is not empty: synth_corpus writes a new corpus (choose a new folder)"
+            f"{out_dir} exists and is not empty: synth_corpus writes a new corpus (choose a new "
+            f"folder)"
         )
 
     plans = plan_speakers(speakers, videos, utts, n_test, seed)
@@ -95,7 +97,7 @@ def synth_corpus(
         lengths = [_render_speaker(*a) for a in jobs_args]
     else:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            lengths = list(pool.map(_render_speaker, *zip(*jobs_args)))
+            lengths = list(pool.map(_render_speaker, *zip(*jobs_args, strict=True)))
 
     store = Storage(out_dir)
     rng = np.random.default_rng([seed, 1])
@@ -152,9 +154,11 @@ def _espeak_version() -> str:
 
 def _readme(plans: list[SpeakerPlan], videos: int, utts: int, seed: int) -> str:
     n_test = sum(p.set == "test" for p in plans)
-    return f"""SYNTHETIC corpus in the VoxCeleb1 layout, written by `voxray synth-corpus`. No real person's voice.
+    return f"""SYNTHETIC corpus in the VoxCeleb1 layout, written by `voxray synth-corpus`.
+No real person's voice.
 
-{len(plans)} speakers ({n_test} test, {len(plans) - n_test} dev) x {videos} videos x {utts} utterances, seed {seed}.
+{len(plans)} speakers ({n_test} test, {len(plans) - n_test} dev) x {videos} videos x {utts}
+utterances, seed {seed}.
 Synthesiser: {_espeak_version()}, 22.05 kHz output resampled to 16 kHz mono PCM16.
 
 Speakers: gender (female / male espeak-ng voice variant and pitch range), per-speaker pitch,
@@ -164,7 +168,8 @@ EQ (two formant-like peaks, an anti-resonance, a spectral tilt) applied to all t
 Each utterance is a different random sentence from a built-in word list, 2-5 s long, with a
 small pitch / speed jitter; each video adds a session offset to pitch and speed.
 Videos: each video is its own channel shared by its utterances: microphone band limits (phone
-band in {PHONE_SHARE:.0%} of videos) and an EQ peak, reverberation in {REVERB_SHARE:.0%} of videos (a synthetic
+band in {PHONE_SHARE:.0%} of videos) and an EQ peak, reverberation in {REVERB_SHARE:.0%} of videos
+(a synthetic
 exponentially decaying room impulse response), a gain, and coloured noise (1/f^beta, beta
 {NOISE_BETA[0]:g}-{NOISE_BETA[1]:g}) at a fixed SNR of {SNR_DB[0]:g}-{SNR_DB[1]:g} dB.
 

@@ -30,7 +30,8 @@ _TARGET_DBFS = -23.0
 
 @dataclass(frozen=True)
 class VoiceSpec:
-    """One speaker's voice. ``formants``: (centre Hz, gain dB, Q) peaks; ``notch``: the same, negative gain."""
+    """One speaker's voice. ``formants``: (centre Hz, gain dB, Q) peaks; ``notch``: the same,
+    negative gain."""
 
     language: str
     variant: str
@@ -80,7 +81,8 @@ def espeak(voice: VoiceSpec, channel: ChannelSpec, utt: UttSpec) -> np.ndarray:
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise SynthError(
-            "synthesising the demo corpus needs the espeak-ng binary on PATH (apt-get install espeak-ng)"
+            "synthesising the demo corpus needs the espeak-ng binary on PATH (apt-get install "
+            "espeak-ng)"
         )
     pitch = int(np.clip(voice.pitch + channel.pitch_offset + utt.pitch_jitter, 0, 99))
     speed = int(np.clip(voice.speed + channel.speed_offset + utt.speed_jitter, 90, 260))
@@ -132,7 +134,8 @@ def speaker_sos(voice: VoiceSpec) -> np.ndarray:
 
 
 def apply_channel(x: np.ndarray, channel: ChannelSpec, rng: np.random.Generator) -> np.ndarray:
-    """Room, microphone band and EQ, level, then noise at the channel's SNR; ``(N,)`` -> ``(N,)``."""
+    """Room, microphone band and EQ, level, then noise at the channel's SNR; ``(N,)`` ->
+    ``(N,)``."""
     n = x.size
     if channel.rt60_s > 0:
         x = signal.fftconvolve(x, room_impulse_response(channel), mode="full")[:n]
@@ -193,7 +196,8 @@ def _trim(x: np.ndarray, rate: int) -> np.ndarray:
 
 
 def _fit_length(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Clamp to 2-5 s: a long utterance is cut (with a 30 ms fade), a short one padded with pause."""
+    """Clamp to 2-5 s: a long utterance is cut (with a 30 ms fade), a short one padded with
+    pause."""
     lo, hi = int(MIN_S * SAMPLE_RATE), int(MAX_S * SAMPLE_RATE)
     if x.size > hi:
         x = x[:hi].copy()

@@ -105,10 +105,13 @@ WORDS = tuple(
     """time year people way day man thing woman life child world school state family student group
     country problem hand part place case week company system program question work government number
     night point home water room mother area money story fact month lot right study book eye job word
-    business issue side kind head house service friend father power hour game line end member law car
-    city community name president team minute idea kid body information back parent face others level
+    business issue side kind head house service friend father power hour game line end member law
+    car
+    city community name president team minute idea kid body information back parent face others
+    level
     office door health person art war history party result change morning reason research girl guy
-    moment air teacher force education garden river mountain window letter music picture island bridge
+    moment air teacher force education garden river mountain window letter music picture island
+    bridge
     market summer winter evening voice paper table silver golden quiet gentle bright early simple
     certain strong clear green yellow ancient modern careful sudden narrow heavy warm cold open free
     happy little great small large young old different important public able late hard major better
@@ -117,10 +120,13 @@ WORDS = tuple(
     said made found took came gave told felt left kept began seemed helped showed heard played moved
     lived believed brought happened wrote provided stood lost paid met included continued learned
     changed led understood watched followed stopped created spoke read spent grew opened walked won
-    offered remembered loved considered appeared bought waited served died sent expected built stayed
+    offered remembered loved considered appeared bought waited served died sent expected built
+    stayed
     fell reached killed remained suggested raised passed sold required reported decided pulled
-    slowly quickly always never often rather almost today tomorrow together perhaps already yesterday
-    before after during under over between without around through against toward behind beyond""".split()
+    slowly quickly always never often rather almost today tomorrow together perhaps already
+    yesterday
+    before after during under over between without around through against toward behind
+    beyond""".split()
 )
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _SYLLABLES = (
@@ -251,7 +257,8 @@ def _voice(rng: np.random.Generator, gender: str, nationality: str) -> VoiceSpec
 
 
 def _channel(rng: np.random.Generator) -> ChannelSpec:
-    """A video's channel: mostly good interview audio, some reverberant rooms and phone-band calls."""
+    """A video's channel: mostly good interview audio, some reverberant rooms and phone-band
+    calls."""
     reverberant = rng.random() < REVERB_SHARE
     telephone = rng.random() < PHONE_SHARE
     return ChannelSpec(

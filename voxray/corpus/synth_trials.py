@@ -37,7 +37,8 @@ def veri_trials(
 def hard_trials(
     plans: list[SpeakerPlan], rng: np.random.Generator, per_side: int = 2
 ) -> list[Line]:
-    """Balanced trials whose negatives share gender and nationality (speakers without such a peer are skipped)."""
+    """Balanced trials whose negatives share gender and nationality (speakers without such a peer
+    are skipped)."""
     test = [p for p in plans if p.set == "test"]
 
     def pools(p: SpeakerPlan) -> list[list[SpeakerPlan]]:
@@ -94,7 +95,7 @@ def _trials(
                     pick = _negative(enrol, neg_pools[k % len(neg_pools)], taken, rng)
                     if pick is not None:
                         neg.append(pick)
-                for a, b in zip(pos, neg):
+                for a, b in zip(pos, neg, strict=False):
                     seen.update((frozenset((enrol, a)), frozenset((enrol, b))))
                     lines += [(1, enrol, a), (0, enrol, b)]
     return lines

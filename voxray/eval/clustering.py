@@ -1,20 +1,24 @@
-"""Clustering scorers for utterances with many segment embeddings (003, section 4.4).
+"""Clustering scorers for utterances with many segment embeddings (Lehmann & Stadelmann 2020,
+section 4.4).
 
 With 50%-overlapping segments an utterance yields ``S`` embeddings ``(S, D)``. A trial is
 scored by clustering both utterances' segments together:
 
 * ``ahc_score``: agglomerative clustering (scipy ``linkage``) and the *negated* distance of
-  the last merge, "the distance between the last two clusters that are combined" (003);
+  the last merge, "the distance between the last two clusters that are combined" (Lehmann &
+  Stadelmann 2020);
   negated so that, as for every scorer, higher means same speaker. For the monotone
   linkages this is the dendrogram height; centroid and median linkage can produce
-  inversions, and then the last merge is what 003 scores, not the maximum height.
+  inversions, and then the last merge is what Lehmann & Stadelmann 2020 scores, not the maximum
+  height.
   Metric: cosine distance for single / complete / average / weighted; Euclidean distance
   between L2-normalised embeddings for centroid / median / ward, whose Lance-Williams
   updates assume Euclidean geometry (on unit vectors ``||a - b||^2 = 2 * cosine distance``,
   so both see the same angles).
 * ``ds_score``: each utterance is first reduced to its dominant sets (Pavan & Pelillo 2007;
   Hibraj et al. 2018), one x-weighted mean embedding per set, then ``ahc_score``.
-* ``mean_cossim`` / ``mean_dot``: the 003 baselines, cosine or dot product of the two
+* ``mean_cossim`` / ``mean_dot``: the Lehmann & Stadelmann 2020 baselines, cosine or dot product of
+the two
   utterances' mean segment embeddings.
 """
 
@@ -168,19 +172,22 @@ def dominant_set_embeddings(
 
 
 def ds_score(seg_a: ArrayLike, seg_b: ArrayLike, linkage: str) -> float:
-    """``ahc_score`` over the two utterances' dominant-set embeddings (003's ``DS-<linkage>``)."""
+    """``ahc_score`` over the two utterances' dominant-set embeddings (Lehmann & Stadelmann 2020's
+    ``DS-<linkage>``)."""
     return ahc_score(dominant_set_embeddings(seg_a), dominant_set_embeddings(seg_b), linkage)
 
 
 def mean_cossim(seg_a: ArrayLike, seg_b: ArrayLike) -> float:
-    """Cosine similarity of the mean segment embeddings (003's Mean-CosSim)."""
+    """Cosine similarity of the mean segment embeddings (Lehmann & Stadelmann 2020's
+    Mean-CosSim)."""
     mean_a = np.atleast_2d(np.asarray(seg_a, dtype=np.float64)).mean(axis=0)
     mean_b = np.atleast_2d(np.asarray(seg_b, dtype=np.float64)).mean(axis=0)
     return float(l2_normalise(mean_a, "mean of seg_a") @ l2_normalise(mean_b, "mean of seg_b"))
 
 
 def mean_dot(seg_a: ArrayLike, seg_b: ArrayLike) -> float:
-    """Dot product of the raw (unnormalised) mean segment embeddings (003's Mean-DotProduct).
+    """Dot product of the raw (unnormalised) mean segment embeddings (Lehmann & Stadelmann 2020's
+    Mean-DotProduct).
 
     Unnormalised on purpose: the embedding norm is what distinguishes it from Mean-CosSim.
     """

@@ -1,11 +1,12 @@
-"""Do attribution maps point at what the model uses? Deletion / insertion curves (001 §4.2)
-and pixel flipping (002 §4.2).
+"""Do attribution maps point at what the model uses? Deletion / insertion curves (Li et al. 2022
+§4.2)
+and pixel flipping (Sarvaš 2021 §4.2).
 
 Deletion masks (sets to 0) the most relevant bins first, in ``steps`` equal increments of
 the fraction of bins, and records a score after each step; insertion starts from a fully
 masked input and unmasks the most relevant bins first. A faithful map gives a low deletion
 AUC and a high insertion AUC. References: ``random`` (seeded) and ``time_aligned`` (whole
-frames, left to right). With a speech mask, non-speech frames are removed first (001) and
+frames, left to right). With a speech mask, non-speech frames are removed first (Li et al. 2022) and
 fractions count speech bins only. Pixel flipping zeroes the top fraction of bins by
 positive relevance (or random bins) and records accuracy per fraction.
 
@@ -34,7 +35,7 @@ Order = Literal["saliency", "random", "time_aligned"]
 Mode = Literal["deletion", "insertion"]
 ORDERS: tuple[str, ...] = ("saliency", "random", "time_aligned")
 MODES: tuple[str, ...] = ("deletion", "insertion")
-#: 002's pixel-flipping fractions (0 to 5% of the bins).
+#: Sarvaš 2021's pixel-flipping fractions (0 to 5% of the bins).
 FLIP_FRACTIONS: tuple[float, ...] = (0.0, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05)
 
 
@@ -299,7 +300,7 @@ def pixel_flipping(
     seed: int = 0,
     max_rows: int = 128,
 ) -> Curve:
-    """002 §4.2: score (e.g. top-1 accuracy) after setting a fraction of all bins to zero.
+    """Sarvaš 2021 §4.2: score (e.g. top-1 accuracy) after setting a fraction of all bins to zero.
 
     ``relevance``: the bins with the highest POSITIVE relevance in ``maps`` (fewer when fewer
     are positive); ``random``: bins drawn at random (seeded), the reference curve.

@@ -1,4 +1,4 @@
-"""Closed-set speaker identification accuracy (Top-1 / Top-k, as in 001 and 002).
+"""Closed-set speaker identification accuracy (Top-1 / Top-k, as in Li et al. 2022 and Sarvaš 2021).
 
 Ties are resolved in the label's favour and deterministically: an example counts as
 correct when fewer than ``k`` classes score *strictly* higher than its true class.

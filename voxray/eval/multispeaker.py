@@ -1,9 +1,10 @@
-"""Multi-speaker localisation and recognition (001 §4.3-4.4, Table 2).
+"""Multi-speaker localisation and recognition (Li et al. 2022 §4.3-4.4, Table 2).
 
 An utterance of the target speaker A is concatenated with utterances of interfering speakers
 B (and C) in the forms A-B, A-B-A, B-A-B and A-B-C. A saliency map that explains the target
 should (i) localise A's frames and (ii) when used as a mask (element-wise multiplication,
-001) keep, or improve, top-1 recognition of A. Maps of several layers combine by element-wise
+Li et al. 2022) keep, or improve, top-1 recognition of A. Maps of several layers combine by
+element-wise
 average ('S4+S3'). Features and maps are ``(T, F)`` per utterance, ``(B, T, F)`` batched.
 """
 
@@ -74,7 +75,9 @@ def build_concatenation(
             f"multi-speaker case {case}: segments have different numbers of bins {sorted(bins)}"
         )
     feats = np.concatenate(parts, axis=0)
-    target = np.concatenate([np.full(len(p), c == TARGET) for p, c in zip(parts, letters)])
+    target = np.concatenate(
+        [np.full(len(p), c == TARGET) for p, c in zip(parts, letters, strict=True)]
+    )
     return feats, target
 
 
@@ -102,7 +105,7 @@ def masked_top1(
     model: nn.Module, feats: Tensor, saliency: Tensor, target: Tensor
 ) -> npt.NDArray[np.bool_]:
     """Top-1 correctness ``(B,)`` after masking ``feats`` ``(B, T, F)`` by element-wise
-    multiplication with ``saliency`` ``(B, T, F)`` (normalised to [0, 1]) (001 §4.4)."""
+    multiplication with ``saliency`` ``(B, T, F)`` (normalised to [0, 1]) (Li et al. 2022 §4.4)."""
     if feats.shape != saliency.shape:
         raise ValueError(
             f"masked_top1: features {tuple(feats.shape)} and saliency {tuple(saliency.shape)} "
@@ -120,7 +123,8 @@ def top1(model: nn.Module, feats: Tensor, target: Tensor) -> npt.NDArray[np.bool
 
 @dataclass(frozen=True)
 class MultiSpeakerRow:
-    """One cell of 001's Table 2, with localisation precision/recall of the target frames."""
+    """One cell of Li et al. 2022's Table 2, with localisation precision/recall of the target
+    frames."""
 
     case: str
     method: str
@@ -162,7 +166,9 @@ def draw_trial(
             f"{a}, only {len(others)} have utterances"
         )
     picked = rng.choice(len(others), size=len(interferers), replace=False)
-    speaker = {TARGET: a} | {letter: others[i] for letter, i in zip(interferers, picked)}
+    speaker = {TARGET: a} | {
+        letter: others[i] for letter, i in zip(interferers, picked, strict=True)
+    }
     segments: dict[str, list[np.ndarray]] = {}
     for letter in sorted(set(letters)):
         pool = utterances_by_speaker[speaker[letter]]
@@ -201,7 +207,8 @@ def run_multispeaker(
     how: Normalisation = "tanh",
     batch_size: int = 16,
 ) -> list[MultiSpeakerRow]:
-    """001 Table 2: per case, ``trials_per_case`` concatenations, then per method and layer
+    """Li et al. 2022 Table 2: per case, ``trials_per_case`` concatenations, then per method and
+    layer
     spec the top-1 accuracy with and without saliency masking and the localisation precision
     and recall of A's frames.
 
@@ -213,7 +220,8 @@ def run_multispeaker(
         saliency_fn: explains a batch for the given targets (A's labels), per method and layer.
         layer_specs: e.g. ``("S1", "S4+S3")``; None: every layer saliency_fn returns, alone.
             A method whose only layer is "" (no layers) gives one row whatever the specs.
-        how: normalisation of each map before averaging, localising and masking (001: tanh).
+        how: normalisation of each map before averaging, localising and masking (Li et al. 2022:
+        tanh).
         batch_size: trials per call of ``saliency_fn`` and of the model.
     """
     if min(trials_per_case, segment_frames, batch_size) < 1:
@@ -238,7 +246,9 @@ def run_multispeaker(
             specs = layer_specs if layer_specs is not None else list(arrays)
             for spec in [""] if list(arrays) == [""] else specs:
                 s = torch.from_numpy(_spec_maps(arrays, spec, how)).to(feats)
-                pr = np.array([precision_recall(localise(m), t) for m, t in zip(s.cpu(), masks)])
+                pr = np.array(
+                    [precision_recall(localise(m), t) for m, t in zip(s.cpu(), masks, strict=True)]
+                )
                 masked = np.concatenate(
                     [masked_top1(model, feats[c], s[c], target[c]) for c in chunks]
                 )

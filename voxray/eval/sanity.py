@@ -1,4 +1,4 @@
-"""Sanity checks for saliency maps (Adebayo et al. 2018, reference 29 of 000).
+"""Sanity checks for saliency maps (Adebayo et al. 2018, reference 29 of Zhang et al. 2023).
 
 A map that explains the model must change when the model does:
 
@@ -105,9 +105,9 @@ def compare_maps(reference: npt.ArrayLike, maps: npt.ArrayLike) -> MapSimilarity
         return float(np.mean(finite)) if finite else float("nan")
 
     return MapSimilarity(
-        spearman_abs=mean([spearman(np.abs(a), np.abs(b)) for a, b in zip(ref, new)]),
-        spearman=mean([spearman(a, b) for a, b in zip(ref, new)]),
-        ssim=mean([ssim(np.abs(a), np.abs(b)) for a, b in zip(ref, new)]),
+        spearman_abs=mean([spearman(np.abs(a), np.abs(b)) for a, b in zip(ref, new, strict=True)]),
+        spearman=mean([spearman(a, b) for a, b in zip(ref, new, strict=True)]),
+        ssim=mean([ssim(np.abs(a), np.abs(b)) for a, b in zip(ref, new, strict=True)]),
     )
 
 

@@ -2,7 +2,8 @@
 
 ``score_trials`` is the cosine scorer on one embedding per utterance: normalise every
 utterance once, gather both sides of each trial and take rowwise dot products in chunks.
-``score_trials_segments`` runs the 003 scorers on many segment embeddings per utterance,
+``score_trials_segments`` runs the Lehmann & Stadelmann 2020 scorers on many segment embeddings per
+utterance,
 doing the per-utterance work (means, dominant sets) once per utterance, not once per trial.
 Scorer names are those of the scores/ table's ``scorer`` column.
 """
@@ -174,7 +175,7 @@ def score_trials_segments(
     return np.array(
         [
             -last_merge_distance(np.concatenate([rows[a], rows[b]]), linkage)
-            for a, b in zip(index_a, index_b)
+            for a, b in zip(index_a, index_b, strict=True)
         ],
         dtype=np.float64,
     )

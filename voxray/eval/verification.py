@@ -133,7 +133,7 @@ def compute_min_dcf(
     c_miss: float = 1.0,
     c_fa: float = 1.0,
 ) -> float:
-    """Normalised minimum detection cost (NIST SRE C_det, as reported in 004).
+    """Normalised minimum detection cost (NIST SRE C_det, as reported in Tai et al. 2020).
 
     ``min over thresholds of (c_miss * P_miss * p_target + c_fa * P_fa * (1 - p_target))``
     divided by ``min(c_miss * p_target, c_fa * (1 - p_target))``, the cost of the better

@@ -84,7 +84,7 @@ def mel_groups(banks: Tensor, num_groups: int, device: torch.device) -> tuple[Me
     num_bins = banks.shape[0]
     edges = [round(i * num_bins / num_groups) for i in range(num_groups + 1)]
     groups = []
-    for b0, b1 in zip(edges[:-1], edges[1:]):
+    for b0, b1 in zip(edges[:-1], edges[1:], strict=True):
         if b0 == b1:
             continue
         nonzero = (banks[b0:b1] > 0).any(dim=0).nonzero()
@@ -223,4 +223,4 @@ class KaldiFrontEnd:
 
 def _split(packed: Tensor, frames: PackedFrames) -> list[Tensor]:
     """Rows ``(K, ...)`` of the whole batch -> one ``(T_i, ...)`` view per utterance."""
-    return [packed[s : s + c] for s, c in zip(frames.starts, frames.counts)]
+    return [packed[s : s + c] for s, c in zip(frames.starts, frames.counts, strict=True)]

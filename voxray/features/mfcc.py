@@ -1,6 +1,6 @@
 """MFCCs as Kaldi's ``compute-mfcc-feats`` (and ``torchaudio.compliance.kaldi.mfcc``) compute
 them, for a whole batch at once: log-mel energies times one precomputed DCT-with-lifter matrix.
-000 uses 80 cepstra from 80 mel bins (no truncation)."""
+Zhang et al. 2023 uses 80 cepstra from 80 mel bins (no truncation)."""
 
 from __future__ import annotations
 

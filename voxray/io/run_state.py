@@ -78,8 +78,10 @@ class OutputLock:
             stale = holder.get("host") == me["host"] and not _pid_alive(int(holder.get("pid", -1)))
             if not stale:
                 raise OutputLockedError(
-                    f"{self.out.uri(LOCK_FILE)} is held by pid {holder.get('pid')} on {holder.get('host')}: "
-                    "another voxray run is writing to this --out (remove the lock file if that run is gone)"
+                    f"{self.out.uri(LOCK_FILE)} is held by pid {holder.get('pid')} on "
+                    f"{holder.get('host')}: "
+                    "another voxray run is writing to this --out (remove the lock file if that run "
+                    "is gone)"
                 )
             self.out.remove(LOCK_FILE)
         if self.out.is_s3:

@@ -187,7 +187,8 @@ class Storage:
 
 
 def filesystem(root: str, s3: S3Config = S3Config()) -> fsspec.AbstractFileSystem:
-    """The fsspec filesystem for a root; S3 options from config, credentials from the environment."""
+    """The fsspec filesystem for a root; S3 options from config, credentials from the
+    environment."""
     if root.startswith("s3://"):
         kwargs: dict[str, Any] = {"anon": s3.anon, "skip_instance_cache": False}
         endpoint = (

@@ -1,4 +1,5 @@
-"""Masking and augmentation of features by attribution maps (000 §3.3, 001 §4.4, 002 §4.3)."""
+"""Masking and augmentation of features by attribution maps (Zhang et al. 2023 §3.3, Li et al. 2022
+§4.4, Sarvaš 2021 §4.3)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Which attribution map masks which utterance, and whose map the shuffled control borrows.
 
-000 has two pathways (§3.2): Traversal explains the embedding and works for any speech
+Zhang et al. 2023 has two pathways (§3.2): Traversal explains the embedding and works for any speech
 (Fig. 1); Classification explains the AAM-softmax logit of a training speaker and is meant
 for speech seen in training (Fig. 2). For a speaker the model was not trained on, the
 Classification pathway explains whichever training class the utterance happens to be closest

@@ -30,7 +30,7 @@ def descending_order(values: npt.ArrayLike) -> Indices:
 
 
 def top_positive(values: npt.ArrayLike, fraction: float) -> Indices:
-    """Flat indices of the ``fraction`` of all bins with the highest POSITIVE values (002's
+    """Flat indices of the ``fraction`` of all bins with the highest POSITIVE values (Sarvaš 2021's
     "bins with the highest positive relevance"): fewer when fewer bins are positive."""
     flat = np.asarray(values, dtype=np.float64).ravel()
     k = count_for_fraction(fraction, flat.size)

@@ -3,13 +3,15 @@
 Features ``x`` and maps ``A`` are numpy ``(T, F)`` arrays (frames x bins), one utterance at a
 time, as the mask stage passes them. The rules:
 
-- ``product`` (000 §3.3): attribution x input, the map scaled per utterance first;
-- ``threshold`` (000, tau = 0.1): the product with the bins whose normalised attribution is
+- ``product`` (Zhang et al. 2023 §3.3): attribution x input, the map scaled per utterance first;
+- ``threshold`` (Zhang et al. 2023, tau = 0.1): the product with the bins whose normalised
+attribution is
   not above tau set to zero, under one of two readings of "attribution values less than 0.1"
   (``signed``, the default, or ``magnitude``; see ``threshold_scores``);
-- ``moore`` (002 §4.3): the top p% most relevant bins replaced by the mean of their Moore
+- ``moore`` (Sarvaš 2021 §4.3): the top p% most relevant bins replaced by the mean of their Moore
   neighbourhood (the augmentation that makes a model rely on fewer single bins);
-- ``saliency_x_input`` / ``layer_average`` (001 §4.4): CAM saliency maps mask the input by
+- ``saliency_x_input`` / ``layer_average`` (Li et al. 2022 §4.4): CAM saliency maps mask the input
+by
   element-wise multiplication, and maps of several layers combine by element-wise average.
 
 ``shuffled_condition`` is the control of every rule: the same rule with ANOTHER utterance's map
@@ -33,7 +35,7 @@ Normalisation = Literal["abs_max", "minmax", "tanh"]
 NORMALISATIONS: tuple[str, ...] = ("abs_max", "minmax", "tanh")
 Reading = Literal["signed", "magnitude"]
 READINGS: tuple[str, ...] = ("signed", "magnitude")
-#: the tanh scale coefficient of 001, eq. (9).
+#: the tanh scale coefficient of Li et al. 2022, eq. (9).
 TANH_GAMMA = 5.0
 
 
@@ -66,8 +68,8 @@ def normalise(A: npt.ArrayLike, how: Normalisation = "abs_max", gamma: float = T
     """A map ``(T, F)`` scaled to [0, 1] per utterance.
 
     ``abs_max``: ``|A| / max|A|`` (sign dropped: strong negative evidence counts as relevant);
-    ``minmax``: ``(A - min A) / (max A - min A)`` (001 eq. 8); ``tanh``: min-max, then
-    ``tanh(gamma * S / max S)`` (001 eq. 9, gamma = 5), which lifts mid-range saliency.
+    ``minmax``: ``(A - min A) / (max A - min A)`` (Li et al. 2022 eq. 8); ``tanh``: min-max, then
+    ``tanh(gamma * S / max S)`` (Li et al. 2022 eq. 9, gamma = 5), which lifts mid-range saliency.
     A map with no spread (all zero, or constant for minmax/tanh) normalises to zeros.
     """
     if how not in NORMALISATIONS:
@@ -99,7 +101,8 @@ def scaled_attribution(A: npt.ArrayLike, how: Normalisation = "abs_max") -> Arra
 def attribution_x_input(
     x: npt.ArrayLike, A: npt.ArrayLike, how: Normalisation = "abs_max"
 ) -> Array:
-    """000's reliability input: ``x * A / max|A|`` (``(T, F)``), or ``x * normalise(A, how)``
+    """Zhang et al. 2023's reliability input: ``x * A / max|A|`` (``(T, F)``), or ``x * normalise(A,
+    how)``
     for ``minmax`` / ``tanh``. Scaling by the per-utterance peak keeps the sign and pattern of
     the raw attribution while putting every utterance on one scale, whatever the method's
     units, so a model retrained on the products sees comparable inputs."""
@@ -110,9 +113,10 @@ def attribution_x_input(
 def threshold_scores(
     A: npt.ArrayLike, reading: Reading = "signed", how: Normalisation = "abs_max"
 ) -> Array:
-    """The per-bin score ``(T, F)`` that 000's threshold compares with tau.
+    """The per-bin score ``(T, F)`` that Zhang et al. 2023's threshold compares with tau.
 
-    000 §4 masks by "filtering out attribution values less than 0.1". Read literally that is
+    Zhang et al. 2023 §4 masks by "filtering out attribution values less than 0.1". Read literally
+    that is
     the ``signed`` reading, the default: a negative attribution is a value less than 0.1, so
     bins that speak AGAINST the explained output go with the weak ones and only evidence for
     it is kept. For ``abs_max`` the score is ``A / max A`` (all zeros when no bin is positive);
@@ -135,7 +139,8 @@ def threshold_scores(
 def kept_bins(
     A: npt.ArrayLike, tau: float, reading: Reading = "signed", how: Normalisation = "abs_max"
 ) -> npt.NDArray[np.bool_]:
-    """Which bins ``(T, F)`` 000's mask keeps: those whose ``threshold_scores`` exceed tau."""
+    """Which bins ``(T, F)`` Zhang et al. 2023's mask keeps: those whose ``threshold_scores`` exceed
+    tau."""
     if not 0.0 <= tau <= 1.0:
         raise ValueError(f"mask threshold must be in [0, 1], got {tau:g}")
     return threshold_scores(A, reading, how) > tau
@@ -148,7 +153,8 @@ def threshold_mask(
     how: Normalisation = "abs_max",
     reading: Reading = "signed",
 ) -> Array:
-    """Attribution x input with every bin that ``kept_bins`` drops set to zero (000's mask,
+    """Attribution x input with every bin that ``kept_bins`` drops set to zero (Zhang et al. 2023's
+    mask,
     tau = 0.1). tau = 1 zeroes everything; tau = 0 keeps the bins of positive score (under the
     magnitude reading every non-zero bin: the plain product)."""
     xm, am, dtype = _pair(x, A, "threshold")
@@ -157,14 +163,16 @@ def threshold_mask(
 
 
 def saliency_x_input(x: npt.ArrayLike, S: npt.ArrayLike) -> Array:
-    """001 §4.4: the input masked by element-wise multiplication with a saliency map ``(T, F)``
+    """Li et al. 2022 §4.4: the input masked by element-wise multiplication with a saliency map
+    ``(T, F)``
     (normalise it to [0, 1] first, e.g. ``normalise(S, "tanh")``)."""
     xm, sm, dtype = _pair(x, S, "saliency")
     return (xm * sm).astype(dtype)
 
 
 def layer_average(maps: Sequence[npt.ArrayLike]) -> Array:
-    """Element-wise average of saliency maps of several layers (001's 'S4+S3'), all ``(T, F)``."""
+    """Element-wise average of saliency maps of several layers (Li et al. 2022's 'S4+S3'), all ``(T,
+    F)``."""
     if not maps:
         raise ValueError("layer_average: no maps given")
     ms = [_matrix(m, f"layer_average: map {i}") for i, m in enumerate(maps)]
@@ -201,7 +209,7 @@ def moore_means(x: npt.ArrayLike) -> Array:
 
 
 def moore_replace(x: npt.ArrayLike, A: npt.ArrayLike, top_fraction: float = 0.005) -> Array:
-    """002 §4.3: the ``top_fraction`` of bins with the highest positive relevance in ``A``
+    """Sarvaš 2021 §4.3: the ``top_fraction`` of bins with the highest positive relevance in ``A``
     replaced by the mean of their Moore neighbourhood in ``x`` ``(T, F)``.
 
     The means are taken over the ORIGINAL values, neighbours that are replaced themselves

@@ -1,4 +1,4 @@
-"""The AlexNet-style gender classifier of seed 002 (the AudioMNIST AlexNet of Becker et al.),
+"""The AlexNet-style gender classifier of Sarvaš 2021 (the AudioMNIST AlexNet of Becker et al.),
 adapted from 227 x 227 spectrograms to ``(T, F)`` fbank crops (e.g. 200 x 80).
 
 Five convolutions with ReLU and max-pooling, then three fully connected layers; the third

@@ -5,7 +5,7 @@ Features enter as ``(B, T, F)`` (frames x bins, the layout of features/ Parquet)
 embedder returns ``(B, D)``; ``layers()`` names the modules whose outputs the CAM family
 reads and the LRP composites group (ordered from input to output, e.g. ResNet stages
 ``S1..S4``). ``SpeakerClassifier`` appends a margin head to an embedder: the
-Classification pathway of 000 and the model the CAM/LRP methods explain.
+Classification pathway of Zhang et al. 2023 and the model the CAM/LRP methods explain.
 """
 
 from __future__ import annotations

@@ -1,19 +1,23 @@
-"""The bidirectional LSTM speaker model of seed 003 (Figure 1, ZHAW "LSTM_512").
+"""The bidirectional LSTM speaker model of Lehmann & Stadelmann 2020 (Figure 1, ZHAW "LSTM_512").
 
-003 trains ``BiLSTM(512) -> BiLSTM(512) -> Dense(1024) -> Dense(512, bottleneck) -> classes``
+Lehmann & Stadelmann 2020 trains ``BiLSTM(512) -> BiLSTM(512) -> Dense(1024) -> Dense(512,
+bottleneck) -> classes``
 and, at inference, drops the dense layers and takes the embedding from the *output of the
 second BiLSTM layer*. A sequence output becomes one vector by its mean over time (the paper
 does not say how; the mean uses every frame and is length independent).
 
 This embedder covers both paths through ``embedding_dim``:
 
-* ``embedding_dim == 2 * channels`` (1024 for channels 512): the 003 inference embedding, the
+* ``embedding_dim == 2 * channels`` (1024 for channels 512): the Lehmann & Stadelmann 2020 inference
+embedding, the
   time-mean of lstm2's output; the margin head sits directly on it.
-* any other ``embedding_dim`` (e.g. 512): 003's dense layers are part of the embedder,
+* any other ``embedding_dim`` (e.g. 512): Lehmann & Stadelmann 2020's dense layers are part of the
+embedder,
   ``dense1`` (2C -> 2C, ReLU) and ``dense2`` (2C -> embedding_dim, the bottleneck), and the
   embedding is the bottleneck output — the training path of Figure 1 with the head on top.
 
-Dropout (003 uses it against overfitting) follows each BiLSTM layer, active in training only.
+Dropout (Lehmann & Stadelmann 2020 uses it against overfitting) follows each BiLSTM layer, active in
+training only.
 """
 
 from __future__ import annotations
@@ -40,11 +44,12 @@ class BiLstmLayer(nn.Module):
 
 
 class BiLstm(SpeakerEmbedder):
-    """003's BiLSTM: ``(B, T, F) -> (B, embedding_dim)``.
+    """Lehmann & Stadelmann 2020's BiLSTM: ``(B, T, F) -> (B, embedding_dim)``.
 
     Args:
         input_dim: feature bins F.
-        channels: hidden width of each direction (512 in 003; outputs are 2 * channels).
+        channels: hidden width of each direction (512 in Lehmann & Stadelmann 2020; outputs are 2 *
+        channels).
         embedding_dim: ``2 * channels`` for the lstm2 mean, anything else adds the dense layers.
         dropout: dropout probability after each BiLSTM layer.
     """

@@ -1,4 +1,4 @@
-"""ECAPA-TDNN (Desplanques et al. 2020; seed 000 Table 1), layer for layer as SpeechBrain's
+"""ECAPA-TDNN (Desplanques et al. 2020; Zhang et al. 2023 Table 1), layer for layer as SpeechBrain's
 ``speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN`` so that its checkpoints load exactly
 (see ``speechbrain_convert.py``), written as small modules of plain ``nn.Conv1d`` /
 ``nn.BatchNorm1d`` / ``nn.ReLU`` / ``nn.Sigmoid`` / ``nn.Tanh`` / ``nn.Softmax`` objects so that
@@ -203,7 +203,7 @@ class EcapaTdnn(SpeakerEmbedder):
 
     #: constructor arguments beyond ModelConfig that a checkpoint records to rebuild the model.
     option_names = ("mfa_channels", "attention_channels", "se_channels", "res2net_scale")
-    #: kernel sizes and dilations of conv1 and block1..block3 (seed 000 Table 1).
+    #: kernel sizes and dilations of conv1 and block1..block3 (Zhang et al. 2023 Table 1).
     kernel_sizes = (5, 3, 3, 3)
     dilations = (1, 2, 3, 4)
 
@@ -263,4 +263,6 @@ class EcapaTdnn(SpeakerEmbedder):
     @property
     def min_frames(self) -> int:
         """Reflect padding needs pad < T; the widest pad is block3's ``4 * (3 - 1) / 2 = 4``."""
-        return 1 + max(d * (k - 1) // 2 for k, d in zip(self.kernel_sizes, self.dilations))
+        return 1 + max(
+            d * (k - 1) // 2 for k, d in zip(self.kernel_sizes, self.dilations, strict=True)
+        )

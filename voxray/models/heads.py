@@ -1,6 +1,8 @@
-"""Classification heads: plain softmax and the angular margin family of 003 eq. 2.
+"""Classification heads: plain softmax and the angular margin family of Lehmann & Stadelmann 2020
+eq. 2.
 
-All angular kinds are one formula with margins ``(m1, m2, m3)`` (003 eq. 2, Deng et al.'s
+All angular kinds are one formula with margins ``(m1, m2, m3)`` (Lehmann & Stadelmann 2020 eq. 2,
+Deng et al.'s
 combined margin)::
 
     target logit  = s * (cos(m1 * theta_y + m2) - m3)

@@ -1,4 +1,5 @@
-"""ResNet34SE of seed 001 Table 1 (the Sunine voxceleb/v2 recipe), also 002's ResNet34 speaker-ID
+"""ResNet34SE of Li et al. 2022 Table 1 (the Sunine voxceleb/v2 recipe), also Sarvaš 2021's ResNet34
+speaker-ID
 model on 64-d fbanks (``input_dim=64``).
 
 Topology for base width c (32) and F bins (80), the spectrogram as a one-channel image with
@@ -99,7 +100,7 @@ class ResNet34SE(SpeakerEmbedder):
     """ResNet34 with SE blocks and TSP: ``(B, T, F) -> (B, embedding_dim)``.
 
     Args:
-        input_dim: feature bins F (80 fbank in 001, 64 in 002).
+        input_dim: feature bins F (80 fbank in Li et al. 2022, 64 in Sarvaš 2021).
         channels: base width c of the stem and S1 (32); stages are c, 2c, 4c, 8c.
         embedding_dim: D of the dense layer (256).
     """
@@ -117,7 +118,7 @@ class ResNet34SE(SpeakerEmbedder):
             nn.Conv2d(1, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU()
         )
         ins = [channels] + widths[:-1]
-        specs = zip(ins, widths, self.blocks_per_stage, self.strides)
+        specs = zip(ins, widths, self.blocks_per_stage, self.strides, strict=True)
         self.S1, self.S2, self.S3, self.S4 = (_stage(i, w, n, s) for i, w, n, s in specs)
         self.pool = TemporalStatsPool()
         self.pooled_dim = 2 * widths[-1] * self.output_bins(input_dim)

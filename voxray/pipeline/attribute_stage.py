@@ -273,7 +273,9 @@ def run_attribute(ctx: RunContext) -> StageResult:
     have = set(out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
     split = {
         u: s
-        for u, s in zip(manifest.column("utt_id").to_pylist(), manifest.column("split").to_pylist())
+        for u, s in zip(
+            manifest.column("utt_id").to_pylist(), manifest.column("split").to_pylist(), strict=True
+        )
         if u in have
     }
     speaker_of = dict(
@@ -287,7 +289,8 @@ def run_attribute(ctx: RunContext) -> StageResult:
     if not loaded.has_head:
         wanted = {u: [j for j in js if j.pathway == Pathway.TRAVERSAL] for u, js in wanted.items()}
         log.info(
-            "attribute: the model has no classification head; only Traversal attributions are computed"
+            "attribute: the model has no classification head; only Traversal attributions are "
+            "computed"
         )
     done = committed_keys(out, ATTRIBUTIONS, ATTR_KEYS)
     failed = quarantined_paths(out, STAGE)  # a rerun does not retry what failed for a reason

@@ -42,7 +42,8 @@ class StageResult:
     def check(self) -> "StageResult":
         if self.inputs != self.outputs + self.quarantined + self.skipped:
             raise InvariantError(
-                f"{self.stage}: {self.inputs} inputs but {self.outputs} outputs + {self.quarantined} "
+                f"{self.stage}: {self.inputs} inputs but {self.outputs} outputs + "
+                f"{self.quarantined} "
                 f"quarantined + {self.skipped} already done"
             )
         return self

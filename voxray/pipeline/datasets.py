@@ -100,7 +100,8 @@ def equal_length_groups(lengths: list[int], max_group: int) -> list[list[int]]:
 
 
 def segment_starts(num_frames: int, seg_frames: int, overlap: float) -> list[int]:
-    """Start frames of overlapping segments covering an utterance (003: 50% overlap).
+    """Start frames of overlapping segments covering an utterance (Lehmann & Stadelmann 2020: 50%
+    overlap).
 
     An utterance shorter than one segment gives one segment (the whole utterance); the last
     segment is aligned to the end so no frames are left out.

@@ -99,7 +99,7 @@ class ComputeEmbeddings:
         utterance (cropped to ``cfg.bucket_frames``) and, if asked, its segments."""
         rows: dict[str, list] = {"utt_id": [], "segment": [], "start_frame": [], "num_frames": []}
         pieces: list[np.ndarray] = []
-        for u, m in zip(utt_ids, mats):
+        for u, m in zip(utt_ids, mats, strict=True):
             if self.cfg.full:
                 full = m[: bucket_length(m.shape[0], self.cfg.bucket_frames)]
                 rows["utt_id"].append(u)

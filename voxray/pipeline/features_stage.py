@@ -107,7 +107,7 @@ def run_features(ctx: RunContext) -> StageResult:
     paths = manifest.column("path").to_pylist()
     todo_mask = [
         not ({(u, k) for k in kinds} <= done) and p not in quarantined
-        for u, p in zip(utt_ids, paths)
+        for u, p in zip(utt_ids, paths, strict=True)
     ]
     todo = manifest.filter(pa.array(todo_mask)).sort_by("num_samples")
     result = StageResult(STAGE, inputs=manifest.num_rows, skipped=manifest.num_rows - todo.num_rows)
@@ -147,7 +147,9 @@ def run_features(ctx: RunContext) -> StageResult:
     final_q = quarantined_paths(out, STAGE)
     complete = sum(1 for u in utt_ids if {(u, k) for k in kinds} <= final)
     q = sum(
-        1 for u, p in zip(utt_ids, paths) if p in final_q and not {(u, k) for k in kinds} <= final
+        1
+        for u, p in zip(utt_ids, paths, strict=True)
+        if p in final_q and not {(u, k) for k in kinds} <= final
     )
     result.skipped = 0
     result.outputs, result.quarantined = complete, q

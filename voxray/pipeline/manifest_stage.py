@@ -124,7 +124,9 @@ def run_manifest(ctx: RunContext) -> StageResult:
             bad = batch.filter(pa.compute.is_valid(batch.column("error")))
             quarantine_rows += [
                 {"path": p, "error": e}
-                for p, e in zip(bad.column("path").to_pylist(), bad.column("error").to_pylist())
+                for p, e in zip(
+                    bad.column("path").to_pylist(), bad.column("error").to_pylist(), strict=True
+                )
             ]
             if ok.num_rows:
                 good.append(ok)

@@ -1,4 +1,5 @@
-"""``voxray retrain``: the reliability check of 000 — retrain on attribution-masked data.
+"""``voxray retrain``: the reliability check of Zhang et al. 2023 — retrain on attribution-masked
+data.
 
 For every mask condition a model is trained with the baseline recipe on the masked
 training data, then embedded on the masked test data and on the clean test data (both

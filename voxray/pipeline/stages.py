@@ -44,7 +44,8 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "manifest",
         "voxray.pipeline.manifest_stage:run_manifest",
-        "scan the corpus (local or s3://), probe every file, parse the trial lists: manifest.parquet, "
+        "scan the corpus (local or s3://), probe every file, parse the trial lists: "
+        "manifest.parquet, "
         "trials.parquet, quarantine.parquet",
         needs_data=True,
     ),
@@ -58,7 +59,8 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "train",
         "voxray.pipeline.train_stage:run_train",
-        "train the speaker model (ECAPA-TDNN by default) on the training speakers with Ray Train: models/<name>/",
+        "train the speaker model (ECAPA-TDNN by default) on the training speakers with Ray Train: "
+        "models/<name>/",
     ),
     Stage(
         "embed",
@@ -73,7 +75,10 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "trial",
         "voxray.pipeline.trial_stage:run_trial",
-        "explanations of verification trials (cos(e_a, e_b) w.r.t. one side's features, the other's "
+        "explanations of verification trials (cos(e_a, "
+        "e_b) w.r.t. one side's features, the other's "
+        ""
+        ""
         "embedding fixed), for all, sampled or the worst-error trials: attributions/ pathway=trial",
     ),
     Stage(
@@ -84,12 +89,14 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "retrain",
         "voxray.pipeline.retrain_stage:run_retrain",
-        "retrain the model on each masked condition with Ray Train and embed clean and masked test data",
+        "retrain the model on each masked condition with Ray Train and embed clean and masked test "
+        "data",
     ),
     Stage(
         "tune",
         "voxray.pipeline.tune_stage:run_tune",
-        "Ray Tune sweep over mask threshold, method/pathway, LRP epsilon/gamma and CAM layers: tune/",
+        "Ray Tune sweep over mask threshold, method/pathway, LRP epsilon/gamma and CAM layers: "
+        "tune/",
     ),
     Stage(
         "evaluate",

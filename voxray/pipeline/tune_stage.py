@@ -51,12 +51,13 @@ def pick_trials(ctx: RunContext, budget: int) -> tuple[list[tuple[int, str, str]
             t.column("label").to_pylist(),
             t.column("utt_a").to_pylist(),
             t.column("utt_b").to_pylist(),
+            strict=True,
         )
     ]
     # interleave targets and non-targets so both classes survive a small budget
     ordered = [
         x
-        for pair in zip([p for p in pos if p[0] == 1], [p for p in pos if p[0] == 0])
+        for pair in zip([p for p in pos if p[0] == 1], [p for p in pos if p[0] == 0], strict=False)
         for x in pair
     ]
     for label, a, b in ordered:
@@ -86,7 +87,7 @@ def build_data(ctx: RunContext) -> TuneData:
         ids = sorted(m.column("utt_id").to_pylist())[: cfg.tune.max_utterances * 4]
         speakers = {s: i for i, s in enumerate(loaded.speakers)}
         t = read_features(ctx.out, kind, ids)
-        train_feats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t)))
+        train_feats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t), strict=True))
         labels = {u: speakers[u.split("/")[0]] for u in train_feats}
     factory = functools.partial(
         build_classifier,
@@ -98,7 +99,7 @@ def build_data(ctx: RunContext) -> TuneData:
     return TuneData(
         model_state={k: v.cpu() for k, v in loaded.classifier.state_dict().items()},
         model_factory=factory,
-        test_feats=dict(zip(test.column("utt_id").to_pylist(), schema.matrices(test))),
+        test_feats=dict(zip(test.column("utt_id").to_pylist(), schema.matrices(test), strict=True)),
         trials=trials,
         train_feats=train_feats,
         train_labels=labels,

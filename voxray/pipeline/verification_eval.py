@@ -1,7 +1,8 @@
 """Verification scoring for every (model, condition) in embeddings/: scores/, metrics/, DET curves.
 
 Full-utterance embeddings are scored by cosine for every model and condition; the
-clustering scorers of 003 (Mean-CosSim, Mean-DotProduct, AHC per linkage, dominant sets)
+clustering scorers of Lehmann & Stadelmann 2020 (Mean-CosSim, Mean-DotProduct, AHC per linkage,
+dominant sets)
 use the overlapping-segment embeddings of the base model on clean data. Optional AS-norm
 takes its cohort from the training speakers' mean embeddings.
 """
@@ -40,9 +41,9 @@ def load_embeddings(
     utts = t.column("utt_id").to_pylist()
     segs = t.column("segment").to_numpy()
     embs = schema.column_arrays(t, "embedding")
-    full = {u: e for u, s, e in zip(utts, segs, embs) if s < 0}
+    full = {u: e for u, s, e in zip(utts, segs, embs, strict=True) if s < 0}
     by_utt: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
-    for u, s, e in zip(utts, segs, embs):
+    for u, s, e in zip(utts, segs, embs, strict=True):
         if s >= 0:
             by_utt[u].append((int(s), e))
     seg = {u: np.stack([e for _, e in sorted(v, key=lambda p: p[0])]) for u, v in by_utt.items()}
@@ -51,7 +52,7 @@ def load_embeddings(
 
 def groups(ctx: RunContext) -> list[tuple[str, str]]:
     t = ctx.out.read_table(EMBEDDINGS, columns=["model", "condition"])
-    pairs = set(zip(t.column("model").to_pylist(), t.column("condition").to_pylist()))
+    pairs = set(zip(t.column("model").to_pylist(), t.column("condition").to_pylist(), strict=True))
     return sorted(pairs)
 
 
@@ -84,6 +85,7 @@ def score_group(
                 t.column("label").to_pylist(),
                 t.column("utt_a").to_pylist(),
                 t.column("utt_b").to_pylist(),
+                strict=True,
             )
         )
         triples = [tr for tr in triples if tr[1] in full and tr[2] in full]
@@ -179,7 +181,9 @@ def cohort_embeddings(ctx: RunContext, model: str) -> np.ndarray | None:
     )
     pairs = [
         (u, s)
-        for u, s in zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist())
+        for u, s in zip(
+            m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True
+        )
         if u in full
     ]
     if len({s for _, s in pairs}) < 2:

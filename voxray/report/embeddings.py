@@ -1,4 +1,5 @@
-"""2-D projections of speaker embeddings for the PCA / t-SNE figures (as in 003 and 004)."""
+"""2-D projections of speaker embeddings for the PCA / t-SNE figures (as in Lehmann & Stadelmann
+2020 and Tai et al. 2020)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Where on the frequency axis the attributions put their importance (000's F0/formant claim).
+"""Where on the frequency axis the attributions put their importance (Zhang et al. 2023's F0/formant
+claim).
 
 Attribution maps are ``(T, F)`` over fbank bins; ``attributions/`` stores each map's
 frequency profile ``(F,)`` (mean |attribution| per bin over frames). Here the profiles are
@@ -20,7 +21,7 @@ VOICE_REGIONS: tuple[tuple[str, float, float], ...] = (
     ("F1", 300.0, 1000.0),
     ("F2", 1000.0, 3000.0),
 )
-#: the union of the voice regions: where 000 says the importance concentrates.
+#: the union of the voice regions: where Zhang et al. 2023 says the importance concentrates.
 VOICE_BAND: tuple[float, float] = (70.0, 3000.0)
 #: non-overlapping bands for the band-importance bars: (label, low Hz, high Hz).
 BANDS: tuple[tuple[str, float, float], ...] = (

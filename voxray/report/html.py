@@ -144,13 +144,13 @@ def _header_rows(frame: pd.DataFrame) -> str:
             else:
                 groups.append((g, 1))
         top += "".join(f'<th colspan="{n}" class="group">{text(g)}</th>' for g, n in groups)
-        sub = "".join(_th(c, n) for (_, c), n in zip(cols, numeric))
+        sub = "".join(_th(c, n) for (_, c), n in zip(cols, numeric, strict=True))
         return f"<tr>{top}</tr><tr>{sub}</tr>"
     labels = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in cols]
     return (
         "<tr>"
         + "".join(f'<th class="idx">{text(n)}</th>' for n in index_names)
-        + "".join(_th(c, n) for c, n in zip(labels, numeric))
+        + "".join(_th(c, n) for c, n in zip(labels, numeric, strict=True))
         + "</tr>"
     )
 
@@ -163,10 +163,10 @@ def render_table(table: Table) -> str:
         else [False] * len(frame)
     )
     body = []
-    for (idx, row), flagged in zip(frame.iterrows(), flags):
+    for (idx, row), flagged in zip(frame.iterrows(), flags, strict=True):
         keys = idx if isinstance(idx, tuple) else (idx,)
         cells = "".join(f'<th scope="row">{text(k)}</th>' for k in keys)
-        for col, value in zip(frame.columns, row.tolist()):
+        for col, value in zip(frame.columns, row.tolist(), strict=True):
             label = col[-1] if isinstance(col, tuple) else str(col)
             shown = format_value(label, value, table.decimals)
             css = (
@@ -251,7 +251,8 @@ def render_document(
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy"
+ content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
 <title>{text(title)}</title>
 <style>{CSS}</style>
 </head>
@@ -270,13 +271,17 @@ CSS = """
 :root { --ink: #1d2330; --muted: #5b6473; --line: #e2e5ea; --head: #eef1f5; --accent: #2f5d8a; }
 * { box-sizing: border-box; }
 body { margin: 0; background: #f3f4f6; color: var(--ink);
-  font-family: "DejaVu Sans", "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; font-size: 14px; line-height: 1.5; }
-main { max-width: 1120px; margin: 0 auto; padding: 28px 40px 60px; background: #fff; min-height: 100vh; }
+  font-family: "DejaVu Sans", "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+  font-size: 14px; line-height: 1.5; }
+main { max-width: 1120px; margin: 0 auto; padding: 28px 40px 60px; background: #fff;
+  min-height: 100vh; }
 header h1 { margin: 0 0 12px; font-size: 26px; color: var(--accent); }
-h2 { font-size: 19px; margin: 36px 0 8px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
-.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 6px 18px; margin: 0;
-  padding: 12px 16px; background: var(--head); border-radius: 6px; }
-.facts dt { font-size: 11px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
+h2 { font-size: 19px; margin: 36px 0 8px; padding-bottom: 4px;
+  border-bottom: 2px solid var(--line); }
+.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr));
+  gap: 6px 18px; margin: 0; padding: 12px 16px; background: var(--head); border-radius: 6px; }
+.facts dt { font-size: 11px; text-transform: uppercase; letter-spacing: .04em;
+  color: var(--muted); }
 .facts dd { margin: 0; font-weight: 600; overflow-wrap: anywhere; }
 nav ol { columns: 2; column-gap: 32px; padding-left: 22px; margin: 4px 0; }
 nav a, p.top a { color: var(--accent); text-decoration: none; }
@@ -298,13 +303,17 @@ tr.flag td, tr.flag th { background: #fde8e8; }
 figure { margin: 10px 0 18px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
 figcaption, p.caption { color: var(--muted); font-size: 12px; margin: 2px 0 4px; }
-pre { background: #f6f7f9; border: 1px solid var(--line); border-radius: 4px; padding: 10px 12px; font-size: 12px;
-  overflow: auto; max-height: 480px; }
-p.missing { color: var(--muted); font-style: italic; background: #f8f8f8; border-left: 3px solid #c9ced6; padding: 6px 10px; }
-p.problem { color: #8a1c1c; background: #fdf0f0; border-left: 3px solid #d9534f; padding: 6px 10px; }
-p.verdict { margin: 8px 0 12px; padding: 8px 12px; border-radius: 6px; border: 1px solid var(--line); }
+pre { background: #f6f7f9; border: 1px solid var(--line); border-radius: 4px;
+  padding: 10px 12px; font-size: 12px; overflow: auto; max-height: 480px; }
+p.missing { color: var(--muted); font-style: italic; background: #f8f8f8;
+  border-left: 3px solid #c9ced6; padding: 6px 10px; }
+p.problem { color: #8a1c1c; background: #fdf0f0; border-left: 3px solid #d9534f;
+  padding: 6px 10px; }
+p.verdict { margin: 8px 0 12px; padding: 8px 12px; border-radius: 6px;
+  border: 1px solid var(--line); }
 p.verdict .detail { color: var(--muted); font-size: 13px; }
-.badge, .mini { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 11px; font-weight: 700;
+.badge, .mini
+{ display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 11px; font-weight: 700;
   text-transform: uppercase; letter-spacing: .03em; color: #fff; background: #8a94a3; }
 .mini { font-size: 9.5px; padding: 0 6px; vertical-align: middle; }
 .holds .badge, .mini.holds { background: #2e7d32; }

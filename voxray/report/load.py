@@ -33,7 +33,8 @@ PATHWAY_PREFERENCE = (Pathway.CLASSIFICATION, Pathway.CAM, Pathway.LRP, Pathway.
 
 @dataclass
 class Heatmap:
-    """One utterance's input features ``(T, F)`` and its attribution maps ``{method/pathway: (T, F)}``."""
+    """One utterance's input features ``(T, F)`` and its attribution maps
+    ``{method/pathway: (T, F)}``."""
 
     utt_id: str
     features: np.ndarray
@@ -55,7 +56,8 @@ class RunOutputs:
     histories: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: columns method, pathway, utt_id, freq_profile ((F,) arrays).
     profiles: pd.DataFrame | None = None
-    #: columns utt_id, speaker_id, gender, embedding ((D,) arrays): base model, clean, whole utterances.
+    #: columns utt_id, speaker_id, gender, embedding ((D,) arrays): base model, clean, whole
+    #: utterances.
     embeddings: pd.DataFrame | None = None
     heatmaps: list[Heatmap] = field(default_factory=list)
     #: explained verification trials (the trial pathway), worst errors first.
@@ -98,7 +100,8 @@ class _Reader:
 
 
 def _sample(ids: list[str], n: int, seed: int) -> list[str]:
-    """At most ``n`` of ``ids``, drawn reproducibly (sorted first, so the order of files does not matter)."""
+    """At most ``n`` of ``ids``, drawn reproducibly (sorted first, so the order of files does not
+    matter)."""
     ids = sorted(set(ids))
     if n <= 0 or len(ids) <= n:
         return ids
@@ -238,7 +241,8 @@ def _profiles(
 def _heatmaps(
     reader: _Reader, keys: pd.DataFrame, base: str, kind: str, count: int
 ) -> list[Heatmap]:
-    """The ``count`` utterances explained by the most methods (ties: by utt_id), one map per method."""
+    """The ``count`` utterances explained by the most methods (ties: by utt_id), one map per
+    method."""
     if count <= 0:
         return []
     keys = keys[keys["pathway"] != "trial"]  # a trial map explains a pair: see trials.py
@@ -258,13 +262,14 @@ def _heatmaps(
     if attrs is None or feats is None:
         return []
     attrs = attrs.filter(pc.greater(attrs.column("num_frames"), 0))
-    feature_of = dict(zip(feats.column("utt_id").to_pylist(), schema.matrices(feats)))
+    feature_of = dict(zip(feats.column("utt_id").to_pylist(), schema.matrices(feats), strict=True))
     maps: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for u, m, p, a in zip(
         attrs.column("utt_id").to_pylist(),
         attrs.column("method").to_pylist(),
         attrs.column("pathway").to_pylist(),
         schema.matrices(attrs),
+        strict=True,
     ):
         maps.setdefault(u, {}).setdefault(str(m), {})[p] = a
     out = []

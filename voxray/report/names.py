@@ -41,7 +41,8 @@ def method_name(method: str) -> str:
 
 
 def short_method_name(method: str) -> str:
-    """001's column headings for the CAMs (Table 2), where a table has a column per method."""
+    """Li et al. 2022's column headings for the CAMs (Table 2), where a table has a column per
+    method."""
     cls = ATTRIBUTORS.get(method)
     return cls.heading() if cls is not None else method_name(method)
 
@@ -66,7 +67,8 @@ def scorer_name(scorer: str) -> str:
 
 
 def scorer_order(scorer: str) -> tuple[int, str]:
-    """Sort key: whole-utterance cosine first, then the means, AHC and dominant sets (003's order)."""
+    """Sort key: whole-utterance cosine first, then the means, AHC and dominant sets (Lehmann &
+    Stadelmann 2020's order)."""
     rank = {"cosine": 0, "cosine-asnorm": 1, "mean_dot": 2, "mean_cossim": 3}
     if scorer in rank:
         return rank[scorer], ""

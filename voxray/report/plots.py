@@ -138,7 +138,7 @@ def curves_plot(
     fig, axes = _figure(rows, cols, height_in=3.0)
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
-    for ax, (title, frame), xl in zip(axes.flat, panels, xlabels):
+    for ax, (title, frame), xl in zip(axes.flat, panels, xlabels, strict=False):
         methods = sorted(
             set(frame["method"]), key=lambda m: (m.partition("/")[0] in REFERENCE_STYLE, m)
         )
@@ -169,7 +169,7 @@ def det_plot(det: pd.DataFrame, list_order: Sequence[str] = ()) -> bytes:
     for ax in axes.flat[len(lists) :]:
         ax.set_visible(False)
     lo, hi = DET_TICKS[0], DET_TICKS[-1]
-    for ax, lst in zip(axes.flat, lists):
+    for ax, lst in zip(axes.flat, lists, strict=False):
         sub = det[det["method"] == lst]
         for i, ((model, cond), pts) in enumerate(
             sorted(sub.groupby(["model", "variant"]), key=lambda kv: kv[0])
@@ -332,7 +332,7 @@ def training_plot(histories: Mapping[str, pd.DataFrame]) -> bytes:
                 color=f"C{i % 10}",
                 label=name,
             )
-    for ax, what in zip(axes.flat, ("Training loss", "Training accuracy (%)")):
+    for ax, what in zip(axes.flat, ("Training loss", "Training accuracy (%)"), strict=False):
         ax.set_xlabel("Epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(what)

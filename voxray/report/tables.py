@@ -33,14 +33,16 @@ from voxray.report.names import (
     short_method_name,
 )
 
-#: Table 2 of 000 (ECAPA-TDNN, VoxCeleb1, EER %): (method, rule, threshold) -> EER; None = clean.
+#: Table 2 of Zhang et al. 2023 (ECAPA-TDNN, VoxCeleb1, EER %): (method, rule, threshold) -> EER;
+#: None = clean.
 SEED_000_EER: dict[tuple[str, str, float | None] | None, float] = {
     None: 3.48,
     ("integrated_gradients", "product", None): 4.21,
     ("integrated_gradients", "threshold", 0.1): 4.29,
     ("gradient_shap", "product", None): 4.55,
 }
-#: Table 1 of 002 (AlexNet gender classifier on AudioMNIST): model -> (acc % at 0%, at 0.5% flipped).
+#: Table 1 of Sarvaš 2021 (AlexNet gender classifier on AudioMNIST): model -> (acc % at 0%, at 0.5%
+#: flipped).
 SEED_002_GENDER = {"alexnet-gender": (97.8, 12.3), "alexnet-gender-augmented": (98.7, 28.4)}
 EER = "EER (%)"
 VERIFICATION_METRIC = re.compile(r"^(eer|trials|mindcf_p.+)$")
@@ -97,7 +99,8 @@ def _mindcf_metrics(rows: pd.DataFrame) -> list[str]:
 def verification_table(
     metrics: pd.DataFrame | None, base: str, preferred_lists: Sequence[str] = ()
 ) -> pd.DataFrame:
-    """EER (%) and minDCF per model x condition x trial list x scorer (base model and clean data first)."""
+    """EER (%) and minDCF per model x condition x trial list x scorer (base model and clean data
+    first)."""
     rows = verification_rows(metrics)
     if rows.empty:
         return _empty()
@@ -169,7 +172,8 @@ def reliability_table(
     scorer: str = "cosine",
     condition_order: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Table 2 of 000, one row per mask condition: EER (%) and minDCF of the frozen base model
+    """Table 2 of Zhang et al. 2023, one row per mask condition: EER (%) and minDCF of the frozen
+    base model
     on the masked test data, and of the model retrained on the masked training data on masked
     and on clean test data. Beside them, the condition's shuffled-map control (the same rule
     with another speaker's maps, as many bins kept): the base and the retrained model on its
@@ -224,7 +228,7 @@ def reliability_table(
     columns = pd.MultiIndex.from_tuples(
         [(g, m) for g, _, _ in RELIABILITY_GROUPS for m in (EER, _mindcf_name(dcf))]
         + [(CONTROL, f"Base, masked test {EER}"), (CONTROL, f"Retrained, masked test {EER}")]
-        + [("000 (VoxCeleb1)", EER)]
+        + [("Zhang et al. 2023 (VoxCeleb1)", EER)]
     )
     return pd.DataFrame(data, index=pd.Index(labels, name="Attribution mask"), columns=columns)
 
@@ -232,7 +236,8 @@ def reliability_table(
 def clustering_table(
     metrics: pd.DataFrame | None, base: str, preferred_lists: Sequence[str] = ()
 ) -> pd.DataFrame:
-    """Tables 3-4 of 003: EER (%) of the base model on clean data per scorer (rows: cosine,
+    """Tables 3-4 of Lehmann & Stadelmann 2020: EER (%) of the base model on clean data per scorer
+    (rows: cosine,
     Mean-DotProduct, Mean-CosSim, AHC-*, DS-*) and trial list (columns)."""
     rows = verification_rows(metrics)
     rows = rows[(rows["model"] == base) & (rows["condition"] == "none") & (rows["metric"] == "eer")]
@@ -318,7 +323,7 @@ def pixel_flipping_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def gender_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
-    """Table 1 of 002: accuracy (%) of the gender classifiers before and after flipping the
+    """Table 1 of Sarvaš 2021: accuracy (%) of the gender classifiers before and after flipping the
     most relevant 0.5% of bins (rows: model x flipping method, random flipping last), with
     the seed's AudioMNIST figures beside."""
     wide = _accuracy_by_fraction(_rows(metrics, list="gender"), ["model", "condition"])
@@ -334,7 +339,10 @@ def gender_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
         )
     columns = pd.MultiIndex.from_tuples(
         [("This run", f"Acc. (%) at {fraction_label(f)}") for f in wide.columns]
-        + [("002 (AudioMNIST)", "Acc. (%) at 0%"), ("002 (AudioMNIST)", "Acc. (%) at 0.5%")]
+        + [
+            ("Sarvaš 2021 (AudioMNIST)", "Acc. (%) at 0%"),
+            ("Sarvaš 2021 (AudioMNIST)", "Acc. (%) at 0.5%"),
+        ]
     )
     index = pd.MultiIndex.from_tuples(
         [(m, _condition_label(c) if c != "none" else "relevance") for m, c in keys],
@@ -350,13 +358,12 @@ def _layer_order(spec: str) -> tuple[int, str]:
 def multispeaker_table(
     metrics: pd.DataFrame | None, cases: Sequence[str] = (), metric: str = "top1"
 ) -> pd.DataFrame:
-    """Table 2 of 001: Top-1 (%) of the target speaker in concatenated utterances, masked by
+    """Table 2 of Li et al. 2022: Top-1 (%) of the target speaker in concatenated utterances, masked
+    by
     each method's saliency at each layer setting (rows: Original, then layer specs; column
     groups: case, columns: method). ``metric`` may also be precision or recall."""
     rows = _rows(metrics)
-    rows = rows[
-        (rows["list"] == MULTISPEAKER_LIST) & (rows["metric"] == metric)
-    ]
+    rows = rows[(rows["list"] == MULTISPEAKER_LIST) & (rows["metric"] == metric)]
     if rows.empty:
         return _empty()
     found = list(dict.fromkeys(rows["case"]))
@@ -528,7 +535,7 @@ def quarantine_summary(quarantine: pd.DataFrame | None) -> pd.DataFrame:
         return _empty()
     reasons = [
         str(r).replace(str(p), "<path>") if p else str(r)
-        for p, r in zip(quarantine["path"], quarantine["reason"])
+        for p, r in zip(quarantine["path"], quarantine["reason"], strict=True)
     ]
     counts = (
         pd.DataFrame({"Stage": quarantine["stage"].astype(str), "Reason": reasons})

@@ -4,12 +4,15 @@ A verdict is never written by hand: each function reads the metrics (or the freq
 profiles) and says whether the claim holds on this run, with the numbers that decide it.
 Claims checked:
 
-- 000: the attributions concentrate on F0 and the formants (70-3000 Hz);
-- 001: Layer-CAM localises the target speaker best in the multi-speaker test, and the CAMs
+- Zhang et al. 2023: the attributions concentrate on F0 and the formants (70-3000 Hz);
+- Li et al. 2022: Layer-CAM localises the target speaker best in the multi-speaker test, and the
+CAMs
   beat random masking in deletion (lower AUC) and insertion (higher AUC);
-- 002: flipping the bins LRP marks relevant drops accuracy faster than random flipping;
-- 003: AHC with average linkage scores trials better (lower EER) than Mean-CosSim;
-- 000: Table 2's EER order, and masking with the attributions beats the shuffled-map control.
+- Sarvaš 2021: flipping the bins LRP marks relevant drops accuracy faster than random flipping;
+- Lehmann & Stadelmann 2020: AHC with average linkage scores trials better (lower EER) than
+Mean-CosSim;
+- Zhang et al. 2023: Table 2's EER order, and masking with the attributions beats the shuffled-map
+control.
 """
 
 from __future__ import annotations
@@ -59,8 +62,9 @@ def _metric_rows(metrics: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def formant_verdict(profiles: dict[str, np.ndarray], hz: np.ndarray | None) -> Verdict:
-    """000: per method, is the mean importance per bin inside 70-3000 Hz above the mean outside?"""
-    claim = "000: F0 and the formants (70-3000 Hz) carry the most importance"
+    """Zhang et al. 2023: per method, is the mean importance per bin inside 70-3000 Hz above the
+    mean outside?"""
+    claim = "Zhang et al. 2023: F0 and the formants (70-3000 Hz) carry the most importance"
     if hz is None:
         return Verdict(
             claim, "not computed", "the attributions are not over mel filterbank bins (no Hz axis)"
@@ -73,19 +77,19 @@ def formant_verdict(profiles: dict[str, np.ndarray], hz: np.ndarray | None) -> V
     passed = [c for c in found if c.ratio > 1.0]
     parts = ", ".join(f"{method_pathway_name(c.label)} {c.ratio:.2f}x" for c in found)
     detail = (
-        f"{len(passed)} of {len(found)} methods put more importance per bin inside {VOICE_BAND[0]:g}-"
+        f"{len(passed)} of {len(found)} methods put more importance per bin inside "
+        f"{VOICE_BAND[0]:g}-"
         f"{VOICE_BAND[1]:g} Hz than outside (ratio inside/outside: {parts})"
     )
     return Verdict(claim, _overall(len(passed), len(found)), detail)
 
 
 def layer_cam_verdict(metrics: pd.DataFrame | None) -> Verdict:
-    """001: in each multi-speaker case, is Layer-CAM's best Top-1 (over layer settings) the highest?"""
-    claim = "001: Layer-CAM localises the target speaker best in the multi-speaker test"
+    """Li et al. 2022: in each multi-speaker case, is Layer-CAM's best Top-1 (over layer settings)
+    the highest?"""
+    claim = "Li et al. 2022: Layer-CAM localises the target speaker best in the multi-speaker test"
     rows = _metric_rows(metrics)
-    rows = rows[
-        (rows["list"] == MULTISPEAKER_LIST) & (rows["metric"] == "top1")
-    ]
+    rows = rows[(rows["list"] == MULTISPEAKER_LIST) & (rows["metric"] == "top1")]
     rows = rows[rows["condition"] != "original"]
     if rows.empty:
         return Verdict(claim, "not computed", "no multi-speaker Top-1 in metrics/")
@@ -101,7 +105,8 @@ def layer_cam_verdict(metrics: pd.DataFrame | None) -> Verdict:
     passed = [c for c in cases if best[c]["layer_cam"] >= best[c].drop("layer_cam").max()]
     parts = "; ".join(
         f"{c}: Layer-CAM {100 * best[c]['layer_cam']:.2f}% vs best other "
-        f"{method_name(str(best[c].drop('layer_cam').idxmax()))} {100 * best[c].drop('layer_cam').max():.2f}%"
+        f"{method_name(str(best[c].drop('layer_cam').idxmax()))} "
+        f"{100 * best[c].drop('layer_cam').max():.2f}%"
         for c in cases
     )
     return Verdict(
@@ -112,8 +117,9 @@ def layer_cam_verdict(metrics: pd.DataFrame | None) -> Verdict:
 
 
 def cam_random_verdict(metrics: pd.DataFrame | None) -> Verdict:
-    """001: per CAM and scorer, deletion AUC below random's and insertion AUC above random's."""
-    claim = "001: the CAMs beat random masking in deletion and insertion"
+    """Li et al. 2022: per CAM and scorer, deletion AUC below random's and insertion AUC above
+    random's."""
+    claim = "Li et al. 2022: the CAMs beat random masking in deletion and insertion"
     rows = _metric_rows(metrics)
     rows = rows[rows["list"] == "faithfulness"]
     if rows.empty:
@@ -161,9 +167,9 @@ def cam_random_verdict(metrics: pd.DataFrame | None) -> Verdict:
 
 
 def lrp_flipping_verdict(metrics: pd.DataFrame | None) -> Verdict:
-    """002: per model and LRP method, mean accuracy over the flipped fractions (> 0) that it
+    """Sarvaš 2021: per model and LRP method, mean accuracy over the flipped fractions (> 0) that it
     shares with random flipping is lower than random's (accuracy falls faster)."""
-    claim = "002: flipping the LRP-relevant bins drops accuracy faster than random flipping"
+    claim = "Sarvaš 2021: flipping the LRP-relevant bins drops accuracy faster than random flipping"
     rows = _metric_rows(metrics)
     rows = rows[
         rows["list"].isin(["pixel_flipping", "gender"])
@@ -208,8 +214,9 @@ def lrp_flipping_verdict(metrics: pd.DataFrame | None) -> Verdict:
 def ahc_verdict(
     metrics: pd.DataFrame | None, base: str, preferred_lists: Sequence[str] = ()
 ) -> Verdict:
-    """003: per trial list, is the EER of AHC-average below Mean-CosSim's (base model, clean data)?"""
-    claim = "003: AHC with average linkage beats Mean-CosSim"
+    """Lehmann & Stadelmann 2020: per trial list, is the EER of AHC-average below Mean-CosSim's
+    (base model, clean data)?"""
+    claim = "Lehmann & Stadelmann 2020: AHC with average linkage beats Mean-CosSim"
     rows = verification_rows(metrics)
     rows = rows[(rows["model"] == base) & (rows["condition"] == "none") & (rows["metric"] == "eer")]
     wide = rows.pivot_table(index="list", columns="scorer", values="value", aggfunc="last")
@@ -229,11 +236,13 @@ def ahc_verdict(
     return Verdict(
         claim,
         _overall(passed, len(pairs)),
-        f"lower EER on {passed} of {len(pairs)} trial lists (AHC-Average vs Mean-CosSim EER: {parts})",
+        f"lower EER on {passed} of {len(pairs)} trial lists (AHC-Average vs Mean-CosSim EER: "
+        f"{parts})",
     )
 
 
-#: 000 Table 2's rows in its EER order (None <= IG <= IG + mask(0.1) <= GradientShap), as
+#: Zhang et al. 2023 Table 2's rows in its EER order (None <= IG <= IG + mask(0.1) <= GradientShap),
+#: as
 #: reliability_table labels them; the mask row is checked under each threshold reading.
 TABLE2_ORDER = (
     "None (clean)",
@@ -244,12 +253,13 @@ TABLE2_ORDER = (
 
 
 def reliability_verdict(table: pd.DataFrame) -> Verdict:
-    """000 Table 2 from ``tables.reliability_table``'s frame: is the retrained model's
+    """Zhang et al. 2023 Table 2 from ``tables.reliability_table``'s frame: is the retrained model's
     masked-test EER ordered None <= IG <= IG + mask(0.1) <= GradientShap (checked for each
     threshold reading in the table, which names the reading that reproduces it), and is each
     condition with a shuffled-map control well below it (under 90% of the control's EER)?"""
     claim = (
-        "000: masking with the attributions keeps the speaker (retrained EER None <= IG <= "
+        "Zhang et al. 2023: masking with the attributions keeps the speaker (retrained EER None <= "
+        "IG <= "
         "IG + mask(0.1) <= GradientShap, each well below its shuffled-map control)"
     )
     column = ("Retrained, masked test", EER)

@@ -114,7 +114,8 @@ def check(out: str) -> list[str]:
             tol = 0.005 + 1.0 / min((y == 1).sum(), (y == 0).sum())
             if abs(float(match["value"].iloc[0]) - mine) > tol:
                 problems.append(
-                    f"metrics: eer {float(match['value'].iloc[0]):.4f} for {key}, sklearn gives {mine:.4f}"
+                    f"metrics: eer {float(match['value'].iloc[0]):.4f} for {key}, sklearn gives "
+                    f"{mine:.4f}"
                 )
     return problems
 

@@ -29,7 +29,8 @@ def run_cli(
     )
     if check and proc.returncode != 0:
         raise AssertionError(
-            f"voxray {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+            f"voxray {' '.join(args)} exited "
+            f"{proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
     return proc
 

@@ -30,7 +30,8 @@ _CLEARED = (
 
 @contextmanager
 def moto_s3_server(port: int = 0, credentials: dict[str, str] | None = None) -> Iterator[str]:
-    """Run a moto S3 server for the ``with`` block; yields its endpoint URL ``http://127.0.0.1:PORT``.
+    """Run a moto S3 server for the ``with`` block; yields its endpoint URL
+    ``http://127.0.0.1:PORT``.
 
     ``port`` 0 picks a free one (give the old port to bring a stopped server back at the same
     address); ``credentials`` replace the dummy AWS variables (e.g. a planted secret).
@@ -72,7 +73,8 @@ def create_bucket(name: str, endpoint_url: str) -> None:
 
 
 def upload_tree(local_dir: str | os.PathLike[str], s3_uri: str, endpoint_url: str) -> int:
-    """Copy every file under ``local_dir`` to ``s3://bucket/prefix/<relative path>``; returns the count."""
+    """Copy every file under ``local_dir`` to ``s3://bucket/prefix/<relative path>``; returns the
+    count."""
     if not s3_uri.startswith("s3://"):
         raise ValueError(f"upload_tree: {s3_uri!r} is not an s3://bucket/prefix URI")
     bucket, _, prefix = s3_uri[len("s3://") :].partition("/")

@@ -59,6 +59,7 @@ def make_outputs(
                     "m" if k % 2 else "f",
                     0,
                 ),
+                strict=True,
             ):
                 rows[key].append(value)
             mats.append(centre + 0.5 * rng.standard_normal((n, bins)).astype(np.float32))
@@ -75,7 +76,9 @@ def make_outputs(
     write_partitioned(s, "features", feats, schema.FEATURES, ("utt_id", "kind"), partition="kind")
     cfg = ModelConfig(channels=channels, embedding_dim=32)
     record_front_end(s, default_front_end(cfg, bins))  # what the features stage would note
-    test_utts = [u for u, sp in zip(rows["utt_id"], rows["speaker_id"]) if sp not in train]
+    test_utts = [
+        u for u, sp in zip(rows["utt_id"], rows["speaker_id"], strict=True) if sp not in train
+    ]
     trials: dict[str, list] = {"list": [], "label": [], "utt_a": [], "utt_b": []}
     for i, a in enumerate(test_utts):
         for b in test_utts[i + 1 :]:

@@ -195,14 +195,14 @@ def _curve(
             "x": float(a),
             "y": float(b),
         }
-        for a, b in zip(x, y)
+        for a, b in zip(x, y, strict=True)
     ]
 
 
 def _curves(base: str, rng: np.random.Generator) -> pa.Table:
     rows: list[dict] = []
     t = np.linspace(-3, 3, 60)
-    for lst, shift in zip(LISTS, (0.0, 0.4)):
+    for lst, shift in zip(LISTS, (0.0, 0.4), strict=True):
         _curve(rows, "det", base, lst, "none", 1 - _phi(t), _phi(t - 3.6 + shift))
         _curve(
             rows,
@@ -260,8 +260,10 @@ def write_synthetic_outputs(
     test = manifest[manifest["split"] == "test"]["utt_id"].tolist()
     trials = {"list": [], "label": [], "utt_a": [], "utt_b": []}
     for lst in LISTS:
-        for a, b in zip(test[:-1], test[1:]):
-            for k, v in zip(trials, (lst, int(a.split("/")[0] == b.split("/")[0]), a, b)):
+        for a, b in zip(test[:-1], test[1:], strict=True):
+            for k, v in zip(
+                trials, (lst, int(a.split("/")[0] == b.split("/")[0]), a, b), strict=True
+            ):
                 trials[k].append(v)
     out.write_table("trials.parquet", schema.table(schema.TRIALS, trials))
     out.write_table(

@@ -3,7 +3,8 @@
 Rows follow the features/ layout plus a speaker index: ``utt_id``, ``num_frames``,
 ``num_bins``, ``values`` (frames x bins, row-major) and ``label``. A batch becomes
 ``feats`` ``(N, T, F)`` float32 and ``label`` ``(N,)`` int64 with ``T = segment_frames``.
-As in 003 (section 3.3), a crop starts at a random offset and an utterance shorter than the
+As in Lehmann & Stadelmann 2020 (section 3.3), a crop starts at a random offset and an utterance
+shorter than the
 segment is looped (the speaker "repeats" the utterance), so every crop has the same shape
 and batches need no padding. Ray Data re-executes the pipeline every epoch, so every epoch
 sees new crops. Validation takes the deterministic centre crop instead.
@@ -69,7 +70,7 @@ def _rows(batch: pa.Table | pa.RecordBatch | dict[str, Any]) -> tuple[list[np.nd
             f"a training batch mixes feature sizes {sizes} (utterances {utt_ids[:3]}...)"
         )
     mats = []
-    for utt, values, t, f in zip(utt_ids, flat, frames, bins):
+    for utt, values, t, f in zip(utt_ids, flat, frames, bins, strict=True):
         t, f = int(t), int(f)
         if t < 1 or values.size != t * f:
             raise ValueError(f"utterance {utt}: {values.size} values are not {t} frames x {f} bins")
@@ -78,7 +79,8 @@ def _rows(batch: pa.Table | pa.RecordBatch | dict[str, Any]) -> tuple[list[np.nd
 
 
 def _normalise(crop: np.ndarray, full: np.ndarray) -> np.ndarray:
-    """Normalise a crop by the mean and standard deviation of the full utterance (003)."""
+    """Normalise a crop by the mean and standard deviation of the full utterance (Lehmann &
+    Stadelmann 2020)."""
     return (crop - full.mean()) / (full.std() + 1e-5)
 
 

@@ -1,5 +1,5 @@
 """A small in-process trainer for the evaluators' auxiliary models: the shuffled-label twin of
-the sanity checks and the AlexNet gender classifier of 002. They train on a few hundred
+the sanity checks and the AlexNet gender classifier of Sarvaš 2021. They train on a few hundred
 fixed-length crops already in memory, where a Ray Train run would cost more to start than
 to train; the speaker models themselves train on Ray Train (voxray.train.trainer)."""
 

@@ -5,7 +5,7 @@ step, so resuming from a checkpoint needs only the step counter (no scheduler ob
 pickle) and the curves can be checked against hand-computed values.
 
 - ``cyclic``: triangular2 cyclical LR between ``min_lr`` and ``lr`` (the ECAPA-TDNN
-  recipe of 000): two cycles over the run, the second at half amplitude, so training
+  recipe of Zhang et al. 2023): two cycles over the run, the second at half amplitude, so training
   starts and ends at ``min_lr``.
 - ``warmup_decay``: linear warm-up from ``min_lr`` to ``lr`` over ``warmup_epochs``, then
   cosine decay to ``min_lr`` at the last step.

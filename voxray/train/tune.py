@@ -2,7 +2,8 @@
 LRP epsilon/gamma and the CAM layer combination.
 
 Each trial explains a fixed subset of test utterances with one configuration, masks them
-(threshold rule of 000) and reports an objective. The test speakers are not the model's
+(threshold rule of Zhang et al. 2023) and reports an objective. The test speakers are not the
+model's
 training speakers, so their maps are Traversal maps (``voxray.mask.pathway``); a method that
 explains a training class only (CAMs, LRP) cannot be swept on them.
 
@@ -13,7 +14,7 @@ utterance (the same values, the same kept fraction, random places):
 
 - ``eer_gap`` (default): frozen-model EER on the own masks minus that on the random ones
   (lower is better: negative when the maps keep the speaker better than chance placement);
-- ``deletion_gap``: verification-score deletion AUC (001) minus that of random deletion;
+- ``deletion_gap``: verification-score deletion AUC (Li et al. 2022) minus that of random deletion;
 - ``frozen_eer``, ``deletion_auc``: the uncorrected values;
 - ``retrain_eer``: EER after retraining a fresh model on the masked training subset, reported
   every epoch so that ASHA stops poor configurations early.

@@ -1,4 +1,5 @@
-"""Baselines: the all-ones x' of 000, zeros, the corpus mean, and seeded Gaussian draws."""
+"""Baselines: the all-ones x' of Zhang et al. 2023, zeros, the corpus mean, and seeded Gaussian
+draws."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Grad-CAM++, Score-CAM and Layer-CAM against the formulas of 001 written out here, item by
+"""Grad-CAM++, Score-CAM and Layer-CAM against the formulas of Li et al. 2022 written out here, item
+by
 item and channel by channel, with activations and gradients taken by hand (the tiny models'
 forward passes unrolled, torch.autograd.grad), plus layer specs, upsampling and averaging."""
 
@@ -60,7 +61,7 @@ def upsample(layer_map: Tensor, frames: int, bins: int) -> Tensor:
 
 
 def tanh_normalised(m: Tensor, gamma: float = 5.0) -> np.ndarray:
-    """001 eqs. 8-9 in numpy."""
+    """Li et al. 2022 eqs. 8-9 in numpy."""
     a = m.detach().numpy()
     hat = (a - a.min()) / (a.max() - a.min()) if a.max() > a.min() else np.zeros_like(a)
     return np.tanh(gamma * hat / hat.max()) if hat.max() > 0 else hat

@@ -1,4 +1,5 @@
-"""The Captum methods: Traversal fast path == the literal N-call loop (000 eq. 5), batch ==
+"""The Captum methods: Traversal fast path == the literal N-call loop (Zhang et al. 2023 eq. 5),
+batch ==
 per-item, IG completeness and a peer check against Captum itself, Saliency == Captum's default
 (absolute) Saliency, its Traversal == the literal loop of N Captum calls, signed Saliency ==
 autograd, GradientShap == Captum's estimator for the same draws, Shapley / Occlusion on an
@@ -257,7 +258,8 @@ class EmbeddingDim(nn.Module):
 def test_saliency_traversal_is_the_literal_captum_loop_with_default_arguments(
     request: pytest.FixtureRequest, model_name: str, dims_per_pass: int, feats: Tensor
 ) -> None:
-    """000 eq. 5 with Captum's Saliency as Captum defines it: the mean over the N embedding
+    """Zhang et al. 2023 eq. 5 with Captum's Saliency as Captum defines it: the mean over the N
+    embedding
     dimensions of ``Saliency(e_i).attribute(x)``, every argument at its default (abs=True)."""
     model = request.getfixturevalue(model_name)
     n = model.embedder.embedding_dim
@@ -294,7 +296,7 @@ def test_unqualified_names_use_captum_defaults(
     tdnn: SpeakerClassifier, method: str, feats: Tensor, target: Tensor
 ) -> None:
     """Each gradient method with voxray's default config against Captum called with only the
-    arguments 000 fixes (the all-ones baseline) on the Classification logit."""
+    arguments Zhang et al. 2023 fixes (the all-ones baseline) on the Classification logit."""
     from captum.attr import DeepLift, InputXGradient
 
     x = feats.clone().requires_grad_(True)

@@ -1,5 +1,5 @@
 """LRP on the speaker models (float64, small widths): the three attributors run on ECAPA-TDNN,
-ResNet34SE and AlexNet; 002's rule placement lands on the layers it names; and, with zero
+ResNet34SE and AlexNet; Sarvaš 2021's rule placement lands on the layers it names; and, with zero
 biases and zero BatchNorm shifts, the documented rules conserve relevance exactly (SE-Res2Block,
 SE gate, whole models), the statistics-pooling floor being the one documented absorber."""
 

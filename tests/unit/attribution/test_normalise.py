@@ -1,4 +1,4 @@
-"""Map normalisation (001 eqs. 8-9), max-abs scaling and the frequency profile, against
+"""Map normalisation (Li et al. 2022 eqs. 8-9), max-abs scaling and the frequency profile, against
 hand-computed values."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Configuration: every YAML in conf/ loads, base.yaml is the code's defaults, bad keys fail by name."""
+"""Configuration: every YAML in conf/ loads, base.yaml is the code's defaults, bad keys fail by
+name."""
 
 from __future__ import annotations
 

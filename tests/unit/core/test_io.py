@@ -1,4 +1,5 @@
-"""Storage, atomic Parquet parts, idempotent sink writes, resume keys, the output lock, redaction."""
+"""Storage, atomic Parquet parts, idempotent sink writes, resume keys, the output lock,
+redaction."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_relative_rejects_outside(tmp_path: Path) -> None:
 
 def test_unsupported_scheme() -> None:
     with pytest.raises(StorageError, match="unsupported storage URI"):
-        Storage("gs://bucket/x").fs
+        _ = Storage("gs://bucket/x").fs
 
 
 def test_partitioned_write_and_hive_read(tmp_path: Path) -> None:
@@ -79,7 +80,11 @@ def test_partitioned_write_and_hive_read(tmp_path: Path) -> None:
     write_partitioned(s, "features", t, schema.FEATURES, ("utt_id", "kind"), partition="kind")
     assert sorted(p.name for p in (tmp_path / "features").iterdir()) == ["kind=fbank", "kind=mfcc"]
     back = s.read_table("features").to_pandas()
-    assert sorted(zip(back.utt_id, back.kind)) == [("a", "fbank"), ("a", "mfcc"), ("b", "fbank")]
+    assert sorted(zip(back.utt_id, back.kind, strict=True)) == [
+        ("a", "fbank"),
+        ("a", "mfcc"),
+        ("b", "fbank"),
+    ]
     assert committed_keys(s, "features", ("utt_id", "kind")) == {
         ("a", "fbank"),
         ("a", "mfcc"),
@@ -132,8 +137,8 @@ def test_lock_refuses_a_second_run(tmp_path: Path) -> None:
     s = Storage(str(tmp_path))
     with OutputLock(s):
         code = (
-            "from voxray.io.storage import Storage; from voxray.io.run_state import OutputLock; OutputLock(Storage(%r)).acquire()"
-            % str(tmp_path)
+            "from voxray.io.storage import Storage; from voxray.io.run_state import OutputLock; "
+            "OutputLock(Storage(%r)).acquire()" % str(tmp_path)
         )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert proc.returncode != 0 and "another voxray run is writing to this --out" in proc.stderr

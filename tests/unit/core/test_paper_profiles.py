@@ -50,7 +50,8 @@ def test_profile_resolves_through_the_cli_and_builds(profile: str) -> None:
 
 def test_each_profile_is_its_paper_set_up() -> None:
     p0, p1, p2, p3 = (load_config(profile=p) for p in PAPERS)
-    # 000: ECAPA-TDNN C=512 on MFCC, AAM, the five Captum methods, Table 2 with its control
+    # Zhang et al. 2023: ECAPA-TDNN C=512 on MFCC, AAM, the five Captum methods, Table 2 with its
+    # control
     assert (p0.model.arch, p0.model.channels, p0.model.feature_kind) == ("ecapa_tdnn", 512, "mfcc")
     assert p0.model.head.kind == "aam" and p0.attribution.baseline == "ones"
     assert set(p0.attribution.methods) == {
@@ -70,18 +71,21 @@ def test_each_profile_is_its_paper_set_up() -> None:
         ("gradient_shap", "product", None, "own"),
         ("integrated_gradients", "product", None, "shuffled"),
     } <= rules
-    # 001: ResNet34SE, AM-softmax, 80-dim fbank, the three CAMs, deletion/insertion, multi-speaker
+    # Li et al. 2022: ResNet34SE, AM-softmax, 80-dim fbank, the three CAMs, deletion/insertion,
+    # multi-speaker
     assert (p1.model.arch, p1.model.head.kind, p1.features.num_mel_bins) == ("resnet34se", "am", 80)
     assert set(p1.attribution.methods) == {"grad_cam_pp", "score_cam", "layer_cam"}
     assert p1.eval.faithfulness.enabled and p1.eval.multispeaker.enabled
     assert set(p1.eval.multispeaker.cases) == {"A-B", "A-B-A", "B-A-B", "A-B-C"}
-    # 002: ResNet on 64-dim fbank, LRP composites, pixel flipping, the gender experiment as 002
+    # Sarvaš 2021: ResNet on 64-dim fbank, LRP composites, pixel flipping, the gender experiment as
+    # Sarvaš 2021
     assert (p2.model.arch, p2.features.num_mel_bins) == ("resnet34se", 64)
     assert set(p2.attribution.methods) == {"lrp_0", "lrp_epsilon", "lrp_gamma"}
     assert (p2.attribution.lrp_epsilon, p2.attribution.lrp_gamma) == (0.5, 5.0)
     g = p2.eval.gender
     assert g.enabled and (g.lr, g.retrain_on, g.top_fraction) == (1e-4, "augmented", 0.005)
-    # 003: BiLSTM through Dense layers, combined margin, 4 s segments at 50%, clustering scorers
+    # Lehmann & Stadelmann 2020: BiLSTM through Dense layers, combined margin, 4 s segments at 50%,
+    # clustering scorers
     assert (p3.model.arch, p3.model.head.kind) == ("bilstm", "combined")
     h = p3.model.head
     assert (h.m1, h.m2, h.m3, h.scale) == (1.0, 0.05, 1e-4, 30.0)

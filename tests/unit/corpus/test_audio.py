@@ -69,7 +69,8 @@ def _truncated(x: np.ndarray) -> bytes:
     return data[: 44 + (len(data) - 44) // 2]
 
 
-# name -> (file bytes, config, expected message part); each is caught by the header probe and by load
+# name -> (file bytes, config, expected message part); each is caught by the header probe and by
+# load
 HEADER_CASES: dict[str, tuple[Callable[[], bytes], CorpusConfig, str]] = {
     "corrupt": (lambda: b"RIFX" + bytes(range(256)) * 4, CFG, "unreadable: Format not recognised"),
     "zero-bytes": (lambda: b"", CFG, "empty file (0 bytes)"),
@@ -157,7 +158,8 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_streamed_wav_header_is_not_truncation(tmp_path: Path) -> None:
-    """Encoders writing to a pipe leave a placeholder data size (0xFFFFFFFF): not a truncated file."""
+    """Encoders writing to a pipe leave a placeholder data size (0xFFFFFFFF): not a truncated
+    file."""
     data = bytearray(_wav_bytes(_tone(1.0)))
     at = data.find(b"data")
     data[at + 4 : at + 8] = b"\xff\xff\xff\xff"
@@ -226,7 +228,8 @@ def test_m4a_without_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         load_audio(Storage(str(tmp_path)), "a.m4a", CFG)
 
 
-# --------------------------------------------------------------------------- resampling on real speech
+# --------------------------------------------------------------------------- resampling on real
+# speech
 
 
 PROMPT = "demo-echotest.wav"
@@ -250,7 +253,8 @@ def test_resampling_real_recordings(voice: str) -> None:
     assert sr == 8000
     assert wave.shape == (2 * orig.size,)  # duration kept
     ref = signal.resample_poly(orig.astype(np.float64), 2, 1)
-    # spectral content below 4 kHz agrees with scipy's polyphase resampler (within 1 dB, 100-3600 Hz)
+    # spectral content below 4 kHz agrees with scipy's polyphase resampler (within 1 dB, 100-3600
+    # Hz)
     f, p_ours = signal.welch(wave, SR, nperseg=1024)
     _, p_ref = signal.welch(ref, SR, nperseg=1024)
     band = (f >= 100) & (f <= 3600)

@@ -37,7 +37,10 @@ GOOD = [
     "wav/id10003/vidC2xxxxxx/00001.wav",
 ]
 BAD = {
-    "wav/id10001/vidA1xxxxxx/extra/00001.wav": "not at wav/<speaker>/<video>/<file> (4 levels below wav/)",
+    "wav/id10001/vidA1xxxxxx/extra/00001.wav": "not at "
+    "wav/<speaker>/<video>/<file> (4 levels below "
+    ""
+    "wav/)",
     "wav/id10001/00001.wav": "not at wav/<speaker>/<video>/<file> (2 levels below wav/)",
     "wav/id10001/vidA1xxxxxx/00003.mp3": "extension '.mp3' is not one of .wav, .flac",
 }
@@ -74,7 +77,8 @@ def _vox1(root: Path) -> Path:
     files["vox1_meta.csv"] = META
     files["veri_test2.txt"] = VERI
     files["iden_split.txt"] = (
-        "1 id10001/vidA1xxxxxx/00001.wav\n3 id10001/_underscore/00001.wav\n2 id10001/vidZ/00001.wav\n"
+        "1 id10001/vidA1xxxxxx/00001.wav\n3 id10001/_underscore/00001.wav\n2 "
+        "id10001/vidZ/00001.wav\n"
     )
     return _tree(root, files)
 
@@ -193,7 +197,10 @@ def test_duplicate_formats_keep_wav(tmp_path: Path) -> None:
 
 
 def test_scan_vox2(tmp_path: Path) -> None:
-    meta = "VoxCeleb2 ID ,VGGFace2 ID ,Gender ,Set \nid00012 ,n000012 ,m ,dev \nid00015 ,n000015 ,f ,test \n"
+    meta = (
+        "VoxCeleb2 ID ,VGGFace2 ID ,Gender ,Set \nid00012 ,n000012 ,m ,dev \nid00015 ,n000015 ,f "
+        ",test \n"
+    )
     root = _tree(
         tmp_path,
         {
@@ -217,8 +224,10 @@ def test_scan_vox2(tmp_path: Path) -> None:
         ("id00018/9mQ11vBs1wc/00001", ".wav"),
     ]
     assert {q.path: q.reason for q in scan.quarantine} == {
-        "dev/aac/id00012/21Uxsk56VDQ.m4a": "dev/aac/id00012/21Uxsk56VDQ.m4a: not at dev/aac/<speaker>/<video>/<file> (2 levels below dev/aac/)",
-        "dev/mp3/id00012/21Uxsk56VDQ/00003.mp3": "dev/mp3/id00012/21Uxsk56VDQ/00003.mp3: not under {dev,test}/{aac,wav,flac}/",
+        "dev/aac/id00012/21Uxsk56VDQ.m4a": "dev/aac/id00012/21Uxsk56VDQ.m4a: not at "
+        "dev/aac/<speaker>/<video>/<file> (2 levels below dev/aac/)",
+        "dev/mp3/id00012/21Uxsk56VDQ/00003.mp3": "dev/mp3/id00012/21Uxsk56VDQ/00003.mp3: not under "
+        "{dev,test}/{aac,wav,flac}/",
     }
     # metadata first; id00017 has no row but lives under test/; id00018 has neither
     assert scan.split_of == {

@@ -55,7 +55,7 @@ def test_asnorm_trials_matches_loop(emb, cohort, top_k):
 def test_asnorm_on_trial_arrays_matches_loop(emb, cohort):
     enrol = np.stack([emb[a] for _, a, _ in TRIALS])
     test = np.stack([emb[b] for _, _, b in TRIALS])
-    raw = np.array([_cos(x, y) for x, y in zip(enrol, test)])
+    raw = np.array([_cos(x, y) for x, y in zip(enrol, test, strict=True)])
     np.testing.assert_allclose(
         as_norm_scores(raw, enrol, test, cohort, 5),
         _loop_asnorm(TRIALS, emb, cohort, 5),
@@ -76,8 +76,8 @@ def test_build_cohort_is_speaker_means(rng):
     x = rng.normal(size=(7, 4))
     speakers = ["s2", "s1", "s2", "s3", "s1", "s1", "s3"]
     cohort = build_cohort(x, speakers)
-    for row, spk in zip(cohort, ["s1", "s2", "s3"]):
-        rows = [v / np.linalg.norm(v) for v, s in zip(x, speakers) if s == spk]
+    for row, spk in zip(cohort, ["s1", "s2", "s3"], strict=True):
+        rows = [v / np.linalg.norm(v) for v, s in zip(x, speakers, strict=True) if s == spk]
         mean = np.mean(rows, axis=0)
         np.testing.assert_allclose(row, mean / np.linalg.norm(mean), atol=1e-12)
     sub = build_cohort(x, speakers, size=2, seed=3)

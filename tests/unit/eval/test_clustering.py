@@ -139,7 +139,7 @@ def test_dominant_set_embeddings_are_weighted_means(rng):
     emb = dominant_set_embeddings(points)
     unit = points / np.linalg.norm(points, axis=1, keepdims=True)
     assert emb.shape == (len(sets), 8)
-    for row, s in zip(emb, sets):
+    for row, s in zip(emb, sets, strict=True):
         np.testing.assert_allclose(row, s.weights @ unit[s.members], atol=1e-12)
     np.testing.assert_allclose(emb[-1], unit[5], atol=1e-12)  # the antipode, alone
 

@@ -1,4 +1,5 @@
-"""Deletion / insertion (001) and pixel flipping (002) on synthetic scorers whose output
+"""Deletion / insertion (Li et al. 2022) and pixel flipping (Sarvaš 2021) on synthetic scorers whose
+output
 depends on a known set of bins, so the oracle saliency and the expected curves are exact."""
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def test_vad_removes_non_speech_and_keeps_items_apart() -> None:
     curve = deletion_curve(feats, maps, rec, steps=2, speech=speech)
     shapes = sorted(tuple(r.shape) for r in rec.rows)
     assert shapes == [(3, 3, 2), (3, 4, 2)]  # item 1 keeps 3 frames, item 0 keeps 4
-    first = next(r for r, i in zip(rec.rows, rec.items) if i[0] == 0)
+    first = next(r for r, i in zip(rec.rows, rec.items, strict=True) if i[0] == 0)
     assert torch.equal(first[0], feats[0][speech[0]])
     half = first[1]
     assert (half == 0).sum() == 4 and half[2, 1] == 0  # the top speech bin goes first

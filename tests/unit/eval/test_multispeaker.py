@@ -1,4 +1,4 @@
-"""Multi-speaker concatenations (001 §4.3-4.4): boundaries, median-rule localisation on
+"""Multi-speaker concatenations (Li et al. 2022 §4.3-4.4): boundaries, median-rule localisation on
 planted saliency, saliency masking and the Table 2 driver on synthetic speakers whose
 identity is one bin of the features."""
 
@@ -129,7 +129,7 @@ def test_draw_trial_speakers(rng: np.random.Generator) -> None:
             spk = feats[::4, 0].astype(int).tolist()
             letters = case.split("-")
             by_letter = {}
-            for letter, s in zip(letters, spk):
+            for letter, s in zip(letters, spk, strict=True):
                 assert by_letter.setdefault(letter, s) == s
             assert by_letter["A"] == label < TRAINED
             assert len(set(by_letter.values())) == len(by_letter)  # distinct speakers

@@ -36,7 +36,9 @@ def emb(rng):
 def seg_emb(rng):
     # utterance 3 has a single segment: every scorer must handle it
     counts = [4, 6, 3, 1, 5, 2]
-    return {u: rng.normal(size=(n, 12)).astype(np.float32) for u, n in zip(UTTS, counts)}
+    return {
+        u: rng.normal(size=(n, 12)).astype(np.float32) for u, n in zip(UTTS, counts, strict=True)
+    }
 
 
 def _loop_cosine(trials, emb):

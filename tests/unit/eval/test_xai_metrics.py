@@ -200,7 +200,8 @@ def test_voxray_pixel_flipping_equals_quantus_pixel_flipping(
 ) -> None:
     """Both zero the most relevant bins first and score the target's softmax probability.
     They agree on maps with positive relevance everywhere; the difference is what happens to
-    negative relevance: voxray flips positive bins only (002's rule), Quantus orders every bin
+    negative relevance: voxray flips positive bins only (Sarvaš 2021's rule), Quantus orders every
+    bin
     by its value and flips negative ones last."""
     wrapper = _wrapper(trained, "classification")
     y = targets(wrapper, feats)

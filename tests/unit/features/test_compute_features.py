@@ -35,7 +35,7 @@ def test_raw_features_are_torchaudio_on_int16_scaled_audio(
     assert out[2].shape == (0, 80)
     fn = kaldi.fbank if kind == "fbank" else kaldi.mfcc
     extra = {"num_ceps": 80} if kind == "mfcc" else {}
-    for w, f in zip(waves[:2], out[:2]):
+    for w, f in zip(waves[:2], out[:2], strict=True):
         assert f.dtype == np.float32
         ref = fn(
             torch.from_numpy(w)[None] * 32768.0, num_mel_bins=80, energy_floor=0.0, **extra

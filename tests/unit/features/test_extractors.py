@@ -100,7 +100,7 @@ def test_matches_torchaudio_per_utterance(
     ours = get_extractor(kind, cfg, options=opt, sample_rate=sr).extract_batch(waves, sr)
     assert len(ours) == len(waves)
     window = int(sr * cfg.frame_length_ms * 0.001)
-    for wave, feats in zip(waves, ours):
+    for wave, feats in zip(waves, ours, strict=True):
         if wave.numel() < window:  # torchaudio refuses it; we give no frames
             assert feats.shape == (0, feats.shape[1])
             continue
@@ -119,7 +119,7 @@ def test_linear_and_magnitude_fbank_match_relatively(options: dict) -> None:
     cfg, opt = FeatureConfig(num_mel_bins=40), KaldiOptions(**options)
     waves = _waves((1000, 4321), 3000.0)
     for wave, feats in zip(
-        waves, get_extractor("fbank", cfg, options=opt).extract_batch(waves, 16000)
+        waves, get_extractor("fbank", cfg, options=opt).extract_batch(waves, 16000), strict=True
     ):
         ref = _torchaudio("fbank", wave, cfg, opt, 16000)
         assert ((feats - ref).abs() / ref.abs().clamp_min(1.0)).max().item() < 1e-4
@@ -131,7 +131,7 @@ def test_batch_equals_one_at_a_time(kind: str) -> None:
     ex = get_extractor(kind, FeatureConfig())
     waves = _waves((16000, 399, 800, 12345, 0, 561), 3000.0, seed=3)
     batch = ex.extract_batch(waves, 16000)
-    for wave, feats in zip(waves, batch):
+    for wave, feats in zip(waves, batch, strict=True):
         alone = ex.extract_batch([wave], 16000)[0]
         assert feats.shape == alone.shape
         torch.testing.assert_close(feats, alone, rtol=0.0, atol=1e-4)
@@ -142,7 +142,7 @@ def test_small_chunks_give_the_same_features() -> None:
     ex = get_extractor("fbank", FeatureConfig())
     whole = ex.extract_batch(waves, 16000)
     ex.frontend.chunk_frames = 7  # chunk edges inside and between utterances
-    for a, b in zip(whole, ex.extract_batch(waves, 16000)):
+    for a, b in zip(whole, ex.extract_batch(waves, 16000), strict=True):
         assert a.shape == b.shape
         torch.testing.assert_close(a, b, rtol=0.0, atol=1e-4)
 

@@ -63,7 +63,8 @@ def test_hand_worked_example() -> None:
     e = torch.tensor([1.0, 10.0, 10.0, 1.0, 10.0, 1.0])
     # mean 5.5 -> threshold 5.5 + 0.5 * 5.5 = 8.25 -> above: 0 1 1 0 1 0
     assert energy_vad(e).tolist() == [False, True, True, False, True, False]
-    # context 1, proportion 0.6: windows {0,1} 1/2, {0,1,2} 2/3, {1,2,3} 2/3, {2,3,4} 2/3, {3,4,5} 1/3, {4,5} 1/2
+    # context 1, proportion 0.6: windows {0,1} 1/2, {0,1,2} 2/3, {1,2,3} 2/3, {2,3,4} 2/3, {3,4,5}
+    # 1/3, {4,5} 1/2
     assert energy_vad(e, frames_context=1).tolist() == [False, True, True, True, False, False]
     # without the mean term the threshold is 5.5 itself; with a higher one nothing is speech
     assert energy_vad(e, mean_scale=0.0).tolist() == [False, True, True, False, True, False]
@@ -121,13 +122,13 @@ def test_frame_log_energy_is_kaldi_c0_with_use_energy() -> None:
     waves = [torch.randn(n) * 3000 for n in (4000, 399, 16123)]
     ours = frame_log_energy(waves, 16000, FeatureConfig())
     assert ours[1].shape == (0,)
-    for wave, e in zip(waves, ours):
+    for wave, e in zip(waves, ours, strict=True):
         if wave.numel() >= 400:
             ref = kaldi.mfcc(wave[None], use_energy=True, energy_floor=0.0)[:, 0]
             torch.testing.assert_close(e, ref, rtol=0.0, atol=1e-4)
     # the extractor returns the same energies alongside its features
     _, energies = get_extractor("fbank", FeatureConfig()).extract_with_energy(waves, 16000)
-    for a, b in zip(ours, energies):
+    for a, b in zip(ours, energies, strict=True):
         torch.testing.assert_close(a, b, rtol=0.0, atol=1e-5)
 
 

@@ -1,5 +1,6 @@
-"""Masking rules against hand-computed small examples (000 product/threshold, 001 saliency
-masking and tanh scaling, 002 Moore-neighbourhood replacement)."""
+"""Masking rules against hand-computed small examples (Zhang et al. 2023 product/threshold, Li et
+al. 2022 saliency
+masking and tanh scaling, Sarvaš 2021 Moore-neighbourhood replacement)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AlexNet of 002 on 200 x 80 fbank crops: sizes and parameters by hand, layers, lengths."""
+"""AlexNet of Sarvaš 2021 on 200 x 80 fbank crops: sizes and parameters by hand, layers, lengths."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""BiLstm of 003: parameter counts by hand, the lstm2 time-mean embedding, the dense path."""
+"""BiLstm of Lehmann & Stadelmann 2020: parameter counts by hand, the lstm2 time-mean embedding, the
+dense path."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""ResNet34SE against 001 Table 1: parameter count from the table, stage shapes, TSP, SE algebra."""
+"""ResNet34SE against Li et al. 2022 Table 1: parameter count from the table, stage shapes, TSP, SE
+algebra."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def test_reliability_table_reproduces_table2_of_000(make_metrics) -> None:
     assert t[("Retrained, clean test", eer)].tolist() == pytest.approx([3.48, 5.0, 6.0, 7.0])
     assert t[("Base, masked test", eer)].tolist() == pytest.approx([3.48, 10.0, 11.0, 12.0])
     assert t[("Base, masked test", dcf)].tolist() == pytest.approx([0.31, 0.6, 0.61, 0.62])
-    assert t[("000 (VoxCeleb1)", eer)].tolist() == [3.48, 4.21, 4.29, 4.55]
+    assert t[("Zhang et al. 2023 (VoxCeleb1)", eer)].tolist() == [3.48, 4.21, 4.29, 4.55]
     assert t[tables.CONTROL].isna().all().all()  # no control conditions in these metrics
 
 
@@ -73,13 +73,15 @@ def test_reliability_table_shows_the_shuffled_control_beside_its_condition(make_
     control = t.loc["Integrated Gradients", tables.CONTROL]
     assert control.tolist() == pytest.approx([48.0, 45.0])
     assert np.isnan(t.loc["GradientShap", (tables.CONTROL, f"Base, masked test {tables.EER}")])
-    assert t.loc["Integrated Gradients", ("000 (VoxCeleb1)", tables.EER)] == 4.21
+    assert t.loc["Integrated Gradients", ("Zhang et al. 2023 (VoxCeleb1)", tables.EER)] == 4.21
     alone = tables.reliability_table(
         make_metrics(_table2_rows()[:3] + rows[-3:]), "ecapa", "vox1-o"
     )
     assert list(alone.index) == ["None (clean)", "Integrated Gradients, shuffled maps"]
     assert np.isnan(
-        alone.loc["Integrated Gradients, shuffled maps", ("000 (VoxCeleb1)", tables.EER)]
+        alone.loc[
+            "Integrated Gradients, shuffled maps", ("Zhang et al. 2023 (VoxCeleb1)", tables.EER)
+        ]
     )
 
 
@@ -97,7 +99,7 @@ def test_seed_figure_only_for_the_seed_conditions(make_metrics) -> None:
         ("ecapa--y", traversal, "vox1-o", "cosine", "eer", 0.05),
     ]
     t = tables.reliability_table(make_metrics(rows), "ecapa", "vox1-o")
-    seed = t[("000 (VoxCeleb1)", tables.EER)]
+    seed = t[("Zhang et al. 2023 (VoxCeleb1)", tables.EER)]
     assert math.isnan(seed["Saliency + mask(0.2, signed)"]) and math.isnan(
         seed["Integrated Gradients (traversal)"]
     )
@@ -117,7 +119,7 @@ def test_clustering_table_is_003s_layout(make_metrics) -> None:
             rows.append(("ecapa", "none", lst, scorer, "eer", eer * k))
     rows.append(
         ("ecapa", IG, "veri_test2.txt", "ahc-average", "eer", 0.5)
-    )  # masked: not in 003's table
+    )  # masked: not in Lehmann & Stadelmann 2020's table
     t = tables.clustering_table(
         make_metrics(rows), "ecapa", ("veri_test2.txt", "list_test_hard2.txt")
     )

@@ -1,10 +1,10 @@
-"""LRP attributors (002): the relevance of each input bin for the target speaker's logit.
+"""LRP attributors (Sarvaš 2021): the relevance of each input bin for the target speaker's logit.
 
-- ``lrp_0``: LRP-0 on every layer (002 section 4.1, the AlexNet experiments);
+- ``lrp_0``: LRP-0 on every layer (Sarvaš 2021 section 4.1, the AlexNet experiments);
 - ``lrp_epsilon``: epsilon (``params.lrp_epsilon``, 0.5) on the hidden and input layers, LRP-0
-  near the output (002 section 5, figure 9);
+  near the output (Sarvaš 2021 section 5, figure 9);
 - ``lrp_gamma``: as ``lrp_epsilon`` with gamma (``params.lrp_gamma``, 5) on the lower third of
-  the hidden layers (002's final setup, figure 11).
+  the hidden layers (Sarvaš 2021's final setup, figure 11).
 
 The explained value is the margin-free logit of the given (or predicted) speaker; the output
 relevance is that logit, and the maps are ``R = x * dS/dx`` under the composite's hooks,
@@ -72,9 +72,10 @@ def relevance(
             acts.append(captured[name][0])
         grads = torch.autograd.grad(score, [x, *acts], allow_unused=True)
     rel = [
-        a.detach() * (torch.zeros_like(a) if g is None else g) for a, g in zip([x, *acts], grads)
+        a.detach() * (torch.zeros_like(a) if g is None else g)
+        for a, g in zip([x, *acts], grads, strict=True)
     ]
-    return Relevance(rel[0], dict(zip(layers, rel[1:])))
+    return Relevance(rel[0], dict(zip(layers, rel[1:], strict=True)))
 
 
 class LrpAttributor(Attributor):

@@ -13,7 +13,7 @@ How each part of ECAPA-TDNN (and ResNet34SE) is explained, and why:
   layer to fold it into, and folding it into the *following* layer is impossible in general (its
   output feeds residual sums, Res2Net splits, the SE mean and the MFA concatenation). It stays a
   layer of its own, the per-channel affine map ``s x + t`` (``layers.py``), and takes the rule of
-  its layer group (epsilon in the middle, gamma low, LRP-0 near the output), as 002 applies
+  its layer group (epsilon in the middle, gamma low, LRP-0 near the output), as Sarvaš 2021 applies
   epsilon to its BatchNorm2d layers; its shift ``t`` absorbs relevance like a bias. (With LRP-0
   on the BatchNorm this is the same as folding it into a following 1x1 convolution under that
   convolution's LRP-0 or epsilon rule: ``R = a s W^T c'`` either way.)

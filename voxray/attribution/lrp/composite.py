@@ -10,7 +10,8 @@ dropout, flatten and identity need no rule. A leaf module with parameters of any
 
 ``uniform(rule)``: one linear rule everywhere (the pure LRP-0 / epsilon / gamma variants).
 
-``LayerGroupComposite`` (002): the ordered layer groups of ``SpeakerEmbedder.layers()`` split
+``LayerGroupComposite`` (Sarvaš 2021): the ordered layer groups of ``SpeakerEmbedder.layers()``
+split
 the linear layers, in execution order, into
 
 - *upper*: everything that runs after the last frame-level group (ECAPA: attentive pooling,
@@ -141,7 +142,8 @@ def uniform(rule: Rule, canonizers: tuple[Canonizer, ...] = DEFAULT_CANONIZERS) 
 
 @dataclass(frozen=True)
 class LayerGroupComposite(Composite):
-    """002's placement: ``lower`` on the first third of the hidden layers, ``middle`` on the rest
+    """Sarvaš 2021's placement: ``lower`` on the first third of the hidden layers, ``middle`` on the
+    rest
     of them, ``upper`` after the last frame-level layer group (see the module docstring)."""
 
     lower: Rule = field(kw_only=True)
@@ -191,14 +193,16 @@ def _epsilon(params: AttributionConfig) -> Epsilon:
 
 
 def epsilon_composite(params: AttributionConfig) -> LayerGroupComposite:
-    """002 figure 9: epsilon (``params.lrp_epsilon``) on the hidden and input layers, LRP-0 near
+    """Sarvaš 2021 figure 9: epsilon (``params.lrp_epsilon``) on the hidden and input layers, LRP-0
+    near
     the output."""
     eps = _epsilon(params)
     return LayerGroupComposite(lower=eps, middle=eps, upper=Zero())
 
 
 def gamma_composite(params: AttributionConfig) -> LayerGroupComposite:
-    """002 figure 11: as ``epsilon_composite`` with gamma (``params.lrp_gamma``) on the lower
+    """Sarvaš 2021 figure 11: as ``epsilon_composite`` with gamma (``params.lrp_gamma``) on the
+    lower
     third of the hidden layers."""
     if params.lrp_gamma < 0:
         raise ValueError(f"attribution.lrp_gamma must be >= 0, got {params.lrp_gamma}")

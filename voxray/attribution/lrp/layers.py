@@ -38,7 +38,7 @@ LINEAR_TYPES: tuple[type[nn.Module], ...] = (
     _AdaptiveAvgPoolNd,
     MarginHead,
 )
-#: the layers with a weight matrix, counted when 002's layer groups are placed.
+#: the layers with a weight matrix, counted when Sarvaš 2021's layer groups are placed.
 WEIGHT_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, _ConvNd, MarginHead)
 
 Apply = Callable[[Tensor, Tensor, "Tensor | None"], Tensor]
