@@ -1,11 +1,15 @@
 """A multi-node Ray cluster on one machine for tests (``ray.cluster_utils.Cluster``): a head
-that holds no work (0 CPUs) and worker nodes with one CPU each, as separate raylets with
+that holds no work (0 CPUs) and worker nodes with WORKER_CPUS each, as separate raylets with
 their own object stores, so a node can be killed the way a spot preemption kills it."""
 
 from __future__ import annotations
 
 #: small object stores: the corpora here are tiny and the machine is shared.
 STORE_BYTES = 160 * 1024 * 1024
+#: CPUs of each worker node. Not 1: a stage reading Parquet starts with Ray Data's file-listing
+#: task, which asks for one whole CPU, and two half-CPU pool actors on two one-CPU nodes leave
+#: no node with a whole CPU free (seen: the attribute pool idle for minutes on such a cluster).
+WORKER_CPUS = 2
 
 
 def _forget_current_cluster(address: str) -> None:
@@ -49,7 +53,7 @@ class LocalCluster:
 
     def add_worker(self, env: dict[str, str] | None = None):
         return self.cluster.add_node(
-            num_cpus=1, object_store_memory=STORE_BYTES, env_vars=env or None
+            num_cpus=WORKER_CPUS, object_store_memory=STORE_BYTES, env_vars=env or None
         )
 
     def node_running(self, actor_class: str):

@@ -1,0 +1,186 @@
+"""The pipeline on a multi-node cluster (a head with no CPUs and two worker nodes):
+``voxray run --profile smoke`` through RAY_ADDRESS completes; a worker node killed without
+grace mid-stage (a spot preemption), then replaced by a fresh node, loses and duplicates
+nothing: the run completes (or fails clearly and completes on rerun) and its output equals
+an undisturbed run's row for row."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxray.io.run_state import stage_info
+from voxray.io.storage import Storage
+from voxray.pipeline.stages import STAGE_NAMES
+from voxray.testing.cluster import LocalCluster
+from voxray.testing.contract import KEYS, check
+from voxray.testing.pipeline import VOXRAY, read, run_cli, sorted_rows
+
+pytestmark = pytest.mark.ray
+
+#: small batches written one per file, so a stage has committed parts long before it ends.
+SMALL = [
+    f"{section}.resources.{key}={value}"
+    for section in ("features", "embed", "attribution", "mask")
+    for key, value in (("batch_size", 4), ("rows_per_file", 4))
+]
+#: the mask conditions' methods for every utterance, and one cheap method on the test subset.
+COMMON = [
+    "--profile",
+    "smoke",
+    "tune.enabled=false",
+    "train.epochs=3",
+    "attribution.methods=[saliency]",
+    *SMALL,
+]
+#: every batch sleeps this long on the worker nodes, so the kill lands mid-stage.
+SLOW = {"VOXRAY_SLOW_BATCH_S": "1.0"}
+#: per stage: the output it writes, the stage markers and quarantine parts to drop so that it
+#: runs again, and the file whose appearance means some of its work is committed.
+#: And the actor class whose node is killed.
+STAGE_OUTPUT = {
+    "features": ("features", "features/**/part-*.parquet", "MapWorker"),
+    "train": ("models/ecapa", "models/ecapa/ray/**/epoch_0001", "RayTrainWorker"),
+    "embed": ("embeddings", "embeddings/**/part-*.parquet", "MapWorker"),
+    "attribute": ("attributions", "attributions/**/part-*.parquet", "MapWorker"),
+    "mask": ("masked", "masked/**/part-*.parquet", "MapWorker"),
+}
+
+
+@pytest.fixture(scope="module")
+def reference(cluster_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An undisturbed run of manifest .. mask (local Ray) with the same settings."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    for stage in ("manifest", "features", "train", "embed", "attribute", "mask"):
+        run_cli(stage, "--data-root", str(cluster_corpus), "--out", str(out), *COMMON)
+    return out
+
+
+def _without_stage(reference: Path, dest: Path, stage: str) -> None:
+    """``dest``: the reference outputs with ``stage``'s own outputs removed (so it reruns)."""
+    shutil.copytree(reference, dest)
+    shutil.rmtree(dest / STAGE_OUTPUT[stage][0])
+    (dest / "_stages" / f"{stage}.json").unlink()
+    for part in (dest / "quarantine.parquet").glob(f"{stage}-*.parquet"):
+        part.unlink()
+
+
+def _rows_equal(out: Path, ref: Path, rel: str) -> None:
+    """Same keys (none duplicated) and the same values, row for row, as the reference."""
+    keys = KEYS[rel]
+    got, want = sorted_rows(read(out, rel), keys), sorted_rows(read(ref, rel), keys)
+    key_rows = list(zip(*[got.column(k).to_pylist() for k in keys], strict=True))
+    assert len(set(key_rows)) == len(key_rows), f"{rel}: duplicated rows"
+    for k in keys:
+        assert got.column(k).to_pylist() == want.column(k).to_pylist(), (rel, k)
+    for name in ("values", "embedding"):
+        if name in got.column_names:
+            for a, b in zip(
+                got.column(name).to_pylist(), want.column(name).to_pylist(), strict=True
+            ):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _accounted(out: Path, stage: str) -> None:
+    info = stage_info(Storage(str(out)), stage)
+    assert info["inputs"] == info["outputs"] + info["quarantined"] + info["skipped"], info
+    assert check(str(out)) == []
+
+
+def test_smoke_run_on_a_cluster(cluster_corpus: Path, tmp_path: Path) -> None:
+    cluster = LocalCluster(2)
+    try:
+        out = tmp_path / "out"
+        proc = run_cli(
+            "run",
+            "--data-root",
+            str(cluster_corpus),
+            "--out",
+            str(out),
+            "--profile",
+            "smoke",
+            env={"RAY_ADDRESS": cluster.address},
+            timeout=1500,
+        )
+    finally:
+        cluster.shutdown()
+    assert "visible from all 3 Ray nodes" in proc.stdout + proc.stderr
+    s = Storage(str(out))
+    for stage in STAGE_NAMES:
+        info = stage_info(s, stage)
+        assert info["inputs"] == info["outputs"] + info["quarantined"] + info["skipped"], stage
+    assert check(str(out)) == []
+    assert (out / "report" / "index.html").is_file()
+
+
+def _run_with_node_kill(stage: str, corpus: Path, out: Path) -> tuple[int, str]:
+    """``voxray <stage>`` on a fresh cluster; once it has committed some output, kill a
+    worker node and add a fresh one. Returns (exit code, stderr tail)."""
+    cluster = LocalCluster(2, worker_env=[SLOW, SLOW])
+    try:
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": cluster.address}
+        proc = subprocess.Popen(
+            [*VOXRAY, stage, "--data-root", str(corpus), "--out", str(out), *COMMON],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        pattern = STAGE_OUTPUT[stage][1]
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and not list(out.glob(pattern)):
+            time.sleep(0.2)
+        assert proc.poll() is None, f"{stage} ended before a node could be killed"
+        cluster.kill_worker(STAGE_OUTPUT[stage][2])
+        cluster.add_worker(SLOW)
+        _, stderr = proc.communicate(timeout=900)
+        return proc.returncode, stderr[-3000:]
+    finally:
+        cluster.shutdown()
+
+
+@pytest.mark.parametrize(
+    "stage",
+    [
+        "attribute",
+        pytest.param("features", marks=pytest.mark.slow),
+        pytest.param("embed", marks=pytest.mark.slow),
+        pytest.param("mask", marks=pytest.mark.slow),
+    ],
+)
+def test_node_killed_mid_stage_loses_nothing(
+    stage: str, cluster_corpus: Path, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    _without_stage(reference, out, stage)
+    code, stderr = _run_with_node_kill(stage, cluster_corpus, out)
+    if code != 0:  # a clear error, then the rerun completes
+        assert stderr.strip().splitlines()[-1].startswith("voxray:"), stderr
+        run_cli(stage, "--data-root", str(cluster_corpus), "--out", str(out), *COMMON)
+    _accounted(out, stage)
+    rel = STAGE_OUTPUT[stage][0]
+    _rows_equal(out, reference, rel)
+
+
+@pytest.mark.slow
+def test_node_killed_mid_training_resumes_from_checkpoint(
+    cluster_corpus: Path, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    _without_stage(reference, out, "train")
+    code, stderr = _run_with_node_kill("train", cluster_corpus, out)
+    if code != 0:
+        assert stderr.strip().splitlines()[-1].startswith("voxray:"), stderr
+        run_cli("train", "--data-root", str(cluster_corpus), "--out", str(out), *COMMON)
+    _accounted(out, "train")
+    history = read(out, "models/ecapa/history.parquet").to_pylist()
+    assert [h["epoch"] for h in history] == [1, 2, 3]  # each epoch once, none redone twice
+    # the node holding the only training worker died after epoch 1's checkpoint: the worker
+    # group restarted on the surviving nodes and continued from that checkpoint
+    assert history[-1]["resumes"] >= 1
