@@ -54,9 +54,7 @@ def write_partitioned(
         groups = [("", table)]
     for sub, part in groups:
         name = part_name(part, key_columns)
-        storage.write_table(
-            "/".join(p for p in (rel_dir, sub, name) if p), conform(part, schema)
-        )
+        storage.write_table("/".join(p for p in (rel_dir, sub, name) if p), conform(part, schema))
     return table.num_rows
 
 
@@ -250,4 +248,4 @@ def committed_keys(
     except StorageError:
         return set()
     cols = [t.column(c).to_pylist() for c in key_columns]
-    return set(zip(*cols))
+    return set(zip(*cols, strict=True))

@@ -41,29 +41,38 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     (
         "stages",
         "Run: stages, timings and counts",
-        "Each stage's marker in _stages/: how many items it read, wrote, quarantined or found already done, and how "
+        "Each stage's marker in _stages/: how many items it read, wrote, quarantined or found "
+        "already done, and how "
         "long it took (parts of a stage are listed as stage.part).",
     ),
     (
         "verification",
         "Speaker verification: EER and minDCF",
-        "Equal error rate (in %) and minimum detection cost of every model, data condition, trial list and scorer; "
+        "Equal error rate (in %) and minimum detection cost of every model, data condition, trial "
+        "list and scorer; "
         "'None (clean)' is unmasked test data. Lower is better for both.",
     ),
     (
         "reliability",
         "Reliability of the attributions: retraining on masked data (Table 2 of 000)",
-        "Each row masks the features with an attribution (attribution x input; '+ mask(tau)' also zeroes bins whose "
-        "normalised attribution is below tau), retrains the model on the masked data and tests it on masked and on "
-        "clean test data; the frozen base model is also tested on the masked data. Similar EERs mean the masked "
+        "Each row masks the features with an attribution (attribution x input; '+ mask(tau)' also "
+        "zeroes bins whose "
+        "normalised attribution is below tau), retrains the model on the masked data and tests it "
+        "on masked and on "
+        "clean test data; the frozen base model is also tested on the masked data. Similar EERs "
+        "mean the masked "
         "features keep the speaker information. The seed's VoxCeleb1 EERs are shown for reference.",
     ),
     (
         "clustering",
         "Clustering scorers on segment embeddings (Tables 3-4 of 003)",
-        "EER (%) of the base model on clean data when each utterance is embedded as 50%-overlapping segments and "
-        "trials are scored by the mean cosine / dot product of the segment embeddings, by agglomerative clustering "
-        "(AHC, score = distance of the last merge) per linkage, or by dominant sets (DS); whole-utterance cosine "
+        "EER (%) of the base model on clean data when "
+        "each utterance is embedded as 50%-overlapping "
+        "segments and "
+        "trials are scored by the mean cosine / dot product of the segment embeddings, by "
+        "agglomerative clustering "
+        "(AHC, score = distance of the last merge) per linkage, or by dominant sets (DS); "
+        "whole-utterance cosine "
         "scoring is the first row.",
     ),
     (
@@ -74,16 +83,24 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     (
         "frequency",
         "Where the attributions look: frequency-importance profiles (000)",
-        "Each method's importance per fbank bin, averaged over utterances (each utterance's profile scaled to sum 1), "
-        "on the bins' centre frequencies; shaded: the fundamental F0 (~70-400 Hz) and the first two formants F1 "
-        "(~300-1000 Hz) and F2 (~1000-3000 Hz). The bars sum the importance per band; the black tick is what a map "
+        "Each method's importance per fbank bin, averaged "
+        "over utterances (each utterance's profile "
+        "scaled to sum 1), "
+        "on the bins' centre frequencies; shaded: the "
+        "fundamental F0 (~70-400 Hz) and the first two "
+        "formants F1 "
+        "(~300-1000 Hz) and F2 (~1000-3000 Hz). The bars sum the importance per band; the black "
+        "tick is what a map "
         "with equal importance everywhere would give.",
     ),
     (
         "heatmaps",
         "Attribution heat maps",
-        "Input features and each method's attribution map for up to {cfg.report.heatmap_utterances} test utterances "
-        "(those explained by the most methods). Signed maps are drawn red (positive) to blue (negative) around zero, "
+        "Input features and each method's attribution "
+        "map for up to {cfg.report.heatmap_utterances} "
+        "test utterances "
+        "(those explained by the most methods). Signed maps are drawn red (positive) to blue "
+        "(negative) around zero, "
         "non-negative maps (CAMs) dark to bright.",
     ),
     (
@@ -100,31 +117,42 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     (
         "faithfulness",
         "Faithfulness: deletion and insertion (001)",
-        "Deletion removes the most relevant bins first and tracks the model's output (a faithful map makes it fall "
-        "fast: low AUC); insertion reveals them first on a blank input (a faithful map makes it rise fast: high AUC). "
+        "Deletion removes the most relevant bins first and tracks the model's output (a faithful "
+        "map makes it fall "
+        "fast: low AUC); insertion reveals them first on a blank input (a faithful map makes it "
+        "rise fast: high AUC). "
         "Random and left-to-right time-aligned masking are the references.",
     ),
     (
         "multispeaker",
         "Multi-speaker localisation (Table 2 of 001)",
-        "An utterance of the target speaker A is concatenated with interfering speakers B and C; the input is masked "
-        "by each CAM's saliency map from the given layers ('+': maps averaged) and the Top-1 accuracy (%) of "
+        "An utterance of the target speaker A is concatenated with interfering speakers B and C; "
+        "the input is masked "
+        "by each CAM's saliency map from the given layers ('+': maps averaged) and the Top-1 "
+        "accuracy (%) of "
         "recognising A is reported. 'Original' is the unmasked concatenation.",
     ),
     (
         "flipping",
         "Pixel flipping and the gender experiment (002)",
-        "The most relevant bins (by each method) are set to zero and the accuracy is measured as the flipped fraction "
-        "grows; random flipping is the reference. A faithful relevance map makes the accuracy drop faster than "
-        "random. The gender table reproduces 002's Table 1 (accuracy before and after flipping 0.5% of the bins, for "
+        "The most relevant bins (by each method) are set to zero and the accuracy is measured as "
+        "the flipped fraction "
+        "grows; random flipping is the reference. A faithful relevance map makes the accuracy drop "
+        "faster than "
+        "random. The gender table reproduces 002's Table "
+        "1 (accuracy before and after flipping 0.5% "
+        "of the bins, for "
         "the classifier and the one retrained with Moore-neighbourhood augmentation).",
     ),
     (
         "sanity",
         "Sanity checks: model and label randomisation",
-        "Maps computed after randomising the model's layers from the top (cascading) and after training on shuffled "
-        "labels are compared with the trained model's maps (Spearman rank correlation, SSIM). A method whose maps "
-        "stay similar when the model is destroyed explains the input, not the model: such methods are flagged "
+        "Maps computed after randomising the model's layers from the top (cascading) and after "
+        "training on shuffled "
+        "labels are compared with the trained model's maps (Spearman rank correlation, SSIM). A "
+        "method whose maps "
+        "stay similar when the model is destroyed explains the input, not the model: such methods "
+        "are flagged "
         "(highlighted rows).",
     ),
     (
@@ -143,8 +171,11 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     (
         "embeddings",
         "Embedding space: PCA and t-SNE",
-        "The base model's whole-utterance embeddings of clean data (at most {cfg.report.max_points} utterances, "
-        "length-normalised) projected to 2-D, coloured by speaker (the ten with the most utterances; others grey) "
+        "The base model's whole-utterance embeddings of "
+        "clean data (at most {cfg.report.max_points} "
+        "utterances, "
+        "length-normalised) projected to 2-D, coloured by speaker (the ten with the most "
+        "utterances; others grey) "
         "and by gender.",
     ),
     (
@@ -155,13 +186,16 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     (
         "tune",
         "Hyper-parameter sweep (Ray Tune)",
-        "The ten best trials by the objective ({cfg.tune.objective}; lower is better) with their sampled mask "
-        "threshold, method, pathway, LRP and CAM settings, and the best configuration as a config overlay.",
+        "The ten best trials by the objective ({cfg.tune.objective}; lower is better) with their "
+        "sampled mask "
+        "threshold, method, pathway, LRP and CAM settings, and the best configuration as a config "
+        "overlay.",
     ),
     (
         "quarantine",
         "Quarantine",
-        "Inputs the run rejected and went on without, counted per stage and reason, and the first rows.",
+        "Inputs the run rejected and went on without, counted per stage and reason, and the first "
+        "rows.",
     ),
     ("config", "Configuration", "The resolved configuration of the run (credentials redacted)."),
 )
@@ -245,7 +279,8 @@ class _Builder:
                 Image(
                     plots.det_plot(det, self.lists),
                     "DET curves per trial list",
-                    "DET curves (cosine scoring) on normal-deviate axes; closer to the origin is better.",
+                    "DET curves (cosine scoring) on normal-deviate axes; closer to the origin is "
+                    "better.",
                 )
             )
 
@@ -383,7 +418,8 @@ class _Builder:
             )
         )
         captions = {
-            "precision": "Localisation precision (%): share of the frames the mask keeps that belong to A",
+            "precision": "Localisation precision (%): share of the frames the mask keeps that "
+            "belong to A",
             "recall": "Localisation recall (%): share of A's frames the mask keeps",
         }
         for metric, caption in captions.items():
@@ -533,7 +569,8 @@ class _Builder:
         facts = [
             (
                 "Model",
-                f"{self.base} ({cfg.model.arch}, C={cfg.model.channels}, {cfg.model.embedding_dim}-d, "
+                f"{self.base} ({cfg.model.arch}, C={cfg.model.channels}, "
+                f"{cfg.model.embedding_dim}-d, "
                 f"{self.front_end.name} front-end)",
             ),
             ("Profile", cfg.profile),
@@ -606,7 +643,8 @@ def build_report(
         fill: Callable[[Section], None] = getattr(b, key)
         try:
             fill(s)
-        except Exception as exc:  # noqa: BLE001 - one section's failure must not cost the whole report
+        # noqa: BLE001 - one section's failure must not cost the whole report
+        except Exception as exc:
             if _renamed_code(exc):
                 raise
             log.exception("report: section %s failed", key)
