@@ -124,30 +124,8 @@ def train_model(
     if rows < 1:
         raise ValueError(f"no training utterances for model {name!r}")
     seg = segment_frames(cfg.segment_s, frame_shift_ms)
-    crops = train_ds.randomize_block_order().map_batches(
-        random_crops,
-        fn_kwargs={
-            "segment_frames": seg,
-            "crops_per_utt": cfg.crops_per_utt,
-            "augment_cfg": cfg.augment,
-            "normalise": cfg.normalise,
-        },
-        batch_format="pyarrow",
-        batch_size=max(1, cfg.batch_size // cfg.crops_per_utt),
-        num_cpus=data_task_cpus,
-    )
-    steps, drop_last = steps_per_epoch(rows, cfg)
-    config: dict[str, Any] = {
-        "train": cfg,
-        "model": model_cfg,
-        "input_dim": input_dim,
-        "num_classes": num_classes,
-        "steps_per_epoch": steps,
-        "drop_last": drop_last,
-    }
-    if fail_at_epoch is not None:
-        config["fail_at_epoch"] = fail_at_epoch
-        config["fault_dir"] = os.path.join(tempfile.gettempdir(), "voxray-faults", uuid.uuid4().hex)
+    crops = _crop_stream(train_ds, cfg, seg, data_task_cpus)
+    config = _loop_config(cfg, model_cfg, input_dim, num_classes, rows, fail_at_epoch)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,
@@ -163,10 +141,83 @@ def train_model(
     if result.checkpoint is None:
         raise RuntimeError(f"training run {name!r} at {storage_path} finished without a checkpoint")
     state = load_train_state(result.checkpoint)
-    classifier = build_classifier(model_cfg, input_dim, num_classes)
+    checkpoint_uri = ("s3://" if storage_path.startswith("s3://") else "") + result.checkpoint.path
+    extra = {
+        "train": to_dict(cfg),
+        "segment_frames": seg,
+        "frame_shift_ms": frame_shift_ms,
+        "epochs": int(state["epoch"]),
+        "checkpoint": checkpoint_uri,
+    }
+    history = _save_trained(
+        state, model_cfg, input_dim, speakers, out_storage, model_rel_dir, extra, front_end
+    )
+    return TrainResult(
+        model_dir=out_storage.uri(model_rel_dir),
+        history=history,
+        checkpoint_path=checkpoint_uri,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _crop_stream(
+    train_ds: ray.data.Dataset, cfg: TrainConfig, seg: int, data_task_cpus: float
+) -> ray.data.Dataset:
+    """Random ``seg``-frame crops (augmented, normalised) of each utterance, re-drawn every
+    epoch; batches of about ``batch_size`` crops."""
+    return train_ds.randomize_block_order().map_batches(
+        random_crops,
+        fn_kwargs={
+            "segment_frames": seg,
+            "crops_per_utt": cfg.crops_per_utt,
+            "augment_cfg": cfg.augment,
+            "normalise": cfg.normalise,
+        },
+        batch_format="pyarrow",
+        batch_size=max(1, cfg.batch_size // cfg.crops_per_utt),
+        num_cpus=data_task_cpus,
+    )
+
+
+def _loop_config(
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    input_dim: int,
+    num_classes: int,
+    rows: int,
+    fail_at_epoch: int | None,
+) -> dict[str, Any]:
+    """What ``train_loop_per_worker`` reads (see ``loop.py``)."""
+    steps, drop_last = steps_per_epoch(rows, cfg)
+    config: dict[str, Any] = {
+        "train": cfg,
+        "model": model_cfg,
+        "input_dim": input_dim,
+        "num_classes": num_classes,
+        "steps_per_epoch": steps,
+        "drop_last": drop_last,
+    }
+    if fail_at_epoch is not None:
+        config["fail_at_epoch"] = fail_at_epoch
+        config["fault_dir"] = os.path.join(tempfile.gettempdir(), "voxray-faults", uuid.uuid4().hex)
+    return config
+
+
+def _save_trained(
+    state: dict[str, Any],
+    model_cfg: ModelConfig,
+    input_dim: int,
+    speakers: list[str],
+    out_storage: Storage,
+    model_rel_dir: str,
+    extra: dict[str, Any],
+    front_end: FrontEndSpec | None,
+) -> list[dict[str, Any]]:
+    """Write the final checkpoint's model as ``model_rel_dir`` (models/<name>/) and its
+    per-epoch history; returns the history."""
+    classifier = build_classifier(model_cfg, input_dim, len(speakers))
     classifier.load_state_dict(state["model"])
     history = list(state["history"])
-    checkpoint_uri = ("s3://" if storage_path.startswith("s3://") else "") + result.checkpoint.path
     # history first: save_model writes config.yaml last, which marks the folder complete
     out_storage.write_table(f"{model_rel_dir}/history.parquet", pa.Table.from_pylist(history))
     save_model(
@@ -176,18 +227,7 @@ def train_model(
         model_cfg,
         speakers,
         input_dim,
-        extra={
-            "train": to_dict(cfg),
-            "segment_frames": seg,
-            "frame_shift_ms": frame_shift_ms,
-            "epochs": int(state["epoch"]),
-            "checkpoint": checkpoint_uri,
-        },
+        extra=extra,
         front_end=front_end,
     )
-    return TrainResult(
-        model_dir=out_storage.uri(model_rel_dir),
-        history=history,
-        checkpoint_path=checkpoint_uri,
-        seconds=time.perf_counter() - t0,
-    )
+    return history
