@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     import soundfile as sf
 
+    from voxray import schema
     from voxray.io.run_state import stage_info
     from voxray.io.storage import Storage
 
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
         flush=True,
     )
     ours = Storage(str(out)).read_table("embeddings").to_pandas()
-    manifest = Storage(str(out)).read_table("manifest.parquet").to_pandas()
+    manifest = Storage(str(out)).read_table(schema.MANIFEST_PATH).to_pandas()
     ref = dict(np.load(tmp / "sb.npz"))
     by_utt = {u: np.asarray(e) for u, e in zip(ours.utt_id, ours.embedding, strict=True)}
     cos = []

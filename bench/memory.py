@@ -44,6 +44,7 @@ def _worker_rss_mb() -> tuple[float, str, float]:
 def one_size(speakers: int, utts: int, root: Path) -> dict:
     """Run manifest, features and attribute (saliency on every utterance) and sample memory."""
     from bench.common import peak_rss_mb
+    from voxray import schema
     from voxray.config import load_config
     from voxray.corpus.synth import synth_corpus
     from voxray.models import build_classifier
@@ -95,7 +96,7 @@ def one_size(speakers: int, utts: int, root: Path) -> dict:
     run_attribute(ctx)
     stop.set()
     thread.join()
-    n = ctx.out.read_table("manifest.parquet", columns=["utt_id"]).num_rows
+    n = ctx.out.read_table(schema.MANIFEST_PATH, columns=["utt_id"]).num_rows
     maps = ctx.out.read_table("attributions", columns=["utt_id"]).num_rows
     if maps != n:
         raise RuntimeError(

@@ -18,7 +18,7 @@ from voxray.config import EmbedConfig, ResourceConfig
 from voxray.io.sink import ParquetSink, committed_keys
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.context import EMBEDDINGS, RunContext, StageResult
+from voxray.pipeline.context import EMBEDDINGS, MANIFEST, RunContext, StageResult
 from voxray.pipeline.datasets import (
     equal_length_groups,
     features_rel,
@@ -212,9 +212,7 @@ def run_embed(ctx: RunContext) -> StageResult:
     front_end = model_front_end(ctx, model)
     check_front_end(ctx.out, front_end)
     kind = front_end.name
-    utt_ids = (
-        ctx.out.read_table("manifest.parquet", columns=["utt_id"]).column("utt_id").to_pylist()
-    )
+    utt_ids = ctx.out.read_table(MANIFEST, columns=["utt_id"]).column("utt_id").to_pylist()
     available = set(
         ctx.out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist()
     )

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from voxray.config import MaskCondition
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.context import MASKED, MODELS, RunContext, StageResult
+from voxray.pipeline.context import MANIFEST, MASKED, MODELS, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel
 from voxray.pipeline.embed_stage import embed_source
 from voxray.pipeline.model_ref import base_model, trained_model
@@ -44,9 +44,7 @@ def run_retrain(ctx: RunContext) -> StageResult:
     base = base_model(ctx)
     front_end = load_model(base.path, cfg.corpus.s3).front_end
     kind = front_end.name
-    m = out.read_table(
-        "manifest.parquet", columns=["utt_id", "split"], filter=pc.field("split") == "test"
-    )
+    m = out.read_table(MANIFEST, columns=["utt_id", "split"], filter=pc.field("split") == "test")
     test_ids = m.column("utt_id").to_pylist()
     result = StageResult(STAGE, inputs=len(cfg.mask.conditions))
     res = cfg.embed.resources

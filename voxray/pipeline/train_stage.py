@@ -11,7 +11,7 @@ from voxray import schema
 from voxray.config import replace
 from voxray.features import FrontEndSpec
 from voxray.log import get_logger
-from voxray.pipeline.context import METRICS, MODELS, RunContext, StageResult
+from voxray.pipeline.context import MANIFEST, METRICS, MODELS, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel, read_parquet_dataset
 from voxray.pipeline.front_ends import trained_front_end
 from voxray.pipeline.ray_env import DATA_TASK_CPUS
@@ -36,7 +36,7 @@ def training_utterances(ctx: RunContext) -> tuple[list[str], list[str]]:
     filt = pc.field("split") == "train"
     if ctx.cfg.train.exclude_iden_test:
         filt = filt & (pc.field("iden_split") != 3)
-    m = ctx.out.read_table("manifest.parquet", columns=["utt_id", "speaker_id"], filter=filt)
+    m = ctx.out.read_table(MANIFEST, columns=["utt_id", "speaker_id"], filter=filt)
     return m.column("utt_id").to_pylist(), sorted(set(m.column("speaker_id").to_pylist()))
 
 

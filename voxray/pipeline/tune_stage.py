@@ -18,7 +18,7 @@ from voxray import schema
 from voxray.log import get_logger
 from voxray.models import build_classifier
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.context import TRIALS, TUNE, RunContext, StageResult
+from voxray.pipeline.context import MANIFEST, TRIALS, TUNE, RunContext, StageResult
 from voxray.pipeline.datasets import read_features
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.ray_env import cluster_gpus
@@ -80,7 +80,7 @@ def build_data(ctx: RunContext) -> TuneData:
     labels: dict[str, int] = {}
     if cfg.tune.objective == "retrain_eer":
         m = ctx.out.read_table(
-            "manifest.parquet",
+            MANIFEST,
             columns=["utt_id", "speaker_id"],
             filter=pc.field("split") == "train",
         )

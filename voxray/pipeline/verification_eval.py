@@ -20,7 +20,15 @@ from voxray.eval.asnorm import as_norm, build_cohort
 from voxray.eval.scoring import expand_scorers, score_trials, score_trials_segments
 from voxray.eval.verification import det_curve, verification_metrics
 from voxray.log import get_logger
-from voxray.pipeline.context import CURVES, EMBEDDINGS, METRICS, SCORES, TRIALS, RunContext
+from voxray.pipeline.context import (
+    CURVES,
+    EMBEDDINGS,
+    MANIFEST,
+    METRICS,
+    SCORES,
+    TRIALS,
+    RunContext,
+)
 
 log = get_logger(__name__)
 
@@ -177,7 +185,7 @@ def cohort_embeddings(ctx: RunContext, model: str) -> np.ndarray | None:
     """Mean full-utterance embedding per training speaker (the AS-norm cohort)."""
     full, _ = load_embeddings(ctx, model, "none")
     m = ctx.out.read_table(
-        "manifest.parquet", columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train"
+        MANIFEST, columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train"
     )
     pairs = [
         (u, s)

@@ -10,10 +10,11 @@ import sys
 import numpy as np
 import pandas as pd
 
+from voxray import schema
 from voxray.io.storage import Storage
 
 REQUIRED = {
-    "manifest.parquet": [
+    schema.MANIFEST_PATH: [
         "utt_id",
         "speaker_id",
         "video_id",
@@ -44,7 +45,7 @@ REQUIRED = {
     "metrics": ["model", "condition", "list", "scorer", "metric", "value"],
 }
 KEYS = {
-    "manifest.parquet": ["utt_id"],
+    schema.MANIFEST_PATH: ["utt_id"],
     "features": ["utt_id", "kind"],
     "embeddings": ["utt_id", "segment", "model", "condition"],
     "attributions": ["utt_id", "method", "pathway"],

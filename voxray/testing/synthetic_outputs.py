@@ -63,7 +63,7 @@ def make_outputs(
             ):
                 rows[key].append(value)
             mats.append(centre + 0.5 * rng.standard_normal((n, bins)).astype(np.float32))
-    s.write_table("manifest.parquet", schema.table(schema.MANIFEST, rows))
+    s.write_table(schema.MANIFEST_PATH, schema.table(schema.MANIFEST, rows))
     feats = pa.table(
         {
             "utt_id": rows["utt_id"],
@@ -86,7 +86,7 @@ def make_outputs(
             trials["label"].append(int(a.split("/")[0] == b.split("/")[0]))
             trials["utt_a"].append(a)
             trials["utt_b"].append(b)
-    s.write_table("trials.parquet", schema.table(schema.TRIALS, trials))
+    s.write_table(schema.TRIALS_PATH, schema.table(schema.TRIALS, trials))
     if model:
         save_model(s, f"models/{name}", build_classifier(cfg, bins, len(train)), cfg, train, bins)
     return s

@@ -254,7 +254,7 @@ def write_synthetic_outputs(
     base = base or cfg.train.name
     manifest = _utterances()
     out.write_table(
-        "manifest.parquet",
+        schema.MANIFEST_PATH,
         pa.Table.from_pandas(manifest, schema=schema.MANIFEST, preserve_index=False),
     )
     test = manifest[manifest["split"] == "test"]["utt_id"].tolist()
@@ -265,7 +265,7 @@ def write_synthetic_outputs(
                 trials, (lst, int(a.split("/")[0] == b.split("/")[0]), a, b), strict=True
             ):
                 trials[k].append(v)
-    out.write_table("trials.parquet", schema.table(schema.TRIALS, trials))
+    out.write_table(schema.TRIALS_PATH, schema.table(schema.TRIALS, trials))
     out.write_table(
         "quarantine.parquet/manifest-0.parquet",
         schema.table(
