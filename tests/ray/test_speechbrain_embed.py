@@ -128,18 +128,8 @@ def _check_against_speechbrain(
     return cos
 
 
-@pytest.mark.parametrize("channels", [512, 1024])
-def test_embed_speechbrain_checkpoint_on_fresh_out(
-    corpus: tuple[Path, int], tmp_path: Path, channels: int
-) -> None:
-    root, real = corpus
-    sb = _speechbrain_ecapa(channels, seed=channels)
-    folder = tmp_path / f"sb{channels}"
-    folder.mkdir()
-    torch_save(sb, folder / "embedding_model.ckpt")  # SpeechBrain's checkpoint writer
-    if channels == 1024:
-        (folder / "hyperparams.yaml").write_text(RECIPE)
-    out = tmp_path / "out"
+def _fresh_out_embed(root: Path, out: Path, ckpt: Path) -> None:
+    """One command on a fresh --out; only the model's own front-end is computed."""
     proc = run_cli(
         "embed",
         "--data-root",
@@ -147,18 +137,32 @@ def test_embed_speechbrain_checkpoint_on_fresh_out(
         "--out",
         str(out),
         "--model",
-        str(folder / "embedding_model.ckpt"),
+        str(ckpt),
         "embed.segments=false",
     )
     assert "running manifest first" in proc.stderr + proc.stdout
-    s = Storage(str(out))
-    assert stage_info(s, "features")["kinds"] == ["sb_fbank"]  # only what the model needs
+    assert stage_info(Storage(str(out)), "features")["kinds"] == ["sb_fbank"]
     assert not (out / "features" / "kind=fbank").exists()
-    _check_against_speechbrain(out, root, sb, f"sb{channels}", real)
+
+
+def test_embed_speechbrain_checkpoint_on_fresh_out(
+    corpus: tuple[Path, int], tmp_path: Path
+) -> None:
+    """C=1024 with the recipe's hyperparams.yaml beside it (C=512 without: the next test)."""
+    root, real = corpus
+    sb = _speechbrain_ecapa(1024, seed=1024)
+    folder = tmp_path / "sb1024"
+    folder.mkdir()
+    torch_save(sb, folder / "embedding_model.ckpt")  # SpeechBrain's checkpoint writer
+    (folder / "hyperparams.yaml").write_text(RECIPE)
+    out = tmp_path / "out"
+    _fresh_out_embed(root, out, folder / "embedding_model.ckpt")
+    _check_against_speechbrain(out, root, sb, "sb1024", real)
 
 
 def test_two_front_ends_in_one_out(corpus: tuple[Path, int], tmp_path: Path) -> None:
-    """A SpeechBrain model (its Fbank) and a voxray model (Kaldi fbank, CMN) on one --out."""
+    """A SpeechBrain C=512 model (its Fbank) on a fresh --out, then a voxray model (Kaldi
+    fbank, CMN) on the same --out: features adds the second partition, each model reads its own."""
     root, real = corpus
     sb = _speechbrain_ecapa(512, seed=3)
     torch_save(sb, tmp_path / "embedding_model.ckpt")
@@ -167,9 +171,9 @@ def test_two_front_ends_in_one_out(corpus: tuple[Path, int], tmp_path: Path) -> 
     mine = build_classifier(cfg, 80, 2).eval()
     save_model(Storage(str(tmp_path)), "models/kaldi", mine, cfg, ["a", "b"], 80)
     out = tmp_path / "out"
-    common = ("--data-root", str(root), "--out", str(out), "embed.segments=false")
-    run_cli("embed", *common, "--model", str(tmp_path / "embedding_model.ckpt"))
-    run_cli("embed", *common, "--model", str(tmp_path / "models" / "kaldi"))
+    common = ("--data-root", str(root), "--out", str(out))
+    _fresh_out_embed(root, out, tmp_path / "embedding_model.ckpt")
+    run_cli("embed", *common, "--model", str(tmp_path / "models" / "kaldi"), "embed.segments=false")
     manifest = read(out, "manifest.parquet").to_pandas()
     assert stage_info(Storage(str(out)), "features")["kinds"] == ["fbank", "sb_fbank"]
     assert read(out, "features", ["kind"]).num_rows == 2 * len(manifest)
@@ -183,6 +187,22 @@ def test_two_front_ends_in_one_out(corpus: tuple[Path, int], tmp_path: Path) -> 
         ref = np.stack([mine.embedder(torch.from_numpy(f)[None])[0].numpy() for f in feats])
     cos = _cosines(np.stack([kaldi[u] for u in manifest.utt_id]), ref)
     assert cos.min() >= 0.999
+    # attribute reads the SpeechBrain model's own partition: maps are sb_fbank-shaped
+    run_cli(
+        "attribute",
+        *common,
+        "--model",
+        str(tmp_path / "embedding_model.ckpt"),
+        "attribution.methods=[saliency]",
+        "attribution.pathways=[traversal]",
+        "attribution.max_utterances=2",
+    )
+    maps = read(out, "attributions").to_pandas()
+    feats = read(out, "features").to_pandas().set_index(["kind", "utt_id"])
+    assert len(maps) >= 2 and set(maps.model) == {tmp_path.name}
+    for u, t, f in zip(maps.utt_id, maps.num_frames, maps.num_bins, strict=True):
+        sb_rows, kaldi_rows = feats.loc[("sb_fbank", u)], feats.loc[("fbank", u)]
+        assert (t, f) == (sb_rows.num_frames, sb_rows.num_bins) != (kaldi_rows.num_frames, 80)
 
 
 def test_unsupported_front_end_is_refused_before_work(tmp_path: Path) -> None:
