@@ -54,20 +54,29 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "reliability",
-        "Reliability of the attributions: retraining on masked data (Table 2 of 000)",
-        "Each row masks the features with an attribution (attribution x input; '+ mask(tau)' also "
-        "zeroes bins whose "
-        "normalised attribution is below tau), retrains the model on the masked data and tests it "
-        "on masked and on "
-        "clean test data; the frozen base model is also tested on the masked data. Similar EERs "
-        "mean the masked "
-        "features keep the speaker information. The seed's VoxCeleb1 EERs are shown for reference.",
+        "Reliability of the attributions: retraining on masked data (Table 2 of Zhang et al. 2023)",
+        "Each row masks the features with an attribution (attribution x input; '+ mask(tau, "
+        "reading)' also zeroes "
+        "bins whose attribution, read signed (A / max A) or as magnitude (|A| / max|A|), is not "
+        "above tau). "
+        "Utterances of the training speakers are masked with their Classification map, every test "
+        "utterance (a "
+        "speaker the model never saw) with its Traversal map: a Classification map of an unseen "
+        "speaker explains "
+        "an arbitrary training class. The frozen base model is tested on the masked test data; a "
+        "model retrained "
+        "on the masked training data is tested on masked and on clean test data. The shuffled-map "
+        "control masks "
+        "each utterance with another speaker's map, keeping as many bins: masked-test EERs well "
+        "below it mean "
+        "the maps carry the speaker. The seed's VoxCeleb1 EERs are shown for reference.",
     ),
     (
         "clustering",
-        "Clustering scorers on segment embeddings (Tables 3-4 of 003)",
+        "Clustering scorers on segment embeddings (Tables 3-4 of Lehmann & Stadelmann 2020)",
         "EER (%) of the base model on clean data when "
         "each utterance is embedded as 50%-overlapping "
+        ""
         "segments and "
         "trials are scored by the mean cosine / dot product of the segment embeddings, by "
         "agglomerative clustering "
@@ -82,12 +91,14 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "frequency",
-        "Where the attributions look: frequency-importance profiles (000)",
-        "Each method's importance per fbank bin, averaged "
-        "over utterances (each utterance's profile "
+        "Where the attributions look: frequency-importance profiles (Zhang et al. 2023)",
+        "Each method's importance per fbank bin, "
+        "averaged over utterances (each utterance's profile "
+        ""
         "scaled to sum 1), "
         "on the bins' centre frequencies; shaded: the "
         "fundamental F0 (~70-400 Hz) and the first two "
+        ""
         "formants F1 "
         "(~300-1000 Hz) and F2 (~1000-3000 Hz). The bars sum the importance per band; the black "
         "tick is what a map "
@@ -98,6 +109,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "Attribution heat maps",
         "Input features and each method's attribution "
         "map for up to {cfg.report.heatmap_utterances} "
+        ""
         "test utterances "
         "(those explained by the most methods). Signed maps are drawn red (positive) to blue "
         "(negative) around zero, "
@@ -116,7 +128,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "faithfulness",
-        "Faithfulness: deletion and insertion (001)",
+        "Faithfulness: deletion and insertion (Li et al. 2022)",
         "Deletion removes the most relevant bins first and tracks the model's output (a faithful "
         "map makes it fall "
         "fast: low AUC); insertion reveals them first on a blank input (a faithful map makes it "
@@ -125,7 +137,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "multispeaker",
-        "Multi-speaker localisation (Table 2 of 001)",
+        "Multi-speaker localisation (Table 2 of Li et al. 2022)",
         "An utterance of the target speaker A is concatenated with interfering speakers B and C; "
         "the input is masked "
         "by each CAM's saliency map from the given layers ('+': maps averaged) and the Top-1 "
@@ -134,14 +146,13 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "flipping",
-        "Pixel flipping and the gender experiment (002)",
+        "Pixel flipping and the gender experiment (Sarvaš 2021)",
         "The most relevant bins (by each method) are set to zero and the accuracy is measured as "
         "the flipped fraction "
         "grows; random flipping is the reference. A faithful relevance map makes the accuracy drop "
         "faster than "
-        "random. The gender table reproduces 002's Table "
-        "1 (accuracy before and after flipping 0.5% "
-        "of the bins, for "
+        "random. The gender table reproduces Sarvaš 2021's Table 1 (accuracy before and after "
+        "flipping 0.5% of the bins, for "
         "the classifier and the one retrained with Moore-neighbourhood augmentation).",
     ),
     (
@@ -171,8 +182,9 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     (
         "embeddings",
         "Embedding space: PCA and t-SNE",
-        "The base model's whole-utterance embeddings of "
-        "clean data (at most {cfg.report.max_points} "
+        "The base model's whole-utterance embeddings "
+        "of clean data (at most {cfg.report.max_points} "
+        ""
         "utterances, "
         "length-normalised) projected to 2-D, coloured by speaker (the ten with the most "
         "utterances; others grey) "
@@ -189,7 +201,10 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "The ten best trials by the objective ({cfg.tune.objective}; lower is better) with their "
         "sampled mask "
         "threshold, method, pathway, LRP and CAM settings, and the best configuration as a config "
-        "overlay.",
+        "overlay. "
+        "eer_gap and deletion_gap subtract the score of a random mask keeping as many bins, so a "
+        "configuration "
+        "cannot win by masking less.",
     ),
     (
         "quarantine",
@@ -298,6 +313,7 @@ class _Builder:
             )
         if not t.empty:
             s.blocks.append(Table(t, f"Trial list {self.lists[0]}, cosine scoring"))
+        s.verdicts.append(verdicts.reliability_verdict(t))
 
     def clustering(self, s: Section) -> None:
         t = tables.clustering_table(self.out.metrics, self.base, self.cfg.corpus.trial_lists)
@@ -450,7 +466,7 @@ class _Builder:
             s.blocks.append(Image(png, "pixel-flipping curves per method"))
         g = tables.gender_table(self.out.metrics)
         s.blocks.append(
-            Table(g, "Gender classifier (002, Table 1)")
+            Table(g, "Gender classifier (Sarvaš 2021, Table 1)")
             if not g.empty
             else _missing("no gender-experiment accuracies in metrics/")
         )
@@ -546,6 +562,18 @@ class _Builder:
     def tune(self, s: Section) -> None:
         t = tables.tune_table(self.out.tune_results, top=10)
         s.blocks.append(Table(t) if not t.empty else _missing("no tune/results.parquet"))
+        points = tables.sweep_points(self.out.tune_results)
+        if not points.empty:
+            s.blocks.append(
+                Image(
+                    plots.sweep_plot(points),
+                    "EER against kept fraction per method",
+                    "Each trial's frozen-model EER on its masked test subset against the share of "
+                    "bins its mask keeps; hollow markers: the same maps permuted over the bins. "
+                    "A method whose own masks sit below its random ones keeps the speaker in fewer "
+                    "bins than chance.",
+                )
+            )
         if self.out.tune_best:
             s.blocks.append(Preformatted(self.out.tune_best, "tune/best.yaml"))
 
@@ -643,8 +671,7 @@ def build_report(
         fill: Callable[[Section], None] = getattr(b, key)
         try:
             fill(s)
-        # noqa: BLE001 - one section's failure must not cost the whole report
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one section must not cost the whole report
             if _renamed_code(exc):
                 raise
             log.exception("report: section %s failed", key)
