@@ -113,7 +113,10 @@ def test_sink_routes_errors_to_quarantine(tmp_path: Path) -> None:
     assert sink.write([t], None) == (1, 1)
     assert committed_keys(s, "features", ("utt_id", "kind")) == {("good", "fbank")}
     q = s.read_table("quarantine.parquet").to_pylist()
-    assert q == [{"path": "wav/b.wav", "stage": "features", "reason": "silent audio"}]
+    # a decoding/probing error is the file's own: cause "input", never retried
+    assert q == [
+        {"path": "wav/b.wav", "stage": "features", "reason": "silent audio", "cause": "input"}
+    ]
     assert quarantined_paths(s, "features") == {"wav/b.wav"}
     assert quarantined_paths(s, "manifest") == set()
 
