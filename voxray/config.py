@@ -451,21 +451,8 @@ class XaiMetricsConfig:
     (fixed-length centre crops of ``train.segment_s``, so one batch holds them all)."""
 
     enabled: bool = True
-    metrics: tuple[XaiMetric, ...] = (
-        "FaithfulnessCorrelation",
-        "ROAD",
-        "IROF",
-        "Monotonicity",
-        "MaxSensitivity",
-        "AvgSensitivity",
-        "RelativeInputStability",
-        "Sparseness",
-        "Complexity",
-        "MPRT",
-        "RandomLogit",
-        "Completeness",
-        "InputInvariance",
-    )
+    #: every metric of ``XaiMetric`` by default.
+    metrics: tuple[XaiMetric, ...] = typing.get_args(XaiMetric)
     #: methods measured (empty: attribution.methods), each on its pathways below.
     methods: tuple[str, ...] = ()
     #: traversal / classification for the Captum methods (CAMs and LRP measure their own),
