@@ -269,7 +269,7 @@ def run_attribute(ctx: RunContext) -> StageResult:
     loaded = load_model(model.path, cfg.corpus.s3)
     kind = loaded.front_end.name
     check_front_end(out, loaded.front_end)
-    manifest = out.read_table("manifest.parquet", columns=["utt_id", "split", "speaker_id"])
+    manifest = out.read_table(schema.MANIFEST_PATH, columns=["utt_id", "split", "speaker_id"])
     have = set(out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
     split = {
         u: s
