@@ -7,8 +7,7 @@ Measured side by side in one run, on the same inputs:
 - roofline: forward+backward passes/s of the model (batch of IG steps), in utterance-steps/s;
 - IG (50 steps) Traversal, voxray's fast path (one attribution of the mean embedding);
 - IG Traversal the literal way (Zhang et al. 2023 eq. 5): one Captum call per embedding dimension,
-192 calls.
-  It is timed on a few dimensions and scaled to 192 (its cost is linear in the calls);
+  192 calls. It is timed on a few dimensions and scaled to 192 (its cost is linear in the calls);
 - the fraction of the roofline the fast path reaches (50 fwd+bwd per utterance);
 - then every registered method on its own pathway (Traversal for the Captum methods, ``cam``,
   ``lrp``), on a smaller model in --quick: one batched call against one call per utterance,

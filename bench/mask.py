@@ -1,7 +1,6 @@
 """Masking throughput: voxray's vectorised rules against the per-bin loops Zhang et al. 2023 and
-Sarvaš 2021 describe
-(threshold each bin of attribution x input; replace each top bin by the mean of its Moore
-neighbourhood), on the same utterances.
+Sarvaš 2021 describe (threshold each bin of attribution x input; replace each top bin by the mean of
+its Moore neighbourhood), on the same utterances.
 
     python -m bench mask [--quick]
 """

@@ -306,17 +306,15 @@ class MaskCondition:
     #: the pathway for utterances of the speakers the model was trained on. Utterances of any
     #: other speaker are ALWAYS masked with their Traversal map: the Classification pathway
     #: explains a training class, which for an unseen speaker is an arbitrary one (Zhang et al. 2023
-    #: limits
-    #: it to speech seen in training, Fig. 2). The name says so: ``seen-classification``.
+    #: limits it to speech seen in training, Fig. 2). The name says so: ``seen-classification``.
     pathway: str = "classification"
     #: product: attribution x input (Zhang et al. 2023); threshold: product with bins below tau
-    #: zeroed;
-    #: moore: top-p bins replaced by their Moore-neighbourhood mean (Sarvaš 2021).
+    #: zeroed; moore: top-p bins replaced by their Moore-neighbourhood mean (Sarvaš 2021).
     rule: Literal["product", "threshold", "moore"] = "product"
     threshold: float = 0.1
     #: how the threshold reads Zhang et al. 2023's "attribution values less than tau": signed (A /
-    #: max A,
-    #: negative evidence dropped) or magnitude (|A| / max|A|); see mask.rules.threshold_scores.
+    #: max A, negative evidence dropped) or magnitude (|A| / max|A|); see
+    #: mask.rules.threshold_scores.
     reading: Literal["signed", "magnitude"] = "signed"
     top_fraction: float = 0.005
     #: own: the utterance's map; shuffled: the control, another utterance's map (of another

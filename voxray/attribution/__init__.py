@@ -1,6 +1,5 @@
 """Attribution: Captum methods on the Traversal / Classification pathways of Zhang et al. 2023, the
-CAM family
-of Li et al. 2022 and LRP (Sarvaš 2021), behind one call.
+CAM family of Li et al. 2022 and LRP (Sarvaš 2021), behind one call.
 
 ``attribute(model, feats, method, pathway)`` explains a ``(B, T, F)`` batch with the method
 registered under ``method`` (see ``voxray.attribution.base``); ``method_pathways`` says which

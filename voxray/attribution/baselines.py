@@ -2,7 +2,7 @@
 DeepLift, Shapley sampling, Occlusion).
 
 - ``ones``: every bin 1 (Zhang et al. 2023: "x' of the same type and size as x, but with all
-elements 1");
+  elements 1");
 - ``zeros``: every bin 0 (silence after mean normalisation);
 - ``mean``: the corpus mean feature vector per bin ``(F,)``, repeated over frames;
 - ``gaussian``: random spectra with the utterance's per-bin mean and standard deviation (over

@@ -1,13 +1,11 @@
 """Class activation maps (Li et al. 2022 section 3.1): Grad-CAM++, Score-CAM and Layer-CAM at any
-named
-layer(s) of the embedder, explaining the classifier's target speaker (pathway label ``cam``).
+named layer(s) of the embedder, explaining the classifier's target speaker (pathway label ``cam``).
 
 With ``A`` ``(B, C, *S)`` a layer's output (``S`` = ``(F', T')`` or ``(T',)``) and
 ``g = dS_c/dA`` the gradient of the target's margin-free logit:
 
 - Grad-CAM++ (Li et al. 2022 eq. 4, Chattopadhyay et al.): ``alpha = g^2 / (2 g^2 + sum_S(A) g^3)``
-(0 where
-  the denominator is 0), ``w_k = sum_S alpha relu(g)``, ``map = relu(sum_k w_k A_k)``. The
+  (0 where the denominator is 0), ``w_k = sum_S alpha relu(g)``, ``map = relu(sum_k w_k A_k)``. The
   closed-form alpha is derived for the score ``Y = exp(S_c)``, whose gradient is
   ``exp(S_c) g``; the positive per-item factor ``exp(S_c)`` leaves relu and the min-max
   normalisation unchanged and is left out (it would overflow for large logits).
@@ -20,9 +18,8 @@ Maps are computed at the layer's resolution, upsampled to the input (``cam_layer
 2-D layers bilinearly; 1-D layers such as ECAPA's over time only, repeated over bins), then
 normalised per item: ``tanh(gamma * S / max S)`` after min-max with ``gamma = params.cam_gamma``
 (Li et al. 2022 eqs. 8-9), or min-max alone when ``cam_gamma <= 0``. Several layers give the
-element-wise
-average of their normalised maps (Li et al. 2022 Table 2, "S4+S3"). Activations are read with
-forward
+element-wise average of their normalised maps (Li et al. 2022 Table 2, "S4+S3"). Activations are
+read with forward
 hooks that are removed on exit; gradients come from ``torch.autograd.grad`` on the captured
 activations, so no backward hook is needed.
 """

@@ -1,10 +1,8 @@
 """The two realisation paths of Zhang et al. 2023 (section 3.2): which scalar function of the input
-a method
-explains.
+a method explains.
 
 - **Traversal** (Zhang et al. 2023 eqs. 3-5): the embedder alone, ``e = F(x)`` with N dimensions;
-each
-  ``e_i`` is explained and the maps averaged, ``A_F = (1/N) sum_i A_{e_i}``.
+  each ``e_i`` is explained and the maps averaged, ``A_F = (1/N) sum_i A_{e_i}``.
 - **Classification**: ``G(x)``, the classifier's margin-free logits; the explained scalar is
   the logit of the given speaker, or of the predicted one (argmax).
 

@@ -18,8 +18,7 @@ scored by clustering both utterances' segments together:
 * ``ds_score``: each utterance is first reduced to its dominant sets (Pavan & Pelillo 2007;
   Hibraj et al. 2018), one x-weighted mean embedding per set, then ``ahc_score``.
 * ``mean_cossim`` / ``mean_dot``: the Lehmann & Stadelmann 2020 baselines, cosine or dot product of
-the two
-  utterances' mean segment embeddings.
+  the two utterances' mean segment embeddings.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """Do attribution maps point at what the model uses? Deletion / insertion curves (Li et al. 2022
-§4.2)
-and pixel flipping (Sarvaš 2021 §4.2).
+§4.2) and pixel flipping (Sarvaš 2021 §4.2).
 
 Deletion masks (sets to 0) the most relevant bins first, in ``steps`` equal increments of
 the fraction of bins, and records a score after each step; insertion starts from a fully

@@ -4,8 +4,8 @@ An utterance of the target speaker A is concatenated with utterances of interfer
 B (and C) in the forms A-B, A-B-A, B-A-B and A-B-C. A saliency map that explains the target
 should (i) localise A's frames and (ii) when used as a mask (element-wise multiplication,
 Li et al. 2022) keep, or improve, top-1 recognition of A. Maps of several layers combine by
-element-wise
-average ('S4+S3'). Features and maps are ``(T, F)`` per utterance, ``(B, T, F)`` batched.
+element-wise average ('S4+S3'). Features and maps are ``(T, F)`` per utterance, ``(B, T, F)``
+batched.
 """
 
 from __future__ import annotations

@@ -3,9 +3,8 @@
 ``score_trials`` is the cosine scorer on one embedding per utterance: normalise every
 utterance once, gather both sides of each trial and take rowwise dot products in chunks.
 ``score_trials_segments`` runs the Lehmann & Stadelmann 2020 scorers on many segment embeddings per
-utterance,
-doing the per-utterance work (means, dominant sets) once per utterance, not once per trial.
-Scorer names are those of the scores/ table's ``scorer`` column.
+utterance, doing the per-utterance work (means, dominant sets) once per utterance, not once per
+trial. Scorer names are those of the scores/ table's ``scorer`` column.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Corpus-level views of embeddings and attributions: 2-D projections (PCA, t-SNE; Lehmann &
-Stadelmann 2020, Tai et al. 2020)
-and where on the frequency axis the importance falls (Zhang et al. 2023 claims the F0 and formant
-regions
+Stadelmann 2020, Tai et al. 2020) and where on the frequency axis the importance falls (Zhang et al.
+2023 claims the F0 and formant regions
 dominate; ``band_importance`` shows whether that holds, against the share a uniform map
 would give each band).
 """

@@ -8,8 +8,7 @@ states it explicitly:
 - classification / cam / lrp: the classifier's margin-free logits ``(N, K)``, ``y`` the
   predicted speaker (what those maps explain);
 - traversal: the mean embedding ``(N, 1)`` (Zhang et al. 2023 eq. 5 with the fast identity), ``y =
-0``;
-  there is no other output, so RandomLogit and ROAD (which needs a decision) are not defined;
+  0``; there is no other output, so RandomLogit and ROAD (which needs a decision) are not defined;
 - trial: ``cos(e(x), b_k)`` against a bank of K reference embeddings ``(N, K)``, ``y`` the
   reference each utterance is paired with (its most similar one). RandomLogit then explains
   the score against another reference, and ROAD asks whether the paired reference stays the

@@ -5,14 +5,12 @@ time, as the mask stage passes them. The rules:
 
 - ``product`` (Zhang et al. 2023 §3.3): attribution x input, the map scaled per utterance first;
 - ``threshold`` (Zhang et al. 2023, tau = 0.1): the product with the bins whose normalised
-attribution is
-  not above tau set to zero, under one of two readings of "attribution values less than 0.1"
-  (``signed``, the default, or ``magnitude``; see ``threshold_scores``);
+  attribution is not above tau set to zero, under one of two readings of "attribution values less
+  than 0.1" (``signed``, the default, or ``magnitude``; see ``threshold_scores``);
 - ``moore`` (Sarvaš 2021 §4.3): the top p% most relevant bins replaced by the mean of their Moore
   neighbourhood (the augmentation that makes a model rely on fewer single bins);
 - ``saliency_x_input`` / ``layer_average`` (Li et al. 2022 §4.4): CAM saliency maps mask the input
-by
-  element-wise multiplication, and maps of several layers combine by element-wise average.
+  by element-wise multiplication, and maps of several layers combine by element-wise average.
 
 ``shuffled_condition`` is the control of every rule: the same rule with ANOTHER utterance's map
 (cut or repeated to this utterance's frames), keeping as many bins as the utterance's own map

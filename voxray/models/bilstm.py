@@ -1,20 +1,17 @@
 """The bidirectional LSTM speaker model of Lehmann & Stadelmann 2020 (Figure 1, ZHAW "LSTM_512").
 
 Lehmann & Stadelmann 2020 trains ``BiLSTM(512) -> BiLSTM(512) -> Dense(1024) -> Dense(512,
-bottleneck) -> classes``
-and, at inference, drops the dense layers and takes the embedding from the *output of the
-second BiLSTM layer*. A sequence output becomes one vector by its mean over time (the paper
-does not say how; the mean uses every frame and is length independent).
+bottleneck) -> classes`` and, at inference, drops the dense layers and takes the embedding from the
+*output of the second BiLSTM layer*. A sequence output becomes one vector by its mean over time (the
+paper does not say how; the mean uses every frame and is length independent).
 
 This embedder covers both paths through ``embedding_dim``:
 
 * ``embedding_dim == 2 * channels`` (1024 for channels 512): the Lehmann & Stadelmann 2020 inference
-embedding, the
-  time-mean of lstm2's output; the margin head sits directly on it.
+  embedding, the time-mean of lstm2's output; the margin head sits directly on it.
 * any other ``embedding_dim`` (e.g. 512): Lehmann & Stadelmann 2020's dense layers are part of the
-embedder,
-  ``dense1`` (2C -> 2C, ReLU) and ``dense2`` (2C -> embedding_dim, the bottleneck), and the
-  embedding is the bottleneck output — the training path of Figure 1 with the head on top.
+  embedder, ``dense1`` (2C -> 2C, ReLU) and ``dense2`` (2C -> embedding_dim, the bottleneck), and
+  the embedding is the bottleneck output — the training path of Figure 1 with the head on top.
 
 Dropout (Lehmann & Stadelmann 2020 uses it against overfitting) follows each BiLSTM layer, active in
 training only.

@@ -1,6 +1,5 @@
 """Resemblyzer's GE2E speaker encoder (Wan et al. 2018; the LSTM d-vector family of Lehmann &
-Stadelmann 2020)
-as a voxray model, and the loader of its pretrained weights.
+Stadelmann 2020) as a voxray model, and the loader of its pretrained weights.
 
 ``Ge2eLstm`` is ``resemblyzer.VoiceEncoder``'s network (LSTM 3 x 256 -> Linear 256 -> ReLU ->
 L2 norm on the last layer's final hidden state) wrapped in ``embed_utterance``'s averaging:

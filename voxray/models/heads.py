@@ -2,8 +2,7 @@
 eq. 2.
 
 All angular kinds are one formula with margins ``(m1, m2, m3)`` (Lehmann & Stadelmann 2020 eq. 2,
-Deng et al.'s
-combined margin)::
+Deng et al.'s combined margin)::
 
     target logit  = s * (cos(m1 * theta_y + m2) - m3)
     other logits  = s * cos(theta_j)

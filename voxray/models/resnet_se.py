@@ -1,6 +1,5 @@
 """ResNet34SE of Li et al. 2022 Table 1 (the Sunine voxceleb/v2 recipe), also Sarvaš 2021's ResNet34
-speaker-ID
-model on 64-d fbanks (``input_dim=64``).
+speaker-ID model on 64-d fbanks (``input_dim=64``).
 
 Topology for base width c (32) and F bins (80), the spectrogram as a one-channel image with
 frequency as height::

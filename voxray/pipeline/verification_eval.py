@@ -2,9 +2,8 @@
 
 Full-utterance embeddings are scored by cosine for every model and condition; the
 clustering scorers of Lehmann & Stadelmann 2020 (Mean-CosSim, Mean-DotProduct, AHC per linkage,
-dominant sets)
-use the overlapping-segment embeddings of the base model on clean data. Optional AS-norm
-takes its cohort from the training speakers' mean embeddings.
+dominant sets) use the overlapping-segment embeddings of the base model on clean data. Optional
+AS-norm takes its cohort from the training speakers' mean embeddings.
 """
 
 from __future__ import annotations

@@ -6,13 +6,12 @@ Claims checked:
 
 - Zhang et al. 2023: the attributions concentrate on F0 and the formants (70-3000 Hz);
 - Li et al. 2022: Layer-CAM localises the target speaker best in the multi-speaker test, and the
-CAMs
-  beat random masking in deletion (lower AUC) and insertion (higher AUC);
+  CAMs beat random masking in deletion (lower AUC) and insertion (higher AUC);
 - Sarvaš 2021: flipping the bins LRP marks relevant drops accuracy faster than random flipping;
 - Lehmann & Stadelmann 2020: AHC with average linkage scores trials better (lower EER) than
-Mean-CosSim;
+  Mean-CosSim;
 - Zhang et al. 2023: Table 2's EER order, and masking with the attributions beats the shuffled-map
-control.
+  control.
 """
 
 from __future__ import annotations
@@ -242,8 +241,7 @@ def ahc_verdict(
 
 
 #: Zhang et al. 2023 Table 2's rows in its EER order (None <= IG <= IG + mask(0.1) <= GradientShap),
-#: as
-#: reliability_table labels them; the mask row is checked under each threshold reading.
+#: as reliability_table labels them; the mask row is checked under each threshold reading.
 TABLE2_ORDER = (
     "None (clean)",
     "Integrated Gradients",

@@ -4,9 +4,8 @@ Rows follow the features/ layout plus a speaker index: ``utt_id``, ``num_frames`
 ``num_bins``, ``values`` (frames x bins, row-major) and ``label``. A batch becomes
 ``feats`` ``(N, T, F)`` float32 and ``label`` ``(N,)`` int64 with ``T = segment_frames``.
 As in Lehmann & Stadelmann 2020 (section 3.3), a crop starts at a random offset and an utterance
-shorter than the
-segment is looped (the speaker "repeats" the utterance), so every crop has the same shape
-and batches need no padding. Ray Data re-executes the pipeline every epoch, so every epoch
+shorter than the segment is looped (the speaker "repeats" the utterance), so every crop has the same
+shape and batches need no padding. Ray Data re-executes the pipeline every epoch, so every epoch
 sees new crops. Validation takes the deterministic centre crop instead.
 """
 

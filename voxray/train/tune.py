@@ -3,8 +3,7 @@ LRP epsilon/gamma and the CAM layer combination.
 
 Each trial explains a fixed subset of test utterances with one configuration, masks them
 (threshold rule of Zhang et al. 2023) and reports an objective. The test speakers are not the
-model's
-training speakers, so their maps are Traversal maps (``voxray.mask.pathway``); a method that
+model's training speakers, so their maps are Traversal maps (``voxray.mask.pathway``); a method that
 explains a training class only (CAMs, LRP) cannot be swept on them.
 
 A lower tau keeps more bins, and a mask that keeps everything changes nothing: the frozen EER

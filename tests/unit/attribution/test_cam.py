@@ -1,6 +1,5 @@
 """Grad-CAM++, Score-CAM and Layer-CAM against the formulas of Li et al. 2022 written out here, item
-by
-item and channel by channel, with activations and gradients taken by hand (the tiny models'
+by item and channel by channel, with activations and gradients taken by hand (the tiny models'
 forward passes unrolled, torch.autograd.grad), plus layer specs, upsampling and averaging."""
 
 from __future__ import annotations

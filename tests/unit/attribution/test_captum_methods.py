@@ -1,7 +1,6 @@
 """The Captum methods: Traversal fast path == the literal N-call loop (Zhang et al. 2023 eq. 5),
-batch ==
-per-item, IG completeness and a peer check against Captum itself, Saliency == Captum's default
-(absolute) Saliency, its Traversal == the literal loop of N Captum calls, signed Saliency ==
+batch == per-item, IG completeness and a peer check against Captum itself, Saliency == Captum's
+default (absolute) Saliency, its Traversal == the literal loop of N Captum calls, signed Saliency ==
 autograd, GradientShap == Captum's estimator for the same draws, Shapley / Occlusion on an
 additive model, and DeepLift's model checks."""
 

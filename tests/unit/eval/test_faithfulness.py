@@ -1,6 +1,5 @@
 """Deletion / insertion (Li et al. 2022) and pixel flipping (Sarvaš 2021) on synthetic scorers whose
-output
-depends on a known set of bins, so the oracle saliency and the expected curves are exact."""
+output depends on a known set of bins, so the oracle saliency and the expected curves are exact."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Masking rules against hand-computed small examples (Zhang et al. 2023 product/threshold, Li et
-al. 2022 saliency
-masking and tanh scaling, Sarvaš 2021 Moore-neighbourhood replacement)."""
+al. 2022 saliency masking and tanh scaling, Sarvaš 2021 Moore-neighbourhood replacement)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Layer-wise Relevance Propagation (Sarvaš 2021): rules (``rules.py``), composites that place them
-on a
-model's layers (``composite.py``), canonizers for model surgery (``canonizers.py``) and the
+on a model's layers (``composite.py``), canonizers for model surgery (``canonizers.py``) and the
 registered attributors ``lrp_0``, ``lrp_epsilon``, ``lrp_gamma`` (``attributor.py``).
 
 Importing this package registers the attributors.

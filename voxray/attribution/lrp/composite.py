@@ -11,8 +11,7 @@ dropout, flatten and identity need no rule. A leaf module with parameters of any
 ``uniform(rule)``: one linear rule everywhere (the pure LRP-0 / epsilon / gamma variants).
 
 ``LayerGroupComposite`` (Sarvaš 2021): the ordered layer groups of ``SpeakerEmbedder.layers()``
-split
-the linear layers, in execution order, into
+split the linear layers, in execution order, into
 
 - *upper*: everything that runs after the last frame-level group (ECAPA: attentive pooling,
   its BatchNorm, fc, the head; ResNet34SE: pooling, fc, head; AlexNet: fc1, fc2, head): LRP-0

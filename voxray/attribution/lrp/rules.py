@@ -1,6 +1,5 @@
 """LRP rules as small objects (Sarvaš 2021 eqs. 1-3), each a forward hook that keeps the layer's
-output
-value and replaces its backward pass (see ``gradient.py`` for the ``R = a * c`` convention).
+output value and replaces its backward pass (see ``gradient.py`` for the ``R = a * c`` convention).
 
 With ``a`` the layer input, ``z = W a + b`` its output and ``c`` the incoming gradient
 (``R_k = z_k c_k``):
