@@ -132,6 +132,10 @@ class ModelConfig:
     #: LSTM hidden size (256; arch ge2e is resemblyzer's encoder, see voxray.models.ge2e).
     channels: int = 512
     embedding_dim: int = 192
+    #: bilstm only, with ``embedding_dim == 2 * channels``: train through Dense(2C) ->
+    #: Dense(bottleneck_dim) -> head and embed with lstm2's time mean, as Lehmann & Stadelmann
+    #: 2020 do (0: no bottleneck; see voxray.models.bilstm).
+    bottleneck_dim: int = 0
     feature_kind: Literal["fbank", "mfcc"] = "fbank"
     head: HeadConfig = field(default_factory=HeadConfig)
 

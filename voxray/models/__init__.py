@@ -27,7 +27,9 @@ def _resnet(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerEmbedder
 
 
 def _bilstm(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerEmbedder:
-    return BiLstm(input_dim, cfg.channels, cfg.embedding_dim, **options)
+    return BiLstm(
+        input_dim, cfg.channels, cfg.embedding_dim, bottleneck_dim=cfg.bottleneck_dim, **options
+    )
 
 
 def _alexnet(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerEmbedder:
@@ -61,6 +63,8 @@ def build_embedder(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerE
     if cfg.arch not in MODELS:
         valid = ", ".join(sorted(MODELS))
         raise KeyError(f"model.arch: unknown architecture {cfg.arch!r} (valid: {valid})")
+    if cfg.bottleneck_dim and cfg.arch != "bilstm":
+        raise ValueError(f"model.bottleneck_dim: only the bilstm has one, not {cfg.arch!r}")
     return MODELS[cfg.arch](cfg, input_dim, **options)
 
 
@@ -69,7 +73,7 @@ def build_classifier(
 ) -> SpeakerClassifier:
     """``build_embedder`` plus a ``MarginHead`` (``cfg.head``) over ``num_classes`` speakers."""
     embedder = build_embedder(cfg, input_dim, **options)
-    return SpeakerClassifier(embedder, MarginHead(embedder.embedding_dim, num_classes, cfg.head))
+    return SpeakerClassifier(embedder, MarginHead(embedder.head_input_dim, num_classes, cfg.head))
 
 
 __all__ = [

@@ -45,6 +45,17 @@ class SpeakerEmbedder(nn.Module, ABC):
         """The shortest input the model accepts."""
         return 1
 
+    @property
+    def head_input_dim(self) -> int:
+        """Width of what the classification head reads (``head_input``)."""
+        return self.embedding_dim
+
+    def head_input(self, x: Tensor) -> Tensor:
+        """``(B, T, F) -> (B, head_input_dim)``: what the margin head is trained on. The
+        embedding itself for most models; a model trained through layers that inference drops
+        (Lehmann & Stadelmann 2020's BiLSTM) returns the output of those layers."""
+        return self.forward(x)
+
 
 class SpeakerClassifier(nn.Module):
     """An embedder with a classification head: logits over the training speakers.
@@ -59,14 +70,14 @@ class SpeakerClassifier(nn.Module):
         self.head = head
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.embedder(x))
+        return self.head(self.embedder.head_input(x))
 
     def embed(self, x: Tensor) -> Tensor:
         return self.embedder(x)
 
     def loss(self, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """(loss, margin-free logits) for a batch with integer speaker labels."""
-        emb = self.embedder(x)
+        emb = self.embedder.head_input(x)
         return self.head.loss(emb, labels), self.head(emb).detach()
 
     @property

@@ -5,13 +5,16 @@ bottleneck) -> classes`` and, at inference, drops the dense layers and takes the
 *output of the second BiLSTM layer*. A sequence output becomes one vector by its mean over time (the
 paper does not say how; the mean uses every frame and is length independent).
 
-This embedder covers both paths through ``embedding_dim``:
+This embedder covers the three paths through ``embedding_dim`` and ``bottleneck_dim``:
 
-* ``embedding_dim == 2 * channels`` (1024 for channels 512): the Lehmann & Stadelmann 2020 inference
-  embedding, the time-mean of lstm2's output; the margin head sits directly on it.
-* any other ``embedding_dim`` (e.g. 512): Lehmann & Stadelmann 2020's dense layers are part of the
-  embedder, ``dense1`` (2C -> 2C, ReLU) and ``dense2`` (2C -> embedding_dim, the bottleneck), and
-  the embedding is the bottleneck output — the training path of Figure 1 with the head on top.
+* ``embedding_dim == 2 * channels``, ``bottleneck_dim`` given (Lehmann & Stadelmann 2020 as
+  published): training goes through ``dense1`` (2C -> 2C, ReLU) and ``dense2`` (2C ->
+  bottleneck_dim) to the head (``head_input``), and the embedding is the time mean of lstm2's
+  output (``forward``), the dense layers dropped.
+* ``embedding_dim == 2 * channels``, no bottleneck: the margin head sits directly on the lstm2
+  time mean.
+* any other ``embedding_dim`` (e.g. 512): the dense layers are part of the embedder, and the
+  embedding is the bottleneck output — the training path of Figure 1 with the head on top.
 
 Dropout (Lehmann & Stadelmann 2020 uses it against overfitting) follows each BiLSTM layer, active in
 training only.
@@ -48,6 +51,8 @@ class BiLstm(SpeakerEmbedder):
         channels: hidden width of each direction (512 in Lehmann & Stadelmann 2020; outputs are 2 *
         channels).
         embedding_dim: ``2 * channels`` for the lstm2 mean, anything else adds the dense layers.
+        bottleneck_dim: with ``embedding_dim == 2 * channels``, the width of the dense path that
+            training goes through (None: the head reads the embedding).
         dropout: dropout probability after each BiLSTM layer.
     """
 
@@ -56,6 +61,7 @@ class BiLstm(SpeakerEmbedder):
         input_dim: int = 80,
         channels: int = 512,
         embedding_dim: int = 1024,
+        bottleneck_dim: int | None = None,
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
@@ -66,19 +72,37 @@ class BiLstm(SpeakerEmbedder):
         self.drop1 = nn.Dropout(dropout)
         self.lstm2 = BiLstmLayer(2 * channels, channels)
         self.drop2 = nn.Dropout(dropout)
+        if bottleneck_dim and embedding_dim != 2 * channels:
+            raise ValueError(
+                f"BiLstm: a bottleneck ({bottleneck_dim}) needs the lstm2 embedding, "
+                f"embedding_dim = 2 * channels = {2 * channels}, not {embedding_dim}"
+            )
+        #: the dense path is trained through but dropped from the embedding.
+        self.dense_head_only = bool(bottleneck_dim)
         self.dense: nn.Sequential | None = None
-        if embedding_dim != 2 * channels:
+        if embedding_dim != 2 * channels or bottleneck_dim:
             self.dense = nn.Sequential(
                 nn.Linear(2 * channels, 2 * channels),
                 nn.ReLU(),
-                nn.Linear(2 * channels, embedding_dim),
+                nn.Linear(2 * channels, bottleneck_dim or embedding_dim),
             )
+
+    def _lstm_mean(self, x: Tensor) -> Tensor:
+        check_features(x, "BiLstm", self.input_dim)
+        return self.drop2(self.lstm2(self.drop1(self.lstm1(x)))).mean(dim=1)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, F) -> (B, D)``."""
-        check_features(x, "BiLstm", self.input_dim)
-        h = self.drop2(self.lstm2(self.drop1(self.lstm1(x)))).mean(dim=1)
-        return self.dense(h) if self.dense is not None else h
+        h = self._lstm_mean(x)
+        return self.dense(h) if self.dense is not None and not self.dense_head_only else h
+
+    @property
+    def head_input_dim(self) -> int:
+        return self.dense[2].out_features if self.dense_head_only else self.embedding_dim
+
+    def head_input(self, x: Tensor) -> Tensor:
+        """The bottleneck output when training goes through the dense path, else the embedding."""
+        return self.dense(self._lstm_mean(x)) if self.dense_head_only else self.forward(x)
 
     def layers(self) -> dict[str, nn.Module]:
         """lstm1, lstm2: ``(B, T, 2 * channels)``; with the dense path also dense1 ``(B, 2C)``

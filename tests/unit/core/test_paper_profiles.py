@@ -77,8 +77,7 @@ def test_each_profile_is_its_paper_set_up() -> None:
     assert set(p1.attribution.methods) == {"grad_cam_pp", "score_cam", "layer_cam"}
     assert p1.eval.faithfulness.enabled and p1.eval.multispeaker.enabled
     assert set(p1.eval.multispeaker.cases) == {"A-B", "A-B-A", "B-A-B", "A-B-C"}
-    # Sarvaš 2021: ResNet on 64-dim fbank, LRP composites, pixel flipping, the gender experiment as
-    # Sarvaš 2021
+    # Sarvaš 2021: ResNet on 64-dim fbank, LRP composites, pixel flipping, its gender experiment
     assert (p2.model.arch, p2.features.num_mel_bins) == ("resnet34se", 64)
     assert set(p2.attribution.methods) == {"lrp_0", "lrp_epsilon", "lrp_gamma"}
     assert (p2.attribution.lrp_epsilon, p2.attribution.lrp_gamma) == (0.5, 5.0)
@@ -89,6 +88,7 @@ def test_each_profile_is_its_paper_set_up() -> None:
     assert (p3.model.arch, p3.model.head.kind) == ("bilstm", "combined")
     h = p3.model.head
     assert (h.m1, h.m2, h.m3, h.scale) == (1.0, 0.05, 1e-4, 30.0)
-    assert p3.model.embedding_dim != 2 * p3.model.channels  # the Dense path is trained
+    # trained through Dense(2C) -> Dense(bottleneck), embedded with lstm2's time mean
+    assert p3.model.embedding_dim == 2 * p3.model.channels and p3.model.bottleneck_dim > 0
     assert p3.train.segment_s == p3.embed.segment_s == 4.0 and p3.embed.overlap == 0.5
     assert {"mean_cossim", "ahc", "dominant_sets"} <= set(p3.eval.scorers)

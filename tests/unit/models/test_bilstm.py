@@ -57,3 +57,31 @@ def test_dense_bottleneck_path() -> None:
         h = model.lstm2(model.lstm1(x)).mean(dim=1)
         torch.testing.assert_close(model(x), model.dense[2](torch.relu(model.dense[0](h))))
     assert model(x).shape == (2, 6) and model.embedding_dim == 6
+
+
+def test_lehmann_stadelmann_path_trains_through_dense_and_embeds_lstm2() -> None:
+    """As published: the head learns on the Dense(2C) -> Dense(bottleneck) output while the
+    embedding is lstm2's time mean (the dense layers dropped at inference)."""
+    from voxray.config import HeadConfig, ModelConfig
+    from voxray.models import build_classifier
+
+    cfg = ModelConfig(
+        arch="bilstm", channels=8, embedding_dim=16, bottleneck_dim=6, head=HeadConfig(kind="aam")
+    )
+    model = build_classifier(cfg, 20, num_classes=5).eval()
+    x = torch.randn(3, 11, 20)
+    with torch.no_grad():
+        h = model.embedder.lstm2(model.embedder.lstm1(x)).mean(dim=1)
+        bottleneck = model.embedder.dense[2](torch.relu(model.embedder.dense[0](h)))
+        torch.testing.assert_close(model.embed(x), h)
+        torch.testing.assert_close(model(x), model.head(bottleneck))
+    assert model.embedder.embedding_dim == 16 and model.embedder.head_input_dim == 6
+    assert model.head.weight.shape[1] == 6
+    loss, _ = model.loss(x, torch.tensor([0, 1, 2]))
+    loss.backward()
+    assert model.embedder.dense[2].weight.grad.abs().sum() > 0
+
+
+def test_bottleneck_needs_the_lstm2_embedding() -> None:
+    with pytest.raises(ValueError, match="embedding_dim = 2 \\* channels = 16"):
+        BiLstm(20, 8, 12, bottleneck_dim=6)
