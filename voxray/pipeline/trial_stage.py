@@ -274,7 +274,7 @@ def run_trial(ctx: RunContext) -> StageResult:
     cfg, out = ctx.cfg, ctx.out
     result = StageResult(STAGE)
     if not cfg.trial.enabled:
-        result.info = {"skipped": "trial.enabled is false"}
+        result.info = {"enabled": False}  # as the tune stage reports it
         return result.check()
     model = base_model(ctx)
     loaded = load_model(model.path, cfg.corpus.s3)
