@@ -6,6 +6,7 @@ scores/ with scikit-learn's ROC. Used by the end-to-end tests; also runnable:
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -48,11 +49,19 @@ KEYS = {
     schema.MANIFEST_PATH: ["utt_id"],
     "features": ["utt_id", "kind"],
     "embeddings": ["utt_id", "segment", "model", "condition"],
-    "attributions": ["utt_id", "method", "pathway"],
+    # trial rows: one per trial and side explained
+    "attributions": ["utt_id", "method", "pathway", "list", "utt_a", "utt_b", "side"],
     "masked": ["utt_id", "condition"],
     "scores": ["list", "utt_a", "utt_b", "model", "condition", "scorer"],
-    "metrics": ["model", "condition", "list", "scorer", "metric"],
+    # XAI metrics name their method and family; multi-speaker rows their case
+    "metrics": ["model", "condition", "list", "scorer", "metric", "method", "family", "case"],
 }
+
+
+def row_keys(rel: str, columns: Iterable[str]) -> list[str]:
+    """The columns that identify one row of table ``rel`` (optional ones only where present)."""
+    have = set(columns)
+    return [k for k in KEYS.get(rel, ()) if k in have]
 
 
 def sklearn_eer(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -93,8 +102,9 @@ def check(out: str) -> list[str]:
             bad = int((df["freq_profile"].map(len) != df["num_bins"]).sum())
             if bad:
                 problems.append(f"{rel}: {bad} rows whose freq_profile is not num_bins long")
-        if rel in KEYS and df.duplicated(KEYS[rel]).any():
-            problems.append(f"{rel}: {int(df.duplicated(KEYS[rel]).sum())} duplicated rows")
+        keys = row_keys(rel, df.columns)
+        if keys and df.duplicated(keys).any():
+            problems.append(f"{rel}: {int(df.duplicated(keys).sum())} duplicated rows")
     if "scores" in tables and "metrics" in tables:
         scores, metrics = tables["scores"], tables["metrics"]
         eers = metrics[metrics.metric == "eer"]
