@@ -18,7 +18,7 @@ from voxray.log import get_logger
 from voxray.pipeline.analyses import ANALYSES
 from voxray.pipeline.context import RunContext, StageResult
 from voxray.pipeline.model_ref import base_model
-from voxray.pipeline.ray_env import cluster_cpus, cluster_gpus
+from voxray.pipeline.ray_env import cluster_gpus, largest_node_cpus
 from voxray.pipeline.verification_eval import run_verification
 from voxray.pipeline.xai_eval import run_xai
 
@@ -27,8 +27,9 @@ STAGE = "evaluate"
 
 
 def _remote(fn: Callable[[RunContext], dict[str, Any]], ctx: RunContext) -> dict[str, Any]:
-    """One analysis as a Ray task; they run one after another, so each may use several cores."""
-    cpus = max(1, min(int(cluster_cpus()), 8))
+    """One analysis as a Ray task; they run one after another, so each may use the cores of
+    one node (up to 8)."""
+    cpus = max(1, min(int(largest_node_cpus()), 8))
     task = ray.remote(fn).options(
         num_cpus=cpus, num_gpus=1 if cluster_gpus() > 0 else 0, max_retries=1
     )

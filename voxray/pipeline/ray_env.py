@@ -60,6 +60,13 @@ def cluster_cpus() -> float:
     return float(ray.cluster_resources().get("CPU", 1.0))
 
 
+def largest_node_cpus() -> float:
+    """CPUs of the biggest alive node: one task can hold no more than a single node has (asking
+    for the cluster's total on several nodes leaves the task pending for ever)."""
+    cpus = [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")]
+    return float(max(cpus, default=1.0))
+
+
 #: CPUs one Ray Data read or filter task asks for: Parquet reads are mostly I/O, and a small
 #: request lets them run beside an actor pool that holds nearly every CPU.
 DATA_TASK_CPUS = 0.25
