@@ -112,8 +112,10 @@ STAGES: tuple[Stage, ...] = (
     ),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
-#: the stages every later stage reads, run first when a single stage finds them incomplete.
-PREREQUISITES = ("manifest", "features", "train")
+#: the stages later stages read, run first when a single stage finds them incomplete.
+PREREQUISITES = ("manifest", "features", "train", "embed")
+#: the stages that read embeddings/ (the trial selection and every scorer): only they need embed.
+READS_EMBEDDINGS = frozenset({"trial", "evaluate"})
 
 
 def get_stage(name: str) -> Stage:
@@ -137,7 +139,8 @@ def stage_complete(ctx: RunContext, name: str) -> bool:
 
 def missing_prerequisites(ctx: RunContext, name: str) -> list[str]:
     """Stages of ``PREREQUISITES`` before ``name`` that are not complete, in order (train only
-    without ``--model``), each checked after the ones before it would have run."""
+    without ``--model``, embed only for the stages that read embeddings), each checked after the
+    ones before it would have run."""
     before = STAGE_NAMES[: STAGE_NAMES.index(name)]
     wanted = [
         n
@@ -146,6 +149,7 @@ def missing_prerequisites(ctx: RunContext, name: str) -> list[str]:
         and not (n == "train" and ctx.cfg.model_path)
         # embedding from audio reads no features/ (voxray.pipeline.embed_from_audio)
         and not (n == "features" and name == "embed" and ctx.cfg.embed.from_audio)
+        and not (n == "embed" and name not in READS_EMBEDDINGS)
     ]
     return [n for n in wanted if not stage_complete(ctx, n)]
 

@@ -1,5 +1,6 @@
 """A single stage on a fresh or partial --out first runs what it reads and is not complete:
-manifest, features (for the front-end of the model in use) and, without --model, train."""
+manifest, features (for the front-end of the model in use), without --model train, and for the
+stages that score embeddings, embed."""
 
 from __future__ import annotations
 
@@ -31,11 +32,16 @@ def test_fresh_out_needs_manifest_features_and_train(tmp_path: Path) -> None:
     assert missing_prerequisites(ctx, "embed") == ["manifest", "features", "train"]
     assert missing_prerequisites(ctx, "features") == ["manifest"]
     assert missing_prerequisites(ctx, "manifest") == []
+    # scoring reads embeddings/; computing maps does not
+    assert missing_prerequisites(ctx, "evaluate") == ["manifest", "features", "train", "embed"]
+    assert missing_prerequisites(ctx, "trial") == ["manifest", "features", "train", "embed"]
+    assert missing_prerequisites(ctx, "attribute") == ["manifest", "features", "train"]
 
 
 def test_given_model_needs_no_training(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path / "out", _sb_checkpoint(tmp_path))
     assert missing_prerequisites(ctx, "attribute") == ["manifest", "features"]
+    assert missing_prerequisites(ctx, "evaluate") == ["manifest", "features", "embed"]
 
 
 def test_features_complete_only_for_the_models_front_end(tmp_path: Path) -> None:
