@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from voxray import schema
 from voxray.config import ModelConfig
+from voxray.io.run_state import mark_stage_done
 from voxray.io.sink import write_partitioned
 from voxray.io.storage import Storage
 from voxray.models import build_classifier
@@ -87,6 +88,11 @@ def make_outputs(
             trials["utt_a"].append(a)
             trials["utt_b"].append(b)
     s.write_table(schema.TRIALS_PATH, schema.table(schema.TRIALS, trials))
+    # the stage markers the manifest and features stages (and train, for the model) would leave,
+    # so a single stage run on these outputs does not run them again (voxray.pipeline.stages)
+    mark_stage_done(s, "manifest", {})
+    mark_stage_done(s, "features", {"kinds": ["fbank"]})
     if model:
         save_model(s, f"models/{name}", build_classifier(cfg, bins, len(train)), cfg, train, bins)
+        mark_stage_done(s, "train", {"models": [name]})
     return s
