@@ -53,8 +53,9 @@ class SpeakerEmbedder(nn.Module, ABC):
     def head_input(self, x: Tensor) -> Tensor:
         """``(B, T, F) -> (B, head_input_dim)``: what the margin head is trained on. The
         embedding itself for most models; a model trained through layers that inference drops
-        (Lehmann & Stadelmann 2020's BiLSTM) returns the output of those layers."""
-        return self.forward(x)
+        (Lehmann & Stadelmann 2020's BiLSTM) returns the output of those layers. Called as the
+        module (``self(x)``), so hooks on the embedder see the classification pathway too."""
+        return self(x)
 
 
 class SpeakerClassifier(nn.Module):

@@ -102,7 +102,7 @@ class BiLstm(SpeakerEmbedder):
 
     def head_input(self, x: Tensor) -> Tensor:
         """The bottleneck output when training goes through the dense path, else the embedding."""
-        return self.dense(self._lstm_mean(x)) if self.dense_head_only else self.forward(x)
+        return self.dense(self._lstm_mean(x)) if self.dense_head_only else self(x)
 
     def layers(self) -> dict[str, nn.Module]:
         """lstm1, lstm2: ``(B, T, 2 * channels)``; with the dense path also dense1 ``(B, 2C)``
