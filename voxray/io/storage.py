@@ -190,7 +190,14 @@ def filesystem(root: str, s3: S3Config = S3Config()) -> fsspec.AbstractFileSyste
     """The fsspec filesystem for a root; S3 options from config, credentials from the
     environment."""
     if root.startswith("s3://"):
-        kwargs: dict[str, Any] = {"anon": s3.anon, "skip_instance_cache": False}
+        # No listing cache: Ray workers in other processes add files to the prefixes this
+        # process lists, and s3fs answers "not found" from a cached listing for a file it
+        # was just told about (a run on s3:// failed reading its own attributions that way).
+        kwargs: dict[str, Any] = {
+            "anon": s3.anon,
+            "skip_instance_cache": False,
+            "use_listings_cache": False,
+        }
         endpoint = (
             s3.endpoint_url
             or os.environ.get("AWS_ENDPOINT_URL_S3")

@@ -183,3 +183,20 @@ def test_forced_rerun_clears_part_markers_but_a_crash_keeps_them(tmp_path: Path)
     mark_stage_done(s, "evaluate", {})
     clear_stage(s, "evaluate")  # complete and run again: every part is redone
     assert not stage_done(s, "evaluate.verification") and not stage_done(s, "evaluate")
+
+
+def test_s3_reads_see_parts_another_process_wrote(tmp_path: Path, s3_endpoint: str) -> None:
+    """Ray workers write parts into prefixes the driver has listed already; a cached listing
+    made the driver's read of its own attributions fail with FileNotFoundError."""
+    from voxray.config import S3Config
+    from voxray.testing.s3 import create_bucket, upload_tree
+
+    create_bucket("voxray-io", s3_endpoint)
+    store = Storage("s3://voxray-io/run", S3Config(endpoint_url=s3_endpoint))
+    write_partitioned(store, "features", _features(["a"]), schema.FEATURES, ("utt_id",))
+    assert store.read_table("features").num_rows == 1  # the prefix is listed once
+    other = Storage(str(tmp_path / "other"))
+    write_partitioned(other, "features", _features(["b", "c"]), schema.FEATURES, ("utt_id",))
+    upload_tree(tmp_path / "other", "s3://voxray-io/run", s3_endpoint)  # another client
+    assert len(store.parquet_files("features")) == 2
+    assert sorted(store.read_table("features").column("utt_id").to_pylist()) == ["a", "b", "c"]
