@@ -86,13 +86,10 @@ class CorpusConfig:
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
-    """Kaldi-compatible fbank / MFCC (Zhang et al. 2023 uses MFCC, Li et al. 2022 80-dim fbank): the
-    front-end of the
-    models voxray trains. The features stage computes each model's own front-end (an imported
-    model brings its own); ``kinds`` adds Kaldi kinds computed beside it."""
+class KaldiParams:
+    """What defines a Kaldi fbank / MFCC front-end's output (``voxray.features.kaldi``): the keys
+    of ``features`` that change the features, and what a model records as its front-end."""
 
-    kinds: tuple[Literal["fbank", "mfcc"], ...] = ()
     num_mel_bins: int = 80
     num_ceps: int = 80
     frame_length_ms: float = 25.0
@@ -109,6 +106,24 @@ class FeatureConfig:
     vad: bool = False
     vad_energy_threshold: float = 5.5
     vad_energy_mean_scale: float = 0.5
+
+    @classmethod
+    def of(cls, cfg: KaldiParams) -> KaldiParams:
+        """Only the parameters (a ``FeatureConfig`` is one, plus kinds and resources)."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
+
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig(**dataclasses.asdict(self))
+
+
+@dataclass(frozen=True)
+class FeatureConfig(KaldiParams):
+    """Kaldi-compatible fbank / MFCC (Zhang et al. 2023 uses MFCC, Li et al. 2022 80-dim fbank):
+    the front-end of the models voxray trains. The features stage computes each model's own
+    front-end (an imported model brings its own); ``kinds`` adds Kaldi kinds computed beside
+    it."""
+
+    kinds: tuple[Literal["fbank", "mfcc"], ...] = ()
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=32))
 
 

@@ -7,17 +7,14 @@ A voxray-trained model's front-end is ``kaldi_front_end(model.feature_kind, feat
 
 from __future__ import annotations
 
-import dataclasses
 from abc import abstractmethod
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from voxray.config import FeatureConfig
+from voxray.config import FeatureConfig, KaldiParams
 from voxray.features.base import EXTRACTORS, FeatureExtractor, FrontEndSpec
 from voxray.features.cmn import apply_cmn
 from voxray.features.filters import mel_banks
@@ -28,34 +25,6 @@ from voxray.features.vad import energy_vad, keep_min_frames
 #: Kaldi reads 16-bit samples; float waveforms in [-1, 1] are scaled to that range.
 INT16_SCALE = 32768.0
 KALDI_KINDS = ("fbank", "mfcc")
-
-
-@dataclass(frozen=True)
-class KaldiParams:
-    """What defines a Kaldi front-end's output: ``FeatureConfig`` without ``kinds`` and
-    ``resources`` (same keys, same defaults, same meaning)."""
-
-    num_mel_bins: int = 80
-    num_ceps: int = 80
-    frame_length_ms: float = 25.0
-    frame_shift_ms: float = 10.0
-    dither: float = 0.0
-    preemphasis: float = 0.97
-    window: Literal["povey", "hamming", "hanning", "rectangular", "blackman"] = "povey"
-    low_freq: float = 20.0
-    high_freq: float = 0.0
-    cepstral_lifter: float = 22.0
-    cmn: bool = True
-    vad: bool = False
-    vad_energy_threshold: float = 5.5
-    vad_energy_mean_scale: float = 0.5
-
-    @classmethod
-    def of(cls, cfg: FeatureConfig) -> KaldiParams:
-        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
-
-    def feature_config(self) -> FeatureConfig:
-        return FeatureConfig(kinds=(), **dataclasses.asdict(self))
 
 
 def kaldi_front_end(kind: str, cfg: FeatureConfig) -> FrontEndSpec:
