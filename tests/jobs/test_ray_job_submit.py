@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
+from voxray.testing.pipeline import kill_private_ray, private_ray_env
+
 ROOT = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).parent / "ray")
 pytestmark = pytest.mark.ray
@@ -49,7 +51,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
     token = base / "token"
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
-    env = _env(base, token)
+    env = {**_env(base, token), **private_ray_env()}  # torn down without `ray stop`: see below
     gcs, dash = _free_port(), _free_port()
     subprocess.run(
         [
@@ -77,7 +79,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
         except requests.ConnectionError:
             time.sleep(1)
     yield url, env, base
-    subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    kill_private_ray(env)  # `ray stop --force` would also stop every other Ray on the machine
 
 
 def _submit(url: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

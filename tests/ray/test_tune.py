@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,13 @@ import pytest
 import yaml
 
 from voxray.config import load_config
-from voxray.testing.pipeline import VOXRAY, read, run_cli
+from voxray.testing.pipeline import (
+    VOXRAY,
+    kill_private_ray,
+    private_ray_env,
+    read,
+    run_cli,
+)
 from voxray.testing.synthetic_outputs import make_outputs
 
 pytestmark = pytest.mark.ray
@@ -60,7 +65,12 @@ def test_tiny_sweep_writes_results_and_a_usable_best_config(tmp_path: Path) -> N
 def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
     out = tmp_path / "out"
     make_outputs(str(out))
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "VOXRAY_SLOW_BATCH_S": "3"}
+    env = {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "VOXRAY_SLOW_BATCH_S": "3",
+        **private_ray_env(),
+    }
     proc = subprocess.Popen(
         [*VOXRAY, "tune", "--out", str(out), *ARGS, "tune.num_samples=4"],
         env=env,
@@ -76,9 +86,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path) 
     assert proc.poll() is None, "the sweep ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    subprocess.run(
-        [str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True
-    )
+    kill_private_ray(env)
     finished = {t: n for t, n in _trial_results(out).items() if n}
     assert 2 <= len(finished) < 4
     sweep = out / "tune" / "ray" / "sweep"

@@ -7,13 +7,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from voxray.testing.pipeline import VOXRAY, read, run_cli, sorted_rows
+from voxray.testing.pipeline import (
+    VOXRAY,
+    kill_private_ray,
+    private_ray_env,
+    read,
+    run_cli,
+    sorted_rows,
+)
 
 # rows_per_file=8: two batches per file, so a stage stopped midway has committed some files
 SMOKE = [
@@ -55,7 +61,12 @@ def test_killed_driver_resumes_without_duplicates(
 ) -> None:
     out = tmp_path / "out"
     run_cli("manifest", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE)
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "VOXRAY_SLOW_BATCH_S": "1.5"}
+    env = {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "VOXRAY_SLOW_BATCH_S": "1.5",
+        **private_ray_env(),
+    }
     proc = subprocess.Popen(
         [*VOXRAY, "features", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE],
         env=env,
@@ -73,9 +84,7 @@ def test_killed_driver_resumes_without_duplicates(
     assert proc.poll() is None, "the stage finished before it could be interrupted"
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray die mid-stage
     proc.wait()
-    subprocess.run(
-        [str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True
-    )
+    kill_private_ray(env)
     partial = read(out, "features").num_rows
     assert 0 < partial < _features(reference).num_rows
     assert not (out / "_stages" / "features.json").exists()

@@ -13,7 +13,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +24,13 @@ from voxray.io.storage import Storage
 from voxray.pipeline.stages import STAGE_NAMES
 from voxray.testing.cluster import LocalCluster
 from voxray.testing.contract import check
-from voxray.testing.pipeline import VOXRAY, read, run_cli
+from voxray.testing.pipeline import (
+    VOXRAY,
+    kill_private_ray,
+    private_ray_env,
+    read,
+    run_cli,
+)
 
 pytestmark = pytest.mark.soak
 TABLES = ("manifest.parquet", "features", "embeddings", "attributions", "masked")
@@ -71,7 +76,7 @@ def test_soak(tmp_path: Path) -> None:
             env = {**env, "RAY_ADDRESS": cluster.address}
             killer.start()
         if disturbance == "driver":  # also kill the driver once, mid-run, and resume
-            full = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env}
+            full = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env, **private_ray_env()}
             proc = subprocess.Popen(
                 [*VOXRAY, "run", "--out", str(out), *common],
                 env=full,
@@ -83,10 +88,7 @@ def test_soak(tmp_path: Path) -> None:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-                subprocess.run(
-                    [str(Path(sys.executable).parent / "ray"), "stop", "--force"],
-                    capture_output=True,
-                )
+                kill_private_ray(full)
                 driver_killed = 1
         try:
             proc = run_cli("run", "--out", str(out), *common, env=env, timeout=3600, check=False)

@@ -4,8 +4,10 @@ Ray, its own environment, so fault-injection variables reach the Ray workers).""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -33,6 +35,31 @@ def run_cli(
             f"{proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
     return proc
+
+
+def private_ray_env() -> dict[str, str]:
+    """Environment for a CLI run whose local Ray a test will kill: its own short RAY_TMPDIR
+    (Unix socket paths must stay under 108 characters), inherited by every Ray process it
+    starts, so :func:`kill_private_ray` can find them."""
+    return {"RAY_TMPDIR": tempfile.mkdtemp(prefix="vxr-", dir="/tmp")}
+
+
+def kill_private_ray(env: Mapping[str, str]) -> int:
+    """SIGKILL the Ray processes started under ``env``'s RAY_TMPDIR (after a test killed
+    their driver); returns how many. Unlike ``ray stop --force`` it leaves every other Ray on
+    the machine alone: another test's, a demo's, a user's."""
+    marker = f"RAY_TMPDIR={env['RAY_TMPDIR']}".encode()
+    killed = 0
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker not in f.read().split(b"\0"):
+                    continue
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # gone already, or not ours
+    return killed
 
 
 def read(out: str | Path, rel: str, columns: list[str] | None = None) -> pa.Table:
