@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import torch
-from ray.data import ActorPoolStrategy
 
 from voxray import schema
 from voxray.attribution import Pathway, attribute, get_attributor, method_pathways
@@ -33,6 +32,7 @@ from voxray.pipeline.datasets import (
     dataset_mean,
     equal_length_groups,
     features_rel,
+    pool_to_sink,
     read_parquet_dataset,
 )
 from voxray.pipeline.failures import Failure, check_input, compute_split
@@ -328,22 +328,11 @@ def run_attribute(ctx: RunContext) -> StageResult:
             utts,
             rows_per_block=rc.batch_size,
         )
-        maps = ds.map_batches(
+        pool_to_sink(
+            ds,
             ComputeAttributions,
-            fn_constructor_args=(
-                model,
-                cfg.attribution,
-                list(jobs),
-                corpus_mean,
-                res["num_gpus"],
-                cfg.corpus.s3,
-            ),
-            batch_format="pyarrow",
-            batch_size=rc.batch_size,
-            compute=ActorPoolStrategy(size=rc.concurrency),
-            **res,
-        )
-        maps.write_datasink(
+            (model, cfg.attribution, list(jobs), corpus_mean, res["num_gpus"], cfg.corpus.s3),
+            rc,
             ParquetSink(
                 out,
                 ATTRIBUTIONS,
@@ -352,7 +341,8 @@ def run_attribute(ctx: RunContext) -> StageResult:
                 partition=schema.ATTRIBUTIONS_PARTITION,
                 stage=STAGE,
                 rows_per_file=rc.rows_per_file,
-            )
+            ),
+            res,
         )
     final = committed_keys(out, ATTRIBUTIONS, ATTR_KEYS)
     quarantined = quarantined_paths(out, STAGE)

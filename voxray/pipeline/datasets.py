@@ -8,10 +8,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
+from ray.data import ActorPoolStrategy
 
+from voxray.config import ResourceConfig
+from voxray.io.sink import ParquetSink
 from voxray.io.storage import Storage, StorageError
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext
-from voxray.pipeline.ray_env import DATA_TASK_CPUS
+from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources
 from voxray.schema import FEATURES as FEATURES_SCHEMA
 from voxray.schema import MANIFEST as MANIFEST_SCHEMA
 from voxray.schema import is_in, matrices, value_set
@@ -66,6 +69,30 @@ def read_parquet_dataset(
     if rows_per_block:
         ds = ds.repartition(target_num_rows_per_block=rows_per_block)
     return ds
+
+
+def pool_to_sink(
+    ds: "ray.data.Dataset",
+    fn: type,
+    fn_args: tuple[Any, ...],
+    rc: ResourceConfig,
+    sink: ParquetSink,
+    res: Mapping[str, Any] | None = None,
+    zero_copy: bool = False,
+) -> None:
+    """Every actor-pool stage's core: ``fn`` (a map_batches callable class, whose constructor
+    loads the model once per actor) on ``rc.concurrency`` actors, ``rc.batch_size`` rows a
+    call, its rows written through ``sink``. ``res`` are the actors' resources
+    (``actor_resources(rc)`` unless given); ``zero_copy`` when ``fn`` only reads its batch."""
+    ds.map_batches(
+        fn,
+        fn_constructor_args=fn_args,
+        batch_format="pyarrow",
+        batch_size=rc.batch_size,
+        zero_copy_batch=zero_copy,
+        compute=ActorPoolStrategy(size=rc.concurrency),
+        **(actor_resources(rc) if res is None else res),
+    ).write_datasink(sink)
 
 
 def features_rel(kind: str) -> str:

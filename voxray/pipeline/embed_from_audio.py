@@ -16,7 +16,6 @@ import dataclasses
 import numpy as np
 import pyarrow as pa
 import ray
-from ray.data import ActorPoolStrategy
 
 from voxray import schema
 from voxray.config import CorpusConfig, EmbedConfig, VoxrayConfig
@@ -24,6 +23,7 @@ from voxray.corpus.audio import AudioError, load_audio
 from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
 from voxray.io.storage import Storage
 from voxray.pipeline.context import EMBEDDINGS, MANIFEST, RunContext, StageResult
+from voxray.pipeline.datasets import pool_to_sink
 from voxray.pipeline.embed_stage import EMBED_KEYS, STAGE, ComputeEmbeddings
 from voxray.pipeline.front_ends import model_front_end
 from voxray.pipeline.model_ref import ModelRef
@@ -114,23 +114,11 @@ def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
         frame_shift_ms = model_front_end(ctx, model).build().frame_shift_ms
         # one block per batch, cut here (see features_stage: no repartition tasks needed)
         blocks = [todo.slice(i, rc.batch_size) for i in range(0, todo.num_rows, rc.batch_size)]
-        embedded = ray.data.from_arrow(blocks).map_batches(
+        pool_to_sink(
+            ray.data.from_arrow(blocks),
             EmbedFromAudio,
-            fn_constructor_args=(
-                model,
-                cfg,
-                frame_shift_ms,
-                res["num_gpus"],
-                ctx.data,
-                ctx.cfg.corpus,
-            ),
-            batch_format="pyarrow",
-            batch_size=rc.batch_size,
-            zero_copy_batch=True,
-            compute=ActorPoolStrategy(size=rc.concurrency),
-            **res,
-        )
-        embedded.write_datasink(
+            (model, cfg, frame_shift_ms, res["num_gpus"], ctx.data, ctx.cfg.corpus),
+            rc,
             ParquetSink(
                 out,
                 EMBEDDINGS,
@@ -138,7 +126,9 @@ def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
                 EMBED_KEYS,
                 stage=STAGE,
                 rows_per_file=rc.rows_per_file,
-            )
+            ),
+            res,
+            zero_copy=True,
         )
     done, quarantined = accounted()
     result = StageResult(STAGE, inputs=len(utt_ids))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import torch
-from ray.data import ActorPoolStrategy
 
 from voxray import schema
 from voxray.config import EmbedConfig, ResourceConfig
@@ -22,6 +21,7 @@ from voxray.pipeline.context import EMBEDDINGS, MANIFEST, RunContext, StageResul
 from voxray.pipeline.datasets import (
     equal_length_groups,
     features_rel,
+    pool_to_sink,
     read_parquet_dataset,
     segment_starts,
 )
@@ -167,22 +167,11 @@ def embed_source(
             rows_per_block=resources.batch_size,
         )
         res = actor_resources(resources)
-        embedded = ds.map_batches(
+        pool_to_sink(
+            ds,
             ComputeEmbeddings,
-            fn_constructor_args=(
-                model,
-                condition,
-                ctx.cfg.embed,
-                frame_shift_ms,
-                res["num_gpus"],
-                ctx.cfg.corpus.s3,
-            ),
-            batch_format="pyarrow",
-            batch_size=resources.batch_size,
-            compute=ActorPoolStrategy(size=resources.concurrency),
-            **res,
-        )
-        embedded.write_datasink(
+            (model, condition, ctx.cfg.embed, frame_shift_ms, res["num_gpus"], ctx.cfg.corpus.s3),
+            resources,
             ParquetSink(
                 out,
                 EMBEDDINGS,
@@ -190,7 +179,8 @@ def embed_source(
                 EMBED_KEYS,
                 stage=STAGE,
                 rows_per_file=resources.rows_per_file,
-            )
+            ),
+            res,
         )
     final = {
         k[0]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import ray
-from ray.data import ActorPoolStrategy
 
 from voxray import schema
 from voxray.config import CorpusConfig
@@ -21,6 +20,7 @@ from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
 from voxray.io.storage import Storage
 from voxray.log import get_logger
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext, StageResult
+from voxray.pipeline.datasets import pool_to_sink
 from voxray.pipeline.front_ends import record_front_end, recorded_front_ends, run_front_ends
 from voxray.pipeline.ray_env import actor_resources, torch_device
 from voxray.testing.faults import maybe_fail
@@ -122,26 +122,23 @@ def run_features(ctx: RunContext) -> StageResult:
         # one block per batch, cut here: a repartition would need CPU tasks that an actor pool
         # holding every CPU never lets run (a deadlock on a small machine)
         blocks = [todo.slice(i, rc.batch_size) for i in range(0, todo.num_rows, rc.batch_size)]
-        ds = ray.data.from_arrow(blocks)
-        feats = ds.map_batches(
+        pool_to_sink(
+            ray.data.from_arrow(blocks),
             ComputeFeatures,
-            fn_constructor_args=(ctx.data, cfg.corpus, specs, res["num_gpus"]),
-            batch_format="pyarrow",
-            batch_size=rc.batch_size,
-            zero_copy_batch=True,  # the callable only reads its batch: no copy into the actor
-            compute=ActorPoolStrategy(size=rc.concurrency),
-            **res,
+            (ctx.data, cfg.corpus, specs, res["num_gpus"]),
+            rc,
+            ParquetSink(
+                out,
+                FEATURES,
+                schema.FEATURES,
+                FEATURE_KEYS,
+                partition=schema.FEATURES_PARTITION,
+                stage=STAGE,
+                rows_per_file=rc.rows_per_file,
+            ),
+            res,
+            zero_copy=True,  # the callable only reads its batch: no copy into the actor
         )
-        sink = ParquetSink(
-            out,
-            FEATURES,
-            schema.FEATURES,
-            FEATURE_KEYS,
-            partition=schema.FEATURES_PARTITION,
-            stage=STAGE,
-            rows_per_file=rc.rows_per_file,
-        )
-        feats.write_datasink(sink)
     # account per utterance: done for every kind, or quarantined
     final = committed_keys(out, FEATURES, FEATURE_KEYS)
     final_q = quarantined_paths(out, STAGE)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 import ray
-from ray.data import ActorPoolStrategy
 
 from voxray import schema
 from voxray.config import MaskCondition, MaskConfig
@@ -28,7 +27,7 @@ from voxray.mask import apply_condition, shuffled_condition
 from voxray.mask.pathway import donors, map_pathway, seen_utterances
 from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import ATTRIBUTIONS, MANIFEST, MASKED, RunContext, StageResult
-from voxray.pipeline.datasets import features_rel, read_parquet_dataset
+from voxray.pipeline.datasets import features_rel, pool_to_sink, read_parquet_dataset
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources, actor_retries
 from voxray.testing.faults import maybe_fail
@@ -203,16 +202,11 @@ def run_mask(ctx: RunContext) -> StageResult:
             joined = joined.join(
                 donor_maps, join_type="inner", num_partitions=parts, on=("utt_id",)
             )
-        masked = joined.map_batches(
+        pool_to_sink(
+            joined,
             ApplyMasks,
-            fn_constructor_args=(conds, cfg.mask, kind),
-            batch_format="pyarrow",
-            batch_size=rc.batch_size,
-            compute=ActorPoolStrategy(size=rc.concurrency),
-            num_cpus=min(actor_resources(rc)["num_cpus"], 1.0),
-            **actor_retries(),
-        )
-        masked.write_datasink(
+            (conds, cfg.mask, kind),
+            rc,
             ParquetSink(
                 out,
                 MASKED,
@@ -221,7 +215,8 @@ def run_mask(ctx: RunContext) -> StageResult:
                 partition=schema.MASKED_PARTITION,
                 stage=STAGE,
                 rows_per_file=rc.rows_per_file,
-            )
+            ),
+            {"num_cpus": min(actor_resources(rc)["num_cpus"], 1.0), **actor_retries()},
         )
     final = committed_keys(out, MASKED, MASK_KEYS)
     result.skipped = 0

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import torch
-from ray.data import ActorPoolStrategy
 
 from voxray import schema
 from voxray.attribution.normalise import freq_profile
@@ -33,6 +32,7 @@ from voxray.pipeline.datasets import (
     dataset_mean,
     equal_length_groups,
     features_rel,
+    pool_to_sink,
     read_parquet_dataset,
 )
 from voxray.pipeline.failures import Failure, check_input, compute_split
@@ -310,23 +310,11 @@ def run_trial(ctx: RunContext) -> StageResult:
             sorted(by_utt),
             rows_per_block=rc.batch_size,
         )
-        maps = ds.map_batches(
+        pool_to_sink(
+            ds,
             ComputeTrialAttributions,
-            fn_constructor_args=(
-                model,
-                a,
-                by_utt,
-                fixed,
-                corpus_mean,
-                res["num_gpus"],
-                cfg.corpus.s3,
-            ),
-            batch_format="pyarrow",
-            batch_size=rc.batch_size,
-            compute=ActorPoolStrategy(size=rc.concurrency),
-            **res,
-        )
-        maps.write_datasink(
+            (model, a, by_utt, fixed, corpus_mean, res["num_gpus"], cfg.corpus.s3),
+            rc,
             ParquetSink(
                 out,
                 ATTRIBUTIONS,
@@ -335,7 +323,8 @@ def run_trial(ctx: RunContext) -> StageResult:
                 partition=schema.ATTRIBUTIONS_PARTITION,
                 stage=STAGE,
                 rows_per_file=rc.rows_per_file,
-            )
+            ),
+            res,
         )
     final = committed_keys(out, ATTRIBUTIONS, TRIAL_KEYS)
     quarantined = quarantined_paths(out, STAGE)
