@@ -15,6 +15,7 @@ import torch
 
 from voxray import schema
 from voxray.config import AttributionConfig, ModelConfig
+from voxray.io.run_state import mark_stage_done, stage_done
 from voxray.io.sink import QuarantineCause, split_errors, write_quarantine
 from voxray.io.storage import Storage
 from voxray.models import build_classifier
@@ -181,9 +182,14 @@ def test_retry_quarantined_recomputes_a_transient_row(tiny_corpus: Path, tmp_pat
 
     run_cli("attribute", *common, *fast)  # a plain rerun leaves quarantine alone
     assert utt not in read(out, "attributions", ["utt_id"]).column("utt_id").to_pylist()
+    for later in ("mask", "retrain", "evaluate"):  # as if the run had gone on without the row
+        mark_stage_done(s, later, {})
 
     proc = run_cli("attribute", "--retry-quarantined", *common, *fast)
     assert "recomputing 1 quarantined items" in proc.stdout + proc.stderr
+    # what reads attributions adds the row on the next run; the model is not retrained for it
+    assert not stage_done(s, "mask") and not stage_done(s, "evaluate")
+    assert stage_done(s, "retrain")
     after = read(out, "attributions", keys)
     assert after.num_rows == full.num_rows
     assert sorted(after.column("utt_id").to_pylist()) == sorted(full.column("utt_id").to_pylist())

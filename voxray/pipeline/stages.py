@@ -116,6 +116,12 @@ STAGE_NAMES = tuple(s.name for s in STAGES)
 PREREQUISITES = ("manifest", "features", "train", "embed")
 #: the stages that read embeddings/ (the trial selection and every scorer): only they need embed.
 READS_EMBEDDINGS = frozenset({"trial", "evaluate"})
+#: the stages whose outputs follow row by row from earlier ones (each resumes, computing only
+#: the rows it lacks) or are recomputed whole from them: when ``--retry-quarantined`` brings
+#: items back upstream, they are marked incomplete so the next run adds those items. Training,
+#: retraining and the sweep are not: a model is not retrained for a few more utterances
+#: (``--force train`` does that), and the log says so.
+FOLLOWS_INPUTS = frozenset({"embed", "attribute", "trial", "mask", "evaluate", "report"})
 
 
 def get_stage(name: str) -> Stage:
@@ -154,6 +160,25 @@ def missing_prerequisites(ctx: RunContext, name: str) -> list[str]:
     return [n for n in wanted if not stage_complete(ctx, n)]
 
 
+def invalidate_downstream(ctx: RunContext, name: str) -> None:
+    """Mark the complete stages after ``name`` that follow its outputs incomplete, so that the
+    items a retry brings back reach them on the next run (see FOLLOWS_INPUTS)."""
+    later = STAGE_NAMES[STAGE_NAMES.index(name) + 1 :]
+    stale = [n for n in later if n in FOLLOWS_INPUTS and stage_done(ctx.out, n)]
+    for n in stale:
+        clear_stage(ctx.out, n)
+    kept = [n for n in later if n not in FOLLOWS_INPUTS and stage_done(ctx.out, n)]
+    if stale:
+        log.info("stage %s: %s will add the recomputed items on the next run", name, stale)
+    if kept:
+        log.info(
+            "stage %s: %s keep their outputs, made without the recomputed items "
+            "(--force to redo them)",
+            name,
+            kept,
+        )
+
+
 def run_stage(ctx: RunContext, stage: Stage) -> StageResult:
     if stage.needs_ray:
         ensure_ray(ctx.cfg.ray)
@@ -165,6 +190,7 @@ def run_stage(ctx: RunContext, stage: Stage) -> StageResult:
         released = release_quarantine(ctx.out, stage.name)
         if released:
             log.info("stage %s: recomputing %d quarantined items", stage.name, len(released))
+            invalidate_downstream(ctx, stage.name)
     result = stage.function()(ctx)
     seconds = round(time.time() - started, 1)
     mark_stage_done(
