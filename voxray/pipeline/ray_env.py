@@ -37,6 +37,14 @@ def ensure_ray(cfg: RayConfig) -> None:
         # machine (another user's, or the last `ray start`), with this run's settings refused.
         ray.init(address="local", **kwargs)
     import logging
+    import warnings
+
+    # Ray 2.60 deprecates ray_remote_args but has no named parameter for an actor pool's
+    # max_restarts/max_task_retries, which voxray bounds (actor_retries): the warning would
+    # print once per stage with nothing a user could change.
+    warnings.filterwarnings(
+        "ignore", message="`ray_remote_args` is deprecated", module="voxray.pipeline"
+    )
 
     from ray.data import DataContext
 
