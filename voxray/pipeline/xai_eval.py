@@ -74,9 +74,10 @@ class MeasureXai:
         self.device = torch_device(num_gpus)
         self.model = load_model(model.path, s3).classifier.to(self.device).eval()
         self.name = model.name
-        self.feats = torch.from_numpy(feats).to(self.device)
+        # copies: arrays from Ray's object store are read-only, which torch warns about
+        self.feats = torch.tensor(feats, device=self.device)
         with torch.no_grad():
-            self.bank = self.model.embedder(torch.from_numpy(bank_feats).to(self.device))
+            self.bank = self.model.embedder(torch.tensor(bank_feats, device=self.device))
         self.cfg, self.params, self.seed = cfg, params, seed
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pd.DataFrame:
