@@ -30,15 +30,21 @@ def _faults() -> dict[str, tuple[int, str]]:
     return out
 
 
+def slow_down() -> None:
+    """Sleep ``VOXRAY_SLOW_BATCH_S`` seconds when it is set: a test's way to interrupt work
+    (a batch of a stage, an epoch of training) while it is half done."""
+    slow = os.environ.get("VOXRAY_SLOW_BATCH_S")
+    if slow:
+        time.sleep(float(slow))
+
+
 def maybe_fail(stage: str) -> None:
     """Call once per batch; fires the configured fault for ``stage`` once.
 
     ``VOXRAY_SLOW_BATCH_S`` also slows every batch down, so a test can interrupt a stage
     while it is half done.
     """
-    slow = os.environ.get("VOXRAY_SLOW_BATCH_S")
-    if slow:
-        time.sleep(float(slow))
+    slow_down()
     faults = _faults()
     if stage not in faults:
         return

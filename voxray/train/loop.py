@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from voxray.config import TrainConfig
 from voxray.models import build_classifier
 from voxray.models.base import SpeakerClassifier
+from voxray.testing.faults import slow_down
 from voxray.train.data import FEATS, LABEL
 from voxray.train.schedule import build_schedule
 from voxray.train.sync_bn import synchronise_batchnorm
@@ -120,6 +121,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     opt = _optimisation(classifier, cfg, device, int(config["steps_per_epoch"]), progress)
     for epoch in range(progress.start_epoch, cfg.epochs + 1):
         maybe_fail(config, epoch)
+        slow_down()  # lets a test kill a node while training is under way (a no-op otherwise)
         totals = _train_epoch(opt, cfg, device, bool(config["drop_last"]), progress)
         metrics = _epoch_metrics(epoch, totals, device, progress.resumes)
         progress.history.append(metrics)
