@@ -14,7 +14,7 @@ from voxray.config import ResourceConfig
 from voxray.io.sink import ParquetSink
 from voxray.io.storage import Storage, StorageError
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext
-from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources
+from voxray.pipeline.ray_env import DATA_TASK_CPUS
 from voxray.schema import FEATURES as FEATURES_SCHEMA
 from voxray.schema import MANIFEST as MANIFEST_SCHEMA
 from voxray.schema import is_in, matrices, value_set
@@ -77,13 +77,14 @@ def pool_to_sink(
     fn_args: tuple[Any, ...],
     rc: ResourceConfig,
     sink: ParquetSink,
-    res: Mapping[str, Any] | None = None,
+    res: Mapping[str, Any],
     zero_copy: bool = False,
 ) -> None:
     """Every actor-pool stage's core: ``fn`` (a map_batches callable class, whose constructor
     loads the model once per actor) on ``rc.concurrency`` actors, ``rc.batch_size`` rows a
-    call, its rows written through ``sink``. ``res`` are the actors' resources
-    (``actor_resources(rc)`` unless given); ``zero_copy`` when ``fn`` only reads its batch."""
+    call, its rows written through ``sink``. ``res`` are the actors' resources (the stages
+    compute them first: their constructors need the GPUs granted); ``zero_copy`` when ``fn``
+    only reads its batch."""
     ds.map_batches(
         fn,
         fn_constructor_args=fn_args,
@@ -91,7 +92,7 @@ def pool_to_sink(
         batch_size=rc.batch_size,
         zero_copy_batch=zero_copy,
         compute=ActorPoolStrategy(size=rc.concurrency),
-        **(actor_resources(rc) if res is None else res),
+        **res,
     ).write_datasink(sink)
 
 

@@ -164,10 +164,11 @@ def invalidate_downstream(ctx: RunContext, name: str) -> None:
     """Mark the complete stages after ``name`` that follow its outputs incomplete, so that the
     items a retry brings back reach them on the next run (see FOLLOWS_INPUTS)."""
     later = STAGE_NAMES[STAGE_NAMES.index(name) + 1 :]
-    stale = [n for n in later if n in FOLLOWS_INPUTS and stage_done(ctx.out, n)]
+    done = [n for n in later if stage_done(ctx.out, n)]
+    stale = [n for n in done if n in FOLLOWS_INPUTS]
+    kept = [n for n in done if n not in FOLLOWS_INPUTS]
     for n in stale:
         clear_stage(ctx.out, n)
-    kept = [n for n in later if n not in FOLLOWS_INPUTS and stage_done(ctx.out, n)]
     if stale:
         log.info("stage %s: %s will add the recomputed items on the next run", name, stale)
     if kept:

@@ -4,6 +4,7 @@ Ray, its own environment, so fault-injection variables reach the Ray workers).""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def private_ray_env() -> dict[str, str]:
 def kill_private_ray(env: Mapping[str, str]) -> int:
     """SIGKILL the Ray processes started under ``env``'s RAY_TMPDIR (after a test killed
     their driver); returns how many. Unlike ``ray stop --force`` it leaves every other Ray on
-    the machine alone: another test's, a demo's, a user's."""
+    the machine alone: another test's, a demo's, a user's. Their temp folder goes too."""
     marker = f"RAY_TMPDIR={env['RAY_TMPDIR']}".encode()
     killed = 0
     for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
@@ -59,6 +60,7 @@ def kill_private_ray(env: Mapping[str, str]) -> int:
             killed += 1
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue  # gone already, or not ours
+    shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
     return killed
 
 
