@@ -26,67 +26,19 @@ import numpy as np
 
 from bench.common import device_name, emit
 
-#: SpeechBrain's VoxCeleb ECAPA recipe, as its hyperparams.yaml names the front-end
-RECIPE = """\
-n_mels: 80
-compute_features: !new:speechbrain.lobes.features.Fbank
-    n_mels: !ref <n_mels>
-mean_var_norm: !new:speechbrain.processing.features.InputNormalization
-    norm_type: sentence
-    std_norm: False
-embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
-    input_size: !ref <n_mels>
-    channels: [{c}, {c}, {c}, {c}, {c3}]
-    kernel_sizes: [5, 3, 3, 3, 1]
-    dilations: [1, 2, 3, 4, 1]
-    attention_channels: 128
-    lin_neurons: 192
-"""
-
-
-def speechbrain_ecapa(channels: int, seed: int = 0):
-    """A seeded random SpeechBrain ECAPA_TDNN with trained-looking BatchNorm statistics."""
-    import torch
-    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
-
-    torch.manual_seed(seed)
-    model = ECAPA_TDNN(input_size=80, channels=[channels] * 4 + [3 * channels], lin_neurons=192)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm1d):
-                m.running_mean.normal_(0.0, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-    return model.eval()
-
-
-def write_checkpoint(folder: Path, channels: int) -> Path:
-    from speechbrain.utils.checkpoints import torch_save
-
-    folder.mkdir(parents=True, exist_ok=True)
-    torch_save(speechbrain_ecapa(channels), folder / "embedding_model.ckpt")
-    (folder / "hyperparams.yaml").write_text(RECIPE.format(c=channels, c3=3 * channels))
-    return folder / "embedding_model.ckpt"
-
 
 def speechbrain_loop(corpus: Path, ckpt: Path, channels: int, out: Path) -> None:
     """What a SpeechBrain user writes: build the model, load its checkpoint, then one file at
     a time. Writes ``{relative path: embedding}`` to ``out`` (.npz)."""
-    import soundfile as sf
     import torch
-    from speechbrain.lobes.features import Fbank
-    from speechbrain.processing.features import InputNormalization
+
+    from voxray.testing.speechbrain_reference import speechbrain_ecapa, speechbrain_embeddings
 
     model = speechbrain_ecapa(channels, seed=1)  # other weights: the checkpoint must load
     model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
-    fbank = Fbank(n_mels=80)
-    norm = InputNormalization(norm_type="sentence", std_norm=False)
-    embs = {}
-    with torch.inference_mode():
-        for p in sorted(corpus.rglob("*.wav")):
-            wave, _ = sf.read(str(p), dtype="float32")
-            feats = norm(fbank(torch.from_numpy(wave)[None]), torch.ones(1))
-            embs[str(p.relative_to(corpus))] = model(feats, torch.ones(1))[0, 0].numpy()
-    np.savez(out, **embs)
+    files = sorted(corpus.rglob("*.wav"))
+    embs = speechbrain_embeddings(model, files)
+    np.savez(out, **{str(p.relative_to(corpus)): e for p, e in zip(files, embs, strict=True)})
 
 
 def timed(cmd: list[str]) -> float:
@@ -131,7 +83,9 @@ def main(argv: list[str] | None = None) -> dict:
     paths = sorted(corpus.rglob("*.wav"))
     audio_s = sum(sf.info(str(p)).duration for p in paths)
     n = len(paths)
-    ckpt = write_checkpoint(tmp / "sb", args.channels)
+    from voxray.testing.speechbrain_reference import speechbrain_ecapa, write_checkpoint
+
+    ckpt = write_checkpoint(tmp / "sb", speechbrain_ecapa(args.channels), args.channels)
     py = sys.executable
     print(
         f"{n} utterances, {audio_s / 60:.1f} min of audio, ECAPA C={args.channels}, "

@@ -16,8 +16,17 @@ if [ -f "$CORPUS/veri_test2.txt" ] && [ "$(cat "$CORPUS/.synth-args" 2>/dev/null
   mv "$CORPUS" "$CORPUS.old-$stamp"
   if [ -e "$OUT" ]; then mv "$OUT" "$OUT.old-$stamp"; fi
 fi
+# Outputs of an older demo profile are moved aside too: stages complete under other settings
+# would be skipped, not redone.
+PROFILE_SUM=$(sha1sum conf/profiles/demo.yaml | cut -d' ' -f1)
+if [ -e "$OUT" ] && [ "$(cat "$OUT/.demo-profile" 2>/dev/null)" != "$PROFILE_SUM" ]; then
+  stamp=$(date +%Y%m%d-%H%M%S)
+  echo "demo: $OUT was made with another demo profile; moving it to $OUT.old-$stamp"
+  mv "$OUT" "$OUT.old-$stamp"
+fi
 if [ ! -f "$CORPUS/veri_test2.txt" ]; then
   .venv/bin/voxray synth-corpus --out "$CORPUS" "${SYNTH[@]}"
   echo "${SYNTH[*]}" > "$CORPUS/.synth-args"
 fi
+mkdir -p "$OUT" && echo "$PROFILE_SUM" > "$OUT/.demo-profile"
 .venv/bin/voxray run --data-root "$CORPUS" --out "$OUT" --profile demo "$@"

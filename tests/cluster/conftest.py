@@ -1,20 +1,10 @@
-"""Fixtures for the multi-node tests: a LocalCluster (voxray.testing.cluster) and a corpus."""
+"""Fixtures for the multi-node tests (clusters: voxray.testing.cluster.LocalCluster)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
-from voxray.testing.cluster import LocalCluster
-
-
-@pytest.fixture
-def two_workers() -> Iterator[LocalCluster]:
-    c = LocalCluster(2)
-    yield c
-    c.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -98,17 +98,7 @@ def test_smoke_run_on_a_cluster(cluster_corpus: Path, tmp_path: Path) -> None:
     cluster = LocalCluster(2)
     try:
         out = tmp_path / "out"
-        proc = run_cli(
-            "run",
-            "--data-root",
-            str(cluster_corpus),
-            "--out",
-            str(out),
-            "--profile",
-            "smoke",
-            env={"RAY_ADDRESS": cluster.address},
-            timeout=1500,
-        )
+        proc = cluster.smoke_run(cluster_corpus, out, timeout=1500)
     finally:
         cluster.shutdown()
     assert "visible from all 3 Ray nodes" in proc.stdout + proc.stderr

@@ -12,7 +12,6 @@ import pytest
 from voxray.io.storage import Storage
 from voxray.pipeline.visibility import NODE_ROOT_ENV, OutputNotSharedError, check_output_visible
 from voxray.testing.cluster import LocalCluster
-from voxray.testing.pipeline import run_cli
 
 pytestmark = pytest.mark.ray
 
@@ -22,18 +21,7 @@ def test_node_local_out_is_refused_on_two_nodes(cluster_corpus: Path, tmp_path: 
     cluster = LocalCluster(2, worker_env=envs)
     try:
         out = tmp_path / "out"
-        proc = run_cli(
-            "run",
-            "--data-root",
-            str(cluster_corpus),
-            "--out",
-            str(out),
-            "--profile",
-            "smoke",
-            env={"RAY_ADDRESS": cluster.address},
-            check=False,
-            timeout=300,
-        )
+        proc = cluster.smoke_run(cluster_corpus, out, check=False, timeout=300)
     finally:
         cluster.shutdown()
     assert proc.returncode == 2, proc.stderr[-3000:]

@@ -15,10 +15,6 @@ import pytest
 import soundfile as sf
 import torch
 from scipy import signal
-from speechbrain.lobes.features import Fbank
-from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
-from speechbrain.processing.features import InputNormalization
-from speechbrain.utils.checkpoints import torch_save
 
 from voxray.config import FeatureConfig, ModelConfig
 from voxray.features import compute_features
@@ -27,6 +23,12 @@ from voxray.io.storage import Storage
 from voxray.models import build_classifier
 from voxray.models.checkpoint import save_model
 from voxray.testing.pipeline import read, run_cli
+from voxray.testing.speechbrain_reference import (
+    recipe,
+    speechbrain_ecapa,
+    speechbrain_embeddings,
+    write_checkpoint,
+)
 
 pytestmark = pytest.mark.ray
 
@@ -34,22 +36,6 @@ ASTERISK = Path("/usr/share/asterisk/sounds")
 #: one real speaker per Debian voice package (folder names as the -wav packages install them)
 VOICES = ("en_US_f_Allison", "fr_CA_f_June", "it_IT_m_Carlo")
 PROMPTS = 4
-#: SpeechBrain's VoxCeleb ECAPA recipe, as its hyperparams.yaml names the front-end
-RECIPE = """\
-n_mels: 80
-compute_features: !new:speechbrain.lobes.features.Fbank
-    n_mels: !ref <n_mels>
-mean_var_norm: !new:speechbrain.processing.features.InputNormalization
-    norm_type: sentence
-    std_norm: False
-embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
-    input_size: !ref <n_mels>
-    channels: [1024, 1024, 1024, 1024, 3072]
-    kernel_sizes: [5, 3, 3, 3, 1]
-    dilations: [1, 2, 3, 4, 1]
-    attention_channels: 128
-    lin_neurons: 192
-"""
 
 
 def _real_speech(corpus: Path) -> int:
@@ -78,33 +64,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     return root, _real_speech(root)
 
 
-def _speechbrain_ecapa(channels: int, seed: int) -> ECAPA_TDNN:
-    torch.manual_seed(seed)
-    model = ECAPA_TDNN(
-        input_size=80, channels=[channels] * 4 + [3 * channels], lin_neurons=192
-    ).eval()
-    with torch.no_grad():  # trained-looking BatchNorm statistics, not the identity
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm1d):
-                m.running_mean.normal_(0.0, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-    return model
-
-
-@torch.inference_mode()
-def _speechbrain_embeddings(model: ECAPA_TDNN, corpus: Path, paths: list[str]) -> np.ndarray:
-    """SpeechBrain's own inference, one utterance at a time, on the files as written."""
-    fbank = Fbank(n_mels=80)
-    norm = InputNormalization(norm_type="sentence", std_norm=False)
-    out = []
-    for p in paths:
-        wave, sr = sf.read(str(corpus / p), dtype="float32")
-        assert sr == 16000
-        feats = norm(fbank(torch.from_numpy(wave)[None]), torch.ones(1))
-        out.append(model(feats, torch.ones(1))[0, 0].numpy())
-    return np.stack(out)
-
-
 def _embeddings(out: Path, model: str) -> dict[str, np.ndarray]:
     t = read(out, "embeddings").to_pandas()
     t = t[(t.model == model) & (t.segment == -1) & (t.condition == "none")]
@@ -116,12 +75,12 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _check_against_speechbrain(
-    out: Path, corpus: Path, model: ECAPA_TDNN, name: str, real: int
+    out: Path, corpus: Path, model: torch.nn.Module, name: str, real: int
 ) -> np.ndarray:
     manifest = read(out, "manifest.parquet").to_pandas()
     ours = _embeddings(out, name)
     assert set(ours) == set(manifest.utt_id)
-    ref = _speechbrain_embeddings(model, corpus, list(manifest.path))
+    ref = speechbrain_embeddings(model, [corpus / p for p in manifest.path])
     cos = _cosines(np.stack([ours[u] for u in manifest.utt_id]), ref)
     assert cos.min() >= 0.999, sorted(zip(cos, manifest.utt_id, strict=True))[:3]
     assert (manifest.speaker_id.str.startswith("id9000")).sum() == real
@@ -150,13 +109,10 @@ def test_embed_speechbrain_checkpoint_on_fresh_out(
 ) -> None:
     """C=1024 with the recipe's hyperparams.yaml beside it (C=512 without: the next test)."""
     root, real = corpus
-    sb = _speechbrain_ecapa(1024, seed=1024)
-    folder = tmp_path / "sb1024"
-    folder.mkdir()
-    torch_save(sb, folder / "embedding_model.ckpt")  # SpeechBrain's checkpoint writer
-    (folder / "hyperparams.yaml").write_text(RECIPE)
+    sb = speechbrain_ecapa(1024, seed=1024)
+    ckpt = write_checkpoint(tmp_path / "sb1024", sb, channels=1024)
     out = tmp_path / "out"
-    _fresh_out_embed(root, out, folder / "embedding_model.ckpt")
+    _fresh_out_embed(root, out, ckpt)
     _check_against_speechbrain(out, root, sb, "sb1024", real)
 
 
@@ -164,8 +120,8 @@ def test_two_front_ends_in_one_out(corpus: tuple[Path, int], tmp_path: Path) -> 
     """A SpeechBrain C=512 model (its Fbank) on a fresh --out, then a voxray model (Kaldi
     fbank, CMN) on the same --out: features adds the second partition, each model reads its own."""
     root, real = corpus
-    sb = _speechbrain_ecapa(512, seed=3)
-    torch_save(sb, tmp_path / "embedding_model.ckpt")
+    sb = speechbrain_ecapa(512, seed=3)
+    write_checkpoint(tmp_path, sb)
     cfg = ModelConfig(channels=64, embedding_dim=32)
     torch.manual_seed(5)
     mine = build_classifier(cfg, 80, 2).eval()
@@ -206,11 +162,9 @@ def test_two_front_ends_in_one_out(corpus: tuple[Path, int], tmp_path: Path) -> 
 
 
 def test_unsupported_front_end_is_refused_before_work(tmp_path: Path) -> None:
-    torch_save(_speechbrain_ecapa(512, seed=1), tmp_path / "embedding_model.ckpt")
+    write_checkpoint(tmp_path, speechbrain_ecapa(512, seed=1))
     (tmp_path / "hyperparams.yaml").write_text(
-        RECIPE.replace("norm_type: sentence", "norm_type: global")
-        .replace("1024", "512")
-        .replace("3072", "1536")
+        recipe(512).replace("norm_type: sentence", "norm_type: global")
     )
     proc = run_cli(
         "embed",

@@ -19,6 +19,8 @@ from voxray.models.resnet_se import ResNet34SE
 
 
 def _ecapa(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerEmbedder:
+    if cfg.mfa_channels:  # a checkpoint's recorded width (in options) wins over the config
+        options = {"mfa_channels": cfg.mfa_channels, **options}
     return EcapaTdnn(input_dim, cfg.channels, cfg.embedding_dim, **options)
 
 

@@ -35,7 +35,7 @@ from voxray import schema
 from voxray.attribution import Pathway, attribute, get_attributor, method_pathways
 from voxray.attribution.cam_layers import to_input_grid
 from voxray.attribution.hooks import inference_state
-from voxray.config import VoxrayConfig, replace
+from voxray.config import ModelConfig, VoxrayConfig, replace
 from voxray.eval import multispeaker
 from voxray.eval.faithfulness import cosine_score, masking_curves, pixel_flipping, top1_score
 from voxray.eval.sanity import cascading_randomisation, flag_insensitive, label_randomisation
@@ -497,7 +497,13 @@ def run_gender(ctx: RunContext) -> dict[str, Any]:
     test = crops(ctx, kind, "test", 100000, frames, label_of)
     if len(test.utt_ids) < 2 or len(train.utt_ids) < 4:
         return {"skipped": "too few utterances with gender labels"}
-    model_cfg = replace(cfg.model, arch="alexnet", head=replace(cfg.model.head, kind="softmax"))
+    # its own AlexNet: of the speaker model's settings only the embedding size and head carry over
+    model_cfg = ModelConfig(
+        arch="alexnet",
+        embedding_dim=cfg.model.embedding_dim,
+        feature_kind=cfg.model.feature_kind,
+        head=replace(cfg.model.head, kind="softmax"),
+    )
     torch.manual_seed(cfg.seed)
     net = build_classifier(model_cfg, train.feats.shape[2], 2, input_frames=frames)
     fit_classifier(net, train.feats, train.labels, gc.epochs, cfg.train.batch_size, gc.lr, cfg.seed)

@@ -68,6 +68,22 @@ def cluster_cpus() -> float:
     return float(ray.cluster_resources().get("CPU", 1.0))
 
 
+#: Share of the cluster's object store a training source may take when it is cached for its
+#: epochs: the crops of each epoch, Ray Data's streaming blocks and other stages' objects need
+#: the rest (Ray spills beyond it, slower than reading the Parquet again).
+TRAIN_CACHE_FRACTION = 0.25
+
+
+def cluster_object_store_bytes() -> float:
+    return float(ray.cluster_resources().get("object_store_memory", 0.0))
+
+
+def fits_in_object_store(nbytes: int) -> bool:
+    """Whether ``nbytes`` fit in TRAIN_CACHE_FRACTION of the cluster's object store: small
+    corpora are read once, VoxCeleb-size ones stream from Parquet every epoch."""
+    return 0 < nbytes <= TRAIN_CACHE_FRACTION * cluster_object_store_bytes()
+
+
 def largest_node_cpus() -> float:
     """CPUs of the biggest alive node: one task can hold no more than a single node has (asking
     for the cluster's total on several nodes leaves the task pending for ever)."""

@@ -14,7 +14,7 @@ from voxray.log import get_logger
 from voxray.pipeline.context import MANIFEST, METRICS, MODELS, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel, read_parquet_dataset
 from voxray.pipeline.front_ends import trained_front_end
-from voxray.pipeline.ray_env import DATA_TASK_CPUS
+from voxray.pipeline.ray_env import DATA_TASK_CPUS, fits_in_object_store
 from voxray.train.trainer import TrainResult, train_model
 
 log = get_logger(__name__)
@@ -59,7 +59,8 @@ def train_on(
     filt = schema.is_in(schema.MANIFEST, "utt_id", utt_ids)
     for key, value in (where or {}).items():
         filt = filt & (pc.field(key) == value)
-    rows = ctx.out.read_table(source_rel, columns=["utt_id"], filter=filt).num_rows
+    sizes = ctx.out.read_table(source_rel, columns=["num_frames", "num_bins"], filter=filt)
+    rows = sizes.num_rows
     ds = read_parquet_dataset(
         ctx.out, source_rel, ["utt_id", "num_frames", "num_bins", "values"], utt_ids, where
     )
@@ -69,6 +70,12 @@ def train_on(
         batch_format="pyarrow",
         num_cpus=DATA_TASK_CPUS,
     )
+    values_bytes = 4 * int(pc.sum(pc.multiply(sizes["num_frames"], sizes["num_bins"])).as_py() or 0)
+    if fits_in_object_store(values_bytes):
+        # read, filtered and labelled once, not once per epoch (a masked/ source holds every
+        # condition of its method: each epoch read all of them again)
+        log.info("train %s: %.0f MiB of features cached for its epochs", name, values_bytes / 2**20)
+        ds = ds.materialize()
     train_cfg = replace(cfg.train, epochs=epochs) if epochs else cfg.train
     extractor = front_end.build()
     input_dim = extractor.num_bins

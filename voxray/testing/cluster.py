@@ -4,6 +4,10 @@ their own object stores, so a node can be killed the way a spot preemption kills
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+from typing import Any
+
 #: small object stores: the corpora here are tiny and the machine is shared.
 STORE_BYTES = 160 * 1024 * 1024
 #: CPUs of each worker node. Not 1: a stage reading Parquet starts with Ray Data's file-listing
@@ -15,8 +19,6 @@ WORKER_CPUS = 2
 def _forget_current_cluster(address: str) -> None:
     """Cluster records itself as this machine's current Ray (/tmp/ray/ray_current_cluster),
     where any ``ray.init()`` without an address would join it: take that record back."""
-    from pathlib import Path
-
     from ray._private.utils import get_ray_address_file
 
     record = Path(get_ray_address_file(None))
@@ -70,6 +72,23 @@ class LocalCluster:
         """Kill a worker node's processes at once (no graceful drain), as a preemption would:
         one hosting an ``actor_class`` actor when there is one."""
         self.cluster.remove_node(self.node_running(actor_class), allow_graceful=False)
+
+    def smoke_run(self, corpus: Path, out: Path, **kwargs: Any) -> subprocess.CompletedProcess:
+        """``voxray run --profile smoke`` on this cluster (through RAY_ADDRESS); ``kwargs`` go to
+        ``run_cli`` (check, timeout)."""
+        from voxray.testing.pipeline import run_cli
+
+        return run_cli(
+            "run",
+            "--data-root",
+            str(corpus),
+            "--out",
+            str(out),
+            "--profile",
+            "smoke",
+            env={"RAY_ADDRESS": self.address},
+            **kwargs,
+        )
 
     def shutdown(self) -> None:
         self.cluster.shutdown()

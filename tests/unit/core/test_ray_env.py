@@ -41,3 +41,11 @@ def test_actor_retries_are_bounded() -> None:
 def test_auto_gpus_on_a_cpu_cluster(cluster) -> None:
     cluster(2)
     assert ray_env.actor_resources(ResourceConfig(num_gpus="auto"))["num_gpus"] == 0.0
+
+
+def test_training_source_cached_only_when_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    gib = 2**30
+    monkeypatch.setattr(ray_env, "cluster_object_store_bytes", lambda: 4.0 * gib)
+    assert ray_env.fits_in_object_store(gib)  # a quarter of the store
+    assert not ray_env.fits_in_object_store(gib + 1)  # VoxCeleb-size: streamed every epoch
+    assert not ray_env.fits_in_object_store(0)  # nothing to cache (or nothing known)

@@ -48,3 +48,13 @@ def test_unknown_arch_lists_valid_ones() -> None:
     valid = "alexnet, bilstm, ecapa_tdnn, ge2e, resnet34se"
     with pytest.raises(KeyError, match=f"unknown architecture 'tdnn' .*{valid}"):
         build_embedder(ModelConfig(arch="tdnn"), 80)  # type: ignore[arg-type]  # invalid on purpose
+
+
+def test_ecapa_aggregation_width_from_config() -> None:
+    cfg = ModelConfig(arch="ecapa_tdnn", channels=16, embedding_dim=8, mfa_channels=48)
+    assert build_embedder(cfg, 40).mfa.conv.out_channels == 48
+    assert build_embedder(ModelConfig(channels=16), 40).mfa_channels == 1536  # the paper's M
+    # a checkpoint's recorded width wins over the configuration
+    assert build_embedder(cfg, 40, mfa_channels=24).mfa_channels == 24
+    with pytest.raises(ValueError, match="mfa_channels: .*ecapa_tdnn only.*'resnet34se'"):
+        ModelConfig(arch="resnet34se", mfa_channels=48)
