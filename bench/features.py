@@ -98,9 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--set", nargs="*", default=[], help="config overrides for the stage")
+    ap.add_argument("--sizes", type=int, nargs=3, default=None, help="three corpus sizes")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="voxray-bench-features-"))
-    sizes = QUICK_SIZES if args.quick else SIZES
+    sizes = tuple(args.sizes) if args.sizes else QUICK_SIZES if args.quick else SIZES
     corpora = {n: synth(tmp / f"corpus{n}", n, 4 if args.quick else 8) for n in sizes}
 
     from voxray.pipeline.context import RunContext
@@ -166,25 +167,36 @@ def main(argv: list[str] | None = None) -> dict:
             flush=True,
         )
     a, b = rows[0], rows[-1]
-    loop_rate = (b["n"] - a["n"]) / max(b["loop_s"] - a["loop_s"], 1e-9)
-    stage_rate = (b["n"] - a["n"]) / max(b["voxray_s"] - a["voxray_s"], 1e-9)
-    fixed = b["voxray_s"] - b["n"] / stage_rate
-    print(
-        f"streaming: loop {loop_rate:.1f} utt/s, voxray {stage_rate:.1f} utt/s "
-        f"({stage_rate / loop_rate:.2f}x); voxray fixed cost {fixed:.1f} s + ray.init "
-        f"{ray_init_s:.1f} s",
-        flush=True,
+    figures: dict = {"bench": "features", "ray_init_s": ray_init_s}
+    # a slope is only a rate when the largest size took measurably longer than the smallest
+    # (10%): below that, every size cost the same fixed time and the sizes were too small
+    if min(b["loop_s"] - a["loop_s"], b["voxray_s"] - a["voxray_s"]) > 0.1 * a["voxray_s"]:
+        loop_rate = (b["n"] - a["n"]) / (b["loop_s"] - a["loop_s"])
+        stage_rate = (b["n"] - a["n"]) / (b["voxray_s"] - a["voxray_s"])
+        fixed = b["voxray_s"] - b["n"] / stage_rate
+        print(
+            f"streaming: loop {loop_rate:.1f} utt/s, voxray {stage_rate:.1f} utt/s "
+            f"({stage_rate / loop_rate:.2f}x); voxray fixed cost {fixed:.1f} s + ray.init "
+            f"{ray_init_s:.1f} s",
+            flush=True,
+        )
+        figures.update(
+            streaming_loop_per_s=loop_rate,
+            streaming_voxray_per_s=stage_rate,
+            streaming_ratio=stage_rate / loop_rate,
+            voxray_fixed_s=fixed,
+        )
+    else:
+        print(
+            f"streaming: not resolved: voxray took {a['voxray_s']:.1f} s at {a['n']} and "
+            f"{b['voxray_s']:.1f} s at {b['n']} utterances (fixed cost throughout); "
+            "use larger --sizes",
+            flush=True,
+        )
+    figures.update(
+        peak_rss_mb=peak_rss_mb(),
+        device=device_name(),
     )
-    figures = {
-        "bench": "features",
-        "ray_init_s": ray_init_s,
-        "streaming_loop_per_s": loop_rate,
-        "streaming_voxray_per_s": stage_rate,
-        "streaming_ratio": stage_rate / loop_rate,
-        "voxray_fixed_s": fixed,
-        "peak_rss_mb": peak_rss_mb(),
-        "device": device_name(),
-    }
     for r in rows:
         figures[f"ratio_{r['n']}"] = r["loop_s"] / r["voxray_s"]
         figures[f"ratio_{r['n']}_with_init"] = r["loop_s"] / (r["voxray_s"] + ray_init_s)
