@@ -273,7 +273,10 @@ def reliability_verdict(table: pd.DataFrame) -> Verdict:
         eers = [float(table.loc[r, column]) for r in present]
         ordered = all(a <= b for a, b in zip(eers, eers[1:], strict=False))
         checks.append(ordered)
-        order = " <= ".join(f"{e:.2f}%" for e in eers)
+        # each pair with the relation it has, so an unordered pair shows where it breaks
+        order = f"{eers[0]:.2f}%" + "".join(
+            f" {'<=' if a <= b else '>'} {b:.2f}%" for a, b in zip(eers, eers[1:], strict=False)
+        )
         parts.append(f"{reading} reading: {order} ({'ordered' if ordered else 'not ordered'})")
     control = (CONTROL, f"Retrained, masked test {EER}")
     for row in table.index:

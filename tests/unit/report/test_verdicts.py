@@ -172,6 +172,8 @@ def test_reliability_verdict(ig: float, control: float, status: str) -> None:
     assert f"Integrated Gradients {ig:.2f}% vs shuffled maps {control:.2f}%" in v.detail
     # the magnitude row (4.1%) breaks the order IG <= IG + mask; the signed one keeps it
     assert ("signed reading: 3.50% <= 4.20% <= 4.30% <= 4.60% (ordered)" in v.detail) == (ig == 4.2)
-    assert "magnitude reading:" in v.detail and "(not ordered)" in v.detail
+    # the pair that breaks the order is shown with its relation
+    assert f"magnitude reading: 3.50% <= {ig:.2f}% > 4.10%" in v.detail
+    assert "(not ordered)" in v.detail
     assert verdicts.reliability_verdict(_table2(4.2, 30.0, magnitude=4.4)).status == "holds"
     assert verdicts.reliability_verdict(pd.DataFrame()).status == "not computed"
