@@ -13,7 +13,7 @@ from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
 from voxray.pipeline.stages import STAGE_NAMES
 from voxray.testing.contract import check
-from voxray.testing.pipeline import read, run_cli
+from voxray.testing.pipeline import read, run_profile
 
 pytestmark = pytest.mark.ray
 
@@ -107,18 +107,7 @@ OUTCOMES = {
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_paper_profile_runs_at_smoke_size(profile: str, corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    run_cli(
-        "run",
-        "--data-root",
-        str(corpus),
-        "--out",
-        str(out),
-        "--profile",
-        profile,
-        *SMALL,
-        *PROFILES[profile],
-        timeout=1800,
-    )
+    run_profile(corpus, out, profile, *SMALL, *PROFILES[profile], timeout=1800)
     s = Storage(str(out))
     for stage in STAGE_NAMES:
         info = stage_info(s, stage)

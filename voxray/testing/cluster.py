@@ -76,19 +76,9 @@ class LocalCluster:
     def smoke_run(self, corpus: Path, out: Path, **kwargs: Any) -> subprocess.CompletedProcess:
         """``voxray run --profile smoke`` on this cluster (through RAY_ADDRESS); ``kwargs`` go to
         ``run_cli`` (check, timeout)."""
-        from voxray.testing.pipeline import run_cli
+        from voxray.testing.pipeline import run_profile
 
-        return run_cli(
-            "run",
-            "--data-root",
-            str(corpus),
-            "--out",
-            str(out),
-            "--profile",
-            "smoke",
-            env={"RAY_ADDRESS": self.address},
-            **kwargs,
-        )
+        return run_profile(corpus, out, "smoke", env={"RAY_ADDRESS": self.address}, **kwargs)
 
     def shutdown(self) -> None:
         self.cluster.shutdown()

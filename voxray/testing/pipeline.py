@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import pyarrow as pa
 
@@ -36,6 +36,15 @@ def run_cli(
             f"{proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
     return proc
+
+
+def run_profile(
+    corpus: Path | str, out: Path | str, profile: str, *overrides: str, **kwargs: Any
+) -> subprocess.CompletedProcess:
+    """``voxray run --profile <profile>`` of ``corpus`` into ``out`` with config ``overrides``;
+    ``kwargs`` go to ``run_cli`` (env, timeout, check)."""
+    args = ("--data-root", str(corpus), "--out", str(out), "--profile", profile)
+    return run_cli("run", *args, *overrides, **kwargs)
 
 
 def private_ray_env() -> dict[str, str]:
