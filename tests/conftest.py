@@ -58,6 +58,9 @@ def ray_local():
         logging_level="ERROR",
         log_to_driver=False,
     )
+    from voxray.pipeline.ray_env import configure_ray_data
+
+    configure_ray_data(progress_bars=False)  # as every voxray command runs its stages
     yield ray
     ray.shutdown()
 

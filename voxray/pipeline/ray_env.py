@@ -14,9 +14,15 @@ log = get_logger(__name__)
 
 
 def ensure_ray(cfg: RayConfig) -> None:
-    """Start or join Ray once per process; the dashboard binds to 127.0.0.1 unless configured."""
-    if ray.is_initialized():
-        return
+    """Start or join Ray once per process (the dashboard binds to 127.0.0.1 unless
+    configured), and set Ray Data up for voxray's stages even when Ray was started by someone
+    else (a test, a notebook)."""
+    if not ray.is_initialized():
+        _start_or_join(cfg)
+    configure_ray_data(cfg.progress_bars)
+
+
+def _start_or_join(cfg: RayConfig) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = cfg.address or os.environ.get("RAY_ADDRESS", "")
     if address:
@@ -36,6 +42,10 @@ def ensure_ray(cfg: RayConfig) -> None:
         # "local": a new instance. Without it ray.init joins any Ray already running on this
         # machine (another user's, or the last `ray start`), with this run's settings refused.
         ray.init(address="local", **kwargs)
+
+
+def configure_ray_data(progress_bars: bool) -> None:
+    """This process's Ray Data settings for voxray's stages (idempotent)."""
     import logging
     import warnings
 
@@ -51,13 +61,21 @@ def ensure_ray(cfg: RayConfig) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # voxray logs each stage itself
 
     ctx = DataContext.get_current()
-    ctx.enable_progress_bars = cfg.progress_bars
+    ctx.enable_progress_bars = progress_bars
     ctx.print_on_execution_start = False
     # Ray Data's error budget drops the rows of failed blocks and carries on. It fits none of
     # our stages: each must account for every row (StageResult.check), and a failed block is
     # better failed fast with its error, since the rerun recomputes only uncommitted rows.
     # Per-utterance failures are quarantined by the stages themselves (pipeline/failures.py).
     ctx.max_errored_blocks = 0
+    # Parquet through Ray Data's first reader, not DataSourceV2: V2 lists files in a task
+    # holding one CPU that waits on a pool of footer-reading actors, each needing one more
+    # CPU to be placed. Beside an actor pool that holds the rest of a small machine's CPUs
+    # the footer actors never start and the stage hangs (seen on 2 CPUs: an attribute stage
+    # stalled for 11 minutes, its ListFiles task waiting). V1 samples a few footers on the
+    # driver's call and reads with the task CPUs we give (DATA_TASK_CPUS); every read of
+    # voxray's is built on the driver, so the driver's context is the one that counts.
+    ctx.use_datasource_v2 = False
 
 
 def cluster_gpus() -> float:
@@ -94,9 +112,9 @@ def largest_node_cpus() -> float:
 #: CPUs one Ray Data read or filter task asks for: Parquet reads are mostly I/O, and a small
 #: request lets them run beside an actor pool that holds nearly every CPU.
 DATA_TASK_CPUS = 0.25
-#: CPUs an actor pool leaves free for the tasks that feed it: one whole CPU, because Ray Data's
-#: file-listing task (the first step of every read_parquet) asks for one and cannot be told
-#: otherwise. Physical threads do not change: an actor granted 0.5 CPU still runs one thread.
+#: CPUs an actor pool leaves free for the tasks around it: one whole CPU, because the tasks
+#: that write its output (``write_datasink``) and V1's footer sampling ask for one each.
+#: Physical threads do not change: an actor granted 0.5 CPU still runs one thread.
 FEED_RESERVE_CPUS = 1.0
 
 

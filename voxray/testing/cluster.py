@@ -10,9 +10,9 @@ from typing import Any
 
 #: small object stores: the corpora here are tiny and the machine is shared.
 STORE_BYTES = 160 * 1024 * 1024
-#: CPUs of each worker node. Not 1: a stage reading Parquet starts with Ray Data's file-listing
-#: task, which asks for one whole CPU, and two half-CPU pool actors on two one-CPU nodes leave
-#: no node with a whole CPU free (seen: the attribute pool idle for minutes on such a cluster).
+#: CPUs of each worker node. Not 1: Ray Data's write tasks ask for one whole CPU, and two
+#: half-CPU pool actors on two one-CPU nodes leave no node with a whole CPU free (seen: the
+#: attribute pool idle for minutes on such a cluster).
 WORKER_CPUS = 2
 
 

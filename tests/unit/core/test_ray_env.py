@@ -23,7 +23,7 @@ def test_pool_leaves_a_cpu_for_its_reads(cluster, cpus: float, concurrency: int)
     cluster(cpus)
     res = ray_env.actor_resources(ResourceConfig(num_cpus=2, concurrency=concurrency))
     assert res["num_cpus"] > 0
-    # Ray Data's listing task asks for a whole CPU; reads then ask for DATA_TASK_CPUS
+    # Ray Data's write tasks ask for a whole CPU; reads ask for DATA_TASK_CPUS
     assert res["num_cpus"] * concurrency + 1.0 <= cpus + 1e-9
 
 
@@ -49,3 +49,14 @@ def test_training_source_cached_only_when_it_fits(monkeypatch: pytest.MonkeyPatc
     assert ray_env.fits_in_object_store(gib)  # a quarter of the store
     assert not ray_env.fits_in_object_store(gib + 1)  # VoxCeleb-size: streamed every epoch
     assert not ray_env.fits_in_object_store(0)  # nothing to cache (or nothing known)
+
+
+def test_ray_data_is_set_up_for_small_machines() -> None:
+    from ray.data import DataContext
+
+    ray_env.configure_ray_data(progress_bars=False)
+    ctx = DataContext.get_current()
+    # DataSourceV2's file listing waits on footer actors that a pool beside it can starve
+    assert ctx.use_datasource_v2 is False
+    # every stage accounts for every row: no block may be dropped silently
+    assert ctx.max_errored_blocks == 0 and ctx.enable_progress_bars is False
