@@ -13,7 +13,6 @@ import os
 import random
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -48,6 +47,24 @@ def _lose_node(cluster: LocalCluster, env: dict[str, str], record: list[str]) ->
     record.append("node")
 
 
+def _start_run(out: Path, common: list[str], env: dict[str, str]):
+    """``voxray run`` in the background, in its own process group; its stderr goes to a file
+    beside ``out`` (returned with the process)."""
+    stderr = out.with_suffix(".stderr")
+    full = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env}
+    if "RAY_ADDRESS" not in env:
+        full.pop("RAY_ADDRESS", None)
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [*VOXRAY, "run", "--out", str(out), *common],
+            env=full,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    return proc, stderr
+
+
 def test_soak(tmp_path: Path) -> None:
     from voxray.corpus.synth import synth_corpus
 
@@ -69,38 +86,34 @@ def test_soak(tmp_path: Path) -> None:
         env = {"VOXRAY_FAULTS": spec, "VOXRAY_FAULT_DIR": str(faults)}
         driver_killed, node_kills = 0, []
         disturbance = rng.choice(["driver", "node", "none"])
-        cluster = killer = None
-        if disturbance == "node":  # the run on a cluster that loses a worker node mid-run
-            cluster = LocalCluster(2, worker_env=[env, env])  # faults reach the node's workers
-            killer = threading.Timer(rng.uniform(20, 90), _lose_node, (cluster, env, node_kills))
-            env = {**env, "RAY_ADDRESS": cluster.address}
-            killer.start()
-        if disturbance == "driver":  # also kill the driver once, mid-run, and resume
-            full = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env, **private_ray_env()}
-            proc = subprocess.Popen(
-                [*VOXRAY, "run", "--out", str(out), *common],
-                env=full,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            time.sleep(rng.uniform(20, 90))
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                kill_private_ray(full)
-                driver_killed = 1
+        cluster = None
         try:
-            proc = run_cli("run", "--out", str(out), *common, env=env, timeout=3600, check=False)
-            if killer is not None:
-                killer.cancel()
-            if proc.returncode != 0:  # only a lost node may fail a run, clearly, once
-                assert node_kills and proc.stderr.strip().splitlines()[-1].startswith("voxray:"), (
-                    i,
-                    spec,
-                    proc.stderr[-3000:],
-                )
-                run_cli("run", "--out", str(out), *common, env=env, timeout=3600)
+            if disturbance == "node":  # the run on a cluster that loses a worker node mid-run
+                cluster = LocalCluster(2, worker_env=[env, env])  # faults reach the node's workers
+                proc, stderr = _start_run(out, common, {**env, "RAY_ADDRESS": cluster.address})
+                time.sleep(rng.uniform(20, 90))
+                if proc.poll() is None:
+                    # here, not in a timer thread: starting a Ray node needs the main thread
+                    _lose_node(cluster, env, node_kills)
+                if proc.wait(timeout=3600) != 0:  # only a lost node may fail a run, clearly
+                    tail = stderr.read_text()[-3000:]
+                    assert node_kills and tail.strip().splitlines()[-1].startswith("voxray:"), (
+                        i,
+                        spec,
+                        tail,
+                    )
+                env = {**env, "RAY_ADDRESS": cluster.address}  # the rerun (or check) on it
+            if disturbance == "driver":  # kill the driver once, mid-run, and resume
+                full = {**env, **private_ray_env()}
+                proc, _ = _start_run(out, common, full)
+                time.sleep(rng.uniform(20, 90))
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    kill_private_ray({**os.environ, **full})
+                    driver_killed = 1
+            # completes the run (a no-op when it finished): every stage is complete on disk
+            run_cli("run", "--out", str(out), *common, env=env, timeout=3600)
         finally:
             if cluster is not None:
                 cluster.shutdown()
