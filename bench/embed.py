@@ -41,6 +41,39 @@ def speechbrain_loop(corpus: Path, ckpt: Path, channels: int, out: Path) -> None
     np.savez(out, **{str(p.relative_to(corpus)): e for p, e in zip(files, embs, strict=True)})
 
 
+def model_floor(files: list[Path], ckpt: Path, channels: int, bucket_frames: int) -> float:
+    """Seconds the model's forward alone takes on every file, in length-bucketed batches, on
+    all cores of this machine: no decode, no features, no start-up, no hops between processes.
+    Any path from audio to these embeddings costs at least this; the loop's time over it bounds
+    the ratio any such path can reach here. The better of one process with every core's threads
+    and one single-thread process scaled to the cores (what one actor per core reaches at best).
+    """
+    import os
+
+    import torch
+
+    from voxray.pipeline.length_buckets import bucket_length
+    from voxray.testing.speechbrain_reference import speechbrain_ecapa, speechbrain_features
+
+    model = speechbrain_ecapa(channels, seed=1)
+    model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
+    buckets: dict[int, list[torch.Tensor]] = {}
+    for f in speechbrain_features(files):
+        n = bucket_length(f.shape[1], bucket_frames)
+        buckets.setdefault(n, []).append(f[0, :n])
+    batches = [torch.stack(fs) for fs in buckets.values()]
+    cores = os.cpu_count() or 1
+    best = float("inf")
+    for threads, scale in ((cores, 1.0), (1, 1.0 / cores)):
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            started = time.perf_counter()
+            for x in batches:
+                model(x, torch.ones(len(x)))
+            best = min(best, (time.perf_counter() - started) * scale)
+    return best
+
+
 def timed(cmd: list[str]) -> float:
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -168,6 +201,13 @@ def main(argv: list[str] | None = None) -> dict:
         a, b = by_utt[u], ref[p]
         cos.append(float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
     print(f"cosine voxray vs SpeechBrain: min {min(cos):.5f}, mean {np.mean(cos):.5f}", flush=True)
+    floor_s = model_floor(paths, ckpt, args.channels, args.bucket_frames)
+    ceiling = sb_s / floor_s
+    print(
+        f"model forward alone, batched, every core: {floor_s:.1f} s; no path from audio can be "
+        f"faster than the loop by more than {ceiling:.2f}x here (start-up not even counted)",
+        flush=True,
+    )
     return emit(
         {
             "bench": "embed",
@@ -186,6 +226,8 @@ def main(argv: list[str] | None = None) -> dict:
             "baseline_per_s": n / sb_s,
             "ratio": sb_s / vx_s,
             "cosine_min": min(cos),
+            "model_floor_s": floor_s,
+            "ratio_ceiling": ceiling,
             "device": device_name(),
         }
     )

@@ -5,6 +5,7 @@ test extra, so it is imported here, never by voxray itself."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -62,18 +63,22 @@ def write_checkpoint(folder: Path, model: torch.nn.Module, channels: int | None 
 
 
 @torch.inference_mode()
-def speechbrain_embeddings(model: torch.nn.Module, files: list[Path]) -> np.ndarray:
-    """SpeechBrain's own inference, one 16 kHz file at a time: (files, 192)."""
+def speechbrain_features(files: list[Path]) -> Iterator[torch.Tensor]:
+    """The recipe's front-end (Fbank, sentence mean normalisation) of each 16 kHz file, one at
+    a time as SpeechBrain computes it: (1, frames, 80) each."""
     from speechbrain.lobes.features import Fbank
     from speechbrain.processing.features import InputNormalization
 
     fbank = Fbank(n_mels=80)
     norm = InputNormalization(norm_type="sentence", std_norm=False)
-    out = []
     for p in files:
         wave, sr = sf.read(str(p), dtype="float32")
         if sr != 16000:
             raise ValueError(f"{p}: {sr} Hz; SpeechBrain's VoxCeleb recipe expects 16 kHz")
-        feats = norm(fbank(torch.from_numpy(wave)[None]), torch.ones(1))
-        out.append(model(feats, torch.ones(1))[0, 0].numpy())
-    return np.stack(out)
+        yield norm(fbank(torch.from_numpy(wave)[None]), torch.ones(1))
+
+
+@torch.inference_mode()
+def speechbrain_embeddings(model: torch.nn.Module, files: list[Path]) -> np.ndarray:
+    """SpeechBrain's own inference, one 16 kHz file at a time: (files, 192)."""
+    return np.stack([model(f, torch.ones(1))[0, 0].numpy() for f in speechbrain_features(files)])
