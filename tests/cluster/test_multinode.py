@@ -41,6 +41,9 @@ COMMON = [
 ]
 #: every batch sleeps this long on the worker nodes, so the kill lands mid-stage.
 SLOW = {"VOXRAY_SLOW_BATCH_S": "1.0"}
+#: training sleeps once per epoch; its epochs on a cached source are fast, so the sleep must
+#: outlast the test noticing epoch 1's checkpoint, or training ends before the node dies.
+TRAIN_SLOW = {"VOXRAY_SLOW_BATCH_S": "5.0"}
 #: per stage: the output it writes, the stage markers and quarantine parts to drop so that it
 #: runs again, and the file whose appearance means some of its work is committed.
 #: And the actor class whose node is killed.
@@ -113,7 +116,8 @@ def test_smoke_run_on_a_cluster(cluster_corpus: Path, tmp_path: Path) -> None:
 def _run_with_node_kill(stage: str, corpus: Path, out: Path) -> tuple[int, str]:
     """``voxray <stage>`` on a fresh cluster; once it has committed some output, kill a
     worker node and add a fresh one. Returns (exit code, stderr tail)."""
-    cluster = LocalCluster(2, worker_env=[SLOW, SLOW])
+    slow = TRAIN_SLOW if stage == "train" else SLOW
+    cluster = LocalCluster(2, worker_env=[slow, slow])
     try:
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": cluster.address}
         proc = subprocess.Popen(
@@ -129,7 +133,7 @@ def _run_with_node_kill(stage: str, corpus: Path, out: Path) -> tuple[int, str]:
             time.sleep(0.2)
         assert proc.poll() is None, f"{stage} ended before a node could be killed"
         cluster.kill_worker(STAGE_OUTPUT[stage][2])
-        cluster.add_worker(SLOW)
+        cluster.add_worker(slow)
         _, stderr = proc.communicate(timeout=900)
         return proc.returncode, stderr[-3000:]
     finally:
