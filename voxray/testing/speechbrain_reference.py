@@ -80,5 +80,7 @@ def speechbrain_features(files: list[Path]) -> Iterator[torch.Tensor]:
 
 @torch.inference_mode()
 def speechbrain_embeddings(model: torch.nn.Module, files: list[Path]) -> np.ndarray:
-    """SpeechBrain's own inference, one 16 kHz file at a time: (files, 192)."""
-    return np.stack([model(f, torch.ones(1))[0, 0].numpy() for f in speechbrain_features(files)])
+    """SpeechBrain's own inference, one 16 kHz file at a time: (files, 192); (0, 0) for no
+    files (bench/embed times the loop's start-up on an empty corpus)."""
+    embs = [model(f, torch.ones(1))[0, 0].numpy() for f in speechbrain_features(files)]
+    return np.stack(embs) if embs else np.zeros((0, 0), np.float32)
