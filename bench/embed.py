@@ -27,15 +27,24 @@ import numpy as np
 from bench.common import device_name, emit
 
 
+def load_checkpoint(ckpt: Path, channels: int):
+    """The benchmark's SpeechBrain ECAPA from its checkpoint (built with other weights first,
+    so that the checkpoint must load)."""
+    import torch
+
+    from voxray.testing.speechbrain_reference import speechbrain_ecapa
+
+    model = speechbrain_ecapa(channels, seed=1)
+    model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
+    return model
+
+
 def speechbrain_loop(corpus: Path, ckpt: Path, channels: int, out: Path) -> None:
     """What a SpeechBrain user writes: build the model, load its checkpoint, then one file at
     a time. Writes ``{relative path: embedding}`` to ``out`` (.npz)."""
-    import torch
+    from voxray.testing.speechbrain_reference import speechbrain_embeddings
 
-    from voxray.testing.speechbrain_reference import speechbrain_ecapa, speechbrain_embeddings
-
-    model = speechbrain_ecapa(channels, seed=1)  # other weights: the checkpoint must load
-    model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
+    model = load_checkpoint(ckpt, channels)
     files = sorted(corpus.rglob("*.wav"))
     embs = speechbrain_embeddings(model, files)
     np.savez(out, **{str(p.relative_to(corpus)): e for p, e in zip(files, embs, strict=True)})
@@ -53,10 +62,9 @@ def model_floor(files: list[Path], ckpt: Path, channels: int, bucket_frames: int
     import torch
 
     from voxray.pipeline.length_buckets import bucket_length
-    from voxray.testing.speechbrain_reference import speechbrain_ecapa, speechbrain_features
+    from voxray.testing.speechbrain_reference import speechbrain_features
 
-    model = speechbrain_ecapa(channels, seed=1)
-    model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
+    model = load_checkpoint(ckpt, channels)
     buckets: dict[int, list[torch.Tensor]] = {}
     for f in speechbrain_features(files):
         n = bucket_length(f.shape[1], bucket_frames)

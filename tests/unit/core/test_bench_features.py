@@ -3,6 +3,7 @@ manifest must see every copy as its own utterance, with the same audio as the or
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,7 @@ def test_sizes_above_the_synthesised_corpus_repeat_it(tmp_path: Path) -> None:
     scan = scan_corpus(Storage(str(corpus)), CorpusConfig())
     assert len({u.utt_id for u in scan.utterances}) == 36
     assert len({u.speaker_id for u in scan.utterances}) == 9  # 3 synthesised speakers, 3 times
-    by_inode: dict[int, int] = {}
-    for f in files:
-        by_inode[f.stat().st_ino] = by_inode.get(f.stat().st_ino, 0) + 1
-    assert sorted(by_inode.values()) == [3] * 12
+    assert sorted(Counter(f.stat().st_ino for f in files).values()) == [3] * 12
 
 
 def test_a_size_that_is_not_a_multiple_is_refused(tmp_path: Path) -> None:
