@@ -7,6 +7,7 @@ import resource
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 
@@ -48,3 +49,30 @@ def emit(figures: dict[str, Any]) -> dict[str, Any]:
     print(json.dumps(clean), flush=True)
     sys.stdout.flush()
     return clean
+
+
+#: Above this many utterances a size's corpus repeats a synthesised one of this size
+#: (hard links under new speaker ids): synthesis takes longer than the runs it feeds.
+MAX_SYNTH = 384
+
+
+def synth(out: Path, utterances: int, utts_per_video: int, max_synth: int = MAX_SYNTH) -> Path:
+    """A corpus of exactly ``utterances`` files (2 videos per speaker): synthesised up to
+    ``max_synth``, then that corpus's files again under other speaker ids (the work per file
+    is the same; a multiple of ``max_synth`` is required)."""
+    from voxray.corpus.synth import synth_corpus
+
+    base = min(utterances, max_synth)
+    if utterances % base:
+        raise SystemExit(f"sizes above {max_synth} must be multiples of it, got {utterances}")
+    speakers = base // (2 * utts_per_video)
+    synth_corpus(str(out), speakers=speakers, videos=2, utts=utts_per_video, seed=7, jobs=2)
+    wav = out / "wav"
+    files = sorted(wav.rglob("*.wav"))
+    for copy in range(1, utterances // base):
+        for f in files:
+            speaker, video, name = f.relative_to(wav).parts
+            twin = wav / f"id{int(speaker[2:]) + 1000 * copy:05d}" / video / name
+            twin.parent.mkdir(parents=True, exist_ok=True)
+            twin.hardlink_to(f)
+    return out

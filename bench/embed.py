@@ -5,7 +5,7 @@ own per-utterance loop (soundfile, ``Fbank``, ``InputNormalization(sentence)``, 
 one file at a time), on the same files and the same seeded random SpeechBrain ECAPA checkpoint
 (C=1024 by default, saved with SpeechBrain's own writer beside its hyperparams.yaml).
 
-    python -m bench embed [--quick] [--channels 1024] [--bucket-frames 25]
+    python -m bench embed [--quick] [--utterances 96] [--channels 1024] [--bucket-frames 25]
 
 Both sides run as fresh processes, timed from launch to exit: interpreter start, imports,
 model loading and (voxray) Ray's start-up are included. Also prints the start-up apart and the
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import device_name, emit
+from bench.common import device_name, emit, synth
 
 
 def load_checkpoint(ckpt: Path, channels: int):
@@ -51,34 +51,40 @@ def speechbrain_loop(corpus: Path, ckpt: Path, channels: int, out: Path) -> None
 
 
 def model_floor(files: list[Path], ckpt: Path, channels: int, bucket_frames: int) -> float:
-    """Seconds the model's forward alone takes on every file, in length-bucketed batches, on
-    all cores of this machine: no decode, no features, no start-up, no hops between processes.
+    """Seconds the model's forward alone takes on every file's length-bucketed crop, on all
+    cores of this machine: no decode, no features, no start-up, no hops between processes.
     Any path from audio to these embeddings costs at least this; the loop's time over it bounds
-    the ratio any such path can reach here. The better of one process with every core's threads
-    and one single-thread process scaled to the cores (what one actor per core reaches at best).
+    the ratio any such path can reach here. The best of one crop per forward and the embed
+    stage's CPU groups of equal lengths, each in one process with every core's threads and in
+    one single-thread process scaled to the cores (what one actor per core reaches at best).
     """
     import os
 
     import torch
 
+    from voxray.pipeline.datasets import equal_length_groups
+    from voxray.pipeline.embed_stage import CPU_FORWARD_FRAMES
     from voxray.pipeline.length_buckets import bucket_length
     from voxray.testing.speechbrain_reference import speechbrain_features
 
     model = load_checkpoint(ckpt, channels)
-    buckets: dict[int, list[torch.Tensor]] = {}
-    for f in speechbrain_features(files):
-        n = bucket_length(f.shape[1], bucket_frames)
-        buckets.setdefault(n, []).append(f[0, :n])
-    batches = [torch.stack(fs) for fs in buckets.values()]
+    crops = [f[0, : bucket_length(f.shape[1], bucket_frames)] for f in speechbrain_features(files)]
+    lengths = [len(c) for c in crops]
+    groupings = (
+        [[i] for i in range(len(crops))],
+        equal_length_groups(lengths, 8, CPU_FORWARD_FRAMES),
+    )
     cores = os.cpu_count() or 1
     best = float("inf")
-    for threads, scale in ((cores, 1.0), (1, 1.0 / cores)):
-        torch.set_num_threads(threads)
-        with torch.inference_mode():
-            started = time.perf_counter()
-            for x in batches:
-                model(x, torch.ones(len(x)))
-            best = min(best, (time.perf_counter() - started) * scale)
+    for groups in groupings:
+        batches = [torch.stack([crops[i] for i in g]) for g in groups]
+        for threads, scale in ((cores, 1.0), (1, 1.0 / cores)):
+            torch.set_num_threads(threads)
+            with torch.inference_mode():
+                started = time.perf_counter()
+                for x in batches:
+                    model(x, torch.ones(len(x)))
+                best = min(best, (time.perf_counter() - started) * scale)
     return best
 
 
@@ -100,6 +106,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs; the best counts")
     ap.add_argument("--corpus", type=Path, default=None, help="an existing VoxCeleb-layout corpus")
     ap.add_argument(
+        "--utterances",
+        type=int,
+        default=0,
+        help="synthesised corpus size: 96 (32 with --quick), repeated under new speaker ids "
+        "for a multiple of it",
+    )
+    ap.add_argument(
         "--speechbrain-loop", nargs=3, metavar=("CORPUS", "CKPT", "OUT"), help=argparse.SUPPRESS
     )
     args = ap.parse_args(argv)
@@ -116,11 +129,9 @@ def main(argv: list[str] | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="voxray-bench-embed-"))
     corpus = args.corpus
     if corpus is None:
-        from voxray.corpus.synth import synth_corpus
-
-        corpus = tmp / "corpus"
-        speakers = 8 if args.quick else 12
-        synth_corpus(str(corpus), speakers=speakers, videos=2, utts=2 if args.quick else 4, seed=7)
+        base = 32 if args.quick else 96  # 8 or 12 speakers, 2 videos, 2 or 4 utterances each
+        size = args.utterances or base
+        corpus = synth(tmp / "corpus", size, 2 if args.quick else 4, max_synth=base)
     paths = sorted(corpus.rglob("*.wav"))
     audio_s = sum(sf.info(str(p)).duration for p in paths)
     n = len(paths)
@@ -212,8 +223,8 @@ def main(argv: list[str] | None = None) -> dict:
     floor_s = model_floor(paths, ckpt, args.channels, args.bucket_frames)
     ceiling = sb_s / floor_s
     print(
-        f"model forward alone, batched, every core: {floor_s:.1f} s; no path from audio can be "
-        f"faster than the loop by more than {ceiling:.2f}x here (start-up not even counted)",
+        f"model forward alone, best grouping, every core: {floor_s:.1f} s; no path from audio can "
+        f"be faster than the loop by more than {ceiling:.2f}x here (start-up not even counted)",
         flush=True,
     )
     return emit(

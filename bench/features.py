@@ -26,7 +26,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from bench.common import device_name, emit, peak_rss_mb
+from bench.common import device_name, emit, peak_rss_mb, synth
 from voxray import schema
 from voxray.config import FeatureConfig, load_config
 from voxray.io.sink import write_partitioned
@@ -34,33 +34,6 @@ from voxray.io.storage import Storage
 
 SIZES = (96, 192, 384)
 QUICK_SIZES = (32, 64, 128)
-
-
-#: Above this many utterances a size's corpus repeats a synthesised one of this size
-#: (hard links under new speaker ids): synthesis takes longer than the runs it feeds.
-MAX_SYNTH = 384
-
-
-def synth(out: Path, utterances: int, utts_per_video: int, max_synth: int = MAX_SYNTH) -> Path:
-    """A corpus of exactly ``utterances`` files (2 videos per speaker): synthesised up to
-    ``max_synth``, then that corpus's files again under other speaker ids (the decode and
-    fbank work per file is the same; a multiple of ``max_synth`` is required)."""
-    from voxray.corpus.synth import synth_corpus
-
-    base = min(utterances, max_synth)
-    if utterances % base:
-        raise SystemExit(f"--sizes above {max_synth} must be multiples of it, got {utterances}")
-    speakers = base // (2 * utts_per_video)
-    synth_corpus(str(out), speakers=speakers, videos=2, utts=utts_per_video, seed=7, jobs=2)
-    wav = out / "wav"
-    files = sorted(wav.rglob("*.wav"))
-    for copy in range(1, utterances // base):
-        for f in files:
-            speaker, video, name = f.relative_to(wav).parts
-            twin = wav / f"id{int(speaker[2:]) + 1000 * copy:05d}" / video / name
-            twin.parent.mkdir(parents=True, exist_ok=True)
-            twin.hardlink_to(f)
-    return out
 
 
 def fair_loop(corpus: Path, out: Path, cfg: FeatureConfig, rows_per_file: int) -> int:
@@ -136,6 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "features.kinds=[fbank]",
                 "model.feature_kind=fbank",
                 "ray.progress_bars=false",
+                # the batch a run without a profile uses (the smoke profile's is for tiny tests)
+                f"features.resources.batch_size={FeatureConfig().resources.batch_size}",
                 *args.set,
             ],
         )

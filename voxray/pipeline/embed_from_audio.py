@@ -23,7 +23,7 @@ from voxray.corpus.audio import AudioError, load_audio
 from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
 from voxray.io.storage import Storage
 from voxray.pipeline.context import EMBEDDINGS, MANIFEST, RunContext, StageResult
-from voxray.pipeline.datasets import pool_to_sink
+from voxray.pipeline.datasets import length_sorted_batches, pool_to_sink
 from voxray.pipeline.embed_stage import EMBED_KEYS, STAGE, ComputeEmbeddings
 from voxray.pipeline.front_ends import model_front_end
 from voxray.pipeline.model_ref import ModelRef
@@ -106,16 +106,13 @@ def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
     todo_mask = [
         u not in done and p not in quarantined for u, p in zip(utt_ids, paths, strict=True)
     ]
-    # sorted by length: a batch holds similar lengths, which fill the length buckets
-    todo = manifest.filter(pa.array(todo_mask)).sort_by("num_samples")
+    todo = manifest.filter(pa.array(todo_mask))
     if todo.num_rows:
         rc = cfg.resources
         res = actor_resources(rc)
         frame_shift_ms = model_front_end(ctx, model).build().frame_shift_ms
-        # one block per batch, cut here (see features_stage: no repartition tasks needed)
-        blocks = [todo.slice(i, rc.batch_size) for i in range(0, todo.num_rows, rc.batch_size)]
         pool_to_sink(
-            ray.data.from_arrow(blocks),
+            ray.data.from_arrow(length_sorted_batches(todo, rc.batch_size)),
             EmbedFromAudio,
             (model, cfg, frame_shift_ms, res["num_gpus"], ctx.data, ctx.cfg.corpus),
             rc,

@@ -38,6 +38,11 @@ from voxray.train.data import loop_crop, segment_frames
 log = get_logger(__name__)
 STAGE = "embed"
 EMBED_KEYS = ("utt_id", "segment", "model", "condition")
+#: Frames one CPU forward holds at most. Measured with ECAPA C=1024 on two one-thread
+#: processes (bench/README.md, 2026-12-02): 4 x 150 frames ran 14% faster per utterance than
+#: 1 x 150, but 8 x 300 ran 12% slower than 1 x 300 and 8 x 600 23% slower than 1 x 600 (the
+#: activations of a large batch no longer fit the caches).
+CPU_FORWARD_FRAMES = 600
 
 
 class ComputeEmbeddings:
@@ -61,8 +66,9 @@ class ComputeEmbeddings:
         self.cfg = cfg
         self.seg_frames = segment_frames(cfg.segment_s, frame_shift_ms)
         self.min_frames = int(self.embedder.min_frames)
-        # CPU convolutions are memory-bound on large batches; GPUs want them large
+        # GPUs want large batches; on a CPU only short inputs gain (see CPU_FORWARD_FRAMES)
         self.group = 128 if self.device == "cuda" else 8
+        self.max_frames = 0 if self.device == "cuda" else CPU_FORWARD_FRAMES
 
     @torch.inference_mode()
     def _embed(self, mats: list[np.ndarray]) -> list[np.ndarray]:
@@ -76,7 +82,7 @@ class ComputeEmbeddings:
                 return self.embedder(x).float().cpu().numpy()
 
         out: list[np.ndarray] = [np.zeros(0)] * len(mats)
-        for group in equal_length_groups([m.shape[0] for m in mats], self.group):
+        for group in self.groups([m.shape[0] for m in mats]):
             for sub, emb in compute_split(group, run):
                 if isinstance(emb, Failure):
                     raise RuntimeError(
@@ -85,6 +91,10 @@ class ComputeEmbeddings:
                 for i, e in zip(sub, emb, strict=True):
                     out[i] = e
         return out
+
+    def groups(self, lengths: list[int]) -> list[list[int]]:
+        """Inputs (by index) that share one forward pass: equal lengths only."""
+        return equal_length_groups(lengths, self.group, self.max_frames)
 
     def _fit(self, m: np.ndarray) -> np.ndarray:
         """Loop utterances shorter than the model's minimum input (as training crops do)."""

@@ -20,7 +20,7 @@ from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
 from voxray.io.storage import Storage
 from voxray.log import get_logger
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext, StageResult
-from voxray.pipeline.datasets import pool_to_sink
+from voxray.pipeline.datasets import length_sorted_batches, pool_to_sink
 from voxray.pipeline.front_ends import record_front_end, recorded_front_ends, run_front_ends
 from voxray.pipeline.ray_env import actor_resources, torch_device
 from voxray.testing.faults import maybe_fail
@@ -109,7 +109,7 @@ def run_features(ctx: RunContext) -> StageResult:
         not ({(u, k) for k in kinds} <= done) and p not in quarantined
         for u, p in zip(utt_ids, paths, strict=True)
     ]
-    todo = manifest.filter(pa.array(todo_mask)).sort_by("num_samples")
+    todo = manifest.filter(pa.array(todo_mask))
     result = StageResult(STAGE, inputs=manifest.num_rows, skipped=manifest.num_rows - todo.num_rows)
     log.info(
         "features: %d utterances to process (%d already done or quarantined)",
@@ -119,11 +119,8 @@ def run_features(ctx: RunContext) -> StageResult:
     if todo.num_rows:
         rc = cfg.features.resources
         res = actor_resources(rc)
-        # one block per batch, cut here: a repartition would need CPU tasks that an actor pool
-        # holding every CPU never lets run (a deadlock on a small machine)
-        blocks = [todo.slice(i, rc.batch_size) for i in range(0, todo.num_rows, rc.batch_size)]
         pool_to_sink(
-            ray.data.from_arrow(blocks),
+            ray.data.from_arrow(length_sorted_batches(todo, rc.batch_size)),
             ComputeFeatures,
             (ctx.data, cfg.corpus, specs, res["num_gpus"]),
             rc,

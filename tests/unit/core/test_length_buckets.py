@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
@@ -14,7 +15,7 @@ from voxray.config import EmbedConfig, ModelConfig
 from voxray.io.storage import Storage
 from voxray.models import build_classifier
 from voxray.models.checkpoint import save_model
-from voxray.pipeline.datasets import equal_length_groups
+from voxray.pipeline.datasets import equal_length_groups, length_sorted_batches
 from voxray.pipeline.embed_stage import ComputeEmbeddings
 from voxray.pipeline.length_buckets import bucket_length
 from voxray.pipeline.model_ref import ModelRef
@@ -38,6 +39,25 @@ def embedder(tmp_path: Path) -> ComputeEmbeddings:
     return ComputeEmbeddings(ModelRef(str(tmp_path / "m"), "m"), "none", cfg, 10.0, 0.0, None)
 
 
+def test_equal_length_groups_cap_frames() -> None:
+    lengths = [150, 150, 150, 150, 150, 300, 300, 300, 700]
+    assert equal_length_groups(lengths, 8) == [[0, 1, 2, 3, 4], [5, 6, 7], [8]]
+    assert equal_length_groups(lengths, 8, max_frames=600) == [
+        [0, 1, 2, 3],
+        [4],
+        [5, 6],
+        [7],
+        [8],  # longer than the cap: alone
+    ]
+    assert equal_length_groups(lengths, 2, max_frames=600)[0] == [0, 1]
+
+
+def test_batches_hold_similar_lengths_longest_first() -> None:
+    todo = pa.table({"utt_id": list("abcde"), "num_samples": [300, 100, 500, 200, 400]})
+    batches = length_sorted_batches(todo, 2)
+    assert [b.column("utt_id").to_pylist() for b in batches] == [["c", "e"], ["a", "d"], ["b"]]
+
+
 def test_batched_buckets_equal_each_crop_alone(
     embedder: ComputeEmbeddings, rng: np.random.Generator
 ) -> None:
@@ -47,7 +67,9 @@ def test_batched_buckets_equal_each_crop_alone(
     batched = embedder.embed_rows(ids, mats)
     assert batched.column("num_frames").to_pylist() == [200, 200, 200, 220, 220, 220]
     crops = [bucket_length(t, 20) for t in lengths]
-    assert len(equal_length_groups(crops, embedder.group)) == 2  # six utterances, two forwards
+    # six utterances, two lengths: on a GPU two forwards; on a CPU at most 600 frames each
+    assert len(equal_length_groups(crops, 128)) == 2
+    assert sorted(map(len, embedder.groups(crops))) == [1, 2, 3]  # 3 x 200, 2 + 1 x 220
     got = np.stack(column_arrays(batched, "embedding"))
     with torch.inference_mode():
         alone = np.stack(

@@ -1,4 +1,4 @@
-"""The feature benchmark's large sizes repeat a synthesised corpus under new speaker ids: the
+"""The benchmarks' large corpora repeat a synthesised corpus under new speaker ids: the
 manifest must see every copy as its own utterance, with the same audio as the original."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.features import synth
+from bench.common import synth
 from voxray.config import CorpusConfig
 from voxray.corpus.layout import scan_corpus
 from voxray.io.storage import Storage
