@@ -52,8 +52,13 @@ def _node_name(node: dict) -> str:
 
 def check_output_visible(out: Storage) -> int:
     """Raise OutputNotSharedError unless every alive node reads the driver's probe under
-    ``out``; returns the number of nodes checked."""
+    ``out``; returns the number of nodes checked (1, unprobed, when the only node is the
+    driver's own)."""
     nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if [n["NodeID"] for n in nodes] == [ray.get_runtime_context().get_node_id()]:
+        # the driver's own node is the only one (the embedded local Ray): it sees what it
+        # writes, and a probe task would only cost a worker process's start
+        return 1
     token = uuid.uuid4().hex
     rel = f"{PROBE_PREFIX}{token}"
     out.write_text(rel, token)
