@@ -365,3 +365,19 @@ def test_driver_rerun_resumes_from_latest_checkpoint(ray_local, tmp_path) -> Non
     assert [h["resumes"] for h in result.history] == [0, 1, 1]
     assert reports(tmp_path / "ray" / "rerun") == (3, [2, 3])
     assert (tmp_path / "out" / "models" / "rerun" / "model.pt").is_file()
+
+
+def test_cached_training_source_has_few_blocks(ray_local) -> None:
+    """Each block of the cached source is one crop task per epoch: the many small blocks Ray
+    Data's Parquet reader makes are merged, down to one per training worker or per 128 MiB."""
+    import ray
+
+    from voxray.pipeline.train_stage import TRAIN_BLOCK_BYTES, cache_for_epochs
+
+    ds = ray.data.range(100, override_num_blocks=20)
+    assert ds.materialize().num_blocks() == 20
+    assert cache_for_epochs(ds, 1000, num_workers=1).num_blocks() == 1
+    assert cache_for_epochs(ds, 1000, num_workers=2).num_blocks() == 2
+    cached = cache_for_epochs(ds, 3 * TRAIN_BLOCK_BYTES - 1, num_workers=1)
+    assert cached.num_blocks() == 3
+    assert sorted(r["id"] for r in cached.take_all()) == list(range(100))
