@@ -63,7 +63,7 @@ def model_floor(files: list[Path], ckpt: Path, channels: int, bucket_frames: int
     import torch
 
     from voxray.pipeline.datasets import equal_length_groups
-    from voxray.pipeline.embed_stage import CPU_FORWARD_FRAMES
+    from voxray.pipeline.embed_stage import CPU_FORWARD_FRAMES, CPU_GROUP
     from voxray.pipeline.length_buckets import bucket_length
     from voxray.testing.speechbrain_reference import speechbrain_features
 
@@ -72,7 +72,7 @@ def model_floor(files: list[Path], ckpt: Path, channels: int, bucket_frames: int
     lengths = [len(c) for c in crops]
     groupings = (
         [[i] for i in range(len(crops))],
-        equal_length_groups(lengths, 8, CPU_FORWARD_FRAMES),
+        equal_length_groups(lengths, CPU_GROUP, CPU_FORWARD_FRAMES),
     )
     cores = os.cpu_count() or 1
     best = float("inf")
