@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh), lint (ruff) and run the test suite. Extra arguments go to pytest.
+# Set up (scripts/setup.sh), lint (ruff) and run the test suite.
+#   bash scripts/test.sh            the default tier: every test but the slow and soak ones
+#   bash scripts/test.sh --full     the default tier and the slow node-kill tests
+#   bash scripts/test.sh --soak     the fault-injection soak alone
+#   bash scripts/test.sh --unit     the unit tests alone (no Ray), the quick loop while coding
+# Other arguments go to pytest (e.g. a test file, -k NAME). The tiers and their times: README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -7,5 +12,14 @@ export RAY_USAGE_STATS_ENABLED=0
 # lint and format check first (rules in pyproject.toml [tool.ruff]): a finding fails the run
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+
+tier=(-m "not soak and not slow")
+case "${1:-}" in
+  --full) tier=(-m "not soak"); shift ;;
+  --soak) tier=(-m soak); shift ;;
+  --unit) tier=(-m unit); shift ;;
+esac
+# Two xdist workers: the tests that need Ray run in two groups (tests/conftest.py), one per
+# worker in file order (one Ray and one shared end-to-end run each); unit tests fill in around.
 # pytest exits 5 when it collected no tests: that is a failure here, like any non-zero code
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest -n 2 --dist loadgroup "${tier[@]}" "$@"

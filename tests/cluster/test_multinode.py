@@ -1,8 +1,8 @@
-"""The pipeline on a multi-node cluster (a head with no CPUs and two worker nodes):
-``voxray run --profile smoke`` through RAY_ADDRESS completes; a worker node killed without
-grace mid-stage (a spot preemption), then replaced by a fresh node, loses and duplicates
-nothing: the run completes (or fails clearly and completes on rerun) and its output equals
-an undisturbed run's row for row."""
+"""The pipeline on a multi-node cluster (a head with no CPUs and two worker nodes; the
+whole smoke run on one is the session's shared run, tests/e2e/test_smoke_run.py): a worker
+node killed without grace mid-stage (a spot preemption), then replaced by a fresh node,
+loses and duplicates nothing: the run completes (or fails clearly and completes on rerun)
+and its output equals an undisturbed run's row for row."""
 
 from __future__ import annotations
 
@@ -15,14 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.cluster import LocalCluster
+from tests.support.pipeline import VOXRAY, read, run_cli, sorted_rows
 from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
-from voxray.pipeline.stages import STAGE_NAMES
-from voxray.testing.cluster import LocalCluster
 from voxray.testing.contract import check, row_keys
-from voxray.testing.pipeline import VOXRAY, read, run_cli, sorted_rows
-
-pytestmark = pytest.mark.ray
 
 #: small batches written one per file, so a stage has committed parts long before it ends.
 SMALL = [
@@ -57,11 +54,11 @@ STAGE_OUTPUT = {
 
 
 @pytest.fixture(scope="module")
-def reference(cluster_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reference(smoke_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An undisturbed run of manifest .. mask (local Ray) with the same settings."""
     out = tmp_path_factory.mktemp("reference") / "out"
     for stage in ("manifest", "features", "train", "embed", "attribute", "mask"):
-        run_cli(stage, "--data-root", str(cluster_corpus), "--out", str(out), *COMMON)
+        run_cli(stage, "--data-root", str(smoke_corpus), "--out", str(out), *COMMON)
     return out
 
 
@@ -95,22 +92,6 @@ def _accounted(out: Path, stage: str) -> None:
     info = stage_info(Storage(str(out)), stage)
     assert info["inputs"] == info["outputs"] + info["quarantined"] + info["skipped"], info
     assert check(str(out)) == []
-
-
-def test_smoke_run_on_a_cluster(cluster_corpus: Path, tmp_path: Path) -> None:
-    cluster = LocalCluster(2)
-    try:
-        out = tmp_path / "out"
-        proc = cluster.smoke_run(cluster_corpus, out, timeout=1500)
-    finally:
-        cluster.shutdown()
-    assert "visible from all 3 Ray nodes" in proc.stdout + proc.stderr
-    s = Storage(str(out))
-    for stage in STAGE_NAMES:
-        info = stage_info(s, stage)
-        assert info["inputs"] == info["outputs"] + info["quarantined"] + info["skipped"], stage
-    assert check(str(out)) == []
-    assert (out / "report" / "index.html").is_file()
 
 
 def _run_with_node_kill(stage: str, corpus: Path, out: Path) -> tuple[int, str]:
@@ -150,14 +131,14 @@ def _run_with_node_kill(stage: str, corpus: Path, out: Path) -> tuple[int, str]:
     ],
 )
 def test_node_killed_mid_stage_loses_nothing(
-    stage: str, cluster_corpus: Path, reference: Path, tmp_path: Path
+    stage: str, smoke_corpus: Path, reference: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     _without_stage(reference, out, stage)
-    code, stderr = _run_with_node_kill(stage, cluster_corpus, out)
+    code, stderr = _run_with_node_kill(stage, smoke_corpus, out)
     if code != 0:  # a clear error, then the rerun completes
         assert stderr.strip().splitlines()[-1].startswith("voxray:"), stderr
-        run_cli(stage, "--data-root", str(cluster_corpus), "--out", str(out), *COMMON)
+        run_cli(stage, "--data-root", str(smoke_corpus), "--out", str(out), *COMMON)
     _accounted(out, stage)
     rel = STAGE_OUTPUT[stage][0]
     _rows_equal(out, reference, rel)
@@ -165,14 +146,14 @@ def test_node_killed_mid_stage_loses_nothing(
 
 @pytest.mark.slow
 def test_node_killed_mid_training_resumes_from_checkpoint(
-    cluster_corpus: Path, reference: Path, tmp_path: Path
+    smoke_corpus: Path, reference: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     _without_stage(reference, out, "train")
-    code, stderr = _run_with_node_kill("train", cluster_corpus, out)
+    code, stderr = _run_with_node_kill("train", smoke_corpus, out)
     if code != 0:
         assert stderr.strip().splitlines()[-1].startswith("voxray:"), stderr
-        run_cli("train", "--data-root", str(cluster_corpus), "--out", str(out), *COMMON)
+        run_cli("train", "--data-root", str(smoke_corpus), "--out", str(out), *COMMON)
     _accounted(out, "train")
     history = read(out, "models/ecapa/history.parquet").to_pylist()
     assert [h["epoch"] for h in history] == [1, 2, 3]  # each epoch once, none redone twice

@@ -9,19 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cluster import LocalCluster
 from voxray.io.storage import Storage
 from voxray.pipeline.visibility import NODE_ROOT_ENV, OutputNotSharedError, check_output_visible
-from voxray.testing.cluster import LocalCluster
 
 pytestmark = pytest.mark.ray
 
 
-def test_node_local_out_is_refused_on_two_nodes(cluster_corpus: Path, tmp_path: Path) -> None:
+def test_node_local_out_is_refused_on_two_nodes(smoke_corpus: Path, tmp_path: Path) -> None:
     envs = [{NODE_ROOT_ENV: str(tmp_path / f"node{i}")} for i in range(2)]
     cluster = LocalCluster(2, worker_env=envs)
     try:
         out = tmp_path / "out"
-        proc = cluster.smoke_run(cluster_corpus, out, check=False, timeout=300)
+        proc = cluster.smoke_run(smoke_corpus, out, check=False, timeout=300)
     finally:
         cluster.shutdown()
     assert proc.returncode == 2, proc.stderr[-3000:]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.cluster import WORKER_CPUS, LocalCluster
 from voxray.pipeline.ray_env import cluster_cpus, largest_node_cpus
-from voxray.testing.cluster import WORKER_CPUS, LocalCluster
 
 pytestmark = pytest.mark.ray
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from voxray.testing.pipeline import kill_private_ray, private_ray_env
+from tests.support.pipeline import kill_private_ray, private_ray_env
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).parent / "ray")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.support.pipeline import read, sorted_rows
 from voxray.config import ModelConfig, load_config
 from voxray.io.storage import Storage
 from voxray.models import build_classifier
@@ -20,7 +21,6 @@ from voxray.pipeline.embed_from_audio import segments_needed
 from voxray.pipeline.embed_stage import run_embed
 from voxray.pipeline.features_stage import run_features
 from voxray.pipeline.manifest_stage import run_manifest
-from voxray.testing.pipeline import read, sorted_rows
 
 pytestmark = pytest.mark.ray
 KEYS = ["utt_id", "segment"]

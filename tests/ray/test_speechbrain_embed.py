@@ -16,13 +16,13 @@ import soundfile as sf
 import torch
 from scipy import signal
 
+from tests.support.pipeline import read, run_cli
 from voxray.config import FeatureConfig, ModelConfig
 from voxray.features import compute_features
 from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
 from voxray.models import build_classifier
 from voxray.models.checkpoint import save_model
-from voxray.testing.pipeline import read, run_cli
 from voxray.testing.speechbrain_reference import (
     recipe,
     speechbrain_ecapa,

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from voxray.config import load_config
-from voxray.testing.pipeline import (
+from tests.support.pipeline import (
     VOXRAY,
     kill_private_ray,
     private_ray_env,
     read,
     run_cli,
 )
+from voxray.config import load_config
 from voxray.testing.synthetic_outputs import make_outputs
 
 pytestmark = pytest.mark.ray

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow.compute as pc
 import soundfile as sf
 
+from tests.support.pipeline import read, run_cli
 from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
-from voxray.testing.pipeline import read, run_cli
 
 SMOKE = ["--profile", "smoke", "features.resources.concurrency=1"]
 
@@ -48,10 +48,10 @@ def _plant_bad_files(root: Path) -> dict[str, str]:
 
 
 def test_bad_files_are_quarantined_and_nothing_else_is_lost(
-    tiny_corpus: Path, tmp_path: Path
+    smoke_corpus: Path, tmp_path: Path
 ) -> None:
     corpus = tmp_path / "corpus"
-    shutil.copytree(tiny_corpus, corpus)
+    shutil.copytree(smoke_corpus, corpus)
     bad = _plant_bad_files(corpus)
     with open(corpus / "veri_test2.txt", "a") as f:
         f.write("1 only-one-field\n")
@@ -105,9 +105,9 @@ def test_bad_files_are_quarantined_and_nothing_else_is_lost(
         assert info["inputs"] == info["outputs"] + info["quarantined"], info
 
 
-def test_escaping_data_root_is_rejected(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_escaping_data_root_is_rejected(smoke_corpus: Path, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
-    shutil.copytree(tiny_corpus, corpus)
+    shutil.copytree(smoke_corpus, corpus)
     (corpus / "iden_split.txt").write_text(
         (corpus / "iden_split.txt").read_text() + "1 ../../../etc/shadow\n"
     )
@@ -116,12 +116,12 @@ def test_escaping_data_root_is_rejected(tiny_corpus: Path, tmp_path: Path) -> No
     assert not any("shadow" in p for p in read(out, "manifest.parquet").column("path").to_pylist())
 
 
-def test_bad_config_fails_before_any_work(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_bad_config_fails_before_any_work(smoke_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = run_cli(
         "run",
         "--data-root",
-        str(tiny_corpus),
+        str(smoke_corpus),
         "--out",
         str(out),
         "--profile",
@@ -134,7 +134,7 @@ def test_bad_config_fails_before_any_work(tiny_corpus: Path, tmp_path: Path) -> 
     proc = run_cli(
         "run",
         "--data-root",
-        str(tiny_corpus),
+        str(smoke_corpus),
         "--out",
         str(out),
         "--profile",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from voxray.testing.pipeline import (
+from tests.support.pipeline import (
     VOXRAY,
     kill_private_ray,
     private_ray_env,
@@ -33,10 +33,10 @@ KEYS = ["utt_id", "kind"]
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reference(smoke_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ref") / "out"
-    run_cli("manifest", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE)
-    run_cli("features", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE)
+    run_cli("manifest", "--data-root", str(smoke_corpus), "--out", str(out), *SMOKE)
+    run_cli("features", "--data-root", str(smoke_corpus), "--out", str(out), *SMOKE)
     return out
 
 
@@ -46,21 +46,21 @@ def _features(out: Path):
 
 @pytest.mark.parametrize("mode", ["kill", "raise"])
 def test_worker_fault_is_retried_and_output_identical(
-    tiny_corpus: Path, reference: Path, tmp_path: Path, mode: str
+    smoke_corpus: Path, reference: Path, tmp_path: Path, mode: str
 ) -> None:
     out = tmp_path / "out"
     env = {"VOXRAY_FAULTS": f"features:2:{mode}", "VOXRAY_FAULT_DIR": str(tmp_path)}
-    run_cli("manifest", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE)
-    run_cli("features", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE, env=env)
+    run_cli("manifest", "--data-root", str(smoke_corpus), "--out", str(out), *SMOKE)
+    run_cli("features", "--data-root", str(smoke_corpus), "--out", str(out), *SMOKE, env=env)
     assert (tmp_path / "voxray-fault-features").exists(), "the fault was not injected"
     assert _features(out).equals(_features(reference))
 
 
 def test_killed_driver_resumes_without_duplicates(
-    tiny_corpus: Path, reference: Path, tmp_path: Path
+    smoke_corpus: Path, reference: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    run_cli("manifest", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE)
+    run_cli("manifest", "--data-root", str(smoke_corpus), "--out", str(out), *SMOKE)
     env = {
         **os.environ,
         "RAY_USAGE_STATS_ENABLED": "0",
@@ -68,7 +68,7 @@ def test_killed_driver_resumes_without_duplicates(
         **private_ray_env(),
     }
     proc = subprocess.Popen(
-        [*VOXRAY, "features", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE],
+        [*VOXRAY, "features", "--data-root", str(smoke_corpus), "--out", str(out), *SMOKE],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -88,16 +88,16 @@ def test_killed_driver_resumes_without_duplicates(
     partial = read(out, "features").num_rows
     assert 0 < partial < _features(reference).num_rows
     assert not (out / "_stages" / "features.json").exists()
-    run_cli("features", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE)
+    run_cli("features", "--data-root", str(smoke_corpus), "--out", str(out), *SMOKE)
     assert _features(out).equals(_features(reference))
 
 
-def test_second_run_on_same_out_is_refused(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_second_run_on_same_out_is_refused(smoke_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    run_cli("manifest", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE)
+    run_cli("manifest", "--data-root", str(smoke_corpus), "--out", str(out), *SMOKE)
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "VOXRAY_SLOW_BATCH_S": "1.0"}
     first = subprocess.Popen(
-        [*VOXRAY, "features", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE],
+        [*VOXRAY, "features", "--data-root", str(smoke_corpus), "--out", str(out), *SMOKE],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -107,7 +107,7 @@ def test_second_run_on_same_out_is_refused(tiny_corpus: Path, tmp_path: Path) ->
     while not (out / "_lock.json").exists() and time.time() < deadline:
         time.sleep(0.1)
     second = run_cli(
-        "features", "--data-root", str(tiny_corpus), "--out", str(out), *SMOKE, check=False
+        "features", "--data-root", str(smoke_corpus), "--out", str(out), *SMOKE, check=False
     )
     assert second.returncode != 0
     assert "another voxray run is writing to this --out" in second.stderr

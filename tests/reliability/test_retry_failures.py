@@ -5,6 +5,7 @@ a quarantine row whose cause is not the input file and takes it out of quarantin
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,10 @@ import pyarrow.compute as pc
 import pytest
 import torch
 
+from tests.support.pipeline import read, run_cli
 from voxray import schema
 from voxray.config import AttributionConfig, ModelConfig
-from voxray.io.run_state import mark_stage_done, stage_done
+from voxray.io.run_state import stage_done
 from voxray.io.sink import QuarantineCause, split_errors, write_quarantine
 from voxray.io.storage import Storage
 from voxray.models import build_classifier
@@ -23,7 +25,6 @@ from voxray.models.checkpoint import save_model
 from voxray.pipeline import attribute_stage
 from voxray.pipeline.attribute_stage import ComputeAttributions, Job
 from voxray.pipeline.model_ref import ModelRef
-from voxray.testing.pipeline import read, run_cli
 
 BINS, FRAMES, N = 20, 50, 16
 JOBS = [Job("saliency", "traversal"), Job("input_x_gradient", "traversal")]
@@ -147,31 +148,32 @@ def test_embed_halves_a_batch_that_runs_out_of_memory(model: ModelRef) -> None:
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_retry_quarantined_recomputes_a_transient_row(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_retry_quarantined_recomputes_a_transient_row(smoke_run, tmp_path: Path) -> None:
+    """On a copy of the session's smoke run: one attribution row turned into the quarantine row
+    an out-of-memory used to leave is recomputed by ``--retry-quarantined``, and only it."""
     out = tmp_path / "out"
-    common = ["--data-root", str(tiny_corpus), "--out", str(out), "--profile", "smoke"]
-    fast = [
-        "attribution.methods=[saliency]",
-        "attribution.pathways=[traversal]",
-        "mask.conditions=[]",
-        "train.epochs=1",
-    ]
-    for stage in ("manifest", "features", "train"):
-        run_cli(stage, *common, *fast)
-    run_cli("attribute", *common, *fast)
+    shutil.copytree(smoke_run.local, out)
+    common = ["--data-root", str(smoke_run.corpus), "--out", str(out), "--profile", "smoke"]
     keys = ["utt_id", "method", "pathway"]
     full = read(out, "attributions", keys)
-    utt = sorted(full.column("utt_id").to_pylist())[0]
+    job = Job("saliency", "traversal")
+    saliency = full.filter(pc.equal(full.column("method"), job.method))
+    traversal = saliency.filter(pc.equal(saliency.column("pathway"), job.pathway))
+    utt = sorted(traversal.column("utt_id").to_pylist())[0]
     # turn one computed row into what an out-of-memory used to leave: a quarantine row
     s = Storage(str(out))
-    for f in s.parquet_files("attributions"):
+    for f in s.parquet_files(f"attributions/method={job.method}"):
         t = read(out, f)
-        keep = t.filter(pc.not_equal(t.column("utt_id"), utt))
+        drop = pc.and_(
+            pc.equal(t.column("utt_id"), utt), pc.equal(t.column("pathway"), job.pathway)
+        )
+        keep = t.filter(pc.invert(drop))
         if keep.num_rows < t.num_rows:
             s.write_table(f, keep)
+    assert read(out, "attributions", keys).num_rows == full.num_rows - 1
     transient = pa.table(
         {
-            "path": [attribute_stage.quarantine_path(utt, Job("saliency", "traversal"))],
+            "path": [attribute_stage.quarantine_path(utt, job)],
             "error": ["saliency/traversal: OutOfMemoryError: CUDA out of memory"],
             "cause": [QuarantineCause.RESOURCES.value],
         }
@@ -180,19 +182,20 @@ def test_retry_quarantined_recomputes_a_transient_row(tiny_corpus: Path, tmp_pat
     bad_file = pa.table({"path": ["wav/x/y/00001.wav"], "error": ["empty file"]})
     write_quarantine(s, "attribute", bad_file)  # cause input: never retried
 
-    run_cli("attribute", *common, *fast)  # a plain rerun leaves quarantine alone
-    assert utt not in read(out, "attributions", ["utt_id"]).column("utt_id").to_pylist()
-    for later in ("mask", "retrain", "evaluate"):  # as if the run had gone on without the row
-        mark_stage_done(s, later, {})
+    run_cli("attribute", *common)  # a plain rerun leaves quarantine alone
+    assert read(out, "attributions", keys).num_rows == full.num_rows - 1
+    assert all(stage_done(s, later) for later in ("mask", "retrain", "evaluate"))
 
-    proc = run_cli("attribute", "--retry-quarantined", *common, *fast)
+    proc = run_cli("attribute", "--retry-quarantined", *common)
     assert "recomputing 1 quarantined items" in proc.stdout + proc.stderr
     # what reads attributions adds the row on the next run; the model is not retrained for it
     assert not stage_done(s, "mask") and not stage_done(s, "evaluate")
     assert stage_done(s, "retrain")
     after = read(out, "attributions", keys)
-    assert after.num_rows == full.num_rows
-    assert sorted(after.column("utt_id").to_pylist()) == sorted(full.column("utt_id").to_pylist())
-    q = read(out, "quarantine.parquet")
-    assert q.column("path").to_pylist() == ["wav/x/y/00001.wav"]
-    assert q.column("cause").to_pylist() == [QuarantineCause.INPUT.value]
+    assert sorted(zip(*after.to_pydict().values(), strict=True)) == sorted(
+        zip(*full.select(after.column_names).to_pydict().values(), strict=True)
+    )
+    q = [r for r in read(out, "quarantine.parquet").to_pylist() if r["stage"] == "attribute"]
+    assert [(r["path"], r["cause"]) for r in q] == [
+        ("wav/x/y/00001.wav", QuarantineCause.INPUT.value)
+    ]

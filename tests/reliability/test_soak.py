@@ -18,18 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from voxray.io.run_state import stage_info
-from voxray.io.storage import Storage
-from voxray.pipeline.stages import STAGE_NAMES
-from voxray.testing.cluster import LocalCluster
-from voxray.testing.contract import check
-from voxray.testing.pipeline import (
+from tests.support.cluster import LocalCluster
+from tests.support.pipeline import (
     VOXRAY,
     kill_private_ray,
     private_ray_env,
     read,
     run_cli,
 )
+from voxray.io.run_state import stage_info
+from voxray.io.storage import Storage
+from voxray.pipeline.stages import STAGE_NAMES
+from voxray.testing.contract import check
 
 pytestmark = pytest.mark.soak
 TABLES = ("manifest.parquet", "features", "embeddings", "attributions", "masked")

@@ -188,8 +188,8 @@ def test_forced_rerun_clears_part_markers_but_a_crash_keeps_them(tmp_path: Path)
 def test_s3_reads_see_parts_another_process_wrote(tmp_path: Path, s3_endpoint: str) -> None:
     """Ray workers write parts into prefixes the driver has listed already; a cached listing
     made the driver's read of its own attributions fail with FileNotFoundError."""
+    from tests.support.s3 import create_bucket, upload_tree
     from voxray.config import S3Config
-    from voxray.testing.s3 import create_bucket, upload_tree
 
     create_bucket("voxray-io", s3_endpoint)
     store = Storage("s3://voxray-io/run", S3Config(endpoint_url=s3_endpoint))

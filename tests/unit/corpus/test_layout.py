@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.support.s3 import DUMMY_ENV, create_bucket, moto_s3_server, upload_tree
 from voxray.config import CorpusConfig, S3Config
 from voxray.corpus.audio import load_audio, probe_audio
 from voxray.corpus.layout import CorpusError, CorpusScan, scan_corpus, subset_utterances
 from voxray.corpus.records import Trial, Utterance
 from voxray.io.storage import Storage
-from voxray.testing.s3 import DUMMY_ENV, create_bucket, moto_s3_server, upload_tree
 
 CFG = CorpusConfig()
 META = (

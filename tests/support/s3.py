@@ -88,3 +88,20 @@ def upload_tree(local_dir: str | os.PathLike[str], s3_uri: str, endpoint_url: st
         client.upload_file(str(path), bucket, key)
         count += 1
     return count
+
+
+def download_tree(s3_uri: str, local_dir: str | os.PathLike[str], endpoint_url: str) -> int:
+    """Copy every object under ``s3://bucket/prefix/`` to ``local_dir/<relative key>`` (the
+    reverse of :func:`upload_tree`); returns the count."""
+    bucket, _, prefix = s3_uri[len("s3://") :].partition("/")
+    prefix = prefix.strip("/") + "/"
+    client = _client(endpoint_url)
+    root = Path(local_dir)
+    count = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            dest = root / obj["Key"][len(prefix) :]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, obj["Key"], str(dest))
+            count += 1
+    return count

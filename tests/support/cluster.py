@@ -33,8 +33,11 @@ class LocalCluster:
     def __init__(
         self, workers: int, worker_env: list[dict[str, str]] | None = None, head_cpus: int = 0
     ) -> None:
+        import ray
         from ray.cluster_utils import Cluster
 
+        if ray.is_initialized():
+            ray.shutdown()  # the session's local Ray: this process connects to one Ray at a time
         self.cluster = Cluster(
             initialize_head=True,
             head_node_args={
@@ -76,7 +79,7 @@ class LocalCluster:
     def smoke_run(self, corpus: Path, out: Path, **kwargs: Any) -> subprocess.CompletedProcess:
         """``voxray run --profile smoke`` on this cluster (through RAY_ADDRESS); ``kwargs`` go to
         ``run_cli`` (check, timeout)."""
-        from voxray.testing.pipeline import run_profile
+        from tests.support.pipeline import run_profile
 
         return run_profile(corpus, out, "smoke", env={"RAY_ADDRESS": self.address}, **kwargs)
 

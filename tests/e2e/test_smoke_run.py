@@ -1,0 +1,120 @@
+"""The session's one whole pipeline run (``smoke_run``: ``voxray run --profile smoke`` on a local
+3-node cluster, ``--out`` on s3://) meets every end-to-end guarantee: every stage completes and
+accounts for each input; the output meets the contract (EER recomputed by scikit-learn); the
+output is visible from every node; Train, Tune and the lock work on s3://; a rerun skips every
+stage and duplicates nothing; the README's DuckDB queries run on the result."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from tests.support.pipeline import read, run_cli
+from voxray.io.run_state import stage_info
+from voxray.pipeline.stages import STAGE_NAMES
+from voxray.testing.contract import check, sklearn_eer
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLES = ("manifest.parquet", "features", "embeddings", "attributions", "scores", "metrics")
+
+
+def test_every_stage_completed_and_accounts_for_its_inputs(smoke_run) -> None:
+    s = smoke_run.storage()
+    for stage in STAGE_NAMES:
+        info = stage_info(s, stage)
+        assert info, f"stage {stage} left no marker"
+        assert info["inputs"] == info["outputs"] + info["quarantined"] + info["skipped"], (
+            stage,
+            info,
+        )
+        assert info["inputs"] > 0 or stage in ("tune", "report"), (stage, info)
+    assert f"report: {smoke_run.out}/report/index.html" in smoke_run.log
+
+
+def test_the_run_used_every_node_of_the_cluster(smoke_run) -> None:
+    assert "visible from all 3 Ray nodes" in smoke_run.log
+
+
+def test_train_tune_and_the_lock_on_s3(smoke_run) -> None:
+    s = smoke_run.storage()
+    assert not s.exists("_lock.json")  # released
+    assert s.parquet_files("tune/results.parquet") and s.exists("tune/best.yaml")
+    assert s.exists("models/ecapa/model.pt") and s.exists("report/index.html")
+    assert s.find("models/ecapa/ray")  # Ray Train's checkpoints went to the bucket too
+
+
+def test_outputs_meet_the_contract(smoke_run) -> None:
+    out = smoke_run.local
+    assert check(str(out)) == []
+    manifest = read(out, "manifest.parquet")
+    assert manifest.num_rows == 6 * 2 * 2
+    assert set(manifest.column("split").to_pylist()) == {"train", "test"}
+    assert {"integrated_gradients", "saliency", "layer_cam", "lrp_epsilon"} <= set(
+        read(out, "attributions", ["method"]).column("method").to_pylist()
+    )
+
+
+def test_base_model_eer_is_the_one_its_scores_give(smoke_run) -> None:
+    """The base model's EER on the first list, as stored, against scikit-learn's on the stored
+    scores (its trials all present: as many as the list's lines in the corpus)."""
+    out = smoke_run.local
+    metrics = read(out, "metrics").to_pandas()
+    scores = read(out, "scores").to_pandas()
+    key = {"condition": "none", "scorer": "cosine", "list": "veri_test2"}
+    pick = " and ".join(f"{k} == {v!r}" for k, v in key.items())
+    eer = metrics.query(f"metric == 'eer' and {pick}")
+    trials = scores.query(pick)
+    assert len(eer) == 1 and len(trials) == _lines(smoke_run.corpus / "veri_test2.txt")
+    labels = trials["label"].to_numpy(int)
+    assert 0 < labels.sum() < len(labels)
+    assert abs(eer["value"].iloc[0] - sklearn_eer(trials["score"].to_numpy(float), labels)) < 1e-6
+
+
+def _lines(path: Path) -> int:
+    return sum(1 for line in path.read_text().splitlines() if line.strip())
+
+
+def test_rerun_skips_every_stage_and_duplicates_nothing(smoke_run) -> None:
+    """On the local Ray this time: the stage markers, not the cluster, decide what is done."""
+    s = smoke_run.storage()
+    before = {rel: s.read_table(rel).num_rows for rel in TABLES}
+    args = ["--data-root", str(smoke_run.corpus), "--out", smoke_run.out, "--profile", "smoke"]
+    proc = run_cli("run", *args, smoke_run.endpoint_override)
+    log = proc.stdout + proc.stderr
+    for stage in STAGE_NAMES:
+        assert f"stage {stage}: already complete, skipped" in log
+    assert {rel: s.read_table(rel).num_rows for rel in TABLES} == before
+
+
+def test_a_lock_held_elsewhere_refuses_a_second_run(smoke_run) -> None:
+    s = smoke_run.storage()
+    s.write_text("_lock.json", json.dumps({"pid": 1, "host": "elsewhere", "since": 0}))
+    try:
+        args = ["--data-root", str(smoke_run.corpus), "--out", smoke_run.out]
+        proc = run_cli(
+            "report", *args, "--profile", "smoke", smoke_run.endpoint_override, check=False
+        )
+    finally:
+        s.remove("_lock.json")
+    assert proc.returncode != 0 and "another voxray run is writing" in proc.stderr
+
+
+def test_readme_duckdb_queries_run(smoke_run) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```sql\n(.*?)```", readme, re.S).group(1)
+    queries = [
+        q
+        for q in (x.strip() for x in block.replace("OUT", str(smoke_run.local)).split(";"))
+        if "SELECT" in q
+    ]
+    assert len(queries) == 3
+    con = duckdb.connect()
+    for q in queries:
+        rows = con.execute(q).fetchall()
+        assert rows, q
+    eer = con.execute(queries[0]).fetchall()
+    assert all(np.isfinite(r[-1]) for r in eer)
