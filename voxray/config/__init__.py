@@ -8,8 +8,8 @@ typo is the bug this avoids).
 
 The modules: the sections by concern (``resources``, ``data``, ``models``, ``attribution``,
 ``evaluation``, ``run``: the whole ``VoxrayConfig``), ``loading`` (files, profiles,
-overrides) and ``validation`` (the generic validator). The names below are the package's public
-API.
+overrides), ``validation`` (the generic validator) and ``conditions`` (the name of a masked-data
+condition). The names below are the package's public API.
 """
 
 from voxray.config.attribution import (

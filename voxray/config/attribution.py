@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from voxray.config.conditions import SEEN_CLASSIFICATION, ConditionName
 from voxray.config.resources import ResourceConfig
 
 
@@ -124,14 +125,18 @@ class MaskCondition:
     maps: Literal["own", "shuffled"] = "own"
 
     @property
+    def parts(self) -> ConditionName:
+        """What its name is made of: the rule's value and reading only where the rule has them."""
+        pathway = SEEN_CLASSIFICATION if self.pathway == "classification" else self.pathway
+        value = {"threshold": self.threshold, "moore": self.top_fraction}.get(self.rule)
+        reading = self.reading if self.rule == "threshold" else None
+        shuffled = self.maps == "shuffled"
+        return ConditionName(self.method, pathway, self.rule, value, reading, shuffled)
+
+    @property
     def name(self) -> str:
-        pathway = "seen-classification" if self.pathway == "classification" else self.pathway
-        base = f"{self.method}/{pathway}/{self.rule}"
-        if self.rule == "threshold":
-            base = f"{base}:{self.reading}@{self.threshold:g}"
-        elif self.rule == "moore":
-            base = f"{base}@{self.top_fraction:g}"
-        return f"{base}/shuffled" if self.maps == "shuffled" else base
+        """masked/'s ``condition`` value for this condition (``voxray.config.conditions``)."""
+        return str(self.parts)
 
 
 @dataclass(frozen=True)
