@@ -21,6 +21,7 @@ from voxray.config.attribution import (
 )
 from voxray.config.data import CorpusConfig, FeatureConfig, KaldiParams
 from voxray.config.evaluation import (
+    LINKAGES,
     EvalConfig,
     FaithfulnessConfig,
     GenderConfig,
@@ -56,6 +57,7 @@ from voxray.config.run import RayConfig, VoxrayConfig
 from voxray.config.validation import ConfigError, build
 
 __all__ = [
+    "LINKAGES",
     "AttributionConfig",
     "AugmentConfig",
     "ConfigError",

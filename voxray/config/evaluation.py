@@ -103,18 +103,22 @@ class XaiMetricsConfig:
             raise ValueError(f"subset_fraction must be in (0, 1], got {self.subset_fraction}")
 
 
+#: the AHC linkages (scipy's methods) voxray.eval.clustering scores with: all, by default.
+LINKAGES: tuple[str, ...] = (
+    "single",
+    "complete",
+    "average",
+    "weighted",
+    "centroid",
+    "median",
+    "ward",
+)
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     scorers: tuple[str, ...] = ("cosine", "mean_cossim", "mean_dot", "ahc", "dominant_sets")
-    linkages: tuple[str, ...] = (
-        "single",
-        "complete",
-        "average",
-        "weighted",
-        "centroid",
-        "median",
-        "ward",
-    )
+    linkages: tuple[str, ...] = LINKAGES
     p_targets: tuple[float, ...] = (0.01, 0.05)
     asnorm: bool = False
     asnorm_cohort: int = 200
