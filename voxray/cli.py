@@ -225,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("voxray: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - one line for the user; VOXRAY_DEBUG=1 prints the trace
+    except Exception as exc:  # one line for the user; VOXRAY_DEBUG=1 prints the trace
         if os.environ.get("VOXRAY_DEBUG"):
             traceback.print_exc()
         print(f"voxray: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)

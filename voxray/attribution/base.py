@@ -32,14 +32,14 @@ class Pathway(StrEnum):
     String-valued, so Parquet, JSON and config hold the plain names (``"traversal"`` ...).
     """
 
-    #: the embedder alone, the mean attribution over the N embedding dimensions (Muckenhirn
-    #: et al. 2023, eq. 5).
+    #: the embedder alone, the mean attribution over the N embedding dimensions (Zhang et al.
+    #: 2023, eq. 5).
     TRAVERSAL = "traversal"
     #: the margin head appended: the given (or predicted) speaker's logit.
     CLASSIFICATION = "classification"
-    #: a class activation map of the classifier's target speaker at a layer (Li et al. 2024).
+    #: a class activation map of the classifier's target speaker at a layer (Li et al. 2022).
     CAM = "cam"
-    #: layer-wise relevance of the classifier's target logit (Becker et al. 2024).
+    #: layer-wise relevance of the classifier's target logit (Sarvaš 2021).
     LRP = "lrp"
     #: a verification trial's score cos(e_a, e_b) w.r.t. one side's features, the other side's
     #: embedding fixed (voxray.attribution.trial).

@@ -195,7 +195,7 @@ def list_files(storage: Storage, rel: str) -> list[str]:
         if not storage.fs.exists(base):
             return []
         found = storage.fs.find(base)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the path named
+    except Exception as exc:  # re-raised with the path named
         raise StorageError(f"cannot list {storage.uri(rel)}: {type(exc).__name__}: {exc}") from exc
     out = []
     for p in found:

@@ -29,19 +29,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.cluster.hierarchy import linkage as scipy_linkage
 
+from voxray.config import LINKAGES
+
 #: float64 arrays (embeddings, scores) and int64 row indices, as the eval modules pass them.
 Floats = NDArray[np.float64]
 Indices = NDArray[np.int64]
 
-LINKAGES: tuple[str, ...] = (
-    "single",
-    "complete",
-    "average",
-    "weighted",
-    "centroid",
-    "median",
-    "ward",
-)
 #: Linkages whose update rule is only valid for Euclidean distances.
 EUCLIDEAN_LINKAGES = frozenset({"centroid", "median", "ward"})
 

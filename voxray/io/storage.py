@@ -66,7 +66,7 @@ class Storage:
     def exists(self, *parts: str) -> bool:
         try:
             return bool(self.fs.exists(self.path(*parts)))
-        except Exception as exc:  # noqa: BLE001 - re-raised with the path named
+        except Exception as exc:  # re-raised with the path named
             raise StorageError(
                 f"cannot reach {self.uri(*parts)}: {type(exc).__name__}: {exc}"
             ) from exc
@@ -76,7 +76,7 @@ class Storage:
             return self.fs.open(self.path(rel), mode)
         except FileNotFoundError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise StorageError(f"cannot open {self.uri(rel)}: {type(exc).__name__}: {exc}") from exc
 
     def read_bytes(self, rel: str) -> bytes:
@@ -107,7 +107,7 @@ class Storage:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise StorageError(
                 f"cannot write {self.uri(rel)}: {type(exc).__name__}: {exc}"
             ) from exc
@@ -126,7 +126,7 @@ class Storage:
             if not self.fs.exists(base):
                 return []
             found = self.fs.find(base)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise StorageError(f"cannot list {self.uri(rel)}: {type(exc).__name__}: {exc}") from exc
         out = []
         for p in found:

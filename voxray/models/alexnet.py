@@ -1,5 +1,5 @@
-"""The AlexNet-style gender classifier of Sarvaš 2021 (the AudioMNIST AlexNet of Becker et al.),
-adapted from 227 x 227 spectrograms to ``(T, F)`` fbank crops (e.g. 200 x 80).
+"""The AlexNet-style gender classifier of Sarvaš 2021 (the AudioMNIST AlexNet of Becker et al.
+2018), adapted from 227 x 227 spectrograms to ``(T, F)`` fbank crops (e.g. 200 x 80).
 
 Five convolutions with ReLU and max-pooling, then three fully connected layers; the third
 is the classification head (``MarginHead`` of kind ``softmax``), so this embedder ends at the
@@ -15,7 +15,7 @@ second FC layer and its embedding is that layer's (ReLU'd) output::
       fc1 Linear -> 1024, ReLU, dropout
       fc2 Linear -> 1024, ReLU, dropout          = embedding (B, D)
 
-Differences from Becker et al.: no local response normalisation and no grouped convolutions
+Differences from Becker et al. 2018: no local response normalisation and no grouped convolutions
 (neither changes what LRP explains here and both complicate its rules); the adaptive average
 pool lets utterances of other lengths through while a crop of ``input_frames`` is unchanged.
 """
@@ -59,7 +59,7 @@ class AlexNet(SpeakerEmbedder):
 
     Args:
         input_dim: feature bins F (80).
-        embedding_dim: width of fc1 and fc2 (1024 as in Becker et al.).
+        embedding_dim: width of fc1 and fc2 (1024 as in Becker et al. 2018).
         input_frames: the training crop length T (200); fixes the size of the fc1 input.
         dropout: dropout after fc1 and fc2 (training only).
     """

@@ -196,7 +196,7 @@ def read_weights(storage: Storage, rel: str) -> Any:
     try:
         data = io.BytesIO(storage.read_bytes(rel))
         return torch.load(data, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a refused checkpoint
+    except Exception as exc:  # any unpickling failure is a refused checkpoint
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"{uri}: refused or unreadable with weights_only=True: {first}"

@@ -76,7 +76,7 @@ _Loader.add_multi_constructor("!", _plain)
 def read_hparams(text: str, where: str) -> dict[str, Any]:
     """hyperparams.yaml text as plain data; ValueError naming ``where`` when unreadable."""
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ValueError(f"{where}: not valid YAML: {exc}") from exc
     if data is None:

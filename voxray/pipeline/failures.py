@@ -93,7 +93,7 @@ def compute_split(
     fails comes back as (``[i]``, ``Failure``). Other exceptions propagate unchanged."""
     try:
         return [(group, fn(group))]
-    except Exception as exc:  # noqa: BLE001 - classified below; the rest is re-raised
+    except Exception as exc:  # classified below; the rest is re-raised
         cause = failure_cause(exc)
         if cause is None:
             raise

@@ -38,10 +38,10 @@ MASK_KEYS = ("utt_id", "condition")
 
 
 def condition_value(cond: MaskCondition) -> float:
-    """The ``threshold`` column: tau, the Moore fraction, or 0 for the plain product."""
-    if cond.rule == "threshold":
-        return cond.threshold
-    return cond.top_fraction if cond.rule == "moore" else 0.0
+    """The ``threshold`` column: the value its name carries (tau, the Moore fraction), or 0 for
+    the plain product."""
+    value = cond.parts.value
+    return 0.0 if value is None else value
 
 
 class ApplyMasks:

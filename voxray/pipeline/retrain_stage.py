@@ -30,11 +30,6 @@ def condition_slug(cond: MaskCondition) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", cond.name).strip("-")
 
 
-def masked_condition(cond: MaskCondition) -> str:
-    """The ``condition`` value of scores/metrics computed on data masked by ``cond``."""
-    return f"masked:{cond.name}"
-
-
 def retrained_name(base: str, cond: MaskCondition) -> str:
     return f"{base}--{condition_slug(cond)}"
 
@@ -51,7 +46,7 @@ def run_retrain(ctx: RunContext) -> StageResult:
     for cond in cfg.mask.conditions:
         source = f"{MASKED}/method={cond.method}"
         only = {"condition": cond.name}
-        embed_source(ctx, base, masked_condition(cond), source, only, test_ids, res)
+        embed_source(ctx, base, cond.parts.masked, source, only, test_ids, res)
         if not cfg.retrain.enabled:
             continue
         name = retrained_name(base.name, cond)
@@ -61,7 +56,7 @@ def run_retrain(ctx: RunContext) -> StageResult:
             log.info("retrain: %s on %s", name, cond.name)
             train_on(ctx, name, source, only, front_end, epochs=cfg.retrain.epochs)
         model = trained_model(ctx, name)
-        embed_source(ctx, model, masked_condition(cond), source, only, test_ids, res)
+        embed_source(ctx, model, cond.parts.masked, source, only, test_ids, res)
         embed_source(ctx, model, "none", features_rel(kind), None, test_ids, res)
     result.outputs = len(cfg.mask.conditions)
     result.info = {

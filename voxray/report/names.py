@@ -8,11 +8,12 @@ shows them the way the seed papers print them (``Integrated Gradients + mask(0.1
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Iterable, Sequence
 
 from voxray.attribution.base import ATTRIBUTORS, Pathway, methods_with_pathway
+from voxray.config.conditions import SEEN_CLASSIFICATION, ConditionName, parse_masked
+from voxray.config.conditions import own_maps_condition as own_maps_condition
 
 #: the attribution methods' titles are on their classes; these conditions are not methods.
 METHOD_NAMES = {n: cls.title for n, cls in ATTRIBUTORS.items()} | {
@@ -79,68 +80,26 @@ def scorer_order(scorer: str) -> tuple[int, str]:
     return 6, scorer
 
 
-#: the pathway segment of a mask condition's name whose Classification maps cover the model's
-#: training speakers only, every other utterance being masked along Traversal (MaskCondition).
-SEEN_CLASSIFICATION = "seen-classification"
-#: the last segment of a shuffled-map control condition's name.
-SHUFFLED = "shuffled"
-
-
-@dataclass(frozen=True)
-class MaskedCondition:
-    """A parsed ``masked:<method>/<pathway>/<rule>[:<reading>][@value][/shuffled]`` value."""
-
-    method: str
-    pathway: str
-    rule: str
-    value: float | None
-    #: the threshold's reading (signed / magnitude), None for the other rules.
-    reading: str | None = None
-    #: True for the shuffled-map control.
-    shuffled: bool = False
-
-    @property
-    def label(self) -> str:
-        name = method_name(self.method)
-        if self.rule == "threshold" and self.value is not None:
-            reading = f", {self.reading}" if self.reading else ""
-            name = f"{name} + mask({self.value:g}{reading})"
-        elif self.rule == "moore" and self.value is not None:
-            name = f"{name}, Moore augmentation (top {100 * self.value:g}%)"
-        elif self.rule != "product":
-            name = f"{name}, {self.rule}"
-        if self.pathway not in (SEEN_CLASSIFICATION, Pathway.CLASSIFICATION):
-            name = f"{name} ({self.pathway})"
-        return f"{name}, shuffled maps" if self.shuffled else name
-
-
-def parse_masked(condition: str) -> MaskedCondition | None:
-    """The parts of a masked condition value, or None for any other condition."""
-    if not condition.startswith("masked:"):
-        return None
-    parts = condition[len("masked:") :].split("/")
-    shuffled = len(parts) == 4 and parts[3] == SHUFFLED
-    if len(parts) != 3 + shuffled:
-        return None
-    rule, _, raw = parts[2].partition("@")
-    rule, _, reading = rule.partition(":")
-    try:
-        value = float(raw) if raw else None
-    except ValueError:
-        return None
-    return MaskedCondition(parts[0], parts[1], rule, value, reading or None, shuffled)
-
-
-def own_maps_condition(condition: str) -> str:
-    """The condition a shuffled-map control controls (the same name without ``/shuffled``)."""
-    return condition.removesuffix(f"/{SHUFFLED}")
+def masked_label(parsed: ConditionName) -> str:
+    """``Integrated Gradients + mask(0.1, signed)``, ``..., Moore augmentation (top 0.5%)``."""
+    name = method_name(parsed.method)
+    if parsed.rule == "threshold" and parsed.value is not None:
+        reading = f", {parsed.reading}" if parsed.reading else ""
+        name = f"{name} + mask({parsed.value:g}{reading})"
+    elif parsed.rule == "moore" and parsed.value is not None:
+        name = f"{name}, Moore augmentation (top {100 * parsed.value:g}%)"
+    elif parsed.rule != "product":
+        name = f"{name}, {parsed.rule}"
+    if parsed.pathway not in (SEEN_CLASSIFICATION, Pathway.CLASSIFICATION):
+        name = f"{name} ({parsed.pathway})"
+    return f"{name}, shuffled maps" if parsed.shuffled else name
 
 
 def condition_name(condition: str) -> str:
     if condition == "none":
         return "None (clean)"
     parsed = parse_masked(condition)
-    return parsed.label if parsed else condition
+    return masked_label(parsed) if parsed else condition
 
 
 def fraction_label(fraction: float) -> str:

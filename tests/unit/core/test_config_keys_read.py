@@ -11,14 +11,15 @@ from pathlib import Path
 from voxray import config
 from voxray.config import VoxrayConfig
 
-ROOT = Path(config.__file__).resolve().parent.parent
-#: where configuration is read: the library (but config.py, which only declares and checks
-#: keys), the benchmarks and the job entrypoints.
+CONFIG = Path(config.__file__).resolve().parent
+ROOT = CONFIG.parents[1]
+#: where configuration is read: the library (but the config package, which only declares and
+#: checks keys), the benchmarks and the job entrypoints.
 SOURCES = [
     p
     for d in ("voxray", "bench", "ray_jobs")
     for p in sorted((ROOT / d).rglob("*.py"))
-    if p != Path(config.__file__).resolve()
+    if CONFIG not in p.parents
 ]
 
 

@@ -24,7 +24,7 @@ How each part of ECAPA-TDNN (and ResNet34SE) is explained, and why:
   concatenation; the mean/std concatenation): pure routing, relevance follows its channels.
 - **SE blocks** ``x * sigmoid(gate(mean_T x))``: the gate is a constant (``rules.Detach`` on the
   Sigmoid), so all relevance of the product goes to the gated signal ``x``, none into the gate
-  path: the standard treatment of multiplicative gates (Arras et al., LRP for LSTMs). The SE
+  path: the standard treatment of multiplicative gates (Arras et al. 2017, LRP for LSTMs). The SE
   block conserves relevance exactly.
 - **Attentive statistics pooling**: the softmax attention (and the global-context path that
   computes it) is a constant (``Detach`` on the Softmax). The weighted mean ``mu = sum_t w_t x_t``

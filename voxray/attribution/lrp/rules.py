@@ -20,7 +20,7 @@ With ``a`` the layer input, ``z = W a + b`` its output and ``c`` the incoming gr
 - ``Pass``: an element-wise activation hands its output relevance to its input unchanged
   (``R_in = R_out``, ``c_in = c f(x) / x``); for ReLU that is its ordinary gradient.
 - ``Detach``: the module's output is a constant for LRP: a multiplicative gate (SE's sigmoid,
-  attentive pooling's softmax) through which no relevance flows (Arras et al.'s rule for the
+  attentive pooling's softmax) through which no relevance flows (Arras et al. 2017's rule for the
   gates of LSTMs); the gated signal keeps all of it.
 
 Max pooling needs no rule: its gradient routes the relevance to the winner (``R = max * c``).

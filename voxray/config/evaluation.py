@@ -1,0 +1,138 @@
+"""The evaluation sections (verification scorers and the XAI analyses) and the report."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field
+from typing import Literal
+
+from voxray.config.resources import ResourceConfig
+
+
+@dataclass(frozen=True)
+class FaithfulnessConfig:
+    enabled: bool = True
+    methods: tuple[str, ...] = ()
+    steps: int = 10
+    max_utterances: int = 32
+    flip_fractions: tuple[float, ...] = (0.0, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05)
+
+
+@dataclass(frozen=True)
+class MultiSpeakerConfig:
+    enabled: bool = True
+    trials_per_case: int = 20
+    cases: tuple[str, ...] = ("A-B", "A-B-A", "B-A-B", "A-B-C")
+    methods: tuple[str, ...] = ("grad_cam_pp", "score_cam", "layer_cam")
+    segment_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class SanityConfig:
+    enabled: bool = True
+    methods: tuple[str, ...] = ("saliency", "integrated_gradients", "layer_cam", "lrp_epsilon")
+    max_utterances: int = 8
+    #: a method whose maps keep a Spearman correlation above this after full randomisation is
+    #: flagged.
+    flag_threshold: float = 0.5
+    label_randomisation: bool = True
+    label_epochs: int = 2
+
+
+@dataclass(frozen=True)
+class GenderConfig:
+    enabled: bool = True
+    epochs: int = 5
+    segment_s: float = 2.0
+    top_fraction: float = 0.005
+    #: learning rate of the AlexNet gender classifier and its retraining (Sarvaš 2021: 1e-4).
+    lr: float = 1e-3
+    #: what the trained classifier is trained again on: the Moore-augmented crops (Sarvaš 2021 §4.3)
+    #: or the original crops and the augmented ones together.
+    retrain_on: Literal["augmented", "original+augmented"] = "original+augmented"
+
+
+#: the Quantus metrics voxray computes, by family (voxray.eval.xai_metrics).
+XaiMetric = Literal[
+    "FaithfulnessCorrelation",
+    "ROAD",
+    "IROF",
+    "Monotonicity",
+    "MaxSensitivity",
+    "AvgSensitivity",
+    "RelativeInputStability",
+    "Sparseness",
+    "Complexity",
+    "MPRT",
+    "RandomLogit",
+    "Completeness",
+    "InputInvariance",
+]
+
+
+@dataclass(frozen=True)
+class XaiMetricsConfig:
+    """Quantus metric families for every method and pathway, on a sample of test utterances
+    (fixed-length centre crops of ``train.segment_s``, so one batch holds them all)."""
+
+    enabled: bool = True
+    #: every metric of ``XaiMetric`` by default.
+    metrics: tuple[XaiMetric, ...] = typing.get_args(XaiMetric)
+    #: methods measured (empty: attribution.methods), each on its pathways below.
+    methods: tuple[str, ...] = ()
+    #: traversal / classification for the Captum methods (CAMs and LRP measure their own),
+    #: trial for the trial methods.
+    pathways: tuple[Literal["traversal", "classification", "trial"], ...] = (
+        "traversal",
+        "classification",
+        "trial",
+    )
+    max_utterances: int = 8
+    #: perturbed copies per input: FaithfulnessCorrelation runs, sensitivity/stability samples.
+    samples: int = 10
+    #: the share of the T x F bins one FaithfulnessCorrelation subset / Monotonicity step holds.
+    subset_fraction: float = 0.05
+    resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=1))
+
+    def __post_init__(self) -> None:
+        if self.max_utterances < 2:
+            raise ValueError(f"max_utterances must be >= 2, got {self.max_utterances}")
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
+        if not 0.0 < self.subset_fraction <= 1.0:
+            raise ValueError(f"subset_fraction must be in (0, 1], got {self.subset_fraction}")
+
+
+#: the AHC linkages (scipy's methods) voxray.eval.clustering scores with: all, by default.
+LINKAGES: tuple[str, ...] = (
+    "single",
+    "complete",
+    "average",
+    "weighted",
+    "centroid",
+    "median",
+    "ward",
+)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    scorers: tuple[str, ...] = ("cosine", "mean_cossim", "mean_dot", "ahc", "dominant_sets")
+    linkages: tuple[str, ...] = LINKAGES
+    p_targets: tuple[float, ...] = (0.01, 0.05)
+    asnorm: bool = False
+    asnorm_cohort: int = 200
+    asnorm_top_k: int = 100
+    identification: bool = True
+    faithfulness: FaithfulnessConfig = field(default_factory=FaithfulnessConfig)
+    multispeaker: MultiSpeakerConfig = field(default_factory=MultiSpeakerConfig)
+    sanity: SanityConfig = field(default_factory=SanityConfig)
+    gender: GenderConfig = field(default_factory=GenderConfig)
+    xai: XaiMetricsConfig = field(default_factory=XaiMetricsConfig)
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    heatmap_utterances: int = 3
+    tsne: bool = True
+    max_points: int = 2000

@@ -1,0 +1,153 @@
+"""The speaker model and what trains, embeds with, retrains and tunes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from voxray.config.resources import ResourceConfig
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Margin head: softmax, aam (ArcFace), am (CosFace), sphere, combined (Lehmann & Stadelmann
+    2020: m1, m2, m3)."""
+
+    kind: Literal["softmax", "aam", "am", "sphere", "combined"] = "aam"
+    margin: float = 0.2
+    scale: float = 30.0
+    m1: float = 1.0
+    m2: float = 0.0
+    m3: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: Literal["ecapa_tdnn", "resnet34se", "bilstm", "alexnet", "ge2e"] = "ecapa_tdnn"
+    #: base width: ECAPA C (512/1024), ResNet first stage (32), BiLSTM hidden size (512), GE2E
+    #: LSTM hidden size (256; arch ge2e is resemblyzer's encoder, see voxray.models.ge2e).
+    channels: int = 512
+    embedding_dim: int = 192
+    #: bilstm only, with ``embedding_dim == 2 * channels``: train through Dense(2C) ->
+    #: Dense(bottleneck_dim) -> head and embed with lstm2's time mean, as Lehmann & Stadelmann
+    #: 2020 do (0: no bottleneck; see voxray.models.bilstm).
+    bottleneck_dim: int = 0
+    #: ecapa_tdnn only: width M of the multi-layer feature aggregation and the pooling over it
+    #: (0: the paper's 1536 for every C; SpeechBrain's recipes use 3C). At small C the fixed 1536
+    #: holds most of the compute: C=128 trains 7x faster with M=384 on a 2-core CPU.
+    mfa_channels: int = 0
+    feature_kind: Literal["fbank", "mfcc"] = "fbank"
+    head: HeadConfig = field(default_factory=HeadConfig)
+
+    def __post_init__(self) -> None:
+        if self.mfa_channels < 0 or (self.mfa_channels and self.arch != "ecapa_tdnn"):
+            raise ValueError(
+                f"mfa_channels: a positive width for ecapa_tdnn only, got {self.mfa_channels} "
+                f"for {self.arch!r}"
+            )
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """On-the-fly training augmentation of feature crops."""
+
+    enabled: bool = False
+    noise_prob: float = 0.3
+    noise_std: float = 0.1
+    freq_mask_bins: int = 8
+    time_mask_frames: int = 10
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str = "ecapa"
+    epochs: int = 10
+    batch_size: int = 64
+    segment_s: float = 2.0
+    crops_per_utt: int = 1
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 2e-5
+    scheduler: Literal["cyclic", "warmup_decay", "constant"] = "cyclic"
+    warmup_epochs: int = 1
+    num_workers: int = 1
+    #: BatchNorm statistics over every worker's batch together (voxray.train.sync_bn): N
+    #: workers of batch_size each then train like one worker of N x batch_size.
+    sync_batchnorm: bool = True
+    #: CPUs reserved per training worker (leave some for the Ray Data tasks that feed it).
+    cpus_per_worker: float = 1.0
+    #: torch threads of a CPU training worker (0: as many as the CPUs it reserves).
+    torch_threads: int = 0
+    use_gpu: Union[bool, Literal["auto"]] = "auto"
+    amp: bool = True
+    max_failures: int = 2
+    seed: int = 0
+    #: normalise each crop by its utterance's mean and standard deviation (Lehmann & Stadelmann
+    #: 2020).
+    normalise: bool = False
+    #: keep iden_split.txt's test utterances (split 3) out of training, so that identification
+    #: Top-1 is measured on held-out utterances (VoxCeleb1 verification recipes train on all).
+    exclude_iden_test: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Full-utterance and overlapping-segment embeddings (Lehmann & Stadelmann 2020: 50%
+    overlap)."""
+
+    full: bool = True
+    segments: bool = True
+    segment_s: float = 2.0
+    overlap: float = 0.5
+    #: fp32, tf32 (CUDA matmuls) or bf16 autocast (see voxray.pipeline.precision).
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    #: full utterances are embedded from their first multiple of this many frames, so that
+    #: utterances within that many frames of each other share a forward pass, each embedding
+    #: exactly that of its cropped utterance alone (voxray.pipeline.length_buckets); 1 keeps
+    #: every frame and batches identical lengths only.
+    bucket_frames: int = 1
+    #: decode, front-end and embedding in one actor pass from the manifest's audio, writing no
+    #: features/ (evaluating a pretrained ``--model``; voxray.pipeline.embed_from_audio).
+    from_audio: bool = False
+    resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=16))
+
+    def __post_init__(self) -> None:
+        if self.bucket_frames < 1:
+            raise ValueError(f"bucket_frames must be >= 1, got {self.bucket_frames}")
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    enabled: bool = True
+    #: epochs for retraining (0: the same as train.epochs).
+    epochs: int = 0
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    enabled: bool = True
+    #: eer_gap / deletion_gap score each configuration against a random mask keeping as many
+    #: bins (voxray.train.tune), which masking less cannot win; the others are uncorrected.
+    objective: Literal["eer_gap", "deletion_gap", "frozen_eer", "deletion_auc", "retrain_eer"] = (
+        "eer_gap"
+    )
+    num_samples: int = 3
+    taus: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)
+    #: methods with a Traversal pathway: the sweep masks test speakers, unseen in training.
+    methods: tuple[str, ...] = (
+        "integrated_gradients",
+        "saliency",
+        "input_x_gradient",
+        "gradient_shap",
+    )
+    #: the pathway of training speakers' maps (retrain_eer); test utterances use Traversal.
+    pathways: tuple[str, ...] = ("traversal",)
+    lrp_epsilons: tuple[float, ...] = (0.1, 0.5, 1.0)
+    lrp_gammas: tuple[float, ...] = (1.0, 5.0)
+    cam_layer_sets: tuple[str, ...] = ("block3", "block2+block3")
+    max_epochs: int = 2
+    grace_period: int = 1
+    max_concurrent: int = 1
+    max_utterances: int = 32
+    seed: int = 0

@@ -1,0 +1,38 @@
+"""Where the work runs: a stage's Ray resources and S3 access."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+
+@dataclass(frozen=True)
+class ResourceConfig:
+    """Ray resources for one stage's actor pool, applied at the ``map_batches`` call site."""
+
+    batch_size: int = 16
+    concurrency: int = 1
+    num_cpus: float = 1.0
+    #: GPUs per actor; "auto" takes 1 when the cluster has GPUs and 0 otherwise.
+    num_gpus: Union[float, Literal["auto"]] = "auto"
+    #: rows gathered into one write by the stages that write through Ray Data (one Parquet
+    #: file per partition value among them); 0 writes each batch as it comes. Batch-sized
+    #: files would be hundreds of thousands of files on VoxCeleb2, slow to list and to query;
+    #: rows not yet written when a run dies are recomputed by the rerun.
+    rows_per_file: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "concurrency"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.rows_per_file < 0:
+            raise ValueError(f"rows_per_file must be >= 0, got {self.rows_per_file}")
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """S3 access; credentials come from the environment only, never from files we write."""
+
+    endpoint_url: str = ""
+    region: str = ""
+    anon: bool = False

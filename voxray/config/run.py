@@ -1,0 +1,47 @@
+"""The whole configuration of a run, and how the embedded local Ray starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from voxray.config.attribution import AttributionConfig, MaskConfig, TrialConfig
+from voxray.config.data import CorpusConfig, FeatureConfig
+from voxray.config.evaluation import EvalConfig, ReportConfig
+from voxray.config.models import EmbedConfig, ModelConfig, RetrainConfig, TrainConfig, TuneConfig
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """How the embedded local Ray starts when no cluster address is given."""
+
+    address: str = ""
+    num_cpus: int = 0
+    include_dashboard: bool = False
+    dashboard_host: str = "127.0.0.1"
+    object_store_mb: int = 0
+    progress_bars: bool = True
+
+
+@dataclass(frozen=True)
+class VoxrayConfig:
+    """The whole pipeline's configuration; each stage receives its own section."""
+
+    profile: str = "custom"
+    seed: int = 0
+    data_root: str = ""
+    out: str = ""
+    #: an existing model (a voxray models/<name>/ folder or a SpeechBrain embedding_model.ckpt).
+    model_path: str = ""
+    ray: RayConfig = field(default_factory=RayConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    attribution: AttributionConfig = field(default_factory=AttributionConfig)
+    trial: TrialConfig = field(default_factory=TrialConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
