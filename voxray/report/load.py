@@ -24,7 +24,7 @@ from voxray.attribution.base import Pathway
 from voxray.io.run_state import STAGES_DIR
 from voxray.io.storage import Storage, StorageError
 from voxray.log import get_logger, redact
-from voxray.report.trials import TrialView, load_trial_views
+from voxray.report.trial_views import TrialView, load_trial_views
 
 log = get_logger(__name__)
 #: the pathway shown in a heat map when a method has several (the classification output first).
@@ -245,7 +245,7 @@ def _heatmaps(
     method."""
     if count <= 0:
         return []
-    keys = keys[keys["pathway"] != "trial"]  # a trial map explains a pair: see trials.py
+    keys = keys[keys["pathway"] != "trial"]  # a trial map explains a pair: see trial_views.py
     per_utt = keys.groupby("utt_id")["method"].nunique()
     chosen = sorted(per_utt.index, key=lambda u: (-per_utt[u], u))[:count]
     filt = (pc.field("model") == base) & schema.is_in(schema.ATTRIBUTIONS, "utt_id", chosen)

@@ -9,7 +9,8 @@ from torchaudio.compliance.kaldi import get_mel_banks
 
 from voxray.config import FeatureConfig
 from voxray.features import mel_center_frequencies
-from voxray.report.frequency import BANDS, band_shares, mean_profiles, voice_band_concentration
+from voxray.report.profiles import mean_profiles
+from voxray.report.sections.frequency import BANDS, band_shares, voice_band_concentration
 
 
 def test_hz_axis_matches_torchaudio_kaldi_mel_centres() -> None:

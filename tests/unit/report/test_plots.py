@@ -10,8 +10,10 @@ import pytest
 from PIL import Image as PILImage
 
 from voxray.report import plots
-from voxray.report.embeddings import project_2d
-from voxray.report.frequency import band_shares
+from voxray.report.sections.embeddings import embedding_plot, project_2d
+from voxray.report.sections.frequency import band_plot, band_shares
+from voxray.report.sections.training import training_plot
+from voxray.report.sections.verification import det_plot
 
 
 def _decoded(png: bytes) -> PILImage.Image:
@@ -54,18 +56,18 @@ CASES = {
     "curves-one-panel": lambda: plots.curves_plot(
         [("P", _curve("lrp_epsilon"))], "x", "y", y_percent=True
     ),
-    "det": lambda: plots.det_plot(_det(), ["vox1-o"]),
-    "det-perfect": lambda: plots.det_plot(_det().assign(y=0.0)),
+    "det": lambda: det_plot(_det(), ["vox1-o"]),
+    "det-perfect": lambda: det_plot(_det().assign(y=0.0)),
     "profile-hz": lambda: plots.frequency_profile_plot(PROFILES, HZ),
     "profile-mfcc": lambda: plots.frequency_profile_plot(PROFILES, None),
-    "bands": lambda: plots.band_plot(band_shares(PROFILES, HZ)),
-    "embedding": lambda: plots.embedding_plot(
+    "bands": lambda: band_plot(band_shares(PROFILES, HZ)),
+    "embedding": lambda: embedding_plot(
         np.random.default_rng(0).normal(size=(30, 2)),
         [f"s{i % 12}" for i in range(30)],
         ["m", "f", ""] * 10,
         "PCA",
     ),
-    "training": lambda: plots.training_plot(
+    "training": lambda: training_plot(
         {"ecapa": pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0], "accuracy": [0.5, 0.7]})}
     ),
 }

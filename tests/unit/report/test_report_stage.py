@@ -263,12 +263,12 @@ def test_mfcc_run_has_no_hz_axis(tmp_path: Path) -> None:
 def test_a_failing_section_leaves_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from voxray.report import plots
+    from voxray.report.sections import verification
 
     def broken(*args: object, **kwargs: object) -> bytes:
         raise RuntimeError("det exploded")
 
-    monkeypatch.setattr(plots, "det_plot", broken)
+    monkeypatch.setattr(verification, "det_plot", broken)
     cfg = replace(
         VoxrayConfig(), out=str(tmp_path), **{"report.tsne": False, "report.heatmap_utterances": 0}
     )

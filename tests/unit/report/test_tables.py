@@ -9,8 +9,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from voxray.report import tables
+from voxray.report.metrics import EER
 from voxray.report.names import condition_name, order_lists, parse_masked, scorer_name
+from voxray.report.sections.clustering import clustering_table
+from voxray.report.sections.faithfulness import faithfulness_table
+from voxray.report.sections.flipping import gender_table, pixel_flipping_table
+from voxray.report.sections.identification import identification_table
+from voxray.report.sections.multispeaker import multispeaker_table
+from voxray.report.sections.quarantine import quarantine_first, quarantine_summary
+from voxray.report.sections.reliability import CONTROL, reliability_table
+from voxray.report.sections.sanity import sanity_table
+from voxray.report.sections.stages import stage_table
+from voxray.report.sections.training import training_table
+from voxray.report.sections.tune import sweep_plot, sweep_points, tune_table
+from voxray.report.sections.verification import verification_table
 from voxray.schema import MetricRow
 
 IG = "masked:integrated_gradients/seen-classification/product"
@@ -42,7 +54,7 @@ def _table2_rows() -> list[tuple]:
 
 
 def test_reliability_table_reproduces_table2_of_000(make_metrics) -> None:
-    t = tables.reliability_table(
+    t = reliability_table(
         make_metrics(_table2_rows()), "ecapa", "vox1-o", condition_order=[IG, IG_MASK, SHAP]
     )
     assert list(t.index) == [
@@ -51,7 +63,7 @@ def test_reliability_table_reproduces_table2_of_000(make_metrics) -> None:
         "Integrated Gradients + mask(0.1, signed)",
         "GradientShap",
     ]
-    eer = tables.EER
+    eer = EER
     dcf = "minDCF (p=0.01)"
     assert t[("Retrained, masked test", eer)].tolist() == pytest.approx([3.48, 4.0, 5.0, 6.0])
     assert t[("Retrained, masked test", dcf)].tolist() == pytest.approx([0.31, 0.40, 0.41, 0.42])
@@ -59,7 +71,7 @@ def test_reliability_table_reproduces_table2_of_000(make_metrics) -> None:
     assert t[("Base, masked test", eer)].tolist() == pytest.approx([3.48, 10.0, 11.0, 12.0])
     assert t[("Base, masked test", dcf)].tolist() == pytest.approx([0.31, 0.6, 0.61, 0.62])
     assert t[("Zhang et al. 2023 (VoxCeleb1)", eer)].tolist() == [3.48, 4.21, 4.29, 4.55]
-    assert t[tables.CONTROL].isna().all().all()  # no control conditions in these metrics
+    assert t[CONTROL].isna().all().all()  # no control conditions in these metrics
 
 
 def test_reliability_table_shows_the_shuffled_control_beside_its_condition(make_metrics) -> None:
@@ -68,27 +80,23 @@ def test_reliability_table_shows_the_shuffled_control_beside_its_condition(make_
         ("ecapa--ctl", "none", "vox1-o", "cosine", "eer", 0.3),
         ("ecapa", IG_SHUFFLED, "vox1-o", "cosine", "eer", 0.48),
     ]
-    t = tables.reliability_table(make_metrics(rows), "ecapa", "vox1-o")
+    t = reliability_table(make_metrics(rows), "ecapa", "vox1-o")
     assert "Integrated Gradients, shuffled maps" not in t.index  # beside IG, not a row
-    control = t.loc["Integrated Gradients", tables.CONTROL]
+    control = t.loc["Integrated Gradients", CONTROL]
     assert control.tolist() == pytest.approx([48.0, 45.0])
-    assert np.isnan(t.loc["GradientShap", (tables.CONTROL, f"Base, masked test {tables.EER}")])
-    assert t.loc["Integrated Gradients", ("Zhang et al. 2023 (VoxCeleb1)", tables.EER)] == 4.21
-    alone = tables.reliability_table(
-        make_metrics(_table2_rows()[:3] + rows[-3:]), "ecapa", "vox1-o"
-    )
+    assert np.isnan(t.loc["GradientShap", (CONTROL, f"Base, masked test {EER}")])
+    assert t.loc["Integrated Gradients", ("Zhang et al. 2023 (VoxCeleb1)", EER)] == 4.21
+    alone = reliability_table(make_metrics(_table2_rows()[:3] + rows[-3:]), "ecapa", "vox1-o")
     assert list(alone.index) == ["None (clean)", "Integrated Gradients, shuffled maps"]
     assert np.isnan(
-        alone.loc[
-            "Integrated Gradients, shuffled maps", ("Zhang et al. 2023 (VoxCeleb1)", tables.EER)
-        ]
+        alone.loc["Integrated Gradients, shuffled maps", ("Zhang et al. 2023 (VoxCeleb1)", EER)]
     )
 
 
 def test_reliability_table_without_masked_conditions_keeps_the_clean_row(make_metrics) -> None:
-    t = tables.reliability_table(make_metrics(_table2_rows()[:3]), "ecapa", "vox1-o")
+    t = reliability_table(make_metrics(_table2_rows()[:3]), "ecapa", "vox1-o")
     assert list(t.index) == ["None (clean)"]
-    assert tables.reliability_table(None, "ecapa", "vox1-o").empty
+    assert reliability_table(None, "ecapa", "vox1-o").empty
 
 
 def test_seed_figure_only_for_the_seed_conditions(make_metrics) -> None:
@@ -98,8 +106,8 @@ def test_seed_figure_only_for_the_seed_conditions(make_metrics) -> None:
         ("ecapa--x", other, "vox1-o", "cosine", "eer", 0.05),
         ("ecapa--y", traversal, "vox1-o", "cosine", "eer", 0.05),
     ]
-    t = tables.reliability_table(make_metrics(rows), "ecapa", "vox1-o")
-    seed = t[("Zhang et al. 2023 (VoxCeleb1)", tables.EER)]
+    t = reliability_table(make_metrics(rows), "ecapa", "vox1-o")
+    seed = t[("Zhang et al. 2023 (VoxCeleb1)", EER)]
     assert math.isnan(seed["Saliency + mask(0.2, signed)"]) and math.isnan(
         seed["Integrated Gradients (traversal)"]
     )
@@ -120,9 +128,7 @@ def test_clustering_table_is_003s_layout(make_metrics) -> None:
     rows.append(
         ("ecapa", IG, "veri_test2.txt", "ahc-average", "eer", 0.5)
     )  # masked: not in Lehmann & Stadelmann 2020's table
-    t = tables.clustering_table(
-        make_metrics(rows), "ecapa", ("veri_test2.txt", "list_test_hard2.txt")
-    )
+    t = clustering_table(make_metrics(rows), "ecapa", ("veri_test2.txt", "list_test_hard2.txt"))
     assert list(t.index) == [
         "Cosine",
         "Mean-DotProduct",
@@ -147,11 +153,11 @@ def test_verification_table_orders_base_clean_first_and_converts_units(make_metr
         ("ecapa", "none", "faithfulness", "top1", "deletion_auc", 0.3),
         ("ecapa", "none", "train", "", "train_loss", 1.0),
     ]
-    t = tables.verification_table(make_metrics(rows), "ecapa")
+    t = verification_table(make_metrics(rows), "ecapa")
     assert list(t.index) == ["ecapa", "ecapa", "ecapa", "zeta"]
     assert t["Scorer"].tolist() == ["Cosine", "AHC-Single", "Cosine", "Cosine"]
     assert t["Condition"].tolist()[2] == "Integrated Gradients"
-    assert t[tables.EER].tolist() == pytest.approx([5.0, 7.0, 10.0, 20.0])
+    assert t[EER].tolist() == pytest.approx([5.0, 7.0, 10.0, 20.0])
     assert t["minDCF (p=0.05)"].iloc[0] == pytest.approx(0.25) and math.isnan(
         t["minDCF (p=0.05)"].iloc[1]
     )
@@ -170,7 +176,7 @@ def test_faithfulness_table_puts_references_last(make_metrics) -> None:
         )
         for metric in ("deletion_auc", "insertion_auc")
     ]
-    t = tables.faithfulness_table(make_metrics(rows))
+    t = faithfulness_table(make_metrics(rows))
     assert list(t.index) == [
         "Layer-CAM",
         "Saliency (traversal)",
@@ -192,7 +198,7 @@ def test_multispeaker_table_is_001s_layout(make_metrics) -> None:
         for spec in ("S4+S3", "S1")
     ]
     rows.append(MetricRow("m", "layer_cam@S1", "multispeaker", "", "recall", 0.9, case="A-B"))
-    t = tables.multispeaker_table(make_metrics(rows), cases=("B-A-B", "A-B"))
+    t = multispeaker_table(make_metrics(rows), cases=("B-A-B", "A-B"))
     assert list(t.index) == ["Original", "S1", "S4+S3"]
     assert list(t.columns) == [
         ("B-A-B", "G-CAM"),
@@ -202,7 +208,7 @@ def test_multispeaker_table_is_001s_layout(make_metrics) -> None:
     ]
     assert t.loc["Original"].tolist() == pytest.approx([15.35, 15.35, 49.15, 49.15])
     assert t.loc["S1", ("A-B", "L-CAM")] == pytest.approx(71.55)
-    recall = tables.multispeaker_table(make_metrics(rows), metric="recall")
+    recall = multispeaker_table(make_metrics(rows), metric="recall")
     assert recall.loc["S1", ("A-B", "L-CAM")] == pytest.approx(90.0)
 
 
@@ -214,7 +220,7 @@ def test_sanity_table_flags(make_metrics) -> None:
         ("m", "integrated_gradients", "sanity", "", "ssim_final", 0.9),
         ("m", "integrated_gradients", "sanity", "", "flagged", 1.0),
     ]
-    t = tables.sanity_table(make_metrics(rows))
+    t = sanity_table(make_metrics(rows))
     assert t["Flagged"].to_dict() == {"Integrated Gradients": True, "Saliency": False}
     assert t.loc["Integrated Gradients", "SSIM, all layers randomised"] == pytest.approx(0.9)
     assert math.isnan(t.loc["Saliency", "SSIM, all layers randomised"])
@@ -227,7 +233,7 @@ def test_gender_table_is_002s_table1_with_seed_figures(make_metrics) -> None:
         ("alexnet-gender", "random", "gender", "", "acc@0", 0.95),
         ("alexnet-gender", "random", "gender", "", "acc@0.005", 0.9),
     ]
-    t = tables.gender_table(make_metrics(rows))
+    t = gender_table(make_metrics(rows))
     assert list(t.index) == [
         ("alexnet-gender", "LRP-\u03b5"),
         ("alexnet-gender", "Random (reference)"),
@@ -244,7 +250,7 @@ def test_pixel_flipping_table_orders_fractions(make_metrics) -> None:
         for c in ("random", "lrp_0")
         for f, v in ((0.01, 0.5), (0.0, 0.9), (0.001, 0.8))
     ]
-    t = tables.pixel_flipping_table(make_metrics(rows))
+    t = pixel_flipping_table(make_metrics(rows))
     assert list(t.columns) == ["Acc. (%) at 0%", "Acc. (%) at 0.1%", "Acc. (%) at 1%"]
     assert list(t.index) == [("m", "LRP-0"), ("m", "Random (reference)")]
     assert t.iloc[0].tolist() == pytest.approx([90.0, 80.0, 50.0])
@@ -257,9 +263,9 @@ def test_identification_and_training_tables(make_metrics) -> None:
         ("ecapa", "none", "train", "", "train_top1", 0.5),
         ("ecapa", "none", "train", "", "train_epochs", 4.0),
     ]
-    ident = tables.identification_table(make_metrics(rows))
+    ident = identification_table(make_metrics(rows))
     assert ident["Top-1 (%)"].tolist() == pytest.approx([81.25])
-    train = tables.training_table(make_metrics(rows))
+    train = training_table(make_metrics(rows))
     assert (
         train.loc["ecapa", "Train Top-1 (%)"] == pytest.approx(50.0)
         and train.loc["ecapa", "Epochs"] == 4
@@ -275,9 +281,9 @@ def test_tune_table_sorts_by_objective_and_expands_config() -> None:
             {"trial_id": f"t{i}", "config": cfg, "metric": "eer", "value": eer, "status": "done"},
             {"trial_id": f"t{i}", "config": cfg, "metric": "epoch", "value": 2.0, "status": "done"},
         ]
-    t = tables.tune_table(pd.DataFrame(rows), top=2)
+    t = tune_table(pd.DataFrame(rows), top=2)
     assert list(t.index) == ["t1", "t2"]
-    assert t[tables.EER].tolist() == pytest.approx([10.0, 20.0])
+    assert t[EER].tolist() == pytest.approx([10.0, 20.0])
     assert t["method"].tolist() == ["m1", "m2"] and t["Epochs"].tolist() == [2.0, 2.0]
 
 
@@ -291,7 +297,7 @@ def test_stage_table_orders_by_finish_time() -> None:
             "quarantined": 1,
         },
     }
-    t = tables.stage_table(stages)
+    t = stage_table(stages)
     assert list(t.index) == ["manifest", "train"]
     assert t.loc["manifest", "Quarantined"] == 1 and math.isnan(t.loc["manifest", "Seconds"])
 
@@ -304,27 +310,27 @@ def test_quarantine_summary_groups_reasons_without_paths() -> None:
             "reason": ["a.wav: empty file", "b.wav: empty file", "wrong rate"],
         }
     )
-    t = tables.quarantine_summary(q)
+    t = quarantine_summary(q)
     assert t.reset_index().values.tolist() == [
         ["manifest", "<path>: empty file", 2],
         ["manifest", "wrong rate", 1],
     ]
-    assert tables.quarantine_first(q, n=2)["Path"].tolist() == ["a.wav", "b.wav"]
+    assert quarantine_first(q, n=2)["Path"].tolist() == ["a.wav", "b.wav"]
 
 
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: tables.verification_table(None, "m"),
-        lambda: tables.clustering_table(None, "m"),
-        lambda: tables.faithfulness_table(None),
-        lambda: tables.multispeaker_table(None),
-        lambda: tables.sanity_table(None),
-        lambda: tables.gender_table(None),
-        lambda: tables.pixel_flipping_table(None),
-        lambda: tables.tune_table(None),
-        lambda: tables.stage_table({}),
-        lambda: tables.quarantine_summary(None),
+        lambda: verification_table(None, "m"),
+        lambda: clustering_table(None, "m"),
+        lambda: faithfulness_table(None),
+        lambda: multispeaker_table(None),
+        lambda: sanity_table(None),
+        lambda: gender_table(None),
+        lambda: pixel_flipping_table(None),
+        lambda: tune_table(None),
+        lambda: stage_table({}),
+        lambda: quarantine_summary(None),
     ],
     ids=[
         "verification",
@@ -378,8 +384,6 @@ def test_name_helpers() -> None:
 
 
 def test_sweep_points_and_plot_read_the_kept_fraction_of_each_trial() -> None:
-    from voxray.report import plots
-
     rows = []
     for i, (method, kept, eer, rnd) in enumerate(
         (("saliency", 0.2, 0.1, 0.3), ("integrated_gradients", 0.05, 0.2, 0.45))
@@ -402,10 +406,10 @@ def test_sweep_points_and_plot_read_the_kept_fraction_of_each_trial() -> None:
                 }
             )
     results = pd.DataFrame(rows)
-    points = tables.sweep_points(results).set_index("trial_id")
+    points = sweep_points(results).set_index("trial_id")
     assert points.loc["t0", ["kept_fraction", "eer", "eer_random"]].tolist() == [0.2, 0.1, 0.3]
     assert points.loc["t1", "method"] == "integrated_gradients"
-    assert plots.sweep_plot(points.reset_index())[:8] == b"\x89PNG\r\n\x1a\n"
-    assert tables.tune_table(results).index[0] == "t1"  # the larger gap below random first
+    assert sweep_plot(points.reset_index())[:8] == b"\x89PNG\r\n\x1a\n"
+    assert tune_table(results).index[0] == "t1"  # the larger gap below random first
     old = results[~results["metric"].isin(["kept_fraction", "eer_random"])]
-    assert tables.sweep_points(old).empty
+    assert sweep_points(old).empty

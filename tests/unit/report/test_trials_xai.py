@@ -14,8 +14,9 @@ from voxray import schema
 from voxray.io.sink import write_partitioned
 from voxray.io.storage import Storage
 from voxray.report.html import PNG_SIGNATURE
-from voxray.report.trials import driving_regions, load_trial_views, regions_table, trial_figure
-from voxray.report.xai import family_leaders, methods_table
+from voxray.report.sections.trials import driving_regions, regions_table, trial_figure
+from voxray.report.sections.xai import family_leaders, methods_table
+from voxray.report.trial_views import load_trial_views
 
 
 def test_driving_regions_are_the_frames_that_raise_the_score_most() -> None:

@@ -6,8 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from voxray.report import verdicts
-from voxray.report.tables import CONTROL, EER
+from voxray.report.metrics import EER
+from voxray.report.sections.clustering import ahc_verdict
+from voxray.report.sections.faithfulness import cam_random_verdict
+from voxray.report.sections.flipping import lrp_flipping_verdict
+from voxray.report.sections.frequency import formant_verdict
+from voxray.report.sections.multispeaker import layer_cam_verdict
+from voxray.report.sections.reliability import CONTROL, reliability_verdict
 from voxray.schema import MetricRow
 
 
@@ -35,14 +40,14 @@ def _multispeaker(
     ids=["layer-cam-best", "score-cam-best"],
 )
 def test_layer_cam_verdict(make_metrics, layer_cam: float, score_cam: float, status: str) -> None:
-    v = verdicts.layer_cam_verdict(make_metrics(_multispeaker(layer_cam, score_cam)))
+    v = layer_cam_verdict(make_metrics(_multispeaker(layer_cam, score_cam)))
     assert v.status == status
     assert f"{100 * layer_cam:.2f}%" in v.detail and f"{100 * score_cam:.2f}%" in v.detail
 
 
 def test_layer_cam_verdict_partly(make_metrics) -> None:
     rows = _multispeaker(0.7, 0.5, ("A-B",)) + _multispeaker(0.4, 0.6, ("A-B-C",))
-    v = verdicts.layer_cam_verdict(make_metrics(rows))
+    v = layer_cam_verdict(make_metrics(rows))
     assert v.status == "partly holds" and "1 of 2 cases" in v.detail
 
 
@@ -67,7 +72,7 @@ def _faithfulness(deletion: float, insertion: float) -> list[tuple]:
     ids=["better-both", "worse-both", "better-deletion-only"],
 )
 def test_cam_random_verdict(make_metrics, deletion: float, insertion: float, status: str) -> None:
-    v = verdicts.cam_random_verdict(make_metrics(_faithfulness(deletion, insertion)))
+    v = cam_random_verdict(make_metrics(_faithfulness(deletion, insertion)))
     assert v.status == status
     assert (
         "random 0.400/0.450" in v.detail and f"Layer-CAM {deletion:.3f}/{insertion:.3f}" in v.detail
@@ -86,7 +91,7 @@ def _flipping(lrp_drop: float) -> list[tuple]:
     "drop, status", [(0.5, "holds"), (0.05, "does not hold")], ids=["faster", "slower"]
 )
 def test_lrp_flipping_verdict(make_metrics, drop: float, status: str) -> None:
-    v = verdicts.lrp_flipping_verdict(make_metrics(_flipping(drop)))
+    v = lrp_flipping_verdict(make_metrics(_flipping(drop)))
     assert v.status == status
     expected = np.mean([0.9 - drop * 0.5, 0.9 - drop * 1.0])  # the fractions > 0: 0.5% and 1%
     assert f"{100 * expected:.2f}%" in v.detail
@@ -102,7 +107,7 @@ def test_lrp_flipping_verdict_uses_the_gender_experiment(make_metrics) -> None:
             ("random", 0.005, 0.95),
         )
     ]
-    v = verdicts.lrp_flipping_verdict(make_metrics(rows))
+    v = lrp_flipping_verdict(make_metrics(rows))
     assert v.status == "holds" and "12.00% vs random 95.00%" in v.detail
 
 
@@ -115,7 +120,7 @@ def test_ahc_verdict(make_metrics, ahc: float, status: str) -> None:
         ("ecapa", "none", "vox1-o", "mean_cossim", "eer", 0.0584),
         ("other", "none", "vox1-o", "ahc-average", "eer", 0.01),
     ]
-    v = verdicts.ahc_verdict(make_metrics(rows), "ecapa")
+    v = ahc_verdict(make_metrics(rows), "ecapa")
     assert v.status == status and f"{100 * ahc:.2f}% vs 5.84%" in v.detail
 
 
@@ -123,22 +128,22 @@ def test_formant_verdict() -> None:
     hz = np.array([50.0, 200.0, 1000.0, 2500.0, 5000.0, 7000.0])
     voiced = np.array([0.0, 0.3, 0.3, 0.3, 0.05, 0.05])
     flat_high = np.array([0.3, 0.05, 0.05, 0.05, 0.3, 0.25])
-    v = verdicts.formant_verdict({"ig/classification": voiced}, hz)
+    v = formant_verdict({"ig/classification": voiced}, hz)
     # inside mean 0.3 over outside mean (0 + 0.05 + 0.05) / 3
     assert v.status == "holds" and f"{0.3 / (0.1 / 3):.2f}x" in v.detail
-    assert verdicts.formant_verdict({"ig/classification": flat_high}, hz).status == "does not hold"
-    assert verdicts.formant_verdict({"a/x": voiced, "b/x": flat_high}, hz).status == "partly holds"
-    assert verdicts.formant_verdict({"a/x": voiced}, None).status == "not computed"
+    assert formant_verdict({"ig/classification": flat_high}, hz).status == "does not hold"
+    assert formant_verdict({"a/x": voiced, "b/x": flat_high}, hz).status == "partly holds"
+    assert formant_verdict({"a/x": voiced}, None).status == "not computed"
 
 
 @pytest.mark.parametrize(
     "fn",
     [
-        verdicts.layer_cam_verdict,
-        verdicts.cam_random_verdict,
-        verdicts.lrp_flipping_verdict,
-        lambda m: verdicts.ahc_verdict(m, "ecapa"),
-        lambda m: verdicts.formant_verdict({}, np.arange(3.0)),
+        layer_cam_verdict,
+        cam_random_verdict,
+        lrp_flipping_verdict,
+        lambda m: ahc_verdict(m, "ecapa"),
+        lambda m: formant_verdict({}, np.arange(3.0)),
     ],
     ids=["layer-cam", "cam-random", "lrp", "ahc", "formant"],
 )
@@ -167,7 +172,7 @@ def _table2(ig: float, control: float, magnitude: float = 4.1) -> pd.DataFrame:
     ids=["below-control", "control-as-good", "order-broken"],
 )
 def test_reliability_verdict(ig: float, control: float, status: str) -> None:
-    v = verdicts.reliability_verdict(_table2(ig, control))
+    v = reliability_verdict(_table2(ig, control))
     assert v.status == status
     assert f"Integrated Gradients {ig:.2f}% vs shuffled maps {control:.2f}%" in v.detail
     # the magnitude row (4.1%) breaks the order IG <= IG + mask; the signed one keeps it
@@ -175,5 +180,5 @@ def test_reliability_verdict(ig: float, control: float, status: str) -> None:
     # the pair that breaks the order is shown with its relation
     assert f"magnitude reading: 3.50% <= {ig:.2f}% > 4.10%" in v.detail
     assert "(not ordered)" in v.detail
-    assert verdicts.reliability_verdict(_table2(4.2, 30.0, magnitude=4.4)).status == "holds"
-    assert verdicts.reliability_verdict(pd.DataFrame()).status == "not computed"
+    assert reliability_verdict(_table2(4.2, 30.0, magnitude=4.4)).status == "holds"
+    assert reliability_verdict(pd.DataFrame()).status == "not computed"

@@ -1,6 +1,5 @@
-"""The report's "which method to trust here" tables: Quantus metric families per method and
-pathway, ranked, with the seeds' own tests (deletion / insertion AUC, sanity-check
-correlation) beside them.
+"""Which method to trust here: Quantus metric families per method and pathway, ranked, with
+the seeds' own tests (deletion / insertion AUC, sanity-check correlation) beside them.
 
 A method's rank is its mean rank over the Quantus metrics, each oriented so that rank 1 is the
 better explanation (``voxray.eval.xai_metrics.HIGHER_IS_BETTER``); a metric not defined for a
@@ -14,7 +13,21 @@ import pandas as pd
 
 from voxray.attribution import ATTRIBUTORS, method_pathways
 from voxray.eval.xai_metrics import FAMILIES, rank_methods
+from voxray.report.html import Section, Table
 from voxray.report.names import method_pathway_name
+from voxray.report.sections.base import ReportContext, missing, section
+
+TITLE = "Which method to trust here: Quantus metric families"
+INTRO = (
+    "Every method and pathway measured with the Quantus package on a sample of test crops: "
+    "faithfulness (FaithfulnessCorrelation, ROAD, IROF, Monotonicity), robustness "
+    "(Max/AvgSensitivity, RelativeInputStability), complexity (Sparseness, Complexity), "
+    "randomisation (MPRT, RandomLogit) and axiomatic (Completeness, InputInvariance). Rows are "
+    "ranked by the mean rank over the metrics, each oriented so that rank 1 is the better "
+    "explanation (lower is better for ROAD, the sensitivities, the stability, Complexity, MPRT "
+    "and RandomLogit); the seeds' own tests (deletion / insertion AUC, the sanity check's final "
+    "Spearman correlation) stand beside them. Blank: not defined for the pathway."
+)
 
 RANK = "Mean rank"
 
@@ -83,3 +96,15 @@ def family_leaders(metrics: pd.DataFrame | None, model: str) -> pd.DataFrame:
     if frame.empty:
         return frame
     return frame.sort_values("Family", key=lambda s: s.map(order.index)).reset_index(drop=True)
+
+
+@section("xai", TITLE, INTRO, order=130)
+def xai(ctx: ReportContext, s: Section) -> None:
+    t = methods_table(ctx.out.metrics, ctx.base)
+    if t.empty:
+        s.blocks.append(missing("no Quantus metrics in metrics/ (evaluate.xai)"))
+        return
+    s.blocks.append(Table(t, f"Methods x metrics, {ctx.base}", decimals=3))
+    leaders = family_leaders(ctx.out.metrics, ctx.base)
+    if not leaders.empty:
+        s.blocks.append(Table(leaders, "First method per family", decimals=2))

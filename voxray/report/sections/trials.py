@@ -1,54 +1,41 @@
-"""The report's trial explanations: why the system accepted an impostor or rejected a
-genuine pair.
+"""Trial explanations: why the system accepted an impostor or rejected a genuine pair.
 
-Each explained trial of attributions/ (pathway ``trial``) is shown as the two spectrograms
-with each method's map of their side, and the time regions that drive the score: the frames
-whose summed (over bins) attribution is largest, merged into intervals. The trial stage
-writes the worst false accepts and rejects at the EER threshold under its default selection;
-the label and the score (cosine of the whole-utterance embeddings) come from trials.parquet
-and embeddings/.
+Each explained trial (``voxray.report.trial_views``) is shown as the two spectrograms with
+each method's map of their side, and the time regions that drive the score: the frames whose
+summed (over bins) attribution is largest, merged into intervals. Below, the frequency
+profile of what makes trials match against what makes single embeddings.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from voxray import schema
 from voxray.attribution.base import Pathway
-from voxray.io.storage import Storage, StorageError
-from voxray.log import get_logger
+from voxray.report.html import Image, Section, Table
 from voxray.report.names import method_name
+from voxray.report.plots import frequency_profile_plot
+from voxray.report.profiles import mean_profiles
+from voxray.report.sections.base import ReportContext, missing, section
+from voxray.report.trial_views import TrialView
 
-log = get_logger(__name__)
+TITLE = "Trial explanations: the worst false accepts and rejects"
+INTRO = (
+    "Each verification trial explained by the trial stage (by default the worst false accepts "
+    "and false rejects at each list's EER threshold): both spectrograms with every method's map "
+    "of the cosine score with respect to that side, the other side's embedding held fixed. "
+    "Shaded on the spectrograms: the frames whose summed attribution raises the score most (the "
+    "time regions driving the decision); the table lists them per method. Below, the frequency "
+    "profile of what makes trials match against what makes single embeddings (the same method "
+    "on the Traversal pathway)."
+)
+
 #: the share of an utterance's frames, the most relevant ones, marked as driving the score.
 TOP_FRAMES = 0.15
-
-
-@dataclass
-class TrialView:
-    """One explained trial: both sides' features ``(T, F)`` and maps ``{method: (T, F)}``."""
-
-    list: str
-    utt_a: str
-    utt_b: str
-    label: int | None
-    score: float
-    features: dict[str, np.ndarray] = field(default_factory=dict)
-    maps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-
-    @property
-    def kind(self) -> str:
-        """``false accept``, ``false reject`` or, for a correctly decided trial, its label."""
-        if self.label is None:
-            return "trial"
-        return {0: "false accept", 1: "false reject"}[self.label]
 
 
 def driving_regions(
@@ -70,96 +57,6 @@ def driving_regions(
             intervals.append((int(t), int(t) + 1))
     intervals.sort(key=lambda iv: -per_frame[iv[0] : iv[1]].sum())
     return [(a * shift_s, b * shift_s) for a, b in intervals]
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-
-
-def load_trial_views(out: Storage, base: str, kind: str, count: int) -> list[TrialView]:
-    """Up to ``count`` explained trials of model ``base``: false accepts first (highest score
-    first), then false rejects (lowest first), then the others."""
-    try:
-        if not out.parquet_files(schema.ATTRIBUTIONS_PATH):
-            return []
-        attrs = out.read_table(
-            schema.ATTRIBUTIONS_PATH,
-            columns=[
-                "list",
-                "utt_a",
-                "utt_b",
-                "side",
-                "method",
-                "num_frames",
-                "num_bins",
-                "values",
-            ],
-            filter=(pc.field("pathway") == Pathway.TRIAL.value) & (pc.field("model") == base),
-        )
-    except (StorageError, ValueError) as exc:
-        log.warning("report: no trial attributions: %s", exc)
-        return []
-    attrs = attrs.filter(pc.greater(attrs.column("num_frames"), 0))
-    if attrs.num_rows == 0:
-        return []
-    cols = [attrs.column(c).to_pylist() for c in ("list", "utt_a", "utt_b")]
-    keys = sorted(set(zip(*cols, strict=True)))
-    utts = sorted({u for _, a, b in keys for u in (a, b)})
-    labels = _labels(out)
-    emb = _embeddings(out, base, utts)
-    views = {
-        k: TrialView(
-            *k,
-            labels.get(k),
-            _cosine(emb[k[1]], emb[k[2]]) if k[1] in emb and k[2] in emb else float("nan"),
-        )
-        for k in keys
-    }
-    rows = zip(
-        *(attrs.column(c).to_pylist() for c in ("list", "utt_a", "utt_b", "side", "method")),
-        schema.matrices(attrs),
-        strict=True,
-    )
-    for lst, a, b, side, method, m in rows:
-        views[(lst, a, b)].maps.setdefault(side, {})[str(method)] = m
-    feats = out.read_table(
-        f"{schema.FEATURES_PATH}/kind={kind}",
-        columns=["utt_id", "num_frames", "num_bins", "values"],
-        filter=schema.is_in(schema.FEATURES, "utt_id", utts),
-    )
-    x_of = dict(zip(feats.column("utt_id").to_pylist(), schema.matrices(feats), strict=True))
-    for v in views.values():
-        v.features = {s: x_of[u] for s, u in (("a", v.utt_a), ("b", v.utt_b)) if u in x_of}
-
-    def order(v: TrialView) -> tuple[int, float]:
-        rank = {"false accept": 0, "false reject": 1}.get(v.kind, 2)
-        return rank, -v.score if rank == 0 else v.score
-
-    return sorted(views.values(), key=order)[:count]
-
-
-def _labels(out: Storage) -> dict[tuple[str, str, str], int]:
-    if not out.exists(schema.TRIALS_PATH):
-        return {}
-    t = out.read_table(schema.TRIALS_PATH, columns=["list", "label", "utt_a", "utt_b"])
-    cols = [t.column(c).to_pylist() for c in ("list", "utt_a", "utt_b", "label")]
-    return {(lst, a, b): int(y) for lst, a, b, y in zip(*cols, strict=True)}
-
-
-def _embeddings(out: Storage, base: str, utts: list[str]) -> dict[str, np.ndarray]:
-    if not out.parquet_files(schema.EMBEDDINGS_PATH):
-        return {}
-    t = out.read_table(
-        schema.EMBEDDINGS_PATH,
-        columns=["utt_id", "segment", "embedding"],
-        filter=(pc.field("model") == base)
-        & (pc.field("condition") == "none")
-        & (pc.field("segment") < 0)
-        & schema.is_in(schema.EMBEDDINGS, "utt_id", utts),
-    )
-    return dict(
-        zip(t.column("utt_id").to_pylist(), schema.column_arrays(t, "embedding"), strict=True)
-    )
 
 
 def trial_figure(v: TrialView, hz: np.ndarray | None, shift_s: float) -> bytes:
@@ -243,3 +140,28 @@ def profile_pairs(profiles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             if single in profiles:
                 out[single] = profiles[single]
     return out
+
+
+@section("trials", TITLE, INTRO, order=80)
+def trials(ctx: ReportContext, s: Section) -> None:
+    views = ctx.out.trial_views
+    if not views:
+        s.blocks.append(missing("no trial attributions in attributions/ (the trial stage)"))
+        return
+    shift = ctx.extractor.frame_shift_ms / 1000.0
+    s.blocks.append(Table(regions_table(views, shift), "Time regions that raise the score"))
+    for v in views:
+        png = trial_figure(v, ctx.hz, shift)
+        s.blocks.append(Image(png, f"trial maps of {v.utt_a} and {v.utt_b}"))
+    profiles = mean_profiles(ctx.out.profiles) if ctx.out.profiles is not None else {}
+    pairs = profile_pairs(profiles)
+    if pairs:
+        hz = ctx.hz
+        if hz is not None and any(len(p) != len(hz) for p in pairs.values()):
+            hz = None
+        s.blocks.append(
+            Image(
+                frequency_profile_plot(pairs, hz),
+                "Frequency profile of trial maps against single-embedding maps",
+            )
+        )

@@ -1,0 +1,83 @@
+"""The metrics/ rows the report sections select from, and the row labels several share.
+
+metrics/ has columns model, condition, list, scorer, metric, value (EER and rates as
+fractions). A section's table is a display frame: row labels in the index, columns
+labelled with their unit (``EER (%)`` holds percentages), NaN where a value was not
+computed; an empty frame means "nothing of this kind in the run".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from voxray.report.names import (
+    ANALYSIS_LISTS,
+    REFERENCES,
+    method_name,
+    method_pathway_name,
+    order_lists,
+)
+
+EER = "EER (%)"
+VERIFICATION_METRIC = re.compile(r"^(eer|trials|mindcf_p.+)$")
+
+
+def empty_table() -> pd.DataFrame:
+    return pd.DataFrame()
+
+
+def select_rows(metrics: pd.DataFrame | None, **equal: Any) -> pd.DataFrame:
+    """The metrics rows whose columns equal the given values (an empty frame for None)."""
+    if metrics is None or metrics.empty:
+        return pd.DataFrame(columns=["model", "condition", "list", "scorer", "metric", "value"])
+    mask = np.ones(len(metrics), dtype=bool)
+    for column, value in equal.items():
+        mask &= (metrics[column] == value).to_numpy()
+    return metrics[mask]
+
+
+def last_value(metrics: pd.DataFrame, **equal: Any) -> float:
+    """The last value of the rows matching ``equal``; NaN when there is none."""
+    found = select_rows(metrics, **equal)
+    return float(found["value"].iloc[-1]) if len(found) else float("nan")
+
+
+def verification_rows(metrics: pd.DataFrame | None) -> pd.DataFrame:
+    """The rows that are verification results (trial lists, not the analyses' lists)."""
+    found = select_rows(metrics)
+    keep = found["metric"].astype(str).str.match(VERIFICATION_METRIC) & ~found["list"].isin(
+        ANALYSIS_LISTS
+    )
+    return found[keep]
+
+
+def trial_lists(metrics: pd.DataFrame | None, preferred: Sequence[str] = ()) -> list[str]:
+    return order_lists(verification_rows(metrics)["list"].astype(str), preferred)
+
+
+def mindcf_name(metric: str) -> str:
+    return f"minDCF (p={metric[len('mindcf_p') :]})"
+
+
+def mindcf_metrics(found: pd.DataFrame) -> list[str]:
+    """The minDCF metrics among ``found``'s rows, by target prior."""
+    names = {m for m in found["metric"] if str(m).startswith("mindcf_p")}
+
+    def p(name: str) -> float:
+        try:
+            return float(name[len("mindcf_p") :])
+        except ValueError:
+            return float("inf")
+
+    return sorted(names, key=lambda n: (p(n), n))
+
+
+def condition_label(condition: str) -> str:
+    """A method's row label, or a reference's (random, time-aligned) marked as such."""
+    if condition in REFERENCES:
+        return f"{method_name(condition)} (reference)"
+    return method_pathway_name(condition)

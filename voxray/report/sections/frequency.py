@@ -1,0 +1,178 @@
+"""Where on the frequency axis the attributions put their importance (Zhang et al. 2023's
+F0/formant claim): each method's mean frequency profile, its importance per band, and the
+verdict on whether F0 and the formants carry the most.
+
+The profiles (``voxray.report.profiles``) are put on the Hz axis of the fbank bins and
+compared with the regions the seed names: the fundamental F0 (~70-400 Hz) and the first two
+formants (F1 ~300-1000 Hz, F2 ~1000-3000 Hz).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from voxray.log import get_logger
+from voxray.report.html import Image, Section
+from voxray.report.names import method_pathway_name
+from voxray.report.plots import figure, frequency_profile_plot, legend, styled, to_png
+from voxray.report.profiles import mean_profiles
+from voxray.report.sections.base import ReportContext, missing, section
+from voxray.report.verdicts import Verdict, overall
+
+log = get_logger(__name__)
+
+TITLE = "Where the attributions look: frequency-importance profiles (Zhang et al. 2023)"
+INTRO = (
+    "Each method's importance per fbank bin, averaged over utterances (each utterance's "
+    "profile scaled to sum 1), on the bins' centre frequencies; shaded: the fundamental F0 "
+    "(~70-400 Hz) and the first two formants F1 (~300-1000 Hz) and F2 (~1000-3000 Hz). The "
+    "bars sum the importance per band; the black tick is what a map with equal importance "
+    "everywhere would give."
+)
+
+#: the union of the voice regions: where Zhang et al. 2023 says the importance concentrates.
+VOICE_BAND: tuple[float, float] = (70.0, 3000.0)
+#: non-overlapping bands for the band-importance bars: (label, low Hz, high Hz).
+BANDS: tuple[tuple[str, float, float], ...] = (
+    ("< 70 Hz", 0.0, 70.0),
+    ("F0 70-300 Hz", 70.0, 300.0),
+    ("F1 300-1000 Hz", 300.0, 1000.0),
+    ("F2 1-3 kHz", 1000.0, 3000.0),
+    ("> 3 kHz", 3000.0, np.inf),
+)
+
+
+@dataclass(frozen=True)
+class BandConcentration:
+    """How much more importance a fbank bin inside the voice band carries than one outside."""
+
+    label: str
+    inside_share: float
+    bin_share: float
+    ratio: float
+
+
+def voice_band_concentration(
+    profile: np.ndarray, hz: np.ndarray, label: str
+) -> BandConcentration | None:
+    """Mean importance per bin inside ``VOICE_BAND`` over the mean per bin outside it.
+
+    ``ratio > 1`` means the map concentrates on F0 and formants (bins are mel-spaced, so a
+    per-bin comparison is already weighted as the model sees the spectrum). None when
+    every bin falls inside (or outside) the band, or the profile has no importance.
+    """
+    p = np.abs(np.asarray(profile, dtype=np.float64))
+    if p.shape != hz.shape:
+        raise ValueError(
+            f"profile {label!r} has {p.size} bins but the frequency axis has {hz.size}"
+        )
+    inside = (hz >= VOICE_BAND[0]) & (hz <= VOICE_BAND[1])
+    if inside.all() or not inside.any() or p.sum() <= 0:
+        return None
+    mean_out = p[~inside].mean()
+    ratio = float(p[inside].mean() / mean_out) if mean_out > 0 else float("inf")
+    return BandConcentration(label, float(p[inside].sum() / p.sum()), float(inside.mean()), ratio)
+
+
+def band_shares(profiles: dict[str, np.ndarray], hz: np.ndarray) -> pd.DataFrame:
+    """Share of each profile's importance per band of ``BANDS`` (rows: labels; columns: bands),
+    plus the row ``uniform``: the share a map with equal importance in every bin would give."""
+    masks = [(hz >= lo) & (hz < hi) for _, lo, hi in BANDS]
+    rows = {"uniform": [float(m.mean()) for m in masks]}
+    for label, p in profiles.items():
+        p = np.abs(np.asarray(p, dtype=np.float64))
+        total = p.sum()
+        rows[label] = [float(p[m].sum() / total) if total > 0 else 0.0 for m in masks]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[b[0] for b in BANDS])
+
+
+@styled
+def band_plot(shares: pd.DataFrame) -> bytes:
+    """Grouped bars: each method's share of importance per band; the black tick is the share a
+    uniform map would give (``shares`` rows: labels and ``uniform``; columns: bands)."""
+    methods = [m for m in shares.index if m != "uniform"]
+    bands = list(shares.columns)
+    fig, axes = figure(height_in=3.2)
+    ax = axes[0, 0]
+    width = 0.8 / max(len(methods), 1)
+    x = np.arange(len(bands))
+    for i, m in enumerate(methods):
+        ax.bar(
+            x - 0.4 + width * (i + 0.5),
+            100 * shares.loc[m].to_numpy(),
+            width,
+            color=f"C{i % 10}",
+            label=method_pathway_name(m),
+        )
+    if "uniform" in shares.index:
+        ax.scatter(
+            x,
+            100 * shares.loc["uniform"].to_numpy(),
+            marker="_",
+            s=900,
+            color="black",
+            zorder=3,
+            label="uniform map",
+        )
+    ax.set_xticks(x, bands)
+    ax.set_ylabel("Share of importance (%)")
+    ax.set_title("Importance per frequency band")
+    legend(ax, outside=True)
+    return to_png(fig)
+
+
+def formant_verdict(profiles: dict[str, np.ndarray], hz: np.ndarray | None) -> Verdict:
+    """Zhang et al. 2023: per method, is the mean importance per bin inside 70-3000 Hz above the
+    mean outside?"""
+    claim = "Zhang et al. 2023: F0 and the formants (70-3000 Hz) carry the most importance"
+    if hz is None:
+        return Verdict(
+            claim, "not computed", "the attributions are not over mel filterbank bins (no Hz axis)"
+        )
+    found = [
+        c for label, p in sorted(profiles.items()) if (c := voice_band_concentration(p, hz, label))
+    ]
+    if not found:
+        return Verdict(claim, "not computed", "no frequency profiles in attributions/")
+    passed = [c for c in found if c.ratio > 1.0]
+    parts = ", ".join(f"{method_pathway_name(c.label)} {c.ratio:.2f}x" for c in found)
+    detail = (
+        f"{len(passed)} of {len(found)} methods put more importance per bin inside "
+        f"{VOICE_BAND[0]:g}-{VOICE_BAND[1]:g} Hz than outside (ratio inside/outside: {parts})"
+    )
+    return Verdict(claim, overall(len(passed), len(found)), detail)
+
+
+@section("frequency", TITLE, INTRO, order=60)
+def frequency(ctx: ReportContext, s: Section) -> None:
+    p = ctx.out.profiles
+    # trial maps have their own section (they explain a pair, not one utterance)
+    profiles = mean_profiles(p[p["pathway"] != "trial"]) if p is not None else {}
+    hz = ctx.hz
+    if hz is not None and profiles and any(len(p) != len(hz) for p in profiles.values()):
+        log.warning(
+            "report: profiles have %s bins, the model's front-end %d; no Hz axis",
+            sorted({len(p) for p in profiles.values()}),
+            len(hz),
+        )
+        hz = None
+    s.verdicts.append(formant_verdict(profiles, hz))
+    if not profiles:
+        s.blocks.append(missing("no attribution frequency profiles in attributions/"))
+        return
+    s.blocks.append(
+        Image(
+            frequency_profile_plot(profiles, hz),
+            "Mean frequency-importance profile per method",
+        )
+    )
+    if hz is not None:
+        s.blocks.append(
+            Image(
+                band_plot(band_shares(profiles, hz)),
+                "Importance per frequency band per method",
+            )
+        )

@@ -1,0 +1,30 @@
+"""Attribution heat maps: the input features and each method's map of a few test utterances."""
+
+from __future__ import annotations
+
+from voxray.attribution.heatmap import render_heatmaps
+from voxray.report.html import Image, Section
+from voxray.report.names import method_pathway_name
+from voxray.report.sections.base import ReportContext, missing, section
+
+TITLE = "Attribution heat maps"
+#: what the reader is looking at (formatted with the run's config as ``cfg``).
+INTRO = (
+    "Input features and each method's attribution map for up to "
+    "{cfg.report.heatmap_utterances} test utterances (those explained by the most methods). "
+    "Signed maps are drawn red (positive) to blue (negative) around zero, non-negative maps "
+    "(CAMs) dark to bright."
+)
+
+
+@section("heatmaps", TITLE, INTRO, order=70)
+def heatmaps(ctx: ReportContext, s: Section) -> None:
+    if not ctx.out.heatmaps:
+        s.blocks.append(missing("no attribution maps with matching features"))
+        return
+    shift = ctx.extractor.frame_shift_ms / 1000.0
+    for h in ctx.out.heatmaps:
+        hz = ctx.hz if ctx.hz is not None and len(ctx.hz) == h.features.shape[1] else None
+        maps = {method_pathway_name(k): v for k, v in h.maps.items()}
+        png = render_heatmaps(h.features, maps, hz, shift, f"utterance {h.utt_id}")
+        s.blocks.append(Image(png, f"attribution heat maps of {h.utt_id}"))

@@ -1,0 +1,222 @@
+"""Reliability of the attributions (Zhang et al. 2023, Table 2): EERs of the frozen and the
+retrained model on data masked with the attributions, beside a shuffled-map control, and the
+verdict on Table 2's EER order."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from voxray.attribution.base import Pathway
+from voxray.report.html import Section, Table
+from voxray.report.metrics import (
+    EER,
+    empty_table,
+    last_value,
+    mindcf_metrics,
+    mindcf_name,
+    select_rows,
+    verification_rows,
+)
+from voxray.report.names import condition_name, own_maps_condition, parse_masked
+from voxray.report.sections.base import ReportContext, missing, section
+from voxray.report.verdicts import Verdict, tally
+
+TITLE = "Reliability of the attributions: retraining on masked data (Table 2 of Zhang et al. 2023)"
+INTRO = (
+    "Each row masks the features with an attribution (attribution x input; '+ mask(tau, "
+    "reading)' also zeroes bins whose attribution, read signed (A / max A) or as magnitude "
+    "(|A| / max|A|), is not above tau). Utterances of the training speakers are masked with "
+    "their Classification map, every test utterance (a speaker the model never saw) with its "
+    "Traversal map: a Classification map of an unseen speaker explains an arbitrary training "
+    "class. The frozen base model is tested on the masked test data; a model retrained on the "
+    "masked training data is tested on masked and on clean test data. The shuffled-map control "
+    "masks each utterance with another speaker's map, keeping as many bins: masked-test EERs "
+    "well below it mean the maps carry the speaker. The seed's VoxCeleb1 EERs are shown for "
+    "reference."
+)
+
+#: Table 2 of Zhang et al. 2023 (ECAPA-TDNN, VoxCeleb1, EER %): (method, rule, threshold) -> EER;
+#: None = clean.
+SEED_000_EER: dict[tuple[str, str, float | None] | None, float] = {
+    None: 3.48,
+    ("integrated_gradients", "product", None): 4.21,
+    ("integrated_gradients", "threshold", 0.1): 4.29,
+    ("gradient_shap", "product", None): 4.55,
+}
+#: Table 2's column groups: (heading, model, test data); "base"/"retrained", "masked"/"clean".
+RELIABILITY_GROUPS = (
+    ("Base, masked test", "base", "masked"),
+    ("Retrained, masked test", "retrained", "masked"),
+    ("Retrained, clean test", "retrained", "clean"),
+)
+CONTROL = "Shuffled-map control"
+#: Zhang et al. 2023 Table 2's rows in its EER order (None <= IG <= IG + mask(0.1) <= GradientShap),
+#: as reliability_table labels them; the mask row is checked under each threshold reading.
+TABLE2_ORDER = (
+    "None (clean)",
+    "Integrated Gradients",
+    "Integrated Gradients + mask(0.1, {})",
+    "GradientShap",
+)
+
+
+def retrained_model(metrics: pd.DataFrame | None, base: str, condition: str) -> str | None:
+    """The model retrained on ``condition``'s masked data: the non-base model evaluated on it."""
+    rows = verification_rows(metrics)
+    models = sorted(
+        set(rows.loc[(rows["condition"] == condition) & (rows["model"] != base), "model"])
+    )
+    return models[0] if models else None
+
+
+def _seed_eer(condition: str) -> float:
+    if condition == "none":
+        return SEED_000_EER[None]
+    parsed = parse_masked(condition)
+    if parsed is None or parsed.shuffled or parsed.pathway == Pathway.TRAVERSAL:
+        return float("nan")
+    key = (parsed.method, parsed.rule, parsed.value if parsed.rule == "threshold" else None)
+    return SEED_000_EER.get(key, float("nan"))
+
+
+def _masked_conditions(
+    rows: pd.DataFrame, condition_order: Sequence[str]
+) -> tuple[list[str], dict[str, str]]:
+    """The masked conditions shown as rows (in ``condition_order``, then by name) and, per
+    shown condition, its shuffled-map control."""
+    masked = sorted(
+        {c for c in rows["condition"] if parse_masked(str(c))},
+        key=lambda c: (
+            list(condition_order).index(c) if c in condition_order else len(condition_order),
+            c,
+        ),
+    )
+    control_of = {
+        own_maps_condition(c): c
+        for c in masked
+        if parse_masked(c).shuffled and own_maps_condition(c) in masked
+    }
+    return [c for c in masked if c not in control_of.values()], control_of
+
+
+def _reliability_columns(dcf: str) -> pd.MultiIndex:
+    return pd.MultiIndex.from_tuples(
+        [(g, m) for g, _, _ in RELIABILITY_GROUPS for m in (EER, mindcf_name(dcf))]
+        + [(CONTROL, f"Base, masked test {EER}"), (CONTROL, f"Retrained, masked test {EER}")]
+        + [("Zhang et al. 2023 (VoxCeleb1)", EER)]
+    )
+
+
+def reliability_table(
+    metrics: pd.DataFrame | None,
+    base: str,
+    list_name: str,
+    scorer: str = "cosine",
+    condition_order: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Table 2 of Zhang et al. 2023, one row per mask condition: EER (%) and minDCF of the frozen
+    base model on the masked test data, and of the model retrained on the masked training data
+    on masked and on clean test data. Beside them, the condition's shuffled-map control (the
+    same rule with another speaker's maps, as many bins kept): the base and the retrained model
+    on its masked test data, EER (%). Masked-test EERs well below the control's mean the maps
+    carry the speaker; equal ones, that they do not. Last, the seed's VoxCeleb1 EER. The row
+    None is the base model on clean data (the reference for every column)."""
+    rows = select_rows(verification_rows(metrics), list=list_name, scorer=scorer)
+    if rows.empty:
+        return empty_table()
+    dcf = (mindcf_metrics(rows) or ["mindcf_p0.01"])[0]
+    shown, control_of = _masked_conditions(rows, condition_order)
+
+    def eer(model: str | None, cond: str) -> float:
+        return 100 * last_value(rows, model=model, condition=cond, metric="eer")
+
+    def results(cond: str) -> list[float]:
+        retrained = retrained_model(rows, base, cond)
+        values = []
+        for _, who, data in RELIABILITY_GROUPS:
+            model = base if who == "base" else retrained
+            c = cond if data == "masked" else "none"
+            values += [eer(model, c), last_value(rows, model=model, condition=c, metric=dcf)]
+        return values
+
+    labels, data = [], []
+    clean = (eer(base, "none"), last_value(rows, model=base, condition="none", metric=dcf))
+    nan = float("nan")
+    if not np.isnan(clean[0]):
+        labels.append(condition_name("none"))
+        data.append([*clean * len(RELIABILITY_GROUPS), nan, nan, _seed_eer("none")])
+    for cond in shown:
+        ctl = control_of.get(cond)
+        control = (
+            [eer(base, ctl), eer(retrained_model(rows, base, ctl), ctl)] if ctl else [nan, nan]
+        )
+        labels.append(condition_name(cond))
+        data.append([*results(cond), *control, _seed_eer(cond)])
+    if not data:
+        return empty_table()
+    index = pd.Index(labels, name="Attribution mask")
+    return pd.DataFrame(data, index=index, columns=_reliability_columns(dcf))
+
+
+def reliability_verdict(table: pd.DataFrame) -> Verdict:
+    """Zhang et al. 2023 Table 2 from ``reliability_table``'s frame: is the retrained model's
+    masked-test EER ordered None <= IG <= IG + mask(0.1) <= GradientShap (checked for each
+    threshold reading in the table, which names the reading that reproduces it), and is each
+    condition with a shuffled-map control well below it (under 90% of the control's EER)?"""
+    claim = (
+        "Zhang et al. 2023: masking with the attributions keeps the speaker (retrained EER None "
+        "<= IG <= IG + mask(0.1) <= GradientShap, each well below its shuffled-map control)"
+    )
+    column = ("Retrained, masked test", EER)
+    if table.empty or column not in table.columns:
+        return Verdict(claim, "not computed", "no retrained masked-data EERs in metrics/")
+    checks: list[bool] = []
+    parts: list[str] = []
+    for reading in ("signed", "magnitude"):
+        rows = [r.format(reading) for r in TABLE2_ORDER]
+        present = [r for r in rows if r in table.index and not np.isnan(table.loc[r, column])]
+        if rows[2] not in present or len(present) < 2:
+            continue
+        eers = [float(table.loc[r, column]) for r in present]
+        ordered = all(a <= b for a, b in zip(eers, eers[1:], strict=False))
+        checks.append(ordered)
+        # each pair with the relation it has, so an unordered pair shows where it breaks
+        order = f"{eers[0]:.2f}%" + "".join(
+            f" {'<=' if a <= b else '>'} {b:.2f}%" for a, b in zip(eers, eers[1:], strict=False)
+        )
+        parts.append(f"{reading} reading: {order} ({'ordered' if ordered else 'not ordered'})")
+    control = (CONTROL, f"Retrained, masked test {EER}")
+    for row in table.index:
+        ctl = table.loc[row, control] if control in table.columns else float("nan")
+        own = table.loc[row, column]
+        if np.isnan(ctl) or np.isnan(own):
+            continue
+        checks.append(own < 0.9 * ctl)
+        parts.append(f"{row} {own:.2f}% vs shuffled maps {ctl:.2f}%")
+    passed = sum(checks)
+    return tally(
+        claim,
+        passed,
+        len(checks),
+        f"{passed} of {len(checks)} checks: " + "; ".join(parts),
+        "needs Table 2's rows or a shuffled-map control",
+    )
+
+
+@section("reliability", TITLE, INTRO, order=30)
+def reliability(ctx: ReportContext, s: Section) -> None:
+    if not ctx.lists:
+        s.blocks.append(missing("no verification metrics in metrics/"))
+        return
+    order = [f"masked:{c.name}" for c in ctx.cfg.mask.conditions]
+    t = reliability_table(ctx.out.metrics, ctx.base, ctx.lists[0], condition_order=order)
+    if t.empty or len(t) < 2:
+        s.blocks.append(
+            missing("no masked-data conditions in metrics/ (the mask and retrain stages)")
+        )
+    if not t.empty:
+        s.blocks.append(Table(t, f"Trial list {ctx.lists[0]}, cosine scoring"))
+    s.verdicts.append(reliability_verdict(t))
