@@ -13,7 +13,6 @@ from typing import Iterable, Sequence
 
 from voxray.attribution.base import ATTRIBUTORS, Pathway, methods_with_pathway
 from voxray.config.conditions import SEEN_CLASSIFICATION, ConditionName, parse_masked
-from voxray.config.conditions import own_maps_condition as own_maps_condition
 
 #: the attribution methods' titles are on their classes; these conditions are not methods.
 METHOD_NAMES = {n: cls.title for n, cls in ATTRIBUTORS.items()} | {

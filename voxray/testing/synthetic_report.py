@@ -82,7 +82,7 @@ def verification_metrics(
                 (base, "none", lst, scorer, "trials", 40.0),
             ]
         for c, cond in enumerate(cfg.mask.conditions):
-            masked = f"masked:{cond.name}"
+            masked = cond.parts.masked
             retrained = f"{base}--{cond.method}-{c}"
             for model, condition, eer in (
                 (base, masked, 0.09 + 0.01 * c),

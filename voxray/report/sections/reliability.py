@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from voxray.attribution.base import Pathway
+from voxray.config.conditions import own_maps_condition, parse_masked
 from voxray.report.html import Section, Table
 from voxray.report.metrics import (
     EER,
@@ -20,7 +21,7 @@ from voxray.report.metrics import (
     select_rows,
     verification_rows,
 )
-from voxray.report.names import condition_name, own_maps_condition, parse_masked
+from voxray.report.names import condition_name
 from voxray.report.sections.base import ReportContext, missing, section
 from voxray.report.verdicts import Verdict, tally
 
@@ -211,7 +212,7 @@ def reliability(ctx: ReportContext, s: Section) -> None:
     if not ctx.lists:
         s.blocks.append(missing("no verification metrics in metrics/"))
         return
-    order = [f"masked:{c.name}" for c in ctx.cfg.mask.conditions]
+    order = [c.parts.masked for c in ctx.cfg.mask.conditions]
     t = reliability_table(ctx.out.metrics, ctx.base, ctx.lists[0], condition_order=order)
     if t.empty or len(t) < 2:
         s.blocks.append(
