@@ -24,10 +24,12 @@ from voxray.log import get_logger
 log = get_logger(__name__)
 
 #: Seconds each node has to answer; all are asked at once, so it also bounds the whole wait.
-#: It covers a worker process's start on a loaded node (seconds) and the GCS's detection of
-#: a lost node (about 14 s locally, more with slower health checks), after which Ray fails
-#: the task pinned to it. A node silent for longer is counted as gone, not waited for.
-NODE_ANSWER_TIMEOUT_S = 60.0
+#: A lost node does not use it up: Ray fails the task pinned to it as soon as the GCS finds
+#: the node dead (about 14 s locally). It is long because a live node that is merely slow
+#: to start a worker process (a loaded machine) must not be counted as gone: the visibility
+#: probe would skip a node that cannot see ``--out``. Only a node neither answering nor
+#: found dead waits it out.
+NODE_ANSWER_TIMEOUT_S = 180.0
 #: Ray's errors for a task whose node is gone or died under it (a task that raised is not one).
 NODE_GONE_ERRORS = (TaskUnschedulableError, NodeDiedError, WorkerCrashedError)
 #: A resource only the head node has.

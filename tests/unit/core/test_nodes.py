@@ -60,7 +60,7 @@ def test_sort_answers_drops_the_nodes_that_are_gone() -> None:
             "tok",
             "tok",
             TaskUnschedulableError("The node specified ... doesn't exist any more"),
-            TimeoutError("no answer in 60 s"),
+            TimeoutError("no answer in 180 s"),
             NodeDiedError("node died"),
             WorkerCrashedError(),
         ],
@@ -69,7 +69,7 @@ def test_sort_answers_drops_the_nodes_that_are_gone() -> None:
     assert answers.nodes == [HEAD, A]
     assert [(n["NodeID"], why) for n, why in answers.gone] == [
         (B["NodeID"], "TaskUnschedulableError"),
-        (silent["NodeID"], "no answer in 60 s"),
+        (silent["NodeID"], "no answer in 180 s"),
         (dead["NodeID"], "NodeDiedError"),
         (crashed["NodeID"], "WorkerCrashedError"),
     ]
