@@ -9,6 +9,7 @@ import ray
 
 from voxray.config import RayConfig, ResourceConfig
 from voxray.log import get_logger
+from voxray.nodes import live_nodes, resource_largest, resource_total
 
 log = get_logger(__name__)
 
@@ -79,11 +80,15 @@ def configure_ray_data(progress_bars: bool) -> None:
 
 
 def cluster_gpus() -> float:
-    return float(ray.cluster_resources().get("GPU", 0.0))
+    """GPUs of the nodes that answer now (see cluster_cpus)."""
+    return resource_total(live_nodes(), "GPU")
 
 
 def cluster_cpus() -> float:
-    return float(ray.cluster_resources().get("CPU", 1.0))
+    """CPUs of the nodes that answer now (voxray.nodes): ray.cluster_resources() still counts
+    a node lost without drain for a while, and a pool sized for its CPUs waits for room that
+    is gone."""
+    return resource_total(live_nodes(), "CPU", default=1.0)
 
 
 #: Share of the cluster's object store a training source may take when it is cached for its
@@ -93,7 +98,7 @@ TRAIN_CACHE_FRACTION = 0.25
 
 
 def cluster_object_store_bytes() -> float:
-    return float(ray.cluster_resources().get("object_store_memory", 0.0))
+    return resource_total(live_nodes(), "object_store_memory")
 
 
 def fits_in_object_store(nbytes: int) -> bool:
@@ -103,10 +108,9 @@ def fits_in_object_store(nbytes: int) -> bool:
 
 
 def largest_node_cpus() -> float:
-    """CPUs of the biggest alive node: one task can hold no more than a single node has (asking
-    for the cluster's total on several nodes leaves the task pending for ever)."""
-    cpus = [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")]
-    return float(max(cpus, default=1.0))
+    """CPUs of the biggest node that answers: one task can hold no more than a single node has
+    (asking for the cluster's total on several nodes leaves the task pending for ever)."""
+    return resource_largest(live_nodes(), "CPU", default=1.0)
 
 
 #: CPUs one Ray Data read or filter task asks for: Parquet reads are mostly I/O, and a small

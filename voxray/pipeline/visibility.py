@@ -7,6 +7,10 @@ every later stage would read a different subset. So the driver writes a probe fi
 ``--out`` and one task pinned to each alive node reads it back; a node that cannot read it
 stops the run with a message naming the node. Ray Train's and Tune's storage paths live
 under ``--out`` (``models/<name>/ray``, ``tune/ray``), so the same probe covers them.
+
+A node lost just before the command is still listed alive for a while (voxray.nodes): its
+probe cannot be scheduled, so it is left out, named in the log, and visibility is judged on
+the nodes that answered.
 """
 
 from __future__ import annotations
@@ -15,16 +19,14 @@ import os
 import uuid
 
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from voxray.config import ConfigError
 from voxray.io.storage import Storage
 from voxray.log import get_logger
+from voxray.nodes import ask_each_node, listed_alive, node_name, only_driver_node
 
 log = get_logger(__name__)
 PROBE_PREFIX = "_probe-"
-#: seconds to wait for every node's probe task (a fresh node may need to start a worker).
-PROBE_TIMEOUT_S = 180.0
 #: tests only: a node whose raylet has this variable reads local paths below it, as if its
 #: disk were its own (on one machine every simulated node shares the same filesystem).
 NODE_ROOT_ENV = "VOXRAY_SIMULATE_NODE_ROOT"
@@ -32,6 +34,10 @@ NODE_ROOT_ENV = "VOXRAY_SIMULATE_NODE_ROOT"
 
 class OutputNotSharedError(ConfigError):
     """``--out`` is not the same folder on every node of the cluster."""
+
+
+class NoWorkerAnsweredError(RuntimeError):
+    """Every worker node the cluster lists is gone: a run would have nowhere to work."""
 
 
 @ray.remote(num_cpus=0, max_retries=1)
@@ -46,38 +52,33 @@ def _read_probe(out: Storage, rel: str) -> str:
         return ""
 
 
-def _node_name(node: dict) -> str:
-    return f"{node['NodeManagerAddress']} ({node['NodeID'][:8]})"
-
-
 def check_output_visible(out: Storage) -> int:
-    """Raise OutputNotSharedError unless every alive node reads the driver's probe under
-    ``out``; returns the number of nodes checked (1, unprobed, when the only node is the
-    driver's own)."""
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    if [n["NodeID"] for n in nodes] == [ray.get_runtime_context().get_node_id()]:
-        # the driver's own node is the only one (the embedded local Ray): it sees what it
-        # writes, and a probe task would only cost a worker process's start
-        return 1
+    """Raise OutputNotSharedError unless every node that answers reads the driver's probe
+    under ``out`` (NoWorkerAnsweredError when no worker node answers); returns the number of
+    nodes that answered (1, unprobed, when the only node is the driver's own)."""
+    nodes = listed_alive(ray.nodes())
+    if only_driver_node(nodes):
+        return 1  # it sees what it writes; a probe would only cost a worker process's start
     token = uuid.uuid4().hex
     rel = f"{PROBE_PREFIX}{token}"
     out.write_text(rel, token)
     try:
-        refs = [
-            _read_probe.options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
-            ).remote(out, rel)
-            for n in nodes
-        ]
-        seen = ray.get(refs, timeout=PROBE_TIMEOUT_S)
+        answers = ask_each_node(nodes, _read_probe, out, rel)
     finally:
         out.remove(rel)
-    blind = [_node_name(n) for n, got in zip(nodes, seen, strict=True) if got != token]
+    if answers.no_worker_answered():
+        raise NoWorkerAnsweredError(
+            f"no worker node of the Ray cluster answered the probe of out: {out.uri()} "
+            f"({answers.describe_gone()}); wait for the cluster to replace them, or check it "
+            "with `ray status`"
+        )
+    seen = answers.nodes
+    blind = [node_name(n) for n, got in answers.answered if got != token]
     if blind:
         raise OutputNotSharedError(
-            f"out: {out.uri()} is not visible from {len(blind)} of {len(nodes)} Ray nodes "
+            f"out: {out.uri()} is not visible from {len(blind)} of {len(seen)} Ray nodes "
             f"({', '.join(blind)}): on a multi-node cluster use s3://bucket/prefix or a shared "
             "filesystem mounted at the same path on every node"
         )
-    log.info("out: %s is visible from all %d Ray nodes", out.uri(), len(nodes))
-    return len(nodes)
+    log.info("out: %s is visible from all %d Ray nodes that answered", out.uri(), len(seen))
+    return len(seen)

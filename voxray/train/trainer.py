@@ -33,6 +33,7 @@ from voxray.features import FrontEndSpec
 from voxray.io.storage import Storage
 from voxray.models import build_classifier
 from voxray.models.checkpoint import save_model
+from voxray.nodes import live_nodes, resource_total
 from voxray.train.data import random_crops, segment_frames
 from voxray.train.loop import load_train_state, train_loop_per_worker
 
@@ -53,7 +54,7 @@ class TrainResult:
 def resolve_use_gpu(use_gpu: bool | str) -> bool:
     """``"auto"``: GPUs when the connected cluster has any."""
     if use_gpu == "auto":
-        return float(ray.cluster_resources().get("GPU", 0.0)) > 0
+        return resource_total(live_nodes(), "GPU") > 0  # not a lost node's GPUs
     return bool(use_gpu)
 
 

@@ -16,6 +16,7 @@ LAYER = {
     "log": 0,
     "io": 1,
     "features": 1,
+    "nodes": 1,
     "models": 2,
     "corpus": 2,
     "attribution": 3,
