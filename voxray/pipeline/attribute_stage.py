@@ -37,10 +37,10 @@ from voxray.pipeline.datasets import (
 )
 from voxray.pipeline.failures import Failure, check_input, compute_split
 from voxray.pipeline.front_ends import check_front_end
+from voxray.pipeline.model_actor import ModelActor
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
-from voxray.pipeline.ray_env import actor_resources, torch_device
-from voxray.pipeline.shape_cache import limit_shape_cache
+from voxray.pipeline.ray_env import actor_resources
 from voxray.testing.faults import maybe_fail
 
 log = get_logger(__name__)
@@ -94,7 +94,7 @@ class _Item:
     failure: Failure | None = None
 
 
-class ComputeAttributions:
+class ComputeAttributions(ModelActor):
     """map_batches callable: every job of its group for each utterance of the batch."""
 
     def __init__(
@@ -106,13 +106,8 @@ class ComputeAttributions:
         num_gpus: float,
         s3: object,
     ) -> None:
-        limit_shape_cache()  # every utterance length is a new shape (see shape_cache.py)
-        self.device = torch_device(num_gpus)
-        loaded = load_model(model.path, s3)
-        self.model = loaded.classifier.to(self.device).eval()
-        self.has_head = loaded.has_head
-        self.input_dim = loaded.input_dim
-        self.model_name = model.name
+        super().__init__(model, num_gpus, s3)
+        self.has_head = self.loaded.has_head
         self.cfg = cfg
         self.jobs = [j for j in jobs if self.has_head or j.pathway == Pathway.TRAVERSAL]
         self.mean = (

@@ -36,10 +36,10 @@ from voxray.pipeline.datasets import (
     read_parquet_dataset,
 )
 from voxray.pipeline.failures import Failure, check_input, compute_split
+from voxray.pipeline.model_actor import ModelActor
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
-from voxray.pipeline.ray_env import actor_resources, torch_device
-from voxray.pipeline.shape_cache import limit_shape_cache
+from voxray.pipeline.ray_env import actor_resources
 from voxray.pipeline.verification_eval import load_embeddings
 from voxray.testing.faults import maybe_fail
 
@@ -133,7 +133,7 @@ def trial_jobs(selected: list[Trial], cfg: TrialConfig) -> list[TrialJob]:
     ]
 
 
-class ComputeTrialAttributions:
+class ComputeTrialAttributions(ModelActor):
     """map_batches callable: every job whose explained side is an utterance of the batch."""
 
     def __init__(
@@ -146,12 +146,7 @@ class ComputeTrialAttributions:
         num_gpus: float,
         s3: object,
     ) -> None:
-        limit_shape_cache()  # every utterance length is a new shape (see shape_cache.py)
-        self.device = torch_device(num_gpus)
-        loaded = load_model(model.path, s3)
-        self.model = loaded.classifier.to(self.device).eval()
-        self.input_dim = loaded.input_dim
-        self.model_name = model.name
+        super().__init__(model, num_gpus, s3)
         self.cfg = cfg
         self.jobs = jobs
         self.fixed = fixed
