@@ -23,10 +23,10 @@ from voxray.attribution.normalise import freq_profile
 from voxray.attribution.trial import TRIAL, attribute_trials
 from voxray.config import AttributionConfig, TrialConfig
 from voxray.eval.verification import eer_threshold
-from voxray.io.sink import ParquetSink, QuarantineCause, committed_keys, quarantined_paths
+from voxray.io.sink import QuarantineCause, committed_keys, quarantined_paths
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.attribute_stage import params_json
+from voxray.pipeline.attribute_stage import attributions_sink, params_json
 from voxray.pipeline.context import ATTRIBUTIONS, TRIALS, RunContext, StageResult
 from voxray.pipeline.datasets import (
     dataset_mean,
@@ -265,6 +265,35 @@ def scored_trials(ctx: RunContext, model: str, have: set[str]) -> tuple[list[Tri
     return trials, emb
 
 
+def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: list[TrialJob], emb: dict) -> None:
+    """Stream the explained sides of ``todo`` through the pool, with the fixed sides'
+    embeddings ``emb``."""
+    cfg, out = ctx.cfg, ctx.out
+    by_utt: dict[str, list[TrialJob]] = {}
+    for j in todo:
+        by_utt.setdefault(j.explained, []).append(j)
+    fixed = {j.fixed: emb[j.fixed] for j in todo}
+    a = cfg.attribution
+    corpus_mean = dataset_mean(out, features_rel(kind)) if a.baseline == "mean" else None
+    rc = cfg.trial.resources
+    res = actor_resources(rc)
+    ds = read_parquet_dataset(
+        out,
+        features_rel(kind),
+        ["utt_id", "num_frames", "num_bins", "values"],
+        sorted(by_utt),
+        rows_per_block=rc.batch_size,
+    )
+    pool_to_sink(
+        ds,
+        ComputeTrialAttributions,
+        (model, a, by_utt, fixed, corpus_mean, res["num_gpus"], cfg.corpus.s3),
+        rc,
+        attributions_sink(out, STAGE, ("utt_id", *TRIAL_KEYS), rc.rows_per_file),
+        res,
+    )
+
+
 def run_trial(ctx: RunContext) -> StageResult:
     cfg, out = ctx.cfg, ctx.out
     result = StageResult(STAGE)
@@ -290,37 +319,7 @@ def run_trial(ctx: RunContext) -> StageResult:
         len(todo),
     )
     if todo:
-        by_utt: dict[str, list[TrialJob]] = {}
-        for j in todo:
-            by_utt.setdefault(j.explained, []).append(j)
-        fixed = {j.fixed: emb[j.fixed] for j in todo}
-        a = cfg.attribution
-        corpus_mean = dataset_mean(out, features_rel(kind)) if a.baseline == "mean" else None
-        rc = cfg.trial.resources
-        res = actor_resources(rc)
-        ds = read_parquet_dataset(
-            out,
-            features_rel(kind),
-            ["utt_id", "num_frames", "num_bins", "values"],
-            sorted(by_utt),
-            rows_per_block=rc.batch_size,
-        )
-        pool_to_sink(
-            ds,
-            ComputeTrialAttributions,
-            (model, a, by_utt, fixed, corpus_mean, res["num_gpus"], cfg.corpus.s3),
-            rc,
-            ParquetSink(
-                out,
-                ATTRIBUTIONS,
-                schema.ATTRIBUTIONS,
-                ("utt_id", *TRIAL_KEYS),
-                partition=schema.ATTRIBUTIONS_PARTITION,
-                stage=STAGE,
-                rows_per_file=rc.rows_per_file,
-            ),
-            res,
-        )
+        _compute(ctx, model, kind, todo, emb)
     final = committed_keys(out, ATTRIBUTIONS, TRIAL_KEYS)
     quarantined = quarantined_paths(out, STAGE)
     result.outputs = sum(1 for j in wanted if j.key in final)
