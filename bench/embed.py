@@ -63,7 +63,7 @@ def model_floor(files: list[Path], ckpt: Path, channels: int, bucket_frames: int
     import torch
 
     from voxray.pipeline.datasets import equal_length_groups
-    from voxray.pipeline.embed_stage import CPU_FORWARD_FRAMES, CPU_GROUP
+    from voxray.pipeline.embed_compute import CPU_FORWARD_FRAMES, CPU_GROUP
     from voxray.pipeline.length_buckets import bucket_length
     from voxray.testing.speechbrain_reference import speechbrain_features
 

@@ -13,7 +13,7 @@ import torch
 from voxray.config import load_config
 from voxray.eval.xai_metrics import FAMILIES, ExplainedModel, measure, voxray_explain
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.analyses import crops
+from voxray.pipeline.analyses.crops import crops
 from voxray.pipeline.context import RunContext
 from voxray.pipeline.xai_eval import run_xai, xai_jobs
 from voxray.testing.synthetic_outputs import make_outputs

@@ -128,7 +128,7 @@ def test_non_finite_input_is_the_input_files_fault(model: ModelRef) -> None:
 
 def test_embed_halves_a_batch_that_runs_out_of_memory(model: ModelRef) -> None:
     from voxray.config import EmbedConfig
-    from voxray.pipeline.embed_stage import ComputeEmbeddings
+    from voxray.pipeline.embed_compute import ComputeEmbeddings
 
     actor = ComputeEmbeddings(model, "none", EmbedConfig(segments=False), 10.0, 0.0, None)
     mats = schema.matrices(_batch())

@@ -23,9 +23,10 @@ from voxray.attribution import Pathway, attribute, get_attributor, method_pathwa
 from voxray.attribution.normalise import freq_profile
 from voxray.config import AttributionConfig, VoxrayConfig, to_dict
 from voxray.io.sink import ParquetSink, QuarantineCause, committed_keys, quarantined_paths
+from voxray.io.storage import Storage
 from voxray.log import get_logger
 from voxray.mask.pathway import mask_jobs, seen_utterances
-from voxray.models.checkpoint import load_model
+from voxray.models.checkpoint import LoadedModel, load_model
 from voxray.pipeline.batch_memory import bytes_per_row_frame, free_memory_bytes, rows_that_fit
 from voxray.pipeline.context import ATTRIBUTIONS, RunContext, StageResult
 from voxray.pipeline.datasets import (
@@ -37,10 +38,10 @@ from voxray.pipeline.datasets import (
 )
 from voxray.pipeline.failures import Failure, check_input, compute_split
 from voxray.pipeline.front_ends import check_front_end
+from voxray.pipeline.model_actor import ModelActor
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
-from voxray.pipeline.ray_env import actor_resources, torch_device
-from voxray.pipeline.shape_cache import limit_shape_cache
+from voxray.pipeline.ray_env import actor_resources
 from voxray.testing.faults import maybe_fail
 
 log = get_logger(__name__)
@@ -66,6 +67,21 @@ def jobs_for(methods: tuple[str, ...], pathways: tuple[str, ...]) -> list[Job]:
 def quarantine_path(utt_id: str, job: Job) -> str:
     """How a failed (utterance, method, pathway) is named in quarantine.parquet."""
     return f"{utt_id} [{job.method}/{job.pathway}]"
+
+
+def attributions_sink(
+    out: Storage, stage: str, keys: tuple[str, ...], rows_per_file: int
+) -> ParquetSink:
+    """The sink of attributions/ rows (partitioned by method), quarantining under ``stage``."""
+    return ParquetSink(
+        out,
+        ATTRIBUTIONS,
+        schema.ATTRIBUTIONS,
+        keys,
+        partition=schema.ATTRIBUTIONS_PARTITION,
+        stage=stage,
+        rows_per_file=rows_per_file,
+    )
 
 
 def params_json(method: str, cfg: AttributionConfig) -> str:
@@ -94,7 +110,7 @@ class _Item:
     failure: Failure | None = None
 
 
-class ComputeAttributions:
+class ComputeAttributions(ModelActor):
     """map_batches callable: every job of its group for each utterance of the batch."""
 
     def __init__(
@@ -106,13 +122,8 @@ class ComputeAttributions:
         num_gpus: float,
         s3: object,
     ) -> None:
-        limit_shape_cache()  # every utterance length is a new shape (see shape_cache.py)
-        self.device = torch_device(num_gpus)
-        loaded = load_model(model.path, s3)
-        self.model = loaded.classifier.to(self.device).eval()
-        self.has_head = loaded.has_head
-        self.input_dim = loaded.input_dim
-        self.model_name = model.name
+        super().__init__(model, num_gpus, s3)
+        self.has_head = self.loaded.has_head
         self.cfg = cfg
         self.jobs = [j for j in jobs if self.has_head or j.pathway == Pathway.TRAVERSAL]
         self.mean = (
@@ -177,7 +188,20 @@ class ComputeAttributions:
     def __call__(self, batch: pa.Table) -> pa.Table:
         maybe_fail(STAGE)
         mats = schema.matrices(batch)
-        utt_ids = batch.column("utt_id").to_pylist()
+        bad_input = {i: f for i, m in enumerate(mats) if (f := check_input(m, self.input_dim))}
+        good = [i for i in range(len(mats)) if i not in bad_input]
+        groups = equal_length_groups([mats[i].shape[0] for i in good], GROUP_SIZE)
+        outcomes: list[tuple[Job, _Item]] = []
+        for job in self.jobs:
+            items = [_Item(i, failure=f) for i, f in bad_input.items()]
+            for group in groups:
+                items += self._run_job(mats, [good[k] for k in group], job)
+            outcomes += [(job, it) for it in items]
+        return self._table(batch.column("utt_id").to_pylist(), outcomes)
+
+    def _table(self, utt_ids: list[str], outcomes: list[tuple[Job, _Item]]) -> pa.Table:
+        """attributions/ rows of the outcomes, a failed one with its reason and cause (and no
+        map) for the sink to quarantine."""
         cols: dict[str, list] = {
             k: []
             for k in (
@@ -195,27 +219,20 @@ class ComputeAttributions:
         }
         maps: list[np.ndarray] = []
         profiles: list[np.ndarray] = []
-        bad_input = {i: f for i, m in enumerate(mats) if (f := check_input(m, self.input_dim))}
-        good = [i for i in range(len(mats)) if i not in bad_input]
-        groups = equal_length_groups([mats[i].shape[0] for i in good], GROUP_SIZE)
-        for job in self.jobs:
-            items = [_Item(i, failure=f) for i, f in bad_input.items()]
-            for group in groups:
-                items += self._run_job(mats, [good[k] for k in group], job)
-            for it in items:
-                bad = it.failure
-                cols["utt_id"].append(utt_ids[it.index])
-                cols["method"].append(job.method)
-                cols["pathway"].append(job.pathway)
-                cols["target"].append(it.target)
-                cols["num_frames"].append(0 if bad else it.maps.shape[0])
-                cols["num_bins"].append(0 if bad else it.maps.shape[1])
-                cols["completeness_error"].append(None if bad else it.error)
-                cols["path"].append(quarantine_path(utt_ids[it.index], job))
-                cols["error"].append(f"{job.method}/{job.pathway}: {bad.reason}" if bad else None)
-                cols["cause"].append(bad.cause.value if bad else None)
-                maps.append(np.zeros(0, np.float32) if bad else it.maps)
-                profiles.append(np.zeros(0, np.float32) if bad else freq_profile(it.maps))
+        for job, it in outcomes:
+            bad = it.failure
+            cols["utt_id"].append(utt_ids[it.index])
+            cols["method"].append(job.method)
+            cols["pathway"].append(job.pathway)
+            cols["target"].append(it.target)
+            cols["num_frames"].append(0 if bad else it.maps.shape[0])
+            cols["num_bins"].append(0 if bad else it.maps.shape[1])
+            cols["completeness_error"].append(None if bad else it.error)
+            cols["path"].append(quarantine_path(utt_ids[it.index], job))
+            cols["error"].append(f"{job.method}/{job.pathway}: {bad.reason}" if bad else None)
+            cols["cause"].append(bad.cause.value if bad else None)
+            maps.append(np.zeros(0, np.float32) if bad else it.maps)
+            profiles.append(np.zeros(0, np.float32) if bad else freq_profile(it.maps))
         n = len(maps)
         return pa.table(
             {
@@ -263,13 +280,12 @@ def plan(
     return {u: list(dict.fromkeys(j)) for u, j in out.items() if j}
 
 
-def run_attribute(ctx: RunContext) -> StageResult:
-    cfg, out = ctx.cfg, ctx.out
-    model = base_model(ctx)
-    loaded = load_model(model.path, cfg.corpus.s3)
-    kind = loaded.front_end.name
-    check_front_end(out, loaded.front_end)
+def _wanted(ctx: RunContext, loaded: LoadedModel) -> dict[str, list[Job]]:
+    """utt_id -> the jobs it needs, for the utterances that have features (``plan``); only
+    Traversal ones for a model without a classification head."""
+    out = ctx.out
     manifest = out.read_table(schema.MANIFEST_PATH, columns=["utt_id", "split", "speaker_id"])
+    kind = loaded.front_end.name
     have = set(out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
     split = {
         u: s
@@ -285,15 +301,21 @@ def run_attribute(ctx: RunContext) -> StageResult:
             strict=True,
         )
     )
-    wanted = plan(cfg, split, seen_utterances(speaker_of, loaded.speakers))
+    wanted = plan(ctx.cfg, split, seen_utterances(speaker_of, loaded.speakers))
     if not loaded.has_head:
         wanted = {u: [j for j in js if j.pathway == Pathway.TRAVERSAL] for u, js in wanted.items()}
         log.info(
             "attribute: the model has no classification head; only Traversal attributions are "
             "computed"
         )
-    done = committed_keys(out, ATTRIBUTIONS, ATTR_KEYS)
-    failed = quarantined_paths(out, STAGE)  # a rerun does not retry what failed for a reason
+    return wanted
+
+
+def _todo(ctx: RunContext, wanted: dict[str, list[Job]]) -> dict[str, list[Job]]:
+    """The jobs of ``wanted`` neither committed nor quarantined (a rerun does not retry what
+    failed for a reason)."""
+    done = committed_keys(ctx.out, ATTRIBUTIONS, ATTR_KEYS)
+    failed = quarantined_paths(ctx.out, STAGE)
     todo = {
         u: [
             j
@@ -302,11 +324,12 @@ def run_attribute(ctx: RunContext) -> StageResult:
         ]
         for u, js in wanted.items()
     }
-    todo = {u: js for u, js in todo.items() if js}
-    n_jobs = sum(len(js) for js in wanted.values())
-    result = StageResult(
-        STAGE, inputs=n_jobs, skipped=n_jobs - sum(len(js) for js in todo.values())
-    )
+    return {u: js for u, js in todo.items() if js}
+
+
+def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: dict[str, list[Job]]) -> None:
+    """Stream the utterances of ``todo`` through the pool, one pass per set of jobs."""
+    cfg, out = ctx.cfg, ctx.out
     corpus_mean = (
         dataset_mean(out, features_rel(kind)) if cfg.attribution.baseline == "mean" else None
     )
@@ -333,17 +356,23 @@ def run_attribute(ctx: RunContext) -> StageResult:
             ComputeAttributions,
             (model, cfg.attribution, list(jobs), corpus_mean, res["num_gpus"], cfg.corpus.s3),
             rc,
-            ParquetSink(
-                out,
-                ATTRIBUTIONS,
-                schema.ATTRIBUTIONS,
-                ATTR_KEYS,
-                partition=schema.ATTRIBUTIONS_PARTITION,
-                stage=STAGE,
-                rows_per_file=rc.rows_per_file,
-            ),
+            attributions_sink(out, STAGE, ATTR_KEYS, rc.rows_per_file),
             res,
         )
+
+
+def run_attribute(ctx: RunContext) -> StageResult:
+    cfg, out = ctx.cfg, ctx.out
+    model = base_model(ctx)
+    loaded = load_model(model.path, cfg.corpus.s3)
+    check_front_end(out, loaded.front_end)
+    wanted = _wanted(ctx, loaded)
+    todo = _todo(ctx, wanted)
+    n_jobs = sum(len(js) for js in wanted.values())
+    result = StageResult(
+        STAGE, inputs=n_jobs, skipped=n_jobs - sum(len(js) for js in todo.values())
+    )
+    _compute(ctx, model, loaded.front_end.name, todo)
     final = committed_keys(out, ATTRIBUTIONS, ATTR_KEYS)
     quarantined = quarantined_paths(out, STAGE)
     wanted_keys = {(u, j.method, j.pathway) for u, js in wanted.items() for j in js}

@@ -4,7 +4,7 @@ Evaluating a pretrained model needs no features/ on disk: the staged path (featu
 a Parquet round trip, then embed) pays a second actor pool, the feature matrices through the
 object store and their write and read. Here one actor per slot decodes a batch of manifest
 rows, computes the model's front-end (``LoadedModel.front_end``) batched, and embeds exactly
-as the embed stage does (``ComputeEmbeddings.embed_rows``: same length buckets, same
+as the embed stage does (``embed_compute.ComputeEmbeddings.embed_rows``: same length buckets, same
 segments), so both paths write the same embeddings/ rows. Segment embeddings are computed only
 when the run evaluates with a segment scorer: nothing else reads them.
 """
@@ -17,14 +17,13 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from voxray import schema
 from voxray.config import CorpusConfig, EmbedConfig, VoxrayConfig
 from voxray.corpus.audio import AudioError, load_audio
-from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
+from voxray.io.sink import quarantined_paths
 from voxray.io.storage import Storage
-from voxray.pipeline.context import EMBEDDINGS, MANIFEST, RunContext, StageResult
+from voxray.pipeline.context import MANIFEST, RunContext, StageResult
 from voxray.pipeline.datasets import length_sorted_batches, pool_to_sink
-from voxray.pipeline.embed_stage import EMBED_KEYS, STAGE, ComputeEmbeddings
+from voxray.pipeline.embed_compute import STAGE, ComputeEmbeddings, embedded, embeddings_sink
 from voxray.pipeline.front_ends import model_front_end
 from voxray.pipeline.model_ref import ModelRef
 from voxray.pipeline.ray_env import actor_resources
@@ -45,7 +44,7 @@ class EmbedFromAudio(ComputeEmbeddings):
         corpus: CorpusConfig,
     ) -> None:
         super().__init__(model, "none", cfg, frame_shift_ms, num_gpus, corpus.s3)
-        self.extractor = self.loaded.front_end.build(self.device, corpus.sample_rate)
+        self.extractor = self.front_end.build(self.device, corpus.sample_rate)
         self.data = data
         self.corpus = corpus
 
@@ -98,9 +97,7 @@ def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
     paths = manifest.column("path").to_pylist()
 
     def accounted() -> tuple[set[str], set[str]]:
-        keys = committed_keys(out, EMBEDDINGS, EMBED_KEYS)
-        done = {k[0] for k in keys if k[2] == model.name and k[3] == "none"}
-        return done, quarantined_paths(out, STAGE)
+        return embedded(out, model.name, "none"), quarantined_paths(out, STAGE)
 
     done, quarantined = accounted()
     todo_mask = [
@@ -116,14 +113,7 @@ def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
             EmbedFromAudio,
             (model, cfg, frame_shift_ms, res["num_gpus"], ctx.data, ctx.cfg.corpus),
             rc,
-            ParquetSink(
-                out,
-                EMBEDDINGS,
-                schema.EMBEDDINGS,
-                EMBED_KEYS,
-                stage=STAGE,
-                rows_per_file=rc.rows_per_file,
-            ),
+            embeddings_sink(out, rc.rows_per_file),
             res,
             zero_copy=True,
         )

@@ -93,8 +93,31 @@ class ComputeFeatures:
         return table
 
 
+def _compute(ctx: RunContext, specs: list[FrontEndSpec], todo: pa.Table) -> None:
+    """Stream the manifest rows ``todo`` (length-sorted batches) through the pool."""
+    cfg, out = ctx.cfg, ctx.out
+    rc = cfg.features.resources
+    res = actor_resources(rc)
+    pool_to_sink(
+        ray.data.from_arrow(length_sorted_batches(todo, rc.batch_size)),
+        ComputeFeatures,
+        (ctx.data, cfg.corpus, specs, res["num_gpus"]),
+        rc,
+        ParquetSink(
+            out,
+            FEATURES,
+            schema.FEATURES,
+            FEATURE_KEYS,
+            partition=schema.FEATURES_PARTITION,
+            stage=STAGE,
+            rows_per_file=rc.rows_per_file,
+        ),
+        res,
+        zero_copy=True,  # the callable only reads its batch: no copy into the actor
+    )
+
+
 def run_features(ctx: RunContext) -> StageResult:
-    cfg = ctx.cfg
     out = ctx.out
     manifest = out.read_table(MANIFEST, columns=["utt_id", "path", "num_samples"])
     done = committed_keys(out, FEATURES, FEATURE_KEYS)
@@ -117,25 +140,7 @@ def run_features(ctx: RunContext) -> StageResult:
         result.skipped,
     )
     if todo.num_rows:
-        rc = cfg.features.resources
-        res = actor_resources(rc)
-        pool_to_sink(
-            ray.data.from_arrow(length_sorted_batches(todo, rc.batch_size)),
-            ComputeFeatures,
-            (ctx.data, cfg.corpus, specs, res["num_gpus"]),
-            rc,
-            ParquetSink(
-                out,
-                FEATURES,
-                schema.FEATURES,
-                FEATURE_KEYS,
-                partition=schema.FEATURES_PARTITION,
-                stage=STAGE,
-                rows_per_file=rc.rows_per_file,
-            ),
-            res,
-            zero_copy=True,  # the callable only reads its batch: no copy into the actor
-        )
+        _compute(ctx, specs, todo)
     # account per utterance: done for every kind, or quarantined
     final = committed_keys(out, FEATURES, FEATURE_KEYS)
     final_q = quarantined_paths(out, STAGE)

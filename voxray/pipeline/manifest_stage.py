@@ -92,6 +92,40 @@ def _trials_table(scan: CorpusScan, known: set[str]) -> tuple[pa.Table, list[dic
     return schema.table(schema.TRIALS, cols), dropped
 
 
+def _probe(ctx: RunContext, rows: list[dict]) -> tuple[list[pa.Table], list[dict[str, str]]]:
+    """The utterance files probed on an actor pool: the manifest rows of the readable ones,
+    and a quarantine row (path, error) per unreadable one."""
+    cfg, data = ctx.cfg, ctx.data
+    good: list[pa.Table] = []
+    bad: list[dict[str, str]] = []
+    if not rows:
+        return good, bad
+    rc = cfg.corpus.resources
+    ds = ray.data.from_items(
+        rows, override_num_blocks=max(1, min(len(rows) // max(rc.batch_size, 1), 200))
+    )
+    probed = ds.map_batches(
+        ProbeAudio,
+        fn_constructor_args=(data, cfg.corpus),
+        batch_format="pyarrow",
+        batch_size=rc.batch_size,
+        compute=ActorPoolStrategy(size=rc.concurrency),
+        num_cpus=min(rc.num_cpus, 1.0),
+    )
+    for batch in probed.iter_batches(batch_format="pyarrow", batch_size=4096):
+        ok = batch.filter(pa.compute.is_null(batch.column("error")))
+        failed = batch.filter(pa.compute.is_valid(batch.column("error")))
+        bad += [
+            {"path": p, "error": e}
+            for p, e in zip(
+                failed.column("path").to_pylist(), failed.column("error").to_pylist(), strict=True
+            )
+        ]
+        if ok.num_rows:
+            good.append(ok)
+    return good, bad
+
+
 def run_manifest(ctx: RunContext) -> StageResult:
     cfg = ctx.cfg
     data, out = ctx.data, ctx.out
@@ -105,31 +139,8 @@ def run_manifest(ctx: RunContext) -> StageResult:
     rows = _utterance_rows(scan)
     result = StageResult(STAGE, inputs=len(rows) + len(scan.quarantine))
     quarantine_rows = [{"path": q.path, "error": q.reason} for q in scan.quarantine]
-    good: list[pa.Table] = []
-    if rows:
-        rc = cfg.corpus.resources
-        ds = ray.data.from_items(
-            rows, override_num_blocks=max(1, min(len(rows) // max(rc.batch_size, 1), 200))
-        )
-        probed = ds.map_batches(
-            ProbeAudio,
-            fn_constructor_args=(data, cfg.corpus),
-            batch_format="pyarrow",
-            batch_size=rc.batch_size,
-            compute=ActorPoolStrategy(size=rc.concurrency),
-            num_cpus=min(rc.num_cpus, 1.0),
-        )
-        for batch in probed.iter_batches(batch_format="pyarrow", batch_size=4096):
-            ok = batch.filter(pa.compute.is_null(batch.column("error")))
-            bad = batch.filter(pa.compute.is_valid(batch.column("error")))
-            quarantine_rows += [
-                {"path": p, "error": e}
-                for p, e in zip(
-                    bad.column("path").to_pylist(), bad.column("error").to_pylist(), strict=True
-                )
-            ]
-            if ok.num_rows:
-                good.append(ok)
+    good, bad = _probe(ctx, rows)
+    quarantine_rows += bad
     manifest = _manifest_table(good)
     trials, dropped = _trials_table(scan, set(manifest.column("utt_id").to_pylist()))
     quarantine_rows += dropped

@@ -152,6 +152,41 @@ def borrowed(
     return out
 
 
+def _masking_input(
+    ctx: RunContext,
+    method: str,
+    kind: str,
+    conds: list[MaskCondition],
+    todo: list[str],
+    pathway_of: dict[str, str],
+    speaker_of: dict[str, str],
+    seen: frozenset[str],
+) -> ray.data.Dataset:
+    """The features of ``todo`` joined with their ``method`` maps (``attr``), and, when a
+    condition shuffles maps, with the map each borrows from another speaker (``donor_attr``)."""
+    cfg, out = ctx.cfg, ctx.out
+    todo_pathway = {u: pathway_of[u] for u in todo}
+    feats = read_parquet_dataset(
+        out, features_rel(kind), ["utt_id", "num_frames", "num_bins", "values"], todo
+    )
+    maps = read_maps(ctx, method, todo_pathway, ["utt_id", "pathway", "values"])
+    maps = maps.rename_columns({"values": "attr", "pathway": "attr_pathway"})
+    parts = max(1, min(8, len(todo) // 64))
+    joined = feats.join(maps, join_type="inner", num_partitions=parts, on=("utt_id",))
+    if any(c.maps == "shuffled" for c in conds):
+        donor_of = borrowed(pathway_of, speaker_of, seen, cfg.seed)
+        lent = {donor_of[u]: u for u in todo}
+        donor_maps = read_maps(ctx, method, {d: pathway_of[d] for d in lent}, ["utt_id", "values"])
+        donor_maps = donor_maps.map_batches(
+            relabel,
+            fn_kwargs={"recipient": lent},
+            batch_format="pyarrow",
+            num_cpus=DATA_TASK_CPUS,
+        ).rename_columns({"values": "donor_attr"})
+        joined = joined.join(donor_maps, join_type="inner", num_partitions=parts, on=("utt_id",))
+    return joined
+
+
 def run_mask(ctx: RunContext) -> StageResult:
     cfg, out = ctx.cfg, ctx.out
     loaded = load_model(base_model(ctx).path, cfg.corpus.s3)
@@ -179,29 +214,7 @@ def run_mask(ctx: RunContext) -> StageResult:
         if not todo:
             continue
         log.info("mask: %d utterances x %s", len(todo), ", ".join(c.name for c in conds))
-        todo_pathway = {u: pathway_of[u] for u in todo}
-        feats = read_parquet_dataset(
-            out, features_rel(kind), ["utt_id", "num_frames", "num_bins", "values"], todo
-        )
-        maps = read_maps(ctx, method, todo_pathway, ["utt_id", "pathway", "values"])
-        maps = maps.rename_columns({"values": "attr", "pathway": "attr_pathway"})
-        parts = max(1, min(8, len(todo) // 64))
-        joined = feats.join(maps, join_type="inner", num_partitions=parts, on=("utt_id",))
-        if any(c.maps == "shuffled" for c in conds):
-            donor_of = borrowed(pathway_of, speaker_of, seen, cfg.seed)
-            lent = {donor_of[u]: u for u in todo}
-            donor_maps = read_maps(
-                ctx, method, {d: pathway_of[d] for d in lent}, ["utt_id", "values"]
-            )
-            donor_maps = donor_maps.map_batches(
-                relabel,
-                fn_kwargs={"recipient": lent},
-                batch_format="pyarrow",
-                num_cpus=DATA_TASK_CPUS,
-            ).rename_columns({"values": "donor_attr"})
-            joined = joined.join(
-                donor_maps, join_type="inner", num_partitions=parts, on=("utt_id",)
-            )
+        joined = _masking_input(ctx, method, kind, conds, todo, pathway_of, speaker_of, seen)
         pool_to_sink(
             joined,
             ApplyMasks,

@@ -23,10 +23,10 @@ from voxray.attribution.normalise import freq_profile
 from voxray.attribution.trial import TRIAL, attribute_trials
 from voxray.config import AttributionConfig, TrialConfig
 from voxray.eval.verification import eer_threshold
-from voxray.io.sink import ParquetSink, QuarantineCause, committed_keys, quarantined_paths
+from voxray.io.sink import QuarantineCause, committed_keys, quarantined_paths
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.attribute_stage import params_json
+from voxray.pipeline.attribute_stage import attributions_sink, params_json
 from voxray.pipeline.context import ATTRIBUTIONS, TRIALS, RunContext, StageResult
 from voxray.pipeline.datasets import (
     dataset_mean,
@@ -36,10 +36,10 @@ from voxray.pipeline.datasets import (
     read_parquet_dataset,
 )
 from voxray.pipeline.failures import Failure, check_input, compute_split
+from voxray.pipeline.model_actor import ModelActor
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
-from voxray.pipeline.ray_env import actor_resources, torch_device
-from voxray.pipeline.shape_cache import limit_shape_cache
+from voxray.pipeline.ray_env import actor_resources
 from voxray.pipeline.verification_eval import load_embeddings
 from voxray.testing.faults import maybe_fail
 
@@ -133,7 +133,7 @@ def trial_jobs(selected: list[Trial], cfg: TrialConfig) -> list[TrialJob]:
     ]
 
 
-class ComputeTrialAttributions:
+class ComputeTrialAttributions(ModelActor):
     """map_batches callable: every job whose explained side is an utterance of the batch."""
 
     def __init__(
@@ -146,12 +146,7 @@ class ComputeTrialAttributions:
         num_gpus: float,
         s3: object,
     ) -> None:
-        limit_shape_cache()  # every utterance length is a new shape (see shape_cache.py)
-        self.device = torch_device(num_gpus)
-        loaded = load_model(model.path, s3)
-        self.model = loaded.classifier.to(self.device).eval()
-        self.input_dim = loaded.input_dim
-        self.model_name = model.name
+        super().__init__(model, num_gpus, s3)
         self.cfg = cfg
         self.jobs = jobs
         self.fixed = fixed
@@ -270,6 +265,35 @@ def scored_trials(ctx: RunContext, model: str, have: set[str]) -> tuple[list[Tri
     return trials, emb
 
 
+def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: list[TrialJob], emb: dict) -> None:
+    """Stream the explained sides of ``todo`` through the pool, with the fixed sides'
+    embeddings ``emb``."""
+    cfg, out = ctx.cfg, ctx.out
+    by_utt: dict[str, list[TrialJob]] = {}
+    for j in todo:
+        by_utt.setdefault(j.explained, []).append(j)
+    fixed = {j.fixed: emb[j.fixed] for j in todo}
+    a = cfg.attribution
+    corpus_mean = dataset_mean(out, features_rel(kind)) if a.baseline == "mean" else None
+    rc = cfg.trial.resources
+    res = actor_resources(rc)
+    ds = read_parquet_dataset(
+        out,
+        features_rel(kind),
+        ["utt_id", "num_frames", "num_bins", "values"],
+        sorted(by_utt),
+        rows_per_block=rc.batch_size,
+    )
+    pool_to_sink(
+        ds,
+        ComputeTrialAttributions,
+        (model, a, by_utt, fixed, corpus_mean, res["num_gpus"], cfg.corpus.s3),
+        rc,
+        attributions_sink(out, STAGE, ("utt_id", *TRIAL_KEYS), rc.rows_per_file),
+        res,
+    )
+
+
 def run_trial(ctx: RunContext) -> StageResult:
     cfg, out = ctx.cfg, ctx.out
     result = StageResult(STAGE)
@@ -295,37 +319,7 @@ def run_trial(ctx: RunContext) -> StageResult:
         len(todo),
     )
     if todo:
-        by_utt: dict[str, list[TrialJob]] = {}
-        for j in todo:
-            by_utt.setdefault(j.explained, []).append(j)
-        fixed = {j.fixed: emb[j.fixed] for j in todo}
-        a = cfg.attribution
-        corpus_mean = dataset_mean(out, features_rel(kind)) if a.baseline == "mean" else None
-        rc = cfg.trial.resources
-        res = actor_resources(rc)
-        ds = read_parquet_dataset(
-            out,
-            features_rel(kind),
-            ["utt_id", "num_frames", "num_bins", "values"],
-            sorted(by_utt),
-            rows_per_block=rc.batch_size,
-        )
-        pool_to_sink(
-            ds,
-            ComputeTrialAttributions,
-            (model, a, by_utt, fixed, corpus_mean, res["num_gpus"], cfg.corpus.s3),
-            rc,
-            ParquetSink(
-                out,
-                ATTRIBUTIONS,
-                schema.ATTRIBUTIONS,
-                ("utt_id", *TRIAL_KEYS),
-                partition=schema.ATTRIBUTIONS_PARTITION,
-                stage=STAGE,
-                rows_per_file=rc.rows_per_file,
-            ),
-            res,
-        )
+        _compute(ctx, model, kind, todo, emb)
     final = committed_keys(out, ATTRIBUTIONS, TRIAL_KEYS)
     quarantined = quarantined_paths(out, STAGE)
     result.outputs = sum(1 for j in wanted if j.key in final)

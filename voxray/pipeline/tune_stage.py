@@ -9,6 +9,7 @@ tune/results.parquet and the best configuration to tune/best.yaml.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
@@ -107,33 +108,14 @@ def build_data(ctx: RunContext) -> TuneData:
     )
 
 
-def run_tune(ctx: RunContext) -> StageResult:
+def _tuner(ctx: RunContext, trainable: Any, metric: str, mode: str) -> Any:
+    """The sweep's Tuner: the interrupted one restored from --out when there is one, else a
+    new one (ASHA on epochs, seeded random search)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import BasicVariantGenerator
 
     cfg = ctx.cfg
-    if not cfg.tune.enabled:
-        return StageResult(STAGE, info={"enabled": False})
-    metric, mode = OBJECTIVES[cfg.tune.objective]
-    check_sweep(cfg.tune)
-    data = build_data(ctx)
-    if len({t[0] for t in data.trials}) < 2:
-        raise ValueError(
-            f"tune: the first trial list has no usable target/non-target pair within "
-            f"tune.max_utterances={cfg.tune.max_utterances}; raise it"
-        )
-    trainable = tune.with_parameters(
-        functools.partial(
-            run_trial,
-            tune_cfg=cfg.tune,
-            attr_cfg=cfg.attribution,
-            mask_cfg=cfg.mask,
-            train_cfg=cfg.train,
-        ),
-        data=data,
-    )
-    trainable = tune.with_resources(trainable, {"cpu": 1, "gpu": 1 if cluster_gpus() > 0 else 0})
     storage, fs = ray_storage(ctx.out.uri(f"{TUNE}/ray"), ctx.out)
     path = f"{storage}/sweep"
     if tune.Tuner.can_restore(path, **fs):
@@ -157,6 +139,35 @@ def run_tune(ctx: RunContext) -> StageResult:
             ),
             run_config=tune.RunConfig(name="sweep", storage_path=storage, verbose=1, **fs),
         )
+    return tuner
+
+
+def run_tune(ctx: RunContext) -> StageResult:
+    from ray import tune
+
+    cfg = ctx.cfg
+    if not cfg.tune.enabled:
+        return StageResult(STAGE, info={"enabled": False})
+    metric, mode = OBJECTIVES[cfg.tune.objective]
+    check_sweep(cfg.tune)
+    data = build_data(ctx)
+    if len({t[0] for t in data.trials}) < 2:
+        raise ValueError(
+            f"tune: the first trial list has no usable target/non-target pair within "
+            f"tune.max_utterances={cfg.tune.max_utterances}; raise it"
+        )
+    trainable = tune.with_parameters(
+        functools.partial(
+            run_trial,
+            tune_cfg=cfg.tune,
+            attr_cfg=cfg.attribution,
+            mask_cfg=cfg.mask,
+            train_cfg=cfg.train,
+        ),
+        data=data,
+    )
+    trainable = tune.with_resources(trainable, {"cpu": 1, "gpu": 1 if cluster_gpus() > 0 else 0})
+    tuner = _tuner(ctx, trainable, metric, mode)
     results = tuner.fit()
     rows = result_rows(results, metric)
     ctx.out.write_table(

@@ -26,7 +26,7 @@ from voxray.config import AttributionConfig, VoxrayConfig, XaiMetricsConfig
 from voxray.eval.xai_metrics import ExplainedModel, measure, voxray_explain
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.analyses import crops
+from voxray.pipeline.analyses.crops import crops
 from voxray.pipeline.context import METRICS, RunContext
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.ray_env import actor_resources, torch_device

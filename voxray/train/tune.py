@@ -199,6 +199,32 @@ def trial_eer(trials: list[tuple[int, str, str]], emb: dict[str, np.ndarray]) ->
     return compute_eer(np.asarray(scores), np.array([t[0] for t in trials]))
 
 
+def deletion_scores(
+    model: SpeakerClassifier, data: TuneData, maps: dict[str, np.ndarray], seed: int
+) -> dict[str, float]:
+    """Mean deletion AUC of the verification score (each utterance against its clean
+    embedding) in the order of ``maps`` and in a random order, and their gap."""
+    clean = embed_all(model, data.test_feats)
+    aucs, random_aucs = [], []
+    with torch.inference_mode():
+        for u, x in data.test_feats.items():
+            score_fn = cosine_score(model.embedder, torch.from_numpy(clean[u])[None])
+            xt = torch.from_numpy(x)[None]
+            own = deletion_curve(xt, torch.from_numpy(maps[u])[None], score_fn, steps=8)
+            rnd = deletion_curve(xt, None, score_fn, steps=8, order="random", seed=seed)
+            aucs.append(own.auc)
+            random_aucs.append(rnd.auc)
+    auc, rnd_auc = float(np.mean(aucs)), float(np.mean(random_aucs))
+    return {"deletion_auc": auc, "deletion_auc_random": rnd_auc, "deletion_gap": auc - rnd_auc}
+
+
+def random_crops(mats: list[np.ndarray], frames: int, rng: np.random.Generator) -> torch.Tensor:
+    """A training batch ``(B, frames, F)``: a random crop of each matrix (looped if short)."""
+    return torch.from_numpy(
+        np.stack([loop_crop(m, random_start(m.shape[0], frames, rng), frames) for m in mats])
+    )
+
+
 def run_trial(
     trial: dict[str, Any],
     data: TuneData,
@@ -226,28 +252,8 @@ def run_trial(
         tune.report({**scores, "kept_fraction": kept, "epoch": 1})
         return
     if tune_cfg.objective in ("deletion_gap", "deletion_auc"):
-        clean = embed_all(model, data.test_feats)
-        aucs, random_aucs = [], []
-        with torch.inference_mode():
-            for u, x in data.test_feats.items():
-                score_fn = cosine_score(model.embedder, torch.from_numpy(clean[u])[None])
-                xt = torch.from_numpy(x)[None]
-                own = deletion_curve(xt, torch.from_numpy(test_maps[u])[None], score_fn, steps=8)
-                rnd = deletion_curve(
-                    xt, None, score_fn, steps=8, order="random", seed=tune_cfg.seed
-                )
-                aucs.append(own.auc)
-                random_aucs.append(rnd.auc)
-        auc, rnd_auc = float(np.mean(aucs)), float(np.mean(random_aucs))
-        tune.report(
-            {
-                "deletion_auc": auc,
-                "deletion_auc_random": rnd_auc,
-                "deletion_gap": auc - rnd_auc,
-                "kept_fraction": kept,
-                "epoch": 1,
-            }
-        )
+        scores = deletion_scores(model, data, test_maps, tune_cfg.seed)
+        tune.report({**scores, "kept_fraction": kept, "epoch": 1})
         return
     pathway = map_pathway(cond, seen=True)
     train_maps = explain(model, data.train_feats, trial["method"], pathway, params)
@@ -262,18 +268,7 @@ def run_trial(
         order = rng.permutation(len(utts))
         for start in range(0, len(order), train_cfg.batch_size):
             idx = order[start : start + train_cfg.batch_size]
-            xb = torch.from_numpy(
-                np.stack(
-                    [
-                        loop_crop(
-                            train_x[utts[i]],
-                            random_start(train_x[utts[i]].shape[0], data.segment_frames, rng),
-                            data.segment_frames,
-                        )
-                        for i in idx
-                    ]
-                )
-            )
+            xb = random_crops([train_x[utts[i]] for i in idx], data.segment_frames, rng)
             yb = torch.tensor([data.train_labels[utts[i]] for i in idx])
             loss, _ = fresh.loss(xb, yb)
             opt.zero_grad()

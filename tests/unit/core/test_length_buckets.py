@@ -16,7 +16,7 @@ from voxray.io.storage import Storage
 from voxray.models import build_classifier
 from voxray.models.checkpoint import save_model
 from voxray.pipeline.datasets import equal_length_groups, length_sorted_batches
-from voxray.pipeline.embed_stage import ComputeEmbeddings
+from voxray.pipeline.embed_compute import ComputeEmbeddings
 from voxray.pipeline.length_buckets import bucket_length
 from voxray.pipeline.model_ref import ModelRef
 from voxray.schema import column_arrays

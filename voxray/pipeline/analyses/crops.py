@@ -1,0 +1,117 @@
+"""What the attribution analyses (and the evaluate stage's XAI metrics) work on: the base
+model, and fixed-length centre crops (``train.segment_s``) of utterances, so that every batch
+has one shape, as Li et al. 2022's 200-frame inputs do.
+
+A model evaluated on a corpus whose speakers it was not trained on has no class for them:
+the crops are then unlabelled, and the analyses that need a class say why they skip it
+(``unknown_speakers``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pyarrow.compute as pc
+import torch
+from torch import Tensor
+
+from voxray import schema
+from voxray.config import VoxrayConfig
+from voxray.models.checkpoint import LoadedModel, load_model
+from voxray.pipeline.context import MANIFEST, RunContext
+from voxray.pipeline.datasets import read_features
+from voxray.pipeline.model_ref import base_model
+from voxray.train.data import centre_start, loop_crop, segment_frames
+
+
+@dataclass
+class Crops:
+    """Fixed-length centre crops of some utterances, with their class labels."""
+
+    utt_ids: list[str]
+    feats: Tensor
+    #: class ids ``(B,)``; None for crops of speakers the model has no class for.
+    labels: Tensor | None
+
+
+def crops(
+    ctx: RunContext,
+    kind: str,
+    split: str,
+    n: int,
+    frames: int,
+    label_of: Callable[[str], int | None] | None,
+) -> Crops:
+    """Up to ``n`` utterances of ``split`` taken round-robin over speakers (deterministic):
+    those ``label_of`` gives a class, or any (unlabelled) when ``label_of`` is None."""
+    m = ctx.out.read_table(
+        MANIFEST, columns=["utt_id", "speaker_id"], filter=pc.field("split") == split
+    )
+    by_spk: dict[str, list[str]] = {}
+    for u, s in sorted(
+        zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
+    ):
+        if label_of is None or label_of(u) is not None:
+            by_spk.setdefault(s, []).append(u)
+    chosen: list[str] = []
+    depth = 0
+    while len(chosen) < n and any(depth < len(v) for v in by_spk.values()):
+        chosen += [v[depth] for v in by_spk.values() if depth < len(v)][: n - len(chosen)]
+        depth += 1
+    t = read_features(ctx.out, kind, chosen)
+    mats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t), strict=True))
+    ids = [u for u in chosen if u in mats]
+    x = (
+        np.stack([loop_crop(mats[u], centre_start(mats[u].shape[0], frames), frames) for u in ids])
+        if ids
+        else np.zeros((0, frames, 0))
+    )
+    labels = (
+        None if label_of is None else torch.tensor([label_of(u) for u in ids], dtype=torch.long)
+    )
+    return Crops(ids, torch.from_numpy(x.astype(np.float32)), labels)
+
+
+def analysed_model(ctx: RunContext) -> LoadedModel:
+    """The base model the analyses explain."""
+    return load_model(base_model(ctx).path, ctx.cfg.corpus.s3)
+
+
+def crop_frames(cfg: VoxrayConfig, seconds: float | None = None) -> int:
+    """Frames of a crop of ``seconds`` (default ``train.segment_s``)."""
+    return segment_frames(seconds or cfg.train.segment_s, cfg.features.frame_shift_ms)
+
+
+def speaker_labels(loaded: LoadedModel) -> Callable[[str], int | None]:
+    """utt_id -> the model's class of its speaker, None for a speaker it has no class for."""
+    index = {s: i for i, s in enumerate(loaded.speakers)}
+    return lambda u: index.get(u.split("/", 1)[0])
+
+
+def unknown_speakers(loaded: LoadedModel, where: str) -> str:
+    """Why an analysis that needs the model's classes cannot run on ``where``."""
+    return (
+        f"no utterance of {where} is of one of the model's {len(loaded.speakers)} training "
+        "speakers (the corpus's speakers are disjoint from the model's), so Top-1 and the "
+        "classifier's target speaker are undefined"
+    )
+
+
+def labelled_crops(
+    ctx: RunContext, loaded: LoadedModel, n: int, frames: int
+) -> tuple[Crops, dict[str, str]]:
+    """Up to ``n`` train-split crops of the model's speakers, with their classes; when the
+    corpus has none of them (or the model has no head), unlabelled crops of its own speakers
+    (train split, else test: a corpus of test speakers only) and why the analyses that need
+    classes are left out."""
+    kind = loaded.front_end.name
+    data = crops(ctx, kind, "train", n, frames, speaker_labels(loaded))
+    if data.utt_ids:
+        return data, {}
+    why = unknown_speakers(loaded, "the train split")
+    unlabelled = crops(ctx, kind, "train", n, frames, None)
+    if not unlabelled.utt_ids:
+        unlabelled = crops(ctx, kind, "test", n, frames, None)
+    return unlabelled, {"top1": why}

@@ -1,0 +1,48 @@
+"""How the attribution analyses explain a model, and where they write what they measure.
+
+For utterances of the classifier's speakers an analysis explains the classification output
+(the model's decision); for others, which it has no class for, the embedder (Traversal),
+so only the methods with a Traversal pathway apply (CAM and LRP explain a class).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from voxray import schema
+from voxray.attribution import Pathway, attribute, get_attributor, method_pathways
+from voxray.pipeline.context import METRICS, RunContext
+from voxray.schema import MetricRow
+
+
+def explained_pathway(method: str, labelled: bool = True) -> Pathway:
+    """The pathway the analyses explain with: the classification output (the model's decision)
+    for utterances of the classifier's speakers, else the embedder (Traversal)."""
+    wanted = Pathway.CLASSIFICATION if labelled else Pathway.TRAVERSAL
+    return method_pathways(method, (wanted,))[0]
+
+
+def explainable(methods: Sequence[str], labelled: bool) -> tuple[list[str], dict[str, str]]:
+    """The methods that can explain these utterances, and why the others cannot: without
+    class labels only the methods with a Traversal pathway (CAM and LRP explain a class)."""
+    if labelled:
+        return list(methods), {}
+    keep = [m for m in methods if Pathway.TRAVERSAL in get_attributor(m).pathways]
+    why = "explains the classifier's target speaker, undefined for speakers it was not trained on"
+    return keep, {m: why for m in methods if m not in keep}
+
+
+def explain(
+    model: torch.nn.Module, feats: Tensor, method: str, target: Tensor | None, params: Any
+) -> Tensor:
+    """Maps ``(B, T, F)`` of ``method``: for the ``target`` classes, or of the embedder (None)."""
+    pathway = explained_pathway(method, labelled=target is not None)
+    return attribute(model, feats, method, pathway, params=params, target=target).maps.detach()
+
+
+def write_metrics(ctx: RunContext, name: str, rows: list[MetricRow]) -> None:
+    """One analysis's metrics/ part (a deterministic name: a rerun replaces it)."""
+    ctx.out.write_table(f"{METRICS}/{name}.parquet", schema.metrics_table(rows))

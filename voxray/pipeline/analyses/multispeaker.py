@@ -1,0 +1,138 @@
+"""The multi-speaker test: Li et al. 2022's A-B, A-B-A, B-A-B, A-B-C localisation and
+recognition (Table 2), with the CAM methods' maps of single layers and of cumulative
+averages from the top."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow.compute as pc
+import torch
+from torch import Tensor
+
+from voxray import schema
+from voxray.attribution import Pathway, get_attributor
+from voxray.attribution.cam_layers import to_input_grid
+from voxray.attribution.hooks import inference_state
+from voxray.config import AttributionConfig
+from voxray.eval import multispeaker
+from voxray.models.checkpoint import LoadedModel
+from voxray.pipeline.analyses.crops import (
+    analysed_model,
+    crop_frames,
+    speaker_labels,
+    unknown_speakers,
+)
+from voxray.pipeline.analyses.explain import write_metrics
+from voxray.pipeline.context import MANIFEST, RunContext
+from voxray.pipeline.datasets import read_features
+from voxray.pipeline.model_ref import base_model
+from voxray.schema import MetricRow
+
+#: utterances per speaker the mixtures are made of.
+PER_SPEAKER = 4
+
+
+def layer_specs(layers: list[str]) -> list[str]:
+    """Single layers, then cumulative averages from the top (Li et al. 2022: S4, S4+S3, S4+S3+S2,
+    ...)."""
+    top_down = layers[::-1]
+    return layers + ["+".join(top_down[: k + 1]) for k in range(1, len(top_down))]
+
+
+def _speaker_utterances(
+    ctx: RunContext, loaded: LoadedModel
+) -> tuple[dict[str, list[np.ndarray]], dict[str, int]]:
+    """The first train-split feature matrices of each speaker, and the model's class of each
+    speaker it has one for."""
+    label_of = speaker_labels(loaded)
+    m = ctx.out.read_table(
+        MANIFEST, columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train"
+    )
+    per_speaker: dict[str, list[str]] = {}
+    for u, s in sorted(
+        zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
+    ):
+        per_speaker.setdefault(s, [])
+        if len(per_speaker[s]) < PER_SPEAKER:
+            per_speaker[s].append(u)
+    t = read_features(ctx.out, loaded.front_end.name, [u for v in per_speaker.values() for u in v])
+    mats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t), strict=True))
+    utterances = {s: [mats[u] for u in v if u in mats] for s, v in per_speaker.items()}
+    labels = {s: c for s, v in per_speaker.items() if v and (c := label_of(v[0])) is not None}
+    return utterances, labels
+
+
+def _saliency(
+    methods: list[str], layers: list[str], params: AttributionConfig
+) -> Callable[[torch.nn.Module, Tensor, Tensor], dict[str, dict[str, Tensor]]]:
+    """method -> layer -> maps on the input grid, for ``multispeaker.run_multispeaker``."""
+
+    def saliency_fn(
+        model_: torch.nn.Module, feats: Tensor, targets: Tensor
+    ) -> dict[str, dict[str, Tensor]]:
+        out = {}
+        frames, bins = feats.shape[1:]
+        for mth in methods:
+            with inference_state(model_):
+                raw = get_attributor(mth)(model_, params).layer_maps(
+                    feats.detach(), targets, layers
+                )
+            out[mth] = {k: to_input_grid(v, frames, bins).detach() for k, v in raw.items()}
+        return out
+
+    return saliency_fn
+
+
+def _metric_rows(
+    name: str, cases: tuple[str, ...], rows: list[multispeaker.MultiSpeakerRow]
+) -> list[MetricRow]:
+    """Top-1 of the unmasked mixtures once per case, then each row's masked Top-1,
+    precision and recall."""
+    metrics: list[MetricRow] = []
+    for case in cases:
+        first = next((r for r in rows if r.case == case), None)
+        if first is not None:
+            metrics.append(
+                MetricRow(
+                    name, "original", "multispeaker", "", "top1", first.top1_original, case=case
+                )
+            )
+    for r in rows:
+        cond = f"{r.method}@{r.layer_spec}"
+        metrics += [
+            MetricRow(name, cond, "multispeaker", "", metric, value, case=r.case)
+            for metric, value in (
+                ("top1", r.top1_masked),
+                ("precision", r.precision),
+                ("recall", r.recall),
+            )
+        ]
+    return metrics
+
+
+def run_multispeaker(ctx: RunContext) -> dict[str, Any]:
+    cfg, mc = ctx.cfg, ctx.cfg.eval.multispeaker
+    loaded = analysed_model(ctx)
+    if not loaded.has_head:
+        return {"skipped": "the model has no classification head"}
+    name = base_model(ctx).name
+    utterances, labels = _speaker_utterances(ctx, loaded)
+    if not labels:
+        return {"skipped": unknown_speakers(loaded, "the train split")}
+    layers = [n for n in loaded.classifier.embedder.layers() if n not in ("pool", "fc")]
+    methods = [mth for mth in mc.methods if Pathway.CAM in get_attributor(mth).pathways]
+    rows = multispeaker.run_multispeaker(
+        loaded.classifier.eval(),
+        utterances,
+        labels,
+        mc.cases,
+        _saliency(methods, layers, cfg.attribution),
+        np.random.default_rng(cfg.seed),
+        mc.trials_per_case,
+        crop_frames(cfg, mc.segment_s),
+        layer_specs(layers),
+    )
+    write_metrics(ctx, f"multispeaker-{name}", _metric_rows(name, mc.cases, rows))
+    return {"rows": len(rows), "layers": layers, "methods": methods}
