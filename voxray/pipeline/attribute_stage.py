@@ -343,6 +343,7 @@ def run_attribute(ctx: RunContext) -> StageResult:
                 rows_per_file=rc.rows_per_file,
             ),
             res,
+            total=len(utts),
         )
     final = committed_keys(out, ATTRIBUTIONS, ATTR_KEYS)
     quarantined = quarantined_paths(out, STAGE)

@@ -126,6 +126,7 @@ def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
             ),
             res,
             zero_copy=True,
+            total=todo.num_rows,
         )
     done, quarantined = accounted()
     result = StageResult(STAGE, inputs=len(utt_ids))

@@ -193,6 +193,7 @@ def embed_source(
                 rows_per_file=resources.rows_per_file,
             ),
             res,
+            total=len(todo),
         )
     final = {
         k[0]

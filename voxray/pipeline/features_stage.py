@@ -135,6 +135,7 @@ def run_features(ctx: RunContext) -> StageResult:
             ),
             res,
             zero_copy=True,  # the callable only reads its batch: no copy into the actor
+            total=todo.num_rows,
         )
     # account per utterance: done for every kind, or quarantined
     final = committed_keys(out, FEATURES, FEATURE_KEYS)

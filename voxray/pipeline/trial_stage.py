@@ -325,6 +325,7 @@ def run_trial(ctx: RunContext) -> StageResult:
                 rows_per_file=rc.rows_per_file,
             ),
             res,
+            total=len(by_utt),
         )
     final = committed_keys(out, ATTRIBUTIONS, TRIAL_KEYS)
     quarantined = quarantined_paths(out, STAGE)
