@@ -61,6 +61,15 @@ def _start_or_join(cfg: RayConfig) -> None:
         ray.init(address="local", **kwargs)
 
 
+def runs_local_ray() -> bool:
+    """Whether this process started the embedded local Ray, whose processes share its fate:
+    the kernel (or Ray's reaper) stops them when it exits, so the command need not wait on
+    ``ray.shutdown``'s graceful stop of each (about a second per process)."""
+    from ray._private.worker import _global_node
+
+    return ray.is_initialized() and _global_node is not None and _global_node.head
+
+
 #: The file, in Ray's log folder, that takes the Ray records this process logs itself.
 DRIVER_LOG = "voxray-driver-ray.log"
 
