@@ -5,14 +5,17 @@ imports, configuration, the stage, exit) beside ``python -c "import torch"`` in 
 minutes, the reference for what an import alone costs on the machine; the medians of
 ``--repeats`` runs are printed. ``--with-ray`` also times ``voxray features`` on the same
 corpus: a stage that needs Ray, so its local Ray's start and stop, an actor pool and Ray
-Data's planning are in its figure.
+Data's planning are in its figure. ``--pythonpath DIR`` runs the voxray of another checkout
+(a before/after on the same machine in the same minutes).
 
     python -m bench fixed_cost
+    python -m bench fixed_cost --pythonpath ../main     # the same against another checkout
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -33,10 +36,11 @@ def corpus(root: Path) -> Path:
     return root
 
 
-def wall(cmd: list[str]) -> float:
-    """Seconds ``cmd`` took as a fresh process (its output kept from the console)."""
+def wall(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Seconds ``cmd`` took as a fresh process in ``cwd`` (outside any checkout: ``-m``
+    would put the current folder's voxray first), its output kept from the console."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
     seconds = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
@@ -48,18 +52,22 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true", help="accepted for `bench all`: same run")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--with-ray", action="store_true", help="also time `voxray features`")
+    ap.add_argument("--pythonpath", default=None, help="run the voxray found on this path")
     args = ap.parse_args(argv)
     voxray = [sys.executable, "-m", "voxray"]
+    path = os.path.abspath(args.pythonpath) if args.pythonpath else os.getcwd()
+    env = {**os.environ, "PYTHONPATH": path}
     times: dict[str, list[float]] = {"manifest": [], "import_torch": [], "features": []}
     with tempfile.TemporaryDirectory() as tmp:
-        data = corpus(Path(tmp) / "corpus")
+        data, here = corpus(Path(tmp) / "corpus"), Path(tmp)
         for i in range(args.repeats):
             out = str(Path(tmp) / f"out{i}")
             common = ["--data-root", str(data), "--out", out]
-            times["manifest"].append(wall([*voxray, "manifest", *common]))
-            times["import_torch"].append(wall([sys.executable, "-c", "import torch"]))
+            times["manifest"].append(wall([*voxray, "manifest", *common], here, env))
+            times["import_torch"].append(wall([sys.executable, "-c", "import torch"], here))
             if args.with_ray:  # features on the manifest just written: Ray, one actor pool
-                times["features"].append(wall([*voxray, "features", *common, "--profile", "smoke"]))
+                features = [*voxray, "features", *common, "--profile", "smoke"]
+                times["features"].append(wall(features, here, env))
             print(
                 f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items() if v),
                 flush=True,

@@ -155,7 +155,8 @@ def run_tune(ctx: RunContext) -> StageResult:
                 ),
                 search_alg=BasicVariantGenerator(random_state=cfg.tune.seed),
             ),
-            run_config=tune.RunConfig(name="sweep", storage_path=storage, verbose=1, **fs),
+            # verbose=0: Tune's status tables are printed, not logged (the stage logs its result)
+            run_config=tune.RunConfig(name="sweep", storage_path=storage, verbose=0, **fs),
         )
     results = tuner.fit()
     rows = result_rows(results, metric)
