@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import io
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from voxray.log import CONSOLE_MAX_LINES, Progress, console_problems, ray_noise
+from voxray.pipeline.progress import CountRows
 
 
 class Clock:
@@ -91,3 +95,31 @@ def test_a_console_longer_than_the_limit_is_a_problem() -> None:
     long = "[voxray] 14:00:00 INFO a line\n" * (CONSOLE_MAX_LINES + 1)
     assert console_problems(long) == [f"{CONSOLE_MAX_LINES + 1} lines (at most 300)"]
     assert console_problems(long, max_lines=400) == []
+
+
+class FakeCounter:
+    """A RowCounter handle's ``add.remote`` without Ray."""
+
+    def __init__(self) -> None:
+        self.added: list[int] = []
+        self.add = self
+
+    def remote(self, rows: int) -> None:
+        self.added.append(rows)
+
+
+class Double:
+    def __init__(self, factor: int) -> None:
+        self.factor = factor
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return pa.table({"x": pc.multiply(batch.column("x"), self.factor)})
+
+
+def test_count_rows_passes_the_stage_output_through_and_counts_input_rows() -> None:
+    counter = FakeCounter()
+    fn = CountRows(Double, (2,), counter)
+    out = fn(pa.table({"x": [1, 2, 3]}))
+    assert out.column("x").to_pylist() == [2, 4, 6]
+    fn(pa.table({"x": [5]}))
+    assert counter.added == [3, 1]
