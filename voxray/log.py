@@ -96,7 +96,7 @@ class Progress:
         elapsed = max(self.clock() - self.started, 1e-9)
         rate = self.done / elapsed
         if not self.total:
-            return f"{self.label}: {self.done} rows, {rate:.1f} rows/s, {_duration(elapsed)}"
+            return f"{self.label}: {self.done} rows, {rate:.3g} rows/s, {_duration(elapsed)}"
         frac = min(self.done / self.total, 1.0)
         left = (self.total - self.done) / rate if rate > 0 else None
         eta = "done" if self.done >= self.total else (_duration(left) if left else "?")
@@ -106,7 +106,7 @@ class Progress:
             bar = "[" + "#" * filled + "." * (BAR_WIDTH - filled) + "] "
         return (
             f"{self.label}: {bar}{self.done}/{self.total} rows ({100 * frac:.0f}%), "
-            f"{rate:.1f} rows/s, ETA {eta}"
+            f"{rate:.3g} rows/s, ETA {eta}"
         )
 
     def update(self, done: int) -> None:

@@ -34,8 +34,8 @@ def test_progress_in_a_file_prints_a_line_every_period_and_at_the_end() -> None:
     p.close()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 3  # at 10 s, 20 s, 30 s (the last one is not repeated by close)
-    assert "stage features: 100/300 rows (33%), 10.0 rows/s, ETA 20s" in lines[0]
-    assert "200/300 rows (67%), 10.0 rows/s, ETA 10s" in lines[1]
+    assert "stage features: 100/300 rows (33%), 10 rows/s, ETA 20s" in lines[0]
+    assert "200/300 rows (67%), 10 rows/s, ETA 10s" in lines[1]
     assert "300/300 rows (100%)" in lines[2] and "ETA done" in lines[2]
 
 
@@ -50,7 +50,7 @@ def test_progress_on_a_terminal_redraws_one_line_with_a_bar() -> None:
     assert text.count("\n") == 1 and text.endswith("\n")  # one line, redrawn in place
     assert text.count("\r") == 4
     last = text.rsplit("\r", 1)[1]
-    assert "[########################] 40/40 rows (100%), 10.0 rows/s, ETA done" in last
+    assert "[########################] 40/40 rows (100%), 10 rows/s, ETA done" in last
 
 
 def test_progress_without_a_total_counts_rows_and_rate() -> None:
@@ -59,7 +59,16 @@ def test_progress_without_a_total_counts_rows_and_rate() -> None:
     clock.now += 4.0
     p.update(8)
     p.close()
-    assert "stage mask: 8 rows, 2.0 rows/s, 4s" in stream.getvalue()
+    assert "stage mask: 8 rows, 2 rows/s, 4s" in stream.getvalue()
+
+
+def test_a_slow_stage_shows_its_rate_to_three_digits() -> None:
+    clock, stream = Clock(), io.StringIO()
+    p = Progress("stage attribute", 3, stream=stream, clock=clock)
+    clock.now += 120.0
+    p.update(1)
+    p.close()
+    assert "1/3 rows (33%), 0.00833 rows/s, ETA 4m00s" in stream.getvalue()
 
 
 VOXRAY = """[voxray] 14:04:33 INFO starting a local Ray (no RAY_ADDRESS given)
