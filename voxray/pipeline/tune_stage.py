@@ -9,6 +9,7 @@ tune/results.parquet and the best configuration to tune/best.yaml.
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 import pyarrow.compute as pc
@@ -135,6 +136,9 @@ def run_tune(ctx: RunContext) -> StageResult:
     )
     trainable = tune.with_resources(trainable, {"cpu": 1, "gpu": 1 if cluster_gpus() > 0 else 0})
     storage, fs = ray_storage(ctx.out.uri(f"{TUNE}/ray"), ctx.out)
+    # Tune's newer console output prints its experiment header and result paths even at
+    # verbose=0 (about ten lines); the classic one is silent at 0 (unless the user chose)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     path = f"{storage}/sweep"
     if tune.Tuner.can_restore(path, **fs):
         log.info("tune: resuming the interrupted sweep at %s", path)
