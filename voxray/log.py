@@ -142,6 +142,8 @@ CONSOLE_MAX_LINES = 300
 #: and Ray's own Python log records (``2026-12-05 14:04:33,978 WARNING file.py:85 -- ...``).
 RAY_NOISE = (
     re.compile(r"Failed to query Ray Train Controller"),
+    # Ray Tune's console reporter: its experiment box and result paths
+    re.compile(r"Configuration for experiment|View detailed results here|visualize your results"),
     # a tqdm bar: "12.0 row [00:03, 3.91 row/s]"
     re.compile(r"\d(\.\d+)? (row|bundle)s? \[\d\d:\d\d"),
     re.compile(r"^\((\w+ )?pid=\d+[^)]*\)|^\((raylet|autoscaler|gcs_server)[^)]*\)"),

@@ -83,6 +83,8 @@ RAY = [
     "2026-12-05 14:05:24,623\tWARNING __init__.py:28 -- Progress bars disabled. To enable, set "
     "`ray.data.DataContext.get_current().enable_progress_bars = True`.",
     "Running 0: 0.00 row [00:00, ? row/s]",
+    "│ Configuration for experiment     sweep                   │",
+    "View detailed results here: /tmp/out/tune/ray/sweep",
     "- MapBatches(ComputeFeatures): Tasks: 1; Actors: 2; Queued blocks: 0; 12.0 row [00:03, "
     "3.91 row/s]",
 ]
