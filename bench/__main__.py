@@ -7,7 +7,7 @@ import importlib
 import subprocess
 import sys
 
-BENCHMARKS = ("features", "embed", "attribute", "trial", "mask", "train", "memory")
+BENCHMARKS = ("fixed_cost", "features", "embed", "attribute", "trial", "mask", "train", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,14 +14,16 @@ import os
 import posixpath
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import fsspec
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from voxray.config import S3Config
+
+if TYPE_CHECKING:  # pyarrow.dataset imports pandas: seconds a command that only writes skips
+    import pyarrow.dataset as pads
 
 
 class StorageError(OSError):
@@ -156,6 +158,8 @@ class Storage:
         files = [self.path(f) for f in self.parquet_files(rel)]
         if not files:
             raise StorageError(f"no Parquet data at {self.uri(rel)}")
+        import pyarrow.dataset as pads
+
         return pads.dataset(
             files,
             format="parquet",

@@ -358,6 +358,7 @@ def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: dict[str, list[J
             rc,
             attributions_sink(out, STAGE, ATTR_KEYS, rc.rows_per_file),
             res,
+            total=len(utts),
         )
 
 

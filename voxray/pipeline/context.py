@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,12 @@ class RunContext:
     #: the stages this command runs (set by ``run_stages``): a stage computes an output that
     #: only a later stage reads (segment embeddings) when that stage is among them.
     stages: tuple[str, ...] = ()
+
+    @property
+    def on_cluster(self) -> bool:
+        """Ray is a cluster this command joins (``ray.address`` or RAY_ADDRESS, which ``ray
+        job submit`` sets), not one it would start for itself."""
+        return bool(self.cfg.ray.address or os.environ.get("RAY_ADDRESS"))
 
     @property
     def out(self) -> Storage:

@@ -14,6 +14,7 @@ from voxray.config import ResourceConfig
 from voxray.io.sink import ParquetSink
 from voxray.io.storage import Storage, StorageError
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext
+from voxray.pipeline.progress import CountRows, pool_progress
 from voxray.pipeline.ray_env import DATA_TASK_CPUS
 from voxray.schema import FEATURES as FEATURES_SCHEMA
 from voxray.schema import MANIFEST as MANIFEST_SCHEMA
@@ -79,21 +80,23 @@ def pool_to_sink(
     sink: ParquetSink,
     res: Mapping[str, Any],
     zero_copy: bool = False,
+    total: int | None = None,
 ) -> None:
     """Every actor-pool stage's core: ``fn`` (a map_batches callable class, whose constructor
     loads the model once per actor) on ``rc.concurrency`` actors, ``rc.batch_size`` rows a
     call, its rows written through ``sink``. ``res`` are the actors' resources (the stages
     compute them first: their constructors need the GPUs granted); ``zero_copy`` when ``fn``
-    only reads its batch."""
-    ds.map_batches(
-        fn,
-        fn_constructor_args=fn_args,
-        batch_format="pyarrow",
-        batch_size=rc.batch_size,
-        zero_copy_batch=zero_copy,
-        compute=ActorPoolStrategy(size=rc.concurrency),
-        **res,
-    ).write_datasink(sink)
+    only reads its batch. ``total``, the rows of ``ds``, gives the progress line its ETA."""
+    with pool_progress(f"stage {sink.stage}", total) as counter:
+        ds.map_batches(
+            CountRows,
+            fn_constructor_args=(fn, fn_args, counter),
+            batch_format="pyarrow",
+            batch_size=rc.batch_size,
+            zero_copy_batch=zero_copy,
+            compute=ActorPoolStrategy(size=rc.concurrency),
+            **res,
+        ).write_datasink(sink)
 
 
 def features_rel(kind: str) -> str:

@@ -116,6 +116,7 @@ def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
             embeddings_sink(out, rc.rows_per_file),
             res,
             zero_copy=True,
+            total=todo.num_rows,
         )
     done, quarantined = accounted()
     result = StageResult(STAGE, inputs=len(utt_ids))

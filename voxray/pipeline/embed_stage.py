@@ -56,6 +56,7 @@ def embed_source(
             resources,
             embeddings_sink(out, resources.rows_per_file),
             res,
+            total=len(todo),
         )
     final = embedded(out, model.name, condition)
     result.skipped = 0

@@ -114,6 +114,7 @@ def _compute(ctx: RunContext, specs: list[FrontEndSpec], todo: pa.Table) -> None
         ),
         res,
         zero_copy=True,  # the callable only reads its batch: no copy into the actor
+        total=todo.num_rows,
     )
 
 

@@ -1,30 +1,34 @@
-"""``voxray manifest``: scan the corpus, probe every file's header on Ray, write the manifest.
+"""``voxray manifest``: scan the corpus, probe every file's header, write the manifest.
 
 Listing and list parsing happen on the driver (cheap text); reading audio headers is the
-part that scales with the corpus, so it streams through Ray Data tasks. Outputs:
+part that scales with the corpus: on a Ray cluster it streams through a Ray Data actor pool
+over the nodes, on one machine it runs on a thread pool in this process (header reads wait on
+I/O; a local Ray would cost more to start than a VoxCeleb1 probe takes). Outputs:
 manifest.parquet (one row per readable utterance), trials.parquet (the parsed trial lists)
 and quarantine rows for files and list lines that cannot be used.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator
 
 import pyarrow as pa
-import ray
-from ray.data import ActorPoolStrategy
+import pyarrow.compute as pc
 
 from voxray import schema
 from voxray.config import CorpusConfig
 from voxray.corpus.audio import AudioError, probe_audio
 from voxray.corpus.layout import CorpusScan, scan_corpus
-from voxray.io.sink import clear_quarantine, write_quarantine
+from voxray.io.quarantine import clear_quarantine, write_quarantine
 from voxray.io.storage import Storage
-from voxray.log import get_logger
+from voxray.log import Progress, get_logger
 from voxray.pipeline.context import MANIFEST, TRIALS, RunContext, StageResult
 
 log = get_logger(__name__)
 STAGE = "manifest"
+#: threads probing headers in this process (reads of local disks or s3:// wait on I/O).
+PROBE_THREADS = 16
 
 
 class ProbeAudio:
@@ -93,36 +97,20 @@ def _trials_table(scan: CorpusScan, known: set[str]) -> tuple[pa.Table, list[dic
 
 
 def _probe(ctx: RunContext, rows: list[dict]) -> tuple[list[pa.Table], list[dict[str, str]]]:
-    """The utterance files probed on an actor pool: the manifest rows of the readable ones,
-    and a quarantine row (path, error) per unreadable one."""
-    cfg, data = ctx.cfg, ctx.data
+    """The utterance files probed (``_probed``), with progress: the manifest rows of the
+    readable ones, and a quarantine row (path, error) per unreadable one."""
     good: list[pa.Table] = []
     bad: list[dict[str, str]] = []
-    if not rows:
-        return good, bad
-    rc = cfg.corpus.resources
-    ds = ray.data.from_items(
-        rows, override_num_blocks=max(1, min(len(rows) // max(rc.batch_size, 1), 200))
-    )
-    probed = ds.map_batches(
-        ProbeAudio,
-        fn_constructor_args=(data, cfg.corpus),
-        batch_format="pyarrow",
-        batch_size=rc.batch_size,
-        compute=ActorPoolStrategy(size=rc.concurrency),
-        num_cpus=min(rc.num_cpus, 1.0),
-    )
-    for batch in probed.iter_batches(batch_format="pyarrow", batch_size=4096):
-        ok = batch.filter(pa.compute.is_null(batch.column("error")))
-        failed = batch.filter(pa.compute.is_valid(batch.column("error")))
-        bad += [
-            {"path": p, "error": e}
-            for p, e in zip(
-                failed.column("path").to_pylist(), failed.column("error").to_pylist(), strict=True
-            )
-        ]
+    progress = Progress(f"stage {STAGE}", len(rows))
+    for batch in _probed(ctx, rows):
+        progress.update(progress.done + batch.num_rows)
+        ok = batch.filter(pc.is_null(batch.column("error")))
+        failed = batch.filter(pc.is_valid(batch.column("error")))
+        paths, errors = failed.column("path").to_pylist(), failed.column("error").to_pylist()
+        bad += [{"path": p, "error": e} for p, e in zip(paths, errors, strict=True)]
         if ok.num_rows:
             good.append(ok)
+    progress.close()
     return good, bad
 
 
@@ -161,20 +149,47 @@ def run_manifest(ctx: RunContext) -> StageResult:
         "speakers": len(set(manifest.column("speaker_id").to_pylist())),
         "trials": trials.num_rows,
         "trial_lines_dropped": len(dropped),
-        "hours": round(
-            float(pa.compute.sum(manifest.column("duration_s")).as_py() or 0.0) / 3600, 3
-        ),
+        "hours": round(float(pc.sum(manifest.column("duration_s")).as_py() or 0.0) / 3600, 3),
     }
     return result.check()
+
+
+def _probed(ctx: RunContext, rows: list[dict[str, Any]]) -> Iterator[pa.Table]:
+    """``rows`` with ProbeAudio's columns, in batches: on the cluster's nodes when this
+    command joined one, else on PROBE_THREADS threads here."""
+    if not rows:
+        return
+    cfg = ctx.cfg
+    rc = cfg.corpus.resources
+    size = max(rc.batch_size, 1)
+    if not ctx.on_cluster:
+        probe = ProbeAudio(ctx.data, cfg.corpus)
+        batches = [pa.Table.from_pylist(rows[i : i + size]) for i in range(0, len(rows), size)]
+        with ThreadPoolExecutor(PROBE_THREADS) as pool:
+            yield from pool.map(probe, batches)
+        return
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // size, 200)))
+    probed = ds.map_batches(
+        ProbeAudio,
+        fn_constructor_args=(ctx.data, cfg.corpus),
+        batch_format="pyarrow",
+        batch_size=rc.batch_size,
+        compute=ActorPoolStrategy(size=rc.concurrency),
+        num_cpus=min(rc.num_cpus, 1.0),
+    )
+    yield from probed.iter_batches(batch_format="pyarrow", batch_size=4096)
 
 
 def _manifest_table(parts: list[pa.Table]) -> pa.Table:
     if not parts:
         return schema.MANIFEST.empty_table()
     t = pa.concat_tables(parts)
-    duration = pa.compute.divide(
-        pa.compute.cast(t.column("num_samples"), pa.float64()),
-        pa.compute.cast(t.column("sample_rate"), pa.float64()),
+    duration = pc.divide(
+        pc.cast(t.column("num_samples"), pa.float64()),
+        pc.cast(t.column("sample_rate"), pa.float64()),
     )
     t = t.append_column("duration_s", duration)
     t = t.sort_by("utt_id")

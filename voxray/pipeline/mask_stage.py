@@ -230,6 +230,7 @@ def run_mask(ctx: RunContext) -> StageResult:
                 rows_per_file=rc.rows_per_file,
             ),
             {"num_cpus": min(actor_resources(rc)["num_cpus"], 1.0), **actor_retries()},
+            total=len(todo),
         )
     final = committed_keys(out, MASKED, MASK_KEYS)
     result.skipped = 0

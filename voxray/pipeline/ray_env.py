@@ -3,6 +3,7 @@ the embedded local Ray started by the command itself; and the per-stage actor re
 
 from __future__ import annotations
 
+import logging
 import os
 
 import ray
@@ -21,19 +22,35 @@ def ensure_ray(cfg: RayConfig) -> None:
     if not ray.is_initialized():
         _start_or_join(cfg)
     configure_ray_data(cfg.progress_bars)
+    folder = route_ray_logs()  # after Ray Data's import, which sets its loggers up
+    if folder:
+        log.info("Ray's own logs (its workers, Ray Data, Ray Train and Tune): %s", folder)
+
+
+#: Set to 1 to see the Ray workers' output on the console again (Ray's own switch).
+LOG_TO_DRIVER_ENV = "RAY_LOG_TO_DRIVER"
 
 
 def _start_or_join(cfg: RayConfig) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = cfg.address or os.environ.get("RAY_ADDRESS", "")
+    # The workers' stdout/stderr stay in their files under Ray's log folder instead of being
+    # forwarded to this console: Ray Train v2's placement-group cleaner alone logs "Failed to
+    # query Ray Train Controller actor state" every second while it runs without the
+    # dashboard's state API (589 lines of a demo). Stage failures still reach the driver as
+    # exceptions, and voxray's warnings are the driver's own.
+    quiet = {
+        "logging_level": "ERROR",  # Ray's start-up notices go to the file (route_ray_logs)
+        "log_to_driver": os.environ.get(LOG_TO_DRIVER_ENV, "0") == "1",
+    }
     if address:
         log.info("joining Ray cluster at %s", address)
-        ray.init(address=address, logging_level="WARNING")
+        ray.init(address=address, **quiet)
     else:
         kwargs: dict[str, object] = {
             "include_dashboard": cfg.include_dashboard,
             "dashboard_host": cfg.dashboard_host,
-            "logging_level": "WARNING",
+            **quiet,
         }
         if cfg.num_cpus:
             kwargs["num_cpus"] = cfg.num_cpus
@@ -45,9 +62,55 @@ def _start_or_join(cfg: RayConfig) -> None:
         ray.init(address="local", **kwargs)
 
 
+def runs_local_ray() -> bool:
+    """Whether this process started the embedded local Ray, whose processes share its fate:
+    the kernel (or Ray's reaper) stops them when it exits, so the command need not wait on
+    ``ray.shutdown``'s graceful stop of each (about a second per process)."""
+    from ray._private.worker import _global_node
+
+    return ray.is_initialized() and _global_node is not None and _global_node.head
+
+
+#: The file, in Ray's log folder, that takes the Ray records this process logs itself.
+DRIVER_LOG = "voxray-driver-ray.log"
+
+
+def route_ray_logs() -> str | None:
+    """Send the Ray records this process logs (ray, Ray Data, Ray Train, Ray Tune) to
+    DRIVER_LOG in Ray's log folder and keep only their errors on the console. Returns that
+    folder, where the workers' own logs and Ray Data's ray-data.log are too, the first time
+    (None once routed)."""
+    from ray._private.worker import _global_node
+
+    ray_logger = logging.getLogger("ray")
+    if any(isinstance(h, _DriverLogHandler) for h in ray_logger.handlers):
+        return None
+    folder = _global_node.get_logs_dir_path() if _global_node else os.getcwd()
+    to_file = _DriverLogHandler(os.path.join(folder, DRIVER_LOG))
+    to_file.setLevel(logging.INFO)
+    to_file.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s:%(lineno)d -- %(message)s")
+    )
+    for name in ("ray", "ray.data", "ray.train", "ray.tune"):
+        logger = logging.getLogger(name)
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler
+            ):
+                handler.setLevel(logging.ERROR)
+        if name == "ray" or not logger.propagate:
+            logger.addHandler(to_file)
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+    return folder
+
+
+class _DriverLogHandler(logging.FileHandler):
+    """DRIVER_LOG's handler (a type of its own, so routing is done once per process)."""
+
+
 def configure_ray_data(progress_bars: bool) -> None:
     """This process's Ray Data settings for voxray's stages (idempotent)."""
-    import logging
     import warnings
 
     # Ray 2.60 deprecates ray_remote_args but has no named parameter for an actor pool's
@@ -56,10 +119,10 @@ def configure_ray_data(progress_bars: bool) -> None:
     warnings.filterwarnings(
         "ignore", message="`ray_remote_args` is deprecated", module="voxray.pipeline"
     )
+    # a pool of N actors given fewer blocks (a small corpus) runs fine on fewer
+    warnings.filterwarnings("ignore", message="The minimum number of concurrent actors")
 
     from ray.data import DataContext
-
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # voxray logs each stage itself
 
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = progress_bars

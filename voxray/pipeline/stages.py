@@ -15,13 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from voxray.io.quarantine import release_quarantine, retryable_quarantine
 from voxray.io.run_state import OutputLock, clear_stage, mark_stage_done, stage_done, stage_info
-from voxray.io.sink import release_quarantine, retryable_quarantine
 from voxray.log import get_logger
 from voxray.pipeline.context import RunContext, StageResult
-from voxray.pipeline.ray_env import ensure_ray
-from voxray.pipeline.visibility import check_output_visible
-from voxray.testing.faults import configure_retries
 
 log = get_logger(__name__)
 
@@ -34,6 +31,9 @@ class Stage:
     help: str
     needs_data: bool = False
     needs_ray: bool = True
+    #: runs in this process, without Ray, unless Ray is a cluster (``RunContext.on_cluster``):
+    #: starting a local Ray costs more than the stage's own work on one machine.
+    local_without_ray: bool = False
 
     def function(self) -> Callable[[RunContext], StageResult]:
         module, func = self.target.split(":")
@@ -48,6 +48,7 @@ STAGES: tuple[Stage, ...] = (
         "manifest.parquet, "
         "trials.parquet, quarantine.parquet",
         needs_data=True,
+        local_without_ray=True,
     ),
     Stage(
         "features",
@@ -131,6 +132,20 @@ def get_stage(name: str) -> Stage:
     raise KeyError(f"unknown stage {name!r} (stages: {', '.join(STAGE_NAMES)})")
 
 
+def uses_ray(ctx: RunContext, stage: Stage) -> bool:
+    """Whether ``stage`` runs on Ray in this command (see ``Stage.local_without_ray``)."""
+    return stage.needs_ray and (ctx.on_cluster or not stage.local_without_ray)
+
+
+def _start_ray(ctx: RunContext) -> None:
+    """Ray, imported only by the commands that run a stage on it (an import costs seconds)."""
+    from voxray.pipeline.ray_env import ensure_ray
+    from voxray.testing.faults import configure_retries
+
+    ensure_ray(ctx.cfg.ray)
+    configure_retries()
+
+
 def stage_complete(ctx: RunContext, name: str) -> bool:
     """The stage's marker exists; for ``features``, it also lists every front-end needed."""
     if not stage_done(ctx.out, name):
@@ -181,9 +196,8 @@ def invalidate_downstream(ctx: RunContext, name: str) -> None:
 
 
 def run_stage(ctx: RunContext, stage: Stage) -> StageResult:
-    if stage.needs_ray:
-        ensure_ray(ctx.cfg.ray)
-        configure_retries()
+    if uses_ray(ctx, stage):
+        _start_ray(ctx)
     started = time.time()
     log.info("stage %s: started", stage.name)
     clear_stage(ctx.out, stage.name)
@@ -215,8 +229,10 @@ def run_stages(
     before each, the prerequisites it finds incomplete (never forced)."""
     results = []
     ctx.stages = tuple(names)
-    if any(get_stage(n).needs_ray for n in names):
-        ensure_ray(ctx.cfg.ray)
+    if any(uses_ray(ctx, get_stage(n)) for n in names):
+        from voxray.pipeline.visibility import check_output_visible
+
+        _start_ray(ctx)
         check_output_visible(ctx.out)  # before any work: a node-local --out on a cluster
     with OutputLock(ctx.out):
         for name in names:

@@ -291,6 +291,7 @@ def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: list[TrialJob], 
         rc,
         attributions_sink(out, STAGE, ("utt_id", *TRIAL_KEYS), rc.rows_per_file),
         res,
+        total=len(by_utt),
     )
 
 

@@ -9,6 +9,7 @@ tune/results.parquet and the best configuration to tune/best.yaml.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import numpy as np
@@ -117,6 +118,9 @@ def _tuner(ctx: RunContext, trainable: Any, metric: str, mode: str) -> Any:
 
     cfg = ctx.cfg
     storage, fs = ray_storage(ctx.out.uri(f"{TUNE}/ray"), ctx.out)
+    # Tune's newer console output prints its experiment header and result paths even at
+    # verbose=0 (about ten lines); the classic one is silent at 0 (unless the user chose)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     path = f"{storage}/sweep"
     if tune.Tuner.can_restore(path, **fs):
         log.info("tune: resuming the interrupted sweep at %s", path)
@@ -137,7 +141,8 @@ def _tuner(ctx: RunContext, trainable: Any, metric: str, mode: str) -> Any:
                 ),
                 search_alg=BasicVariantGenerator(random_state=cfg.tune.seed),
             ),
-            run_config=tune.RunConfig(name="sweep", storage_path=storage, verbose=1, **fs),
+            # verbose=0: Tune's status tables are printed, not logged (the stage logs its result)
+            run_config=tune.RunConfig(name="sweep", storage_path=storage, verbose=0, **fs),
         )
     return tuner
 

@@ -91,3 +91,45 @@ def test_cluster_yaml_is_a_valid_launcher_config() -> None:
 def test_ray_job_entrypoints_exist(stage: str) -> None:
     text = (ROOT / "ray_jobs" / f"{stage}.py").read_text()
     assert f'run_job("{stage}")' in text and "ray job submit" in text
+
+
+def _tiny_corpus(root: Path) -> Path:
+    """Four 1 s utterances of two speakers, one empty file, one trial list (no espeak)."""
+    import numpy as np
+    import soundfile as sf
+
+    tone = (0.1 * np.sin(np.arange(16000) / 5)).astype(np.float32)
+    for speaker in ("id10001", "id10002"):
+        for video in ("vidA", "vidB"):
+            (root / "wav" / speaker / video).mkdir(parents=True)
+            sf.write(root / "wav" / speaker / video / "00001.wav", tone, 16000)
+    (root / "wav" / "id10002" / "vidB" / "00002.wav").write_bytes(b"")
+    (root / "veri_test2.txt").write_text(
+        "1 id10001/vidA/00001.wav id10001/vidB/00001.wav\n"
+        "0 id10001/vidA/00001.wav id10002/vidB/00002.wav\n"
+    )
+    return root
+
+
+def test_manifest_on_a_local_corpus_runs_without_ray_or_torch(tmp_path: Path) -> None:
+    """The command's fixed cost: neither Ray (started or imported) nor torch for the manifest
+    of a local corpus; the headers are probed in the process, the bad file quarantined."""
+    import pyarrow.parquet as pq
+
+    corpus, out = _tiny_corpus(tmp_path / "corpus"), tmp_path / "out"
+    script = (
+        "import sys\n"
+        "from voxray.cli import main\n"
+        f"code = main(['manifest', '--data-root', {str(corpus)!r}, '--out', {str(out)!r}])\n"
+        "print(code, sorted(m for m in ('ray', 'torch', 'captum') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.stdout.splitlines()[-1] == "0 []", proc.stderr[-2000:]
+    assert pq.read_table(out / "manifest.parquet").num_rows == 4
+    assert pq.read_table(out / "trials.parquet").num_rows == 1  # the other names the bad file
+    quarantine = pq.read_table(out / "quarantine.parquet")
+    assert sorted(quarantine.column("path").to_pylist()) == [
+        "veri_test2.txt:2",
+        "wav/id10002/vidB/00002.wav",
+    ]
+    assert "stage manifest: 5/5 rows (100%)" in proc.stderr
