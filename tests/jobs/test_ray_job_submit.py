@@ -152,18 +152,33 @@ def _own_ipv4_addresses() -> set[str]:
     return addrs
 
 
+#: another loopback address (all of 127.0.0.0/8 is the loopback interface on Linux): a server
+#: bound to every address (0.0.0.0) answers on it, one bound to 127.0.0.1 alone does not. A
+#: sandbox with only the loopback interface has no other address to probe (the test skipped
+#: there before), this one it always has.
+OTHER_LOOPBACK = "127.0.0.2"
+
+
 def _reachable(addr: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex((addr, port)) == 0
 
 
+def test_the_probe_tells_a_wildcard_bind_from_a_loopback_one() -> None:
+    """127.0.0.2 reaches a server bound to 0.0.0.0 and not one bound to 127.0.0.1, so the test
+    below fails for a dashboard that listens everywhere, even on a loopback-only machine."""
+    for host, reachable in (("0.0.0.0", True), ("127.0.0.1", False)):
+        with socket.socket() as server:
+            server.bind((host, 0))
+            server.listen()
+            assert _reachable(OTHER_LOOPBACK, server.getsockname()[1]) is reachable, host
+
+
 def test_job_server_binds_loopback_only(ray_head) -> None:
     url, _, _ = ray_head
     port = int(url.rsplit(":", 1)[1])
     assert _reachable("127.0.0.1", port)  # the server is up, so a refusal below means something
-    addrs = _own_ipv4_addresses() - {"127.0.0.1"}
-    if not addrs:
-        pytest.skip("this machine has no IPv4 address besides 127.0.0.1 to probe the server on")
+    addrs = (_own_ipv4_addresses() | {OTHER_LOOPBACK}) - {"127.0.0.1"}
     reachable = [a for a in sorted(addrs) if _reachable(a, port)]
     assert not reachable, f"dashboard reachable on {reachable}"

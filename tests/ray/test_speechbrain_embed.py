@@ -2,12 +2,14 @@
 sb/embedding_model.ckpt`` in one command (manifest and features run first) gives SpeechBrain's
 own embeddings: per utterance cosine >= 0.999 against SpeechBrain's pipeline (Fbank ->
 InputNormalization(sentence) -> ECAPA_TDNN) run here on the same files. Seeded random ECAPAs
-(C=512 and C=1024) saved with SpeechBrain's own checkpoint writer; synthetic voices and, where
-Debian's asterisk prompts are installed, real recorded speech resampled to 16 kHz. A voxray
+(C=512 and C=1024) saved with SpeechBrain's own checkpoint writer; synthetic voices and real
+recorded speech, Debian's asterisk prompts (set-up installs them; the test fails without them),
+resampled to 16 kHz. A voxray
 model on Kaldi fbank then embeds into the same --out: two front-ends in one run."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -39,15 +41,23 @@ PROMPTS = 4
 
 
 def _real_speech(corpus: Path) -> int:
-    """Copy a few asterisk prompts per installed voice into ``corpus`` at 16 kHz (16-bit)."""
+    """Copy ``PROMPTS`` asterisk prompts per voice into ``corpus`` at 16 kHz (16-bit); fails,
+    naming what is missing, unless every voice has them (set-up installs them: without them the
+    checks against SpeechBrain would run on synthetic speech alone)."""
     added = 0
     for k, voice in enumerate(VOICES):
         folder = ASTERISK / voice
-        files = sorted(folder.glob("*.wav"))[:PROMPTS] if folder.is_dir() else []
+        wavs = (f for f in sorted(folder.glob("*.wav")) if sf.info(str(f)).samplerate == 8000)
+        files = list(itertools.islice(wavs, PROMPTS))
+        if len(files) < PROMPTS:
+            pytest.fail(
+                f"{folder}: {len(files)} 8 kHz prompts, {PROMPTS} needed: install Debian's "
+                "asterisk-prompt packages (bash scripts/setup.sh does)",
+                pytrace=False,
+            )
         for i, src in enumerate(files):
             wave, sr = sf.read(str(src), dtype="float64")
-            if sr != 8000 or wave.ndim != 1:
-                continue
+            assert sr == 8000 and wave.ndim == 1, (src, sr, wave.shape)
             dst = corpus / "wav" / f"id9000{k}" / "real" / f"{i:05d}.wav"
             dst.parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(dst), signal.resample_poly(wave, 2, 1), 16000, subtype="PCM_16")

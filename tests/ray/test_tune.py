@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -50,10 +51,12 @@ def test_tiny_sweep_writes_results_and_a_usable_best_config(tmp_path: Path) -> N
     run_cli("tune", "--out", str(out), *ARGS, "tune.num_samples=3")
     results = read(out, "tune/results.parquet").to_pandas()
     assert results.trial_id.nunique() == 3
-    assert (
-        set(results.metric) >= {"eer"}
-        and results[results.metric == "eer"].value.between(0, 1).all()
-    )
+    # per trial, the objective is what its two EERs make it: own masks minus the random ones
+    per_trial = results.pivot_table(index="trial_id", columns="metric", values="value")
+    assert {"eer", "eer_random", "eer_gap", "kept_fraction"} <= set(per_trial.columns)
+    assert np.allclose(per_trial.eer_gap, per_trial.eer - per_trial.eer_random, atol=1e-9)
+    assert per_trial[["eer", "eer_random"]].notna().all().all()
+    assert per_trial.kept_fraction.between(0, 1, inclusive="right").all()
     best = yaml.safe_load((out / "tune" / "best.yaml").read_text())
     cfg = load_config(files=[out / "tune" / "best.yaml"])
     assert cfg.mask.conditions[0].rule == "threshold"

@@ -35,10 +35,151 @@ def test_every_conf_file_loads(path: Path) -> None:
     assert isinstance(cfg, VoxrayConfig)
 
 
-@pytest.mark.parametrize("profile", ["smoke", "demo", "vox1", "vox2"])
-def test_profiles(profile: str) -> None:
+#: per profile, the resolved values its header promises (dotted key -> value); keys a profile
+#: leaves alone resolve to base.yaml's defaults (the last entries of each).
+PROFILE_VALUES: dict[str, dict[str, object]] = {
+    "smoke": {
+        "model.arch": "ecapa_tdnn",
+        "model.channels": 32,
+        "model.embedding_dim": 32,
+        "train.epochs": 2,
+        "ray.progress_bars": False,
+        "attribution.ig_steps": 8,
+        "attribution.baseline": "ones",  # base
+    },
+    "demo": {
+        "model.arch": "ecapa_tdnn",
+        "model.channels": 128,
+        "model.mfa_channels": 384,  # 3C, not the paper's 1536
+        "model.feature_kind": "fbank",  # base
+        "train.epochs": 12,
+        "train.crops_per_utt": 3,
+        "train.lr": 0.004,
+        "train.scheduler": "warmup_decay",
+        "train.augment.enabled": True,
+        "attribution.ig_steps": 16,
+        "attribution.max_utterances": 16,
+        "retrain.epochs": 8,  # two thirds of the base's 12
+        "ray.num_cpus": 2,
+        "attribution.pathways": ("traversal", "classification"),  # base
+    },
+    "vox1": {
+        "model.channels": 512,
+        "model.embedding_dim": 192,
+        "train.epochs": 40,
+        "train.batch_size": 128,
+        "train.num_workers": 8,
+        "attribution.max_utterances": 2000,
+        "attribution.ig_steps": 50,
+        "attribution.resources.num_gpus": 0.5,
+        "eval.asnorm": True,
+        "features.kinds": ("fbank", "mfcc"),
+        "corpus.trial_lists": ("veri_test2.txt", "list_test_all2.txt", "list_test_hard2.txt"),
+    },
+    "vox2": {
+        "model.channels": 1024,
+        "train.num_workers": 64,
+        "train.batch_size": 256,
+        "features.kinds": ("fbank",),
+        "attribution.max_utterances": 5000,
+        "eval.multispeaker.trials_per_case": 500,
+    },
+    "real": {
+        "model_path": "resemblyzer",
+        "model.arch": "ge2e",
+        "attribution.pathways": ("traversal",),
+        "attribution.baseline": "zeros",  # silence for a linear-power front-end
+        "corpus.resample": True,
+    },
+    "paper000": {
+        "model.arch": "ecapa_tdnn",
+        "model.channels": 512,
+        "model.embedding_dim": 192,
+        "model.feature_kind": "mfcc",
+        "model.head.kind": "aam",
+        "model.head.margin": 0.2,
+        "model.head.scale": 30.0,
+        "features.kinds": ("mfcc",),
+        "attribution.methods": (
+            "integrated_gradients",
+            "gradient_shap",
+            "shapley_sampling",
+            "deeplift",
+            "saliency",
+        ),
+        "attribution.pathways": ("traversal", "classification"),
+        "attribution.baseline": "ones",
+    },
+}
+
+
+def resolved(cfg: object, key: str) -> object:
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILE_VALUES))
+def test_profile_resolves_to_what_its_header_says(profile: str) -> None:
     cfg = load_config(profile=profile)
     assert cfg.profile == profile
+    got = {key: resolved(cfg, key) for key in PROFILE_VALUES[profile]}
+    assert got == PROFILE_VALUES[profile]
+
+
+def test_paper000_retrains_on_table_2s_masks() -> None:
+    """000's Table 2: IG and GradientShap attribution x input, IG + mask(0.1) under both
+    readings, and the shuffled-map control."""
+    names = [c.name for c in load_config(profile="paper000").mask.conditions]
+    assert names == [
+        "integrated_gradients/seen-classification/product",
+        "integrated_gradients/seen-classification/threshold:signed@0.1",
+        "integrated_gradients/seen-classification/threshold:magnitude@0.1",
+        "gradient_shap/seen-classification/product",
+        "integrated_gradients/seen-classification/product/shuffled",
+    ]
+
+
+def test_every_profile_is_checked() -> None:
+    profiles = {p.stem for p in (CONF / "profiles").glob("*.yaml")}
+    # the other paper profiles are held to their papers by test_paper_profiles.py
+    assert profiles - set(PROFILE_VALUES) == {"paper001", "paper002", "paper003"}
+
+
+def test_overlays_apply_in_order(tmp_path: Path) -> None:
+    """base.yaml < profile < each --config file in the order given < key=value overrides, and
+    a later layer changes only the keys it names."""
+    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    first.write_text("train: {epochs: 5, lr: 0.01}\nattribution: {ig_steps: 7}\n")
+    second.write_text("train: {epochs: 6}\n")
+    cfg = load_config(files=[first, second], overrides=["attribution.ig_steps=9"], profile="demo")
+    assert cfg.train.epochs == 6  # second file over first over demo's 12
+    assert cfg.train.lr == 0.01  # first file over demo's 0.004, second names no lr
+    assert cfg.attribution.ig_steps == 9  # override over file over demo's 16
+    assert cfg.train.crops_per_utt == 3  # demo's, no later layer names it
+    assert cfg.train.weight_decay == VoxrayConfig().train.weight_decay  # base
+    swapped = load_config(files=[second, first], profile="demo")
+    assert swapped.train.epochs == 5
+    assert load_config(overrides=["train.epochs=2", "train.epochs=4"]).train.epochs == 4
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("eval: {gender: {epochz: 3}}", "unknown config key eval.gender.epochz"),
+        ("eval: {gender: {epochs: many}}", "eval.gender.epochs: expected an integer"),
+        ("model: {head: {scale: big}}", "model.head.scale"),
+        ("mask: {conditions: [{method: ig, threshold: high}]}", r"mask.conditions\[0\].threshold"),
+        ("attribution: {methods: saliency}", "attribution.methods: expected a list"),
+    ],
+)
+def test_a_bad_key_or_type_in_a_file_fails_naming_the_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    f = tmp_path / "overlay.yaml"
+    f.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(files=[f], profile="demo")
 
 
 def test_overrides_apply_with_types() -> None:
