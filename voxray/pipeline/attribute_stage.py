@@ -22,6 +22,7 @@ from voxray import schema
 from voxray.attribution import Pathway, attribute, get_attributor, method_pathways
 from voxray.attribution.normalise import freq_profile
 from voxray.config import AttributionConfig, VoxrayConfig, to_dict
+from voxray.faults import maybe_fail
 from voxray.io.sink import ParquetSink, QuarantineCause, committed_keys, quarantined_paths
 from voxray.log import get_logger
 from voxray.mask.pathway import mask_jobs, seen_utterances
@@ -41,7 +42,6 @@ from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources, torch_device
 from voxray.pipeline.shape_cache import limit_shape_cache
-from voxray.testing.faults import maybe_fail
 
 log = get_logger(__name__)
 STAGE = "attribute"

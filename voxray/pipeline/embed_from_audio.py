@@ -20,6 +20,7 @@ import ray
 from voxray import schema
 from voxray.config import CorpusConfig, EmbedConfig, VoxrayConfig
 from voxray.corpus.audio import AudioError, load_audio
+from voxray.faults import maybe_fail
 from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
 from voxray.io.storage import Storage
 from voxray.pipeline.context import EMBEDDINGS, MANIFEST, RunContext, StageResult
@@ -28,7 +29,6 @@ from voxray.pipeline.embed_stage import EMBED_KEYS, STAGE, ComputeEmbeddings
 from voxray.pipeline.front_ends import model_front_end
 from voxray.pipeline.model_ref import ModelRef
 from voxray.pipeline.ray_env import actor_resources
-from voxray.testing.faults import maybe_fail
 
 
 class EmbedFromAudio(ComputeEmbeddings):

@@ -14,6 +14,7 @@ import torch
 
 from voxray import schema
 from voxray.config import EmbedConfig, ResourceConfig
+from voxray.faults import maybe_fail
 from voxray.io.sink import ParquetSink, committed_keys
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
@@ -32,7 +33,6 @@ from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources, torch_device
 from voxray.pipeline.shape_cache import limit_shape_cache
-from voxray.testing.faults import maybe_fail
 from voxray.train.data import loop_crop, segment_frames
 
 log = get_logger(__name__)

@@ -21,7 +21,6 @@ from voxray.log import get_logger
 from voxray.pipeline.context import RunContext, StageResult
 from voxray.pipeline.ray_env import ensure_ray
 from voxray.pipeline.visibility import check_output_visible
-from voxray.testing.faults import configure_retries
 
 log = get_logger(__name__)
 
@@ -183,7 +182,6 @@ def invalidate_downstream(ctx: RunContext, name: str) -> None:
 def run_stage(ctx: RunContext, stage: Stage) -> StageResult:
     if stage.needs_ray:
         ensure_ray(ctx.cfg.ray)
-        configure_retries()
     started = time.time()
     log.info("stage %s: started", stage.name)
     clear_stage(ctx.out, stage.name)
