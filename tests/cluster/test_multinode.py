@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voxray.check import check, row_keys
 from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
 from voxray.pipeline.stages import STAGE_NAMES
 from voxray.testing.cluster import LocalCluster
-from voxray.testing.contract import check, row_keys
 from voxray.testing.pipeline import VOXRAY, read, run_cli, sorted_rows
 
 pytestmark = pytest.mark.ray

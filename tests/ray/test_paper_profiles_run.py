@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from voxray.check import check
 from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
 from voxray.pipeline.stages import STAGE_NAMES
-from voxray.testing.contract import check
 from voxray.testing.pipeline import read, run_profile
 
 pytestmark = pytest.mark.ray

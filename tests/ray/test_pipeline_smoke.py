@@ -10,10 +10,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from voxray.check import check
 from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
 from voxray.pipeline.stages import STAGE_NAMES
-from voxray.testing.contract import check
 from voxray.testing.pipeline import read, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]

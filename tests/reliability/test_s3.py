@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from voxray.check import check
 from voxray.config import S3Config
 from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
 from voxray.pipeline.stages import STAGE_NAMES
-from voxray.testing.contract import check
 from voxray.testing.pipeline import VOXRAY, read, run_cli
 from voxray.testing.s3 import create_bucket, moto_s3_server, upload_tree
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from voxray.check import check
 from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
 from voxray.pipeline.stages import STAGE_NAMES
 from voxray.testing.cluster import LocalCluster
-from voxray.testing.contract import check
 from voxray.testing.pipeline import (
     VOXRAY,
     kill_private_ray,

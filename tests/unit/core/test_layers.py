@@ -24,6 +24,7 @@ LAYER = {
     "eval": 5,
     "train": 6,
     "report": 6,
+    "check": 6,
     "pipeline": 7,
     "cli": 8,
     "__main__": 9,
