@@ -1,6 +1,7 @@
 """The ``voxray`` command line (design.md, "Command line"): one subcommand per stage, plus
-``run`` (every stage in order), ``synth-corpus`` (the generated demo corpus) and
-``real-corpus`` (real speech from Debian's Asterisk voice prompts).
+``run`` (every stage in order), ``synth-corpus`` (the generated demo corpus),
+``real-corpus`` (real speech from Debian's Asterisk voice prompts) and ``check`` (an output
+folder against the output contract).
 
 Options common to the stages: ``--data-root``, ``--out`` (local or s3://), ``--profile``,
 ``--config FILE`` (repeatable), ``--model PATH``, ``--force``, and ``key=value``
@@ -73,6 +74,27 @@ def _add_common(p: argparse.ArgumentParser, needs_data: bool) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
 
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    """``voxray check OUT``: options for reaching OUT (s3 settings), no stage options."""
+    check = sub.add_parser(
+        "check",
+        help="check an output folder against the output contract",
+        description='Check OUT against the output contract (README "Outputs"): required '
+        "columns, list-column sizes, no duplicated keys, every EER recomputed from scores/. "
+        "Prints each problem, naming its table; exits 1 when there is any.",
+    )
+    check.add_argument("out", metavar="OUT", help="output folder or s3://bucket/prefix")
+    check.add_argument(
+        "--config", action="append", default=[], metavar="FILE", help="YAML overlay (repeatable)"
+    )
+    check.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides, e.g. corpus.s3.endpoint_url=http://host:9000",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voxray",
@@ -131,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         _add_common(p, needs_data=stage.needs_data)
+    _add_check(sub)
     return parser
 
 
@@ -170,6 +193,20 @@ def _real(args: argparse.Namespace) -> int:
         args.out, args.sounds, args.videos, args.utts, args.min_seconds, args.seed
     )
     print(f"wrote {summary} to {args.out}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from voxray.check import check
+
+    s3 = load_config(files=args.config, overrides=args.overrides).corpus.s3
+    problems = check(args.out, s3)
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    if problems:
+        print(f"{args.out}: {len(problems)} problem{'s' if len(problems) > 1 else ''}")
+        return 1
+    print(f"OK: {args.out} meets the output contract")
     return 0
 
 
@@ -243,6 +280,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _synth(args)
         if args.command == "real-corpus":
             return _real(args)
+        if args.command == "check":
+            return _check(args)
         return _stages(args)
     except ConfigError as exc:
         print(f"voxray: configuration error: {redact(str(exc))}", file=sys.stderr)

@@ -17,9 +17,9 @@ import pytest
 
 from tests.support.cluster import LocalCluster
 from tests.support.pipeline import VOXRAY, read, run_cli, sorted_rows
+from voxray.check import check, row_keys
 from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
-from voxray.testing.contract import check, row_keys
 
 #: small batches written one per file, so a stage has committed parts long before it ends.
 SMALL = [

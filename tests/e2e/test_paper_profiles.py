@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.pipeline import read, run_profile
+from voxray.check import check
 from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
 from voxray.pipeline.stages import STAGE_NAMES
-from voxray.testing.contract import check
 
 #: compute sizes only (epochs, widths, sample counts); each profile's set-up stays as it is.
 SMALL = (

@@ -14,9 +14,9 @@ import duckdb
 import numpy as np
 
 from tests.support.pipeline import read, run_cli
+from voxray.check import check, sklearn_eer
 from voxray.io.run_state import stage_info
 from voxray.pipeline.stages import STAGE_NAMES
-from voxray.testing.contract import check, sklearn_eer
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = ("manifest.parquet", "features", "embeddings", "attributions", "scores", "metrics")

@@ -29,10 +29,10 @@ from tests.support.pipeline import (
     read,
     run_cli,
 )
+from voxray.check import check, row_keys
 from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
 from voxray.pipeline.stages import STAGE_NAMES
-from voxray.testing.contract import check, row_keys
 
 TABLES = ("manifest.parquet", "features", "embeddings", "attributions", "masked")
 FAULT_STAGES = ("features", "embed", "attribute", "mask")

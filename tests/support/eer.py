@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from voxray.testing.contract import sklearn_eer
+from voxray.check import sklearn_eer
 
 
 def eer_from_scores(

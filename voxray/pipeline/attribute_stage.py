@@ -22,6 +22,7 @@ from voxray import schema
 from voxray.attribution import Pathway, attribute, get_attributor, method_pathways
 from voxray.attribution.normalise import freq_profile
 from voxray.config import AttributionConfig, VoxrayConfig, to_dict
+from voxray.faults import maybe_fail
 from voxray.io.sink import ParquetSink, QuarantineCause, committed_keys, quarantined_paths
 from voxray.io.storage import Storage
 from voxray.log import get_logger
@@ -42,7 +43,6 @@ from voxray.pipeline.model_actor import ModelActor
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources
-from voxray.testing.faults import maybe_fail
 
 log = get_logger(__name__)
 STAGE = "attribute"

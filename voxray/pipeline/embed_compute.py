@@ -16,6 +16,7 @@ import torch
 
 from voxray import schema
 from voxray.config import EmbedConfig
+from voxray.faults import maybe_fail
 from voxray.io.sink import ParquetSink, committed_keys
 from voxray.io.storage import Storage
 from voxray.pipeline.context import EMBEDDINGS
@@ -25,7 +26,6 @@ from voxray.pipeline.length_buckets import bucket_length
 from voxray.pipeline.model_actor import ModelActor
 from voxray.pipeline.model_ref import ModelRef
 from voxray.pipeline.precision import precision
-from voxray.testing.faults import maybe_fail
 from voxray.train.data import loop_crop, segment_frames
 
 STAGE = "embed"

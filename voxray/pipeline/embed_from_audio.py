@@ -19,6 +19,7 @@ import ray
 
 from voxray.config import CorpusConfig, EmbedConfig, VoxrayConfig
 from voxray.corpus.audio import AudioError, load_audio
+from voxray.faults import maybe_fail
 from voxray.io.sink import quarantined_paths
 from voxray.io.storage import Storage
 from voxray.pipeline.context import MANIFEST, RunContext, StageResult
@@ -27,7 +28,6 @@ from voxray.pipeline.embed_compute import STAGE, ComputeEmbeddings, embedded, em
 from voxray.pipeline.front_ends import model_front_end
 from voxray.pipeline.model_ref import ModelRef
 from voxray.pipeline.ray_env import actor_resources
-from voxray.testing.faults import maybe_fail
 
 
 class EmbedFromAudio(ComputeEmbeddings):

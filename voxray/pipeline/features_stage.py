@@ -15,6 +15,7 @@ import ray
 from voxray import schema
 from voxray.config import CorpusConfig
 from voxray.corpus.audio import AudioError, load_audio
+from voxray.faults import maybe_fail
 from voxray.features import FrontEndSpec
 from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
 from voxray.io.storage import Storage
@@ -23,7 +24,6 @@ from voxray.pipeline.context import FEATURES, MANIFEST, RunContext, StageResult
 from voxray.pipeline.datasets import length_sorted_batches, pool_to_sink
 from voxray.pipeline.front_ends import record_front_end, recorded_front_ends, run_front_ends
 from voxray.pipeline.ray_env import actor_resources, torch_device
-from voxray.testing.faults import maybe_fail
 
 log = get_logger(__name__)
 STAGE = "features"

@@ -21,6 +21,7 @@ import ray
 
 from voxray import schema
 from voxray.config import MaskCondition, MaskConfig
+from voxray.faults import maybe_fail
 from voxray.io.sink import ParquetSink, committed_keys
 from voxray.log import get_logger
 from voxray.mask import apply_condition, shuffled_condition
@@ -30,7 +31,6 @@ from voxray.pipeline.context import ATTRIBUTIONS, MANIFEST, MASKED, RunContext, 
 from voxray.pipeline.datasets import features_rel, pool_to_sink, read_parquet_dataset
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources, actor_retries
-from voxray.testing.faults import maybe_fail
 
 log = get_logger(__name__)
 STAGE = "mask"

@@ -9,6 +9,7 @@ import os
 import ray
 
 from voxray.config import RayConfig, ResourceConfig
+from voxray.faults import InjectedFault
 from voxray.log import get_logger
 from voxray.nodes import live_nodes, resource_largest, resource_total
 
@@ -132,6 +133,9 @@ def configure_ray_data(progress_bars: bool) -> None:
     # better failed fast with its error, since the rerun recomputes only uncommitted rows.
     # Per-utterance failures are quarantined by the stages themselves (pipeline/failures.py).
     ctx.max_errored_blocks = 0
+    # Ray Data retries actor tasks that failed with an injected fault (voxray.faults), and
+    # only those: a real error, such as an unreachable store, must fail the stage, not loop.
+    ctx.actor_task_retry_on_errors = [InjectedFault]
     # Parquet through Ray Data's first reader, not DataSourceV2: V2 lists files in a task
     # holding one CPU that waits on a pool of footer-reading actors, each needing one more
     # CPU to be placed. Beside an actor pool that holds the rest of a small machine's CPUs

@@ -140,10 +140,8 @@ def uses_ray(ctx: RunContext, stage: Stage) -> bool:
 def _start_ray(ctx: RunContext) -> None:
     """Ray, imported only by the commands that run a stage on it (an import costs seconds)."""
     from voxray.pipeline.ray_env import ensure_ray
-    from voxray.testing.faults import configure_retries
 
-    ensure_ray(ctx.cfg.ray)
-    configure_retries()
+    ensure_ray(ctx.cfg.ray)  # Ray Data's settings, its retry policy included
 
 
 def stage_complete(ctx: RunContext, name: str) -> bool:

@@ -23,6 +23,7 @@ from voxray.attribution.normalise import freq_profile
 from voxray.attribution.trial import TRIAL, attribute_trials
 from voxray.config import AttributionConfig, TrialConfig
 from voxray.eval.verification import eer_threshold
+from voxray.faults import maybe_fail
 from voxray.io.sink import QuarantineCause, committed_keys, quarantined_paths
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
@@ -41,7 +42,6 @@ from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources
 from voxray.pipeline.verification_eval import load_embeddings
-from voxray.testing.faults import maybe_fail
 
 log = get_logger(__name__)
 STAGE = "trial"

@@ -32,9 +32,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from voxray.config import TrainConfig
+from voxray.faults import slow_down
 from voxray.models import build_classifier
 from voxray.models.base import SpeakerClassifier
-from voxray.testing.faults import slow_down
 from voxray.train.data import FEATS, LABEL
 from voxray.train.schedule import build_schedule
 from voxray.train.sync_bn import synchronise_batchnorm

@@ -46,10 +46,10 @@ from voxray.config import (
 from voxray.eval.faithfulness import cosine_score, deletion_curve
 from voxray.eval.scoring import score_trials
 from voxray.eval.verification import compute_eer
+from voxray.faults import maybe_fail
 from voxray.mask import apply_condition, kept_fraction
 from voxray.mask.pathway import map_pathway
 from voxray.models.base import SpeakerClassifier
-from voxray.testing.faults import maybe_fail
 from voxray.train.data import loop_crop, random_start
 
 #: objective name -> (metric reported to Tune, mode)

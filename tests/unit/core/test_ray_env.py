@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from voxray.config import ResourceConfig
+from voxray.faults import InjectedFault
 from voxray.pipeline import ray_env
 
 
@@ -60,3 +61,5 @@ def test_ray_data_is_set_up_for_small_machines() -> None:
     assert ctx.use_datasource_v2 is False
     # every stage accounts for every row: no block may be dropped silently
     assert ctx.max_errored_blocks == 0 and ctx.enable_progress_bars is False
+    # a failed actor task is retried for an injected fault (tests/reliability), not a real error
+    assert ctx.actor_task_retry_on_errors == [InjectedFault]

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
+from voxray.check import sklearn_eer
 from voxray.config import CorpusConfig
 from voxray.corpus.layout import scan_corpus
 from voxray.corpus.lists import parse_iden_split, parse_meta, parse_trial_list
@@ -187,21 +188,6 @@ def _mean_log_mel(x: np.ndarray, bank: np.ndarray) -> np.ndarray:
     return log_mel[:, energy >= np.median(energy)].mean(axis=1)
 
 
-def _eer(scores: np.ndarray, labels: np.ndarray) -> float:
-    order = np.argsort(-scores)
-    hits = labels[order]
-    fnr = 1 - np.cumsum(hits) / hits.sum()
-    fpr = np.cumsum(1 - hits) / (1 - hits).sum()
-    k = int(np.argmin(np.abs(fnr - fpr)))
-    return float((fnr[k] + fpr[k]) / 2)
-
-
-def test_eer_helper_on_hand_computed_cases() -> None:
-    assert _eer(np.array([0.9, 0.8, 0.2, 0.1]), np.array([1, 1, 0, 0])) == 0.0
-    assert _eer(np.array([0.1, 0.2, 0.8, 0.9]), np.array([1, 1, 0, 0])) == 1.0
-    assert _eer(np.array([0.9, 0.7, 0.8, 0.1]), np.array([1, 1, 0, 0])) == 0.5
-
-
 def test_proxy_verification_is_neither_trivial_nor_hopeless(corpus: Path) -> None:
     """Cosine of mean log-mel vectors (corpus mean removed) on veri_test2: speaker identity
     survives the per-video channels, but the channels make it far from trivial. On this
@@ -214,6 +200,6 @@ def test_proxy_verification_is_neither_trivial_nor_hopeless(corpus: Path) -> Non
     unit = {u: (v - mean) / np.linalg.norm(v - mean) for u, v in feats.items()}
     scores = np.array([unit[t.utt_a] @ unit[t.utt_b] for t in trials])
     labels = np.array([t.label for t in trials])
-    eer = _eer(scores, labels)
+    eer = sklearn_eer(scores, labels)
     print(f"proxy EER on veri_test2.txt ({len(trials)} trials): {eer:.1%}")
     assert 0.05 < eer < 0.42, eer

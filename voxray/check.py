@@ -1,17 +1,17 @@
 """Check an output folder against the output contract (README "Outputs"): required columns,
 list-column sizes, no duplicated keys, and every reported EER recomputed independently from
-scores/ with scikit-learn's ROC. Used by the end-to-end tests; also runnable:
-``python -m voxray.testing.contract OUT``."""
+scores/ with scikit-learn's ROC. ``voxray check OUT`` runs it for a user; the end-to-end tests
+run it on every output folder they make, and ``sklearn_eer`` is the tests' reference EER."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
 from voxray import schema
+from voxray.config import S3Config
 from voxray.io.storage import Storage
 
 REQUIRED = {
@@ -79,8 +79,10 @@ def sklearn_eer(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(fnr[k - 1] + t * (fnr[k] - fnr[k - 1]))
 
 
-def check(out: str) -> list[str]:
-    s = Storage(out)
+def check(out: str, s3: S3Config = S3Config()) -> list[str]:
+    """The contract's violations in output folder ``out`` (local or s3://), each naming its
+    table; empty when the folder meets the contract."""
+    s = Storage(out, s3)
     problems: list[str] = []
     tables: dict[str, pd.DataFrame] = {}
     for rel, cols in REQUIRED.items():
@@ -104,36 +106,36 @@ def check(out: str) -> list[str]:
                 problems.append(f"{rel}: {bad} rows whose freq_profile is not num_bins long")
         keys = row_keys(rel, df.columns)
         if keys and df.duplicated(keys).any():
-            problems.append(f"{rel}: {int(df.duplicated(keys).sum())} duplicated rows")
+            problems.append(f"{rel}: {int(df.duplicated(keys).sum())} duplicated rows (key {keys})")
+    if not tables:
+        problems.append(f"{s.uri()}: none of the output tables {list(REQUIRED)}")
     if "scores" in tables and "metrics" in tables:
-        scores, metrics = tables["scores"], tables["metrics"]
-        eers = metrics[metrics.metric == "eer"]
-        for key, g in scores.groupby(["model", "condition", "scorer", "list"]):
-            y = g["label"].to_numpy(int)
-            if y.min() == y.max():
-                continue
-            match = eers[
-                (eers.model == key[0])
-                & (eers.condition == key[1])
-                & (eers.scorer == key[2])
-                & (eers.list == key[3])
-            ]
-            if match.empty:
-                problems.append(f"metrics: no eer for {key}")
-                continue
-            mine = sklearn_eer(g["score"].to_numpy(float), y)
-            tol = 0.005 + 1.0 / min((y == 1).sum(), (y == 0).sum())
-            if abs(float(match["value"].iloc[0]) - mine) > tol:
-                problems.append(
-                    f"metrics: eer {float(match['value'].iloc[0]):.4f} for {key}, sklearn gives "
-                    f"{mine:.4f}"
-                )
+        problems += _eer_problems(tables["scores"], tables["metrics"])
     return problems
 
 
-if __name__ == "__main__":
-    found = check(sys.argv[1])
-    for p in found:
-        print("PROBLEM:", p)
-    print(f"{len(found)} problems")
-    sys.exit(1 if found else 0)
+def _eer_problems(scores: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
+    """Every reported EER against sklearn_eer of its scores, within a trial's share of error."""
+    problems = []
+    eers = metrics[metrics.metric == "eer"]
+    for key, g in scores.groupby(["model", "condition", "scorer", "list"]):
+        y = g["label"].to_numpy(int)
+        if y.min() == y.max():
+            continue
+        match = eers[
+            (eers.model == key[0])
+            & (eers.condition == key[1])
+            & (eers.scorer == key[2])
+            & (eers.list == key[3])
+        ]
+        if match.empty:
+            problems.append(f"metrics: no eer for {key}")
+            continue
+        mine = sklearn_eer(g["score"].to_numpy(float), y)
+        tol = 0.005 + 1.0 / min((y == 1).sum(), (y == 0).sum())
+        if abs(float(match["value"].iloc[0]) - mine) > tol:
+            problems.append(
+                f"metrics: eer {float(match['value'].iloc[0]):.4f} for {key}, sklearn gives "
+                f"{mine:.4f}"
+            )
+    return problems

@@ -1,10 +1,12 @@
-"""Fault injection for the reliability suite: fail a stage once, at its k-th batch.
+"""Fault injection hooks the stages call and the reliability suite switches on through the
+environment: fail a stage once, at its k-th batch, or slow every batch down.
 
 ``VOXRAY_FAULTS="features:3:kill,attribute:2:raise"`` makes the 3rd batch a features actor
 processes kill its process (Ray restarts the actor and retries the task) and the 2nd
-attribute batch raise ``InjectedFault`` (Ray Data retries it: see ``configure_retries``).
-Each fault fires once per run: a marker file in ``VOXRAY_FAULT_DIR`` remembers it across
-the retried task and the restarted actor. Unset variables cost one dict lookup per batch.
+attribute batch raise ``InjectedFault`` (Ray Data retries it: ``pipeline.ray_env``'s retry
+policy). Each fault fires once per run: a marker file in ``VOXRAY_FAULT_DIR`` remembers it
+across the retried task and the restarted actor. Unset variables cost one dict lookup per
+batch.
 """
 
 from __future__ import annotations
@@ -61,11 +63,3 @@ def maybe_fail(stage: str) -> None:
     if mode == "kill":
         os._exit(17)
     raise InjectedFault(f"injected fault in {stage} at batch {k}")
-
-
-def configure_retries() -> None:
-    """Let Ray Data retry actor tasks that failed with an injected fault (and only those:
-    a real error, such as an unreachable store, must fail the stage, not loop)."""
-    from ray.data import DataContext
-
-    DataContext.get_current().actor_task_retry_on_errors = [InjectedFault]
