@@ -16,6 +16,7 @@ import numpy as np
 from tests.support.pipeline import read, run_cli
 from voxray.check import check, sklearn_eer
 from voxray.io.run_state import stage_info
+from voxray.log import console_problems
 from voxray.pipeline.stages import STAGE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +38,13 @@ def test_every_stage_completed_and_accounts_for_its_inputs(smoke_run) -> None:
 
 def test_the_run_used_every_node_of_the_cluster(smoke_run) -> None:
     assert "visible from all 3 Ray nodes" in smoke_run.log
+
+
+def test_the_console_is_voxrays_and_short(smoke_run) -> None:
+    """At most 300 lines for a whole run, none of them Ray's own (its worker output, progress
+    bars, 'Failed to query' polling, Tune's tables): those go to Ray's log folder."""
+    assert console_problems(smoke_run.log) == []
+    assert "Ray's own logs (its workers, Ray Data, Ray Train and Tune): " in smoke_run.log
 
 
 def test_train_tune_and_the_lock_on_s3(smoke_run) -> None:
@@ -64,7 +72,7 @@ def test_base_model_eer_is_the_one_its_scores_give(smoke_run) -> None:
     out = smoke_run.local
     metrics = read(out, "metrics").to_pandas()
     scores = read(out, "scores").to_pandas()
-    key = {"condition": "none", "scorer": "cosine", "list": "veri_test2"}
+    key = {"model": "ecapa", "condition": "none", "scorer": "cosine", "list": "veri_test2.txt"}
     pick = " and ".join(f"{k} == {v!r}" for k, v in key.items())
     eer = metrics.query(f"metric == 'eer' and {pick}")
     trials = scores.query(pick)
