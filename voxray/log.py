@@ -144,8 +144,8 @@ RAY_NOISE = (
     re.compile(r"Failed to query Ray Train Controller"),
     # Ray Tune's console reporter: its experiment box and result paths
     re.compile(r"Configuration for experiment|View detailed results here|visualize your results"),
-    # a tqdm bar: "12.0 row [00:03, 3.91 row/s]"
-    re.compile(r"\d(\.\d+)? (row|bundle)s? \[\d\d:\d\d"),
+    # a tqdm bar: "12.0 row [00:03, 3.91 row/s]", "2.00/2.00 [00:02<00:00, 1.26s/ file]"
+    re.compile(r"\d(\.\d+)? (row|bundle)s? \[\d\d:\d\d|\d/\d+(\.\d+)? \[\d\d:\d\d<"),
     re.compile(r"^\((\w+ )?pid=\d+[^)]*\)|^\((raylet|autoscaler|gcs_server)[^)]*\)"),
     re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\s+(INFO|WARNING|DEBUG) \S+:\d+ --"),
 )

@@ -19,7 +19,8 @@ class RayConfig:
     include_dashboard: bool = False
     dashboard_host: str = "127.0.0.1"
     object_store_mb: int = 0
-    progress_bars: bool = True
+    #: Ray Data's own progress bars; off by default: each stage prints voxray's progress lines
+    progress_bars: bool = False
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ RAY = [
     "View detailed results here: /tmp/out/tune/ray/sweep",
     "- MapBatches(ComputeFeatures): Tasks: 1; Actors: 2; Queued blocks: 0; 12.0 row [00:03, "
     "3.91 row/s]",
+    "Parquet dataset sampling: 100%|██████████| 2.00/2.00 [00:02<00:00, 1.26s/ file]",
 ]
 
 
