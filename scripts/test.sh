@@ -19,7 +19,7 @@ case "${1:-}" in
   --soak) tier=(-m soak); shift ;;
   --unit) tier=(-m unit); shift ;;
 esac
-# Two xdist workers: the tests that need Ray run in two groups (tests/conftest.py), one per
-# worker in file order (one Ray and one shared end-to-end run each); unit tests fill in around.
+# Two xdist workers, a test file on one worker (its module fixtures made once; the shared smoke
+# run's tests are one file, so it runs once): see tests/conftest.py.
 # pytest exits 5 when it collected no tests: that is a failure here, like any non-zero code
-exec .venv/bin/python -m pytest -n 2 --dist loadgroup "${tier[@]}" "$@"
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "${tier[@]}" "$@"

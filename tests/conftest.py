@@ -3,9 +3,11 @@
 Tiers come from the folder a test lives in (``TIERS``): ``unit`` (no Ray, run on every core
 by pytest-xdist), ``ray`` (a local Ray), ``e2e`` (whole pipelines), ``cluster`` (multi-node
 Ray), ``reliability`` (fault injection), ``jobs`` (``ray job submit``, the browser). Every test
-gets its tier's time limit (pytest-timeout), and the tests that need Ray run in two xdist
-groups (``SERIAL_GROUP``, ``OWN_GROUP``), each on one worker in file order, so that one Ray and
-one end-to-end run serve a group; the unit tests fill the workers around them.
+gets its tier's time limit (pytest-timeout). scripts/test.sh runs two pytest-xdist workers with
+``--dist loadfile``: a file's tests run on one worker, so a module's fixtures are made once and
+the session's shared smoke run (``smoke_run``) once, its tests being in one file. (xdist's
+``loadgroup`` would group across files, but with pytest 9 its groups are not kept: the worker
+renames a test's nodeid, which pytest 9 ignores.)
 """
 
 from __future__ import annotations
@@ -35,11 +37,6 @@ TIERS = {
 }
 #: fixtures that start or need Ray (or a whole pipeline): never in a unit test.
 RAY_FIXTURES = {"ray_local", "smoke_run"}
-#: the xdist group of every test that is not a unit test (one worker, file order) ...
-SERIAL_GROUP = "ray"
-#: ... but for these files, whose own group runs beside it on the other worker (they share no
-#: session fixture with the first group but the corpus): two chains of Ray work at a time.
-OWN_GROUP = {"e2e/test_paper_profiles.py": "papers"}
 
 
 def _tier(item: pytest.Item) -> str | None:
@@ -48,7 +45,7 @@ def _tier(item: pytest.Item) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test with its folder's tier, time limit and xdist group; refuse a unit test that
+    """Mark each test with its folder's tier and time limit; refuse a unit test that
     asks for a Ray fixture; deselect ``gpu`` tests where CUDA is absent (unless ``-m`` names
     gpu), so that a GPU machine's default run runs them and a CPU machine does not list them."""
     misplaced = []
@@ -62,9 +59,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(limit))
         if tier == "unit":
             misplaced += [f"{item.nodeid} ({f})" for f in RAY_FIXTURES & set(item.fixturenames)]
-        else:
-            rel = Path(str(item.path)).relative_to(Path(__file__).parent).as_posix()
-            item.add_marker(pytest.mark.xdist_group(OWN_GROUP.get(rel, SERIAL_GROUP)))
     if misplaced:
         raise pytest.UsageError(
             "unit tests must not use Ray: move these to tests/ray or drop the fixture: "

@@ -5,20 +5,14 @@ a quarantine row whose cause is not the input file and takes it out of quarantin
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 import torch
 
-from tests.support.pipeline import read, run_cli
 from voxray import schema
 from voxray.config import AttributionConfig, ModelConfig
-from voxray.io.run_state import stage_done
-from voxray.io.sink import QuarantineCause, split_errors, write_quarantine
+from voxray.io.sink import QuarantineCause, split_errors
 from voxray.io.storage import Storage
 from voxray.models import build_classifier
 from voxray.models.checkpoint import save_model
@@ -146,56 +140,3 @@ def test_embed_halves_a_batch_that_runs_out_of_memory(model: ModelRef) -> None:
     assert max(sizes) == actor.group and min(sizes) == 2
     for a, b in zip(got, reference, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
-def test_retry_quarantined_recomputes_a_transient_row(smoke_run, tmp_path: Path) -> None:
-    """On a copy of the session's smoke run: one attribution row turned into the quarantine row
-    an out-of-memory used to leave is recomputed by ``--retry-quarantined``, and only it."""
-    out = tmp_path / "out"
-    shutil.copytree(smoke_run.local, out)
-    common = ["--data-root", str(smoke_run.corpus), "--out", str(out), "--profile", "smoke"]
-    keys = ["utt_id", "method", "pathway"]
-    full = read(out, "attributions", keys)
-    job = Job("saliency", "traversal")
-    saliency = full.filter(pc.equal(full.column("method"), job.method))
-    traversal = saliency.filter(pc.equal(saliency.column("pathway"), job.pathway))
-    utt = sorted(traversal.column("utt_id").to_pylist())[0]
-    # turn one computed row into what an out-of-memory used to leave: a quarantine row
-    s = Storage(str(out))
-    for f in s.parquet_files(f"attributions/method={job.method}"):
-        t = read(out, f)
-        drop = pc.and_(
-            pc.equal(t.column("utt_id"), utt), pc.equal(t.column("pathway"), job.pathway)
-        )
-        keep = t.filter(pc.invert(drop))
-        if keep.num_rows < t.num_rows:
-            s.write_table(f, keep)
-    assert read(out, "attributions", keys).num_rows == full.num_rows - 1
-    transient = pa.table(
-        {
-            "path": [attribute_stage.quarantine_path(utt, job)],
-            "error": ["saliency/traversal: OutOfMemoryError: CUDA out of memory"],
-            "cause": [QuarantineCause.RESOURCES.value],
-        }
-    )
-    write_quarantine(s, "attribute", transient)
-    bad_file = pa.table({"path": ["wav/x/y/00001.wav"], "error": ["empty file"]})
-    write_quarantine(s, "attribute", bad_file)  # cause input: never retried
-
-    run_cli("attribute", *common)  # a plain rerun leaves quarantine alone
-    assert read(out, "attributions", keys).num_rows == full.num_rows - 1
-    assert all(stage_done(s, later) for later in ("mask", "retrain", "evaluate"))
-
-    proc = run_cli("attribute", "--retry-quarantined", *common)
-    assert "recomputing 1 quarantined items" in proc.stdout + proc.stderr
-    # what reads attributions adds the row on the next run; the model is not retrained for it
-    assert not stage_done(s, "mask") and not stage_done(s, "evaluate")
-    assert stage_done(s, "retrain")
-    after = read(out, "attributions", keys)
-    assert sorted(zip(*after.to_pydict().values(), strict=True)) == sorted(
-        zip(*full.select(after.column_names).to_pydict().values(), strict=True)
-    )
-    q = [r for r in read(out, "quarantine.parquet").to_pylist() if r["stage"] == "attribute"]
-    assert [(r["path"], r["cause"]) for r in q] == [
-        ("wav/x/y/00001.wav", QuarantineCause.INPUT.value)
-    ]
