@@ -28,7 +28,7 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 #: Limits are generous (a 2-core machine under load); a test past one has hung.
 TIERS = {
     "unit": ("unit", 300),
-    "ray": ("ray", 900),
+    "ray": ("ray", 1800),
     "e2e": ("e2e", 2400),
     "cluster": ("cluster", 1800),
     "reliability": ("reliability", 1500),
