@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (scripts/setup.sh), lint (ruff) and run the test suite.
-#   bash scripts/test.sh            the default tier: every test but the slow and soak ones
-#   bash scripts/test.sh --full     the default tier and the slow node-kill tests
+#   bash scripts/test.sh            the default tier: every test but the paper, slow and soak ones
+#   bash scripts/test.sh --full     the default tier, each paper's profile and the slow node-kill tests
+#   bash scripts/test.sh --paper    each seed paper's profile end to end alone
 #   bash scripts/test.sh --soak     the fault-injection soak alone
 #   bash scripts/test.sh --unit     the unit tests alone (no Ray), the quick loop while coding
 # Other arguments go to pytest (e.g. a test file, -k NAME). The tiers and their times: README.
@@ -13,9 +14,10 @@ export RAY_USAGE_STATS_ENABLED=0
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
-tier=(-m "not soak and not slow")
+tier=(-m "not soak and not slow and not paper")
 case "${1:-}" in
   --full) tier=(-m "not soak"); shift ;;
+  --paper) tier=(-m paper); shift ;;
   --soak) tier=(-m soak); shift ;;
   --unit) tier=(-m unit); shift ;;
 esac

@@ -2,7 +2,9 @@
 
 Tiers come from the folder a test lives in (``TIERS``): ``unit`` (no Ray, run on every core
 by pytest-xdist), ``ray`` (a local Ray), ``e2e`` (whole pipelines), ``cluster`` (multi-node
-Ray), ``reliability`` (fault injection), ``jobs`` (``ray job submit``, the browser). Every test
+Ray), ``reliability`` (fault injection), ``jobs`` (``ray job submit``, the browser), ``paper``
+(each seed paper's profile end to end: four more whole pipelines, outside the default run and in
+``scripts/test.sh --full``). Every test
 gets its tier's time limit (pytest-timeout). scripts/test.sh runs two pytest-xdist workers with
 ``--dist loadfile``: a file's tests run on one worker, so a module's fixtures are made once and
 the session's shared smoke run (``smoke_run``) once, its tests being in one file. (xdist's
@@ -30,6 +32,7 @@ TIERS = {
     "unit": ("unit", 300),
     "ray": ("ray", 1800),
     "e2e": ("e2e", 2400),
+    "paper": ("paper", 2400),
     "cluster": ("cluster", 1800),
     "reliability": ("reliability", 1500),
     "jobs": ("jobs", 900),
