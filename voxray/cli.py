@@ -152,9 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="run every stage in order, skipping complete ones",
+        help="run every stage in order, skipping complete ones made with these settings",
         description="Run " + " -> ".join(STAGE_NAMES) + ", skipping stages whose complete "
-        "outputs exist.",
+        "outputs were made with the same settings, model and input rows (a stage whose "
+        "fingerprint changed is redone with those after it; the log names what changed).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

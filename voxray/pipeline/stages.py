@@ -1,11 +1,14 @@
-"""The stage table and the driver that runs stages in order, skipping completed ones.
+"""The stage table and the driver that runs stages in order, each as its fingerprint decides.
 
 A stage is complete when its marker exists (written after all of its outputs are
-committed) and, for ``features``, it covers every front-end the run's models need;
-``voxray run`` skips it then, and a rerun after a crash resumes inside the stage that was
-interrupted (each stage skips the rows it already committed). A single stage on a fresh or
-partial ``--out`` first runs the stages every later one reads (manifest, features and,
-without ``--model``, train) that are not complete, as ``run`` would.
+committed) and, for ``features``, it covers every front-end the run's models need. A complete
+stage is skipped when its marker's fingerprint matches this run's (voxray.pipeline.fingerprint:
+the settings it reads, the model, its input rows, its upstream stages' recipes); a changed
+recipe rebuilds it (its outputs removed first) and so every stage after it, changed input rows
+resume it. A rerun after a crash resumes inside the stage that was interrupted (each stage
+skips the rows it already committed). A single stage on a fresh or partial ``--out`` first
+runs the stages every later one reads (manifest, features and, without ``--model``, train)
+that are not complete or fresh, as ``run`` would.
 """
 
 from __future__ import annotations
