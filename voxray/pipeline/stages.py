@@ -267,7 +267,7 @@ def _run_decided(
     if decision.action == Action.SKIP and rerun:
         decision = Decision(name, Action.RESUME, ("named by the command",))
     if decision.action == Action.SKIP:
-        log.info("stage %s: already complete with these settings, skipped", name)
+        log.info("stage %s: already complete, skipped (made with these settings)", name)
         return None
     if decision.action == Action.KEEP_STALE:
         _keep_stale(ctx, decision)
