@@ -262,10 +262,10 @@ def _run_decided(
     ctx: RunContext, name: str, forced: bool, keep_stale: bool, rerun: bool
 ) -> StageResult | None:
     """Decide ``name`` and act: skip, keep stale outputs, resume or rebuild; ``rerun`` (a
-    stage the command names) runs a fresh stage too, resuming."""
+    stage the command names) runs a fresh stage, or one kept stale, too, resuming."""
     decision, fp = decide_stage(ctx, name, forced, keep_stale)
-    if decision.action == Action.SKIP and rerun:
-        decision = Decision(name, Action.RESUME, ("named by the command",))
+    if decision.action in (Action.SKIP, Action.KEEP_STALE) and rerun:
+        decision = Decision(name, Action.RESUME, ("named by the command", *decision.reasons))
     if decision.action == Action.SKIP:
         log.info("stage %s: already complete, skipped (made with these settings)", name)
         return None

@@ -27,6 +27,7 @@ from voxray.pipeline.context import (
     RunContext,
 )
 from voxray.pipeline.fingerprint import digest
+from voxray.pipeline.model_ref import base_model
 
 log = get_logger(__name__)
 
@@ -70,8 +71,11 @@ def discard_outputs(ctx: RunContext, stage: str, info: dict[str, Any]) -> None:
     whole = {"features": FEATURES, "mask": MASKED, "tune": TUNE}
     if stage in whole:
         out.remove(whole[stage], recursive=True)
-    elif stage == "embed":  # retrain's rows are rebuilt with it: they follow embed
-        out.remove(EMBEDDINGS, recursive=True)
+    elif stage == "embed":  # the rows of the model it embeds with, then and now; other
+        # models' rows are theirs, and retrain's are rebuilt with retrain (it follows embed)
+        models = [m for m in (info.get("model"), base_model(ctx).name) if m]
+        mine = (pc.field("condition") == "none") & pc.field("model").isin(models)
+        drop_rows(out, EMBEDDINGS, mine)
     elif stage in ("attribute", "trial"):  # they share attributions/, by pathway
         is_trial = pc.field("pathway") == "trial"
         drop_rows(out, ATTRIBUTIONS, is_trial if stage == "trial" else ~is_trial)

@@ -166,6 +166,25 @@ def test_discarding_attribute_keeps_the_trial_rows_of_the_shared_folder(tmp_path
     assert out.parquet_files("attributions") == []
 
 
+def test_discarding_embed_keeps_other_models_rows(tmp_path: Path) -> None:
+    """Rows of the model embed used (its marker's) and uses now go; another model's rows and
+    the masked conditions' (retrain's) stay."""
+    out = Storage(str(tmp_path))
+    rows = {
+        "model": ["old", "new", "other", "new"],
+        "condition": ["none", "none", "none", "masked"],
+    }
+    out.write_table("embeddings/part-0.parquet", pa.table(rows))
+    model = "/m/new/embedding_model.ckpt"  # named "new", after its folder
+    ctx = RunContext(replace(VoxrayConfig(), out=str(tmp_path), model_path=model))
+    discard_outputs(ctx, "embed", {"model": "old"})
+    left = out.read_table("embeddings").to_pylist()
+    assert left == [
+        {"model": "other", "condition": "none"},
+        {"model": "new", "condition": "masked"},
+    ]
+
+
 # ------------------------------------------------------------------ the driver, stages faked
 
 
@@ -236,11 +255,16 @@ def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         (data / "wav" / f"{utt}.wav").write_bytes(b"x")
 
     def run(
-        keep_stale: bool = False, force: tuple[str, ...] = (), **overrides: object
+        keep_stale: bool = False,
+        force: tuple[str, ...] = (),
+        only: str = "",
+        **overrides: object,
     ) -> list[tuple[str, tuple[str, ...]]]:
+        """``only``: one stage's command (it runs even when fresh)."""
         fakes.calls.clear()
         cfg = replace(_smoke(**overrides), data_root=str(data), out=str(tmp_path / "out"))
-        run_stages(RunContext(cfg), force=force, keep_stale=keep_stale)
+        names = (only,) if only else STAGE_NAMES
+        run_stages(RunContext(cfg), names, force=force, keep_stale=keep_stale, rerun=bool(only))
         return list(fakes.calls)
 
     return run, data, Storage(str(tmp_path / "out"))
@@ -298,3 +322,14 @@ def test_an_old_marker_without_a_fingerprint_is_kept_and_marked(driver) -> None:
     mark_stage_done(out, "embed", info)
     assert run() == []
     assert stage_info(out, "embed")["kept_stale"] == [NO_FINGERPRINT]
+    assert run(only="embed") == [("embed", ())]  # named: it runs, resuming (nothing missing)
+    assert "fingerprint" in stage_info(out, "embed")
+
+
+def test_a_one_stage_command_rebuilds_its_stage_when_stale(driver) -> None:
+    run, _, out = driver
+    run()
+    assert run(only="attribute", **{"attribution.ig_steps": 64}) == [
+        ("attribute", ("test/s2/v/1", "train/s1/v/1", "train/s1/v/2"))
+    ]
+    assert run(only="attribute", **{"attribution.ig_steps": 64}) == [("attribute", ())]
