@@ -85,3 +85,20 @@ def test_ray_data_is_set_up_for_small_machines() -> None:
     assert ctx.max_errored_blocks == 0 and ctx.enable_progress_bars is False
     # a failed actor task is retried for an injected fault (tests/reliability), not a real error
     assert ctx.actor_task_retry_on_errors == [InjectedFault]
+
+
+def test_a_pool_grows_to_max_concurrency_when_one_is_set() -> None:
+    from voxray.pipeline.datasets import pool_strategy
+
+    fixed = pool_strategy(ResourceConfig(concurrency=2))
+    assert (fixed.min_size, fixed.max_size) == (2, 2)
+    growing = pool_strategy(ResourceConfig(concurrency=2, max_concurrency=6))
+    assert (growing.min_size, growing.max_size) == (2, 6)
+
+
+def test_max_concurrency_below_concurrency_fails_naming_the_key() -> None:
+    from voxray.config import ConfigError, load_config
+
+    bad = ["embed.resources.concurrency=3", "embed.resources.max_concurrency=2"]
+    with pytest.raises(ConfigError, match=r"embed\.resources.*max_concurrency"):
+        load_config(overrides=bad)
