@@ -4,9 +4,9 @@
 folder against the output contract).
 
 Options common to the stages: ``--data-root``, ``--out`` (local or s3://), ``--profile``,
-``--config FILE`` (repeatable), ``--model PATH``, ``--force``, and ``key=value``
-overrides. The configuration is validated before any work starts; an unknown or
-ill-typed key fails naming the key.
+``--config FILE`` (repeatable), ``--model PATH``, ``--force [STAGE]``, ``--keep-stale``
+(voxray.pipeline.fingerprint), and ``key=value`` overrides. The configuration is validated
+before any work starts; an unknown or ill-typed key fails naming the key.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from voxray.pipeline.stages import STAGE_NAMES, STAGES
 
 log = get_logger("voxray.cli")
 
+#: ``--force`` without a stage: every stage the command runs
+FORCE_ALL = "all"
 EPILOG = """overrides: any config key as key=value, e.g. train.epochs=3
 attribution.methods=[saliency]
 (see conf/base.yaml for every key). Without RAY_ADDRESS a local Ray is started; with it
@@ -60,7 +62,20 @@ def _add_common(p: argparse.ArgumentParser, needs_data: bool) -> None:
         "path to its pretrained.pt); the front-end comes with the model",
     )
     p.add_argument(
-        "--force", action="store_true", help="redo stages even if their outputs are complete"
+        "--force",
+        action="append",
+        nargs="?",
+        const=FORCE_ALL,
+        default=[],
+        metavar="STAGE",
+        help="redo STAGE and every stage after it that reads its outputs, even if they are "
+        "complete and fresh (repeatable; without STAGE: every stage of the command)",
+    )
+    p.add_argument(
+        "--keep-stale",
+        action="store_true",
+        help="reuse complete outputs whose settings, model or inputs changed instead of redoing "
+        "them (the log and the report's stages section say which)",
     )
     p.add_argument(
         "--print-config", action="store_true", help="print the resolved configuration and exit"
@@ -137,9 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="run every stage in order, skipping complete ones",
+        help="run every stage in order, skipping complete ones made with these settings",
         description="Run " + " -> ".join(STAGE_NAMES) + ", skipping stages whose complete "
-        "outputs exist.",
+        "outputs were made with the same settings, model and input rows (a stage whose "
+        "fingerprint changed is redone with those after it; the log names what changed).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -210,6 +226,20 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forced(values: list[str], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The stages ``--force`` names (all of the command's for a bare ``--force``); an unknown
+    name fails before any work starts."""
+    if FORCE_ALL in values:
+        return names
+    unknown = [v for v in values if v not in STAGE_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"--force: unknown stage {unknown[0]!r} (stages: {', '.join(STAGE_NAMES)}; "
+            "put key=value overrides before a bare --force)"
+        )
+    return tuple(values)
+
+
 def _stages(args: argparse.Namespace) -> int:
     from voxray.io.run_state import stage_done
     from voxray.pipeline.context import RunContext
@@ -221,6 +251,7 @@ def _stages(args: argparse.Namespace) -> int:
         return 0
     ctx = RunContext(cfg, retry_quarantined=args.retry_quarantined)
     names = STAGE_NAMES if args.command == "run" else (args.command,)
+    forced = _forced(args.force, names)
     ctx.out  # noqa: B018 - validates out before any work starts
     # a stage on an --out without features first runs manifest and features (run_stages)
     if any(get_stage(n).needs_data for n in names) or not stage_done(ctx.out, "features"):
@@ -238,7 +269,7 @@ def _stages(args: argparse.Namespace) -> int:
             check_methods(
                 cfg.trial.methods, loaded.classifier, base_model(ctx).name, "trial.methods"
             )
-    results = run_stages(ctx, names, force=args.force or args.command != "run")
+    results = run_stages(ctx, names, forced, args.keep_stale, rerun=args.command != "run")
     for r in results:
         log.info("%s: %s", r.stage, r.as_dict())
     out = ctx.out

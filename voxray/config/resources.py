@@ -20,11 +20,20 @@ class ResourceConfig:
     #: files would be hundreds of thousands of files on VoxCeleb2, slow to list and to query;
     #: rows not yet written when a run dies are recomputed by the rerun.
     rows_per_file: int = 256
+    #: the most actors the pool grows to as room appears (nodes added mid-stage, on an
+    #: autoscaling cluster); 0 keeps it at ``concurrency``. ``concurrency`` is then the pool's
+    #: minimum, the actors it starts with, whose CPUs are sized to fit the nodes there are.
+    max_concurrency: int = 0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_concurrency and self.max_concurrency < self.concurrency:
+            raise ValueError(
+                f"max_concurrency must be 0 or >= concurrency ({self.concurrency}), "
+                f"got {self.max_concurrency}"
+            )
         if self.rows_per_file < 0:
             raise ValueError(f"rows_per_file must be >= 0, got {self.rows_per_file}")
 

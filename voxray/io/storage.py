@@ -141,6 +141,19 @@ class Storage:
             out.append(r)
         return sorted(out)
 
+    def sizes(self, rel: str = "") -> list[tuple[str, int]]:
+        """(path, size in bytes) of every file ``find`` lists below ``rel``: enough to tell a
+        corpus with a file added, removed or rewritten from the one a run saw."""
+        files = self.find(rel)
+        if not files:
+            return []
+        try:
+            info = self.fs.find(self.path(rel), detail=True)
+        except Exception as exc:
+            raise StorageError(f"cannot list {self.uri(rel)}: {type(exc).__name__}: {exc}") from exc
+        size = {self.relative(p): int(d.get("size") or 0) for p, d in info.items()}
+        return [(f, size.get(f, 0)) for f in files]
+
     # ------------------------------------------------------------------ parquet
 
     def write_table(self, rel: str, table: pa.Table) -> None:

@@ -72,6 +72,14 @@ def read_parquet_dataset(
     return ds
 
 
+def pool_strategy(rc: ResourceConfig) -> ActorPoolStrategy:
+    """``rc.concurrency`` actors, or, with a larger ``rc.max_concurrency``, a pool that Ray
+    Data grows to it while rows wait and room appears (nodes added mid-stage are used)."""
+    if rc.max_concurrency > rc.concurrency:
+        return ActorPoolStrategy(min_size=rc.concurrency, max_size=rc.max_concurrency)
+    return ActorPoolStrategy(size=rc.concurrency)
+
+
 def pool_to_sink(
     ds: "ray.data.Dataset",
     fn: type,
@@ -83,8 +91,8 @@ def pool_to_sink(
     total: int | None = None,
 ) -> None:
     """Every actor-pool stage's core: ``fn`` (a map_batches callable class, whose constructor
-    loads the model once per actor) on ``rc.concurrency`` actors, ``rc.batch_size`` rows a
-    call, its rows written through ``sink``. ``res`` are the actors' resources (the stages
+    loads the model once per actor) on a pool of actors (``pool_strategy``), ``rc.batch_size``
+    rows a call, its rows written through ``sink``. ``res`` are the actors' resources (the stages
     compute them first: their constructors need the GPUs granted); ``zero_copy`` when ``fn``
     only reads its batch. ``total``, the rows of ``ds``, gives the progress line its ETA."""
     with pool_progress(f"stage {sink.stage}", total) as counter:
@@ -94,7 +102,7 @@ def pool_to_sink(
             batch_format="pyarrow",
             batch_size=rc.batch_size,
             zero_copy_batch=zero_copy,
-            compute=ActorPoolStrategy(size=rc.concurrency),
+            compute=pool_strategy(rc),
             **res,
         ).write_datasink(sink)
 

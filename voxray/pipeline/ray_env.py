@@ -205,14 +205,36 @@ def actor_resources(rc: ResourceConfig) -> dict[str, float]:
     """num_cpus/num_gpus (and bounded retries) for map_batches; 'auto' GPUs mean one per actor
     iff the cluster has any.
 
-    The pool's CPUs together stay below the cluster's by FEED_RESERVE_CPUS: a pool holding all
-    of them starves its own input (its read tasks are never scheduled) and waits forever."""
+    Each node keeps FEED_RESERVE_CPUS free of the pool (actor_cpus): a pool holding every CPU
+    starves its own input (its read tasks are never scheduled) and waits forever."""
     gpus = rc.num_gpus
     if gpus == "auto":
         gpus = 1.0 if cluster_gpus() > 0 else 0.0
-    room = max(cluster_cpus() - FEED_RESERVE_CPUS, DATA_TASK_CPUS)
-    cpus = min(float(rc.num_cpus), room / max(rc.concurrency, 1))
+    cpus = actor_cpus(node_cpus(), float(rc.num_cpus), max(rc.concurrency, 1))
     return {"num_cpus": cpus, "num_gpus": float(gpus), **actor_retries()}
+
+
+def node_cpus() -> list[float]:
+    """CPUs of each node that answers now (see cluster_cpus)."""
+    return [float(n["Resources"].get("CPU", 0.0)) for n in live_nodes()] or [1.0]
+
+
+def actor_cpus(nodes: list[float], wanted: float, concurrency: int) -> float:
+    """CPUs for each of ``concurrency`` actors, at most ``wanted``, such that all of them fit
+    on ``nodes`` (CPUs per node) with FEED_RESERVE_CPUS left free on every node. Counted
+    cluster-wide, the reserve let an actor ask for more than any one node has (three 2-CPU
+    nodes, two actors: 2.5 CPUs each, never placed) and let a node fill up with actors,
+    leaving its own read and write tasks no room."""
+    rooms = [max(c - FEED_RESERVE_CPUS, 0.0) for c in nodes]
+    if not any(rooms):  # one-CPU nodes only: the read tasks' share, as the actors' floor
+        rooms = [DATA_TASK_CPUS]
+
+    def fits(x: float) -> bool:
+        return sum(int(r / x + 1e-9) for r in rooms) >= concurrency
+
+    # the answer is ``wanted`` or a node's room split evenly among some of the actors
+    candidates = [wanted, *(r / k for r in rooms if r > 0 for k in range(1, concurrency + 1))]
+    return max(x for x in candidates if x <= wanted and fits(x))
 
 
 def torch_device(num_gpus: float) -> str:

@@ -1,11 +1,14 @@
-"""The stage table and the driver that runs stages in order, skipping completed ones.
+"""The stage table and the driver that runs stages in order, each as its fingerprint decides.
 
 A stage is complete when its marker exists (written after all of its outputs are
-committed) and, for ``features``, it covers every front-end the run's models need;
-``voxray run`` skips it then, and a rerun after a crash resumes inside the stage that was
-interrupted (each stage skips the rows it already committed). A single stage on a fresh or
-partial ``--out`` first runs the stages every later one reads (manifest, features and,
-without ``--model``, train) that are not complete, as ``run`` would.
+committed) and, for ``features``, it covers every front-end the run's models need. A complete
+stage is skipped when its marker's fingerprint matches this run's (voxray.pipeline.fingerprint:
+the settings it reads, the model, its input rows, its upstream stages' recipes); a changed
+recipe rebuilds it (its outputs removed first) and so every stage after it, changed input rows
+resume it. A rerun after a crash resumes inside the stage that was interrupted (each stage
+skips the rows it already committed). A single stage on a fresh or partial ``--out`` first
+runs the stages every later one reads (manifest, features and, without ``--model``, train)
+that are not complete or fresh, as ``run`` would.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from __future__ import annotations
 import importlib
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Collection
 
 from voxray.io.quarantine import release_quarantine, retryable_quarantine
 from voxray.io.run_state import OutputLock, clear_stage, mark_stage_done, stage_done, stage_info
 from voxray.log import get_logger
 from voxray.pipeline.context import RunContext, StageResult
+from voxray.pipeline.fingerprint import Action, Decision, decide, downstream, fingerprint
+from voxray.pipeline.stale import corpus_digest, discard_outputs
 
 log = get_logger(__name__)
 
@@ -156,12 +161,11 @@ def stage_complete(ctx: RunContext, name: str) -> bool:
     return {s.name for s in run_front_ends(ctx)} <= done
 
 
-def missing_prerequisites(ctx: RunContext, name: str) -> list[str]:
-    """Stages of ``PREREQUISITES`` before ``name`` that are not complete, in order (train only
-    without ``--model``, embed only for the stages that read embeddings), each checked after the
-    ones before it would have run."""
+def prerequisites(ctx: RunContext, name: str) -> list[str]:
+    """Stages of ``PREREQUISITES`` before ``name`` that it reads, in order (train only without
+    ``--model``, embed only for the stages that read embeddings)."""
     before = STAGE_NAMES[: STAGE_NAMES.index(name)]
-    wanted = [
+    return [
         n
         for n in PREREQUISITES
         if n in before
@@ -170,7 +174,11 @@ def missing_prerequisites(ctx: RunContext, name: str) -> list[str]:
         and not (n == "features" and name == "embed" and ctx.cfg.embed.from_audio)
         and not (n == "embed" and name not in READS_EMBEDDINGS)
     ]
-    return [n for n in wanted if not stage_complete(ctx, n)]
+
+
+def missing_prerequisites(ctx: RunContext, name: str) -> list[str]:
+    """The ``prerequisites`` of ``name`` that are not complete, in order."""
+    return [n for n in prerequisites(ctx, name) if not stage_complete(ctx, n)]
 
 
 def invalidate_downstream(ctx: RunContext, name: str) -> None:
@@ -193,11 +201,30 @@ def invalidate_downstream(ctx: RunContext, name: str) -> None:
         )
 
 
-def run_stage(ctx: RunContext, stage: Stage) -> StageResult:
+def decide_stage(
+    ctx: RunContext, name: str, forced: bool = False, keep_stale: bool = False
+) -> tuple[Decision, dict[str, Any]]:
+    """What to do with ``name`` (voxray.pipeline.fingerprint.decide), and the fingerprint its
+    marker will record."""
+    fp = fingerprint(ctx.cfg, name, corpus_digest(ctx, name))
+    complete = stage_complete(ctx, name)
+    old = stage_info(ctx.out, name).get("fingerprint") if stage_done(ctx.out, name) else None
+    return decide(name, complete, old, fp, forced, keep_stale), fp
+
+
+def run_stage(
+    ctx: RunContext, stage: Stage, decision: Decision | None = None, fp: dict | None = None
+) -> StageResult:
+    """Run ``stage`` as ``decision`` says (a rebuild first removes its stale outputs); its
+    marker records ``fp``, the fingerprint of what made its outputs."""
+    if decision is None or fp is None:
+        decision, fp = decide_stage(ctx, stage.name)
     if uses_ray(ctx, stage):
         _start_ray(ctx)
     started = time.time()
-    log.info("stage %s: started", stage.name)
+    log.info("stage %s: started (%s)", stage.name, "; ".join(decision.reasons) or "to run")
+    if decision.action == Action.REBUILD and stage_done(ctx.out, stage.name):
+        discard_outputs(ctx, stage.name, stage_info(ctx.out, stage.name))
     clear_stage(ctx.out, stage.name)
     if ctx.retry_quarantined:
         released = release_quarantine(ctx.out, stage.name)
@@ -206,9 +233,8 @@ def run_stage(ctx: RunContext, stage: Stage) -> StageResult:
             invalidate_downstream(ctx, stage.name)
     result = stage.function()(ctx)
     seconds = round(time.time() - started, 1)
-    mark_stage_done(
-        ctx.out, stage.name, {**result.as_dict(), "seconds": seconds, "profile": ctx.cfg.profile}
-    )
+    info = {**result.as_dict(), "seconds": seconds, "profile": ctx.cfg.profile}
+    mark_stage_done(ctx.out, stage.name, {**info, "fingerprint": fp})
     log.info(
         "stage %s: done in %.1f s (%d in, %d out, %d quarantined)",
         stage.name,
@@ -220,13 +246,52 @@ def run_stage(ctx: RunContext, stage: Stage) -> StageResult:
     return result
 
 
+def _keep_stale(ctx: RunContext, decision: Decision) -> None:
+    """Reuse a stale stage's outputs on the user's word, and say so on its marker (the
+    report's stages section shows it)."""
+    log.warning(
+        "stage %s: outputs kept although stale (--keep-stale): %s",
+        decision.stage,
+        "; ".join(decision.reasons),
+    )
+    info = stage_info(ctx.out, decision.stage)
+    mark_stage_done(ctx.out, decision.stage, {**info, "kept_stale": list(decision.reasons)})
+
+
+def _run_decided(
+    ctx: RunContext, name: str, forced: bool, keep_stale: bool, rerun: bool
+) -> StageResult | None:
+    """Decide ``name`` and act: skip, keep stale outputs, resume or rebuild; ``rerun`` (a
+    stage the command names) runs a fresh stage, or one kept stale, too, resuming."""
+    decision, fp = decide_stage(ctx, name, forced, keep_stale)
+    if decision.action in (Action.SKIP, Action.KEEP_STALE) and rerun:
+        decision = Decision(name, Action.RESUME, ("named by the command", *decision.reasons))
+    if decision.action == Action.SKIP:
+        log.info("stage %s: already complete, skipped (made with these settings)", name)
+        return None
+    if decision.action == Action.KEEP_STALE:
+        _keep_stale(ctx, decision)
+        return None
+    if decision.action == Action.REBUILD and decision.reasons != ("forced",):
+        log.info("stage %s: redone, its outputs are stale: %s", name, "; ".join(decision.reasons))
+    return run_stage(ctx, get_stage(name), decision, fp)
+
+
 def run_stages(
-    ctx: RunContext, names: tuple[str, ...] = STAGE_NAMES, force: bool = False
+    ctx: RunContext,
+    names: tuple[str, ...] = STAGE_NAMES,
+    force: Collection[str] = (),
+    keep_stale: bool = False,
+    rerun: bool = False,
 ) -> list[StageResult]:
-    """Run ``names`` in order under the output lock, skipping complete stages unless forced;
-    before each, the prerequisites it finds incomplete (never forced)."""
+    """Run ``names`` in order under the output lock, each as its fingerprint decides
+    (voxray.pipeline.fingerprint): skipped when complete and fresh, resumed when incomplete
+    or given new input rows, rebuilt when stale (unless ``keep_stale``) or when it or a stage
+    it reads is in ``force``. Before each, the prerequisites it reads, decided the same way
+    (never forced). ``rerun``: the named stages run even when fresh (a one-stage command)."""
     results = []
     ctx.stages = tuple(names)
+    forced = set().union(*(downstream(f) for f in force)) if force else set()
     if any(uses_ray(ctx, get_stage(n)) for n in names):
         from voxray.pipeline.visibility import check_output_visible
 
@@ -234,17 +299,15 @@ def run_stages(
         check_output_visible(ctx.out)  # before any work: a node-local --out on a cluster
     with OutputLock(ctx.out):
         for name in names:
-            stage = get_stage(name)
-            for dep in PREREQUISITES:
-                if dep in missing_prerequisites(ctx, name):
-                    log.info("stage %s: running %s first (not complete in --out)", name, dep)
-                    results.append(run_stage(ctx, get_stage(dep)))
+            for dep in prerequisites(ctx, name):
+                if dep in names:  # decided in its own turn
+                    continue
+                done = _run_decided(ctx, dep, False, keep_stale, rerun=False)
+                results += [done] if done else []
             if name == "train" and ctx.cfg.model_path:
                 log.info("stage train: skipped, using the given model %s", ctx.cfg.model_path)
                 continue
             retry = ctx.retry_quarantined and bool(retryable_quarantine(ctx.out, name))
-            if not force and not retry and stage_complete(ctx, name):
-                log.info("stage %s: already complete, skipped (use --force to redo)", name)
-                continue
-            results.append(run_stage(ctx, stage))
+            done = _run_decided(ctx, name, name in forced, keep_stale, rerun or retry)
+            results += [done] if done else []
     return results

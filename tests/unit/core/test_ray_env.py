@@ -13,7 +13,7 @@ from voxray.pipeline import ray_env
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch):
     def set_cluster(cpus: float, gpus: float = 0.0) -> None:
-        monkeypatch.setattr(ray_env, "cluster_cpus", lambda: cpus)
+        monkeypatch.setattr(ray_env, "node_cpus", lambda: [cpus])
         monkeypatch.setattr(ray_env, "cluster_gpus", lambda: gpus)
 
     return set_cluster
@@ -32,6 +32,28 @@ def test_roomy_cluster_gets_what_was_asked(cluster) -> None:
     cluster(64, gpus=8)
     res = ray_env.actor_resources(ResourceConfig(num_cpus=2, concurrency=8, num_gpus="auto"))
     assert res == {"num_cpus": 2.0, "num_gpus": 1.0, **ray_env.actor_retries()}
+
+
+@pytest.mark.parametrize(
+    "nodes, wanted, concurrency, expected",
+    [
+        ([2, 2, 2], 3.0, 2, 1.0),  # cluster-wide: 2.5 CPUs each, more than any node has
+        ([2, 2, 2], 2.0, 3, 1.0),  # cluster-wide: 5/3 each, and a node left with no reserve
+        ([8, 2], 4.0, 3, 7 / 3),  # all three on the big node: 3.5 each leaves one unplaced
+        ([2], 2.0, 2, 0.5),  # one node, as before: 1 CPU of room for two actors
+        ([64, 64], 2.0, 8, 2.0),  # roomy: what was asked
+        ([1, 1], 1.0, 2, ray_env.DATA_TASK_CPUS / 2),  # one-CPU nodes: the read tasks' share
+    ],
+)
+def test_actor_cpus_leave_the_reserve_on_every_node(
+    nodes: list[float], wanted: float, concurrency: int, expected: float
+) -> None:
+    cpus = ray_env.actor_cpus(nodes, wanted, concurrency)
+    assert cpus == pytest.approx(expected)
+    rooms = [max(c - ray_env.FEED_RESERVE_CPUS, 0) for c in nodes]
+    if any(rooms):  # every actor placed on a node that keeps its reserve
+        assert sum(int(r / cpus + 1e-9) for r in rooms) >= concurrency
+        assert cpus <= max(rooms)
 
 
 def test_actor_retries_are_bounded() -> None:
@@ -63,3 +85,20 @@ def test_ray_data_is_set_up_for_small_machines() -> None:
     assert ctx.max_errored_blocks == 0 and ctx.enable_progress_bars is False
     # a failed actor task is retried for an injected fault (tests/reliability), not a real error
     assert ctx.actor_task_retry_on_errors == [InjectedFault]
+
+
+def test_a_pool_grows_to_max_concurrency_when_one_is_set() -> None:
+    from voxray.pipeline.datasets import pool_strategy
+
+    fixed = pool_strategy(ResourceConfig(concurrency=2))
+    assert (fixed.min_size, fixed.max_size) == (2, 2)
+    growing = pool_strategy(ResourceConfig(concurrency=2, max_concurrency=6))
+    assert (growing.min_size, growing.max_size) == (2, 6)
+
+
+def test_max_concurrency_below_concurrency_fails_naming_the_key() -> None:
+    from voxray.config import ConfigError, load_config
+
+    bad = ["embed.resources.concurrency=3", "embed.resources.max_concurrency=2"]
+    with pytest.raises(ConfigError, match=r"embed\.resources.*max_concurrency"):
+        load_config(overrides=bad)

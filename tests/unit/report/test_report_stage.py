@@ -243,6 +243,25 @@ def test_unreadable_table_is_reported(tmp_path: Path) -> None:
     assert '<th scope="row">manifest</th>' in html
 
 
+def test_outputs_kept_stale_are_marked_in_the_run_section(tmp_path: Path) -> None:
+    """A stage reused with --keep-stale (issue 29) says so, with what changed."""
+    cfg = replace(VoxrayConfig(), out=str(tmp_path))
+    (tmp_path / "_stages").mkdir()
+    for name, extra in (
+        ("embed", {}),
+        ("attribute", {"kept_stale": ["attribution.ig_steps: 16 -> 64"]}),
+    ):
+        record = {"stage": name, "inputs": 2, "outputs": 2, **extra}
+        (tmp_path / "_stages" / f"{name}.json").write_text(json.dumps(record))
+    run_report(RunContext(cfg))
+    html = unescape((tmp_path / INDEX).read_text())
+    assert (
+        "Stage attribute: outputs reused although they may be stale: attribution.ig_steps: 16 -> 64"
+        in html
+    )
+    assert "Stage embed: outputs reused" not in html
+
+
 def test_mfcc_run_has_no_hz_axis(tmp_path: Path) -> None:
     cfg = replace(
         VoxrayConfig(),

@@ -72,5 +72,10 @@ def stages(ctx: ReportContext, s: Section) -> None:
     skipped = skipped_table(ctx.out.stages)
     if not skipped.empty:
         s.blocks.append(Table(skipped, "Left out of this run, and why"))
+    for name, record in sorted(ctx.out.stages.items()):
+        if record.get("kept_stale"):
+            reasons = "; ".join(str(r) for r in record["kept_stale"])
+            text = f"Stage {name}: outputs reused although they may be stale: {reasons}"
+            s.blocks.append(Note(text, "problem"))
     for rel, why in sorted(ctx.out.problems.items()):
         s.blocks.append(Note(f"Could not read {rel}: {why}", "problem"))
