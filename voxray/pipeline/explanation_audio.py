@@ -37,7 +37,7 @@ def encode_flac(wave: np.ndarray, sample_rate: int) -> bytes:
 def wanted_maps(ctx: RunContext, model: str) -> dict[str, dict[str, list[str]]]:
     """utt_id -> {method: [pathways]} whose audio ``attribution.audio`` asks for."""
     mode = ctx.cfg.attribution.audio
-    if mode == "none":
+    if mode == "none" or not ctx.out.parquet_files(schema.ATTRIBUTIONS_PATH):
         return {}
     keys = ctx.out.read_pandas(
         schema.ATTRIBUTIONS_PATH,

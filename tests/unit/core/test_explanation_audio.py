@@ -101,6 +101,11 @@ def test_all_mode_writes_every_map_and_none_mode_nothing(tmp_path: Path) -> None
     assert written == len(found) == utts * (1 + 2 * len(METHODS) * len(PATHWAYS))
 
 
+def test_no_attributions_no_audio(tmp_path: Path) -> None:
+    s = make_outputs(str(tmp_path / "out"), speakers=2, utts=1, frames=40, bins=80)
+    assert _run(tmp_path, s, "all") == (0, [])
+
+
 def test_a_front_end_without_spectral_bins_gets_no_audio(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
