@@ -18,13 +18,15 @@ import soundfile as sf
 
 from voxray import schema
 from voxray.corpus.audio import AudioError, load_audio
-from voxray.features.base import FrontEndSpec
+from voxray.features.base import FrontEndSpec, SpectralView
 from voxray.log import get_logger
 from voxray.mask.audio import split_speech
 from voxray.pipeline.context import RunContext
 from voxray.report.load import shown_maps
 
 log = get_logger(__name__)
+#: utterances whose maps are read at once (``all`` may name every explained utterance).
+CHUNK = 16
 
 
 def encode_flac(wave: np.ndarray, sample_rate: int) -> bytes:
@@ -71,9 +73,26 @@ def write_explanation_audio(ctx: RunContext, model: str, front_end: FrontEndSpec
             front_end.name,
         )
         return 0
-    out, data = ctx.out, ctx.data
-    manifest = out.read_pandas(schema.MANIFEST_PATH, columns=["utt_id", "path"])
+    manifest = ctx.out.read_pandas(schema.MANIFEST_PATH, columns=["utt_id", "path"])
     path_of = dict(zip(manifest["utt_id"], manifest["path"], strict=True))
+    utts = list(wanted)
+    written = sum(
+        _write_chunk(ctx, model, view, {u: wanted[u] for u in utts[i : i + CHUNK]}, path_of)
+        for i in range(0, len(utts), CHUNK)
+    )
+    log.info("attribute: %d audio files of %d utterances' explanations", written, len(wanted))
+    return written
+
+
+def _write_chunk(
+    ctx: RunContext,
+    model: str,
+    view: SpectralView,
+    wanted: dict[str, dict[str, list[str]]],
+    path_of: dict[str, str],
+) -> int:
+    """``write_explanation_audio`` for the utterances of ``wanted`` (their maps read at once)."""
+    out, rate = ctx.out, ctx.cfg.corpus.sample_rate
     maps = out.read_table(
         schema.ATTRIBUTIONS_PATH,
         columns=["utt_id", "method", "pathway", "num_frames", "num_bins", "values"],
@@ -94,7 +113,7 @@ def write_explanation_audio(ctx: RunContext, model: str, front_end: FrontEndSpec
             continue
         if u not in waves:
             try:
-                waves[u] = load_audio(data, path_of[u], ctx.cfg.corpus)
+                waves[u] = load_audio(ctx.data, path_of[u], ctx.cfg.corpus)
             except (AudioError, KeyError) as exc:
                 log.warning("attribute: no audio of %s's explanations: %s", u, exc)
                 waves[u] = np.zeros(0, np.float32)
@@ -107,5 +126,4 @@ def write_explanation_audio(ctx: RunContext, model: str, front_end: FrontEndSpec
         out.write_bytes(files["kept"], encode_flac(split.kept, rate))
         out.write_bytes(files["removed"], encode_flac(split.removed, rate))
         written += 2
-    log.info("attribute: %d audio files of %d utterances' explanations", written, len(wanted))
     return written

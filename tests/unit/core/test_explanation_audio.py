@@ -18,6 +18,7 @@ from voxray.config import load_config
 from voxray.features.kaldi import kaldi_front_end
 from voxray.io.sink import write_partitioned
 from voxray.io.storage import Storage
+from voxray.pipeline import explanation_audio
 from voxray.pipeline.context import RunContext
 from voxray.pipeline.explanation_audio import write_explanation_audio
 from voxray.testing.synthetic_outputs import make_outputs
@@ -93,8 +94,11 @@ def test_report_mode_writes_the_shown_pathway_of_each_method(tmp_path: Path) -> 
     assert _run(tmp_path, s, "report") == (0, found)  # a rerun writes nothing again
 
 
-def test_all_mode_writes_every_map_and_none_mode_nothing(tmp_path: Path) -> None:
+def test_all_mode_writes_every_map_and_none_mode_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s = _outputs(tmp_path)
+    monkeypatch.setattr(explanation_audio, "CHUNK", 3)  # 4 utterances: two chunks
     assert _run(tmp_path, s, "none") == (0, [])
     written, found = _run(tmp_path, s, "all")
     utts = len(s.read_pandas(schema.MANIFEST_PATH))
