@@ -77,7 +77,7 @@ def test_attribute_writes_the_heat_map_utterances_audio(ray_local, tmp_path: Pat
             _read(s, schema.audio_file("ecapa", utt, str(method), "traversal", part))
             for part in schema.AUDIO_PARTS
         )
-        direct = split_speech(waves[utt], a, view)
+        direct = split_speech(original, a, view)
         np.testing.assert_allclose(kept, direct.kept, atol=1.5 / 32768)
         np.testing.assert_allclose(removed, direct.removed, atol=1.5 / 32768)
         residual = kept + removed - original
