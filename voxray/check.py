@@ -1,14 +1,18 @@
 """Check an output folder against the output contract (README "Outputs"): required columns,
-list-column sizes, no duplicated keys, and every reported EER recomputed independently from
-scores/ with scikit-learn's ROC. ``voxray check OUT`` runs it for a user; the end-to-end tests
+list-column sizes, no duplicated keys, every reported EER recomputed independently from
+scores/ with scikit-learn's ROC, and the optional audio/ files (named as the contract names
+them, decodable, each map's kept and removed parts beside its original, of the same length,
+and of a map attributions/ holds). ``voxray check OUT`` runs it for a user; the end-to-end tests
 run it on every output folder they make, and ``sklearn_eer`` is the tests' reference EER."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+import soundfile as sf
 
 from voxray import schema
 from voxray.config import S3Config
@@ -111,6 +115,39 @@ def check(out: str, s3: S3Config = S3Config()) -> list[str]:
         problems.append(f"{s.uri()}: none of the output tables {list(REQUIRED)}")
     if "scores" in tables and "metrics" in tables:
         problems += _eer_problems(tables["scores"], tables["metrics"])
+    problems += _audio_problems(s, tables.get("attributions"))
+    return problems
+
+
+def _audio_problems(s: Storage, attributions: pd.DataFrame | None) -> list[str]:
+    """The audio/ files against the contract (design.md, "Output layout")."""
+    frames: dict[tuple[str, str, str, str, str], int] = {}
+    problems = []
+    for rel in s.find(schema.AUDIO_PATH):
+        key = schema.parse_audio_file(rel)
+        if key is None:
+            problems.append(f"{rel}: not an audio/ file the contract names")
+            continue
+        try:
+            frames[key] = sf.info(io.BytesIO(s.read_bytes(rel))).frames
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            problems.append(f"{rel}: does not decode: {exc}")
+    have = set()
+    if attributions is not None:
+        cols = ["model", "utt_id", "method", "pathway"]
+        have = set(attributions[cols].astype(str).itertuples(index=False, name=None))
+    for (model, utt, method, pathway, part), n in sorted(frames.items()):
+        if not method:
+            continue
+        original = frames.get((model, utt, "", "", schema.AUDIO_ORIGINAL))
+        other = next(p for p in schema.AUDIO_PARTS if p != part)
+        where = schema.audio_file(model, utt, method, pathway, part)
+        if original != n:
+            problems.append(f"{where}: {n} samples, its original has {original}")
+        if (model, utt, method, pathway, other) not in frames:
+            problems.append(f"{where}: no {other} part beside it")
+        if (model, utt, method, pathway) not in have:
+            problems.append(f"{where}: attributions/ holds no such map")
     return problems
 
 

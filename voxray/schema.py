@@ -31,6 +31,36 @@ CURVES_PATH = "curves"
 MODELS_PATH = "models"
 TUNE_PATH = "tune"
 REPORT_PATH = "report"
+#: explanations as audio (voxray.mask.audio), FLAC files: ``audio/<model>/<utt_id>/original.flac``
+#: and ``audio/<model>/<utt_id>/<method>.<pathway>.<part>.flac`` for each part of AUDIO_PARTS.
+AUDIO_PATH = "audio"
+AUDIO_ORIGINAL = "original"
+#: the speech a map keeps and the speech it removes; kept + removed is the original.
+AUDIO_PARTS = ("kept", "removed")
+AUDIO_SUFFIX = ".flac"
+
+
+def audio_file(model: str, utt_id: str, method: str = "", pathway: str = "", part: str = "") -> str:
+    """The output path of an utterance's original audio (no method), or of one ``part`` of the
+    audio a (method, pathway) map splits it into."""
+    name = f"{method}.{pathway}.{part}" if method else AUDIO_ORIGINAL
+    return f"{AUDIO_PATH}/{model}/{utt_id}/{name}{AUDIO_SUFFIX}"
+
+
+def parse_audio_file(rel: str) -> tuple[str, str, str, str, str] | None:
+    """``(model, utt_id, method, pathway, part)`` of an ``audio_file`` path (method and pathway
+    empty, part ``original``, for the original); None for any other path."""
+    parts = rel.split("/")
+    if len(parts) < 4 or parts[0] != AUDIO_PATH or not rel.endswith(AUDIO_SUFFIX):
+        return None
+    model, utt_id = parts[1], "/".join(parts[2:-1])
+    name = parts[-1][: -len(AUDIO_SUFFIX)].split(".")
+    if name == [AUDIO_ORIGINAL]:
+        return model, utt_id, "", "", AUDIO_ORIGINAL
+    if len(name) == 3 and all(name) and name[2] in AUDIO_PARTS:
+        return model, utt_id, name[0], name[1], name[2]
+    return None
+
 
 FLOATS = pa.list_(pa.float32())
 #: field metadata of a column only some rows of a table fill (trial keys, XAI metric names):

@@ -55,6 +55,10 @@ class AttributionConfig:
     #: fp32, tf32 (CUDA matmuls) or bf16 autocast; bf16 maps stay within
     #: voxray.pipeline.precision.BF16_MAP_ERROR of fp32.
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    #: explanations as audio in audio/ (the original, the speech a map keeps and the speech it
+    #: removes; voxray.mask.audio): report (the utterances the report shows as heat maps, each
+    #: method's shown pathway), all (every explained utterance, method and pathway), none.
+    audio: Literal["report", "all", "none"] = "report"
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=8))
 
     def __post_init__(self) -> None:

@@ -25,6 +25,7 @@ To add a front-end (lhotse's lesson: one small contract, a registry by name)::
         frame_shift_ms (property)    # hop between frames, for segment lengths in frames
         def compute(self, waves, sample_rate): ...   # [(n_i,) float32 in [-1, 1]] -> [(T_i, F)]
         def bin_frequencies(self, sample_rate): ...  # Hz of each bin (F,), or None
+        def spectral_view(self, sample_rate): ...    # its bins/frames on an STFT, or None
 
 and give the model ``FrontEndSpec("my_mel", MyMelParams(...))`` (``LoadedModel.front_end``).
 ``compute`` returns exactly what the model takes, normalisation included, batched over the
@@ -83,6 +84,32 @@ class FeatureExtractor(ABC):
         """Centre frequency in Hz of each bin ``(F,)`` for plots, or None when bins are not
         frequencies (cepstra, an energy column)."""
         return None
+
+    def spectral_view(self, sample_rate: int) -> SpectralView | None:
+        """How the frames and bins sit on a short-time Fourier transform of the waveform, so
+        a map over them can mask the audio (``voxray.mask.audio``); None when a bin is not a
+        band of the spectrum (cepstra, deltas, an energy column)."""
+        return None
+
+
+@dataclass(frozen=True)
+class SpectralView:
+    """A front-end's STFT: frame ``t`` is centred on sample ``first_centre + t * hop``, and
+    feature bin ``f`` pools the STFT bins with the filter bank's weights ``weights[f]``."""
+
+    n_fft: int
+    win_length: int
+    hop: int
+    first_centre: int
+    #: ``(F, n_fft // 2 + 1)`` non-negative filter weights (a mel bank).
+    weights: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.weights.ndim != 2 or self.weights.shape[1] != self.n_fft // 2 + 1:
+            raise ValueError(
+                f"spectral view: weights {self.weights.shape} do not span the "
+                f"{self.n_fft // 2 + 1} bins of a {self.n_fft}-point FFT"
+            )
 
 
 #: extractor name (the ``features/kind=`` value) -> extractor class.

@@ -8,7 +8,9 @@ import torch
 from torch import Tensor
 
 from voxray.config import FeatureConfig
-from voxray.features.base import register_extractor
+from voxray.features.base import SpectralView, register_extractor
+from voxray.features.filters import mel_banks
+from voxray.features.framing import FrameGeometry
 from voxray.features.frontend import KaldiFrontEnd, KaldiOptions
 from voxray.features.kaldi import KaldiExtractor, mel_center_frequencies
 
@@ -50,3 +52,15 @@ class Fbank(KaldiExtractor):
         if self.options.use_energy:
             return None
         return mel_center_frequencies(self.cfg, sample_rate, self.options.round_to_power_of_two)
+
+    def spectral_view(self, sample_rate: int) -> SpectralView | None:
+        if self.options.use_energy or self.cfg.vad:  # VAD drops frames off the STFT's grid
+            return None
+        cfg, opt = self.cfg, self.options
+        g = FrameGeometry.from_config(cfg, sample_rate, opt.round_to_power_of_two)
+        banks, _ = mel_banks(
+            cfg.num_mel_bins, g.padded_size, sample_rate, cfg.low_freq, cfg.high_freq
+        )
+        # snip_edges frames start at t * shift; otherwise Kaldi centres them half a shift in
+        centre = g.window_size // 2 if opt.snip_edges else g.window_shift // 2
+        return SpectralView(g.padded_size, g.window_size, g.window_shift, centre, banks.numpy())

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from voxray.features.base import FeatureExtractor, register_extractor
+from voxray.features.base import FeatureExtractor, SpectralView, register_extractor
 
 #: resemblyzer scales float samples by 2**15 - 1 to measure dBFS.
 INT16_MAX = 2**15 - 1
@@ -148,6 +148,10 @@ class Ge2eMel(FeatureExtractor):
         """Centre frequencies of the Slaney mel filters, as ``librosa.mel_frequencies``."""
         top = hz_to_slaney_mel(self.params.sample_rate / 2)
         return slaney_mel_to_hz(np.linspace(0.0, top, self.params.n_mels + 2))[1:-1]
+
+    def spectral_view(self, sample_rate: int) -> SpectralView | None:
+        p = self.params  # a centred STFT (librosa's): frame t is centred on sample t * hop
+        return SpectralView(p.n_fft, p.n_fft, p.hop, 0, self.filters.T.cpu().numpy())
 
     def compute(self, waves: list[np.ndarray], sample_rate: int) -> list[np.ndarray]:
         p = self.params

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from voxray.features.base import FeatureExtractor, register_extractor
+from voxray.features.base import FeatureExtractor, SpectralView, register_extractor
 
 #: SpeechBrain's Filterbank defaults: amplitude floor and dynamic range of the log.
 AMIN = 1e-10
@@ -124,6 +124,13 @@ class SpeechBrainFbank(FeatureExtractor):
 
     def bin_frequencies(self, sample_rate: int) -> np.ndarray | None:
         return None if self.params.deltas else self.centers.double().numpy()
+
+    def spectral_view(self, sample_rate: int) -> SpectralView | None:
+        if self.params.deltas:
+            return None
+        # a centred STFT: frame t is centred on sample t * hop
+        weights = self.filters.T.cpu().numpy()
+        return SpectralView(self.params.n_fft, self.win, self.hop, 0, weights)
 
     def compute(self, waves: list[np.ndarray], sample_rate: int) -> list[np.ndarray]:
         if sample_rate != self.params.sample_rate:

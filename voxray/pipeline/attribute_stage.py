@@ -37,6 +37,7 @@ from voxray.pipeline.datasets import (
     pool_to_sink,
     read_parquet_dataset,
 )
+from voxray.pipeline.explanation_audio import write_explanation_audio
 from voxray.pipeline.failures import Failure, check_input, compute_split
 from voxray.pipeline.front_ends import check_front_end
 from voxray.pipeline.model_actor import ModelActor
@@ -385,5 +386,6 @@ def run_attribute(ctx: RunContext) -> StageResult:
     result.info = {
         "model": model.name,
         "methods": sorted({j.method for js in wanted.values() for j in js}),
+        "audio_files": write_explanation_audio(ctx, model.name, loaded.front_end),
     }
     return result.check()

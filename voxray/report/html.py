@@ -1,5 +1,5 @@
-"""One self-contained HTML page from report sections: inline CSS, images as data URIs, no
-scripts and no external requests, so the file can be mailed, archived or opened offline.
+"""One self-contained HTML page from report sections: inline CSS, images and audio as data URIs,
+no scripts and no external requests, so the file can be mailed, archived or opened offline.
 
 Every string that comes from the data (ids, paths, config values, method names) passes
 through ``text()``: secrets from the environment are redacted, then HTML is escaped.
@@ -56,7 +56,17 @@ class Preformatted:
     caption: str = ""
 
 
-Block = Union[Table, Image, Note, Preformatted]
+@dataclass(frozen=True)
+class Players:
+    """Audio players (FLAC bytes, embedded as data URIs) in a table: one row per label, one
+    player per column; None leaves a cell empty."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, tuple[bytes | None, ...]], ...]
+    caption: str = ""
+
+
+Block = Union[Table, Image, Note, Preformatted, Players]
 
 
 @dataclass
@@ -203,6 +213,23 @@ def render_image(image: Image) -> str:
     )
 
 
+def render_players(players: Players) -> str:
+    def cell(clip: bytes | None) -> str:
+        if clip is None:
+            return "<td></td>"
+        data = base64.b64encode(clip).decode("ascii")
+        src = f"data:audio/flac;base64,{data}"
+        return f'<td><audio controls preload="none" src="{src}"></audio></td>'
+
+    head = "".join(f"<th>{text(c)}</th>" for c in ("", *players.columns))
+    rows = "".join(
+        f"<tr><th>{text(label)}</th>{''.join(cell(c) for c in clips)}</tr>"
+        for label, clips in players.rows
+    )
+    caption = f"<caption>{text(players.caption)}</caption>" if players.caption else ""
+    return f'<table class="players">{caption}<tr>{head}</tr>{rows}</table>'
+
+
 def render_verdict(v: Verdict) -> str:
     css = v.status.replace(" ", "-")
     return (
@@ -216,6 +243,8 @@ def render_block(block: Block) -> str:
         return render_table(block)
     if isinstance(block, Image):
         return render_image(block)
+    if isinstance(block, Players):
+        return render_players(block)
     if isinstance(block, Preformatted):
         caption = f'<p class="caption">{text(block.caption)}</p>' if block.caption else ""
         return f"{caption}<pre>{text(block.text)}</pre>"

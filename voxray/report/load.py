@@ -33,12 +33,15 @@ PATHWAY_PREFERENCE = (Pathway.CLASSIFICATION, Pathway.CAM, Pathway.LRP, Pathway.
 
 @dataclass
 class Heatmap:
-    """One utterance's input features ``(T, F)`` and its attribution maps
-    ``{method/pathway: (T, F)}``."""
+    """One utterance's input features ``(T, F)``, its attribution maps
+    ``{method/pathway: (T, F)}`` and, where the run wrote them (audio/), its audio as FLAC
+    bytes: the original and each map's ``{method/pathway: (kept, removed)}``."""
 
     utt_id: str
     features: np.ndarray
     maps: dict[str, np.ndarray]
+    original: bytes | None = None
+    audio: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,6 +93,13 @@ class _Reader:
     ) -> pd.DataFrame | None:
         t = self.table(rel, columns, filter)
         return None if t is None else t.to_pandas()
+
+    def bytes(self, rel: str) -> bytes | None:
+        try:
+            return self.out.read_bytes(rel) if self.out.exists(rel) else None
+        except (StorageError, OSError) as exc:
+            self.problems[rel] = redact(str(exc))
+            return None
 
     def text(self, rel: str) -> str | None:
         try:
@@ -238,16 +248,52 @@ def _profiles(
     return frame[t.column("num_frames").to_numpy() > 0].reset_index(drop=True)
 
 
-def _heatmaps(
-    reader: _Reader, keys: pd.DataFrame, base: str, kind: str, count: int
-) -> list[Heatmap]:
-    """The ``count`` utterances explained by the most methods (ties: by utt_id), one map per
-    method."""
+def shown_maps(keys: pd.DataFrame, count: int) -> dict[str, dict[str, str]]:
+    """The heat maps the report shows, from attribution keys (utt_id, method, pathway): the
+    ``count`` utterances explained by the most methods (ties: by utt_id), each with
+    ``{method: the pathway shown}`` (PATHWAY_PREFERENCE). The attribute stage writes their
+    audio (voxray.pipeline.explanation_audio)."""
     if count <= 0:
-        return []
+        return {}
     keys = keys[keys["pathway"] != "trial"]  # a trial map explains a pair: see trial_views.py
     per_utt = keys.groupby("utt_id")["method"].nunique()
     chosen = sorted(per_utt.index, key=lambda u: (-per_utt[u], u))[:count]
+    rank = {p: i for i, p in enumerate(PATHWAY_PREFERENCE)}
+    shown: dict[str, dict[str, str]] = {u: {} for u in chosen}
+    for u, m, p in keys[keys["utt_id"].isin(chosen)][["utt_id", "method", "pathway"]].itertuples(
+        index=False
+    ):
+        old = shown[u].get(str(m))
+        if old is None or rank.get(p, 99) < rank.get(old, 99):
+            shown[u][str(m)] = p
+    return shown
+
+
+def _audio(
+    reader: _Reader, base: str, utt_id: str, maps: list[str]
+) -> tuple[bytes | None, dict[str, tuple[bytes, bytes]]]:
+    """The utterance's original audio and each map's (kept, removed) audio that audio/ holds."""
+    original = reader.bytes(schema.audio_file(base, utt_id))
+    parts: dict[str, tuple[bytes, bytes]] = {}
+    for key in maps:
+        method, pathway = key.split("/")
+        got = [
+            reader.bytes(schema.audio_file(base, utt_id, method, pathway, part))
+            for part in schema.AUDIO_PARTS
+        ]
+        if all(got):
+            parts[key] = (got[0], got[1])
+    return original, parts
+
+
+def _heatmaps(
+    reader: _Reader, keys: pd.DataFrame, base: str, kind: str, count: int
+) -> list[Heatmap]:
+    """The maps ``shown_maps`` chooses, with the utterances' features and audio."""
+    shown = shown_maps(keys, count)
+    if not shown:
+        return []
+    chosen = list(shown)
     filt = (pc.field("model") == base) & schema.is_in(schema.ATTRIBUTIONS, "utt_id", chosen)
     attrs = reader.table(
         schema.ATTRIBUTIONS_PATH,
@@ -263,7 +309,7 @@ def _heatmaps(
         return []
     attrs = attrs.filter(pc.greater(attrs.column("num_frames"), 0))
     feature_of = dict(zip(feats.column("utt_id").to_pylist(), schema.matrices(feats), strict=True))
-    maps: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    maps: dict[str, dict[str, np.ndarray]] = {}
     for u, m, p, a in zip(
         attrs.column("utt_id").to_pylist(),
         attrs.column("method").to_pylist(),
@@ -271,25 +317,20 @@ def _heatmaps(
         schema.matrices(attrs),
         strict=True,
     ):
-        maps.setdefault(u, {}).setdefault(str(m), {})[p] = a
+        if shown[u].get(str(m)) == p:
+            maps.setdefault(u, {})[f"{m}/{p}"] = a
     out = []
     for u in chosen:
         x = feature_of.get(u)
         if x is None or u not in maps:
             continue
-        picked = {}
-        for method, by_pathway in sorted(maps[u].items()):
-            pathway = min(
-                by_pathway,
-                key=lambda p: PATHWAY_PREFERENCE.index(p) if p in PATHWAY_PREFERENCE else 99,
-            )
-            a = by_pathway[pathway]
-            if a.shape[1] == x.shape[1]:
-                picked[f"{method}/{pathway}"] = a
+        picked = {k: a for k, a in sorted(maps[u].items()) if a.shape[1] == x.shape[1]}
         if not picked:
             continue
         frames = min(x.shape[0], *(a.shape[0] for a in picked.values()))
-        out.append(Heatmap(u, x[:frames], {k: a[:frames] for k, a in picked.items()}))
+        original, audio = _audio(reader, base, u, list(picked))
+        maps_u = {k: a[:frames] for k, a in picked.items()}
+        out.append(Heatmap(u, x[:frames], maps_u, original, audio))
     return out
 
 

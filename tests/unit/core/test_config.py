@@ -213,6 +213,7 @@ def test_mask_conditions_from_yaml() -> None:
         ("train.epochs=three", "train.epochs: expected an integer"),
         ("train.epochs=true", "train.epochs: expected an integer"),
         ("model.arch=vgg", "model.arch: 'vgg' is not one of"),
+        ("attribution.audio=loud", "attribution.audio: 'loud' is not one of"),
         ("features.kinds=fbank", "features.kinds: expected a list"),
         (
             "features.resources.num_gpus=lots",

@@ -1,9 +1,11 @@
-"""Attribution heat maps: the input features and each method's map of a few test utterances."""
+"""Attribution heat maps: the input features and each method's map of a few test utterances,
+with players for the audio the attribute stage split by each map (audio/, voxray.mask.audio)."""
 
 from __future__ import annotations
 
+from voxray import schema
 from voxray.attribution.heatmap import render_heatmaps
-from voxray.report.html import Image, Section
+from voxray.report.html import Image, Players, Section
 from voxray.report.names import method_pathway_name
 from voxray.report.sections.base import ReportContext, missing, section
 
@@ -13,7 +15,10 @@ INTRO = (
     "Input features and each method's attribution map for up to "
     "{cfg.report.heatmap_utterances} test utterances (those explained by the most methods). "
     "Signed maps are drawn red (positive) to blue (negative) around zero, non-negative maps "
-    "(CAMs) dark to bright."
+    "(CAMs) dark to bright. Beside each, where the run wrote them, players for the original "
+    "audio and, per map, the speech it keeps and the speech it removes: an STFT mask made from the "
+    "map at the model's own frames and mel bins (its positive values over their peak), "
+    "resynthesised with the original phase."
 )
 
 
@@ -28,3 +33,11 @@ def heatmaps(ctx: ReportContext, s: Section) -> None:
         maps = {method_pathway_name(k): v for k, v in h.maps.items()}
         png = render_heatmaps(h.features, maps, hz, shift, f"utterance {h.utt_id}")
         s.blocks.append(Image(png, f"attribution heat maps of {h.utt_id}"))
+        if h.original is not None or h.audio:
+            s.blocks.append(_players(h.utt_id, h.original, h.audio))
+
+
+def _players(utt_id: str, original: bytes | None, audio: dict[str, tuple[bytes, bytes]]) -> Players:
+    rows = [(f"{schema.AUDIO_ORIGINAL} (all kept)", (original, None))]
+    rows += [(method_pathway_name(k), clips) for k, clips in sorted(audio.items())]
+    return Players(schema.AUDIO_PARTS, tuple(rows), f"listen: {utt_id}")
