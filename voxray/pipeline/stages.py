@@ -259,10 +259,16 @@ def _keep_stale(ctx: RunContext, decision: Decision) -> None:
 
 
 def _run_decided(
-    ctx: RunContext, name: str, forced: bool, keep_stale: bool, rerun: bool
+    ctx: RunContext,
+    name: str,
+    forced: bool,
+    keep_stale: bool,
+    rerun: bool,
+    needed_by: str | None = None,
 ) -> StageResult | None:
     """Decide ``name`` and act: skip, keep stale outputs, resume or rebuild; ``rerun`` (a
-    stage the command names) runs a fresh stage, or one kept stale, too, resuming."""
+    stage the command names) runs a fresh stage, or one kept stale, too, resuming;
+    ``needed_by``: the stage of the command that reads ``name`` (a prerequisite)."""
     decision, fp = decide_stage(ctx, name, forced, keep_stale)
     if decision.action in (Action.SKIP, Action.KEEP_STALE) and rerun:
         decision = Decision(name, Action.RESUME, ("named by the command", *decision.reasons))
@@ -272,6 +278,8 @@ def _run_decided(
     if decision.action == Action.KEEP_STALE:
         _keep_stale(ctx, decision)
         return None
+    if needed_by:
+        log.info("stage %s reads %s's outputs: running %s first", needed_by, name, name)
     if decision.action == Action.REBUILD and decision.reasons != ("forced",):
         log.info("stage %s: redone, its outputs are stale: %s", name, "; ".join(decision.reasons))
     return run_stage(ctx, get_stage(name), decision, fp)
@@ -302,7 +310,7 @@ def run_stages(
             for dep in prerequisites(ctx, name):
                 if dep in names:  # decided in its own turn
                     continue
-                done = _run_decided(ctx, dep, False, keep_stale, rerun=False)
+                done = _run_decided(ctx, dep, False, keep_stale, rerun=False, needed_by=name)
                 results += [done] if done else []
             if name == "train" and ctx.cfg.model_path:
                 log.info("stage train: skipped, using the given model %s", ctx.cfg.model_path)

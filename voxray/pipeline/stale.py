@@ -71,10 +71,10 @@ def discard_outputs(ctx: RunContext, stage: str, info: dict[str, Any]) -> None:
     whole = {"features": FEATURES, "mask": MASKED, "tune": TUNE}
     if stage in whole:
         out.remove(whole[stage], recursive=True)
-    elif stage == "embed":  # the rows of the model it embeds with, then and now; other
-        # models' rows are theirs, and retrain's are rebuilt with retrain (it follows embed)
-        models = [m for m in (info.get("model"), base_model(ctx).name) if m]
-        mine = (pc.field("condition") == "none") & pc.field("model").isin(models)
+    elif stage == "embed":  # the rows of the model it embeds with now: another model's rows
+        # (the one the old marker names, when --model changed) were made by that model and stay
+        # its own; retrain's are rebuilt with retrain (it follows embed)
+        mine = (pc.field("condition") == "none") & (pc.field("model") == base_model(ctx).name)
         drop_rows(out, EMBEDDINGS, mine)
     elif stage in ("attribute", "trial"):  # they share attributions/, by pathway
         is_trial = pc.field("pathway") == "trial"

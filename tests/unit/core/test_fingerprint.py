@@ -167,8 +167,9 @@ def test_discarding_attribute_keeps_the_trial_rows_of_the_shared_folder(tmp_path
 
 
 def test_discarding_embed_keeps_other_models_rows(tmp_path: Path) -> None:
-    """Rows of the model embed used (its marker's) and uses now go; another model's rows and
-    the masked conditions' (retrain's) stay."""
+    """Rows of the model embed uses now go; another model's rows (the old marker's model
+    included: a changed --model adds a model, its embeddings were made by the old one and
+    stay its own) and the masked conditions' (retrain's) stay."""
     out = Storage(str(tmp_path))
     rows = {
         "model": ["old", "new", "other", "new"],
@@ -180,6 +181,7 @@ def test_discarding_embed_keeps_other_models_rows(tmp_path: Path) -> None:
     discard_outputs(ctx, "embed", {"model": "old"})
     left = out.read_table("embeddings").to_pylist()
     assert left == [
+        {"model": "old", "condition": "none"},
         {"model": "other", "condition": "none"},
         {"model": "new", "condition": "masked"},
     ]
