@@ -163,6 +163,10 @@ METRICS = pa.schema(
         optional("method", pa.string()),
         # multi-speaker test only (list "multispeaker"): the concatenation case, A-B ... A-B-C
         optional("case", pa.string()),
+        # XAI metrics only: the utterance scored and its speaker (per-utterance rows, so the
+        # report can give speaker-level intervals)
+        optional("utt_id", pa.string()),
+        optional("speaker_id", pa.string()),
     ]
 )
 
@@ -280,6 +284,8 @@ class MetricRow:
     family: str | None = None
     method: str | None = None
     case: str | None = None
+    utt_id: str | None = None
+    speaker_id: str | None = None
 
 
 def metrics_table(rows: Iterable[MetricRow]) -> pa.Table:
