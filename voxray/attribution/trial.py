@@ -50,6 +50,10 @@ class TrialScore(nn.Module):
         self.embedder = embedder
         self.register_buffer("others", others.detach())
 
+    def item(self, i: int) -> TrialScore:
+        """The score of trial ``i`` alone (``Explained.item``)."""
+        return TrialScore(self.embedder, self.others[i : i + 1])
+
     def forward(self, x: Tensor) -> Tensor:
         b = self.others.shape[0]
         if x.shape[0] % b:

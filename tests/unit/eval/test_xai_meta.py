@@ -16,7 +16,7 @@ from voxray.eval.xai_metrics import ExplainedModel, measure, voxray_explain
 from voxray.models.base import SpeakerClassifier
 from voxray.models.ecapa_tdnn import EcapaTdnn
 from voxray.models.heads import MarginHead
-from voxray.report.sections.xai import meta_table, meta_verdicts, methods_table
+from voxray.report.sections.xai import deeplift_note, meta_table, meta_verdicts, methods_table
 
 CFG = XaiMetricsConfig(samples=2, correlation_runs=10, max_utterances=4)
 
@@ -170,3 +170,9 @@ def test_a_flagged_metric_is_shown_and_left_out_of_the_ranking() -> None:
     ]
     assert list(t["Mean rank"]) == [1.0, 2.0]
     assert f"complexity: Sparseness ({UNINFORMATIVE})" in t.columns
+
+
+def test_the_report_states_deeplift_completeness_where_deeplift_was_measured() -> None:
+    assert deeplift_note(pd.Series(["saliency/classification"])) is None
+    note = deeplift_note(pd.Series(["deeplift/classification", "saliency/classification"]))
+    assert note is not None and "EcapaTdnn: 0.5-2" in note.text

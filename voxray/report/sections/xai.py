@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from voxray.attribution import ATTRIBUTORS, method_pathways
+from voxray.attribution.captum_methods import DeepLiftAttributor
 from voxray.eval.intervals import Interval
 from voxray.eval.xai_meta import UNINFORMATIVE, MetaVerdict, meta_verdict, nanmean_interval
 from voxray.eval.xai_metrics import FAMILIES, MAP_KINDS, rank_methods
-from voxray.report.html import Section, Table
+from voxray.report.html import Note, Section, Table
 from voxray.report.names import method_pathway_name
 from voxray.report.sections.base import ReportContext, missing, section
 
@@ -190,6 +191,20 @@ def family_leaders(metrics: pd.DataFrame | None, model: str) -> pd.DataFrame:
     return frame.sort_values("Family", key=lambda s: s.map(order.index)).reset_index(drop=True)
 
 
+def deeplift_note(methods: pd.Series) -> Note | None:
+    """DeepLift's stated completeness per model (its class), where the run measured it."""
+    if not methods.astype(str).str.startswith("deeplift/").any():
+        return None
+    stated = DeepLiftAttributor.completeness_error_median
+    parts = [f"{arch}: {lo:g}-{hi:g}" for arch, (lo, hi) in stated.items()]
+    return Note(
+        "DeepLift is not complete on the speaker models: the median relative completeness "
+        f"error on narrow untrained models is {'; '.join(parts)} (IG: about 0.01). It is "
+        "computed one utterance at a time through a softmax, so its maps do not depend on "
+        "their batch."
+    )
+
+
 @section("xai", TITLE, INTRO, order=130)
 def xai(ctx: ReportContext, s: Section) -> None:
     t = methods_table(ctx.out.metrics, ctx.base)
@@ -205,6 +220,9 @@ def xai(ctx: ReportContext, s: Section) -> None:
         s.blocks.append(
             Table(meta, "Meta-evaluation: real vs random vs inverted maps", highlight="flagged")
         )
+    note = deeplift_note(xai_rows(ctx.out.metrics, ctx.base)["method"])
+    if note is not None:
+        s.blocks.append(note)
     leaders = family_leaders(ctx.out.metrics, ctx.base)
     if not leaders.empty:
         s.blocks.append(Table(leaders, "First method per family", decimals=2))
