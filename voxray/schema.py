@@ -118,6 +118,10 @@ ATTRIBUTIONS = pa.schema(
         optional("utt_a", pa.string()),
         optional("utt_b", pa.string()),
         optional("side", pa.string()),
+        # trial pathway only: the score the map explains, s(x), and the baseline's s(x') with
+        # the other side fixed (null for a method without a baseline)
+        optional("score", pa.float64()),
+        optional("baseline_score", pa.float64()),
     ]
 )
 ATTRIBUTIONS_PARTITION = "method"
