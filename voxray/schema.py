@@ -148,6 +148,10 @@ ATTRIBUTIONS = pa.schema(
         optional("utt_a", pa.string()),
         optional("utt_b", pa.string()),
         optional("side", pa.string()),
+        # trial pathway only: the score the map explains, s(x), and the baseline's s(x') with
+        # the other side fixed (null for a method without a baseline)
+        optional("score", pa.float64()),
+        optional("baseline_score", pa.float64()),
     ]
 )
 ATTRIBUTIONS_PARTITION = "method"
@@ -193,6 +197,10 @@ METRICS = pa.schema(
         optional("method", pa.string()),
         # multi-speaker test only (list "multispeaker"): the concatenation case, A-B ... A-B-C
         optional("case", pa.string()),
+        # XAI metrics only: the utterance scored and its speaker (per-utterance rows, so the
+        # report can give speaker-level intervals)
+        optional("utt_id", pa.string()),
+        optional("speaker_id", pa.string()),
     ]
 )
 
@@ -310,6 +318,8 @@ class MetricRow:
     family: str | None = None
     method: str | None = None
     case: str | None = None
+    utt_id: str | None = None
+    speaker_id: str | None = None
 
 
 def metrics_table(rows: Iterable[MetricRow]) -> pa.Table:

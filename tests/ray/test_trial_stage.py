@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 import torch
@@ -109,6 +110,11 @@ def test_worst_errors_are_explained_once_with_their_keys(ray_local, tmp_path: Pa
             cfg.attribution,
         )
         np.testing.assert_allclose(m, direct.maps[0].numpy(), rtol=1e-4, atol=1e-6)
+        assert r.score == pytest.approx(float(direct.score[0]), rel=1e-5, abs=1e-6)
+        if direct.baseline_score is None:
+            assert pd.isna(r.baseline_score)
+        else:
+            assert r.baseline_score == pytest.approx(float(direct.baseline_score[0]), abs=1e-6)
         if r.method == "integrated_gradients":
             assert r.completeness_error == pytest.approx(
                 float(direct.completeness_error[0]), rel=1e-3, abs=1e-6

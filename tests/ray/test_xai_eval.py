@@ -46,12 +46,15 @@ def test_xai_rows_name_family_and_method_and_match_a_direct_measure(
     ]
     info = run_xai(ctx)
     rows = s.read_table("metrics/xai-ecapa.parquet").to_pandas()
-    assert len(rows) == info["rows"] == 4 * 4
+    # 4 jobs x 4 metrics x 3 maps (real, random, inverted) x 3 utterances
+    assert len(rows) == info["rows"] == 4 * 4 * 3 * 3
+    assert set(rows.condition) == {"real", "random", "inverted"}
+    assert rows.utt_id.notna().all() and rows.speaker_id.notna().all()
     assert set(rows.method) == {f"{m}/{p}" for m, p in jobs}
     assert (rows.family == rows.metric.map(FAMILIES)).all()
     assert (rows.list == "xai_sample").all()
-    traversal = rows[rows.method == "saliency/traversal"].set_index("metric")
-    assert np.isnan(traversal.loc["RandomLogit", "value"])  # one output: not defined
+    traversal = rows[rows.method == "saliency/traversal"]
+    assert traversal[traversal.metric == "RandomLogit"].value.isna().all()  # one output
 
     model = load_model(s.uri("models/ecapa")).classifier.eval()
     sample = crops(ctx, "fbank", "test", 6, 20, lambda _: 0)
@@ -61,6 +64,8 @@ def test_xai_rows_name_family_and_method_and_match_a_direct_measure(
     wrapper = ExplainedModel(model, "trial", bank)
     kwargs = {"method": "saliency", "params": cfg.attribution}
     direct = measure(wrapper, feats, cfg.eval.xai, voxray_explain, kwargs, cfg.seed)
-    ours = rows[rows.method == "saliency/trial"].set_index("metric").value
+    trial = rows[rows.method == "saliency/trial"]
+    ours = trial.groupby(["metric", "condition"]).value.apply(list)
     for r in direct:
-        assert ours[r.metric] == pytest.approx(r.value, rel=1e-4, abs=1e-6, nan_ok=True), r
+        got = np.asarray(ours[r.metric, r.kind], dtype=np.float64)
+        np.testing.assert_allclose(got, r.values, rtol=1e-4, atol=1e-5, err_msg=str(r))

@@ -60,6 +60,10 @@ class AttributionResult:
     completeness_error: Tensor | None = None
     #: the class explained per item (classification / cam / lrp), else None.
     target: Tensor | None = None
+    #: trial pathway: the explained score ``s(x)`` and the baseline's ``s(x')`` per item
+    #: (the map's sum distributes their difference), else None.
+    score: Tensor | None = None
+    baseline_score: Tensor | None = None
 
 
 class Attributor(ABC):

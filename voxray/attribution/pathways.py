@@ -49,6 +49,13 @@ class Explained:
     module: nn.Module
     target: Tensor | int | None = None
 
+    def item(self, i: int) -> Explained:
+        """The output of item ``i`` of the batch alone: ``target`` sliced, and a module holding
+        per-item state (the trial pathway's fixed embeddings) sliced by its own ``item``."""
+        module = self.module.item(i) if hasattr(self.module, "item") else self.module
+        target = self.target[i : i + 1] if isinstance(self.target, Tensor) else self.target
+        return Explained(module, target)
+
     def scalar(self, x: Tensor) -> Tensor:
         """The explained value per item ``(B,)``."""
         out = self.module(x)

@@ -70,6 +70,10 @@ XaiMetric = Literal[
 ]
 
 
+#: the fewest FaithfulnessCorrelation subsets whose correlation is more than a few values.
+MIN_CORRELATION_RUNS = 10
+
+
 @dataclass(frozen=True)
 class XaiMetricsConfig:
     """Quantus metric families for every method and pathway, on a sample of test utterances
@@ -88,8 +92,14 @@ class XaiMetricsConfig:
         "trial",
     )
     max_utterances: int = 8
-    #: perturbed copies per input: FaithfulnessCorrelation runs, sensitivity/stability samples.
+    #: perturbed copies per input of the sensitivity / stability metrics.
     samples: int = 10
+    #: FaithfulnessCorrelation's random subsets per input: the Pearson correlation is over these
+    #: (2-3 gave +-1 and +-0.33 only).
+    correlation_runs: int = 100
+    #: score a random and an inverted map beside the real one (xai_metrics.MAP_KINDS) and leave
+    #: out of the ranking a metric that cannot tell the real map from the random one.
+    meta_evaluation: bool = True
     #: the share of the T x F bins one FaithfulnessCorrelation subset / Monotonicity step holds.
     subset_fraction: float = 0.05
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=1))
@@ -99,6 +109,11 @@ class XaiMetricsConfig:
             raise ValueError(f"max_utterances must be >= 2, got {self.max_utterances}")
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
+        if self.correlation_runs < MIN_CORRELATION_RUNS:
+            raise ValueError(
+                f"eval.xai.correlation_runs must be >= {MIN_CORRELATION_RUNS} (a correlation "
+                f"over fewer subsets takes a handful of values), got {self.correlation_runs}"
+            )
         if not 0.0 < self.subset_fraction <= 1.0:
             raise ValueError(f"subset_fraction must be in (0, 1], got {self.subset_fraction}")
 

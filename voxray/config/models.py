@@ -124,11 +124,16 @@ class RetrainConfig:
     epochs: int = 0
 
 
+#: tune objectives computed on whole deletion curves (voxray.train.tune.deletion_scores).
+DELETION_OBJECTIVES = ("deletion_gap", "deletion_auc")
+
+
 @dataclass(frozen=True)
 class TuneConfig:
     enabled: bool = True
-    #: eer_gap / deletion_gap score each configuration against a random mask keeping as many
-    #: bins (voxray.train.tune), which masking less cannot win; the others are uncorrected.
+    #: eer_gap scores each configuration against a random mask keeping as many bins
+    #: (voxray.train.tune), which masking less cannot win; deletion_gap against a random
+    #: deletion order; the others are uncorrected.
     objective: Literal["eer_gap", "deletion_gap", "frozen_eer", "deletion_auc", "retrain_eer"] = (
         "eer_gap"
     )
@@ -151,3 +156,12 @@ class TuneConfig:
     max_concurrent: int = 1
     max_utterances: int = 32
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.objective in DELETION_OBJECTIVES and len(set(self.taus)) > 1:
+            raise ValueError(
+                f"tune.taus: objective {self.objective!r} deletes each map's bins in order over "
+                f"the whole curve, which no tau enters, so a sweep over taus {list(self.taus)} "
+                f"would score every tau the same; give one tau or use eer_gap / frozen_eer / "
+                f"retrain_eer, whose masks keep the top-tau bins"
+            )

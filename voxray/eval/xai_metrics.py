@@ -14,11 +14,23 @@ states it explicitly:
   the score against another reference, and ROAD asks whether the paired reference stays the
   closest.
 
+None of these outputs is a probability, so every metric runs with Quantus's ``softmax=False``
+(its default applies a softmax for ROAD, IROF and Monotonicity, which would score a quantity the
+map never explained). Completeness is ``RelativeCompleteness``: the error relative to
+``|f(x) - f(x')|`` against ``attribution.baseline`` (the baseline IG / DeepLift / Occlusion
+explain against), not Quantus's exact equality. MPRT's correlation is on normalised absolute maps,
+as Quantus defines it.
+
 The wrapper's first module is a view of the model's first convolution, so Quantus's
 InputInvariance can shift its bias (it needs a first layer with a bias, applied to the input
-itself). Where Quantus's semantics differ from voxray's own checks (Completeness tests exact
-equality; MPRT's correlation is on normalised absolute maps) the metric is reported as Quantus
-defines it. Scores are averaged over the sample; ``HIGHER_IS_BETTER`` orients them for ranking.
+itself). Scores are kept per utterance; ``HIGHER_IS_BETTER`` orients them for ranking.
+
+The meta-evaluation (``MAP_KINDS``, after MetaQuantus, Hedström et al. 2023) scores two control
+maps beside the real one: ``random``, the real map's values permuted over its bins (same shape,
+same values; a fresh permutation each time a metric re-explains), and ``inverted``, the real map
+with its order reversed (``max + min - A`` per utterance: the same range, so Quantus's sign
+checks still hold). A metric that cannot rank the real map above the random one cannot tell a
+good map from a bad one on this model and data.
 """
 
 from __future__ import annotations
@@ -77,9 +89,14 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "Complexity": False,
     "MPRT": False,
     "RandomLogit": False,
-    "Completeness": True,
+    "Completeness": False,  # RelativeCompleteness: an error
     "InputInvariance": True,
 }
+#: the maps each metric scores: the method's own and the meta-evaluation's two controls.
+MAP_KINDS = ("real", "random", "inverted")
+#: Quantus's ``perturb_baseline`` for voxray's constant baselines (``attribution.baseline``);
+#: ``mean`` (the corpus mean per bin) and ``gaussian`` (per-utterance draws) are not one value.
+QUANTUS_BASELINE: dict[str, float] = {"ones": 1.0, "zeros": 0.0}
 #: ROAD's removal percentages (MoRF order).
 ROAD_PERCENTAGES = (10, 30, 50, 70, 90)
 #: a map function as Quantus calls it: (model, inputs (N, 1, T, F), targets (N,)) -> (N, 1, T, F).
@@ -185,15 +202,58 @@ def targets(wrapper: ExplainedModel, feats: Tensor) -> Tensor:
         return wrapper(feats[:, None]).argmax(dim=1)
 
 
+class RelativeCompleteness(quantus.Completeness):
+    """Completeness as the relative error ``|sum(A) - (f(x) - f(x'))| / |f(x) - f(x')|`` per item
+    (NaN where ``f(x) = f(x')``), with ``x'`` filled by Quantus's ``perturb_baseline``.
+
+    Quantus's Completeness returns ``sum(A) == f(x) - f(x')``, exact float equality, which no
+    method meets; it has no tolerance argument, so this class keeps its baseline handling and
+    returns the error instead (``voxray.attribution.captum_methods.completeness_error`` on
+    Quantus's inputs).
+    """
+
+    def evaluate_batch(
+        self,
+        model: Any,
+        x_batch: np.ndarray,
+        y_batch: np.ndarray,
+        a_batch: np.ndarray,
+        **_: Any,
+    ) -> np.ndarray:
+        n = x_batch.shape[0]
+        flat = x_batch.reshape(n, -1)
+        every = np.tile(np.arange(flat.shape[1]), (n, 1))
+        x_ref = self.perturb_func(arr=flat, indices=every).reshape(x_batch.shape)
+        rows = np.arange(n)
+
+        def out(x: np.ndarray) -> np.ndarray:
+            shaped = model.shape_input(x, x_batch.shape, channel_first=True, batched=True)
+            return model.predict(shaped)[rows, y_batch]
+
+        delta = self.output_func(out(x_batch) - out(x_ref))
+        gap = np.abs(a_batch.reshape(n, -1).sum(axis=1) - delta)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(delta != 0, gap / np.abs(delta), np.nan)
+
+
 def build_metric(
-    name: str, cfg: XaiMetricsConfig, frames: int, bins: int, outputs: int, seed: int
+    name: str,
+    cfg: XaiMetricsConfig,
+    frames: int,
+    bins: int,
+    outputs: int,
+    seed: int,
+    baseline: str = "ones",
 ) -> Any:
     """The Quantus metric ``name`` with voxray's settings, or None where it is not defined for
-    a wrapper with ``outputs`` outputs."""
+    a wrapper with ``outputs`` outputs (or, for Completeness, a ``baseline`` kind that is not
+    one constant)."""
     common = {"disable_warnings": True, "display_progressbar": False, "return_aggregate": False}
     subset = max(1, round(cfg.subset_fraction * frames * bins))
     if name == "FaithfulnessCorrelation":
-        return quantus.FaithfulnessCorrelation(nr_runs=cfg.samples, subset_size=subset, **common)
+        return quantus.FaithfulnessCorrelation(
+            nr_runs=cfg.correlation_runs, subset_size=subset, **common
+        )
     if name == "ROAD":
         return None if outputs < 2 else quantus.ROAD(percentages=list(ROAD_PERCENTAGES), **common)
     if name == "IROF":
@@ -219,28 +279,68 @@ def build_metric(
             None if outputs < 2 else quantus.RandomLogit(num_classes=outputs, seed=seed, **common)
         )
     if name == "Completeness":
-        return quantus.Completeness(normalise=False, **common)
+        fill = QUANTUS_BASELINE.get(baseline)
+        if fill is None:
+            return None
+        return RelativeCompleteness(abs=False, normalise=False, perturb_baseline=fill, **common)
     if name == "InputInvariance":
         return quantus.InputInvariance(**common)
     raise KeyError(f"eval.xai.metrics: unknown metric {name!r} (known: {', '.join(FAMILIES)})")
 
 
-def score(values: Any) -> float:
-    """One number from a metric's per-item scores, NaN-aware; ROAD's accuracy per removed
-    percentage (a dict) becomes the mean accuracy over the percentages."""
+def item_scores(values: Any, n: int) -> np.ndarray:
+    """``(n,)`` per-item scores from what a Quantus metric returns: one number or bool per item,
+    or a sequence per item (averaged); a dict (ROAD's accuracy per removed percentage, of one
+    item) becomes its mean."""
     if isinstance(values, dict):
-        values = list(values.values())
-    arr = np.asarray(values, dtype=np.float64)
-    return float(np.nanmean(arr)) if arr.size and np.isfinite(arr).any() else float("nan")
+        values = [np.nanmean(np.asarray(list(values.values()), dtype=np.float64))]
+    arr = np.asarray(values, dtype=np.float64).reshape(n, -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN item stays NaN
+        return np.nanmean(arr, axis=1)
+
+
+def control_map(kind: str, maps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The meta-evaluation's map of ``kind`` (see ``MAP_KINDS``) for ``maps`` ``(N, ...)``."""
+    if kind == "real":
+        return maps
+    if kind == "inverted":  # the order reversed, the range kept (per item)
+        axes = tuple(range(1, maps.ndim))
+        return maps.max(axis=axes, keepdims=True) + maps.min(axis=axes, keepdims=True) - maps
+    if kind == "random":
+        return rng.permuted(maps.reshape(len(maps), -1), axis=1).reshape(maps.shape)
+    raise ValueError(f"xai: unknown map kind {kind!r} (known: {', '.join(MAP_KINDS)})")
+
+
+def control_explain(kind: str, explain_fn: ExplainFn, seed: int) -> ExplainFn:
+    """``explain_fn`` followed by ``control_map(kind)``: a metric that re-explains perturbed
+    inputs or a randomised model sees the same kind of map (a fresh permutation each call)."""
+    if kind == "real":
+        return explain_fn
+    rng = np.random.default_rng(seed)
+
+    def explain(**kwargs: Any) -> np.ndarray:
+        return control_map(kind, explain_fn(**kwargs), rng)
+
+    return explain
 
 
 @dataclass(frozen=True)
 class MetricResult:
     metric: str
     family: str
-    value: float
+    #: which map was scored (``MAP_KINDS``).
+    kind: str
+    #: the score of each utterance of the sample (NaN where undefined for it).
+    values: tuple[float, ...]
     #: why the metric has no value (not defined for the pathway), else "".
     note: str = ""
+
+    @property
+    def value(self) -> float:
+        """The mean over the sample, NaN-aware."""
+        arr = np.asarray(self.values, dtype=np.float64)
+        return float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
 
 
 def measure(
@@ -251,50 +351,76 @@ def measure(
     explain_kwargs: dict[str, Any],
     seed: int = 0,
     metrics: Sequence[str] | None = None,
+    baseline: str = "ones",
+    kinds: Sequence[str] | None = None,
 ) -> list[MetricResult]:
-    """Every configured metric for one method on ``feats`` ``(N, T, F)`` (equal lengths).
+    """Every configured metric for one method on ``feats`` ``(N, T, F)`` (equal lengths), for
+    each map kind (``MAP_KINDS`` when ``cfg.meta_evaluation``, else the real map only).
 
     ``explain_fn`` is called as Quantus calls it (voxray_explain for voxray's methods); the maps
     of the unperturbed inputs are computed once and shared by the metrics. NumPy's global
-    random state, which Quantus draws from, is seeded before each metric.
+    random state, which Quantus draws from, is seeded before each metric, so the three kinds
+    see the same perturbations. ``baseline`` is Completeness's ``x'`` (``attribution.baseline``).
     """
     wrapper = wrapper.eval()
     x = feats.detach().float()
     y = targets(wrapper, x).cpu().numpy()
     xb = x[:, None].cpu().numpy()
-    a = explain_fn(model=wrapper, inputs=xb, targets=y, **explain_kwargs)
-    device = str(next(wrapper.parameters()).device)
-    # each metric's own default (probabilities for IROF, ROAD, Monotonicity, PixelFlipping; the
-    # output itself for the others) where there are classes; one output is scored as it is
-    softmax = {} if wrapper.num_outputs > 1 else {"softmax": False}
+    real = explain_fn(model=wrapper, inputs=xb, targets=y, **explain_kwargs)
+    frames, bins = x.shape[1:]
+    kinds = kinds or (MAP_KINDS if cfg.meta_evaluation else ("real",))
     out = []
     for name in metrics or cfg.metrics:
-        frames, bins = x.shape[1:]
-        metric = build_metric(name, cfg, frames, bins, wrapper.num_outputs, seed)
+        metric = build_metric(name, cfg, frames, bins, wrapper.num_outputs, seed, baseline)
         if name == "InputInvariance" and not hasattr(wrapper, "first"):
             metric = None
-        if metric is None:
-            out.append(
-                MetricResult(name, FAMILIES[name], float("nan"), "not defined for this pathway")
-            )
-            continue
+        for kind in kinds:
+            if metric is None:
+                nan = (float("nan"),) * len(xb)
+                out.append(MetricResult(name, FAMILIES[name], kind, nan, "not defined here"))
+                continue
+            a = control_map(kind, real, np.random.default_rng(seed))
+            explain = control_explain(kind, explain_fn, seed)
+            values = _run(metric, wrapper, xb, y, a, explain, explain_kwargs, seed, name == "ROAD")
+            out.append(MetricResult(name, FAMILIES[name], kind, tuple(values.tolist())))
+    return out
+
+
+def _run(
+    metric: Any,
+    wrapper: ExplainedModel,
+    xb: np.ndarray,
+    y: np.ndarray,
+    a: np.ndarray,
+    explain: ExplainFn,
+    explain_kwargs: dict[str, Any],
+    seed: int,
+    per_item: bool,
+) -> np.ndarray:
+    """``(N,)`` scores of one Quantus metric, logits in (``softmax=False``: no output of
+    ``ExplainedModel`` is a probability); ``per_item`` runs it item by item (ROAD aggregates
+    over its batch)."""
+    device = str(next(wrapper.parameters()).device)
+    parts = [slice(i, i + 1) for i in range(len(xb))] if per_item else [slice(None)]
+    scores = []
+    for rows in parts:
         np.random.seed(seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             values = metric(
                 model=wrapper,
-                x_batch=xb,
-                y_batch=y,
-                a_batch=a.copy(),
+                x_batch=xb[rows],
+                y_batch=y[rows],
+                a_batch=a[rows].copy(),
                 channel_first=True,
-                explain_func=explain_fn,
+                explain_func=explain,
                 explain_func_kwargs=dict(explain_kwargs),
                 device=device,
-                **softmax,
+                softmax=False,
                 batch_size=len(xb),
             )
-        out.append(MetricResult(name, FAMILIES[name], score(values)))
-    return out
+        scores.append(item_scores(values, len(xb[rows])))
+    return np.concatenate(scores)
 
 
 def rank_methods(table: dict[str, dict[str, float]]) -> dict[str, float]:

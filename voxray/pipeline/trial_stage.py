@@ -133,6 +133,11 @@ def trial_jobs(selected: list[Trial], cfg: TrialConfig) -> list[TrialJob]:
     ]
 
 
+#: per trial map: completeness error, s(x), s(x') (None: not defined / failed).
+Numbers = tuple[float | None, float | None, float | None]
+NONE: Numbers = (None, None, None)
+
+
 class ComputeTrialAttributions(ModelActor):
     """map_batches callable: every job whose explained side is an utterance of the batch."""
 
@@ -153,7 +158,8 @@ class ComputeTrialAttributions(ModelActor):
         self.mean = corpus_mean
 
     def _run(self, x: np.ndarray, others: np.ndarray, method: str) -> tuple[np.ndarray, ...]:
-        """One Captum call: maps ``(B, T, F)`` and completeness errors ``(B,)`` (NaN: none)."""
+        """One Captum call: maps ``(B, T, F)``, then ``(B,)`` each: completeness errors, the
+        scores s(x) and the baseline's s(x') (NaN: none)."""
         feats = torch.from_numpy(x).to(self.device)
         base = None
         if self.cfg.baseline == "mean" and self.mean is not None:
@@ -162,15 +168,18 @@ class ComputeTrialAttributions(ModelActor):
             res = attribute_trials(
                 self.model, feats, torch.from_numpy(others).to(self.device), method, self.cfg, base
             )
-        err = res.completeness_error
-        errors = np.full(len(x), np.nan) if err is None else err.detach().cpu().numpy()
-        return res.maps.detach().float().cpu().numpy(), errors
+
+        def column(v: torch.Tensor | None) -> np.ndarray:
+            return np.full(len(x), np.nan) if v is None else v.detach().double().cpu().numpy()
+
+        numbers = (res.completeness_error, res.score, res.baseline_score)
+        return (res.maps.detach().float().cpu().numpy(), *map(column, numbers))
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         maybe_fail(STAGE)
         mats = dict(zip(batch.column("utt_id").to_pylist(), schema.matrices(batch), strict=True))
         todo = [j for u in mats for j in self.jobs.get(u, [])]
-        results: list[tuple[TrialJob, np.ndarray | None, float | None, Failure | None]] = []
+        results: list[tuple[TrialJob, np.ndarray | None, Numbers, Failure | None]] = []
         for method in dict.fromkeys(j.method for j in todo):
             rows = [j for j in todo if j.method == method]
             bad = {
@@ -179,7 +188,7 @@ class ComputeTrialAttributions(ModelActor):
                 if (f := check_input(mats[j.explained], self.input_dim))
             }
             good = [i for i in range(len(rows)) if i not in bad]
-            results += [(rows[i], None, None, f) for i, f in bad.items()]
+            results += [(rows[i], None, NONE, f) for i, f in bad.items()]
             lengths = [mats[rows[i].explained].shape[0] for i in good]
             for group in equal_length_groups(lengths, GROUP_SIZE):
                 members = [rows[good[k]] for k in group]
@@ -194,19 +203,18 @@ class ComputeTrialAttributions(ModelActor):
                 for sub, res in compute_split(list(range(len(members))), run):
                     for k, i in enumerate(sub):
                         if isinstance(res, Failure):
-                            results.append((members[i], None, None, res))
+                            results.append((members[i], None, NONE, res))
                         elif not np.isfinite(res[0][k]).all():
                             failure = Failure(QuarantineCause.COMPUTE, "non-finite attribution")
-                            results.append((members[i], None, None, failure))
+                            results.append((members[i], None, NONE, failure))
                         else:
-                            err = float(res[1][k])
-                            results.append(
-                                (members[i], res[0][k], None if np.isnan(err) else err, None)
-                            )
+                            got = tuple(float(v[k]) for v in res[1:])
+                            nums = tuple(None if np.isnan(v) else v for v in got)
+                            results.append((members[i], res[0][k], nums, None))
         return self._table(results)
 
     def _table(
-        self, results: list[tuple[TrialJob, np.ndarray | None, float | None, Failure | None]]
+        self, results: list[tuple[TrialJob, np.ndarray | None, Numbers, Failure | None]]
     ) -> pa.Table:
         empty = np.zeros(0, np.float32)
         maps = [empty if m is None else m for _, m, _, _ in results]
@@ -233,7 +241,9 @@ class ComputeTrialAttributions(ModelActor):
                 "freq_profile": schema.floats_column(
                     [empty if m is None else freq_profile(m) for _, m, _, _ in results]
                 ),
-                "completeness_error": pa.array([e for _, _, e, _ in results], pa.float64()),
+                "completeness_error": pa.array([e[0] for _, _, e, _ in results], pa.float64()),
+                "score": pa.array([e[1] for _, _, e, _ in results], pa.float64()),
+                "baseline_score": pa.array([e[2] for _, _, e, _ in results], pa.float64()),
                 "list": strings([j.list for j, *_ in results]),
                 "utt_a": strings([j.utt_a for j, *_ in results]),
                 "utt_b": strings([j.utt_b for j, *_ in results]),

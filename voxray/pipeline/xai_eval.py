@@ -5,7 +5,9 @@ The sample is fixed-length centre crops (``train.segment_s``) of test utterances
 round-robin over speakers, so one batch holds them all; a second sample of as many crops is
 the trial pathway's reference bank (each crop explained against its most similar reference).
 Each (method, pathway) is one job on an actor pool whose actors load the model once; the rows
-go to ``metrics/xai-<model>.parquet`` with the metric's family and ``method/pathway``.
+go to ``metrics/xai-<model>.parquet``, one per utterance, map kind (``condition``: real, random,
+inverted; see ``voxray.eval.xai_meta``) and metric, with the metric's family, ``method/pathway``,
+the utterance and its speaker.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class MeasureXai:
         self,
         model: ModelRef,
         feats: np.ndarray,
+        utts: list[tuple[str, str]],
         bank_feats: np.ndarray,
         cfg: XaiMetricsConfig,
         params: AttributionConfig,
@@ -76,6 +79,7 @@ class MeasureXai:
         self.name = model.name
         # copies: arrays from Ray's object store are read-only, which torch warns about
         self.feats = torch.tensor(feats, device=self.device)
+        self.utts = utts  # (utt_id, speaker_id) of each crop
         with torch.no_grad():
             self.bank = self.model.embedder(torch.tensor(bank_feats, device=self.device))
         self.cfg, self.params, self.seed = cfg, params, seed
@@ -86,19 +90,30 @@ class MeasureXai:
             bank = self.bank if pathway == Pathway.TRIAL else None
             wrapper = ExplainedModel(self.model, pathway, bank)
             kwargs = {"method": method, "params": self.params}
-            results = measure(wrapper, self.feats, self.cfg, voxray_explain, kwargs, self.seed)
+            results = measure(
+                wrapper,
+                self.feats,
+                self.cfg,
+                voxray_explain,
+                kwargs,
+                self.seed,
+                baseline=self.params.baseline,
+            )
             rows += [
                 {
                     "model": self.name,
-                    "condition": "none",
+                    "condition": r.kind,
                     "list": SAMPLE,
                     "scorer": "",
                     "metric": r.metric,
-                    "value": r.value,
+                    "value": value,
                     "family": r.family,
                     "method": f"{method}/{pathway}",
+                    "utt_id": utt,
+                    "speaker_id": spk,
                 }
                 for r in results
+                for value, (utt, spk) in zip(r.values, self.utts, strict=True)
             ]
         return pd.DataFrame(rows)
 
@@ -116,6 +131,11 @@ def run_xai(ctx: RunContext) -> dict[str, Any]:
     if n < 2:
         return {"skipped": f"{len(sample.utt_ids)} test utterances: too few for a sample of two"}
     feats, bank = sample.feats[:n].numpy(), sample.feats[n : 2 * n].numpy()
+    m = ctx.out.read_table(schema.MANIFEST_PATH, columns=["utt_id", "speaker_id"])
+    speaker = dict(
+        zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
+    )
+    utts = [(u, str(speaker[u])) for u in sample.utt_ids[:n]]
     rc = xc.resources
     res = actor_resources(rc)
     log.info("evaluate: xai metrics of %d method/pathway pairs on %d crops", len(jobs), n)
@@ -125,6 +145,7 @@ def run_xai(ctx: RunContext) -> dict[str, Any]:
         fn_constructor_args=(
             ref,
             feats,
+            utts,
             bank,
             xc,
             cfg.attribution,

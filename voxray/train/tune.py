@@ -13,7 +13,8 @@ utterance (the same values, the same kept fraction, random places):
 
 - ``eer_gap`` (default): frozen-model EER on the own masks minus that on the random ones
   (lower is better: negative when the maps keep the speaker better than chance placement);
-- ``deletion_gap``: verification-score deletion AUC (Li et al. 2022) minus that of random deletion;
+- ``deletion_gap``: verification-score deletion AUC (Li et al. 2022) minus that of random deletion
+  (a whole curve, which tau does not enter: the config refuses it with more than one tau);
 - ``frozen_eer``, ``deletion_auc``: the uncorrected values;
 - ``retrain_eer``: EER after retraining a fresh model on the masked training subset, reported
   every epoch so that ASHA stops poor configurations early.

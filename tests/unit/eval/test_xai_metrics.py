@@ -17,6 +17,7 @@ from voxray.eval.sanity import compare_maps
 from voxray.eval.xai_metrics import (
     FAMILIES,
     ExplainedModel,
+    RelativeCompleteness,
     measure,
     rank_methods,
     targets,
@@ -26,7 +27,9 @@ from voxray.models.base import SpeakerClassifier
 from voxray.testing.tiny_models import tiny_tdnn_classifier
 from voxray.train.local import fit_classifier
 
-CFG = XaiMetricsConfig(samples=3, max_utterances=4, subset_fraction=0.05)
+CFG = XaiMetricsConfig(
+    samples=3, correlation_runs=10, max_utterances=4, subset_fraction=0.05, meta_evaluation=False
+)
 PARAMS = AttributionConfig(ig_steps=16, internal_batch_size=64)
 FRAMES, BINS = 24, 12
 
@@ -77,7 +80,7 @@ def _direct(name: str, outputs: int) -> quantus.Metric | None:
     common = {"disable_warnings": True, "return_aggregate": False}
     return {
         "FaithfulnessCorrelation": lambda: quantus.FaithfulnessCorrelation(
-            nr_runs=3, subset_size=14, **common
+            nr_runs=10, subset_size=14, **common
         ),
         "ROAD": lambda: quantus.ROAD(percentages=[10, 30, 50, 70, 90], **common),
         "IROF": lambda: quantus.IROF(**common),
@@ -91,7 +94,9 @@ def _direct(name: str, outputs: int) -> quantus.Metric | None:
             seed=0, skip_layers=True, return_last_correlation=True, **common
         ),
         "RandomLogit": lambda: quantus.RandomLogit(num_classes=outputs, seed=0, **common),
-        "Completeness": lambda: quantus.Completeness(normalise=False, **common),
+        "Completeness": lambda: RelativeCompleteness(
+            normalise=False, perturb_baseline=1.0, **common
+        ),
         "InputInvariance": lambda: quantus.InputInvariance(**common),
     }[name]()
 
@@ -129,8 +134,7 @@ def test_each_metric_equals_a_direct_quantus_call(
             channel_first=True,
             device="cpu",
             batch_size=len(xb),
-            # Quantus's default (softmax for the perturbation curves) where there are classes
-            **({"softmax": False} if pathway == "traversal" else {}),
+            softmax=False,  # no output of the wrapper is a probability
         )
         if isinstance(direct, dict):  # ROAD: accuracy per removed percentage
             direct = list(direct.values())
@@ -155,7 +159,7 @@ def test_random_maps_rank_last_on_faithfulness_and_fail_randomisation(
     trained: SpeakerClassifier, feats: torch.Tensor
 ) -> None:
     wrapper = _wrapper(trained, "classification")
-    cfg = XaiMetricsConfig(samples=10, max_utterances=8, subset_fraction=0.1)
+    cfg = XaiMetricsConfig(samples=10, max_utterances=8, subset_fraction=0.1, meta_evaluation=False)
     faith = [m for m, f in FAMILIES.items() if f == "faithfulness"]
     table: dict[str, dict[str, float]] = {}
     # signed Saliency is left out: a gradient's sign says where a bin would push the score, not

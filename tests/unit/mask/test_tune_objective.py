@@ -55,3 +55,13 @@ def test_the_sweep_refuses_class_only_methods() -> None:
     check_sweep(TuneConfig())
     with pytest.raises(ValueError, match="tune.methods: layer_cam"):
         check_sweep(TuneConfig(methods=("saliency", "layer_cam")))
+
+
+@pytest.mark.parametrize("objective", ["deletion_gap", "deletion_auc"])
+def test_deletion_objectives_refuse_a_tau_sweep(objective: str) -> None:
+    """Deletion curves remove every bin in map order, so tau never enters them: a sweep over
+    several taus is refused when the config is built, naming the key."""
+    assert TuneConfig(objective=objective, taus=(0.1,)).objective == objective
+    with pytest.raises(ValueError, match=r"tune.taus: .*no tau enters"):
+        TuneConfig(objective=objective, taus=(0.05, 0.1))
+    assert TuneConfig(objective="eer_gap", taus=(0.05, 0.1)).taus == (0.05, 0.1)
