@@ -20,6 +20,20 @@ NOT_OUTPUTS: dict[str, tuple[str, ...]] = {
     # the features stage loads the model only to learn its front-end (model.feature_kind, and
     # the completeness check of the front-end kinds features/ holds)
     "features": ("model", "train.name"),
+    # attribute (and trial, which imports it) writes the heat-map utterances' audio beside the
+    # maps: report.heatmap_utterances picks those utterances (an addition, never a changed map),
+    # and the audio split imports voxray.mask.rules for its clipping, whose condition fields
+    # (rule, threshold, reading, top_fraction) shape the mask stage's outputs, not these
+    **{
+        stage: (
+            "report.heatmap_utterances",
+            "mask.conditions[].reading",
+            "mask.conditions[].rule",
+            "mask.conditions[].threshold",
+            "mask.conditions[].top_fraction",
+        )
+        for stage in ("attribute", "trial")
+    },
 }
 
 
