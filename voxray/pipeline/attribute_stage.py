@@ -303,6 +303,14 @@ def _wanted(ctx: RunContext, loaded: LoadedModel) -> dict[str, list[Job]]:
         )
     )
     wanted = plan(ctx.cfg, split, seen_utterances(speaker_of, loaded.speakers))
+    masks = sorted({c.method for c in ctx.cfg.mask.conditions})
+    if masks:  # the bulk of the stage's work when the user asked for a cheap method
+        log.info(
+            "attribute: %s maps of all %d utterances for the mask conditions, beside the "
+            "explained subset (mask.conditions=[] leaves them out)",
+            ", ".join(masks),
+            len(split),
+        )
     if not loaded.has_head:
         wanted = {u: [j for j in js if j.pathway == Pathway.TRAVERSAL] for u, js in wanted.items()}
         log.info(
