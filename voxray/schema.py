@@ -163,6 +163,12 @@ METRICS = pa.schema(
         optional("method", pa.string()),
         # multi-speaker test only (list "multispeaker"): the concatenation case, A-B ... A-B-C
         optional("case", pa.string()),
+        # the value's interval (voxray.eval.intervals: a speaker bootstrap, 95% by default) and
+        # the trials / utterances it is computed from; null where none was computed (counts,
+        # outputs of older versions)
+        optional("ci_low", pa.float64()),
+        optional("ci_high", pa.float64()),
+        optional("n", pa.int64()),
     ]
 )
 
@@ -280,6 +286,9 @@ class MetricRow:
     family: str | None = None
     method: str | None = None
     case: str | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
 
 
 def metrics_table(rows: Iterable[MetricRow]) -> pa.Table:
