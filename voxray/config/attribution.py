@@ -157,6 +157,8 @@ class MaskConfig:
     #: as many bins kept), so no masked EER is read without the EER of a map that carries no
     #: speaker. ``conditions`` then holds both, each own condition followed by its control.
     controls: bool = True
+    #: training utterances (a seeded sample) the class leak of each condition is measured on.
+    leak_utterances: int = 2000
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=32))
 
     def __post_init__(self) -> None:
