@@ -4,7 +4,7 @@ verdict on Table 2's EER order."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,11 +14,12 @@ from voxray.config.conditions import own_maps_condition, parse_masked
 from voxray.config.evaluation import IntervalConfig
 from voxray.eval.intervals import Interval
 from voxray.report.effects import paired_eer_effect
-from voxray.report.html import Section, Table
+from voxray.report.html import Note, Section, Table
 from voxray.report.metrics import (
     EER,
     empty_table,
     interval_of,
+    interval_text,
     last_value,
     mindcf_metrics,
     mindcf_name,
@@ -33,13 +34,15 @@ TITLE = "Reliability of the attributions: retraining on masked data (Table 2 of 
 INTRO = (
     "Each row masks the features with an attribution (attribution x input; '+ mask(tau, "
     "reading)' also zeroes bins whose attribution, read signed (A / max A) or as magnitude "
-    "(|A| / max|A|), is not above tau). Utterances of the training speakers are masked with "
-    "their Classification map, every test utterance (a speaker the model never saw) with its "
-    "Traversal map: a Classification map of an unseen speaker explains an arbitrary training "
-    "class. The frozen base model is tested on the masked test data; a model retrained on the "
-    "masked training data is tested on masked and on clean test data. The shuffled-map control "
-    "masks each utterance with another speaker's map, keeping as many bins: masked-test EERs "
-    "well below it mean the maps carry the speaker. The seed's VoxCeleb1 EERs are shown for "
+    "(|A| / max|A|), is not above tau). By default every utterance, training and test, is "
+    "masked with its Traversal map (one class-free pathway, as the seed masked all its data "
+    "with one). The seen-classification variant masks the training speakers' utterances with "
+    "their Classification map instead (test speakers, never seen in training, keep Traversal): "
+    "its class leak is measured below. The frozen base model is tested on the masked test "
+    "data; a model retrained on the masked training data, with the base model's recipe, is "
+    "tested on masked and on clean test data. Each condition's shuffled-map control masks "
+    "every utterance with another speaker's map, keeping as many bins: masked-test EERs well "
+    "below it mean the maps carry the speaker. The seed's VoxCeleb1 EERs are shown for "
     "reference."
 )
 
@@ -221,6 +224,55 @@ def reliability_verdict(
     )
 
 
+LEAK_COLUMNS = (
+    "Masked inputs (%)",
+    "Masked 95% CI (%)",
+    "Raw inputs (%)",
+    "Raw 95% CI (%)",
+    "Utterances",
+)
+
+
+def leak_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
+    """Per own-map condition (the mask stage's ``leak`` rows): the nearest-centroid accuracy (%)
+    of recovering a training utterance's class from its masked input against its raw input.
+    A masked accuracy far above the raw one is a class code the test data does not have."""
+    rows = select_rows(metrics, list="leak", metric="class_recovery")
+    if rows.empty:
+        return empty_table()
+    data, labels = [], []
+    for cond in sorted(set(rows["condition"].astype(str)) - {"none"}):
+        masked = interval_of(rows, condition=cond)
+        raw = interval_of(rows, condition="none", scorer=own_maps_condition(cond[len("masked:") :]))
+        labels.append(condition_name(cond))
+        data.append(
+            [
+                100 * masked.value,
+                interval_text(masked, 100),
+                100 * raw.value,
+                interval_text(raw, 100),
+                masked.n,
+            ]
+        )
+    index = pd.Index(labels, name="Attribution mask")
+    return pd.DataFrame(
+        data,
+        index=index,
+        columns=list(LEAK_COLUMNS),
+    )
+
+
+def seeds_note(stages: dict[str, dict[str, Any]]) -> str:
+    """What the retrain stage ran: seeds per condition and variants (the stage's record)."""
+    record = stages.get("retrain", {})
+    if "seeds" not in record:
+        return ""
+    seeds, variants = record["seeds"], ", ".join(record.get("variants", []))
+    one = " (one retraining per condition: the spread across seeds is not measured)"
+    spread = one if seeds == 1 else ""
+    return f"Retrainings: {seeds} seed(s) per condition{spread}; variants: {variants}."
+
+
 @section("reliability", TITLE, INTRO, order=30)
 def reliability(ctx: ReportContext, s: Section) -> None:
     if not ctx.lists:
@@ -234,6 +286,19 @@ def reliability(ctx: ReportContext, s: Section) -> None:
         )
     if not t.empty:
         s.blocks.append(Table(t, f"Trial list {ctx.lists[0]}, cosine scoring"))
+    note = seeds_note(ctx.out.stages)
+    if note:
+        s.blocks.append(Note(note))
+    leak = leak_table(ctx.out.metrics)
+    if not leak.empty:
+        s.blocks.append(
+            Table(
+                leak,
+                "Class leak: leave-one-out nearest-centroid accuracy of recovering a training "
+                "utterance's speaker from its time-averaged input, masked vs raw (95% speaker "
+                "bootstrap intervals)",
+            )
+        )
     s.verdicts.append(
         reliability_verdict(
             ctx.out.metrics,
