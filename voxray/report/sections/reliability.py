@@ -9,7 +9,6 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from voxray.attribution.base import Pathway
 from voxray.config.conditions import own_maps_condition, parse_masked
 from voxray.config.evaluation import IntervalConfig
 from voxray.eval.intervals import Interval
@@ -76,7 +75,7 @@ def _seed_eer(condition: str) -> float:
     if condition == "none":
         return SEED_000_EER[None]
     parsed = parse_masked(condition)
-    if parsed is None or parsed.shuffled or parsed.pathway == Pathway.TRAVERSAL:
+    if parsed is None or parsed.shuffled:
         return float("nan")
     key = (parsed.method, parsed.rule, parsed.value if parsed.rule == "threshold" else None)
     return SEED_000_EER.get(key, float("nan"))
