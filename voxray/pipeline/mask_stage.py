@@ -256,6 +256,7 @@ def run_mask(ctx: RunContext) -> StageResult:
     )
     result.info = {
         "conditions": [c.name for c in cfg.mask.conditions],
+        "controls": cfg.mask.controls,
         "leak": measure_leaks(ctx, kind, speaker_of, seen),
     }
     return result.check()
