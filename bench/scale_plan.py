@@ -185,7 +185,10 @@ def count_work(corpus: Corpus, cfg: VoxrayConfig) -> Work:
         if t.enabled
         else 0.0
     )
-    retrainings = len({c.name for c in cfg.mask.conditions}) if cfg.retrain.enabled else 0
+    per_condition = cfg.retrain.seeds * len(cfg.retrain.variants)
+    retrainings = (
+        len({c.name for c in cfg.mask.conditions}) * per_condition if cfg.retrain.enabled else 0
+    )
     # embeddings: the base model on every utterance (full + 50%-overlap segments: about 3x the
     # audio), each retrained model on the test utterances, clean and masked
     seg_factor = 1.0 + (1.0 / max(1.0 - cfg.embed.overlap, 1e-6) if cfg.embed.segments else 0.0)

@@ -201,6 +201,12 @@ METRICS = pa.schema(
         # report can give speaker-level intervals)
         optional("utt_id", pa.string()),
         optional("speaker_id", pa.string()),
+        # the value's interval (voxray.eval.intervals: a speaker bootstrap, 95% by default) and
+        # the trials / utterances it is computed from; null where none was computed (counts,
+        # outputs of older versions)
+        optional("ci_low", pa.float64()),
+        optional("ci_high", pa.float64()),
+        optional("n", pa.int64()),
     ]
 )
 
@@ -320,6 +326,9 @@ class MetricRow:
     case: str | None = None
     utt_id: str | None = None
     speaker_id: str | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
 
 
 def metrics_table(rows: Iterable[MetricRow]) -> pa.Table:

@@ -30,13 +30,14 @@ SMALL = (
     "report.heatmap_utterances=1",
 )
 PROFILES = {
-    # Table 2 with two of its five conditions (IG/product and its shuffled-map control): each
-    # condition is one more retraining, and the stage runs the same code for every one
+    # Table 2 with one of its conditions (IG/product on Traversal, and the shuffled-map control
+    # mask.controls adds), from scratch only: each condition and variant is one more retraining,
+    # and the stage runs the same code for every one
     "paper000": (
         "model.channels=32",
         "model.embedding_dim=32",
-        "mask.conditions=[{method: integrated_gradients, pathway: classification, rule: product},"
-        " {method: integrated_gradients, pathway: classification, rule: product, maps: shuffled}]",
+        "mask.conditions=[{method: integrated_gradients, pathway: traversal, rule: product}]",
+        "retrain.variants=[scratch]",
     ),
     "paper001": (
         "model.channels=8",

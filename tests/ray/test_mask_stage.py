@@ -103,3 +103,12 @@ def test_unseen_speakers_are_never_masked_with_a_classification_map(
 
     again = run_mask(RunContext(cfg))  # a rerun finds every row committed
     assert again.outputs == result.outputs and s.read_table("masked").num_rows == len(rows)
+
+    # the class leak of the own-map condition, on the training utterances: masked and raw
+    leak = s.read_table("metrics/mask-leak.parquet").to_pandas()
+    assert set(leak.condition) == {PRODUCT.parts.masked, "none"}
+    assert (leak.scorer == PRODUCT.name).all() and (leak.metric == "class_recovery").all()
+    train = int((manifest.split == "train").sum())
+    assert (leak.n == train).all()
+    assert ((leak.ci_low <= leak.value) & (leak.value <= leak.ci_high)).all()
+    assert result.info["leak"] == {PRODUCT.name: float(leak.set_index("condition").value.iloc[0])}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from voxray.config.conditions import SEEN_CLASSIFICATION, ConditionName
@@ -111,10 +111,13 @@ class MaskCondition:
 
     method: str = "integrated_gradients"
     #: the pathway for utterances of the speakers the model was trained on. Utterances of any
-    #: other speaker are ALWAYS masked with their Traversal map: the Classification pathway
-    #: explains a training class, which for an unseen speaker is an arbitrary one (Zhang et al. 2023
-    #: limits it to speech seen in training, Fig. 2). The name says so: ``seen-classification``.
-    pathway: str = "classification"
+    #: other speaker are ALWAYS masked with their Traversal map. Traversal (the default) masks
+    #: training and test data alike with a class-free map, as Zhang et al. 2023 ran one pathway
+    #: over all the data it masked. Classification (named ``seen-classification``) is a variant:
+    #: a training utterance's Classification map encodes the class it explains (a nearest
+    #: centroid recovers it from the masked input), a code the test data (Traversal) lacks; the
+    #: mask stage measures that leak.
+    pathway: str = "traversal"
     #: product: attribution x input (Zhang et al. 2023); threshold: product with bins below tau
     #: zeroed; moore: top-p bins replaced by their Moore-neighbourhood mean (Sarvaš 2021).
     rule: Literal["product", "threshold", "moore"] = "product"
@@ -148,10 +151,27 @@ class MaskConfig:
     #: normalisation of attributions before thresholding: abs_max (|A|/max|A|), minmax, tanh (Li et
     #: al. 2022).
     normalise: Literal["abs_max", "minmax", "tanh"] = "abs_max"
+    #: Table 2 of Zhang et al. 2023 on Traversal maps; each gets its shuffled-map control (below).
     conditions: tuple[MaskCondition, ...] = (
-        MaskCondition("integrated_gradients", "classification", "product"),
-        MaskCondition("integrated_gradients", "classification", "threshold", 0.1),
-        MaskCondition("gradient_shap", "classification", "product"),
-        MaskCondition("integrated_gradients", "classification", "product", maps="shuffled"),
+        MaskCondition("integrated_gradients", "traversal", "product"),
+        MaskCondition("integrated_gradients", "traversal", "threshold", 0.1),
+        MaskCondition("gradient_shap", "traversal", "product"),
     )
+    #: give every own-map condition its shuffled-map control (same rule, another speaker's maps,
+    #: as many bins kept), so no masked EER is read without the EER of a map that carries no
+    #: speaker. ``conditions`` then holds both, each own condition followed by its control.
+    controls: bool = True
+    #: training utterances (a seeded sample) the class leak of each condition is measured on.
+    leak_utterances: int = 2000
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=32))
+
+    def __post_init__(self) -> None:
+        if not self.controls:
+            return
+        expanded: list[MaskCondition] = []
+        for cond in self.conditions:
+            for c in (cond, replace(cond, maps="shuffled")) if cond.maps == "own" else (cond,):
+                if c not in expanded:
+                    expanded.append(c)
+        # frozen: the expansion is the configured value, computed once at construction
+        object.__setattr__(self, "conditions", tuple(expanded))

@@ -131,6 +131,21 @@ LINKAGES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
+class IntervalConfig:
+    """The speaker bootstrap behind every reported interval (voxray.eval.intervals)."""
+
+    confidence: float = 0.95
+    resamples: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"eval.intervals.confidence must lie in (0, 1), got {self.confidence}")
+        if self.resamples < 100:
+            raise ValueError(f"eval.intervals.resamples must be >= 100, got {self.resamples}")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     scorers: tuple[str, ...] = ("cosine", "mean_cossim", "mean_dot", "ahc", "dominant_sets")
     linkages: tuple[str, ...] = LINKAGES
@@ -144,6 +159,22 @@ class EvalConfig:
     sanity: SanityConfig = field(default_factory=SanityConfig)
     gender: GenderConfig = field(default_factory=GenderConfig)
     xai: XaiMetricsConfig = field(default_factory=XaiMetricsConfig)
+    intervals: IntervalConfig = field(default_factory=IntervalConfig)
+
+
+@dataclass(frozen=True)
+class VerdictConfig:
+    """The tolerances the seeds' claims are judged with (voxray.report.verdicts)."""
+
+    #: Zhang et al. 2023 (000): the masked-retrained EER is at most this factor above the clean
+    #: EER of the base model (their Table 2: 4.21 / 3.48 = 1.21).
+    retrain_eer_factor: float = 1.21
+
+    def __post_init__(self) -> None:
+        if self.retrain_eer_factor < 1.0:
+            raise ValueError(
+                f"report.verdicts.retrain_eer_factor must be >= 1, got {self.retrain_eer_factor}"
+            )
 
 
 @dataclass(frozen=True)
@@ -151,3 +182,4 @@ class ReportConfig:
     heatmap_utterances: int = 3
     tsne: bool = True
     max_points: int = 2000
+    verdicts: VerdictConfig = field(default_factory=VerdictConfig)

@@ -119,9 +119,25 @@ class EmbedConfig:
 
 @dataclass(frozen=True)
 class RetrainConfig:
+    """Zhang et al. 2023's reliability check: models trained again on masked data."""
+
     enabled: bool = True
-    #: epochs for retraining (0: the same as train.epochs).
+    #: epochs for retraining (0: the base model's, train.epochs). Any other value confounds the
+    #: mask with the amount of training.
     epochs: int = 0
+    #: retrainings per condition, seeds train.seed, train.seed + 1, ... (vox1: 3; demo: 1).
+    seeds: int = 1
+    #: scratch: the base model's recipe from random weights (the default); continue: from the
+    #: base model's weights (one reading of 000's "continue training"). Each is a named model.
+    variants: tuple[Literal["scratch", "continue"], ...] = ("scratch",)
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ValueError(f"retrain.seeds must be >= 1, got {self.seeds}")
+        if not self.variants or len(set(self.variants)) != len(self.variants):
+            raise ValueError(
+                f"retrain.variants must name scratch/continue once each, got {self.variants}"
+            )
 
 
 #: tune objectives computed on whole deletion curves (voxray.train.tune.deletion_scores).

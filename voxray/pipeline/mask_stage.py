@@ -16,18 +16,29 @@ joined to the utterance under its own utt_id.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 
 from voxray import schema
 from voxray.config import MaskCondition, MaskConfig
+from voxray.eval.intervals import mean_interval
+from voxray.eval.leak import nearest_centroid_hits, pooled
 from voxray.faults import maybe_fail
 from voxray.io.sink import ParquetSink, committed_keys
 from voxray.log import get_logger
 from voxray.mask import apply_condition, shuffled_condition
 from voxray.mask.pathway import donors, map_pathway, seen_utterances
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.context import ATTRIBUTIONS, MANIFEST, MASKED, RunContext, StageResult
+from voxray.pipeline.context import (
+    ATTRIBUTIONS,
+    MANIFEST,
+    MASKED,
+    METRICS,
+    RunContext,
+    StageResult,
+)
 from voxray.pipeline.datasets import features_rel, pool_to_sink, read_parquet_dataset
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources, actor_retries
@@ -35,6 +46,8 @@ from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources, actor_retri
 log = get_logger(__name__)
 STAGE = "mask"
 MASK_KEYS = ("utt_id", "condition")
+#: metrics/ ``list`` of the class-leak rows (voxray.eval.leak).
+LEAK_LIST = "leak"
 
 
 def condition_value(cond: MaskCondition) -> float:
@@ -241,5 +254,79 @@ def run_mask(ctx: RunContext) -> StageResult:
         for c in conds
         if (u, c.name) in final
     )
-    result.info = {"conditions": [c.name for c in cfg.mask.conditions]}
+    result.info = {
+        "conditions": [c.name for c in cfg.mask.conditions],
+        "controls": cfg.mask.controls,
+        "leak": measure_leaks(ctx, kind, speaker_of, seen),
+    }
     return result.check()
+
+
+def leak_rows(
+    ctx: RunContext, kind: str, cond: MaskCondition, utts: list[str], speaker_of: dict[str, str]
+) -> list[schema.MetricRow]:
+    """metrics/ rows of ``cond``'s class leak on the training utterances ``utts``: nearest-
+    centroid accuracy of recovering the training speaker (the class a Classification map
+    explains when the model classifies its own training utterance right) from the masked and
+    from the raw inputs, each with its speaker-bootstrap interval."""
+    cfg, out = ctx.cfg, ctx.out
+    cols = ["utt_id", "num_frames", "num_bins", "values"]
+    where = schema.is_in(schema.MANIFEST, "utt_id", utts)
+    masked = out.read_table(
+        f"{MASKED}/method={cond.method}", cols, where & (pc.field("condition") == cond.name)
+    )
+    # the raw inputs of the same utterances (those with a map)
+    have = schema.is_in(schema.MANIFEST, "utt_id", masked.column("utt_id").to_pylist())
+    raw = out.read_table(features_rel(kind), cols, have)
+    rows = []
+    for condition, table in ((cond.parts.masked, masked), ("none", raw)):
+        ids = table.column("utt_id").to_pylist()
+        if len({speaker_of[u] for u in ids}) < 2:
+            return []
+        speakers = [speaker_of[u] for u in ids]
+        hits = nearest_centroid_hits(pooled(schema.matrices(table)), speakers)
+        ci = mean_interval(
+            hits,
+            speakers,
+            confidence=cfg.eval.intervals.confidence,
+            n_resamples=cfg.eval.intervals.resamples,
+            seed=cfg.eval.intervals.seed,
+        )
+        rows.append(
+            schema.MetricRow(
+                base_model(ctx).name,
+                condition,
+                LEAK_LIST,
+                cond.name,
+                "class_recovery",
+                ci.value,
+                ci_low=ci.ci_low,
+                ci_high=ci.ci_high,
+                n=ci.n,
+            )
+        )
+    return rows
+
+
+def measure_leaks(
+    ctx: RunContext, kind: str, speaker_of: dict[str, str], seen: frozenset[str]
+) -> dict[str, float]:
+    """The class leak of every own-map condition (metrics/ list ``leak``, scorer = the
+    condition), on a seeded sample of ``mask.leak_utterances`` training utterances; returns
+    condition -> masked-input recovery accuracy."""
+    cfg = ctx.cfg
+    rng = np.random.default_rng(cfg.seed)
+    pool = sorted(seen)
+    utts = sorted(rng.permutation(pool)[: cfg.mask.leak_utterances].tolist()) if pool else []
+    found: dict[str, float] = {}
+    rows: list[schema.MetricRow] = []
+    for cond in cfg.mask.conditions:
+        if cond.maps != "own" or not utts:
+            continue
+        cond_rows = leak_rows(ctx, kind, cond, utts, speaker_of)
+        rows += cond_rows
+        if cond_rows:
+            found[cond.name] = cond_rows[0].value
+    if rows:
+        ctx.out.write_table(f"{METRICS}/mask-leak.parquet", schema.metrics_table(rows))
+    return found

@@ -1,10 +1,12 @@
 """``voxray retrain``: the reliability check of Zhang et al. 2023 — retrain on attribution-masked
 data.
 
-For every mask condition a model is trained with the baseline recipe on the masked
-training data, then embedded on the masked test data and on the clean test data (both
-are reported). The frozen baseline model is also embedded on each masked test set: how
-much speaker information the masked features keep without retraining.
+For every mask condition a model is trained with the base model's recipe (its epochs,
+schedule and augmentation: ``retrain.epochs`` 0) on the masked training data, once per seed of
+``retrain.seeds`` and per variant of ``retrain.variants`` (from scratch; ``continue``: from the
+base model's weights), then embedded on the masked test data and on the clean test data (both
+are reported). The frozen baseline model is also embedded on each masked test set: how much
+speaker information the masked features keep without retraining.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 
 import pyarrow.compute as pc
 
-from voxray.config import MaskCondition
+from voxray.config import MaskCondition, RetrainConfig
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import MANIFEST, MASKED, MODELS, RunContext, StageResult
@@ -30,14 +32,28 @@ def condition_slug(cond: MaskCondition) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", cond.name).strip("-")
 
 
-def retrained_name(base: str, cond: MaskCondition) -> str:
-    return f"{base}--{condition_slug(cond)}"
+def retrained_name(base: str, cond: MaskCondition, variant: str = "scratch", seed: int = 0) -> str:
+    """``<base>--<condition>``, then ``--continue`` for that variant and ``--seed<k>`` past the
+    first seed (so a one-seed scratch retraining keeps the name older runs gave it)."""
+    name = f"{base}--{condition_slug(cond)}"
+    if variant != "scratch":
+        name = f"{name}--{variant}"
+    return f"{name}--seed{seed}" if seed else name
+
+
+def retrainings(base: str, cfg: RetrainConfig, cond: MaskCondition) -> list[tuple[str, str, int]]:
+    """(model name, variant, seed offset) of every retraining of ``cond``."""
+    return [
+        (retrained_name(base, cond, v, k), v, k) for v in cfg.variants for k in range(cfg.seeds)
+    ]
 
 
 def run_retrain(ctx: RunContext) -> StageResult:
     cfg, out = ctx.cfg, ctx.out
     base = base_model(ctx)
-    front_end = load_model(base.path, cfg.corpus.s3).front_end
+    loaded = load_model(base.path, cfg.corpus.s3)
+    front_end = loaded.front_end
+    base_state = loaded.classifier.state_dict() if "continue" in cfg.retrain.variants else None
     kind = front_end.name
     m = out.read_table(MANIFEST, columns=["utt_id", "split"], filter=pc.field("split") == "test")
     test_ids = m.column("utt_id").to_pylist()
@@ -49,19 +65,27 @@ def run_retrain(ctx: RunContext) -> StageResult:
         embed_source(ctx, base, cond.parts.masked, source, only, test_ids, res)
         if not cfg.retrain.enabled:
             continue
-        name = retrained_name(base.name, cond)
-        if out.exists(f"{MODELS}/{name}/model.pt"):
-            log.info("retrain: %s exists, not retrained", name)
-        else:
-            log.info("retrain: %s on %s", name, cond.name)
-            train_on(ctx, name, source, only, front_end, epochs=cfg.retrain.epochs)
-        model = trained_model(ctx, name)
-        embed_source(ctx, model, cond.parts.masked, source, only, test_ids, res)
-        embed_source(ctx, model, "none", features_rel(kind), None, test_ids, res)
+        for name, variant, k in retrainings(base.name, cfg.retrain, cond):
+            if out.exists(f"{MODELS}/{name}/model.pt"):
+                log.info("retrain: %s exists, not retrained", name)
+            else:
+                log.info("retrain: %s on %s", name, cond.name)
+                init = base_state if variant == "continue" else None
+                seed = cfg.train.seed + k
+                train_on(ctx, name, source, only, front_end, cfg.retrain.epochs, seed, init)
+            model = trained_model(ctx, name)
+            embed_source(ctx, model, cond.parts.masked, source, only, test_ids, res)
+            embed_source(ctx, model, "none", features_rel(kind), None, test_ids, res)
     result.outputs = len(cfg.mask.conditions)
     result.info = {
-        "models": [retrained_name(base.name, c) for c in cfg.mask.conditions]
+        "models": [
+            name
+            for c in cfg.mask.conditions
+            for name, _, _ in retrainings(base.name, cfg.retrain, c)
+        ]
         if cfg.retrain.enabled
-        else []
+        else [],
+        "seeds": cfg.retrain.seeds,
+        "variants": list(cfg.retrain.variants),
     }
     return result.check()

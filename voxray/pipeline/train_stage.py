@@ -5,6 +5,7 @@ with masked data."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,9 +62,12 @@ def train_on(
     where: dict[str, str] | None,
     front_end: FrontEndSpec,
     epochs: int = 0,
+    seed: int | None = None,
+    init_state: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train a model called ``name`` on the training utterances under ``source_rel`` (rows
-    matching ``where``), features of ``front_end`` (recorded with the model)."""
+    matching ``where``), features of ``front_end`` (recorded with the model), with
+    train.epochs / train.seed unless given, from ``init_state``'s weights where given."""
     cfg = ctx.cfg
     utt_ids, speakers = training_utterances(ctx)
     if len(speakers) < 2:
@@ -90,7 +94,11 @@ def train_on(
         # condition of its method: each epoch read all of them again)
         log.info("train %s: %.0f MiB of features cached for its epochs", name, values_bytes / 2**20)
         ds = cache_for_epochs(ds, values_bytes, cfg.train.num_workers)
-    train_cfg = replace(cfg.train, epochs=epochs) if epochs else cfg.train
+    train_cfg = replace(
+        cfg.train,
+        epochs=epochs or cfg.train.epochs,
+        seed=cfg.train.seed if seed is None else seed,
+    )
     extractor = front_end.build()
     input_dim = extractor.num_bins
     result = train_model(
@@ -108,6 +116,7 @@ def train_on(
         front_end=front_end,
         num_rows=rows,
         data_task_cpus=DATA_TASK_CPUS,
+        init_state=init_state,
     )
     write_train_metrics(ctx, name, result)
     return result

@@ -16,8 +16,9 @@ import pyarrow.compute as pc
 
 from voxray import schema
 from voxray.eval.asnorm import as_norm, build_cohort
+from voxray.eval.intervals import verification_interval
 from voxray.eval.scoring import expand_scorers, score_trials, score_trials_segments
-from voxray.eval.verification import det_curve, verification_metrics
+from voxray.eval.verification import det_curve
 from voxray.log import get_logger
 from voxray.pipeline.context import (
     CURVES,
@@ -63,14 +64,32 @@ def groups(ctx: RunContext) -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
-def metric_rows(
-    model: str, condition: str, list_name: str, scorer: str, values: dict[str, float]
+def verification_rows(
+    ctx: RunContext,
+    key: tuple[str, str, str, str],
+    scores: np.ndarray,
+    labels: np.ndarray,
+    enrol: np.ndarray,
 ) -> list[schema.MetricRow]:
-    """metrics/ rows for one (model, condition, list, scorer) and its named values."""
-    return [
-        schema.MetricRow(model, condition, list_name, scorer, metric, float(value))
-        for metric, value in values.items()
-    ]
+    """EER and minDCF rows of one (model, condition, list, scorer), each with its interval
+    (resampled by enrolment speaker), and the trial count."""
+    cfg = ctx.cfg.eval
+    names = ["eer", *(f"mindcf_p{p:g}" for p in cfg.p_targets)]
+    rows = []
+    for metric in names:
+        ci = verification_interval(
+            scores,
+            labels,
+            enrol,
+            metric,
+            confidence=cfg.intervals.confidence,
+            n_resamples=cfg.intervals.resamples,
+            seed=cfg.intervals.seed,
+        )
+        rows.append(
+            schema.MetricRow(*key, metric, ci.value, ci_low=ci.ci_low, ci_high=ci.ci_high, n=ci.n)
+        )
+    return [*rows, schema.MetricRow(*key, "trials", float(len(labels)), n=len(labels))]
 
 
 def score_group(
@@ -80,6 +99,7 @@ def score_group(
     trials: pa.Table,
     with_segments: bool,
     cohort: np.ndarray | None,
+    speaker_of: dict[str, str],
 ) -> list[str]:
     """Write scores/ and metrics/ for one (model, condition); returns the scorers used."""
     cfg = ctx.cfg.eval
@@ -99,6 +119,7 @@ def score_group(
         if not triples:
             continue
         labels = np.array([tr[0] for tr in triples], dtype=np.int8)
+        enrol = np.array([speaker_of.get(tr[1], tr[1]) for tr in triples])
         if labels.min() == labels.max():
             log.warning(
                 "evaluate: %s has trials of one class only for %s/%s; skipped",
@@ -117,8 +138,9 @@ def score_group(
                 by_scorer[name] = score_trials_segments(triples, seg, name)
         for scorer, scores in by_scorer.items():
             write_scores(ctx, model, condition, list_name, scorer, triples, scores)
-            values = {**verification_metrics(scores, labels, cfg.p_targets), "trials": len(labels)}
-            rows = metric_rows(model, condition, list_name, scorer, values)
+            rows = verification_rows(
+                ctx, (model, condition, list_name, scorer), scores, labels, enrol
+            )
             ctx.out.write_table(
                 f"{METRICS}/verify-{_slug(model, condition, list_name, scorer)}.parquet",
                 schema.metrics_table(rows),
@@ -203,14 +225,29 @@ def cohort_embeddings(ctx: RunContext, model: str) -> np.ndarray | None:
     )
 
 
+def speakers_by_utterance(ctx: RunContext) -> dict[str, str]:
+    """utt_id -> speaker_id of every manifest utterance (a trial's enrolment speaker)."""
+    m = ctx.out.read_table(MANIFEST, columns=["utt_id", "speaker_id"])
+    return dict(
+        zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
+    )
+
+
 def run_verification(ctx: RunContext, base_model_name: str) -> dict[str, object]:
     trials = ctx.out.read_table(TRIALS)
+    speaker_of = speakers_by_utterance(ctx)
     done = []
     for model, condition in groups(ctx):
         base_clean = model == base_model_name and condition == "none"
         cohort = cohort_embeddings(ctx, model) if (ctx.cfg.eval.asnorm and base_clean) else None
         scorers = score_group(
-            ctx, model, condition, trials, with_segments=base_clean, cohort=cohort
+            ctx,
+            model,
+            condition,
+            trials,
+            with_segments=base_clean,
+            cohort=cohort,
+            speaker_of=speaker_of,
         )
         done.append({"model": model, "condition": condition, "scorers": scorers})
     return {"groups": done}

@@ -346,8 +346,8 @@ p.verdict .detail { color: var(--muted); font-size: 13px; }
   text-transform: uppercase; letter-spacing: .03em; color: #fff; background: #8a94a3; }
 .mini { font-size: 9.5px; padding: 0 6px; vertical-align: middle; }
 .holds .badge, .mini.holds { background: #2e7d32; }
-.does-not-hold .badge, .mini.does-not-hold { background: #c62828; }
-.partly-holds .badge, .mini.partly-holds { background: #d98c00; }
-p.verdict.holds { background: #f1f8f1; } p.verdict.does-not-hold { background: #fdf1f1; }
-p.verdict.partly-holds { background: #fdf8ec; }
+.fails .badge, .mini.fails { background: #c62828; }
+.inconclusive .badge, .mini.inconclusive { background: #d98c00; }
+p.verdict.holds { background: #f1f8f1; } p.verdict.fails { background: #fdf1f1; }
+p.verdict.inconclusive { background: #fdf8ec; }
 """

@@ -52,6 +52,9 @@ class RunOutputs:
     curves: pd.DataFrame | None = None
     manifest: pd.DataFrame | None = None
     trials: pd.DataFrame | None = None
+    #: scores/: one row per scored trial (model, condition, list, scorer, utt_a, utt_b, label,
+    #: score), for the verdicts' paired effects.
+    scores: pd.DataFrame | None = None
     quarantine: pd.DataFrame | None = None
     tune_results: pd.DataFrame | None = None
     tune_best: str | None = None
@@ -349,6 +352,7 @@ def load_outputs(
     res.curves = r.frame(schema.CURVES_PATH)
     res.manifest = r.frame(schema.MANIFEST_PATH)
     res.trials = r.frame(schema.TRIALS_PATH)
+    res.scores = r.frame(schema.SCORES_PATH)
     res.quarantine = r.frame(schema.QUARANTINE_PATH)
     res.tune_results = r.frame(f"{schema.TUNE_PATH}/results.parquet")
     res.tune_best = r.text(f"{schema.TUNE_PATH}/best.yaml")

@@ -1,9 +1,11 @@
 """The metrics/ rows the report sections select from, and the row labels several share.
 
 metrics/ has columns model, condition, list, scorer, metric, value (EER and rates as
-fractions). A section's table is a display frame: row labels in the index, columns
-labelled with their unit (``EER (%)`` holds percentages), NaN where a value was not
-computed; an empty frame means "nothing of this kind in the run".
+fractions), and beside the value its interval ci_low, ci_high and the count n it is computed
+from (absent in the outputs of older versions: their intervals read as NaN). A section's table
+is a display frame: row labels in the index, columns labelled with their unit (``EER (%)``
+holds percentages), NaN where a value was not computed; an empty frame means "nothing of this
+kind in the run".
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from voxray.eval.intervals import Interval
 from voxray.report.names import (
     ANALYSIS_LISTS,
     REFERENCES,
@@ -44,6 +47,36 @@ def last_value(metrics: pd.DataFrame, **equal: Any) -> float:
     """The last value of the rows matching ``equal``; NaN when there is none."""
     found = select_rows(metrics, **equal)
     return float(found["value"].iloc[-1]) if len(found) else float("nan")
+
+
+def interval_of(metrics: pd.DataFrame, **equal: Any) -> Interval:
+    """The last matching row's value with its interval (NaN bounds where it has none)."""
+    found = select_rows(metrics, **equal)
+    if not len(found):
+        nan = float("nan")
+        return Interval(nan, nan, nan, 0, "")
+    row = found.iloc[-1]
+
+    def number(column: str) -> float:
+        v = row.get(column)
+        return float(v) if v is not None and pd.notna(v) else float("nan")
+
+    n = number("n")
+    method = "speaker bootstrap" if np.isfinite(number("ci_low")) else "no interval"
+    return Interval(
+        float(row["value"]),
+        number("ci_low"),
+        number("ci_high"),
+        int(n) if np.isfinite(n) else 0,
+        method,
+    )
+
+
+def interval_text(ci: Interval, scale: float = 1.0) -> str:
+    """``[low, high]`` of a table cell beside the value; empty where there is no interval."""
+    if not (np.isfinite(ci.ci_low) and np.isfinite(ci.ci_high)):
+        return ""
+    return f"[{scale * ci.ci_low:.3g}, {scale * ci.ci_high:.3g}]"
 
 
 def verification_rows(metrics: pd.DataFrame | None) -> pd.DataFrame:

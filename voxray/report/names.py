@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 from typing import Iterable, Sequence
 
 from voxray.attribution.base import ATTRIBUTORS, Pathway, methods_with_pathway
-from voxray.config.conditions import SEEN_CLASSIFICATION, ConditionName, parse_masked
+from voxray.config.conditions import ConditionName, parse_masked
 
 #: the attribution methods' titles are on their classes; these conditions are not methods.
 METHOD_NAMES = {n: cls.title for n, cls in ATTRIBUTORS.items()} | {
@@ -89,7 +89,7 @@ def masked_label(parsed: ConditionName) -> str:
         name = f"{name}, Moore augmentation (top {100 * parsed.value:g}%)"
     elif parsed.rule != "product":
         name = f"{name}, {parsed.rule}"
-    if parsed.pathway not in (SEEN_CLASSIFICATION, Pathway.CLASSIFICATION):
+    if parsed.pathway != Pathway.TRAVERSAL:  # Table 2's default pathway goes unnamed
         name = f"{name} ({parsed.pathway})"
     return f"{name}, shuffled maps" if parsed.shuffled else name
 

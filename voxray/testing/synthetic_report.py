@@ -29,10 +29,25 @@ EMBEDDING_DIM = 32
 FRAMES = 120
 
 
+#: metrics/ rows that are counts or training logs, not estimates: no interval.
+UNESTIMATED = ("trials", "utterances", "train_", "flagged")
+
+
+def _with_interval(row: tuple) -> schema.MetricRow:
+    """A (model, condition, list, scorer, metric, value) tuple as a row whose estimate has a
+    narrow interval (+-2% of the value, 40 trials), as a run on many speakers would give."""
+    r = schema.MetricRow(*row)
+    if r.metric.startswith(UNESTIMATED):
+        return r
+    half = 0.02 * abs(r.value)
+    return replace(r, ci_low=r.value - half, ci_high=r.value + half, n=40)
+
+
 def _metric_rows(rows: list[tuple | schema.MetricRow]) -> pa.Table:
-    """metrics/ from ``MetricRow``s or (model, condition, list, scorer, metric, value) tuples."""
+    """metrics/ from ``MetricRow``s or (model, condition, list, scorer, metric, value) tuples
+    (these with an interval)."""
     return schema.metrics_table(
-        r if isinstance(r, schema.MetricRow) else schema.MetricRow(*r) for r in rows
+        r if isinstance(r, schema.MetricRow) else _with_interval(r) for r in rows
     )
 
 

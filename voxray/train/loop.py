@@ -172,12 +172,14 @@ def _use_worker_cpus(cfg: TrainConfig, device: torch.device) -> None:
 
 
 def _initial_classifier(config: dict[str, Any], seed: int, rank: int) -> SpeakerClassifier:
-    """The same initial weights on every worker, then a different random stream per worker
-    (dropout, noise)."""
+    """The same initial weights on every worker (random, or ``init_state`` where the config
+    continues a model), then a different random stream per worker (dropout, noise)."""
     torch.manual_seed(seed)
     classifier = build_classifier(
         config["model"], int(config["input_dim"]), int(config["num_classes"])
     )
+    if config.get("init_state") is not None:
+        classifier.load_state_dict(config["init_state"])
     torch.manual_seed(seed + 1 + rank)
     return classifier
 

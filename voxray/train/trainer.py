@@ -107,6 +107,7 @@ def train_model(
     num_rows: int | None = None,
     data_task_cpus: float = 1.0,
     front_end: FrontEndSpec | None = None,
+    init_state: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train on ``train_ds`` (rows: utt_id, num_frames, num_bins, values, label) and save.
 
@@ -115,6 +116,8 @@ def train_model(
             executes the dataset once).
         fail_at_epoch: tests only: raise once at the start of that epoch.
         front_end: the features' front-end, recorded with the model (see ``save_model``).
+        init_state: a classifier state_dict to start from (continue training a model on the
+            same speakers) instead of random weights.
     """
     if cfg.epochs < 1:
         raise ValueError(f"train.epochs must be at least 1, got {cfg.epochs}")
@@ -127,6 +130,8 @@ def train_model(
     seg = segment_frames(cfg.segment_s, frame_shift_ms)
     crops = _crop_stream(train_ds, cfg, seg, data_task_cpus)
     config = _loop_config(cfg, model_cfg, input_dim, num_classes, rows, fail_at_epoch)
+    if init_state is not None:
+        config["init_state"] = init_state
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,

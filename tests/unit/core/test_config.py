@@ -11,6 +11,7 @@ import yaml
 from voxray.config import (
     ConfigError,
     MaskCondition,
+    MaskConfig,
     VoxrayConfig,
     conf_dir,
     from_dict,
@@ -19,6 +20,7 @@ from voxray.config import (
     replace,
     to_dict,
 )
+from voxray.config.conditions import SEEN_CLASSIFICATION
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
 
@@ -59,7 +61,8 @@ PROFILE_VALUES: dict[str, dict[str, object]] = {
         "train.augment.enabled": True,
         "attribution.ig_steps": 16,
         "attribution.max_utterances": 16,
-        "retrain.epochs": 8,  # two thirds of the base's 12
+        "retrain.epochs": 0,  # the base model's recipe (its 12 epochs)
+        "retrain.seeds": 1,
         "ray.num_cpus": 2,
         "attribution.pathways": ("traversal", "classification"),  # base
     },
@@ -128,16 +131,46 @@ def test_profile_resolves_to_what_its_header_says(profile: str) -> None:
 
 
 def test_paper000_retrains_on_table_2s_masks() -> None:
-    """000's Table 2: IG and GradientShap attribution x input, IG + mask(0.1) under both
-    readings, and the shuffled-map control."""
-    names = [c.name for c in load_config(profile="paper000").mask.conditions]
-    assert names == [
+    """000's Table 2 on Traversal maps: IG and GradientShap attribution x input, IG + mask(0.1)
+    under both readings, each followed by its shuffled-map control, then the seen-classification
+    variant and its control; from scratch and continued from the base model."""
+    cfg = load_config(profile="paper000")
+    own = [
+        "integrated_gradients/traversal/product",
+        "integrated_gradients/traversal/threshold:signed@0.1",
+        "integrated_gradients/traversal/threshold:magnitude@0.1",
+        "gradient_shap/traversal/product",
         "integrated_gradients/seen-classification/product",
-        "integrated_gradients/seen-classification/threshold:signed@0.1",
-        "integrated_gradients/seen-classification/threshold:magnitude@0.1",
-        "gradient_shap/seen-classification/product",
-        "integrated_gradients/seen-classification/product/shuffled",
     ]
+    assert [c.name for c in cfg.mask.conditions] == [
+        n for name in own for n in (name, f"{name}/shuffled")
+    ]
+    assert (cfg.retrain.epochs, cfg.retrain.variants) == (0, ("scratch", "continue"))
+
+
+def test_default_table_2_masks_no_utterance_with_a_classification_map() -> None:
+    """The default design: every utterance, training and test, masked along Traversal, and
+    every condition with its shuffled-map control; the Classification variant is opt-in."""
+    cfg = VoxrayConfig()
+    assert cfg.mask.conditions and all(c.pathway == "traversal" for c in cfg.mask.conditions)
+    assert not any(c.parts.pathway == SEEN_CLASSIFICATION for c in cfg.mask.conditions)
+    own = [c for c in cfg.mask.conditions if c.maps == "own"]
+    shuffled = {c.name for c in cfg.mask.conditions if c.maps == "shuffled"}
+    assert shuffled == {f"{c.name}/shuffled" for c in own}
+    # the controls are not doubled when listed too, and can be switched off
+    listed = MaskConfig(conditions=(own[0], replace(own[0], maps="shuffled")))
+    assert len(listed.conditions) == 2
+    assert MaskConfig(conditions=(own[0],), controls=False).conditions == (own[0],)
+    assert cfg.retrain.epochs == 0 and cfg.retrain.variants == ("scratch",)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("retrain.seeds=0", "retrain.seeds"), ("retrain.variants=[]", "retrain.variants")],
+)
+def test_bad_retrain_settings_name_the_key(override: str, key: str) -> None:
+    with pytest.raises(Exception, match=key):
+        load_config(overrides=[override])
 
 
 def test_every_profile_is_checked() -> None:
@@ -201,8 +234,11 @@ def test_mask_conditions_from_yaml() -> None:
     cfg = load_config(
         overrides=["mask.conditions=[{method: saliency, rule: threshold, threshold: 0.3}]"]
     )
-    assert cfg.mask.conditions == (MaskCondition("saliency", "classification", "threshold", 0.3),)
-    assert cfg.mask.conditions[0].name == "saliency/seen-classification/threshold:signed@0.3"
+    assert cfg.mask.conditions == (
+        MaskCondition("saliency", "traversal", "threshold", 0.3),
+        MaskCondition("saliency", "traversal", "threshold", 0.3, maps="shuffled"),
+    )
+    assert cfg.mask.conditions[0].name == "saliency/traversal/threshold:signed@0.3"
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,8 @@ def test_vox1_counts_every_training_and_method() -> None:
     cfg = load_config(profile="vox1")
     w = scale_plan.count_work(VOX1, cfg)
     conditions = {c.name for c in cfg.mask.conditions}
-    assert w.trainings == 1 + len(conditions)  # the base model and one retraining each
+    # the base model and retrain.seeds (3) retrainings of each condition and its control
+    assert w.trainings == 1 + 3 * len(conditions) == 19
     assert w.attr_precision == cfg.attribution.precision == "fp32"
     # the mask conditions' methods (IG-50 and GradientShap-20) run on every utterance
     a = cfg.attribution
@@ -53,12 +54,13 @@ def test_profile_changes_change_the_plan() -> None:
     assert scale_plan.plan(VOX1, 1, cfg=bf16)["attribution_h"] == pytest.approx(
         base["attribution_h"] / ratio
     )
+    # one condition fewer: it and its shuffled-map control (mask.controls adds it back)
     fewer = dataclasses.replace(
-        cfg, mask=dataclasses.replace(cfg.mask, conditions=cfg.mask.conditions[:-1])
+        cfg, mask=dataclasses.replace(cfg.mask, conditions=cfg.mask.conditions[:-2])
     )
-    one_retraining = base["retrain_h"] / (len(cfg.mask.conditions))
+    one_condition = base["retrain_h"] / len(cfg.mask.conditions)
     assert scale_plan.plan(VOX1, 1, cfg=fewer)["retrain_h"] == pytest.approx(
-        base["retrain_h"] - one_retraining
+        base["retrain_h"] - 2 * one_condition
     )
     steps = dataclasses.replace(cfg, attribution=dataclasses.replace(a, ig_steps=2 * a.ig_steps))
     added = a.ig_steps * VOX1.hours * 3600 * scale_plan.FLOPS_PER_AUDIO_S[512][1] * 1e9

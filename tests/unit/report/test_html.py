@@ -90,7 +90,7 @@ def test_document_has_no_script_and_embeds_images() -> None:
         "Title <x>",
         "intro & more",
         [Image(png, 'alt "q"'), Note("absent", "missing")],
-        [Verdict("claim", "partly holds", "1 of 2")],
+        [Verdict("claim", "inconclusive", "1 of 2")],
     )
     html = render_document("report", [("Model", "<m>")], [section])
     assert "<script" not in html.lower()
@@ -98,6 +98,6 @@ def test_document_has_no_script_and_embeds_images() -> None:
     assert base64.b64decode(data) == png
     assert 'alt="alt &quot;q&quot;"' in html and 'width="4" height="3"' in html
     assert '<section id="s&lt;1&gt;">' in html and '<a href="#s&lt;1&gt;">' in html
-    assert 'class="verdict partly-holds"' in html and '<p class="missing">absent</p>' in html
+    assert 'class="verdict inconclusive"' in html and '<p class="missing">absent</p>' in html
     assert "<dd>&lt;m&gt;</dd>" in html
     assert "Content-Security-Policy" in html and "default-src 'none'" in html

@@ -17,18 +17,18 @@ from voxray.report.sections.flipping import gender_table, pixel_flipping_table
 from voxray.report.sections.identification import identification_table
 from voxray.report.sections.multispeaker import multispeaker_table
 from voxray.report.sections.quarantine import quarantine_first, quarantine_summary
-from voxray.report.sections.reliability import CONTROL, reliability_table
+from voxray.report.sections.reliability import CONTROL, leak_table, reliability_table, seeds_note
 from voxray.report.sections.sanity import sanity_table
 from voxray.report.sections.stages import stage_table
 from voxray.report.sections.training import training_table
 from voxray.report.sections.tune import sweep_plot, sweep_points, tune_table
-from voxray.report.sections.verification import verification_table
+from voxray.report.sections.verification import EER_CI, verification_table
 from voxray.schema import MetricRow
 
-IG = "masked:integrated_gradients/seen-classification/product"
-IG_MASK = "masked:integrated_gradients/seen-classification/threshold:signed@0.1"
-SHAP = "masked:gradient_shap/seen-classification/product"
-IG_SHUFFLED = "masked:integrated_gradients/seen-classification/product/shuffled"
+IG = "masked:integrated_gradients/traversal/product"
+IG_MASK = "masked:integrated_gradients/traversal/threshold:signed@0.1"
+SHAP = "masked:gradient_shap/traversal/product"
+IG_SHUFFLED = "masked:integrated_gradients/traversal/product/shuffled"
 
 
 def _table2_rows() -> list[tuple]:
@@ -100,17 +100,17 @@ def test_reliability_table_without_masked_conditions_keeps_the_clean_row(make_me
 
 
 def test_seed_figure_only_for_the_seed_conditions(make_metrics) -> None:
-    other = "masked:saliency/seen-classification/threshold:signed@0.2"
-    traversal = "masked:integrated_gradients/traversal/product"
+    other = "masked:saliency/traversal/threshold:signed@0.2"
+    variant = "masked:integrated_gradients/seen-classification/product"
     rows = _table2_rows()[:3] + [
         ("ecapa--x", other, "vox1-o", "cosine", "eer", 0.05),
-        ("ecapa--y", traversal, "vox1-o", "cosine", "eer", 0.05),
+        ("ecapa--y", variant, "vox1-o", "cosine", "eer", 0.05),
     ]
     t = reliability_table(make_metrics(rows), "ecapa", "vox1-o")
     seed = t[("Zhang et al. 2023 (VoxCeleb1)", EER)]
-    assert math.isnan(seed["Saliency + mask(0.2, signed)"]) and math.isnan(
-        seed["Integrated Gradients (traversal)"]
-    )
+    # the seed's figure is of its method and rule, under either design; Saliency has none
+    assert math.isnan(seed["Saliency + mask(0.2, signed)"])
+    assert seed["Integrated Gradients (seen-classification)"] == 4.21
 
 
 def test_clustering_table_is_003s_layout(make_metrics) -> None:
@@ -162,6 +162,47 @@ def test_verification_table_orders_base_clean_first_and_converts_units(make_metr
         t["minDCF (p=0.05)"].iloc[1]
     )
     assert t["Trials"].iloc[0] == 40
+    assert (t[EER_CI] == "").all()  # tuples carry no interval: the cell stays empty
+
+
+def test_verification_table_shows_the_eer_interval(make_metrics) -> None:
+    rows = [
+        MetricRow("ecapa", "none", "a", "cosine", "eer", 0.05, ci_low=0.041, ci_high=0.062, n=900),
+        MetricRow("ecapa", IG, "a", "cosine", "eer", 0.1, ci_low=0.08, ci_high=0.13, n=900),
+    ]
+    t = verification_table(make_metrics(rows), "ecapa")
+    assert t[EER_CI].tolist() == ["[4.1, 6.2]", "[8, 13]"]
+
+
+def test_leak_table_and_seeds_note(make_metrics) -> None:
+    cond = "integrated_gradients/seen-classification/product"
+    rows = [
+        MetricRow(
+            "e",
+            f"masked:{cond}",
+            "leak",
+            cond,
+            "class_recovery",
+            1.0,
+            ci_low=1.0,
+            ci_high=1.0,
+            n=40,
+        ),
+        MetricRow(
+            "e", "none", "leak", cond, "class_recovery", 0.22, ci_low=0.1, ci_high=0.35, n=40
+        ),
+    ]
+    t = leak_table(make_metrics(rows))
+    assert len(t) == 1
+    row = t.iloc[0]
+    assert (row["Masked inputs (%)"], row["Raw inputs (%)"], row["Utterances"]) == (100.0, 22.0, 40)
+    assert row["Raw 95% CI (%)"] == "[10, 35]"
+    assert leak_table(None).empty
+    assert "not measured" in seeds_note({"retrain": {"seeds": 1, "variants": ["scratch"]}})
+    assert seeds_note({"retrain": {"seeds": 3, "variants": ["scratch", "continue"]}}) == (
+        "Retrainings: 3 seed(s) per condition; variants: scratch, continue."
+    )
+    assert seeds_note({}) == ""
 
 
 def test_faithfulness_table_puts_references_last(make_metrics) -> None:
@@ -355,17 +396,17 @@ def test_absent_inputs_give_empty_tables(call) -> None:
         (IG_MASK, "Integrated Gradients + mask(0.1, signed)"),
         (
             "masked:saliency/traversal/threshold:magnitude@0.2/shuffled",
-            "Saliency + mask(0.2, magnitude) (traversal), shuffled maps",
+            "Saliency + mask(0.2, magnitude), shuffled maps",
         ),
         ("none", "None (clean)"),
         (
             "masked:lrp_epsilon/classification/moore@0.005",
-            "LRP-\u03b5, Moore augmentation (top 0.5%)",
+            "LRP-\u03b5, Moore augmentation (top 0.5%) (classification)",
         ),
-        ("masked:saliency/traversal/product", "Saliency (traversal)"),
+        ("masked:saliency/seen-classification/product", "Saliency (seen-classification)"),
         ("other", "other"),
     ],
-    ids=["threshold", "control", "clean", "moore", "traversal", "unknown"],
+    ids=["threshold", "control", "clean", "moore", "seen-classification", "unknown"],
 )
 def test_condition_names(raw: str, shown: str) -> None:
     assert condition_name(raw) == shown

@@ -1,4 +1,6 @@
-"""Verdicts on the seeds' claims from hand-made numbers: holds, does not hold, partly, absent."""
+"""Verdicts on the seeds' claims, three-valued: holds / fails only when the deciding interval
+lies on one side of the claim's bound, inconclusive when it straddles it (two equal systems),
+not computed without numbers."""
 
 from __future__ import annotations
 
@@ -6,179 +8,250 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from voxray.report.metrics import EER
+from voxray.config.evaluation import IntervalConfig
+from voxray.eval.intervals import Interval
 from voxray.report.sections.clustering import ahc_verdict
 from voxray.report.sections.faithfulness import cam_random_verdict
 from voxray.report.sections.flipping import lrp_flipping_verdict
 from voxray.report.sections.frequency import formant_verdict
 from voxray.report.sections.multispeaker import layer_cam_verdict
-from voxray.report.sections.reliability import CONTROL, reliability_verdict
+from voxray.report.sections.reliability import reliability_verdict
+from voxray.report.verdicts import against_bound, between, verdict
 from voxray.schema import MetricRow
 
+FAST = IntervalConfig(resamples=200)
+N_SPK, N_TAR, N_NON = 20, 5, 15
 
-def _multispeaker(
-    layer_cam: float, score_cam: float, cases: tuple[str, ...] = ("A-B", "B-A-B")
-) -> list[MetricRow]:
+
+def _trial_scores(rng, target_mean: float) -> pd.DataFrame:
+    """One system's trials: per enrolment speaker 5 targets ~ N(mean, 1), 15 non-targets
+    ~ N(0, 1)."""
     rows = []
-    for case in cases:
-        rows += [
-            MetricRow("m", cond, "multispeaker", "", metric, value, case=case)
-            for cond, metric, value in (
-                ("original", "top1", 0.99),  # the unmasked input never competes
-                ("layer_cam@S1", "top1", layer_cam),
-                ("layer_cam@S2", "top1", layer_cam - 0.2),
-                ("score_cam@S1", "top1", score_cam),
-                ("layer_cam@S1", "precision", 0.0),
-            )
-        ]
-    return rows
+    for spk in range(N_SPK):
+        for k in range(N_TAR + N_NON):
+            label = int(k < N_TAR)
+            score = rng.normal(target_mean if label else 0.0, 1.0)
+            rows.append((f"s{spk}-enrol", f"s{spk}-t{k}", label, score))
+    return pd.DataFrame(rows, columns=["utt_a", "utt_b", "label", "score"])
+
+
+def _scores(systems: dict[tuple[str, str, str], pd.DataFrame], list_name: str) -> pd.DataFrame:
+    frames = [
+        t.assign(model=m, condition=c, scorer=s, list=list_name) for (m, c, s), t in systems.items()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _manifest() -> pd.DataFrame:
+    utts = [(f"s{s}-enrol", f"spk{s}") for s in range(N_SPK)]
+    return pd.DataFrame(utts, columns=["utt_id", "speaker_id"])
+
+
+def _eer_rows(systems, list_name) -> list[MetricRow]:
+    return [MetricRow(m, c, list_name, s, "eer", 0.1) for m, c, s in systems]
+
+
+# ---- the verdict rule itself
 
 
 @pytest.mark.parametrize(
-    "layer_cam, score_cam, status",
-    [(0.7, 0.5, "holds"), (0.4, 0.6, "does not hold")],
-    ids=["layer-cam-best", "score-cam-best"],
+    ("ci", "side", "status"),
+    [
+        ((0.9, 0.8, 0.95), "below", "holds"),
+        ((1.1, 1.05, 1.2), "below", "fails"),
+        ((1.0, 0.9, 1.1), "below", "inconclusive"),
+        ((1.1, 1.05, 1.2), "above", "holds"),
+    ],
+    ids=["below-holds", "above-fails", "straddles", "above-holds"],
 )
-def test_layer_cam_verdict(make_metrics, layer_cam: float, score_cam: float, status: str) -> None:
-    v = layer_cam_verdict(make_metrics(_multispeaker(layer_cam, score_cam)))
-    assert v.status == status
-    assert f"{100 * layer_cam:.2f}%" in v.detail and f"{100 * score_cam:.2f}%" in v.detail
+def test_against_bound_reads_the_interval(ci, side, status):
+    check = against_bound("ratio", Interval(*ci, 10, "m"), 1.0, side)
+    assert check.status == status
+    assert f"[{ci[1]:.3g}, {ci[2]:.3g}]" in check.shown
 
 
-def test_layer_cam_verdict_partly(make_metrics) -> None:
-    rows = _multispeaker(0.7, 0.5, ("A-B",)) + _multispeaker(0.4, 0.6, ("A-B-C",))
-    v = layer_cam_verdict(make_metrics(rows))
-    assert v.status == "partly holds" and "1 of 2 cases" in v.detail
+def test_a_point_value_past_the_bound_without_interval_is_inconclusive():
+    assert against_bound("x", Interval(5.0, np.nan, np.nan, 0, ""), 1.0, "below").status == (
+        "inconclusive"
+    )
+    a, b = Interval(0.1, 0.05, 0.15, 9, ""), Interval(0.3, 0.14, 0.4, 9, "")
+    assert between("x", a, b, "below").status == "inconclusive"  # overlapping intervals
+    assert between("x", a, Interval(0.3, 0.2, 0.4, 9, ""), "below").status == "holds"
+    assert between("x", a, Interval(0.3, 0.2, 0.4, 9, ""), "above").status == "fails"
 
 
-def _faithfulness(deletion: float, insertion: float) -> list[tuple]:
-    rows = []
-    for cond, d, i in (
-        ("layer_cam/cam", deletion, insertion),
-        ("random", 0.4, 0.45),
-        ("time_aligned", 0.1, 0.9),
-        ("saliency/classification", 0.9, 0.1),
-    ):
-        rows += [
-            ("m", cond, "faithfulness", "top1", "deletion_auc", d),
-            ("m", cond, "faithfulness", "top1", "insertion_auc", i),
-        ]
-    return rows
+def test_one_failing_check_fails_the_claim_and_one_open_check_keeps_it_open():
+    holds = against_bound("a", Interval(0.5, 0.4, 0.6, 9, ""), 1.0, "below")
+    fails = against_bound("b", Interval(1.5, 1.4, 1.6, 9, ""), 1.0, "below")
+    open_ = against_bound("c", Interval(1.0, 0.5, 1.6, 9, ""), 1.0, "below")
+    assert verdict("c", [holds, open_, fails], "none").status == "fails"
+    assert verdict("c", [holds, open_], "none").status == "inconclusive"
+    assert verdict("c", [holds, holds], "none").status == "holds"
+    assert verdict("c", [], "nothing").status == "not computed"
+
+
+# ---- 003: AHC-average against Mean-CosSim, a paired difference on one trial list
 
 
 @pytest.mark.parametrize(
-    "deletion, insertion, status",
-    [(0.3, 0.6, "holds"), (0.5, 0.3, "does not hold"), (0.3, 0.3, "partly holds")],
-    ids=["better-both", "worse-both", "better-deletion-only"],
+    ("ahc_mean", "status"),
+    [(None, "inconclusive"), (6.0, "holds"), (0.0, "fails")],
+    ids=["equal-scores", "ahc-clearly-better", "ahc-clearly-worse"],
 )
-def test_cam_random_verdict(make_metrics, deletion: float, insertion: float, status: str) -> None:
-    v = cam_random_verdict(make_metrics(_faithfulness(deletion, insertion)))
-    assert v.status == status
-    assert (
-        "random 0.400/0.450" in v.detail and f"Layer-CAM {deletion:.3f}/{insertion:.3f}" in v.detail
+def test_ahc_verdict(rng, ahc_mean, status):
+    mean_cossim = _trial_scores(rng, 2.5)  # EER near 11%
+    ahc = mean_cossim if ahc_mean is None else _trial_scores(rng, ahc_mean)
+    systems = {("ecapa", "none", "mean_cossim"): mean_cossim, ("ecapa", "none", "ahc-average"): ahc}
+    metrics = pd.DataFrame([r.__dict__ for r in _eer_rows(systems, "vox1-o")])
+    v = ahc_verdict(metrics, _scores(systems, "vox1-o"), _manifest(), "ecapa", FAST)
+    assert v.status == status, v.detail
+    assert "vox1-o: AHC-Average EER - Mean-CosSim EER" in v.detail
+    assert "speaker bootstrap" in v.detail and f"{N_SPK} speakers" in v.detail
+
+
+def test_ahc_verdict_without_scores_reads_the_metrics_intervals():
+    rows = [
+        MetricRow("ecapa", "none", "l", "ahc-average", "eer", 0.05, ci_low=0.04, ci_high=0.06),
+        MetricRow("ecapa", "none", "l", "mean_cossim", "eer", 0.10, ci_low=0.08, ci_high=0.12),
+    ]
+    metrics = pd.DataFrame([r.__dict__ for r in rows])
+    assert ahc_verdict(metrics, None, None, "ecapa", FAST).status == "holds"
+    tie = pd.DataFrame([{**r.__dict__, "ci_low": 0.03, "ci_high": 0.2} for r in rows])
+    assert ahc_verdict(tie, None, None, "ecapa", FAST).status == "inconclusive"
+
+
+# ---- 000: Table 2, the masked-retrained EER against the clean EER and its shuffled control
+
+MASKED = "masked:integrated_gradients/traversal/product"
+SHUFFLED = "masked:integrated_gradients/traversal/product/shuffled"
+
+
+def _table2_systems(rng, retrained: float | None, control: float | None):
+    """Clean base scores (targets ~ N(3, 1)); a mean of None gives the clean scores again."""
+    clean = _trial_scores(rng, 3.0)
+
+    def system(mean):
+        return clean if mean is None else _trial_scores(rng, mean)
+
+    return {
+        ("ecapa", "none", "cosine"): clean,
+        ("ecapa-retrained-ig", MASKED, "cosine"): system(retrained),
+        ("ecapa-retrained-shuf", SHUFFLED, "cosine"): system(control),
+    }
+
+
+@pytest.mark.parametrize(
+    ("retrained", "control", "status"),
+    [
+        (None, 0.3, "holds"),  # as good as clean, far below its control
+        (None, None, "inconclusive"),  # as good as clean, but its control is too (equal scores)
+        (0.3, 0.3, "fails"),  # masking destroys the speaker: ratio far above 1.21
+    ],
+    ids=["kept", "control-equal", "collapsed"],
+)
+def test_reliability_verdict(rng, retrained, control, status):
+    systems = _table2_systems(rng, retrained, control)
+    metrics = pd.DataFrame([r.__dict__ for r in _eer_rows(systems, "vox1-o")])
+    v = reliability_verdict(
+        metrics, _scores(systems, "vox1-o"), _manifest(), "ecapa", "vox1-o", FAST, 1.21
+    )
+    assert v.status == status, v.detail
+    assert "vs 1.21 x clean EER: " in v.detail and "vs its shuffled-map control: " in v.detail
+    assert "paired on vox1-o, speaker bootstrap" in v.detail
+
+
+def test_reliability_verdict_without_scores_scales_the_clean_interval():
+    """Metrics only (no scores/): the retrained EER's interval against 1.21 x the clean one's."""
+    rows = [
+        MetricRow("ecapa", "none", "l", "cosine", "eer", 0.10, ci_low=0.09, ci_high=0.11),
+        MetricRow("r", MASKED, "l", "cosine", "eer", 0.45, ci_low=0.40, ci_high=0.50),
+    ]
+    metrics = pd.DataFrame([r.__dict__ for r in rows])
+    v = reliability_verdict(metrics, None, None, "ecapa", "l", FAST, 1.21)
+    assert v.status == "fails"
+    assert "45% [40, 50] vs 12.1% [10.9, 13.3]" in v.detail
+
+
+def test_absent_data_is_not_computed():
+    assert reliability_verdict(None, None, None, "e", "l", FAST, 1.21).status == "not computed"
+    assert ahc_verdict(None, None, None, "e", FAST).status == "not computed"
+    assert cam_random_verdict(None).status == "not computed"
+    assert lrp_flipping_verdict(None).status == "not computed"
+    assert layer_cam_verdict(None).status == "not computed"
+    assert formant_verdict(None, None, np.arange(3.0), FAST).status == "not computed"
+
+
+# ---- the analyses' verdicts from metrics/ intervals
+
+
+def _row(cond, lst, scorer, metric, value, half, **kw):
+    return MetricRow(
+        "m", cond, lst, scorer, metric, value, ci_low=value - half, ci_high=value + half, **kw
     )
 
 
-def _flipping(lrp_drop: float) -> list[tuple]:
-    rows = []
-    for cond, drop in (("lrp_epsilon", lrp_drop), ("random", 0.1)):
-        for f in (0.0, 0.005, 0.01):
-            rows.append(("m", cond, "pixel_flipping", "", f"acc@{f:g}", 0.9 - drop * 100 * f))
-    return rows
+@pytest.mark.parametrize(
+    ("half", "deletion", "status"),
+    [(0.02, 0.2, "holds"), (0.02, 0.6, "fails"), (0.3, 0.2, "inconclusive")],
+    ids=["separated-better", "separated-worse", "overlapping"],
+)
+def test_cam_random_verdict(half, deletion, status):
+    rows = [
+        _row("layer_cam/cam", "faithfulness", "top1", "deletion_auc", deletion, half),
+        _row("layer_cam/cam", "faithfulness", "top1", "insertion_auc", 1 - deletion, half),
+        _row("random", "faithfulness", "top1", "deletion_auc", 0.4, half),
+        _row("random", "faithfulness", "top1", "insertion_auc", 0.6, half),
+    ]
+    v = cam_random_verdict(pd.DataFrame([r.__dict__ for r in rows]))
+    assert v.status == status, v.detail
 
 
 @pytest.mark.parametrize(
-    "drop, status", [(0.5, "holds"), (0.05, "does not hold")], ids=["faster", "slower"]
+    ("lrp", "status"), [(0.3, "holds"), (0.95, "fails"), (0.8, "inconclusive")]
 )
-def test_lrp_flipping_verdict(make_metrics, drop: float, status: str) -> None:
-    v = lrp_flipping_verdict(make_metrics(_flipping(drop)))
-    assert v.status == status
-    expected = np.mean([0.9 - drop * 0.5, 0.9 - drop * 1.0])  # the fractions > 0: 0.5% and 1%
-    assert f"{100 * expected:.2f}%" in v.detail
-
-
-def test_lrp_flipping_verdict_uses_the_gender_experiment(make_metrics) -> None:
+def test_lrp_flipping_verdict(lrp, status):
     rows = [
-        ("alexnet-gender", c, "gender", "", f"acc@{f:g}", v)
-        for c, f, v in (
-            ("lrp_epsilon", 0.0, 0.97),
-            ("lrp_epsilon", 0.005, 0.12),
-            ("random", 0.0, 0.97),
-            ("random", 0.005, 0.95),
-        )
+        _row("lrp_epsilon", "pixel_flipping", "", "acc@0.01", lrp, 0.05),
+        _row("random", "pixel_flipping", "", "acc@0.01", 0.8, 0.05),
+        _row("lrp_epsilon", "pixel_flipping", "", "acc@0", 0.99, 0.01),  # unflipped: not a check
     ]
-    v = lrp_flipping_verdict(make_metrics(rows))
-    assert v.status == "holds" and "12.00% vs random 95.00%" in v.detail
+    v = lrp_flipping_verdict(pd.DataFrame([r.__dict__ for r in rows]))
+    assert v.status == status and "at 1%" in v.detail
 
 
 @pytest.mark.parametrize(
-    "ahc, status", [(0.0554, "holds"), (0.07, "does not hold")], ids=["ahc-lower", "ahc-higher"]
+    ("layer_cam", "status"), [(0.9, "holds"), (0.2, "fails"), (0.55, "inconclusive")]
 )
-def test_ahc_verdict(make_metrics, ahc: float, status: str) -> None:
+def test_layer_cam_verdict(layer_cam, status):
     rows = [
-        ("ecapa", "none", "vox1-o", "ahc-average", "eer", ahc),
-        ("ecapa", "none", "vox1-o", "mean_cossim", "eer", 0.0584),
-        ("other", "none", "vox1-o", "ahc-average", "eer", 0.01),
+        _row("layer_cam@S1", "multispeaker", "", "top1", layer_cam, 0.1, case="A-B"),
+        _row("layer_cam@S2", "multispeaker", "", "top1", layer_cam - 0.3, 0.1, case="A-B"),
+        _row("grad_cam_pp@S1", "multispeaker", "", "top1", 0.5, 0.1, case="A-B"),
+        _row("original", "multispeaker", "", "top1", 0.99, 0.01, case="A-B"),
     ]
-    v = ahc_verdict(make_metrics(rows), "ecapa")
-    assert v.status == status and f"{100 * ahc:.2f}% vs 5.84%" in v.detail
+    v = layer_cam_verdict(pd.DataFrame([r.__dict__ for r in rows]))
+    assert v.status == status, v.detail
 
 
-def test_formant_verdict() -> None:
+def test_formant_verdict_bootstraps_the_ratio_over_speakers(rng):
     hz = np.array([50.0, 200.0, 1000.0, 2500.0, 5000.0, 7000.0])
     voiced = np.array([0.0, 0.3, 0.3, 0.3, 0.05, 0.05])
-    flat_high = np.array([0.3, 0.05, 0.05, 0.05, 0.3, 0.25])
-    v = formant_verdict({"ig/classification": voiced}, hz)
-    # inside mean 0.3 over outside mean (0 + 0.05 + 0.05) / 3
-    assert v.status == "holds" and f"{0.3 / (0.1 / 3):.2f}x" in v.detail
-    assert formant_verdict({"ig/classification": flat_high}, hz).status == "does not hold"
-    assert formant_verdict({"a/x": voiced, "b/x": flat_high}, hz).status == "partly holds"
-    assert formant_verdict({"a/x": voiced}, None).status == "not computed"
+    flat = np.full(6, 1 / 6)
+    high = np.array([0.3, 0.02, 0.02, 0.02, 0.3, 0.3])
 
+    def frame(profile, noise):
+        rows = [
+            ("ig", "traversal", f"s{s}-u{u}", np.abs(profile + rng.normal(0, noise, 6)))
+            for s in range(10)
+            for u in range(3)
+        ]
+        return pd.DataFrame(rows, columns=["method", "pathway", "utt_id", "freq_profile"])
 
-@pytest.mark.parametrize(
-    "fn",
-    [
-        layer_cam_verdict,
-        cam_random_verdict,
-        lrp_flipping_verdict,
-        lambda m: ahc_verdict(m, "ecapa"),
-        lambda m: formant_verdict({}, np.arange(3.0)),
-    ],
-    ids=["layer-cam", "cam-random", "lrp", "ahc", "formant"],
-)
-def test_absent_data_is_not_computed(fn, make_metrics) -> None:
-    assert fn(None).status == "not computed"
-    assert fn(make_metrics([("m", "none", "x", "cosine", "eer", 0.1)])).status == "not computed"
-
-
-def _table2(ig: float, control: float, magnitude: float = 4.1) -> pd.DataFrame:
-    cols = [("Retrained, masked test", EER), (CONTROL, f"Retrained, masked test {EER}")]
-    rows = {
-        "None (clean)": [3.5, np.nan],
-        "Integrated Gradients": [ig, control],
-        "Integrated Gradients + mask(0.1, signed)": [4.3, np.nan],
-        "Integrated Gradients + mask(0.1, magnitude)": [magnitude, np.nan],
-        "GradientShap": [4.6, np.nan],
-    }
-    return pd.DataFrame(
-        list(rows.values()), index=list(rows), columns=pd.MultiIndex.from_tuples(cols)
+    manifest = pd.DataFrame(
+        [(f"s{s}-u{u}", f"spk{s}") for s in range(10) for u in range(3)],
+        columns=["utt_id", "speaker_id"],
     )
-
-
-@pytest.mark.parametrize(
-    "ig, control, status",
-    [(4.2, 30.0, "partly holds"), (4.2, 4.4, "partly holds"), (5.0, 4.0, "does not hold")],
-    ids=["below-control", "control-as-good", "order-broken"],
-)
-def test_reliability_verdict(ig: float, control: float, status: str) -> None:
-    v = reliability_verdict(_table2(ig, control))
-    assert v.status == status
-    assert f"Integrated Gradients {ig:.2f}% vs shuffled maps {control:.2f}%" in v.detail
-    # the magnitude row (4.1%) breaks the order IG <= IG + mask; the signed one keeps it
-    assert ("signed reading: 3.50% <= 4.20% <= 4.30% <= 4.60% (ordered)" in v.detail) == (ig == 4.2)
-    # the pair that breaks the order is shown with its relation
-    assert f"magnitude reading: 3.50% <= {ig:.2f}% > 4.10%" in v.detail
-    assert "(not ordered)" in v.detail
-    assert reliability_verdict(_table2(4.2, 30.0, magnitude=4.4)).status == "holds"
-    assert reliability_verdict(pd.DataFrame()).status == "not computed"
+    assert formant_verdict(frame(voiced, 0.01), manifest, hz, FAST).status == "holds"
+    assert formant_verdict(frame(high, 0.01), manifest, hz, FAST).status == "fails"
+    assert formant_verdict(frame(flat, 0.05), manifest, hz, FAST).status == "inconclusive"
+    assert formant_verdict(frame(voiced, 0.01), manifest, None, FAST).status == "not computed"

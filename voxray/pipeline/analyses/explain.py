@@ -7,6 +7,7 @@ so only the methods with a Traversal pathway apply (CAM and LRP explain a class)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
 import torch
@@ -14,6 +15,7 @@ from torch import Tensor
 
 from voxray import schema
 from voxray.attribution import Pathway, attribute, get_attributor, method_pathways
+from voxray.eval.intervals import mean_interval
 from voxray.pipeline.context import METRICS, RunContext
 from voxray.schema import MetricRow
 
@@ -41,6 +43,18 @@ def explain(
     """Maps ``(B, T, F)`` of ``method``: for the ``target`` classes, or of the embedder (None)."""
     pathway = explained_pathway(method, labelled=target is not None)
     return attribute(model, feats, method, pathway, params=params, target=target).maps.detach()
+
+
+def mean_row(
+    ctx: RunContext, row: MetricRow, values: Sequence[float], speakers: Sequence[str]
+) -> MetricRow:
+    """``row`` with the mean of per-utterance ``values`` (hits, AUCs) as its value and that
+    mean's speaker-bootstrap interval (``eval.intervals``)."""
+    iv = ctx.cfg.eval.intervals
+    ci = mean_interval(
+        values, speakers, confidence=iv.confidence, n_resamples=iv.resamples, seed=iv.seed
+    )
+    return replace(row, value=ci.value, ci_low=ci.ci_low, ci_high=ci.ci_high, n=ci.n)
 
 
 def write_metrics(ctx: RunContext, name: str, rows: list[MetricRow]) -> None:

@@ -17,7 +17,13 @@ from torch import Tensor
 
 from voxray.attribution import get_attributor
 from voxray.config import VoxrayConfig
-from voxray.eval.faithfulness import cosine_score, masking_curves, pixel_flipping, top1_score
+from voxray.eval.faithfulness import (
+    cosine_score,
+    masking_curves,
+    pixel_flipping,
+    top1_score,
+    trapezoid_auc,
+)
 from voxray.features import feature_energy
 from voxray.pipeline.analyses.crops import (
     Crops,
@@ -29,9 +35,10 @@ from voxray.pipeline.analyses.explain import (
     explain,
     explainable,
     explained_pathway,
+    mean_row,
     write_metrics,
 )
-from voxray.pipeline.context import RunContext
+from voxray.pipeline.context import MANIFEST, RunContext
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.verification_eval import write_curve
 from voxray.schema import MetricRow
@@ -67,8 +74,15 @@ class _Curves:
     data: Crops
     metrics: list[MetricRow] = field(default_factory=list)
     aucs: dict[str, float] = field(default_factory=dict)
+    #: each crop's speaker: the unit its figures' intervals resample.
+    speakers: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        m = self.ctx.out.read_table(MANIFEST, columns=["utt_id", "speaker_id"])
+        speaker_of = dict(
+            zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
+        )
+        self.speakers = [speaker_of.get(u, u) for u in self.data.utt_ids]
         with torch.inference_mode():
             self.refs = self.model.embedder(self.data.feats)
         self.speech = speech_mask(self.data.feats, self.ctx.cfg)
@@ -106,9 +120,9 @@ class _Curves:
                 )
             for mode, curve in curves.items():
                 write_curve(self.ctx, mode, self.name, label, scorer, curve.fractions, curve.scores)
-                self.metrics.append(
-                    MetricRow(self.name, label, "faithfulness", scorer, f"{mode}_auc", curve.auc)
-                )
+                per_item = [trapezoid_auc(curve.fractions, r) for r in curve.per_item]
+                row = MetricRow(self.name, label, "faithfulness", scorer, f"{mode}_auc", curve.auc)
+                self.metrics.append(mean_row(self.ctx, row, per_item, self.speakers[:n]))
                 if maps is not None:
                     self.aucs[f"{label}:{scorer}:{mode}"] = curve.auc
 
@@ -123,9 +137,15 @@ class _Curves:
         write_curve(
             self.ctx, "pixel_flipping", self.name, label, "top1", flips.fractions, flips.scores
         )
+        n = flips.per_item.shape[0]
         self.metrics.extend(
-            MetricRow(self.name, label, "pixel_flipping", "top1", f"acc@{q:g}", s)
-            for q, s in zip(flips.fractions, flips.scores, strict=True)
+            mean_row(
+                self.ctx,
+                MetricRow(self.name, label, "pixel_flipping", "top1", f"acc@{q:g}", s),
+                flips.per_item[:, j],
+                self.speakers[:n],
+            )
+            for j, (q, s) in enumerate(zip(flips.fractions, flips.scores, strict=True))
         )
 
 

@@ -12,7 +12,7 @@ import torch
 from voxray import schema
 from voxray.config import VoxrayConfig
 from voxray.pipeline.analyses.crops import analysed_model, speaker_labels, unknown_speakers
-from voxray.pipeline.analyses.explain import write_metrics
+from voxray.pipeline.analyses.explain import mean_row, write_metrics
 from voxray.pipeline.context import MANIFEST, RunContext
 from voxray.pipeline.datasets import read_features
 from voxray.pipeline.model_ref import base_model
@@ -52,19 +52,20 @@ def run_identification(ctx: RunContext) -> dict[str, Any]:
         return {"skipped": unknown_speakers(loaded, "the train split")}
     t = read_features(ctx.out, loaded.front_end.name, ids)
     model = loaded.classifier.eval()
-    hits = []
+    hits, speakers = [], []
     with torch.inference_mode():
         for u, x in zip(t.column("utt_id").to_pylist(), schema.matrices(t), strict=True):
             hits.append(int(model(torch.from_numpy(x)[None]).argmax(1).item() == label_of(u)))
+            speakers.append(str(label_of(u)))
     lst = _list_name(ctx.cfg, bool(iden_test))
-    top1 = float(np.mean(hits)) if hits else float("nan")
     name = base_model(ctx).name
+    top1 = MetricRow(name, "none", lst, "", "top1", float("nan"))
     write_metrics(
         ctx,
         f"identification-{loaded.name}",
         [
-            MetricRow(name, "none", lst, "", "top1", top1),
-            MetricRow(name, "none", lst, "", "utterances", float(len(hits))),
+            mean_row(ctx, top1, hits, speakers) if hits else top1,
+            MetricRow(name, "none", lst, "", "utterances", float(len(hits)), n=len(hits)),
         ],
     )
     return {"top1": float(np.mean(hits)) if hits else None, "utterances": len(hits), "list": lst}

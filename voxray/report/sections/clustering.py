@@ -8,11 +8,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from voxray.config.evaluation import IntervalConfig
+from voxray.report.effects import paired_eer_effect
 from voxray.report.html import Section
-from voxray.report.metrics import empty_table, verification_rows
+from voxray.report.metrics import empty_table, interval_of, verification_rows
 from voxray.report.names import order_lists, scorer_name, scorer_order
 from voxray.report.sections.base import ReportContext, section, table_or_missing
-from voxray.report.verdicts import Verdict, overall
+from voxray.report.verdicts import Verdict, against_bound, between, verdict
 
 TITLE = "Clustering scorers on segment embeddings (Tables 3-4 of Lehmann & Stadelmann 2020)"
 INTRO = (
@@ -49,31 +51,46 @@ def clustering_table(
 
 
 def ahc_verdict(
-    metrics: pd.DataFrame | None, base: str, preferred_lists: Sequence[str] = ()
+    metrics: pd.DataFrame | None,
+    scores: pd.DataFrame | None,
+    manifest: pd.DataFrame | None,
+    base: str,
+    intervals: IntervalConfig,
+    preferred_lists: Sequence[str] = (),
 ) -> Verdict:
-    """Lehmann & Stadelmann 2020: per trial list, is the EER of AHC-average below Mean-CosSim's
-    (base model, clean data)?"""
+    """Lehmann & Stadelmann 2020: per trial list, the EER of AHC-average is below Mean-CosSim's
+    (base model, clean data): the paired difference's interval lies below 0 (from the two
+    metrics/ intervals where scores/ lacks the trials)."""
     claim = "Lehmann & Stadelmann 2020: AHC with average linkage beats Mean-CosSim"
     rows = _clean_eers(metrics, base)
-    wide = rows.pivot_table(index="list", columns="scorer", values="value", aggfunc="last")
-    if wide.empty or not {"ahc-average", "mean_cossim"} <= set(wide.columns):
-        return Verdict(
-            claim, "not computed", "needs AHC-average and Mean-CosSim EERs of the base model"
+    lists = [
+        lst
+        for lst in order_lists(rows["list"].astype(str), preferred_lists)
+        if {"ahc-average", "mean_cossim"} <= set(rows.loc[rows["list"] == lst, "scorer"])
+    ]
+    checks, method = [], ""
+    for lst in lists:
+        label = f"{lst}: AHC-Average EER - Mean-CosSim EER"
+        gap = paired_eer_effect(
+            scores,
+            manifest,
+            (base, "none", "ahc-average"),
+            (base, "none", "mean_cossim"),
+            lst,
+            intervals,
+            effect="difference",
         )
-    pairs = wide[["ahc-average", "mean_cossim"]].dropna()
-    pairs = pairs.loc[order_lists(pairs.index.astype(str), preferred_lists)]
-    if pairs.empty:
-        return Verdict(claim, "not computed", "no trial list has both EERs")
-    passed = int((pairs["ahc-average"] < pairs["mean_cossim"]).sum())
-    parts = "; ".join(
-        f"{lst}: {100 * r['ahc-average']:.2f}% vs {100 * r['mean_cossim']:.2f}%"
-        for lst, r in pairs.iterrows()
-    )
-    return Verdict(
-        claim,
-        overall(passed, len(pairs)),
-        f"lower EER on {passed} of {len(pairs)} trial lists (AHC-Average vs Mean-CosSim EER: "
-        f"{parts})",
+        if gap is not None:
+            checks.append(against_bound(label, gap, 0.0, "below", 100, " pt"))
+            method = f"paired difference, {gap.method}"
+            continue
+        ahc = interval_of(rows, list=lst, scorer="ahc-average")
+        mean = interval_of(rows, list=lst, scorer="mean_cossim")
+        checks.append(
+            between(f"{lst}: AHC-Average vs Mean-CosSim EER", ahc, mean, "below", 100, "%")
+        )
+    return verdict(
+        claim, checks, "needs AHC-average and Mean-CosSim EERs of the base model", method
     )
 
 
@@ -81,5 +98,14 @@ def ahc_verdict(
 def clustering(ctx: ReportContext, s: Section) -> None:
     lists = ctx.cfg.corpus.trial_lists
     t = clustering_table(ctx.out.metrics, ctx.base, lists)
-    s.verdicts.append(ahc_verdict(ctx.out.metrics, ctx.base, lists))
+    s.verdicts.append(
+        ahc_verdict(
+            ctx.out.metrics,
+            ctx.out.scores,
+            ctx.out.manifest,
+            ctx.base,
+            ctx.cfg.eval.intervals,
+            lists,
+        )
+    )
     s.blocks.append(table_or_missing(t, "no clean-data EERs of the base model in metrics/"))

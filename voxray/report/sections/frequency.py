@@ -14,13 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from voxray.config.evaluation import IntervalConfig
+from voxray.eval.intervals import speaker_bootstrap
 from voxray.log import get_logger
 from voxray.report.html import Image, Section
 from voxray.report.names import method_pathway_name
 from voxray.report.plots import figure, frequency_profile_plot, legend, styled, to_png
 from voxray.report.profiles import mean_profiles
 from voxray.report.sections.base import ReportContext, missing, section
-from voxray.report.verdicts import Verdict, overall
+from voxray.report.verdicts import Verdict, against_bound, verdict
 
 log = get_logger(__name__)
 
@@ -124,26 +126,50 @@ def band_plot(shares: pd.DataFrame) -> bytes:
     return to_png(fig)
 
 
-def formant_verdict(profiles: dict[str, np.ndarray], hz: np.ndarray | None) -> Verdict:
-    """Zhang et al. 2023: per method, is the mean importance per bin inside 70-3000 Hz above the
-    mean outside?"""
+def formant_verdict(
+    profiles: pd.DataFrame | None,
+    manifest: pd.DataFrame | None,
+    hz: np.ndarray | None,
+    intervals: IntervalConfig,
+) -> Verdict:
+    """Zhang et al. 2023: per method, the mean importance per bin inside 70-3000 Hz is above the
+    mean outside: the ratio's interval (utterances resampled by speaker) lies above 1."""
     claim = "Zhang et al. 2023: F0 and the formants (70-3000 Hz) carry the most importance"
     if hz is None:
         return Verdict(
             claim, "not computed", "the attributions are not over mel filterbank bins (no Hz axis)"
         )
-    found = [
-        c for label, p in sorted(profiles.items()) if (c := voice_band_concentration(p, hz, label))
-    ]
-    if not found:
+    if profiles is None or profiles.empty:
         return Verdict(claim, "not computed", "no frequency profiles in attributions/")
-    passed = [c for c in found if c.ratio > 1.0]
-    parts = ", ".join(f"{method_pathway_name(c.label)} {c.ratio:.2f}x" for c in found)
-    detail = (
-        f"{len(passed)} of {len(found)} methods put more importance per bin inside "
-        f"{VOICE_BAND[0]:g}-{VOICE_BAND[1]:g} Hz than outside (ratio inside/outside: {parts})"
-    )
-    return Verdict(claim, overall(len(passed), len(found)), detail)
+    speaker_of: dict[str, str] = {}
+    if manifest is not None and {"utt_id", "speaker_id"} <= set(manifest.columns):
+        speaker_of = dict(zip(manifest["utt_id"], manifest["speaker_id"], strict=True))
+    checks, method = [], ""
+    for (name, pathway), group in profiles.groupby(["method", "pathway"], sort=True):
+        label = f"{name}/{pathway}"
+        rows = [np.abs(np.asarray(p, dtype=np.float64)) for p in group["freq_profile"]]
+        keep = [i for i, r in enumerate(rows) if r.shape == hz.shape and r.sum() > 0]
+        if not keep or voice_band_concentration(rows[keep[0]], hz, label) is None:
+            continue
+        unit = np.stack([rows[i] / rows[i].sum() for i in keep])  # (U, F), each summing to 1
+
+        def ratio(idx: np.ndarray, unit: np.ndarray = unit, label: str = label) -> float:
+            found = voice_band_concentration(unit[idx].mean(axis=0), hz, label)
+            return found.ratio if found is not None else float("nan")
+
+        utts = group["utt_id"].astype(str).to_numpy()[keep]
+        ci = speaker_bootstrap(
+            ratio,
+            [speaker_of.get(u, u) for u in utts],
+            confidence=intervals.confidence,
+            n_resamples=intervals.resamples,
+            seed=intervals.seed,
+        )
+        checks.append(
+            against_bound(f"{method_pathway_name(label)} inside/outside", ci, 1.0, "above", 1, "x")
+        )
+        method = ci.method
+    return verdict(claim, checks, "no frequency profiles in attributions/", method)
 
 
 @section("frequency", TITLE, INTRO, order=60)
@@ -159,7 +185,8 @@ def frequency(ctx: ReportContext, s: Section) -> None:
             len(hz),
         )
         hz = None
-    s.verdicts.append(formant_verdict(profiles, hz))
+    shown = p[p["pathway"] != "trial"] if p is not None else None
+    s.verdicts.append(formant_verdict(shown, ctx.out.manifest, hz, ctx.cfg.eval.intervals))
     if not profiles:
         s.blocks.append(missing("no attribution frequency profiles in attributions/"))
         return

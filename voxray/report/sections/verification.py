@@ -13,6 +13,8 @@ from voxray.report.html import Image, Section, Table
 from voxray.report.metrics import (
     EER,
     empty_table,
+    interval_of,
+    interval_text,
     mindcf_metrics,
     mindcf_name,
     verification_rows,
@@ -24,8 +26,12 @@ from voxray.report.sections.base import ReportContext, missing, section
 TITLE = "Speaker verification: EER and minDCF"
 INTRO = (
     "Equal error rate (in %) and minimum detection cost of every model, data condition, trial "
-    "list and scorer; 'None (clean)' is unmasked test data. Lower is better for both."
+    "list and scorer; 'None (clean)' is unmasked test data. Lower is better for both. The EER's "
+    "95% interval resamples enrolment speakers, then their trials (a speaker bootstrap)."
 )
+
+#: the EER's 95% interval beside it (speaker bootstrap by enrolment speaker).
+EER_CI = "EER 95% CI (%)"
 
 DET_TICKS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
 
@@ -46,6 +52,7 @@ def verification_table(
         values="value",
         aggfunc="last",
     )
+    keyed = rows.set_index(["model", "condition", "list", "scorer"])
     keys = sorted(
         wide.index,
         key=lambda k: (
@@ -64,6 +71,7 @@ def verification_table(
             "Trial list": [k[2] for k in keys],
             "Scorer": [scorer_name(k[3]) for k in keys],
             EER: [100 * wide.loc[k].get("eer", np.nan) for k in keys],
+            EER_CI: [interval_text(interval_of(keyed.loc[[k]], metric="eer"), 100) for k in keys],
             **{mindcf_name(d): [wide.loc[k].get(d, np.nan) for k in keys] for d in dcfs},
             "Trials": [wide.loc[k].get("trials", np.nan) for k in keys],
         }
