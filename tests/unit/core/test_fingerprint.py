@@ -123,12 +123,14 @@ def test_a_new_corpus_with_the_same_recipe_resumes_and_an_unread_corpus_never_co
 
 
 def test_mask_conditions_reach_attribute_by_method_and_pathway_only() -> None:
-    """attribute computes the maps the conditions name: a threshold leaves it fresh."""
+    """attribute computes the maps the conditions name: a threshold leaves it fresh (the
+    condition's shuffled-map control follows it: mask.controls)."""
     cfg = _smoke()
-    conds = cfg.mask.conditions
+    own = [c for c in cfg.mask.conditions if c.maps == "own"]
     tighter = replace(
-        cfg, mask=replace(cfg.mask, conditions=(replace(conds[0], threshold=0.3), *conds[1:]))
+        cfg, mask=replace(cfg.mask, conditions=(replace(own[0], threshold=0.3), *own[1:]))
     )
+    assert len(tighter.mask.conditions) == len(cfg.mask.conditions)
     plan = _plan(cfg, tighter)
     assert plan["attribute"] == Action.SKIP and plan["mask"] == Action.REBUILD
     assert "mask.conditions[].method" in settings(cfg, "attribute")
