@@ -76,3 +76,18 @@ def check_methods(
         f"({arch}): {lines}. Remove them (defined for it among those configured: "
         f"{', '.join(fine) or 'none'})"
     )
+
+
+def defined_methods(
+    methods: Iterable[str], model: SpeakerClassifier
+) -> tuple[list[str], dict[str, str]]:
+    """``methods`` split into those defined for ``model`` and, for the others, why not: what an
+    analysis whose methods come from a default (sanity checks, faithfulness, XAI metrics) runs
+    and lists as left out, where a method the user asked for is refused (``check_methods``)."""
+    arch = type(model.embedder).__name__
+    left_out = {
+        m: f"not defined for {arch}: {reason}"
+        for m in dict.fromkeys(methods)
+        if (reason := unsupported_reason(m, model)) is not None
+    }
+    return [m for m in dict.fromkeys(methods) if m not in left_out], left_out
