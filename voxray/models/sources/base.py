@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from voxray.config import S3Config
+from voxray.io.storage import Storage
 from voxray.models.loaded import CheckpointError, LoadedModel
 
 
@@ -111,3 +112,9 @@ def installed_file(package: str, rel: str) -> Path:
         if path.is_file():
             return path
     raise FileNotFoundError(f"no {package}/{rel} installed")
+
+
+def split_path(path: str, s3: S3Config) -> tuple[Storage, str]:
+    """(storage of the folder, file name) of a file path, local or s3://."""
+    folder, _, name = path.rpartition("/")
+    return Storage(folder or ".", s3), name

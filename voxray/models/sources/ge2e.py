@@ -10,7 +10,6 @@ import posixpath
 from voxray.config import ModelConfig, S3Config
 from voxray.features import FrontEndSpec
 from voxray.features.ge2e_mel import Ge2eMel, Ge2eMelParams
-from voxray.io.storage import Storage
 from voxray.models.ge2e import ge2e_for_state, read_ge2e_state
 from voxray.models.loaded import (
     CheckpointError,
@@ -19,7 +18,12 @@ from voxray.models.loaded import (
     load_state,
     read_weights,
 )
-from voxray.models.sources.base import ModelSource, installed_file, register_source
+from voxray.models.sources.base import (
+    ModelSource,
+    installed_file,
+    register_source,
+    split_path,
+)
 
 #: ``--model`` value naming the weights shipped in PyPI's resemblyzer wheel.
 RESEMBLYZER = "resemblyzer"
@@ -39,12 +43,6 @@ def resemblyzer_weights() -> str:
             f"--model {RESEMBLYZER}: {exc} (pip install resemblyzer==0.1.4, or give the path "
             f"to a GE2E {WEIGHTS_FILE})"
         ) from exc
-
-
-def split_path(path: str, s3: S3Config) -> tuple[Storage, str]:
-    """(storage of the folder, file name) of a file path, local or s3://."""
-    folder, _, name = path.rpartition("/")
-    return Storage(folder or ".", s3), name
 
 
 @register_source
