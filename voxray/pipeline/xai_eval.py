@@ -23,6 +23,7 @@ from ray.data import ActorPoolStrategy
 from voxray import schema
 from voxray.attribution import get_attributor, method_pathways
 from voxray.attribution.base import PATHWAYS, Pathway
+from voxray.attribution.support import defined_methods
 from voxray.attribution.trial import TRIAL_METHODS
 from voxray.config import AttributionConfig, VoxrayConfig, XaiMetricsConfig
 from voxray.eval.xai_metrics import ExplainedModel, measure, voxray_explain
@@ -123,8 +124,13 @@ def run_xai(ctx: RunContext) -> dict[str, Any]:
     ref = base_model(ctx)
     loaded = load_model(ref.path, cfg.corpus.s3)
     jobs = xai_jobs(cfg, loaded.has_head)
+    _, left_out = defined_methods([m for m, _ in jobs], loaded.classifier)
+    for method, why in left_out.items():
+        log.info("evaluate: xai metrics: %s left out: %s", method, why)
+    jobs = [(m, p) for m, p in jobs if m not in left_out]
     if not jobs:
-        return {"skipped": "no method of eval.xai.methods has a pathway of eval.xai.pathways"}
+        why = "no method of eval.xai.methods defined for the model has an eval.xai.pathways one"
+        return {"skipped": why} | ({"partly_skipped": left_out} if left_out else {})
     frames = segment_frames(cfg.train.segment_s, cfg.features.frame_shift_ms)
     sample = crops(ctx, loaded.front_end.name, "test", 2 * xc.max_utterances, frames, lambda _: 0)
     n = min(xc.max_utterances, len(sample.utt_ids) // 2)
@@ -172,4 +178,4 @@ def run_xai(ctx: RunContext) -> dict[str, Any]:
         "utterances": sample.utt_ids[:n],
         "jobs": [f"{m}/{p}" for m, p in jobs],
         "rows": len(table),
-    }
+    } | ({"partly_skipped": left_out} if left_out else {})

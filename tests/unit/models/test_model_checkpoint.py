@@ -142,7 +142,7 @@ def test_bad_config_and_missing_paths(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump(meta))
     with pytest.raises(CheckpointError, match=r"config\.yaml: .*arch"):
         load_model(folder)
-    with pytest.raises(FileNotFoundError, match="neither a voxray model folder"):
+    with pytest.raises(FileNotFoundError, match="not a voxray model folder"):
         load_model(str(tmp_path / "nothing"))
     with pytest.raises(FileNotFoundError, match="embedding_model.ckpt: not found"):
         load_model(str(tmp_path / "embedding_model.ckpt"))

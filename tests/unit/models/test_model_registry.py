@@ -9,6 +9,7 @@ from voxray.config import HeadConfig, ModelConfig
 from voxray.models import (
     AlexNet,
     BiLstm,
+    CampPlus,
     EcapaTdnn,
     Ge2eLstm,
     MarginHead,
@@ -23,6 +24,11 @@ CASES = [
     (ModelConfig(arch="bilstm", channels=4, embedding_dim=8), BiLstm, {}),
     (ModelConfig(arch="alexnet", embedding_dim=8), AlexNet, {"input_frames": 70}),
     (ModelConfig(arch="ge2e", channels=4, embedding_dim=8), Ge2eLstm, {}),
+    (
+        ModelConfig(arch="campplus", channels=8, embedding_dim=8),
+        CampPlus,
+        {"growth_rate": 4, "bn_size": 2, "m_channels": 4, "block_layers": [1, 1, 1]},
+    ),
 ]
 
 
@@ -45,7 +51,7 @@ def test_head_config_is_used() -> None:
 
 
 def test_unknown_arch_lists_valid_ones() -> None:
-    valid = "alexnet, bilstm, ecapa_tdnn, ge2e, resnet34se"
+    valid = "alexnet, bilstm, campplus, ecapa_tdnn, ge2e, resnet34se"
     with pytest.raises(KeyError, match=f"unknown architecture 'tdnn' .*{valid}"):
         build_embedder(ModelConfig(arch="tdnn"), 80)  # type: ignore[arg-type]  # invalid on purpose
 

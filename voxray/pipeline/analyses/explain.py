@@ -15,9 +15,14 @@ from torch import Tensor
 
 from voxray import schema
 from voxray.attribution import Pathway, attribute, get_attributor, method_pathways
+from voxray.attribution.support import defined_methods
 from voxray.eval.intervals import mean_interval
+from voxray.log import get_logger
+from voxray.models.base import SpeakerClassifier
 from voxray.pipeline.context import METRICS, RunContext
 from voxray.schema import MetricRow
+
+log = get_logger(__name__)
 
 
 def explained_pathway(method: str, labelled: bool = True) -> Pathway:
@@ -27,14 +32,23 @@ def explained_pathway(method: str, labelled: bool = True) -> Pathway:
     return method_pathways(method, (wanted,))[0]
 
 
-def explainable(methods: Sequence[str], labelled: bool) -> tuple[list[str], dict[str, str]]:
-    """The methods that can explain these utterances, and why the others cannot: without
-    class labels only the methods with a Traversal pathway (CAM and LRP explain a class)."""
-    if labelled:
-        return list(methods), {}
-    keep = [m for m in methods if Pathway.TRAVERSAL in get_attributor(m).pathways]
-    why = "explains the classifier's target speaker, undefined for speakers it was not trained on"
-    return keep, {m: why for m in methods if m not in keep}
+def explainable(
+    methods: Sequence[str], labelled: bool, model: SpeakerClassifier
+) -> tuple[list[str], dict[str, str]]:
+    """The methods that can explain these utterances with ``model``, and why the others cannot
+    (each logged): a method not defined for the model (``defined_methods``), and without class
+    labels one with no Traversal pathway (CAM and LRP explain a class)."""
+    defined, left_out = defined_methods(methods, model)
+    keep = defined
+    if not labelled:
+        keep = [m for m in defined if Pathway.TRAVERSAL in get_attributor(m).pathways]
+        why = (
+            "explains the classifier's target speaker, undefined for speakers it was not trained on"
+        )
+        left_out |= {m: why for m in defined if m not in keep}
+    for method, why in left_out.items():
+        log.info("%s left out: %s", method, why)
+    return keep, left_out
 
 
 def explain(

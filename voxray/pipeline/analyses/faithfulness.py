@@ -155,7 +155,9 @@ def run_faithfulness(ctx: RunContext) -> dict[str, Any]:
     name = base_model(ctx).name
     data, partly_skipped = labelled_crops(ctx, loaded, fc.max_utterances, crop_frames(cfg))
     labelled = data.labels is not None
-    methods, left_out = explainable(fc.methods or cfg.attribution.methods, labelled)
+    methods, left_out = explainable(
+        fc.methods or cfg.attribution.methods, labelled, loaded.classifier
+    )
     partly_skipped |= left_out
     curves = _Curves(ctx, name, loaded.classifier.eval(), data)
     for order in ("random", "time_aligned"):

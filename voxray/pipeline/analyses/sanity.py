@@ -61,7 +61,7 @@ def run_sanity(ctx: RunContext) -> dict[str, Any]:
     model = loaded.classifier.eval()
     data, no_classes = labelled_crops(ctx, loaded, sc.max_utterances, crop_frames(cfg))
     labelled = data.labels is not None
-    methods, partly_skipped = explainable(sc.methods, labelled)
+    methods, partly_skipped = explainable(sc.methods, labelled, model)
     if sc.label_randomisation and not labelled:
         partly_skipped["label_randomisation"] = no_classes["top1"]
     shuffled = _shuffled_classifier(ctx, loaded) if sc.label_randomisation and labelled else None
