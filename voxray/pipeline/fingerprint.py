@@ -48,7 +48,8 @@ SETTINGS: dict[str, tuple[str, ...]] = {
         "eval.asnorm_cohort",
         "eval.asnorm_top_k",
     ),
-    "mask": ("mask", "seed"),
+    # the class-leak rows (mask.leak) carry speaker-bootstrap intervals
+    "mask": ("mask", "seed", "eval.intervals"),
     "retrain": ("retrain", "train", "eval.scorers"),
     "tune": ("tune", "train", "eval.scorers", "eval.linkages"),
     "evaluate": ("eval", "seed"),

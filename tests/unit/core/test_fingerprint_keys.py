@@ -35,6 +35,9 @@ NOT_OUTPUTS: dict[str, tuple[str, ...]] = {
         for stage in ("attribute", "trial")
     },
 }
+# trial picks its worst errors with the verification scorer, whose module also computes the
+# EER's interval (eval.intervals): the picked trials do not depend on it
+NOT_OUTPUTS["trial"] += ("eval.intervals",)
 
 
 def _module_file(name: str) -> Path | None:

@@ -35,7 +35,12 @@ def test_seen_utterances_are_those_of_the_model_classes() -> None:
 
 
 def test_attribute_plan_asks_traversal_maps_for_unseen_utterances() -> None:
-    cfg = load_config(overrides=["attribution.methods=[]"])
+    """The seen-classification variant: Classification maps only for training speakers."""
+    variant = (
+        "mask.conditions=[{method: integrated_gradients, pathway: classification, rule: product},"
+        " {method: gradient_shap, pathway: classification, rule: product}]"
+    )
+    cfg = load_config(overrides=["attribution.methods=[]", variant])
     split = {"a/v/1": "train", "b/v/1": "train", "t/v/1": "test", "u/v/1": "test"}
     wanted = plan(cfg, split, frozenset({"a/v/1", "b/v/1"}))
     for u in ("t/v/1", "u/v/1"):
@@ -46,6 +51,9 @@ def test_attribute_plan_asks_traversal_maps_for_unseen_utterances() -> None:
         ("integrated_gradients", "traversal"),
         ("gradient_shap", "traversal"),
     ]
+    # the default design: Traversal maps for every utterance, seen or not
+    default = plan(load_config(overrides=["attribution.methods=[]"]), split, frozenset(split))
+    assert {j.pathway for js in default.values() for j in js} == {"traversal"}
 
 
 def test_donors_are_a_bijection_across_speakers_and_reproducible() -> None:

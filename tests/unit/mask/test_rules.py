@@ -131,10 +131,12 @@ def test_threshold_zeroes_exactly_the_weak_bins(rng: np.random.Generator) -> Non
 
 def test_condition_names_carry_reading_pathway_and_control() -> None:
     thr = MaskCondition("integrated_gradients", rule="threshold", threshold=0.1)
-    assert thr.name == "integrated_gradients/seen-classification/threshold:signed@0.1"
+    assert thr.name == "integrated_gradients/traversal/threshold:signed@0.1"  # the default
+    seen = MaskCondition("integrated_gradients", "classification", "threshold", 0.1)
+    assert seen.name == "integrated_gradients/seen-classification/threshold:signed@0.1"
     mag = MaskCondition("saliency", "traversal", "threshold", 0.2, reading="magnitude")
     assert mag.name == "saliency/traversal/threshold:magnitude@0.2"
-    ctl = MaskCondition("gradient_shap", maps="shuffled")
+    ctl = MaskCondition("gradient_shap", "classification", maps="shuffled")
     assert ctl.name == "gradient_shap/seen-classification/product/shuffled"
 
 
