@@ -35,6 +35,7 @@ from voxray.models import build_classifier
 from voxray.models.checkpoint import save_model
 from voxray.nodes import live_nodes, resource_total
 from voxray.train.data import random_crops, segment_frames
+from voxray.train.epoch_progress import EpochProgress
 from voxray.train.loop import load_train_state, train_loop_per_worker
 
 #: Ray Train checkpoints kept per run (the latest is what a restart resumes from).
@@ -143,7 +144,8 @@ def train_model(
         run_config=run_config(cfg, storage_path, name, out_storage),
         datasets={"train": crops},
     )
-    result = trainer.fit()
+    with EpochProgress(Storage(storage_path, out_storage.s3).child(name), name, cfg.epochs):
+        result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"training run {name!r} at {storage_path} finished without a checkpoint")
     state = load_train_state(result.checkpoint)
