@@ -57,8 +57,19 @@ KEYS = {
     "attributions": ["utt_id", "method", "pathway", "list", "utt_a", "utt_b", "side"],
     "masked": ["utt_id", "condition"],
     "scores": ["list", "utt_a", "utt_b", "model", "condition", "scorer"],
-    # XAI metrics name their method and family; multi-speaker rows their case
-    "metrics": ["model", "condition", "list", "scorer", "metric", "method", "family", "case"],
+    # XAI metrics name their method and family, one row per utterance scored (the
+    # meta-evaluation's speaker intervals); multi-speaker rows their case
+    "metrics": [
+        "model",
+        "condition",
+        "list",
+        "scorer",
+        "metric",
+        "method",
+        "family",
+        "case",
+        "utt_id",
+    ],
 }
 
 

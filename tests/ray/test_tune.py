@@ -85,7 +85,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path) 
         [*VOXRAY, "tune", "--out", str(out), *ARGS, f"tune.num_samples={TRIALS}"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp_path / "stderr.log").open("w"),
         start_new_session=True,
     )
     deadline = time.time() + 300
@@ -93,7 +93,10 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path) 
         if sum(1 for n in _trial_results(out).values() if n) >= 2:
             break
         time.sleep(0.5)
-    assert proc.poll() is None, "the sweep ended before it could be interrupted"
+    assert proc.poll() is None, (
+        "the sweep ended before it could be interrupted: "
+        + (tmp_path / "stderr.log").read_text()[-3000:]
+    )
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     kill_private_ray(env)

@@ -71,7 +71,7 @@ def test_killed_driver_resumes_without_duplicates(
         [*VOXRAY, "features", "--data-root", str(smoke_corpus), "--out", str(out), *SMOKE],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp_path / "stderr.log").open("w"),
         start_new_session=True,
     )
     deadline = time.time() + 300
@@ -81,7 +81,10 @@ def test_killed_driver_resumes_without_duplicates(
         if len(parts) >= 2:
             break
         time.sleep(0.2)
-    assert proc.poll() is None, "the stage finished before it could be interrupted"
+    assert proc.poll() is None, (
+        "the stage finished before it could be interrupted: "
+        + (tmp_path / "stderr.log").read_text()[-3000:]
+    )
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray die mid-stage
     proc.wait()
     kill_private_ray(env)

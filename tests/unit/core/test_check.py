@@ -101,3 +101,13 @@ def test_ray_job_entrypoint_runs_the_check(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 0 and proc.stdout.startswith("OK: "), proc.stdout + proc.stderr
+
+
+def test_xai_rows_of_two_utterances_are_not_duplicates() -> None:
+    """The XAI metrics are stored per utterance (the meta-evaluation's speaker intervals): two
+    rows that differ only in utt_id are two measurements, not one written twice."""
+    from voxray.check import row_keys
+
+    columns = ["model", "condition", "list", "scorer", "metric", "value", "method", "family"]
+    assert "utt_id" in row_keys("metrics", [*columns, "utt_id"])
+    assert "utt_id" not in row_keys("metrics", columns)  # optional: only where present
