@@ -60,7 +60,22 @@ def _start_or_join(cfg: RayConfig) -> None:
         log.info("starting a local Ray (no RAY_ADDRESS given)")
         # "local": a new instance. Without it ray.init joins any Ray already running on this
         # machine (another user's, or the last `ray start`), with this run's settings refused.
-        ray.init(address="local", **kwargs)
+        for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+            try:
+                ray.init(address="local", **kwargs)
+                return
+            except Exception as exc:  # Ray raises a bare Exception for this
+                if STARTUP_TIMEOUT not in str(exc) or attempt == LOCAL_START_ATTEMPTS:
+                    raise
+                log.warning("local Ray did not start in Ray's 30 s (busy machine): trying again")
+                ray.shutdown()
+
+
+#: Ray waits a fixed 30 s for a new node's raylet to register (ray/_private/node.py); on a busy
+#: machine (seen at load 15 on 2 cores) that start-up fails although nothing is wrong, and the
+#: next one succeeds. Only that failure is retried, only for the local Ray this command starts.
+STARTUP_TIMEOUT = "timed out during startup"
+LOCAL_START_ATTEMPTS = 3
 
 
 def runs_local_ray() -> bool:

@@ -102,3 +102,33 @@ def test_max_concurrency_below_concurrency_fails_naming_the_key() -> None:
     bad = ["embed.resources.concurrency=3", "embed.resources.max_concurrency=2"]
     with pytest.raises(ConfigError, match=r"embed\.resources.*max_concurrency"):
         load_config(overrides=bad)
+
+
+def test_a_local_start_that_ray_timed_out_is_tried_again(monkeypatch) -> None:
+    """Ray's fixed 30 s raylet wait fails on a busy machine: that failure alone is retried."""
+    import ray
+
+    from voxray.config import RayConfig
+
+    calls: list[str] = []
+
+    def init(address: str, **kwargs) -> None:
+        calls.append(address)
+        if len(calls) == 1:
+            raise Exception("The current node timed out during startup. This could happen ...")
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    ray_env._start_or_join(RayConfig())
+    assert calls == ["local", "local"]
+
+    def broken(address: str, **kwargs) -> None:
+        calls.append(address)
+        raise Exception("some other failure")
+
+    calls.clear()
+    monkeypatch.setattr(ray, "init", broken)
+    with pytest.raises(Exception, match="some other failure"):
+        ray_env._start_or_join(RayConfig())
+    assert calls == ["local"]
