@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from tests.support.voices import synthetic_voices
 from voxray.corpus.audio import resample
 from voxray.models.campplus import CampPlus
 from voxray.models.checkpoint import CheckpointError, LoadedModel, load_model
@@ -78,20 +79,10 @@ def _assert_equal(ours: np.ndarray, ref: np.ndarray) -> None:
     assert np.abs(ours - ref).max() <= 1e-4, np.abs(ours - ref).max()
 
 
-def _synthetic(rng: np.random.Generator) -> list[np.ndarray]:
-    waves = []
-    for n, f0 in ((9000, 110.0), (25600, 180.0), (41000, 230.0)):
-        t = np.arange(n) / 16000
-        phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.1 * np.sin(2 * np.pi * 3 * t))) / 16000
-        x = sum(np.sin(k * phase) * np.exp(-k / 6) for k in range(1, 20))
-        waves.append((0.05 * x + 0.005 * rng.standard_normal(n)).astype(np.float32))
-    return waves
-
-
 def test_equals_reference_on_synthetic_speech(
     loaded: LoadedModel, reference: ModuleType, rng: np.random.Generator
 ) -> None:
-    waves = _synthetic(rng)
+    waves = synthetic_voices(rng)
     ours = _embed(loaded, waves)
     _assert_equal(ours, _reference_embed(reference, waves))
     assert ours.shape == (3, 192)

@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 from captum.attr import InputXGradient, IntegratedGradients, Occlusion
 
+from tests.support.voices import synthetic_voices
 from voxray.attribution import attribute
 from voxray.attribution.pathways import MeanEmbedding
 from voxray.cli import main
@@ -50,16 +51,6 @@ def _embed(loaded: LoadedModel, waves: list[np.ndarray]) -> np.ndarray:
         )
 
 
-def _synthetic(rng: np.random.Generator) -> list[np.ndarray]:
-    waves = []
-    for n, f0 in ((9000, 110.0), (25600, 180.0), (41000, 230.0)):
-        t = np.arange(n) / 16000
-        phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.1 * np.sin(2 * np.pi * 3 * t))) / 16000
-        x = sum(np.sin(k * phase) * np.exp(-k / 6) for k in range(1, 20))
-        waves.append((0.05 * x + 0.005 * rng.standard_normal(n)).astype(np.float32))
-    return waves
-
-
 def _real() -> list[np.ndarray]:
     waves = []
     for voice in REAL_VOICES:
@@ -73,7 +64,7 @@ def _real() -> list[np.ndarray]:
 def test_equals_resemblyzer_on_synthetic_speech(
     loaded: LoadedModel, encoder: VoiceEncoder, rng: np.random.Generator
 ) -> None:
-    waves = [preprocess_wav(w) for w in _synthetic(rng)]
+    waves = [preprocess_wav(w) for w in synthetic_voices(rng)]
     ours = _embed(loaded, waves)
     ref = np.stack([encoder.embed_utterance(w) for w in waves])
     cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
@@ -143,7 +134,7 @@ PARAMS = AttributionConfig(
 def mel() -> torch.Tensor:
     """One 1.6 s utterance's features, as the front-end makes them (mel power)."""
     rng = np.random.default_rng(5)
-    wave = _synthetic(rng)[1]
+    wave = synthetic_voices(rng)[1]
     feats = load_model("resemblyzer").front_end.build().compute([wave], 16000)[0]
     return torch.from_numpy(feats)[None]
 
