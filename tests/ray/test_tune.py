@@ -81,13 +81,14 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path) 
         "VOXRAY_SLOW_BATCH_S": "5",
         **private_ray_env(),
     }
-    proc = subprocess.Popen(
-        [*VOXRAY, "tune", "--out", str(out), *ARGS, f"tune.num_samples={TRIALS}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "stderr.log").open("w"),
-        start_new_session=True,
-    )
+    with (tmp_path / "stderr.log").open("w") as err:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            [*VOXRAY, "tune", "--out", str(out), *ARGS, f"tune.num_samples={TRIALS}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if sum(1 for n in _trial_results(out).values() if n) >= 2:

@@ -67,13 +67,14 @@ def test_killed_driver_resumes_without_duplicates(
         "VOXRAY_SLOW_BATCH_S": "1.5",
         **private_ray_env(),
     }
-    proc = subprocess.Popen(
-        [*VOXRAY, "features", "--data-root", str(smoke_corpus), "--out", str(out), *SMOKE],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "stderr.log").open("w"),
-        start_new_session=True,
-    )
+    with (tmp_path / "stderr.log").open("w") as err:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            [*VOXRAY, "features", "--data-root", str(smoke_corpus), "--out", str(out), *SMOKE],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
     deadline = time.time() + 300
     parts = []
     while time.time() < deadline and proc.poll() is None:
