@@ -1,17 +1,16 @@
 """``voxray mask``: masked and augmented features from features/ and attributions/.
 
-For each method (and configured pathway) that a mask condition uses, Ray Data joins the
-feature rows with each utterance's attribution map on utt_id and an actor applies every
-condition of that attribution (attribution x input, a threshold, Moore-neighbourhood
-replacement, and their shuffled-map controls) in one pass, writing masked/ partitioned by
-method.
+For each method (and configured pathway) that a mask condition uses, an actor pool reads the
+feature rows, fetches each utterance's attribution map by key (voxray.pipeline.map_lookup:
+a Ray Data join cost over a minute of fixed shuffle time) and applies every condition of that
+attribution (attribution x input, a threshold, Moore-neighbourhood replacement, and their
+shuffled-map controls) in one pass, writing masked/ partitioned by method.
 
 Which map masks an utterance is ``voxray.mask.pathway``'s rule: the condition's pathway for
 utterances of the model's training speakers, Traversal for every other speaker's (the
 Classification pathway explains a training class, which an unseen speaker does not have). The
 ``pathway`` column of masked/ records the map each row was made with. A ``maps: shuffled``
-condition borrows the map of another speaker's utterance of the same group (``donors``),
-joined to the utterance under its own utt_id.
+condition borrows the map of another speaker's utterance of the same group (``donors``).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import ray
 
 from voxray import schema
 from voxray.config import MaskCondition, MaskConfig
@@ -27,12 +25,12 @@ from voxray.eval.intervals import mean_interval
 from voxray.eval.leak import nearest_centroid_hits, pooled
 from voxray.faults import maybe_fail
 from voxray.io.sink import ParquetSink, committed_keys
+from voxray.io.storage import Storage
 from voxray.log import get_logger
 from voxray.mask import apply_condition, shuffled_condition
 from voxray.mask.pathway import donors, map_pathway, seen_utterances
 from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import (
-    ATTRIBUTIONS,
     MANIFEST,
     MASKED,
     METRICS,
@@ -40,8 +38,9 @@ from voxray.pipeline.context import (
     StageResult,
 )
 from voxray.pipeline.datasets import features_rel, pool_to_sink, read_parquet_dataset
+from voxray.pipeline.map_lookup import MapKey, index_maps, read_maps
 from voxray.pipeline.model_ref import base_model
-from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources, actor_retries
+from voxray.pipeline.ray_env import actor_resources, actor_retries
 
 log = get_logger(__name__)
 STAGE = "mask"
@@ -58,31 +57,36 @@ def condition_value(cond: MaskCondition) -> float:
 
 
 class ApplyMasks:
-    """map_batches callable over joined rows: features ``values``, the utterance's map ``attr``
-    (made along ``attr_pathway``) and, when a condition is a shuffled control, ``donor_attr``."""
+    """map_batches callable over feature rows: fetches each utterance's map (along the pathway
+    ``pathway_of`` gives it) and, for a shuffled control, the map it borrows (``donor_of``)
+    from the files ``index`` names (voxray.pipeline.map_lookup), and applies every condition."""
 
-    def __init__(self, conditions: list[MaskCondition], cfg: MaskConfig, kind: str) -> None:
+    def __init__(
+        self,
+        conditions: list[MaskCondition],
+        cfg: MaskConfig,
+        kind: str,
+        maps: tuple[Storage, dict[MapKey, str], dict[str, str], dict[str, str]],
+    ) -> None:
         self.conditions = conditions
         self.cfg = cfg
         self.kind = kind
+        self.storage, self.index, self.pathway_of, self.donor_of = maps
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         maybe_fail(STAGE)
         feats = schema.matrices(batch, "values")
-        attrs = [
-            a.reshape(f.shape)
-            for a, f in zip(schema.column_arrays(batch, "attr"), feats, strict=True)
-        ]
+        utt_ids = batch.column("utt_id").to_pylist()
+        pathways = [self.pathway_of[u] for u in utt_ids]
+        own = [(u, p) for u, p in zip(utt_ids, pathways, strict=True)]
+        lent = [(self.donor_of[u], p) for u, p in own] if self.donor_of else []
+        found = read_maps(self.storage, self.index, own + lent)
+        attrs = [found[k].reshape(f.shape) for k, f in zip(own, feats, strict=True)]
         donor_maps = (
-            [
-                a.reshape(-1, f.shape[1])
-                for a, f in zip(schema.column_arrays(batch, "donor_attr"), feats, strict=True)
-            ]
-            if "donor_attr" in batch.column_names
+            [found[k].reshape(-1, f.shape[1]) for k, f in zip(lent, feats, strict=True)]
+            if lent
             else [None] * len(feats)
         )
-        utt_ids = batch.column("utt_id").to_pylist()
-        pathways = batch.column("attr_pathway").to_pylist()
         cols: dict[str, list] = {k: [] for k in ("utt_id", "pathway", "condition")}
         cols |= {"method": [], "threshold": [], "num_frames": [], "num_bins": []}
         values = []
@@ -119,32 +123,6 @@ class ApplyMasks:
         )
 
 
-def relabel(batch: pa.Table, recipient: dict[str, str]) -> pa.Table:
-    """map_batches function: a donor's map rows renamed to the utterance that borrows them."""
-    ids = [recipient[u] for u in batch.column("utt_id").to_pylist()]
-    return batch.set_column(batch.schema.get_field_index("utt_id"), "utt_id", pa.array(ids))
-
-
-def attributed(ctx: RunContext, method: str) -> set[tuple[str, str]]:
-    """The (utt_id, pathway) pairs with a committed map of ``method``."""
-    t = ctx.out.read_table(f"{ATTRIBUTIONS}/method={method}", columns=["utt_id", "pathway"])
-    return set(zip(t.column("utt_id").to_pylist(), t.column("pathway").to_pylist(), strict=True))
-
-
-def read_maps(
-    ctx: RunContext, method: str, pathway_of: dict[str, str], columns: list[str]
-) -> ray.data.Dataset:
-    """The maps of ``method`` for the utterances of ``pathway_of``, each along its pathway."""
-    rel = f"{ATTRIBUTIONS}/method={method}"
-    parts = [
-        read_parquet_dataset(
-            ctx.out, rel, columns, [u for u, q in pathway_of.items() if q == p], {"pathway": p}
-        )
-        for p in sorted(set(pathway_of.values()))
-    ]
-    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
-
-
 def plan_maps(
     conds: list[MaskCondition], speaker_of: dict[str, str], seen: frozenset[str]
 ) -> dict[str, str]:
@@ -165,39 +143,25 @@ def borrowed(
     return out
 
 
-def _masking_input(
+def _map_lookup(
     ctx: RunContext,
-    method: str,
-    kind: str,
+    index: dict[MapKey, str],
     conds: list[MaskCondition],
     todo: list[str],
     pathway_of: dict[str, str],
     speaker_of: dict[str, str],
     seen: frozenset[str],
-) -> ray.data.Dataset:
-    """The features of ``todo`` joined with their ``method`` maps (``attr``), and, when a
-    condition shuffles maps, with the map each borrows from another speaker (``donor_attr``)."""
-    cfg, out = ctx.cfg, ctx.out
-    todo_pathway = {u: pathway_of[u] for u in todo}
-    feats = read_parquet_dataset(
-        out, features_rel(kind), ["utt_id", "num_frames", "num_bins", "values"], todo
-    )
-    maps = read_maps(ctx, method, todo_pathway, ["utt_id", "pathway", "values"])
-    maps = maps.rename_columns({"values": "attr", "pathway": "attr_pathway"})
-    parts = max(1, min(8, len(todo) // 64))
-    joined = feats.join(maps, join_type="inner", num_partitions=parts, on=("utt_id",))
+) -> tuple[Storage, dict[MapKey, str], dict[str, str], dict[str, str]]:
+    """What ``ApplyMasks`` needs to fetch the maps of ``todo``: the storage, the files of just
+    those maps (and, when a condition shuffles maps, of the maps each borrows from another
+    speaker), each utterance's pathway and its donor."""
+    donor_of: dict[str, str] = {}
     if any(c.maps == "shuffled" for c in conds):
-        donor_of = borrowed(pathway_of, speaker_of, seen, cfg.seed)
-        lent = {donor_of[u]: u for u in todo}
-        donor_maps = read_maps(ctx, method, {d: pathway_of[d] for d in lent}, ["utt_id", "values"])
-        donor_maps = donor_maps.map_batches(
-            relabel,
-            fn_kwargs={"recipient": lent},
-            batch_format="pyarrow",
-            num_cpus=DATA_TASK_CPUS,
-        ).rename_columns({"values": "donor_attr"})
-        joined = joined.join(donor_maps, join_type="inner", num_partitions=parts, on=("utt_id",))
-    return joined
+        every = borrowed(pathway_of, speaker_of, seen, ctx.cfg.seed)
+        donor_of = {u: every[u] for u in todo}
+    needed = {u: pathway_of[u] for u in [*todo, *donor_of.values()]}
+    files = {(u, p): index[(u, p)] for u, p in needed.items()}
+    return ctx.out, files, needed, donor_of
 
 
 def run_mask(ctx: RunContext) -> StageResult:
@@ -217,7 +181,8 @@ def run_mask(ctx: RunContext) -> StageResult:
     rc = cfg.mask.resources
     utts_of: dict[tuple[str, str], list[str]] = {}
     for (method, configured), conds in by_attr.items():
-        have = attributed(ctx, method)
+        index = index_maps(ctx.out, method)
+        have = index.keys()
         pathway_of = {u: p for u, p in plan_maps(conds, speaker_of, seen).items() if (u, p) in have}
         utts = sorted(pathway_of)
         utts_of[(method, configured)] = utts
@@ -227,11 +192,18 @@ def run_mask(ctx: RunContext) -> StageResult:
         if not todo:
             continue
         log.info("mask: %d utterances x %s", len(todo), ", ".join(c.name for c in conds))
-        joined = _masking_input(ctx, method, kind, conds, todo, pathway_of, speaker_of, seen)
+        lookup = _map_lookup(ctx, index, conds, todo, pathway_of, speaker_of, seen)
+        feats = read_parquet_dataset(
+            out,
+            features_rel(kind),
+            ["utt_id", "num_frames", "num_bins", "values"],
+            todo,
+            rows_per_block=rc.batch_size,
+        )
         pool_to_sink(
-            joined,
+            feats,
             ApplyMasks,
-            (conds, cfg.mask, kind),
+            (conds, cfg.mask, kind, lookup),
             rc,
             ParquetSink(
                 out,
