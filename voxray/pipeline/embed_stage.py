@@ -8,61 +8,130 @@ in the actor: ``voxray.pipeline.embed_from_audio``); both embed through
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from voxray import schema
 from voxray.config import ResourceConfig
+from voxray.faults import maybe_fail
 from voxray.pipeline.context import MANIFEST, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel, pool_to_sink, read_parquet_dataset
 from voxray.pipeline.embed_compute import STAGE, ComputeEmbeddings, embedded, embeddings_sink
 from voxray.pipeline.embed_from_audio import embed_from_audio
 from voxray.pipeline.front_ends import check_front_end, model_front_end
 from voxray.pipeline.model_ref import ModelRef, base_model
-from voxray.pipeline.ray_env import actor_resources
+from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources
+
+#: the feature columns an embedding reads.
+FEATURE_COLUMNS = ["utt_id", "num_frames", "num_bins", "values"]
 
 
-def embed_source(
-    ctx: RunContext,
-    model: ModelRef,
-    condition: str,
-    source_rel: str,
-    where: dict[str, str] | None,
-    utt_ids: list[str],
-    resources: ResourceConfig,
-) -> StageResult:
-    """Embed ``utt_ids`` read from ``source_rel`` (rows matching ``where``) with ``model``;
-    skips utterances already done."""
+@dataclass(frozen=True)
+class EmbedJob:
+    """One (model, data) pair to embed: ``model`` on the rows of ``source_rel`` that match
+    ``where``, written under ``condition``."""
+
+    model: ModelRef
+    condition: str
+    source_rel: str
+    where: dict[str, str] | None = None
+
+
+class EmbedJobs:
+    """map_batches callable over rows tagged with a ``job`` index: each job's rows go to that
+    job's ``ComputeEmbeddings`` (its model loaded on first use, once per actor). Several
+    (model, data) pairs so share one actor pool: the retrain stage embeds the masked and the
+    clean test data with every retrained model of a condition in one pass instead of paying
+    a pool's start-up (actors importing torch and loading a model) for each."""
+
+    def __init__(self, jobs: list[tuple], num_gpus: float) -> None:
+        self.jobs = jobs
+        self.num_gpus = num_gpus
+        self.actors: dict[int, ComputeEmbeddings] = {}
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        maybe_fail(STAGE)
+        tags = np.asarray(batch.column("job").to_numpy())
+        parts = []
+        for j in sorted(set(tags.tolist())):
+            if j not in self.actors:
+                model, condition, cfg, frame_shift_ms, s3 = self.jobs[j]
+                self.actors[j] = ComputeEmbeddings(
+                    model, condition, cfg, frame_shift_ms, self.num_gpus, s3
+                )
+            rows = batch.filter(pa.array(tags == j))
+            parts.append(
+                self.actors[j].embed_rows(rows.column("utt_id").to_pylist(), schema.matrices(rows))
+            )
+        return pa.concat_tables(parts)
+
+
+def tag_job(batch: pa.Table, job: int) -> pa.Table:
+    """map_batches function: the feature columns of ``batch``, tagged with its job index."""
+    cols = batch.select(FEATURE_COLUMNS)
+    return cols.append_column("job", pa.array([job] * cols.num_rows, pa.int32()))
+
+
+def embed_jobs(
+    ctx: RunContext, jobs: list[EmbedJob], utt_ids: list[str], resources: ResourceConfig
+) -> list[StageResult]:
+    """Embed ``utt_ids`` for every job in one actor pool, skipping utterances a job has
+    already committed; one result per job."""
     out = ctx.out
-    done = embedded(out, model.name, condition)
-    todo = sorted(set(utt_ids) - done)
-    result = StageResult(
-        f"{STAGE}:{model.name}:{condition}",
-        inputs=len(set(utt_ids)),
-        skipped=len(set(utt_ids)) - len(todo),
-    )
-    if todo:
-        # segment lengths in frames follow the model's own front-end
-        frame_shift_ms = model_front_end(ctx, model).build().frame_shift_ms
-        ds = read_parquet_dataset(
-            out,
-            source_rel,
-            ["utt_id", "num_frames", "num_bins", "values"],
-            todo,
-            where,
-            rows_per_block=resources.batch_size,
+    wanted = set(utt_ids)
+    todo = [sorted(wanted - embedded(out, j.model.name, j.condition)) for j in jobs]
+    results = [
+        StageResult(
+            f"{STAGE}:{j.model.name}:{j.condition}",
+            inputs=len(wanted),
+            skipped=len(wanted) - len(t),
         )
+        for j, t in zip(jobs, todo, strict=True)
+    ]
+    live = [k for k, t in enumerate(todo) if t]
+    if live:
         res = actor_resources(resources)
+        parts = [
+            read_parquet_dataset(
+                out,
+                jobs[k].source_rel,
+                FEATURE_COLUMNS,
+                todo[k],
+                jobs[k].where,
+                rows_per_block=resources.batch_size,
+            ).map_batches(
+                tag_job, fn_kwargs={"job": n}, batch_format="pyarrow", num_cpus=DATA_TASK_CPUS
+            )
+            for n, k in enumerate(live)
+        ]
+        # segment lengths in frames follow each model's own front-end
+        specs = [
+            (
+                jobs[k].model,
+                jobs[k].condition,
+                ctx.cfg.embed,
+                model_front_end(ctx, jobs[k].model).build().frame_shift_ms,
+                ctx.cfg.corpus.s3,
+            )
+            for k in live
+        ]
         pool_to_sink(
-            ds,
-            ComputeEmbeddings,
-            (model, condition, ctx.cfg.embed, frame_shift_ms, res["num_gpus"], ctx.cfg.corpus.s3),
+            parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0],
+            EmbedJobs,
+            (specs, res["num_gpus"]),
             resources,
             embeddings_sink(out, resources.rows_per_file),
             res,
-            total=len(todo),
+            total=sum(len(todo[k]) for k in live),
         )
-    final = embedded(out, model.name, condition)
-    result.skipped = 0
-    result.outputs = len(final & set(utt_ids))
-    result.quarantined = 0
-    return result.check()
+    for j, result in zip(jobs, results, strict=True):
+        result.skipped = 0
+        result.outputs = len(embedded(out, j.model.name, j.condition) & wanted)
+        result.quarantined = 0
+        result.check()
+    return results
 
 
 def run_embed(ctx: RunContext) -> StageResult:
@@ -77,9 +146,8 @@ def run_embed(ctx: RunContext) -> StageResult:
         ctx.out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist()
     )
     todo = [u for u in utt_ids if u in available]
-    result = embed_source(
-        ctx, model, "none", features_rel(kind), None, todo, ctx.cfg.embed.resources
-    )
+    job = EmbedJob(model, "none", features_rel(kind))
+    (result,) = embed_jobs(ctx, [job], todo, ctx.cfg.embed.resources)
     result.stage = STAGE
     result.info = {"model": model.name, "front_end": kind}
     return result

@@ -20,7 +20,7 @@ from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import MANIFEST, MASKED, MODELS, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel
-from voxray.pipeline.embed_stage import embed_source
+from voxray.pipeline.embed_stage import EmbedJob, embed_jobs
 from voxray.pipeline.model_ref import base_model, trained_model
 from voxray.pipeline.train_stage import train_on
 
@@ -58,14 +58,13 @@ def run_retrain(ctx: RunContext) -> StageResult:
     m = out.read_table(MANIFEST, columns=["utt_id", "split"], filter=pc.field("split") == "test")
     test_ids = m.column("utt_id").to_pylist()
     result = StageResult(STAGE, inputs=len(cfg.mask.conditions))
-    res = cfg.embed.resources
     for cond in cfg.mask.conditions:
         source = f"{MASKED}/method={cond.method}"
         only = {"condition": cond.name}
-        embed_source(ctx, base, cond.parts.masked, source, only, test_ids, res)
-        if not cfg.retrain.enabled:
-            continue
-        for name, variant, k in retrainings(base.name, cfg.retrain, cond):
+        jobs = [EmbedJob(base, cond.parts.masked, source, only)]
+        for name, variant, k in (
+            retrainings(base.name, cfg.retrain, cond) if cfg.retrain.enabled else []
+        ):
             if out.exists(f"{MODELS}/{name}/model.pt"):
                 log.info("retrain: %s exists, not retrained", name)
             else:
@@ -74,8 +73,10 @@ def run_retrain(ctx: RunContext) -> StageResult:
                 seed = cfg.train.seed + k
                 train_on(ctx, name, source, only, front_end, cfg.retrain.epochs, seed, init)
             model = trained_model(ctx, name)
-            embed_source(ctx, model, cond.parts.masked, source, only, test_ids, res)
-            embed_source(ctx, model, "none", features_rel(kind), None, test_ids, res)
+            jobs.append(EmbedJob(model, cond.parts.masked, source, only))
+            jobs.append(EmbedJob(model, "none", features_rel(kind)))
+        # every model of the condition on its masked and clean test data: one actor pool
+        embed_jobs(ctx, jobs, test_ids, cfg.embed.resources)
     result.outputs = len(cfg.mask.conditions)
     result.info = {
         "models": [
