@@ -50,8 +50,11 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 #: Seconds between two progress lines when the console is a file or a pipe (a terminal
-#: redraws one line instead, at most every REDRAW_S).
+#: redraws one line instead, at most every REDRAW_S). The gap grows with the stage's age, to
+#: a tenth of the time it has run, and a line with no new rows waits STALLED_EVERY_S: a stage
+#: of an hour then writes about 45 lines, not 360 (a demo's console stays readable).
 PROGRESS_EVERY_S = 10.0
+STALLED_EVERY_S = 60.0
 REDRAW_S = 0.5
 BAR_WIDTH = 24
 
@@ -68,8 +71,9 @@ def _duration(seconds: float) -> str:
 class Progress:
     """One stage's progress on the console: rows done / total, rows/s and ETA. On a terminal a
     bar redrawn in place on one line; in a file or a pipe a line every PROGRESS_EVERY_S
-    seconds, and always a last line at ``close`` (so a log holds a few lines per stage, not
-    one per update). ``update`` is thread-safe; ``clock`` and ``stream`` are for tests."""
+    seconds at first, then ever further apart (``due``), and always a last line at ``close``
+    (so a log holds a few lines per stage, not one per update). ``update`` is thread-safe;
+    ``clock`` and ``stream`` are for tests."""
 
     def __init__(
         self,
@@ -113,8 +117,17 @@ class Progress:
         """Set the rows done so far; prints when the last line is old enough."""
         with self._lock:
             self.done = done if self.total is None else min(done, self.total)
-            if self.clock() - self._shown_at >= self.every_s:
+            if self.clock() - self._shown_at >= self.due():
                 self._show()
+
+    def due(self) -> float:
+        """Seconds the next line waits after the last: on a terminal REDRAW_S; in a file
+        ``every_s``, or a tenth of the stage's age when longer, or STALLED_EVERY_S when no row
+        finished since the last line (a heartbeat, so a slow stage still shows it lives)."""
+        if self.tty:
+            return self.every_s
+        due = max(self.every_s, (self.clock() - self.started) / 10)
+        return due if self.done != self._shown_done else max(due, STALLED_EVERY_S)
 
     def close(self) -> None:
         """The last line, unless it is already shown (a terminal's bar ends with a newline)."""

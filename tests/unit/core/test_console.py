@@ -135,3 +135,28 @@ def test_count_rows_passes_the_stage_output_through_and_counts_input_rows() -> N
     assert out.column("x").to_pylist() == [2, 4, 6]
     fn(pa.table({"x": [5]}))
     assert counter.added == [3, 1]
+
+
+def test_progress_in_a_file_spaces_its_lines_as_the_stage_ages_and_when_stalled() -> None:
+    clock, stream = Clock(), io.StringIO()
+    p = Progress("stage train", 3600, stream=stream, clock=clock, every_s=10.0)
+    for second in range(1, 3601):  # one row a second for an hour
+        clock.now += 1.0
+        p.update(second)
+    p.close()
+    lines = stream.getvalue().splitlines()
+    # 10 s apart for the first 100 s, then a tenth of the age: about 10 + 10 ln(36) lines
+    assert 40 <= len(lines) <= 50, len(lines)
+    assert "3600/3600 rows (100%)" in lines[-1]
+
+    clock, stream = Clock(), io.StringIO()
+    p = Progress("stage attribute", 14, stream=stream, clock=clock, every_s=10.0)
+    clock.now += 11.0
+    p.update(1)  # a row: shown
+    for _ in range(59):  # then nothing new for a minute: one heartbeat at 60 s, not six
+        clock.now += 1.0
+        p.update(1)
+    assert len(stream.getvalue().splitlines()) == 1
+    clock.now += 1.0
+    p.update(1)
+    assert len(stream.getvalue().splitlines()) == 2
