@@ -199,8 +199,8 @@ def kept(job: TrialJob, m: np.ndarray, numbers: Sequence[float]) -> Result:
     """A computed map as a row (quarantined if not finite; NaN numbers are None)."""
     if not np.isfinite(m).all():
         return (job, None, NONE, NON_FINITE)
-    nums = tuple(None if np.isnan(v) else float(v) for v in numbers)
-    return (job, m, nums, None)  # type: ignore[return-value]
+    err, score, base = (None if np.isnan(v) else float(v) for v in numbers)
+    return (job, m, (err, score, base), None)
 
 
 @dataclass(frozen=True)
