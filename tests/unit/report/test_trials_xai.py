@@ -83,10 +83,22 @@ def _write_trial_outputs(s: Storage) -> None:
                     rows[k].append(v)
                 maps.append(rng.standard_normal(feats[u].shape).astype(np.float32))
     n = len(maps)
+    columns = {k: v for k, v in rows.items() if k != "method"}
+    _write_maps(
+        s,
+        maps,
+        {**columns, "completeness_error": pa.array([None] * n, pa.float64())},
+        rows["method"],
+    )
+
+
+def _write_maps(s: Storage, maps: list[np.ndarray], columns: dict, methods: list[str]) -> None:
+    """Trial rows of model ``m`` with ``maps`` and ``columns`` into attributions/."""
+    n = len(maps)
     t = schema.table(
         schema.ATTRIBUTIONS,
         {
-            **{k: v for k, v in rows.items() if k != "method"},
+            **columns,
             "model": ["m"] * n,
             "pathway": ["trial"] * n,
             "params": ["{}"] * n,
@@ -95,10 +107,9 @@ def _write_trial_outputs(s: Storage) -> None:
             "num_bins": pa.array([8] * n, pa.int32()),
             "values": schema.floats_column(maps),
             "freq_profile": schema.floats_column([np.abs(x).mean(0) for x in maps]),
-            "completeness_error": pa.array([None] * n, pa.float64()),
         },
     )
-    t = t.append_column("method", pa.array(rows["method"], pa.string()))  # the partition
+    t = t.append_column("method", pa.array(methods, pa.string()))  # the partition
     keys = ("utt_id", "list", "utt_a", "utt_b", "side")
     write_partitioned(s, "attributions", t, schema.ATTRIBUTIONS, keys, "method")
 
@@ -129,33 +140,20 @@ def _write_joint_rows(s: Storage, a: str, b: str, shapes: tuple[tuple[int, int],
         for shape, total in zip(shapes, (0.3, 0.1), strict=True)
     ]
     n = 2
-    t = schema.table(
-        schema.ATTRIBUTIONS,
-        {
-            "utt_id": [a, b],
-            "model": ["m"] * n,
-            "pathway": ["trial"] * n,
-            "params": ["{}"] * n,
-            "target": pa.array([-1] * n, pa.int32()),
-            "num_frames": pa.array([x.shape[0] for x in maps], pa.int32()),
-            "num_bins": pa.array([8] * n, pa.int32()),
-            "values": schema.floats_column(maps),
-            "freq_profile": schema.floats_column([x.mean(0) for x in maps]),
-            "completeness_error": [0.2] * n,
-            "list": ["l"] * n,
-            "utt_a": [a] * n,
-            "utt_b": [b] * n,
-            "side": list(schema.JOINT_SIDES),
-            "score": [0.9] * n,
-            "baseline_score": [0.4] * n,
-            "joint_baseline": ["cohort_mean"] * n,
-            "baseline_utt_a": ["id3/v/1"] * n,
-            "baseline_utt_b": ["id4/v/1"] * n,
-        },
-    )
-    t = t.append_column("method", pa.array(["integrated_gradients"] * n, pa.string()))
-    keys = ("utt_id", "list", "utt_a", "utt_b", "side")
-    write_partitioned(s, "attributions", t, schema.ATTRIBUTIONS, keys, "method")
+    columns = {
+        "utt_id": [a, b],
+        "completeness_error": [0.2] * n,
+        "list": ["l"] * n,
+        "utt_a": [a] * n,
+        "utt_b": [b] * n,
+        "side": list(schema.JOINT_SIDES),
+        "score": [0.9] * n,
+        "baseline_score": [0.4] * n,
+        "joint_baseline": ["cohort_mean"] * n,
+        "baseline_utt_a": ["id3/v/1"] * n,
+        "baseline_utt_b": ["id4/v/1"] * n,
+    }
+    _write_maps(s, maps, columns, ["integrated_gradients"] * n)
 
 
 def test_the_joint_decomposition_shows_both_scores_the_shares_and_names_the_baseline(
