@@ -127,6 +127,40 @@ def check(out: str, s3: S3Config = S3Config()) -> list[str]:
     if "scores" in tables and "metrics" in tables:
         problems += _eer_problems(tables["scores"], tables["metrics"])
     problems += _audio_problems(s, tables.get("attributions"))
+    problems += _joint_problems(tables.get("attributions"))
+    return problems
+
+
+#: how far a joint row's stored completeness error may be from the one its values give (the
+#: maps are stored as float32).
+JOINT_TOLERANCE = 1e-3
+
+
+def _joint_problems(attributions: pd.DataFrame | None) -> list[str]:
+    """Joint decompositions (side ``joint_a``/``joint_b``): both rows of each, a named
+    baseline, and a completeness error that is what the two maps' values, score and
+    baseline_score give."""
+    if attributions is None or "side" not in attributions.columns:
+        return []
+    rows = attributions[attributions["side"].isin(schema.JOINT_SIDES)]
+    problems = []
+    for key, g in rows.groupby(["model", "method", "list", "utt_a", "utt_b"]):
+        where = f"attributions: joint {'/'.join(map(str, key))}"
+        if sorted(g["side"]) != list(schema.JOINT_SIDES):
+            problems.append(f"{where}: sides {sorted(g['side'])}, not both of a joint pair")
+            continue
+        named = ["joint_baseline", "baseline_utt_a", "baseline_utt_b"]
+        if any(c not in g.columns or g[c].isna().any() for c in named):
+            problems.append(f"{where}: its baseline is not named ({', '.join(named)})")
+            continue
+        if g["num_frames"].eq(0).any():  # quarantined: no values to check
+            continue
+        total = sum(float(np.sum(v, dtype=np.float64)) for v in g["values"])
+        delta = float(g["score"].iloc[0]) - float(g["baseline_score"].iloc[0])
+        error = abs(total - delta) / max(abs(delta), np.finfo(np.float64).tiny)
+        stored = g["completeness_error"].to_numpy(float)
+        if not np.allclose(stored, error, rtol=JOINT_TOLERANCE, atol=JOINT_TOLERANCE):
+            problems.append(f"{where}: completeness_error {stored} but its maps give {error:.4g}")
     return problems
 
 

@@ -152,9 +152,19 @@ ATTRIBUTIONS = pa.schema(
         # the other side fixed (null for a method without a baseline)
         optional("score", pa.float64()),
         optional("baseline_score", pa.float64()),
+        # joint decompositions only (side ``joint_a``/``joint_b``, both sides on one path from
+        # a baseline pair): the baseline's name (``trial.joint_baseline``) and the pair's
+        # utterances; score is s(x_a, x_b), baseline_score s(x'_a, x'_b), and
+        # completeness_error, the same on both rows, compares the two maps' summed values
+        # with their difference
+        optional("joint_baseline", pa.string()),
+        optional("baseline_utt_a", pa.string()),
+        optional("baseline_utt_b", pa.string()),
     ]
 )
 ATTRIBUTIONS_PARTITION = "method"
+#: the ``side`` of a joint decomposition's two rows: utt_a's map and utt_b's.
+JOINT_SIDES = ("joint_a", "joint_b")
 
 MASKED = pa.schema(
     [

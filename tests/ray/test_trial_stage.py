@@ -13,11 +13,13 @@ import pytest
 import torch
 
 from voxray import schema
-from voxray.attribution.trial import attribute_trials
+from voxray.attribution.trial import attribute_joint, attribute_trials
+from voxray.check import check
 from voxray.config import load_config
 from voxray.io.sink import write_partitioned
 from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import RunContext
+from voxray.pipeline.trial_joint import fit_frames
 from voxray.pipeline.trial_stage import TRIAL_KEYS, run_trial
 from voxray.testing.synthetic_outputs import make_outputs
 
@@ -72,6 +74,28 @@ def _plant_errors(s, emb: dict[str, np.ndarray]) -> tuple[tuple[str, str], tuple
     )
 
 
+def _check_joint(rows: pd.DataFrame, model, x_of: dict) -> None:
+    """Each trial's two joint rows equal attribute_joint from its named cohort pair (fitted in
+    time to its sides), an impostor trial sharing no utterance with it."""
+    assert len(rows) == 4 and (rows.joint_baseline == "cohort_mean").all()
+    by_key = {(r.utt_a, r.utt_b, r.side): r.map for r in rows.itertuples()}
+    params = load_config(profile="smoke").attribution
+    for (a, b), g in rows.groupby(["utt_a", "utt_b"]):
+        r = g.iloc[0]
+        assert not {a, b} & {r.baseline_utt_a, r.baseline_utt_b}
+        pair = [torch.from_numpy(x_of[u].copy())[None] for u in (a, b)]
+        bases = [
+            torch.from_numpy(fit_frames(x_of[u], len(x_of[side])))[None]
+            for u, side in ((r.baseline_utt_a, a), (r.baseline_utt_b, b))
+        ]
+        direct = attribute_joint(model, *pair, params, *bases)
+        for side, m in (("joint_a", direct.maps_a), ("joint_b", direct.maps_b)):
+            np.testing.assert_allclose(by_key[(a, b, side)], m[0], rtol=1e-4, atol=1e-6)
+        assert r.score == pytest.approx(float(direct.score[0]), abs=1e-6)
+        assert r.baseline_score == pytest.approx(float(direct.baseline_score[0]), abs=1e-6)
+        assert r.completeness_error == pytest.approx(float(direct.completeness_error[0]), abs=1e-4)
+
+
 def test_worst_errors_are_explained_once_with_their_keys(ray_local, tmp_path: Path) -> None:
     out = tmp_path / "out"
     s = make_outputs(str(out), speakers=6, utts=3, frames=30, bins=8)
@@ -86,9 +110,12 @@ def test_worst_errors_are_explained_once_with_their_keys(ray_local, tmp_path: Pa
     ]
     cfg = load_config(profile="smoke", overrides=overrides)
     result = run_trial(RunContext(cfg))
-    rows = s.read_table("attributions").to_pandas()
+    table = s.read_table("attributions")
+    rows = table.to_pandas()
     assert (rows.pathway == "trial").all()
-    assert result.outputs == len(rows) == result.inputs == 2 * 2 * 2  # trials x sides x methods
+    # trials x sides x methods, and IG's joint decomposition: two rows per trial
+    assert result.outputs == len(rows) == result.inputs == 2 * 2 * 2 + 2 * 2
+    assert result.info["joint"]["methods"] == ["integrated_gradients"]
     assert {(a, b) for a, b in zip(rows.utt_a, rows.utt_b, strict=True)} == {
         false_accept,
         false_reject,
@@ -98,8 +125,10 @@ def test_worst_errors_are_explained_once_with_their_keys(ray_local, tmp_path: Pa
     model = load_model(s.uri("models/ecapa")).classifier.eval()
     feats = s.read_table("features/kind=fbank")
     x_of = dict(zip(feats.column("utt_id").to_pylist(), schema.matrices(feats), strict=True))
-    maps = schema.matrices(s.read_table("attributions"))
-    for (_, r), m in zip(rows.iterrows(), maps, strict=True):
+    rows["map"] = schema.matrices(table)
+    joint = rows.side.isin(schema.JOINT_SIDES)
+    _check_joint(rows[joint], model, x_of)
+    for r in rows[~joint].itertuples():
         explained, fixed = (r.utt_a, r.utt_b) if r.side == "a" else (r.utt_b, r.utt_a)
         assert r.utt_id == explained
         direct = attribute_trials(
@@ -109,7 +138,7 @@ def test_worst_errors_are_explained_once_with_their_keys(ray_local, tmp_path: Pa
             str(r.method),
             cfg.attribution,
         )
-        np.testing.assert_allclose(m, direct.maps[0].numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(r.map, direct.maps[0].numpy(), rtol=1e-4, atol=1e-6)
         assert r.score == pytest.approx(float(direct.score[0]), rel=1e-5, abs=1e-6)
         if direct.baseline_score is None:
             assert pd.isna(r.baseline_score)
@@ -121,6 +150,8 @@ def test_worst_errors_are_explained_once_with_their_keys(ray_local, tmp_path: Pa
             )
         else:
             assert np.isnan(r.completeness_error)
+
+    assert not check(str(out)), check(str(out))
 
     again = run_trial(RunContext(cfg))
     assert again.outputs == result.outputs

@@ -48,6 +48,16 @@ TRIAL = Pathway.TRIAL
 TRIAL_METHODS: tuple[str, ...] = typing.get_args(TrialMethod)
 #: the sides a trial map can explain: a (utt_a's features, utt_b's embedding fixed) or b.
 SIDES = ("a", "b")
+#: the methods with a joint path over the pair (``attribute_joint``).
+JOINT_METHODS: tuple[str, ...] = ("integrated_gradients",)
+#: why each other trial method has no joint decomposition.
+NO_JOINT_PATH: dict[str, str] = {
+    "saliency": "no baseline: a gradient at one point decomposes no score change",
+    "input_x_gradient": "no baseline: gradient x input decomposes no score change",
+    "deeplift": "the pair runs the embedder twice per forward, a module reuse Captum's "
+    "DeepLift refuses",
+    "occlusion": "window ablations do not add up to the score change (not complete)",
+}
 
 
 class TrialScore(nn.Module):

@@ -96,6 +96,13 @@ class TrialConfig:
     lists: tuple[str, ...] = ()
     #: the side explained: a (utt_a's features, utt_b's embedding fixed), b (the reverse).
     sides: tuple[Literal["a", "b"], ...] = ("a", "b")
+    #: the reference of the joint decomposition (both sides on one path, their maps summing to
+    #: s(x_a, x_b) - s(x'_a, x'_b)), computed for each method of ``methods`` that has a joint
+    #: path (``voxray.attribution.trial.JOINT_METHODS``): cohort_mean, the list's impostor
+    #: trial (sharing no utterance with the explained one) whose score is nearest the mean
+    #: impostor score, so the maps explain what lifts the trial above a typical impostor
+    #: trial; none: no joint decomposition.
+    joint_baseline: Literal["cohort_mean", "none"] = "cohort_mean"
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=8))
 
     def __post_init__(self) -> None:

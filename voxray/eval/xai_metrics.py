@@ -16,10 +16,12 @@ states it explicitly:
 
 None of these outputs is a probability, so every metric runs with Quantus's ``softmax=False``
 (its default applies a softmax for ROAD, IROF and Monotonicity, which would score a quantity the
-map never explained). Completeness is ``RelativeCompleteness``: the error relative to
-``|f(x) - f(x')|`` against ``attribution.baseline`` (the baseline IG / DeepLift / Occlusion
-explain against), not Quantus's exact equality. MPRT's correlation is on normalised absolute maps,
-as Quantus defines it.
+map never explained). Each metric's other Quantus arguments (``abs``, ``normalise``,
+``perturb_baseline``, sample and subset counts) are set, and stated with their reasons, on its
+class in ``voxray.eval.quantus_posed``. Completeness is ``RelativeCompleteness``: the error
+relative to ``|f(x) - f(x')|`` against ``attribution.baseline`` (the baseline IG / DeepLift /
+Occlusion explain against), not Quantus's exact equality. MPRT's correlation is on normalised
+absolute maps, as Quantus defines it.
 
 The wrapper's first module is a view of the model's first convolution, so Quantus's
 InputInvariance can shift its bias (it needs a first layer with a bias, applied to the input
@@ -41,7 +43,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import quantus
 import torch
 import torch.nn.functional as F
 from scipy.stats import rankdata
@@ -51,12 +52,8 @@ from voxray.attribution import attribute
 from voxray.attribution.base import Pathway
 from voxray.attribution.trial import attribute_trials
 from voxray.config import AttributionConfig, XaiMetricsConfig
+from voxray.eval.quantus_posed import POSED, Setting
 from voxray.models.base import SpeakerClassifier
-
-# Quantus 0.6 integrates curves with np.trapz, which NumPy 2.4 removed (its successor is
-# np.trapezoid, the same function): restore the old name for it.
-if not hasattr(np, "trapz"):
-    np.trapz = np.trapezoid  # type: ignore[attr-defined]
 
 #: the family of each metric (Hedström et al. 2023, Quantus's grouping).
 FAMILIES: dict[str, str] = {
@@ -94,11 +91,6 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 }
 #: the maps each metric scores: the method's own and the meta-evaluation's two controls.
 MAP_KINDS = ("real", "random", "inverted")
-#: Quantus's ``perturb_baseline`` for voxray's constant baselines (``attribution.baseline``);
-#: ``mean`` (the corpus mean per bin) and ``gaussian`` (per-utterance draws) are not one value.
-QUANTUS_BASELINE: dict[str, float] = {"ones": 1.0, "zeros": 0.0}
-#: ROAD's removal percentages (MoRF order).
-ROAD_PERCENTAGES = (10, 30, 50, 70, 90)
 #: a map function as Quantus calls it: (model, inputs (N, 1, T, F), targets (N,)) -> (N, 1, T, F).
 ExplainFn = Callable[..., np.ndarray]
 
@@ -202,40 +194,6 @@ def targets(wrapper: ExplainedModel, feats: Tensor) -> Tensor:
         return wrapper(feats[:, None]).argmax(dim=1)
 
 
-class RelativeCompleteness(quantus.Completeness):
-    """Completeness as the relative error ``|sum(A) - (f(x) - f(x'))| / |f(x) - f(x')|`` per item
-    (NaN where ``f(x) = f(x')``), with ``x'`` filled by Quantus's ``perturb_baseline``.
-
-    Quantus's Completeness returns ``sum(A) == f(x) - f(x')``, exact float equality, which no
-    method meets; it has no tolerance argument, so this class keeps its baseline handling and
-    returns the error instead (``voxray.attribution.captum_methods.completeness_error`` on
-    Quantus's inputs).
-    """
-
-    def evaluate_batch(
-        self,
-        model: Any,
-        x_batch: np.ndarray,
-        y_batch: np.ndarray,
-        a_batch: np.ndarray,
-        **_: Any,
-    ) -> np.ndarray:
-        n = x_batch.shape[0]
-        flat = x_batch.reshape(n, -1)
-        every = np.tile(np.arange(flat.shape[1]), (n, 1))
-        x_ref = self.perturb_func(arr=flat, indices=every).reshape(x_batch.shape)
-        rows = np.arange(n)
-
-        def out(x: np.ndarray) -> np.ndarray:
-            shaped = model.shape_input(x, x_batch.shape, channel_first=True, batched=True)
-            return model.predict(shaped)[rows, y_batch]
-
-        delta = self.output_func(out(x_batch) - out(x_ref))
-        gap = np.abs(a_batch.reshape(n, -1).sum(axis=1) - delta)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(delta != 0, gap / np.abs(delta), np.nan)
-
-
 def build_metric(
     name: str,
     cfg: XaiMetricsConfig,
@@ -245,47 +203,13 @@ def build_metric(
     seed: int,
     baseline: str = "ones",
 ) -> Any:
-    """The Quantus metric ``name`` with voxray's settings, or None where it is not defined for
-    a wrapper with ``outputs`` outputs (or, for Completeness, a ``baseline`` kind that is not
-    one constant)."""
-    common = {"disable_warnings": True, "display_progressbar": False, "return_aggregate": False}
-    subset = max(1, round(cfg.subset_fraction * frames * bins))
-    if name == "FaithfulnessCorrelation":
-        return quantus.FaithfulnessCorrelation(
-            nr_runs=cfg.correlation_runs, subset_size=subset, **common
-        )
-    if name == "ROAD":
-        return None if outputs < 2 else quantus.ROAD(percentages=list(ROAD_PERCENTAGES), **common)
-    if name == "IROF":
-        return quantus.IROF(segmentation_method="slic", **common)
-    if name == "Monotonicity":
-        # Quantus wants a step that divides T x F: the largest one up to the configured share
-        step = max(d for d in range(1, subset + 1) if (frames * bins) % d == 0)
-        return quantus.Monotonicity(features_in_step=step, **common)
-    if name == "MaxSensitivity":
-        return quantus.MaxSensitivity(nr_samples=cfg.samples, **common)
-    if name == "AvgSensitivity":
-        return quantus.AvgSensitivity(nr_samples=cfg.samples, **common)
-    if name == "RelativeInputStability":
-        return quantus.RelativeInputStability(nr_samples=cfg.samples, **common)
-    if name == "Sparseness":
-        return quantus.Sparseness(**common)
-    if name == "Complexity":
-        return quantus.Complexity(**common)
-    if name == "MPRT":
-        return quantus.MPRT(seed=seed, skip_layers=True, return_last_correlation=True, **common)
-    if name == "RandomLogit":
-        return (
-            None if outputs < 2 else quantus.RandomLogit(num_classes=outputs, seed=seed, **common)
-        )
-    if name == "Completeness":
-        fill = QUANTUS_BASELINE.get(baseline)
-        if fill is None:
-            return None
-        return RelativeCompleteness(abs=False, normalise=False, perturb_baseline=fill, **common)
-    if name == "InputInvariance":
-        return quantus.InputInvariance(**common)
-    raise KeyError(f"eval.xai.metrics: unknown metric {name!r} (known: {', '.join(FAMILIES)})")
+    """The Quantus metric ``name`` posed for speaker models (``voxray.eval.quantus_posed``:
+    each class states the arguments it sets), or None where it is not defined for a wrapper
+    with ``outputs`` outputs (or, for Completeness, a ``baseline`` kind that is not one
+    constant)."""
+    if name not in POSED:
+        raise KeyError(f"eval.xai.metrics: unknown metric {name!r} (known: {', '.join(FAMILIES)})")
+    return POSED[name].build(Setting(cfg, frames, bins, outputs, seed, baseline))
 
 
 def item_scores(values: Any, n: int) -> np.ndarray:

@@ -8,10 +8,18 @@ by the embed stage and shared by every trial that uses them); the explained side
 stream through the pool, and an actor explains all the trials of its batch's utterances,
 equal-length explained sides sharing one Captum call. Rows go to attributions/ with pathway
 ``trial``, the trial's key (list, utt_a, utt_b) and the side explained.
+
+For IG (``JOINT_METHODS``) each selected trial is also decomposed jointly
+(``voxray.pipeline.trial_joint``): both sides on one path from the baseline pair that
+``trial.joint_baseline`` names, two rows (side ``joint_a``, ``joint_b``) whose summed maps
+distribute s(x_a, x_b) - s(x'_a, x'_b). Its job streams with the a side; the b side's and the
+baseline pair's features are read on the driver and handed to the actors. The other methods
+have no joint path; the stage's info says why (``NO_JOINT_PATH``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +28,12 @@ import torch
 
 from voxray import schema
 from voxray.attribution.normalise import freq_profile
-from voxray.attribution.trial import TRIAL, attribute_trials
+from voxray.attribution.trial import (
+    JOINT_METHODS,
+    NO_JOINT_PATH,
+    TRIAL,
+    attribute_trials,
+)
 from voxray.config import AttributionConfig, TrialConfig
 from voxray.eval.verification import eer_threshold
 from voxray.faults import maybe_fail
@@ -34,6 +47,7 @@ from voxray.pipeline.datasets import (
     equal_length_groups,
     features_rel,
     pool_to_sink,
+    read_features,
     read_parquet_dataset,
 )
 from voxray.pipeline.failures import Failure, check_input, compute_split
@@ -41,7 +55,15 @@ from voxray.pipeline.model_actor import ModelActor
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.precision import precision
 from voxray.pipeline.ray_env import actor_resources
+from voxray.pipeline.trial_joint import (
+    TrialKey,
+    cohort_pairs,
+    equal_shape_groups,
+    fit_frames,
+    run_joint,
+)
 from voxray.pipeline.verification_eval import load_embeddings
+from voxray.schema import JOINT_SIDES
 
 log = get_logger(__name__)
 STAGE = "trial"
@@ -64,21 +86,33 @@ class Trial:
 
 @dataclass(frozen=True)
 class TrialJob:
-    """One map to compute: ``method`` on ``side`` of a trial."""
+    """One map to compute: ``method`` on ``side`` of a trial (``a``/``b``: the other side
+    fixed; ``joint_a``/``joint_b``: a joint decomposition's map of that side, computed with
+    its sibling from the baseline pair ``base_a``/``base_b``)."""
 
     list: str
     utt_a: str
     utt_b: str
     side: str
     method: str
+    base_a: str | None = None
+    base_b: str | None = None
 
     @property
     def explained(self) -> str:
-        return self.utt_a if self.side == "a" else self.utt_b
+        return self.utt_a if self.side in ("a", JOINT_SIDES[0]) else self.utt_b
 
     @property
     def fixed(self) -> str:
-        return self.utt_b if self.side == "a" else self.utt_a
+        return self.utt_b if self.explained == self.utt_a else self.utt_a
+
+    @property
+    def sibling(self) -> TrialJob:
+        """A joint row's other side (the two are computed together)."""
+        other = JOINT_SIDES[1 - JOINT_SIDES.index(self.side)]
+        return TrialJob(
+            self.list, self.utt_a, self.utt_b, other, self.method, self.base_a, self.base_b
+        )
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
@@ -124,22 +158,65 @@ def select_trials(trials: list[Trial], cfg: TrialConfig, seed: int) -> list[Tria
     return worst_errors(trials, cfg.worst_k)
 
 
-def trial_jobs(selected: list[Trial], cfg: TrialConfig) -> list[TrialJob]:
-    return [
+def trial_jobs(
+    selected: list[Trial], cfg: TrialConfig, pairs: dict[TrialKey, tuple[str, str]]
+) -> list[TrialJob]:
+    """The one-sided maps of every selected trial, then both rows of each joint decomposition
+    (``pairs``: the trials' baseline pairs; a trial without one has none)."""
+    one_sided = [
         TrialJob(t.list, t.utt_a, t.utt_b, side, method)
         for t in selected
         for side in cfg.sides
         for method in cfg.methods
     ]
+    joint = [
+        TrialJob(t.list, t.utt_a, t.utt_b, side, method, *pairs[(t.list, t.utt_a, t.utt_b)])
+        for t in selected
+        if (t.list, t.utt_a, t.utt_b) in pairs
+        for method in joint_methods(cfg)
+        for side in JOINT_SIDES
+    ]
+    return one_sided + joint
+
+
+def joint_methods(cfg: TrialConfig) -> list[str]:
+    """The methods of ``cfg.methods`` decomposed jointly (none when ``joint_baseline`` is
+    ``none``)."""
+    if cfg.joint_baseline == "none":
+        return []
+    return [m for m in cfg.methods if m in JOINT_METHODS]
 
 
 #: per trial map: completeness error, s(x), s(x') (None: not defined / failed).
 Numbers = tuple[float | None, float | None, float | None]
 NONE: Numbers = (None, None, None)
+#: one row's outcome: its job, its map (None: failed), its numbers and why it failed.
+Result = tuple[TrialJob, np.ndarray | None, Numbers, Failure | None]
+NON_FINITE = Failure(QuarantineCause.COMPUTE, "non-finite attribution")
+
+
+def kept(job: TrialJob, m: np.ndarray, numbers: Sequence[float]) -> Result:
+    """A computed map as a row (quarantined if not finite; NaN numbers are None)."""
+    if not np.isfinite(m).all():
+        return (job, None, NONE, NON_FINITE)
+    err, score, base = (None if np.isnan(v) else float(v) for v in numbers)
+    return (job, m, (err, score, base), None)
+
+
+@dataclass(frozen=True)
+class JointWork:
+    """The joint decompositions of a pool: each pair's ``joint_a`` row by its utt_a (the
+    streamed side), the features of their b sides and baseline pairs, and the baseline's name
+    (``trial.joint_baseline``)."""
+
+    jobs: dict[str, list[TrialJob]]
+    partners: dict[str, np.ndarray]
+    baseline: str
 
 
 class ComputeTrialAttributions(ModelActor):
-    """map_batches callable: every job whose explained side is an utterance of the batch."""
+    """map_batches callable: every job whose explained side (a joint pair's a side) is an
+    utterance of the batch."""
 
     def __init__(
         self,
@@ -147,6 +224,7 @@ class ComputeTrialAttributions(ModelActor):
         cfg: AttributionConfig,
         jobs: dict[str, list[TrialJob]],
         fixed: dict[str, np.ndarray],
+        joint: JointWork,
         corpus_mean: np.ndarray | None,
         num_gpus: float,
         s3: object,
@@ -155,6 +233,7 @@ class ComputeTrialAttributions(ModelActor):
         self.cfg = cfg
         self.jobs = jobs
         self.fixed = fixed
+        self.joint = joint
         self.mean = corpus_mean
 
     def _run(self, x: np.ndarray, others: np.ndarray, method: str) -> tuple[np.ndarray, ...]:
@@ -179,7 +258,12 @@ class ComputeTrialAttributions(ModelActor):
         maybe_fail(STAGE)
         mats = dict(zip(batch.column("utt_id").to_pylist(), schema.matrices(batch), strict=True))
         todo = [j for u in mats for j in self.jobs.get(u, [])]
-        results: list[tuple[TrialJob, np.ndarray | None, Numbers, Failure | None]] = []
+        joint = [j for u in mats for j in self.joint.jobs.get(u, [])]
+        return self._table(self._one_sided(mats, todo) + self._joint(mats, joint))
+
+    def _one_sided(self, mats: dict[str, np.ndarray], todo: list[TrialJob]) -> list[Result]:
+        """The one-sided maps of ``todo``, equal-length explained sides in one call."""
+        results: list[Result] = []
         for method in dict.fromkeys(j.method for j in todo):
             rows = [j for j in todo if j.method == method]
             bad = {
@@ -204,18 +288,52 @@ class ComputeTrialAttributions(ModelActor):
                     for k, i in enumerate(sub):
                         if isinstance(res, Failure):
                             results.append((members[i], None, NONE, res))
-                        elif not np.isfinite(res[0][k]).all():
-                            failure = Failure(QuarantineCause.COMPUTE, "non-finite attribution")
-                            results.append((members[i], None, NONE, failure))
                         else:
-                            got = tuple(float(v[k]) for v in res[1:])
-                            nums = tuple(None if np.isnan(v) else v for v in got)
-                            results.append((members[i], res[0][k], nums, None))
-        return self._table(results)
+                            results.append(kept(members[i], res[0][k], [v[k] for v in res[1:]]))
+        return results
 
-    def _table(
-        self, results: list[tuple[TrialJob, np.ndarray | None, Numbers, Failure | None]]
-    ) -> pa.Table:
+    def _joint(self, mats: dict[str, np.ndarray], todo: list[TrialJob]) -> list[Result]:
+        """Both rows of each joint decomposition of ``todo`` (their ``joint_a`` rows), pairs of
+        equal-length sides in one call; a pair fails or is kept as a whole."""
+        feats = {**self.joint.partners, **mats}
+        results: list[Result] = []
+        good: list[TrialJob] = []
+        for j in todo:
+            utts = (j.utt_a, j.utt_b, j.base_a, j.base_b)
+            f = next((f for u in utts if (f := check_input(feats[u], self.input_dim))), None)
+            if f is None:
+                good.append(j)
+            else:
+                results += [(j, None, NONE, f), (j.sibling, None, NONE, f)]
+        shapes = [(len(feats[j.utt_a]), len(feats[j.utt_b])) for j in good]
+        for group in equal_shape_groups(shapes, GROUP_SIZE):
+            members = [good[k] for k in group]
+
+            def run(sub: list[int], members: list[TrialJob] = members) -> tuple[np.ndarray, ...]:
+                xa = np.stack([feats[members[i].utt_a] for i in sub])
+                xb = np.stack([feats[members[i].utt_b] for i in sub])
+                ra = np.stack([fit_frames(feats[members[i].base_a], xa.shape[1]) for i in sub])
+                rb = np.stack([fit_frames(feats[members[i].base_b], xb.shape[1]) for i in sub])
+                return run_joint(self.model, self.cfg, self.device, (xa, xb), (ra, rb))
+
+            for sub, res in compute_split(list(range(len(members))), run):
+                for k, i in enumerate(sub):
+                    results += self._pair(members[i], res, k)
+        return results
+
+    @staticmethod
+    def _pair(job: TrialJob, res: tuple[np.ndarray, ...] | Failure, k: int) -> list[Result]:
+        """A joint pair's two rows from item ``k`` of a call's result (both failed if either
+        map is not finite)."""
+        if isinstance(res, Failure):
+            return [(job, None, NONE, res), (job.sibling, None, NONE, res)]
+        numbers = [v[k] for v in res[2:]]
+        rows = [kept(job, res[0][k], numbers), kept(job.sibling, res[1][k], numbers)]
+        if any(r[3] is not None for r in rows):
+            return [(job, None, NONE, NON_FINITE), (job.sibling, None, NONE, NON_FINITE)]
+        return rows
+
+    def _table(self, results: list[Result]) -> pa.Table:
         empty = np.zeros(0, np.float32)
         maps = [empty if m is None else m for _, m, _, _ in results]
         n = len(results)
@@ -244,6 +362,7 @@ class ComputeTrialAttributions(ModelActor):
                 "completeness_error": pa.array([e[0] for _, _, e, _ in results], pa.float64()),
                 "score": pa.array([e[1] for _, _, e, _ in results], pa.float64()),
                 "baseline_score": pa.array([e[2] for _, _, e, _ in results], pa.float64()),
+                **self._joint_columns([j for j, *_ in results]),
                 "list": strings([j.list for j, *_ in results]),
                 "utt_a": strings([j.utt_a for j, *_ in results]),
                 "utt_b": strings([j.utt_b for j, *_ in results]),
@@ -258,6 +377,17 @@ class ComputeTrialAttributions(ModelActor):
                 "cause": strings([None if f is None else f.cause.value for *_, f in results]),
             }
         )
+
+    def _joint_columns(self, jobs: list[TrialJob]) -> dict[str, pa.Array]:
+        """A joint row's baseline: its name and the baseline pair (null on one-sided rows)."""
+        joint = [j.base_a is not None for j in jobs]
+        return {
+            "joint_baseline": pa.array(
+                [self.joint.baseline if k else None for k in joint], pa.string()
+            ),
+            "baseline_utt_a": pa.array([j.base_a for j in jobs], pa.string()),
+            "baseline_utt_b": pa.array([j.base_b for j in jobs], pa.string()),
+        }
 
 
 def scored_trials(ctx: RunContext, model: str, have: set[str]) -> tuple[list[Trial], dict]:
@@ -275,14 +405,32 @@ def scored_trials(ctx: RunContext, model: str, have: set[str]) -> tuple[list[Tri
     return trials, emb
 
 
+def _joint_work(ctx: RunContext, kind: str, todo: list[TrialJob]) -> JointWork:
+    """The joint pairs of ``todo`` (either row missing redoes both) by their a side, with the
+    features of their b sides and baseline pairs read on the driver."""
+    firsts = {j if j.side == JOINT_SIDES[0] else j.sibling for j in todo if j.side in JOINT_SIDES}
+    jobs: dict[str, list[TrialJob]] = {}
+    for j in sorted(firsts, key=lambda j: j.key):
+        jobs.setdefault(j.utt_a, []).append(j)
+    need = sorted({u for j in firsts for u in (j.utt_b, j.base_a, j.base_b)})
+    partners: dict[str, np.ndarray] = {}
+    if need:
+        t = read_features(ctx.out, kind, need)
+        partners = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t), strict=True))
+    return JointWork(jobs, partners, ctx.cfg.trial.joint_baseline)
+
+
 def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: list[TrialJob], emb: dict) -> None:
-    """Stream the explained sides of ``todo`` through the pool, with the fixed sides'
-    embeddings ``emb``."""
+    """Stream the explained sides of ``todo`` (a joint pair's a side) through the pool, with
+    the fixed sides' embeddings ``emb`` and the joint pairs' other features."""
     cfg, out = ctx.cfg, ctx.out
     by_utt: dict[str, list[TrialJob]] = {}
     for j in todo:
-        by_utt.setdefault(j.explained, []).append(j)
-    fixed = {j.fixed: emb[j.fixed] for j in todo}
+        if j.side not in JOINT_SIDES:
+            by_utt.setdefault(j.explained, []).append(j)
+    fixed = {j.fixed: emb[j.fixed] for lst in by_utt.values() for j in lst}
+    joint = _joint_work(ctx, kind, todo)
+    streamed = sorted(set(by_utt) | set(joint.jobs))
     a = cfg.attribution
     corpus_mean = dataset_mean(out, features_rel(kind)) if a.baseline == "mean" else None
     rc = cfg.trial.resources
@@ -291,18 +439,36 @@ def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: list[TrialJob], 
         out,
         features_rel(kind),
         ["utt_id", "num_frames", "num_bins", "values"],
-        sorted(by_utt),
+        streamed,
         rows_per_block=rc.batch_size,
     )
     pool_to_sink(
         ds,
         ComputeTrialAttributions,
-        (model, a, by_utt, fixed, corpus_mean, res["num_gpus"], cfg.corpus.s3),
+        (model, a, by_utt, fixed, joint, corpus_mean, res["num_gpus"], cfg.corpus.s3),
         rc,
         attributions_sink(out, STAGE, ("utt_id", *TRIAL_KEYS), rc.rows_per_file),
         res,
-        total=len(by_utt),
+        total=len(streamed),
     )
+
+
+def joint_info(cfg: TrialConfig, selected: list[Trial], pairs: dict) -> dict:
+    """What the stage says of its joint decompositions: the baseline, the methods decomposed,
+    why the others are not, and how many selected trials have no baseline pair."""
+    methods = joint_methods(cfg)
+    skipped = {m: NO_JOINT_PATH[m] for m in cfg.methods if m not in methods and m in NO_JOINT_PATH}
+    for m, why in skipped.items():
+        log.info("trial: no joint decomposition for %s: %s", m, why)
+    missing = sum(1 for t in selected if (t.list, t.utt_a, t.utt_b) not in pairs) if methods else 0
+    if missing:
+        log.warning("trial: %d trials have no impostor trial for a baseline pair", missing)
+    return {
+        "baseline": cfg.joint_baseline,
+        "methods": methods,
+        "skipped": skipped,
+        "without_baseline": missing,
+    }
 
 
 def run_trial(ctx: RunContext) -> StageResult:
@@ -317,7 +483,8 @@ def run_trial(ctx: RunContext) -> StageResult:
     have = set(out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
     trials, emb = scored_trials(ctx, model.name, have)
     selected = select_trials(trials, cfg.trial, cfg.seed)
-    wanted = trial_jobs(selected, cfg.trial)
+    pairs = cohort_pairs(trials, selected) if joint_methods(cfg.trial) else {}
+    wanted = trial_jobs(selected, cfg.trial, pairs)
     done = committed_keys(out, ATTRIBUTIONS, TRIAL_KEYS)
     failed = quarantined_paths(out, STAGE)
     todo = [j for j in wanted if j.key not in done and j.quarantine_path not in failed]
@@ -342,5 +509,6 @@ def run_trial(ctx: RunContext) -> StageResult:
         "trials": len(selected),
         "select": cfg.trial.select,
         "methods": list(cfg.trial.methods),
+        "joint": joint_info(cfg.trial, selected, pairs),
     }
     return result.check()

@@ -13,11 +13,11 @@ import torch
 
 from voxray.config import AttributionConfig, XaiMetricsConfig
 from voxray.eval.faithfulness import pixel_flipping, probability_score
+from voxray.eval.quantus_posed import RelativeCompleteness
 from voxray.eval.sanity import compare_maps
 from voxray.eval.xai_metrics import (
     FAMILIES,
     ExplainedModel,
-    RelativeCompleteness,
     measure,
     rank_methods,
     targets,

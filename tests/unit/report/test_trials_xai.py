@@ -13,8 +13,14 @@ import pytest
 from voxray import schema
 from voxray.io.sink import write_partitioned
 from voxray.io.storage import Storage
-from voxray.report.html import PNG_SIGNATURE
-from voxray.report.sections.trials import driving_regions, regions_table, trial_figure
+from voxray.report.html import PNG_SIGNATURE, Table, render_table
+from voxray.report.sections.trials import (
+    driving_regions,
+    joint_caption,
+    joint_table,
+    regions_table,
+    trial_figure,
+)
 from voxray.report.sections.xai import family_leaders, methods_table
 from voxray.report.trial_views import load_trial_views
 
@@ -77,10 +83,22 @@ def _write_trial_outputs(s: Storage) -> None:
                     rows[k].append(v)
                 maps.append(rng.standard_normal(feats[u].shape).astype(np.float32))
     n = len(maps)
+    columns = {k: v for k, v in rows.items() if k != "method"}
+    _write_maps(
+        s,
+        maps,
+        {**columns, "completeness_error": pa.array([None] * n, pa.float64())},
+        rows["method"],
+    )
+
+
+def _write_maps(s: Storage, maps: list[np.ndarray], columns: dict, methods: list[str]) -> None:
+    """Trial rows of model ``m`` with ``maps`` and ``columns`` into attributions/."""
+    n = len(maps)
     t = schema.table(
         schema.ATTRIBUTIONS,
         {
-            **{k: v for k, v in rows.items() if k != "method"},
+            **columns,
             "model": ["m"] * n,
             "pathway": ["trial"] * n,
             "params": ["{}"] * n,
@@ -89,10 +107,9 @@ def _write_trial_outputs(s: Storage) -> None:
             "num_bins": pa.array([8] * n, pa.int32()),
             "values": schema.floats_column(maps),
             "freq_profile": schema.floats_column([np.abs(x).mean(0) for x in maps]),
-            "completeness_error": pa.array([None] * n, pa.float64()),
         },
     )
-    t = t.append_column("method", pa.array(rows["method"], pa.string()))  # the partition
+    t = t.append_column("method", pa.array(methods, pa.string()))  # the partition
     keys = ("utt_id", "list", "utt_a", "utt_b", "side")
     write_partitioned(s, "attributions", t, schema.ATTRIBUTIONS, keys, "method")
 
@@ -113,6 +130,61 @@ def test_trial_views_load_both_sides_and_render(tmp_path: Path) -> None:
         assert trial_figure(v, None, 0.01).startswith(PNG_SIGNATURE)
     table = regions_table(views, 0.01)
     assert len(table) == 2 * 2 * 2 and set(table["Error"]) == {"false accept", "false reject"}
+
+
+def _write_joint_rows(s: Storage, a: str, b: str, shapes: tuple[tuple[int, int], ...]) -> None:
+    """IG's joint decomposition of trial (a, b): maps summing to 0.3 (a) and 0.1 (b) of
+    s(x) - s(x') = 0.9 - 0.4, so shares 0.6 and 0.2 and a completeness error of 0.2."""
+    maps = [
+        np.full(shape, total / np.prod(shape), np.float32)
+        for shape, total in zip(shapes, (0.3, 0.1), strict=True)
+    ]
+    n = 2
+    columns = {
+        "utt_id": [a, b],
+        "completeness_error": [0.2] * n,
+        "list": ["l"] * n,
+        "utt_a": [a] * n,
+        "utt_b": [b] * n,
+        "side": list(schema.JOINT_SIDES),
+        "score": [0.9] * n,
+        "baseline_score": [0.4] * n,
+        "joint_baseline": ["cohort_mean"] * n,
+        "baseline_utt_a": ["id3/v/1"] * n,
+        "baseline_utt_b": ["id4/v/1"] * n,
+    }
+    _write_maps(s, maps, columns, ["integrated_gradients"] * n)
+
+
+def test_the_joint_decomposition_shows_both_scores_the_shares_and_names_the_baseline(
+    tmp_path: Path,
+) -> None:
+    s = Storage(str(tmp_path))
+    _write_trial_outputs(s)
+    _write_joint_rows(s, "id1/v/1", "id1/v/2", ((20, 8), (25, 8)))
+    views = load_trial_views(s, "m", "fbank", 10)
+    joint = next(v for v in views if v.utt_a == "id1/v/1").joint
+    assert set(joint) == {"integrated_gradients"}
+    assert not next(v for v in views if v.utt_a == "id1/v/2").joint
+    assert all(set(v.maps) == {"a", "b"} for v in views)  # joint maps are not one-sided maps
+    table = joint_table(views)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert (row["s(x)"], row["s(x')"]) == pytest.approx((0.9, 0.4))
+    assert (row["Share a"], row["Share b"]) == pytest.approx((0.6, 0.2), rel=1e-5)
+    assert row["Completeness error"] == pytest.approx(0.2)
+    assert row["Baseline"] == "cohort_mean: id3/v/1 / id4/v/1"
+    caption = joint_caption(views)
+    assert "cohort_mean, a typical impostor trial" in caption and "s(x) - s(x')" in caption
+    html = render_table(Table(table, caption))
+    assert "Share a" in html and "cohort_mean: id3/v/1 / id4/v/1" in html and "0.6" in html
+
+
+def test_trial_views_without_joint_rows_have_no_joint_table(tmp_path: Path) -> None:
+    s = Storage(str(tmp_path))
+    _write_trial_outputs(s)
+    views = load_trial_views(s, "m", "fbank", 10)
+    assert views and not any(v.joint for v in views) and joint_table(views).empty
 
 
 def _metrics() -> pd.DataFrame:

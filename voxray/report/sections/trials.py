@@ -28,11 +28,19 @@ INTRO = (
     "Each verification trial explained by the trial stage (by default the worst false accepts "
     "and false rejects at each list's EER threshold): both spectrograms with every method's map "
     "of the cosine score with respect to that side, the other side's embedding held fixed. "
+    "Where the trial stage decomposed a trial jointly (Integrated Gradients, both sides moved "
+    "together from a baseline pair), a table gives s(x), the baseline's s(x'), the share of "
+    "their difference each side's map accounts for and the completeness error. "
     "Shaded on the spectrograms: the frames whose summed attribution raises the score most (the "
     "time regions driving the decision); the table lists them per method. Below, the frequency "
     "profile of what makes trials match against what makes single embeddings (the same method "
     "on the Traversal pathway)."
 )
+#: what each ``trial.joint_baseline`` compares a trial with, as the report names it.
+JOINT_BASELINES = {
+    "cohort_mean": "a typical impostor trial: the list's impostor trial whose score is nearest "
+    "the mean impostor score (each side cut or repeated to its side's length)",
+}
 
 #: the share of an utterance's frames, the most relevant ones, marked as driving the score.
 TOP_FRAMES = 0.15
@@ -128,6 +136,41 @@ def regions_table(views: list[TrialView], shift_s: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def joint_table(views: list[TrialView]) -> pd.DataFrame:
+    """Per trial and jointly decomposed method: s(x), the baseline pair's s(x'), the share of
+    s(x) - s(x') each side's map accounts for, the completeness error and the baseline."""
+    rows = []
+    for v in views:
+        for method, j in sorted(v.joint.items()):
+            rows.append(
+                {
+                    "Trial": f"{v.utt_a} / {v.utt_b}",
+                    "Error": v.kind,
+                    "Method": method_name(method),
+                    "s(x)": j.score,
+                    "s(x')": j.baseline_score,
+                    "Share a": j.share("a"),
+                    "Share b": j.share("b"),
+                    "Completeness error": j.error,
+                    "Baseline": f"{j.baseline}: {j.pair[0]} / {j.pair[1]}",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def joint_caption(views: list[TrialView]) -> str:
+    """The joint table's caption, naming each baseline the table uses."""
+    kinds = sorted({j.baseline for v in views for j in v.joint.values()})
+    named = "; ".join(
+        f"{k}, {JOINT_BASELINES.get(k, 'as the trial stage names it')}" for k in kinds
+    )
+    return (
+        "Joint decomposition: both sides on one path from a baseline pair x' to the trial x, "
+        "so the two maps add up to s(x) - s(x'); each side's share of that difference, and "
+        f"how far their sum is from it (relative). Baseline: {named}"
+    )
+
+
 def profile_pairs(profiles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The trial profiles and, for each trial method, its single-embedding (Traversal) profile:
     ``{label: (F,)}`` with labels ``method/trial`` and ``method/traversal``."""
@@ -150,6 +193,8 @@ def trials(ctx: ReportContext, s: Section) -> None:
         return
     shift = ctx.extractor.frame_shift_ms / 1000.0
     s.blocks.append(Table(regions_table(views, shift), "Time regions that raise the score"))
+    if any(v.joint for v in views):
+        s.blocks.append(Table(joint_table(views), joint_caption(views)))
     for v in views:
         png = trial_figure(v, ctx.hz, shift)
         s.blocks.append(Image(png, f"trial maps of {v.utt_a} and {v.utt_b}"))
