@@ -32,7 +32,17 @@ SCORER_NAMES = {
     "single_segment": "Single random segment",
 }
 #: lists of metrics/ rows that are not verification trial lists.
-ANALYSIS_LISTS = ("train", "faithfulness", "pixel_flipping", "sanity", "gender", "multispeaker")
+ANALYSIS_LISTS = (
+    "train",
+    "faithfulness",
+    "pixel_flipping",
+    "sanity",
+    "gender",
+    "multispeaker",
+    # the 003 sweeps (voxray.pipeline.paper_sweeps): not a trial list's verification results
+    "lstm_width",
+    "segment_length",
+)
 #: the list of the multi-speaker test's rows (their ``case`` column names the concatenation).
 MULTISPEAKER_LIST = "multispeaker"
 
