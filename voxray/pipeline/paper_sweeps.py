@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from voxray import schema
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.context import MANIFEST, METRICS, TUNE, RunContext
+from voxray.pipeline.context import MANIFEST, METRICS, PAPER_SWEEPS, TUNE, RunContext
 from voxray.pipeline.datasets import read_features
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.sweep_inputs import model_factory, model_state, pick_trials
@@ -119,18 +119,19 @@ def run_paper_sweeps(ctx: RunContext) -> dict[str, Any]:
     from ray import tune
 
     cfg = ctx.cfg
+    width, segment = PAPER_SWEEPS
     info: dict[str, Any] = {}
     iv = cfg.eval.intervals
     if cfg.tune.lstm_width.enabled:
         sweep = cfg.tune.lstm_width
         fn = functools.partial(width_trial, sweep=sweep, train=cfg.train, intervals=iv)
         trainable = tune.with_parameters(fn, data=width_data(ctx))
-        results = _grid(ctx, "lstm_width", trainable, "width", list(cfg.tune.lstm_width.widths))
-        info["lstm_width"] = _write(ctx, "lstm_width", "width", results)
+        results = _grid(ctx, width, trainable, "width", list(sweep.widths))
+        info[width] = _write(ctx, width, "width", results)
     if cfg.tune.segment_length.enabled:
         fn = functools.partial(segment_trial, sweep=cfg.tune.segment_length, intervals=iv)
         trainable = tune.with_parameters(fn, data=segment_data(ctx))
         lengths = list(cfg.tune.segment_length.lengths_s)
-        results = _grid(ctx, "segment_length", trainable, "segment_s", lengths)
-        info["segment_length"] = _write(ctx, "segment_length", "segment_s", results)
+        results = _grid(ctx, segment, trainable, "segment_s", lengths)
+        info[segment] = _write(ctx, segment, "segment_s", results)
     return info
