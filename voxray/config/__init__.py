@@ -49,8 +49,10 @@ from voxray.config.models import (
     HeadConfig,
     ModelConfig,
     RetrainConfig,
+    SegmentSweepConfig,
     TrainConfig,
     TuneConfig,
+    WidthSweepConfig,
 )
 from voxray.config.resources import ResourceConfig, S3Config
 from voxray.config.run import RayConfig, VoxrayConfig
@@ -82,7 +84,9 @@ __all__ = [
     "TrainConfig",
     "TrialConfig",
     "TrialMethod",
+    "SegmentSweepConfig",
     "TuneConfig",
+    "WidthSweepConfig",
     "VoxrayConfig",
     "XaiMetric",
     "XaiMetricsConfig",

@@ -148,7 +148,65 @@ DELETION_OBJECTIVES = ("deletion_gap", "deletion_auc")
 
 
 @dataclass(frozen=True)
+class WidthSweepConfig:
+    """Lehmann & Stadelmann 2020 section 4.2 / Fig. 2: a BiLSTM trained per LSTM width
+    (``model.channels``; the dense layers follow it), each scored by its test EER.
+
+    Each width trains from scratch on the training speakers with early stopping (section 3.3:
+    at most ``max_epochs``, stopped after ``patience`` epochs without a lower validation loss,
+    the best epoch's weights kept); the validation split is ``val_fraction`` of each speaker's
+    training utterances (at least one), held out of training.
+    """
+
+    enabled: bool = False
+    widths: tuple[int, ...] = (256, 512, 1024)
+    max_epochs: int = 32
+    patience: int = 3
+    val_fraction: float = 0.1
+    #: training utterances used at most (a sweep trains len(widths) models); 0: all.
+    max_train_utterances: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.widths or any(w < 1 for w in self.widths):
+            raise ValueError(f"widths: positive LSTM widths, got {list(self.widths)}")
+        if len(set(self.widths)) != len(self.widths):
+            raise ValueError(f"widths: each width once, got {list(self.widths)}")
+        if self.max_epochs < 1 or self.patience < 1:
+            raise ValueError(
+                f"max_epochs and patience must be >= 1, got {self.max_epochs}, {self.patience}"
+            )
+        if not 0.0 < self.val_fraction < 0.5:
+            raise ValueError(f"val_fraction must lie in (0, 0.5), got {self.val_fraction}")
+        if self.max_train_utterances < 0:
+            raise ValueError(f"max_train_utterances must be >= 0, got {self.max_train_utterances}")
+
+
+@dataclass(frozen=True)
+class SegmentSweepConfig:
+    """Lehmann & Stadelmann 2020 section 4.3 / Fig. 3: the trained model's test EER when every
+    utterance is embedded as segments of each evaluation length (overlapping by ``overlap``),
+    scored by the cosine and the dot product of the mean segment embeddings."""
+
+    enabled: bool = False
+    lengths_s: tuple[float, ...] = (0.4, 1.0, 2.0, 3.0, 4.0, 5.0)
+    overlap: float = 0.5
+    scorers: tuple[Literal["mean_cossim", "mean_dot"], ...] = ("mean_cossim", "mean_dot")
+
+    def __post_init__(self) -> None:
+        if not self.lengths_s or any(s <= 0 for s in self.lengths_s):
+            raise ValueError(f"lengths_s: positive segment lengths, got {list(self.lengths_s)}")
+        if len(set(self.lengths_s)) != len(self.lengths_s):
+            raise ValueError(f"lengths_s: each length once, got {list(self.lengths_s)}")
+        if not 0.0 <= self.overlap < 1.0:
+            raise ValueError(f"overlap must lie in [0, 1), got {self.overlap}")
+        if not self.scorers:
+            raise ValueError("scorers: at least one of mean_cossim, mean_dot")
+
+
+@dataclass(frozen=True)
 class TuneConfig:
+    #: the masking sweep below; the 003 sweeps (``lstm_width``, ``segment_length``) have their
+    #: own ``enabled`` and run in the same stage.
     enabled: bool = True
     #: eer_gap scores each configuration against a random mask keeping as many bins
     #: (voxray.train.tune), which masking less cannot win; deletion_gap against a random
@@ -175,6 +233,10 @@ class TuneConfig:
     max_concurrent: int = 1
     max_utterances: int = 32
     seed: int = 0
+    lstm_width: WidthSweepConfig = field(default_factory=WidthSweepConfig)
+    segment_length: SegmentSweepConfig = field(default_factory=SegmentSweepConfig)
+    #: test utterances the 003 sweeps score (both sides of trials, as for the masking sweep).
+    sweep_utterances: int = 200
 
     def __post_init__(self) -> None:
         if self.objective in DELETION_OBJECTIVES and len(set(self.taus)) > 1:

@@ -46,3 +46,10 @@ class VoxrayConfig:
     tune: TuneConfig = field(default_factory=TuneConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+
+    def __post_init__(self) -> None:
+        if self.tune.lstm_width.enabled and self.model.arch != "bilstm":
+            raise ValueError(
+                f"tune.lstm_width sweeps the BiLSTM's LSTM width (Lehmann & Stadelmann 2020, "
+                f"4.2); model.arch is {self.model.arch!r}: set model.arch=bilstm or disable it"
+            )

@@ -4,11 +4,13 @@
 utterance once, gather both sides of each trial and take rowwise dot products in chunks.
 ``score_trials_segments`` runs the Lehmann & Stadelmann 2020 scorers on many segment embeddings per
 utterance, doing the per-utterance work (means, dominant sets) once per utterance, not once per
-trial. Scorer names are those of the scores/ table's ``scorer`` column.
+trial, and their section 4.4 baseline ``single_segment``: the cosine of one random segment per
+utterance instead of all of them. Scorer names are those of the scores/ table's ``scorer`` column.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -30,6 +32,7 @@ Trial = tuple[int, str, str]
 SEGMENT_SCORERS: tuple[str, ...] = (
     "mean_cossim",
     "mean_dot",
+    "single_segment",
     *(f"ahc-{linkage}" for linkage in LINKAGES),
     *(f"ds-{linkage}" for linkage in LINKAGES),
 )
@@ -133,6 +136,13 @@ def _segments(seg_emb: Mapping[str, ArrayLike], utt: str, dim: int | None) -> Fl
     return seg
 
 
+def random_segment(seg: Floats, utt: str) -> Floats:
+    """One of an utterance's segments, drawn from a generator seeded by its id: the same
+    segment on every trial and rerun, so the baseline's scores are reproducible."""
+    rng = np.random.default_rng(zlib.crc32(utt.encode("utf-8")))
+    return seg[int(rng.integers(seg.shape[0]))]
+
+
 def _per_utterance(
     ids: Sequence[str], seg_emb: Mapping[str, ArrayLike], reduce: Callable[[Floats], Floats]
 ) -> dict[str, Floats]:
@@ -153,7 +163,8 @@ def score_trials_segments(
     Args:
         trials: ``(label, utt_a, utt_b)`` tuples.
         seg_emb: utterance id -> ``(S, D)`` segment embeddings (``S >= 1``).
-        scorer: ``mean_cossim``, ``mean_dot``, ``ahc-<linkage>`` or ``ds-<linkage>``.
+        scorer: ``mean_cossim``, ``mean_dot``, ``single_segment``, ``ahc-<linkage>`` or
+            ``ds-<linkage>``.
 
     Returns:
         ``(N,)`` float64 scores in trial order, higher = more likely the same speaker.
@@ -161,10 +172,13 @@ def score_trials_segments(
     if scorer not in SEGMENT_SCORERS:
         raise ValueError(f"unknown segment scorer {scorer!r}; valid: {', '.join(SEGMENT_SCORERS)}")
     ids, index_a, index_b = _trial_index(trials)
-    if scorer in ("mean_cossim", "mean_dot"):
-        means = _per_utterance(ids, seg_emb, lambda seg: seg.mean(axis=0))
-        matrix = np.stack([means[utt] for utt in ids]) if ids else np.zeros((0, 0))
-        if scorer == "mean_cossim" and ids:
+    if scorer in ("mean_cossim", "mean_dot", "single_segment"):
+        if scorer == "single_segment":
+            picked = {utt: random_segment(_segments(seg_emb, utt, None), utt) for utt in ids}
+        else:
+            picked = _per_utterance(ids, seg_emb, lambda seg: seg.mean(axis=0))
+        matrix = np.stack([picked[utt] for utt in ids]) if ids else np.zeros((0, 0))
+        if scorer != "mean_dot" and ids:
             matrix = _unit_rows(matrix, ids, "mean segment embedding")
         return paired_dot(matrix, index_a, index_b)
     family, linkage = scorer.split("-", 1)

@@ -22,6 +22,9 @@ METRICS = schema.METRICS_PATH
 CURVES = schema.CURVES_PATH
 MODELS = schema.MODELS_PATH
 TUNE = schema.TUNE_PATH
+#: the tune stage's 003 sweeps (voxray.pipeline.paper_sweeps), each writing tune/<name>.parquet
+#: and metrics/tune-<name>.parquet
+PAPER_SWEEPS = ("lstm_width", "segment_length")
 REPORT = schema.REPORT_PATH
 
 

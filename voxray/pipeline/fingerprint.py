@@ -51,7 +51,9 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     # the class-leak rows (mask.leak) carry speaker-bootstrap intervals
     "mask": ("mask", "seed", "eval.intervals"),
     "retrain": ("retrain", "train", "eval.scorers"),
-    "tune": ("tune", "train", "eval.scorers", "eval.linkages"),
+    # the 003 sweeps' metrics/ rows carry speaker-bootstrap intervals, their validation split
+    # is drawn with the run's seed
+    "tune": ("tune", "train", "seed", "eval.scorers", "eval.linkages", "eval.intervals"),
     "evaluate": ("eval", "seed"),
     "report": ("report", "profile", "seed"),
 }

@@ -21,7 +21,9 @@ from voxray.pipeline.context import (
     FEATURES,
     MANIFEST,
     MASKED,
+    METRICS,
     MODELS,
+    PAPER_SWEEPS,
     TRIALS,
     TUNE,
     RunContext,
@@ -71,6 +73,9 @@ def discard_outputs(ctx: RunContext, stage: str, info: dict[str, Any]) -> None:
     whole = {"features": FEATURES, "mask": MASKED, "tune": TUNE}
     if stage in whole:
         out.remove(whole[stage], recursive=True)
+    if stage == "tune":  # the sweeps' metrics/ parts: a sweep switched off leaves none behind
+        for name in PAPER_SWEEPS:
+            out.remove(f"{METRICS}/tune-{name}.parquet")
     elif stage == "embed":  # the rows of the model it embeds with now: another model's rows
         # (the one the old marker names, when --model changed) were made by that model and stay
         # its own; retrain's are rebuilt with retrain (it follows embed)

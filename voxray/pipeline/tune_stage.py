@@ -1,4 +1,5 @@
-"""``voxray tune``: the Ray Tune sweep (see voxray.train.tune) with ASHA, resumable.
+"""``voxray tune``: the Ray Tune sweep (see voxray.train.tune) with ASHA, resumable, and the
+003 sweeps the profile enables (voxray.pipeline.paper_sweeps).
 
 The subset of utterances is chosen from the trial lists (both sides of each trial until
 the budget is spent) so the frozen-model EER is defined. A sweep interrupted mid-way is
@@ -18,12 +19,13 @@ import yaml
 
 from voxray import schema
 from voxray.log import get_logger
-from voxray.models import build_classifier
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.context import MANIFEST, TRIALS, TUNE, RunContext, StageResult
+from voxray.pipeline.context import MANIFEST, TUNE, RunContext, StageResult
 from voxray.pipeline.datasets import read_features
 from voxray.pipeline.model_ref import base_model
+from voxray.pipeline.paper_sweeps import run_paper_sweeps
 from voxray.pipeline.ray_env import cluster_gpus
+from voxray.pipeline.sweep_inputs import model_factory, model_state, pick_trials
 from voxray.train.data import segment_frames
 from voxray.train.trainer import ray_storage
 from voxray.train.tune import (
@@ -38,37 +40,6 @@ from voxray.train.tune import (
 
 log = get_logger(__name__)
 STAGE = "tune"
-
-
-def pick_trials(ctx: RunContext, budget: int) -> tuple[list[tuple[int, str, str]], list[str]]:
-    """Trials (label, a, b) whose utterances fit in ``budget`` utterances, both classes kept."""
-    t = ctx.out.read_table(TRIALS)
-    first = t.column("list").to_pylist()[0] if t.num_rows else ""
-    t = t.filter(pc.field("list") == first)
-    chosen: list[tuple[int, str, str]] = []
-    utts: list[str] = []
-    pos = [
-        r
-        for r in zip(
-            t.column("label").to_pylist(),
-            t.column("utt_a").to_pylist(),
-            t.column("utt_b").to_pylist(),
-            strict=True,
-        )
-    ]
-    # interleave targets and non-targets so both classes survive a small budget
-    ordered = [
-        x
-        for pair in zip([p for p in pos if p[0] == 1], [p for p in pos if p[0] == 0], strict=False)
-        for x in pair
-    ]
-    for label, a, b in ordered:
-        new = [u for u in (a, b) if u not in utts]
-        if len(utts) + len(new) > budget:
-            continue
-        utts += new
-        chosen.append((int(label), a, b))
-    return chosen, utts
 
 
 def build_data(ctx: RunContext) -> TuneData:
@@ -91,16 +62,9 @@ def build_data(ctx: RunContext) -> TuneData:
         t = read_features(ctx.out, kind, ids)
         train_feats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t), strict=True))
         labels = {u: speakers[u.split("/")[0]] for u in train_feats}
-    factory = functools.partial(
-        build_classifier,
-        loaded.cfg,
-        loaded.input_dim,
-        loaded.classifier.num_classes,
-        **loaded.options,
-    )
     return TuneData(
-        model_state={k: v.cpu() for k, v in loaded.classifier.state_dict().items()},
-        model_factory=factory,
+        model_state=model_state(loaded),
+        model_factory=model_factory(loaded),
         test_feats=dict(zip(test.column("utt_id").to_pylist(), schema.matrices(test), strict=True)),
         trials=trials,
         train_feats=train_feats,
@@ -151,8 +115,9 @@ def run_tune(ctx: RunContext) -> StageResult:
     from ray import tune
 
     cfg = ctx.cfg
+    paper = run_paper_sweeps(ctx)
     if not cfg.tune.enabled:
-        return StageResult(STAGE, info={"enabled": False})
+        return StageResult(STAGE, info={"enabled": False, **paper})
     metric, mode = OBJECTIVES[cfg.tune.objective]
     check_sweep(cfg.tune)
     data = build_data(ctx)
@@ -193,6 +158,7 @@ def run_tune(ctx: RunContext) -> StageResult:
         outputs=ok,
         quarantined=len(results) - ok,
         info={
+            **paper,
             "objective": cfg.tune.objective,
             "best": best.config,
             metric: best.metrics.get(metric),

@@ -29,9 +29,20 @@ SCORER_NAMES = {
     "cosine-asnorm": "Cosine + AS-norm",
     "mean_dot": "Mean-DotProduct",
     "mean_cossim": "Mean-CosSim",
+    "single_segment": "Single random segment",
 }
 #: lists of metrics/ rows that are not verification trial lists.
-ANALYSIS_LISTS = ("train", "faithfulness", "pixel_flipping", "sanity", "gender", "multispeaker")
+ANALYSIS_LISTS = (
+    "train",
+    "faithfulness",
+    "pixel_flipping",
+    "sanity",
+    "gender",
+    "multispeaker",
+    # the 003 sweeps (voxray.pipeline.paper_sweeps): not a trial list's verification results
+    "lstm_width",
+    "segment_length",
+)
 #: the list of the multi-speaker test's rows (their ``case`` column names the concatenation).
 MULTISPEAKER_LIST = "multispeaker"
 
@@ -69,14 +80,14 @@ def scorer_name(scorer: str) -> str:
 def scorer_order(scorer: str) -> tuple[int, str]:
     """Sort key: whole-utterance cosine first, then the means, AHC and dominant sets (Lehmann &
     Stadelmann 2020's order)."""
-    rank = {"cosine": 0, "cosine-asnorm": 1, "mean_dot": 2, "mean_cossim": 3}
+    rank = {"cosine": 0, "cosine-asnorm": 1, "single_segment": 2, "mean_dot": 3, "mean_cossim": 4}
     if scorer in rank:
         return rank[scorer], ""
     if scorer.startswith("ahc-"):
-        return 4, scorer_name(scorer)
-    if scorer.startswith("ds-"):
         return 5, scorer_name(scorer)
-    return 6, scorer
+    if scorer.startswith("ds-"):
+        return 6, scorer_name(scorer)
+    return 7, scorer
 
 
 def masked_label(parsed: ConditionName) -> str:

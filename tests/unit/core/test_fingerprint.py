@@ -168,6 +168,15 @@ def test_discarding_attribute_keeps_the_trial_rows_of_the_shared_folder(tmp_path
     assert out.parquet_files("attributions") == []
 
 
+def test_discarding_tune_removes_the_sweeps_metrics_parts_only(tmp_path: Path) -> None:
+    out = Storage(str(tmp_path))
+    for rel in ("tune/results.parquet", "metrics/tune-lstm_width.parquet", "metrics/eval.parquet"):
+        out.write_table(rel, pa.table({"x": [1]}))
+    discard_outputs(RunContext(replace(VoxrayConfig(), out=str(tmp_path))), "tune", {})
+    assert out.parquet_files("metrics") == ["metrics/eval.parquet"]
+    assert not out.exists("tune")
+
+
 def test_discarding_embed_keeps_other_models_rows(tmp_path: Path) -> None:
     """Rows of the model embed uses now go; another model's rows (the old marker's model
     included: a changed --model adds a model, its embeddings were made by the old one and

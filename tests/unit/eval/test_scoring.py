@@ -102,7 +102,10 @@ def _per_pair(scorer):
     return lambda a, b: pair(a, b, linkage)
 
 
-@pytest.mark.parametrize("scorer", SEGMENT_SCORERS, ids=SEGMENT_SCORERS)
+PER_PAIR = tuple(s for s in SEGMENT_SCORERS if s != "single_segment")  # per utterance, below
+
+
+@pytest.mark.parametrize("scorer", PER_PAIR, ids=PER_PAIR)
 def test_segment_scorers_match_per_pair_functions(seg_emb, scorer):
     expected = [_per_pair(scorer)(seg_emb[a], seg_emb[b]) for _, a, b in TRIALS]
     got = score_trials_segments(TRIALS, seg_emb, scorer)
@@ -140,7 +143,7 @@ def test_unknown_segment_scorer(seg_emb):
 
 def test_scorer_names():
     assert SCORERS[0] == "cosine" and SCORERS[1:] == SEGMENT_SCORERS
-    assert len(set(SCORERS)) == 3 + 2 * len(LINKAGES) == 17
+    assert len(set(SCORERS)) == 4 + 2 * len(LINKAGES) == 18  # cosine, means, single segment
     assert {f"ahc-{x}" for x in LINKAGES} | {f"ds-{x}" for x in LINKAGES} < set(SCORERS)
 
 
@@ -161,3 +164,21 @@ def test_expand_scorers_from_config():
         expand_scorers(EvalConfig(scorers=("plda",)))
     with pytest.raises(ValueError, match="eval.linkages: unknown linkage 'mean'"):
         expand_scorers(EvalConfig(linkages=("mean",)))
+
+
+def test_single_segment_is_the_cosine_of_one_segment_per_utterance(seg_emb):
+    """003 4.4's baseline: one segment of each utterance, the same on every trial and rerun."""
+    got = score_trials_segments(TRIALS, seg_emb, "single_segment")
+    picked = {u: scoring.random_segment(seg_emb[u].astype(np.float64), u) for u in UTTS}
+    for u in UTTS:  # one of the utterance's own segments
+        assert any(np.array_equal(picked[u], row) for row in seg_emb[u].astype(np.float64))
+    expected = _loop_cosine(TRIALS, picked)
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    np.testing.assert_array_equal(got, score_trials_segments(TRIALS, seg_emb, "single_segment"))
+    assert not np.allclose(got, score_trials_segments(TRIALS, seg_emb, "mean_cossim"))
+
+
+def test_single_segment_draws_differ_between_utterances():
+    seg = np.arange(10, dtype=np.float64)[:, None] * np.ones((1, 3))
+    drawn = {int(scoring.random_segment(seg, f"spk{i}/v/u")[0]) for i in range(40)}
+    assert len(drawn) >= 5  # not always the first (or any one) segment
