@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.support.speaker_models import narrow_ecapa
 from voxray import schema
-from voxray.config import AttributionConfig, HeadConfig, XaiMetricsConfig
+from voxray.config import AttributionConfig, XaiMetricsConfig
 from voxray.eval.xai_meta import UNINFORMATIVE, meta_verdict
 from voxray.eval.xai_metrics import ExplainedModel, measure, voxray_explain
 from voxray.models.base import SpeakerClassifier
-from voxray.models.ecapa_tdnn import EcapaTdnn
-from voxray.models.heads import MarginHead
 from voxray.report.sections.xai import deeplift_note, meta_table, meta_verdicts, methods_table
 
 CFG = XaiMetricsConfig(samples=2, correlation_runs=10, max_utterances=4)
@@ -23,10 +22,7 @@ CFG = XaiMetricsConfig(samples=2, correlation_runs=10, max_utterances=4)
 
 @pytest.fixture(scope="module")
 def ecapa() -> SpeakerClassifier:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        emb = EcapaTdnn(40, 32, 16, mfa_channels=96, attention_channels=8, se_channels=8)
-        return SpeakerClassifier(emb, MarginHead(16, 5, HeadConfig(kind="aam"))).eval()
+    return narrow_ecapa(channels=32)
 
 
 @pytest.fixture(scope="module")
