@@ -116,36 +116,24 @@ def _rows() -> pd.DataFrame:
             utt, spk = f"id{u % 3}/v/{u}", f"id{u % 3}"
             jitter = 0.01 * u
             for kind, f in (("real", faith), ("random", 0.0), ("inverted", -faith)):
-                rows.append(
-                    schema.MetricRow(
-                        "m",
-                        kind,
-                        "xai_sample",
-                        "",
-                        "FaithfulnessCorrelation",
-                        f + jitter,
-                        "faithfulness",
-                        method,
-                        None,
-                        utt,
-                        spk,
+                for metric, value, family in (
+                    ("FaithfulnessCorrelation", f, "faithfulness"),
+                    ("Sparseness", sparse, "complexity"),
+                ):
+                    rows.append(
+                        schema.MetricRow(
+                            "m",
+                            kind,
+                            "xai_sample",
+                            "",
+                            metric,
+                            value + jitter,
+                            family,
+                            method,
+                            utt_id=utt,
+                            speaker_id=spk,
+                        )
                     )
-                )
-                rows.append(
-                    schema.MetricRow(
-                        "m",
-                        kind,
-                        "xai_sample",
-                        "",
-                        "Sparseness",
-                        sparse + jitter,
-                        "complexity",
-                        method,
-                        None,
-                        utt,
-                        spk,
-                    )
-                )
     return schema.metrics_table(rows).to_pandas()
 
 
