@@ -27,29 +27,24 @@ def seeded_classifier(
         return SpeakerClassifier(emb, head).eval()
 
 
+#: (input_dim, channels, embedding_dim) of a model.
+Sizes = tuple[int, int, int]
+
+
 def narrow_ecapa(
-    input_dim: int = 40,
-    channels: int = 16,
-    embedding_dim: int = 16,
-    bottleneck: int = 8,
-    num_classes: int = 5,
+    sizes: Sizes = (40, 16, 16), bottleneck: int = 8, num_classes: int = 5
 ) -> SpeakerClassifier:
-    """ECAPA-TDNN with ``channels`` C, MFA 3C, attention and SE bottlenecks of ``bottleneck``."""
+    """ECAPA-TDNN of ``sizes`` (C channels, MFA 3C), attention and SE bottlenecks of
+    ``bottleneck``."""
+    channels = sizes[1]
     return seeded_classifier(
         lambda: EcapaTdnn(
-            input_dim,
-            channels,
-            embedding_dim,
-            mfa_channels=3 * channels,
-            attention_channels=bottleneck,
-            se_channels=bottleneck,
+            *sizes, mfa_channels=3 * channels, attention_channels=bottleneck, se_channels=bottleneck
         ),
         num_classes,
     )
 
 
-def narrow_resnet(
-    input_dim: int = 40, channels: int = 4, embedding_dim: int = 16, num_classes: int = 5
-) -> SpeakerClassifier:
-    """ResNet34SE with ``channels`` in its first stage."""
-    return seeded_classifier(lambda: ResNet34SE(input_dim, channels, embedding_dim), num_classes)
+def narrow_resnet(sizes: Sizes = (40, 4, 16), num_classes: int = 5) -> SpeakerClassifier:
+    """ResNet34SE of ``sizes`` (C channels in its first stage)."""
+    return seeded_classifier(lambda: ResNet34SE(*sizes), num_classes)

@@ -35,7 +35,7 @@ CASES = [(arch, m, p) for arch in ("ecapa", "resnet") for m, p in JOBS]
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, SpeakerClassifier]:
-    return {"ecapa": narrow_ecapa(BINS), "resnet": narrow_resnet(BINS)}
+    return {"ecapa": narrow_ecapa((BINS, 16, 16)), "resnet": narrow_resnet((BINS, 4, 16))}
 
 
 def _maps(model: SpeakerClassifier, feats: torch.Tensor, method: str, pathway: str) -> torch.Tensor:

@@ -23,12 +23,12 @@ JOBS = [(m, p) for m in sorted(ATTRIBUTORS) for p in method_pathways(m, BOTH)]
 
 @pytest.fixture(scope="module")
 def ecapa() -> SpeakerClassifier:
-    return narrow_ecapa(80, 64, 32, bottleneck=16, num_classes=7)
+    return narrow_ecapa((80, 64, 32), bottleneck=16, num_classes=7)
 
 
 @pytest.fixture(scope="module")
 def resnet() -> SpeakerClassifier:
-    return narrow_resnet(80, 4, 32, num_classes=7)
+    return narrow_resnet((80, 4, 32), num_classes=7)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ CFG = XaiMetricsConfig(samples=2, correlation_runs=10, max_utterances=4)
 
 @pytest.fixture(scope="module")
 def ecapa() -> SpeakerClassifier:
-    return narrow_ecapa(channels=32)
+    return narrow_ecapa((40, 32, 16))
 
 
 @pytest.fixture(scope="module")
