@@ -78,169 +78,92 @@ def required(schema: pa.Schema) -> tuple[str, ...]:
     return tuple(f.name for f in schema if f.metadata != OPTIONAL)
 
 
-MANIFEST = pa.schema(
-    [
-        ("utt_id", pa.string()),
-        ("speaker_id", pa.string()),
-        ("video_id", pa.string()),
-        ("path", pa.string()),
-        ("num_samples", pa.int64()),
-        ("sample_rate", pa.int32()),
-        ("duration_s", pa.float64()),
-        ("split", pa.string()),
-        ("gender", pa.string()),
-        ("iden_split", pa.int8()),
-    ]
-)
+#: the type of every column of the output tables: a name means the same thing, and has the same
+#: type, in each table it stands in (``utt_id``, ``model``, ``num_frames`` ...).
+COLUMN_TYPES: dict[str, pa.DataType] = {
+    **dict.fromkeys(
+        "utt_id speaker_id video_id path split gender list utt_a utt_b stage reason cause model"
+        " condition pathway params side kind scorer metric family method case experiment variant"
+        " trial_id config status joint_baseline baseline_utt_a baseline_utt_b".split(),
+        pa.string(),
+    ),
+    **dict.fromkeys("label iden_split".split(), pa.int8()),
+    **dict.fromkeys(
+        "sample_rate num_frames num_bins segment start_frame target".split(), pa.int32()
+    ),
+    **dict.fromkeys("num_samples n".split(), pa.int64()),
+    **dict.fromkeys(
+        "duration_s completeness_error score baseline_score threshold value"
+        " ci_low ci_high x y".split(),
+        pa.float64(),
+    ),
+    **dict.fromkeys("values freq_profile embedding".split(), FLOATS),
+}
 
-TRIALS = pa.schema(
-    [
-        ("list", pa.string()),
-        ("label", pa.int8()),
-        ("utt_a", pa.string()),
-        ("utt_b", pa.string()),
-    ]
-)
 
+def table_schema(columns: str, optional_groups: tuple[str, ...] = ()) -> pa.Schema:
+    """A table schema of the space-separated ``columns`` (types from ``COLUMN_TYPES``), followed
+    by the optional columns of each group in ``optional_groups``."""
+    names = [(n, False) for n in columns.split()]
+    names += [(n, True) for group in optional_groups for n in group.split()]
+    return pa.schema(
+        [optional(n, COLUMN_TYPES[n]) if opt else (n, COLUMN_TYPES[n]) for n, opt in names]
+    )
+
+
+MANIFEST = table_schema(
+    "utt_id speaker_id video_id path num_samples sample_rate duration_s split gender iden_split"
+)
+TRIALS = table_schema("list label utt_a utt_b")
 #: ``cause`` (voxray.io.sink.QuarantineCause): ``input`` (a property of the input file),
 #: ``compute`` or ``resources``; the last two are recomputed by ``--retry-quarantined``.
-QUARANTINE = pa.schema(
-    [("path", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("cause", pa.string())]
-)
-
-FEATURES = pa.schema(
-    [
-        ("utt_id", pa.string()),
-        ("num_frames", pa.int32()),
-        ("num_bins", pa.int32()),
-        ("values", FLOATS),
-    ]
-)
+QUARANTINE = table_schema("path stage reason cause")
+FEATURES = table_schema("utt_id num_frames num_bins values")
 FEATURES_PARTITION = "kind"
-
-EMBEDDINGS = pa.schema(
-    [
-        ("utt_id", pa.string()),
-        ("segment", pa.int32()),
-        ("start_frame", pa.int32()),
-        ("num_frames", pa.int32()),
-        ("model", pa.string()),
-        ("condition", pa.string()),
-        ("embedding", FLOATS),
-    ]
-)
-
-ATTRIBUTIONS = pa.schema(
-    [
-        ("utt_id", pa.string()),
-        ("model", pa.string()),
-        ("pathway", pa.string()),
-        ("params", pa.string()),
-        ("target", pa.int32()),
-        ("num_frames", pa.int32()),
-        ("num_bins", pa.int32()),
-        ("values", FLOATS),
-        ("freq_profile", FLOATS),
-        ("completeness_error", pa.float64()),
+EMBEDDINGS = table_schema("utt_id segment start_frame num_frames model condition embedding")
+ATTRIBUTIONS = table_schema(
+    "utt_id model pathway params target num_frames num_bins values freq_profile completeness_error",
+    (
         # trial pathway only: the trial (list, utt_a, utt_b) and the side explained ("a": utt_a's
         # features with utt_b's embedding fixed, "b" the reverse); utt_id is that side's utterance
-        optional("list", pa.string()),
-        optional("utt_a", pa.string()),
-        optional("utt_b", pa.string()),
-        optional("side", pa.string()),
+        "list utt_a utt_b side",
         # trial pathway only: the score the map explains, s(x), and the baseline's s(x') with
         # the other side fixed (null for a method without a baseline)
-        optional("score", pa.float64()),
-        optional("baseline_score", pa.float64()),
+        "score baseline_score",
         # joint decompositions only (side ``joint_a``/``joint_b``, both sides on one path from
         # a baseline pair): the baseline's name (``trial.joint_baseline``) and the pair's
         # utterances; score is s(x_a, x_b), baseline_score s(x'_a, x'_b), and
         # completeness_error, the same on both rows, compares the two maps' summed values
         # with their difference
-        optional("joint_baseline", pa.string()),
-        optional("baseline_utt_a", pa.string()),
-        optional("baseline_utt_b", pa.string()),
-    ]
+        "joint_baseline baseline_utt_a baseline_utt_b",
+    ),
 )
 ATTRIBUTIONS_PARTITION = "method"
 #: the ``side`` of a joint decomposition's two rows: utt_a's map and utt_b's.
 JOINT_SIDES = ("joint_a", "joint_b")
-
-MASKED = pa.schema(
-    [
-        ("utt_id", pa.string()),
-        ("kind", pa.string()),
-        ("pathway", pa.string()),
-        ("condition", pa.string()),
-        ("threshold", pa.float64()),
-        ("num_frames", pa.int32()),
-        ("num_bins", pa.int32()),
-        ("values", FLOATS),
-    ]
-)
+MASKED = table_schema("utt_id kind pathway condition threshold num_frames num_bins values")
 MASKED_PARTITION = "method"
-
-SCORES = pa.schema(
-    [
-        ("list", pa.string()),
-        ("label", pa.int8()),
-        ("utt_a", pa.string()),
-        ("utt_b", pa.string()),
-        ("model", pa.string()),
-        ("condition", pa.string()),
-        ("scorer", pa.string()),
-        ("score", pa.float64()),
-    ]
-)
-
-METRICS = pa.schema(
-    [
-        ("model", pa.string()),
-        ("condition", pa.string()),
-        ("list", pa.string()),
-        ("scorer", pa.string()),
-        ("metric", pa.string()),
-        ("value", pa.float64()),
+SCORES = table_schema("list label utt_a utt_b model condition scorer score")
+METRICS = table_schema(
+    "model condition list scorer metric value",
+    (
         # XAI metrics only (Quantus): the metric's family (faithfulness, robustness, complexity,
         # randomisation, axiomatic) and the method explained, as "method/pathway"
-        optional("family", pa.string()),
-        optional("method", pa.string()),
+        "family method",
         # multi-speaker test only (list "multispeaker"): the concatenation case, A-B ... A-B-C
-        optional("case", pa.string()),
+        "case",
         # XAI metrics only: the utterance scored and its speaker (per-utterance rows, so the
         # report can give speaker-level intervals)
-        optional("utt_id", pa.string()),
-        optional("speaker_id", pa.string()),
+        "utt_id speaker_id",
         # the value's interval (voxray.eval.intervals: a speaker bootstrap, 95% by default) and
         # the trials / utterances it is computed from; null where none was computed (counts,
         # outputs of older versions)
-        optional("ci_low", pa.float64()),
-        optional("ci_high", pa.float64()),
-        optional("n", pa.int64()),
-    ]
+        "ci_low ci_high n",
+    ),
 )
-
 #: curves behind the report's plots (deletion/insertion, pixel flipping, sanity checks, DET).
-CURVES = pa.schema(
-    [
-        ("experiment", pa.string()),
-        ("model", pa.string()),
-        ("method", pa.string()),
-        ("variant", pa.string()),
-        ("x", pa.float64()),
-        ("y", pa.float64()),
-    ]
-)
-
-TUNE = pa.schema(
-    [
-        ("trial_id", pa.string()),
-        ("config", pa.string()),
-        ("metric", pa.string()),
-        ("value", pa.float64()),
-        ("status", pa.string()),
-    ]
-)
+CURVES = table_schema("experiment model method variant x y")
+TUNE = table_schema("trial_id config metric value status")
 
 
 def floats_column(arrays: list[np.ndarray]) -> pa.Array:

@@ -9,13 +9,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.support.speaker_models import narrow_ecapa, narrow_resnet
 from voxray.attribution import ATTRIBUTORS, attribute, method_pathways
 from voxray.attribution.trial import TRIAL_METHODS, attribute_trials
-from voxray.config import AttributionConfig, HeadConfig
+from voxray.config import AttributionConfig
 from voxray.models.base import SpeakerClassifier
-from voxray.models.ecapa_tdnn import EcapaTdnn
-from voxray.models.heads import MarginHead
-from voxray.models.resnet_se import ResNet34SE
 
 GROUP, FRAMES, BINS = 16, 20, 40
 TOLERANCE = 1e-5
@@ -35,19 +33,9 @@ JOBS += [(m, "trial") for m in TRIAL_METHODS]
 CASES = [(arch, m, p) for arch in ("ecapa", "resnet") for m, p in JOBS]
 
 
-def _build(arch: str) -> SpeakerClassifier:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        if arch == "ecapa":
-            emb = EcapaTdnn(BINS, 16, 16, mfa_channels=48, attention_channels=8, se_channels=8)
-        else:
-            emb = ResNet34SE(BINS, 4, 16)
-        return SpeakerClassifier(emb, MarginHead(16, 5, HeadConfig(kind="aam"))).eval()
-
-
 @pytest.fixture(scope="module")
 def models() -> dict[str, SpeakerClassifier]:
-    return {arch: _build(arch) for arch in ("ecapa", "resnet")}
+    return {"ecapa": narrow_ecapa((BINS, 16, 16)), "resnet": narrow_resnet((BINS, 4, 16))}
 
 
 def _maps(model: SpeakerClassifier, feats: torch.Tensor, method: str, pathway: str) -> torch.Tensor:

@@ -16,16 +16,6 @@ from voxray.testing.tiny_models import tiny_cnn_classifier, tiny_tdnn_classifier
 
 METHODS = sorted(ATTRIBUTORS)
 BUILDERS = {"tdnn": tiny_tdnn_classifier, "cnn": tiny_cnn_classifier}
-SMALL = AttributionConfig(
-    ig_steps=8,
-    shap_samples=3,
-    shapley_samples=1,
-    patch_frames=8,
-    patch_bins=6,
-    occlusion_frames=8,
-    occlusion_bins=6,
-    internal_batch_size=16,
-)
 
 
 def jobs() -> list[tuple[str, str]]:
@@ -37,7 +27,9 @@ JOBS = jobs()
 
 @pytest.mark.parametrize("model_name", sorted(BUILDERS), ids=sorted(BUILDERS))
 @pytest.mark.parametrize(("method", "pathway"), JOBS, ids=[f"{m}-{p}" for m, p in JOBS])
-def test_method_contract(model_name: str, method: str, pathway: str, feats: Tensor) -> None:
+def test_method_contract(
+    model_name: str, method: str, pathway: str, feats: Tensor, params: AttributionConfig
+) -> None:
     model: SpeakerClassifier = BUILDERS[model_name](seed=1).double()
     with torch.no_grad():
         before = model(feats)
@@ -46,7 +38,7 @@ def test_method_contract(model_name: str, method: str, pathway: str, feats: Tens
     flags = [p.requires_grad for p in model.parameters()]
     hooks = hook_count(model)
 
-    res = attribute(model, feats, method, pathway, params=SMALL)
+    res = attribute(model, feats, method, pathway, params=params)
 
     assert res.maps.shape == feats.shape and res.maps.dtype == feats.dtype
     assert torch.isfinite(res.maps).all()
@@ -58,7 +50,7 @@ def test_method_contract(model_name: str, method: str, pathway: str, feats: Tens
     with torch.no_grad():
         assert torch.equal(model(feats), before)
 
-    again = attribute(model, feats, method, pathway, params=SMALL)
+    again = attribute(model, feats, method, pathway, params=params)
     assert torch.equal(again.maps, res.maps)
     for i in range(feats.shape[0]):
         one = attribute(
@@ -66,7 +58,7 @@ def test_method_contract(model_name: str, method: str, pathway: str, feats: Tens
             feats[i : i + 1],
             method,
             pathway,
-            params=SMALL,
+            params=params,
             target=None if res.target is None else res.target[i : i + 1],
         )
         torch.testing.assert_close(one.maps, res.maps[i : i + 1], rtol=1e-6, atol=1e-10)

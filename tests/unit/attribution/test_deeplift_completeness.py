@@ -8,30 +8,20 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.support.speaker_models import narrow_ecapa, narrow_resnet
 from voxray.attribution import attribute
 from voxray.attribution.captum_methods import DeepLiftAttributor
-from voxray.config import AttributionConfig, HeadConfig
-from voxray.models.base import SpeakerClassifier
-from voxray.models.ecapa_tdnn import EcapaTdnn
-from voxray.models.heads import MarginHead
-from voxray.models.resnet_se import ResNet34SE
+from voxray.config import AttributionConfig
 
-
-def _build(arch: str) -> SpeakerClassifier:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        if arch == "EcapaTdnn":
-            emb = EcapaTdnn(40, 16, 16, mfa_channels=48, attention_channels=8, se_channels=8)
-        else:
-            emb = ResNet34SE(40, 4, 16)
-        return SpeakerClassifier(emb, MarginHead(16, 5, HeadConfig(kind="aam"))).eval()
+#: the models by the class names ``completeness_error_median`` is keyed by.
+BUILD = {"EcapaTdnn": narrow_ecapa, "ResNet34SE": narrow_resnet}
 
 
 @pytest.mark.parametrize("arch", sorted(DeepLiftAttributor.completeness_error_median))
 @pytest.mark.parametrize("baseline", ["ones", "zeros"])
 def test_deeplift_completeness_is_as_stated(arch: str, baseline: str) -> None:
     torch.set_num_threads(1)
-    model = _build(arch)
+    model = BUILD[arch]()
     x = torch.randn(8, 20, 40, generator=torch.Generator().manual_seed(3))
     params = AttributionConfig(baseline=baseline, ig_steps=64)
     dl = attribute(model, x, "deeplift", "classification", params=params).completeness_error

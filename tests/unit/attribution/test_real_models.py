@@ -11,36 +11,24 @@ import pytest
 import torch
 from captum.attr import DeepLift, InputXGradient, IntegratedGradients, Saliency
 
+from tests.support.speaker_models import narrow_ecapa, narrow_resnet
 from voxray.attribution import ATTRIBUTORS, attribute, method_pathways
-from voxray.config import AttributionConfig, HeadConfig
+from voxray.config import AttributionConfig
 from voxray.models.base import SpeakerClassifier
-from voxray.models.ecapa_tdnn import EcapaTdnn
-from voxray.models.heads import MarginHead
-from voxray.models.resnet_se import ResNet34SE
 
 PARAMS = AttributionConfig(ig_steps=16, shap_samples=4, internal_batch_size=32)
 BOTH = ("traversal", "classification")
 JOBS = [(m, p) for m in sorted(ATTRIBUTORS) for p in method_pathways(m, BOTH)]
 
 
-def build(arch: str) -> SpeakerClassifier:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        if arch == "ecapa":
-            emb = EcapaTdnn(80, 64, 32, mfa_channels=192, attention_channels=16, se_channels=16)
-        else:
-            emb = ResNet34SE(80, 4, 32)
-        return SpeakerClassifier(emb, MarginHead(32, 7, HeadConfig(kind="aam"))).eval()
-
-
 @pytest.fixture(scope="module")
 def ecapa() -> SpeakerClassifier:
-    return build("ecapa")
+    return narrow_ecapa((80, 64, 32), bottleneck=16, num_classes=7)
 
 
 @pytest.fixture(scope="module")
 def resnet() -> SpeakerClassifier:
-    return build("resnet")
+    return narrow_resnet((80, 4, 32), num_classes=7)
 
 
 @pytest.fixture(scope="module")

@@ -7,21 +7,17 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.support.speaker_models import narrow_ecapa
 from voxray.attribution.trial import attribute_joint, attribute_trials, embed, trial_scores
-from voxray.config import AttributionConfig, HeadConfig
+from voxray.config import AttributionConfig
 from voxray.models.base import SpeakerClassifier
-from voxray.models.ecapa_tdnn import EcapaTdnn
-from voxray.models.heads import MarginHead
 
 PARAMS = AttributionConfig(ig_steps=64, internal_batch_size=256, baseline="zeros")
 
 
 @pytest.fixture(scope="module")
 def model() -> SpeakerClassifier:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        emb = EcapaTdnn(40, 16, 16, mfa_channels=48, attention_channels=8, se_channels=8)
-        return SpeakerClassifier(emb, MarginHead(16, 5, HeadConfig(kind="aam"))).eval()
+    return narrow_ecapa()
 
 
 def _pair(seed: int) -> tuple[torch.Tensor, torch.Tensor]:

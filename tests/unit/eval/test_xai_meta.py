@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.support.speaker_models import narrow_ecapa
 from voxray import schema
-from voxray.config import AttributionConfig, HeadConfig, XaiMetricsConfig
+from voxray.config import AttributionConfig, XaiMetricsConfig
 from voxray.eval.xai_meta import UNINFORMATIVE, meta_verdict
 from voxray.eval.xai_metrics import ExplainedModel, measure, voxray_explain
 from voxray.models.base import SpeakerClassifier
-from voxray.models.ecapa_tdnn import EcapaTdnn
-from voxray.models.heads import MarginHead
 from voxray.report.sections.xai import deeplift_note, meta_table, meta_verdicts, methods_table
 
 CFG = XaiMetricsConfig(samples=2, correlation_runs=10, max_utterances=4)
@@ -23,10 +22,7 @@ CFG = XaiMetricsConfig(samples=2, correlation_runs=10, max_utterances=4)
 
 @pytest.fixture(scope="module")
 def ecapa() -> SpeakerClassifier:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        emb = EcapaTdnn(40, 32, 16, mfa_channels=96, attention_channels=8, se_channels=8)
-        return SpeakerClassifier(emb, MarginHead(16, 5, HeadConfig(kind="aam"))).eval()
+    return narrow_ecapa((40, 32, 16))
 
 
 @pytest.fixture(scope="module")
@@ -120,36 +116,24 @@ def _rows() -> pd.DataFrame:
             utt, spk = f"id{u % 3}/v/{u}", f"id{u % 3}"
             jitter = 0.01 * u
             for kind, f in (("real", faith), ("random", 0.0), ("inverted", -faith)):
-                rows.append(
-                    schema.MetricRow(
-                        "m",
-                        kind,
-                        "xai_sample",
-                        "",
-                        "FaithfulnessCorrelation",
-                        f + jitter,
-                        "faithfulness",
-                        method,
-                        None,
-                        utt,
-                        spk,
+                for metric, value, family in (
+                    ("FaithfulnessCorrelation", f, "faithfulness"),
+                    ("Sparseness", sparse, "complexity"),
+                ):
+                    rows.append(
+                        schema.MetricRow(
+                            "m",
+                            kind,
+                            "xai_sample",
+                            "",
+                            metric,
+                            value + jitter,
+                            family,
+                            method,
+                            utt_id=utt,
+                            speaker_id=spk,
+                        )
                     )
-                )
-                rows.append(
-                    schema.MetricRow(
-                        "m",
-                        kind,
-                        "xai_sample",
-                        "",
-                        "Sparseness",
-                        sparse + jitter,
-                        "complexity",
-                        method,
-                        None,
-                        utt,
-                        spk,
-                    )
-                )
     return schema.metrics_table(rows).to_pandas()
 
 

@@ -6,21 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from voxray import mask
 from voxray.config import MaskCondition
-from voxray.mask import (
-    apply_condition,
-    attribution_x_input,
-    kept_bins,
-    kept_fraction,
-    layer_average,
-    moore_means,
-    moore_replace,
-    normalise,
-    saliency_x_input,
-    shuffled_condition,
-    threshold_mask,
-    threshold_scores,
-)
 
 X = np.array([[2.0, 3.0], [4.0, 5.0]])
 #: a rule outside the Literal: the dataclass does not check it, apply_condition must.
@@ -38,18 +25,18 @@ A = np.array([[1.0, -2.0], [0.0, 4.0]])
     ids=["abs_max", "minmax", "tanh"],
 )
 def test_normalise_hand_computed(how: str, expected: list[list[float]]) -> None:
-    np.testing.assert_allclose(normalise(A, how), expected, rtol=1e-12)
+    np.testing.assert_allclose(mask.normalise(A, how), expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("how", ["abs_max", "minmax", "tanh"], ids=["abs_max", "minmax", "tanh"])
 def test_normalise_flat_map_is_zero(how: str) -> None:
     flat = np.full((3, 4), 0.0 if how == "abs_max" else 2.5)
-    np.testing.assert_array_equal(normalise(flat, how), np.zeros((3, 4)))
+    np.testing.assert_array_equal(mask.normalise(flat, how), np.zeros((3, 4)))
 
 
 def test_tanh_uses_gamma() -> None:
-    expected = np.tanh(normalise(A, "minmax"))
-    np.testing.assert_allclose(normalise(A, "tanh", gamma=1.0), expected, rtol=1e-12)
+    expected = np.tanh(mask.normalise(A, "minmax"))
+    np.testing.assert_allclose(mask.normalise(A, "tanh", gamma=1.0), expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -58,7 +45,7 @@ def test_tanh_uses_gamma() -> None:
     ids=["abs_max-signed", "minmax"],
 )
 def test_attribution_x_input_hand_computed(how: str, expected: list[list[float]]) -> None:
-    np.testing.assert_allclose(attribution_x_input(X, A, how), expected, rtol=1e-12)
+    np.testing.assert_allclose(mask.attribution_x_input(X, A, how), expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -82,23 +69,25 @@ def test_attribution_x_input_hand_computed(how: str, expected: list[list[float]]
     ],
 )
 def test_threshold_hand_computed(reading: str, tau: float, expected: list[list[float]]) -> None:
-    out = threshold_mask(X, A, tau, "abs_max", reading)
+    out = mask.threshold_mask(X, A, tau, "abs_max", reading)
     np.testing.assert_allclose(out, expected, rtol=1e-12)
 
 
 def test_signed_is_the_default_reading() -> None:
     cond = MaskCondition(rule="threshold", threshold=0.3)
     assert cond.reading == "signed"
-    np.testing.assert_array_equal(apply_condition(X, A, cond), threshold_mask(X, A, 0.3))
-    np.testing.assert_array_equal(threshold_mask(X, A, 0.3), [[0.0, 0.0], [0.0, 5.0]])
+    np.testing.assert_array_equal(mask.apply_condition(X, A, cond), mask.threshold_mask(X, A, 0.3))
+    np.testing.assert_array_equal(mask.threshold_mask(X, A, 0.3), [[0.0, 0.0], [0.0, 5.0]])
 
 
 def test_signed_scores_ignore_a_larger_negative_peak() -> None:
     """A / max A, not A / max|A|: the strongest positive bin scores 1 whatever the negatives."""
     a = np.array([[-10.0, 1.0], [0.5, 0.05]])
-    np.testing.assert_allclose(threshold_scores(a, "signed"), [[-10.0, 1.0], [0.5, 0.05]])
-    np.testing.assert_allclose(threshold_scores(a, "magnitude"), [[1.0, 0.1], [0.05, 0.005]])
-    assert kept_bins(-np.ones((2, 2)), 0.0, "signed").sum() == 0  # nothing positive: nothing kept
+    np.testing.assert_allclose(mask.threshold_scores(a, "signed"), [[-10.0, 1.0], [0.5, 0.05]])
+    np.testing.assert_allclose(mask.threshold_scores(a, "magnitude"), [[1.0, 0.1], [0.05, 0.005]])
+    assert (
+        mask.kept_bins(-np.ones((2, 2)), 0.0, "signed").sum() == 0
+    )  # nothing positive: nothing kept
 
 
 @pytest.mark.parametrize("how", ["abs_max", "minmax", "tanh"], ids=["abs_max", "minmax", "tanh"])
@@ -106,26 +95,30 @@ def test_threshold_extremes(how: str, rng: np.random.Generator) -> None:
     x = rng.standard_normal((7, 5))
     a = rng.standard_normal((7, 5))
     a[2, 3] = 0.0
-    product = attribution_x_input(x, a, how)
+    product = mask.attribution_x_input(x, a, how)
     # tau = 0 drops only the bins of score 0, which the product zeroes too: the bin A = 0 (|A|
     # read) or the minimum of A (min-max of A, where the product's factor is 0 as well)
     plain = "magnitude" if how == "abs_max" else "signed"
-    np.testing.assert_array_equal(threshold_mask(x, a, 0.0, how, plain), product)
+    np.testing.assert_array_equal(mask.threshold_mask(x, a, 0.0, how, plain), product)
     for reading in ("signed", "magnitude"):
-        np.testing.assert_array_equal(threshold_mask(x, a, 1.0, how, reading), np.zeros((7, 5)))
+        np.testing.assert_array_equal(
+            mask.threshold_mask(x, a, 1.0, how, reading), np.zeros((7, 5))
+        )
     if how == "abs_max":  # signed, tau = 0: the positive bins of the product
-        np.testing.assert_array_equal(threshold_mask(x, a, 0.0, how), np.where(a > 0, product, 0))
+        np.testing.assert_array_equal(
+            mask.threshold_mask(x, a, 0.0, how), np.where(a > 0, product, 0)
+        )
 
 
 def test_threshold_zeroes_exactly_the_weak_bins(rng: np.random.Generator) -> None:
     x = rng.standard_normal((20, 8)) + 3.0  # no zero inputs
     a = rng.standard_normal((20, 8))
     for reading, score in (("magnitude", np.abs(a) / np.abs(a).max()), ("signed", a / a.max())):
-        out = threshold_mask(x, a, 0.1, "abs_max", reading)
+        out = mask.threshold_mask(x, a, 0.1, "abs_max", reading)
         weak = score <= 0.1
         assert weak.any() and (~weak).any()
         assert (out[weak] == 0).all() and (out[~weak] != 0).all()
-    signed, magnitude = (kept_bins(a, 0.1, r).sum() for r in ("signed", "magnitude"))
+    signed, magnitude = (mask.kept_bins(a, 0.1, r).sum() for r in ("signed", "magnitude"))
     assert 0 < signed < magnitude  # the signed reading keeps a subset
 
 
@@ -147,8 +140,8 @@ def test_shuffled_threshold_keeps_the_own_count_of_the_donor_best_bins(
     own = rng.standard_normal((12, 6))
     donor = rng.standard_normal((5, 6))  # shorter: repeated cyclically to 12 frames
     cond = MaskCondition(rule="threshold", threshold=0.1)
-    out = shuffled_condition(x, own, donor, cond)
-    k = int(kept_bins(own, 0.1).sum())
+    out = mask.shuffled_condition(x, own, donor, cond)
+    k = int(mask.kept_bins(own, 0.1).sum())
     fitted = np.resize(donor, (12, 6))
     np.testing.assert_array_equal(fitted[5:10], donor)
     assert np.count_nonzero(out) == k
@@ -162,31 +155,36 @@ def test_shuffled_product_and_moore_use_the_donor_map(rng: np.random.Generator) 
     x = rng.standard_normal((9, 4))
     own = rng.standard_normal((9, 4))
     donor = rng.standard_normal((20, 4))  # longer: cut to 9 frames
-    product = shuffled_condition(x, own, donor, MaskCondition())
-    np.testing.assert_allclose(product, attribution_x_input(x, donor[:9]), rtol=1e-6)
+    product = mask.shuffled_condition(x, own, donor, MaskCondition())
+    np.testing.assert_allclose(product, mask.attribution_x_input(x, donor[:9]), rtol=1e-6)
     moore = MaskCondition(rule="moore", top_fraction=0.1)
     np.testing.assert_allclose(
-        shuffled_condition(x, own, donor, moore), moore_replace(x, donor[:9], 0.1), rtol=1e-6
+        mask.shuffled_condition(x, own, donor, moore),
+        mask.moore_replace(x, donor[:9], 0.1),
+        rtol=1e-6,
     )
     with pytest.raises(ValueError, match="donor map has 3 bins"):
-        shuffled_condition(x, own, donor[:, :3], MaskCondition())
+        mask.shuffled_condition(x, own, donor[:, :3], MaskCondition())
 
 
 def test_kept_fraction_per_rule() -> None:
     a = np.array([[1.0, -2.0], [0.0, 4.0]])
-    assert kept_fraction(a, MaskCondition(rule="threshold", threshold=0.2)) == 0.5
+    assert mask.kept_fraction(a, MaskCondition(rule="threshold", threshold=0.2)) == 0.5
     magnitude = MaskCondition(rule="threshold", threshold=0.2, reading="magnitude")
-    assert kept_fraction(a, magnitude) == 0.75
-    assert kept_fraction(a, MaskCondition()) == 0.75  # the zero bin is zeroed by the product
-    assert kept_fraction(np.ones((10, 20)), MaskCondition(rule="moore", top_fraction=0.01)) == 0.99
+    assert mask.kept_fraction(a, magnitude) == 0.75
+    assert mask.kept_fraction(a, MaskCondition()) == 0.75  # the zero bin is zeroed by the product
+    assert (
+        mask.kept_fraction(np.ones((10, 20)), MaskCondition(rule="moore", top_fraction=0.01))
+        == 0.99
+    )
 
 
 def test_saliency_x_input_and_layer_average() -> None:
     s3 = np.array([[0.0, 1.0], [0.5, 0.5]])
     s4 = np.array([[1.0, 1.0], [0.0, 0.25]])
-    avg = layer_average([s4, s3])
+    avg = mask.layer_average([s4, s3])
     np.testing.assert_allclose(avg, [[0.5, 1.0], [0.25, 0.375]])
-    np.testing.assert_allclose(saliency_x_input(X, avg), [[1.0, 3.0], [1.0, 1.875]])
+    np.testing.assert_allclose(mask.saliency_x_input(X, avg), [[1.0, 3.0], [1.0, 1.875]])
 
 
 #: Moore-neighbourhood means of arange(9).reshape(3, 3), worked out bin by bin.
@@ -194,14 +192,16 @@ MOORE_3X3 = [[8 / 3, 14 / 5, 10 / 3], [18 / 5, 4.0, 22 / 5], [14 / 3, 26 / 5, 16
 
 
 def test_moore_means_3x3_corners_edges_centre() -> None:
-    np.testing.assert_allclose(moore_means(np.arange(9.0).reshape(3, 3)), MOORE_3X3, rtol=1e-12)
+    np.testing.assert_allclose(
+        mask.moore_means(np.arange(9.0).reshape(3, 3)), MOORE_3X3, rtol=1e-12
+    )
 
 
 def test_moore_replace_uses_original_values_of_replaced_neighbours() -> None:
     x = np.arange(9.0).reshape(3, 3)
     a = np.zeros((3, 3))
     a[0, 0], a[0, 1] = 2.0, 1.0  # two adjacent bins, both replaced
-    out = moore_replace(x, a, top_fraction=2 / 9)
+    out = mask.moore_replace(x, a, top_fraction=2 / 9)
     expected = x.copy()
     expected[0, 0] = (1 + 3 + 4) / 3  # (0,1) enters with its original value 1
     expected[0, 1] = (0 + 2 + 3 + 4 + 5) / 5  # (0,0) enters with its original value 0
@@ -214,7 +214,7 @@ def test_moore_replace_4x5_corners_and_edges() -> None:
     picks = {(3, 4): 689 / 3, (0, 2): 159 / 5, (2, 1): 1124 / 8, (3, 0): 477 / 3, (1, 4): 454 / 5}
     for rank, pos in enumerate(picks):
         a[pos] = 10.0 - rank
-    out = moore_replace(x, a, top_fraction=5 / 20)
+    out = mask.moore_replace(x, a, top_fraction=5 / 20)
     expected = x.copy()
     for pos, value in picks.items():
         expected[pos] = value
@@ -222,7 +222,7 @@ def test_moore_replace_4x5_corners_and_edges() -> None:
     # only 2 of the top 25% have positive relevance: only those are replaced
     a2 = -np.ones((4, 5))
     a2[3, 4], a2[2, 1] = 3.0, 1.0
-    out2 = moore_replace(x, a2, top_fraction=0.25)
+    out2 = mask.moore_replace(x, a2, top_fraction=0.25)
     expected2 = x.copy()
     expected2[3, 4], expected2[2, 1] = picks[(3, 4)], picks[(2, 1)]
     np.testing.assert_allclose(out2, expected2, rtol=1e-12)
@@ -232,14 +232,16 @@ def test_moore_replace_counts_top_half_percent() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 64))
     a = rng.random((200, 64))
-    changed = moore_replace(x, a) != x
+    changed = mask.moore_replace(x, a) != x
     assert changed.sum() == 64  # 0.5% of 12800 bins
     top = np.argsort(-a.ravel())[:64]
     assert set(np.flatnonzero(changed)) == set(top)
 
 
 def test_moore_single_bin_keeps_value() -> None:
-    np.testing.assert_array_equal(moore_replace(np.array([[3.0]]), np.array([[1.0]]), 1.0), [[3.0]])
+    np.testing.assert_array_equal(
+        mask.moore_replace(np.array([[3.0]]), np.array([[1.0]]), 1.0), [[3.0]]
+    )
 
 
 @pytest.mark.parametrize(
@@ -255,11 +257,11 @@ def test_apply_condition_dispatches(cond: MaskCondition, rng: np.random.Generato
     x = rng.standard_normal((10, 6)).astype(np.float32)
     a = rng.standard_normal((10, 6)).astype(np.float32)
     direct = {
-        "product": lambda: attribution_x_input(x, a, "minmax"),
-        "threshold": lambda: threshold_mask(x, a, 0.3, "minmax"),
-        "moore": lambda: moore_replace(x, a, 0.1),
+        "product": lambda: mask.attribution_x_input(x, a, "minmax"),
+        "threshold": lambda: mask.threshold_mask(x, a, 0.3, "minmax"),
+        "moore": lambda: mask.moore_replace(x, a, 0.1),
     }[cond.rule]()
-    out = apply_condition(x, a, cond, "minmax")
+    out = mask.apply_condition(x, a, cond, "minmax")
     assert out.dtype == np.float32 and out.shape == (10, 6)
     np.testing.assert_array_equal(out, direct)
 
@@ -267,13 +269,13 @@ def test_apply_condition_dispatches(cond: MaskCondition, rng: np.random.Generato
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: apply_condition(X, A, BOGUS, "abs_max"), "unknown rule 'bogus'"),
-        (lambda: threshold_mask(X, A[:1], 0.1), "shape"),
-        (lambda: threshold_mask(X, A, 1.5), "in \\[0, 1\\]"),
-        (lambda: attribution_x_input(X, np.array([[np.nan, 1.0], [0.0, 1.0]])), "non-finite"),
-        (lambda: normalise(A, "l2"), "unknown 'l2'"),  # type: ignore[arg-type]
-        (lambda: moore_replace(X[0], A[0]), "\\(T, F\\)"),
-        (lambda: layer_average([A, A[:1]]), "different shapes"),
+        (lambda: mask.apply_condition(X, A, BOGUS, "abs_max"), "unknown rule 'bogus'"),
+        (lambda: mask.threshold_mask(X, A[:1], 0.1), "shape"),
+        (lambda: mask.threshold_mask(X, A, 1.5), "in \\[0, 1\\]"),
+        (lambda: mask.attribution_x_input(X, np.array([[np.nan, 1.0], [0.0, 1.0]])), "non-finite"),
+        (lambda: mask.normalise(A, "l2"), "unknown 'l2'"),  # type: ignore[arg-type]
+        (lambda: mask.moore_replace(X[0], A[0]), "\\(T, F\\)"),
+        (lambda: mask.layer_average([A, A[:1]]), "different shapes"),
     ],
     ids=["rule", "shape", "tau", "nan", "how", "ndim", "layer-shapes"],
 )

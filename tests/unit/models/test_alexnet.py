@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.support.layers import layer_shapes
 from voxray.models.alexnet import AlexNet
 from voxray.models.base import count_parameters
 
@@ -20,15 +21,7 @@ def test_parameters_by_hand_for_200x80_crops() -> None:
 
 def test_layers_and_shapes() -> None:
     model = AlexNet(80, 64, 200).eval()
-    seen: dict[str, tuple[int, ...]] = {}
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, out, n=n: seen.__setitem__(n, tuple(out.shape)))
-        for n, m in model.layers().items()
-    ]
-    with torch.no_grad():
-        emb = model(torch.randn(2, 200, 80))
-    for h in hooks:
-        h.remove()
+    emb, seen = layer_shapes(model, torch.randn(2, 200, 80))
     assert seen == {
         "conv1": (2, 96, 9, 24),
         "conv2": (2, 256, 4, 11),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.support.layers import layer_outputs
 from voxray.models.base import count_parameters
 from voxray.models.bilstm import BiLstm
 
@@ -28,21 +29,14 @@ def test_parameter_count_lstm512(embedding_dim: int, dense: int) -> None:
 
 def test_embedding_is_time_mean_of_second_layer_output() -> None:
     model = BiLstm(20, 8, 16).eval()
-    seen: dict[str, torch.Tensor] = {}
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, out, n=n: seen.__setitem__(n, out))
-        for n, m in model.layers().items()
-    ]
     x = torch.randn(3, 11, 20)
+    emb, seen = layer_outputs(model, x)
     with torch.no_grad():
-        emb = model(x)
         reference = torch.nn.LSTM(20, 8, num_layers=2, batch_first=True, bidirectional=True)
         for layer, ours in ((0, model.lstm1.lstm), (1, model.lstm2.lstm)):
             for name, value in ours.named_parameters():
                 getattr(reference, name.replace("l0", f"l{layer}")).copy_(value)
         expected = reference(x)[0].mean(dim=1)
-    for h in hooks:
-        h.remove()
     assert list(model.layers()) == ["lstm1", "lstm2"]
     assert seen["lstm1"].shape == seen["lstm2"].shape == (3, 11, 16)
     torch.testing.assert_close(emb, seen["lstm2"].mean(dim=1))

