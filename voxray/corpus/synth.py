@@ -55,21 +55,10 @@ class SynthSummary:
         )
 
 
-def synth_corpus(
-    out_dir: str,
-    speakers: int = 20,
-    videos: int = 3,
-    utts: int = 4,
-    seed: int = 0,
-    test_speakers: int | None = None,
-    jobs: int = 2,
-) -> SynthSummary:
-    """Write a synthetic VoxCeleb1-layout corpus to ``out_dir`` (a new or empty local folder).
-
-    ``videos`` per speaker (each its own channel; >= 2, since same-speaker trials cross
-    videos), ``utts`` per video, ``test_speakers`` held out for the trial lists (default
-    30% of ``speakers``, at least 2), ``jobs`` worker processes for rendering.
-    """
+def _check_args(
+    out_dir: str, speakers: int, videos: int, utts: int, test_speakers: int | None
+) -> int:
+    """Raise on sizes no trial list can be made from, or a folder in use; the test speakers."""
     if speakers < 3:
         raise ValueError(
             f"speakers={speakers}: need at least 3 (2 test speakers and 1 to train on)"
@@ -90,7 +79,25 @@ def synth_corpus(
             f"{out_dir} exists and is not empty: synth_corpus writes a new corpus (choose a new "
             f"folder)"
         )
+    return n_test
 
+
+def synth_corpus(
+    out_dir: str,
+    speakers: int = 20,
+    videos: int = 3,
+    utts: int = 4,
+    seed: int = 0,
+    test_speakers: int | None = None,
+    jobs: int = 2,
+) -> SynthSummary:
+    """Write a synthetic VoxCeleb1-layout corpus to ``out_dir`` (a new or empty local folder).
+
+    ``videos`` per speaker (each its own channel; >= 2, since same-speaker trials cross
+    videos), ``utts`` per video, ``test_speakers`` held out for the trial lists (default
+    30% of ``speakers``, at least 2), ``jobs`` worker processes for rendering.
+    """
+    n_test = _check_args(out_dir, speakers, videos, utts, test_speakers)
     plans = plan_speakers(speakers, videos, utts, n_test, seed)
     jobs_args = [(out_dir, p.voice, p.videos) for p in plans]
     if jobs <= 1:

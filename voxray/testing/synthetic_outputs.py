@@ -16,29 +16,11 @@ from voxray.models.checkpoint import default_front_end, save_model
 from voxray.pipeline.front_ends import record_front_end
 
 
-def make_outputs(
-    out: str,
-    speakers: int = 6,
-    utts: int = 4,
-    frames: int = 120,
-    bins: int = 80,
-    channels: int = 16,
-    name: str = "ecapa",
-    seed: int = 0,
-    first_speaker: int = 10001,
-    model: bool = True,
-) -> Storage:
-    """Write manifest.parquet, trials.parquet, features/kind=fbank and (``model``) an untrained
-    models/<name>/ under out.
-
-    Each speaker's features are noise around a speaker-specific mean, so a model can tell them
-    apart; the first half of the speakers train, the others are in the trial list. Speaker ids
-    count from ``id<first_speaker>``, so two folders can hold disjoint speakers.
-    """
-    rng = np.random.default_rng(seed)
-    s = Storage(out)
-    spk = [f"id{first_speaker + i}" for i in range(speakers)]
-    train = spk[: speakers // 2]
+def _utterances(
+    rng: np.random.Generator, spk: list[str], train: list[str], utts: int, frames: int, bins: int
+) -> tuple[dict[str, list], list[np.ndarray]]:
+    """Manifest columns and feature matrices: ``utts`` utterances a speaker, two videos each,
+    every speaker's frames noise around its own mean."""
     rows: dict[str, list] = {k: [] for k in schema.MANIFEST.names}
     mats = []
     for k, sp in enumerate(spk):
@@ -64,6 +46,33 @@ def make_outputs(
             ):
                 rows[key].append(value)
             mats.append(centre + 0.5 * rng.standard_normal((n, bins)).astype(np.float32))
+    return rows, mats
+
+
+def make_outputs(
+    out: str,
+    speakers: int = 6,
+    utts: int = 4,
+    frames: int = 120,
+    bins: int = 80,
+    channels: int = 16,
+    name: str = "ecapa",
+    seed: int = 0,
+    first_speaker: int = 10001,
+    model: bool = True,
+) -> Storage:
+    """Write manifest.parquet, trials.parquet, features/kind=fbank and (``model``) an untrained
+    models/<name>/ under out.
+
+    Each speaker's features are noise around a speaker-specific mean, so a model can tell them
+    apart; the first half of the speakers train, the others are in the trial list. Speaker ids
+    count from ``id<first_speaker>``, so two folders can hold disjoint speakers.
+    """
+    rng = np.random.default_rng(seed)
+    s = Storage(out)
+    spk = [f"id{first_speaker + i}" for i in range(speakers)]
+    train = spk[: speakers // 2]
+    rows, mats = _utterances(rng, spk, train, utts, frames, bins)
     s.write_table(schema.MANIFEST_PATH, schema.table(schema.MANIFEST, rows))
     feats = pa.table(
         {
