@@ -111,16 +111,8 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="voxray",
-        description="Explain speaker-recognition models at corpus scale on Ray.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", metavar="command")
-    sub.required = True
-
+def _add_corpus_commands(sub: argparse._SubParsersAction) -> None:
+    """The two corpus writers: ``synth-corpus`` (espeak-ng) and ``real-corpus`` (Asterisk)."""
     synth = sub.add_parser(
         "synth-corpus",
         help="write a synthetic VoxCeleb1-layout corpus (espeak-ng voices and per-video channels)",
@@ -150,6 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     real.add_argument("--utts", type=int, default=4, help="prompts per family")
     real.add_argument("--min-seconds", type=float, default=1.5, help="shortest prompt kept")
     real.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voxray",
+        description="Explain speaker-recognition models at corpus scale on Ray.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    sub.required = True
+
+    _add_corpus_commands(sub)
 
     run = sub.add_parser(
         "run",

@@ -67,7 +67,7 @@ class AttributionResult:
 
 
 class Attributor(ABC):
-    """Base class: subclasses set the capability attributes below and implement ``attribute``.
+    """Base class: subclasses set the capability attributes below and implement ``explain``.
 
     ``name``, ``title`` and ``map_params`` have no default: ``register`` refuses a class that
     does not state them, so a new method cannot silently record no parameters.
@@ -82,6 +82,8 @@ class Attributor(ABC):
     short_title: ClassVar[str | None] = None
     #: the pathway labels the method can write to attributions/.
     pathways: ClassVar[tuple[Pathway, ...]] = PATHWAYS
+    #: what a single-pathway method explains (named when it is given another pathway).
+    explains: ClassVar[str] = "its own pathway"
     #: True when the method is linear in the explained output, so Traversal can be one call.
     linear_in_output: ClassVar[bool] = False
     #: True when the method evaluates perturbed copies of the input (forward passes only, no
@@ -106,7 +108,6 @@ class Attributor(ABC):
         """The short column heading (``short_title``, else ``title``)."""
         return cls.short_title or cls.title
 
-    @abstractmethod
     def attribute(
         self,
         feats: Tensor,
@@ -116,6 +117,33 @@ class Attributor(ABC):
     ) -> AttributionResult:
         """Explain ``feats`` (B, T, F) along ``pathway``; ``target`` (B,) class ids or None
         for the predicted class; ``baseline`` (B, T, F) or None for the configured one."""
+        check_features(feats)
+        self.check_pathway(pathway)
+        return self.explain(feats.detach(), pathway, target, baseline)
+
+    def check_pathway(self, pathway: str) -> None:
+        """Raise unless ``pathway`` is the one this single-pathway method writes (the CAMs and
+        LRP explain only the classifier; the Captum driver overrides this)."""
+        expected = self.pathways[0]
+        if pathway != expected:
+            raise ValueError(
+                f"{self.name} explains {self.explains}: pathway must be "
+                f"{expected.value!r}, got {pathway!r}"
+            )
+
+    @abstractmethod
+    def explain(
+        self, x: Tensor, pathway: str, target: Tensor | None, baseline: Tensor | None
+    ) -> AttributionResult:
+        """``attribute`` on checked, detached features ``x``."""
+
+
+def check_features(feats: Tensor) -> None:
+    """Raise unless ``feats`` is a non-empty ``(B, T, F)`` batch."""
+    if feats.dim() != 3 or min(feats.shape) < 1:
+        raise ValueError(
+            f"attribution: features must be a non-empty (B, T, F) batch, got {tuple(feats.shape)}"
+        )
 
 
 ATTRIBUTORS: dict[str, type[Attributor]] = {}

@@ -27,6 +27,8 @@ activations, so no backward hook is needed.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -35,7 +37,7 @@ from voxray.attribution.base import AttributionResult, Attributor, Pathway, regi
 from voxray.attribution.cam_layers import feature_map, resolve_cam_layers, to_input_grid
 from voxray.attribution.hooks import capture_outputs, inference_state
 from voxray.attribution.normalise import minmax, tanh_scale
-from voxray.attribution.pathways import check_features, classification_target
+from voxray.attribution.pathways import classification_target
 from voxray.models.base import SpeakerClassifier
 
 
@@ -107,23 +109,13 @@ class CamAttributor(Attributor):
     """Shared driver: target, layers, upsampling, normalisation and the multi-layer average."""
 
     pathways = (Pathway.CAM,)
+    explains = "the classifier at a layer"
     map_params = ("cam_layers", "cam_gamma")
 
-    def attribute(
-        self,
-        feats: Tensor,
-        pathway: str,
-        target: Tensor | None = None,
-        baseline: Tensor | None = None,
+    def explain(
+        self, x: Tensor, pathway: str, target: Tensor | None, baseline: Tensor | None
     ) -> AttributionResult:
         """Normalised maps ``(B, T, F)`` for the target speaker (``baseline`` is not used)."""
-        if pathway != Pathway.CAM:
-            raise ValueError(
-                f"{self.name} explains the classifier at a layer: pathway must be "
-                f"{Pathway.CAM.value!r}, got {pathway!r}"
-            )
-        check_features(feats)
-        x = feats.detach()
         frames, bins = x.shape[1:]
         with inference_state(self.model):
             t = classification_target(self.model, x, target)
@@ -141,26 +133,31 @@ class CamAttributor(Attributor):
         """Raw (relu'd, un-normalised) maps ``(B, *S)`` at each layer's resolution."""
 
 
+class GradientCam(CamAttributor):
+    """A CAM from each layer's activations and gradients, combined by ``combine``."""
+
+    #: ``(acts, grads) -> map``, the method's weighting of the layer.
+    combine: ClassVar[Callable[[Tensor, Tensor], Tensor]]
+
+    def layer_maps(self, feats: Tensor, target: Tensor, names: list[str]) -> dict[str, Tensor]:
+        acts, grads = activations_and_gradients(self.model, feats, target, names)
+        return {n: type(self).combine(acts[n], grads[n]) for n in names}
+
+
 @register
-class GradCamPlusPlus(CamAttributor):
+class GradCamPlusPlus(GradientCam):
     name = "grad_cam_pp"
     title = "Grad-CAM++"
     short_title = "G-CAM"
-
-    def layer_maps(self, feats: Tensor, target: Tensor, names: list[str]) -> dict[str, Tensor]:
-        acts, grads = activations_and_gradients(self.model, feats, target, names)
-        return {n: grad_cam_pp_map(acts[n], grads[n]) for n in names}
+    combine = grad_cam_pp_map
 
 
 @register
-class LayerCam(CamAttributor):
+class LayerCam(GradientCam):
     name = "layer_cam"
     title = "Layer-CAM"
     short_title = "L-CAM"
-
-    def layer_maps(self, feats: Tensor, target: Tensor, names: list[str]) -> dict[str, Tensor]:
-        acts, grads = activations_and_gradients(self.model, feats, target, names)
-        return {n: layer_cam_map(acts[n], grads[n]) for n in names}
+    combine = layer_cam_map
 
 
 @register

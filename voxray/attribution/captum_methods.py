@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import warnings
 from abc import abstractmethod
+from collections.abc import Mapping
 from typing import ClassVar
 
 import torch
@@ -44,7 +45,6 @@ from voxray.attribution.hooks import count_calls, inference_state, private_cpu_r
 from voxray.attribution.pathways import (
     Explained,
     attribute_along,
-    check_features,
     check_pathway,
     pathway_scalar,
 )
@@ -73,18 +73,19 @@ class CaptumAttributor(Attributor):
     #: whether completeness, sum(A) = F(x) - F(x'), holds (the error is reported per item).
     complete: ClassVar[bool] = False
 
-    def attribute(
-        self,
-        feats: Tensor,
-        pathway: str,
-        target: Tensor | None = None,
-        baseline: Tensor | None = None,
+    def check_pathway(self, pathway: str) -> None:
+        """Raise unless ``pathway`` is traversal / classification (and the mode is known)."""
+        check_pathway(pathway, self._mode())
+
+    def _mode(self) -> str:
+        """The Traversal mode: the configured one where the method is linear in its output."""
+        return self.params.traversal_mode if self.linear_in_output else "literal"
+
+    def explain(
+        self, x: Tensor, pathway: str, target: Tensor | None, baseline: Tensor | None
     ) -> AttributionResult:
         """Maps ``(B, T, F)`` for ``pathway`` (traversal / classification)."""
-        check_features(feats)
-        mode = self.params.traversal_mode if self.linear_in_output else "literal"
-        check_pathway(pathway, mode)
-        x = feats.detach()
+        mode = self._mode()
         if not self.perturbs:  # Captum differentiates with respect to the input
             x = x.clone().requires_grad_(True)
         with inference_state(self.model):
@@ -244,8 +245,25 @@ def mean_abs_jacobian(embedder: nn.Module, feats: Tensor, dims_per_pass: int) ->
     return total / n
 
 
+class GradientAttributor(CaptumAttributor):
+    """A gradient method with no baseline and no parameters: one Captum call on the target."""
+
+    map_params = ()
+    uses_baseline = False
+    #: the Captum class and the keywords its ``attribute`` takes besides the target.
+    captum: ClassVar[type[Saliency] | type[InputXGradient]]
+    captum_kwargs: ClassVar[Mapping[str, object]] = {}
+
+    def _attribute_one(
+        self, explained: Explained, feats: Tensor, baseline: Tensor | None
+    ) -> Tensor:
+        return self.captum(explained.module).attribute(
+            feats, target=explained.target, **self.captum_kwargs
+        )
+
+
 @register
-class SaliencyAttributor(CaptumAttributor):
+class SaliencyAttributor(GradientAttributor):
     """Saliency as Captum defines it (its default ``abs=True``): ``|dF/dx|`` (Zhang et al. 2023's
     Saliency).
 
@@ -261,61 +279,39 @@ class SaliencyAttributor(CaptumAttributor):
 
     name = "saliency"
     title = "Saliency"
-    map_params = ()
-    uses_baseline = False
+    captum = Saliency
     linear_in_output = False
 
-    def attribute(
-        self,
-        feats: Tensor,
-        pathway: str,
-        target: Tensor | None = None,
-        baseline: Tensor | None = None,
+    def explain(
+        self, x: Tensor, pathway: str, target: Tensor | None, baseline: Tensor | None
     ) -> AttributionResult:
         """Maps ``(B, T, F)``; Traversal in fast mode by batched Jacobian rows."""
         if pathway != Pathway.TRAVERSAL or self.params.traversal_mode != "fast":
-            return super().attribute(feats, pathway, target, baseline)
-        check_features(feats)
-        rows = max(1, self.params.internal_batch_size // feats.shape[0])
+            return super().explain(x, pathway, target, baseline)
+        rows = max(1, self.params.internal_batch_size // x.shape[0])
         with inference_state(self.model):
-            maps = mean_abs_jacobian(self.model.embedder, feats, rows)
+            maps = mean_abs_jacobian(self.model.embedder, x, rows)
         return AttributionResult(maps.detach())
-
-    def _attribute_one(
-        self, explained: Explained, feats: Tensor, baseline: Tensor | None
-    ) -> Tensor:
-        return Saliency(explained.module).attribute(feats, target=explained.target)
 
 
 @register
-class SignedSaliencyAttributor(CaptumAttributor):
+class SignedSaliencyAttributor(GradientAttributor):
     """The signed gradient ``dF/dx`` (Captum's ``Saliency`` with ``abs=False``): linear in the
     explained output, so Traversal is one gradient of the mean embedding."""
 
     name = "saliency_signed"
     title = "Saliency (signed)"
-    map_params = ()
-    uses_baseline = False
-
-    def _attribute_one(
-        self, explained: Explained, feats: Tensor, baseline: Tensor | None
-    ) -> Tensor:
-        return Saliency(explained.module).attribute(feats, target=explained.target, abs=False)
+    captum = Saliency
+    captum_kwargs = {"abs": False}
 
 
 @register
-class InputXGradientAttributor(CaptumAttributor):
+class InputXGradientAttributor(GradientAttributor):
     """Input x Gradient: ``x * dF/dx``."""
 
     name = "input_x_gradient"
     title = "Input x Gradient"
-    map_params = ()
-    uses_baseline = False
-
-    def _attribute_one(
-        self, explained: Explained, feats: Tensor, baseline: Tensor | None
-    ) -> Tensor:
-        return InputXGradient(explained.module).attribute(feats, target=explained.target)
+    captum = InputXGradient
 
 
 @register

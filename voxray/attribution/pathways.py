@@ -66,14 +66,6 @@ class Explained:
         return out.gather(1, self.target.view(-1, 1)).squeeze(1)
 
 
-def check_features(feats: Tensor) -> None:
-    """Raise unless ``feats`` is a non-empty ``(B, T, F)`` batch."""
-    if feats.dim() != 3 or min(feats.shape) < 1:
-        raise ValueError(
-            f"attribution: features must be a non-empty (B, T, F) batch, got {tuple(feats.shape)}"
-        )
-
-
 def check_pathway(pathway: str, mode: str = "fast") -> None:
     """Raise unless ``pathway`` is traversal / classification and ``mode`` fast / literal."""
     if pathway not in (Pathway.TRAVERSAL, Pathway.CLASSIFICATION):

@@ -36,11 +36,11 @@ import torch.nn.functional as F
 from captum.attr import IntegratedGradients
 from torch import Tensor, nn
 
-from voxray.attribution.base import AttributionResult, Pathway, get_attributor
+from voxray.attribution.base import AttributionResult, Pathway, check_features, get_attributor
 from voxray.attribution.baselines import make_baseline
 from voxray.attribution.captum_methods import completeness_error
 from voxray.attribution.hooks import inference_state
-from voxray.attribution.pathways import Explained, check_features
+from voxray.attribution.pathways import Explained
 from voxray.config import AttributionConfig, TrialMethod
 from voxray.models.base import SpeakerClassifier
 

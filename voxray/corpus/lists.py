@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from voxray.corpus.records import QuarantineRecord, SpeakerMeta, Trial
 
@@ -147,17 +147,20 @@ def parse_iden_split(
 _GENDERS = {"m": "m", "male": "m", "f": "f", "female": "f"}
 
 
-def parse_meta(text: str, name: str) -> tuple[dict[str, SpeakerMeta], list[QuarantineRecord]]:
-    """VoxCeleb1 ``vox1_meta.csv`` (tab-separated) or VoxCeleb2 ``vox2_meta.csv`` (comma-separated).
+class _MetaColumns(NamedTuple):
+    """Where a metadata file keeps its fields, and how it separates them."""
 
-    Columns are found by header name (``VoxCeleb1 ID`` / ``VoxCeleb2 ID``, ``Gender``,
-    optional ``Nationality``, ``Set``); fields are stripped of padding (``id00012 ,n000012 ,m ,dev
-    ``).
-    """
-    lines = list(_lines(text))
-    if not lines:
-        return {}, [_reject(name, 1, "empty metadata file")]
-    header_no, header = lines[0]
+    sep: str
+    sep_name: str
+    count: int
+    speaker: int
+    gender: int
+    set: int
+    nationality: int | None
+
+
+def _meta_columns(header: str) -> _MetaColumns | str:
+    """The columns a metadata header names, or what it lacks."""
     sep, sep_name = ("\t", "tab") if "\t" in header else (",", "comma")
     columns = [c.strip().lower() for c in header.split(sep)]
     index = {c: i for i, c in enumerate(columns)}
@@ -173,46 +176,63 @@ def parse_meta(text: str, name: str) -> tuple[dict[str, SpeakerMeta], list[Quara
         )
         if i is None
     ]
-    if missing:
-        return {}, [
-            _reject(
-                name, header_no, f"header {header.strip()!r} lacks column(s) {', '.join(missing)}"
-            )
-        ]
-    gender_col, set_col, nat_col = index["gender"], index["set"], index.get("nationality")
+    if missing or id_col is None:
+        return f"header {header.strip()!r} lacks column(s) {', '.join(missing)}"
+    nationality = index.get("nationality")
+    return _MetaColumns(
+        sep, sep_name, len(columns), id_col, index["gender"], index["set"], nationality
+    )
+
+
+def parse_meta(text: str, name: str) -> tuple[dict[str, SpeakerMeta], list[QuarantineRecord]]:
+    """VoxCeleb1 ``vox1_meta.csv`` (tab-separated) or VoxCeleb2 ``vox2_meta.csv`` (comma-separated).
+
+    Columns are found by header name (``VoxCeleb1 ID`` / ``VoxCeleb2 ID``, ``Gender``,
+    optional ``Nationality``, ``Set``); fields are stripped of padding (``id00012 ,n000012 ,m ,dev
+    ``).
+    """
+    lines = list(_lines(text))
+    if not lines:
+        return {}, [_reject(name, 1, "empty metadata file")]
+    header_no, header = lines[0]
+    cols = _meta_columns(header)
+    if isinstance(cols, str):
+        return {}, [_reject(name, header_no, cols)]
     meta: dict[str, SpeakerMeta] = {}
     first_line: dict[str, int] = {}
     bad: list[QuarantineRecord] = []
     for n, line in lines[1:]:
-        fields = [f.strip() for f in line.split(sep)]
-        while len(fields) > len(columns) and not fields[-1]:
+        fields = [f.strip() for f in line.split(cols.sep)]
+        while len(fields) > cols.count and not fields[-1]:
             fields.pop()
-        if len(fields) != len(columns):
+        if len(fields) != cols.count:
             bad.append(
                 _reject(
                     name,
                     n,
-                    f"expected {len(columns)} {sep_name}-separated fields, got {len(fields)}",
+                    f"expected {cols.count} {cols.sep_name}-separated fields, got {len(fields)}",
                 )
             )
             continue
-        speaker = fields[id_col]
-        gender = _GENDERS.get(fields[gender_col].lower())
-        subset = fields[set_col].lower()
+        speaker = fields[cols.speaker]
+        gender = _GENDERS.get(fields[cols.gender].lower())
+        subset = fields[cols.set].lower()
         if not speaker or "/" in speaker or speaker in (".", ".."):
             bad.append(_reject(name, n, f"speaker id {speaker!r} is not a folder name"))
         elif gender is None:
             bad.append(
-                _reject(name, n, f"gender {fields[gender_col]!r} of {speaker} is not m or f")
+                _reject(name, n, f"gender {fields[cols.gender]!r} of {speaker} is not m or f")
             )
         elif subset not in ("dev", "test"):
-            bad.append(_reject(name, n, f"set {fields[set_col]!r} of {speaker} is not dev or test"))
+            bad.append(
+                _reject(name, n, f"set {fields[cols.set]!r} of {speaker} is not dev or test")
+            )
         elif speaker in meta:
             bad.append(
                 _reject(name, n, f"second row for {speaker} (first at line {first_line[speaker]})")
             )
         else:
-            nationality = fields[nat_col] if nat_col is not None else ""
+            nationality = fields[cols.nationality] if cols.nationality is not None else ""
             meta[speaker] = SpeakerMeta(
                 speaker_id=speaker, gender=gender, nationality=nationality, set=subset
             )

@@ -203,6 +203,21 @@ def build_real_corpus(
         if chosen:
             summary.speakers.setdefault(voice.speaker, []).append(voice.folder)
     summary.utterances = len(utt_video)
+    _write_lists(out, voices, ids, summary, utt_video, sources, seed, per_side)
+    return summary
+
+
+def _write_lists(
+    out: Storage,
+    voices: list[Voice],
+    ids: dict[str, str],
+    summary: RealCorpusSummary,
+    utt_video: dict[str, str],
+    sources: list[str],
+    seed: int,
+    per_side: int,
+) -> None:
+    """The corpus's text files: metadata, trial list, identification split, sources, README."""
     genders = {v.speaker: v.gender for v in voices}
     langs: dict[str, list[str]] = {}
     for v in voices:
@@ -217,7 +232,6 @@ def build_real_corpus(
     out.write_text("iden_split.txt", "".join(f"{s} {u}.wav\n" for s, u in iden_lines(utt_video)))
     out.write_text("sources.tsv", "\n".join(sources) + "\n")
     out.write_text("README.txt", _readme(summary, voices, ids))
-    return summary
 
 
 def veri_lines(utt_video: dict[str, str], seed: int, per_side: int) -> list[tuple[int, str, str]]:

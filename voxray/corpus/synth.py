@@ -70,27 +70,7 @@ def synth_corpus(
     videos), ``utts`` per video, ``test_speakers`` held out for the trial lists (default
     30% of ``speakers``, at least 2), ``jobs`` worker processes for rendering.
     """
-    if speakers < 3:
-        raise ValueError(
-            f"speakers={speakers}: need at least 3 (2 test speakers and 1 to train on)"
-        )
-    if videos < 2:
-        raise ValueError(
-            f"videos={videos}: need at least 2, same-speaker trials pair different videos"
-        )
-    if utts < 1:
-        raise ValueError(f"utts={utts}: need at least 1 utterance per video")
-    n_test = max(2, round(0.3 * speakers)) if test_speakers is None else test_speakers
-    if not 2 <= n_test <= speakers - 1:
-        raise ValueError(
-            f"test_speakers={n_test}: must be between 2 and speakers - 1 = {speakers - 1}"
-        )
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        raise FileExistsError(
-            f"{out_dir} exists and is not empty: synth_corpus writes a new corpus (choose a new "
-            f"folder)"
-        )
-
+    n_test = _check_args(out_dir, speakers, videos, utts, test_speakers)
     plans = plan_speakers(speakers, videos, utts, n_test, seed)
     jobs_args = [(out_dir, p.voice, p.videos) for p in plans]
     if jobs <= 1:
@@ -117,6 +97,33 @@ def synth_corpus(
         audio_s=total / SAMPLE_RATE,
         trials={"veri_test2.txt": len(veri), "list_test_hard2.txt": len(hard)},
     )
+
+
+def _check_args(
+    out_dir: str, speakers: int, videos: int, utts: int, test_speakers: int | None
+) -> int:
+    """Raise on sizes no trial list can be made from, or a folder in use; the test speakers."""
+    if speakers < 3:
+        raise ValueError(
+            f"speakers={speakers}: need at least 3 (2 test speakers and 1 to train on)"
+        )
+    if videos < 2:
+        raise ValueError(
+            f"videos={videos}: need at least 2, same-speaker trials pair different videos"
+        )
+    if utts < 1:
+        raise ValueError(f"utts={utts}: need at least 1 utterance per video")
+    n_test = max(2, round(0.3 * speakers)) if test_speakers is None else test_speakers
+    if not 2 <= n_test <= speakers - 1:
+        raise ValueError(
+            f"test_speakers={n_test}: must be between 2 and speakers - 1 = {speakers - 1}"
+        )
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        raise FileExistsError(
+            f"{out_dir} exists and is not empty: synth_corpus writes a new corpus (choose a new "
+            f"folder)"
+        )
+    return n_test
 
 
 def _render_speaker(

@@ -18,7 +18,7 @@ batch goes through ``score_fn`` in as few calls as possible (at most ``max_rows`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence, Union
+from typing import Any, Callable, Literal, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -259,35 +259,18 @@ def masking_curves(
 
 
 def deletion_curve(
-    feats: ArrayIn,
-    maps: ArrayIn | None,
-    score_fn: ScoreFn,
-    steps: int = 10,
-    order: Order = "saliency",
-    speech: ArrayIn | None = None,
-    seed: int = 0,
-    max_rows: int = 128,
+    feats: ArrayIn, maps: ArrayIn | None, score_fn: ScoreFn, **options: Any
 ) -> Curve:
-    """The deletion curve alone (see ``masking_curves``)."""
-    return masking_curves(
-        feats, maps, score_fn, steps, ("deletion",), order, speech, seed, max_rows
-    )["deletion"]
+    """The deletion curve alone (``options``: ``masking_curves``' steps, order, speech, seed,
+    max_rows)."""
+    return masking_curves(feats, maps, score_fn, modes=("deletion",), **options)["deletion"]
 
 
 def insertion_curve(
-    feats: ArrayIn,
-    maps: ArrayIn | None,
-    score_fn: ScoreFn,
-    steps: int = 10,
-    order: Order = "saliency",
-    speech: ArrayIn | None = None,
-    seed: int = 0,
-    max_rows: int = 128,
+    feats: ArrayIn, maps: ArrayIn | None, score_fn: ScoreFn, **options: Any
 ) -> Curve:
-    """The insertion curve alone (see ``masking_curves``)."""
-    return masking_curves(
-        feats, maps, score_fn, steps, ("insertion",), order, speech, seed, max_rows
-    )["insertion"]
+    """The insertion curve alone (``options`` as for ``deletion_curve``)."""
+    return masking_curves(feats, maps, score_fn, modes=("insertion",), **options)["insertion"]
 
 
 def pixel_flipping(

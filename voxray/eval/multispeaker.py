@@ -246,24 +246,25 @@ def run_multispeaker(
             specs = layer_specs if layer_specs is not None else list(arrays)
             for spec in [""] if list(arrays) == [""] else specs:
                 s = torch.from_numpy(_spec_maps(arrays, spec, how)).to(feats)
-                pr = np.array(
-                    [precision_recall(localise(m), t) for m, t in zip(s.cpu(), masks, strict=True)]
-                )
-                masked = np.concatenate(
-                    [masked_top1(model, feats[c], s[c], target[c]) for c in chunks]
-                )
-                rows.append(
-                    MultiSpeakerRow(
-                        case,
-                        method,
-                        spec,
-                        float(original),
-                        float(masked.mean()),
-                        float(pr[:, 0].mean()),
-                        float(pr[:, 1].mean()),
-                    )
-                )
+                scores = _masked_scores(model, s, feats, target, masks, chunks)
+                rows.append(MultiSpeakerRow(case, method, spec, float(original), *scores))
     return rows
+
+
+def _masked_scores(
+    model: nn.Module,
+    maps: Tensor,
+    feats: Tensor,
+    target: Tensor,
+    masks: np.ndarray,
+    chunks: list[slice],
+) -> tuple[float, float, float]:
+    """Top-1 accuracy of the masked trials, then precision and recall of A's frames."""
+    pr = np.array(
+        [precision_recall(localise(m), t) for m, t in zip(maps.cpu(), masks, strict=True)]
+    )
+    masked = np.concatenate([masked_top1(model, feats[c], maps[c], target[c]) for c in chunks])
+    return float(masked.mean()), float(pr[:, 0].mean()), float(pr[:, 1].mean())
 
 
 def _batched_saliency(

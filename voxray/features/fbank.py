@@ -7,11 +7,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from voxray.config import FeatureConfig
 from voxray.features.base import SpectralView, register_extractor
 from voxray.features.filters import mel_banks
 from voxray.features.framing import FrameGeometry
-from voxray.features.frontend import KaldiFrontEnd, KaldiOptions
 from voxray.features.kaldi import KaldiExtractor, mel_center_frequencies
 
 
@@ -22,26 +20,9 @@ class Fbank(KaldiExtractor):
 
     name = "fbank"
 
-    def __init__(
-        self,
-        cfg: FeatureConfig,
-        device: str | torch.device = "cpu",
-        *,
-        options: KaldiOptions | None = None,
-        sample_rate: int = 16000,
-    ) -> None:
-        self.cfg = cfg
-        self.options = options or KaldiOptions()
-        self.frontend = KaldiFrontEnd(cfg, self.options, device, sample_rate)
-
     @property
     def num_bins(self) -> int:
         return self.frontend.num_mel_bins + int(self.options.use_energy)
-
-    def extract_with_energy(
-        self, waves: list[Tensor], sample_rate: int
-    ) -> tuple[list[Tensor], list[Tensor]]:
-        return self.frontend.compute(waves, sample_rate, self._finish, self.num_bins)
 
     def _finish(self, mel: Tensor, energy: Tensor) -> Tensor:
         if self.options.use_energy:

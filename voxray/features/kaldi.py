@@ -19,7 +19,7 @@ from voxray.features.base import EXTRACTORS, FeatureExtractor, FrontEndSpec
 from voxray.features.cmn import apply_cmn
 from voxray.features.filters import mel_banks
 from voxray.features.framing import FrameGeometry
-from voxray.features.frontend import KaldiOptions
+from voxray.features.frontend import KaldiFrontEnd, KaldiOptions
 from voxray.features.vad import energy_vad, keep_min_frames
 
 #: Kaldi reads 16-bit samples; float waveforms in [-1, 1] are scaled to that range.
@@ -39,21 +39,40 @@ class KaldiExtractor(FeatureExtractor):
     also give the per-frame raw log energies that Kaldi's energy VAD reads."""
 
     params_type = KaldiParams
-    #: set by the subclass constructor ``cls(cfg, device, *, options, sample_rate)``.
-    cfg: FeatureConfig
+
+    def __init__(
+        self,
+        cfg: FeatureConfig,
+        device: str | torch.device = "cpu",
+        *,
+        options: KaldiOptions | None = None,
+        sample_rate: int = 16000,
+    ) -> None:
+        self.cfg = cfg
+        self.options = options or KaldiOptions()
+        self.frontend = KaldiFrontEnd(cfg, self.options, device, sample_rate)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """A subclass's own checks and precomputation, once the front end is built (the
+        filterbank has none)."""
 
     @classmethod
     def from_params(
         cls, params: KaldiParams, device: str | torch.device = "cpu", sample_rate: int = 16000
     ) -> KaldiExtractor:
-        return cls(params.feature_config(), device, sample_rate=sample_rate)  # type: ignore[call-arg]
+        return cls(params.feature_config(), device, sample_rate=sample_rate)
 
-    @abstractmethod
     def extract_with_energy(
         self, waves: list[Tensor], sample_rate: int
     ) -> tuple[list[Tensor], list[Tensor]]:
         """Features ``(T_i, F)`` and per-frame log energies ``(T_i,)`` (Kaldi's raw energy, the
         input of its energy VAD), one pair per waveform; ``T_i`` is 0 below one frame."""
+        return self.frontend.compute(waves, sample_rate, self._finish, self.num_bins)
+
+    @abstractmethod
+    def _finish(self, mel: Tensor, energy: Tensor) -> Tensor:
+        """The features ``(T, F)`` of one waveform from its log-mel energies and log energy."""
 
     def extract_batch(self, waves: list[Tensor], sample_rate: int) -> list[Tensor]:
         """One ``(T_i, F)`` float32 tensor per waveform ``(n_i,)``, before VAD and CMN."""

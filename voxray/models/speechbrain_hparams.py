@@ -106,6 +106,49 @@ def _section(data: dict[str, Any], name: str, tag: str, where: str) -> dict[str,
     return {k: resolve(v, data, f"{name}.{k}", where) for k, v in section.items()}
 
 
+def _fbank_params(fbank: dict[str, Any] | None, input_dim: int, where: str) -> dict[str, Any]:
+    """SpeechBrainFbankParams fields from a recipe's ``compute_features`` (None: n_mels only)."""
+    if fbank is None:
+        return {"n_mels": input_dim}
+    params: dict[str, Any] = {}
+    for key, value in fbank.items():
+        if key in FBANK_FIXED:
+            if value != FBANK_FIXED[key]:
+                raise ValueError(
+                    f"{where}: compute_features.{key} = {value!r} is not supported "
+                    f"(voxray's sb_fbank implements {key}={FBANK_FIXED[key]!r})"
+                )
+        elif key in FBANK_ARGS:
+            params[FBANK_ARGS[key][0]] = value
+        elif key not in FBANK_INERT:
+            raise ValueError(f"{where}: compute_features.{key} is not a supported Fbank setting")
+    for field_name, default in FBANK_ARGS.values():
+        params.setdefault(field_name, default)
+    params["f_max"] = params["f_max"] or 0.0
+    return params
+
+
+def _norm_params(norm: dict[str, Any] | None, has_fbank: bool, where: str) -> dict[str, Any]:
+    """The ``norm`` / ``std_norm`` fields from a recipe's ``mean_var_norm``."""
+    if norm is None:
+        # no InputNormalization in a recipe that names its features: none is applied
+        return {"norm": "none" if has_fbank else "sentence", "std_norm": False}
+    norm_type = norm.get("norm_type", "global")
+    if norm_type != "sentence":
+        raise ValueError(
+            f"{where}: mean_var_norm.norm_type = {norm_type!r} is not supported "
+            "(voxray's sb_fbank implements 'sentence')"
+        )
+    if norm.get("length_dim", 1) != 1:
+        raise ValueError(f"{where}: mean_var_norm.length_dim must be 1 (time)")
+    for key in norm:
+        if key not in ("norm_type", "std_norm", "length_dim", "epsilon", *NORM_INERT):
+            raise ValueError(f"{where}: mean_var_norm.{key} is not a supported setting")
+    if norm.get("epsilon", 1e-10) != 1e-10:
+        raise ValueError(f"{where}: mean_var_norm.epsilon must be 1e-10 (SpeechBrain's default)")
+    return {"norm": "sentence", "std_norm": bool(norm.get("std_norm", True))}
+
+
 def front_end_from_hparams(data: dict[str, Any], input_dim: int, where: str) -> FrontEndSpec:
     """The ``sb_fbank`` front-end of a SpeechBrain recipe for a network of ``input_dim`` inputs.
 
@@ -114,46 +157,8 @@ def front_end_from_hparams(data: dict[str, Any], input_dim: int, where: str) -> 
     """
     fbank = _section(data, "compute_features", SB_FBANK, where)
     norm = _section(data, "mean_var_norm", SB_NORM, where)
-    if fbank is None:
-        params: dict[str, Any] = {"n_mels": input_dim}
-    else:
-        params = {}
-        for key, value in fbank.items():
-            if key in FBANK_FIXED:
-                if value != FBANK_FIXED[key]:
-                    raise ValueError(
-                        f"{where}: compute_features.{key} = {value!r} is not supported "
-                        f"(voxray's sb_fbank implements {key}={FBANK_FIXED[key]!r})"
-                    )
-            elif key in FBANK_ARGS:
-                params[FBANK_ARGS[key][0]] = value
-            elif key not in FBANK_INERT:
-                raise ValueError(
-                    f"{where}: compute_features.{key} is not a supported Fbank setting"
-                )
-        for field_name, default in FBANK_ARGS.values():
-            params.setdefault(field_name, default)
-        params["f_max"] = params["f_max"] or 0.0
-    if norm is None:
-        # no InputNormalization in a recipe that names its features: none is applied
-        params.update(norm="none" if fbank is not None else "sentence", std_norm=False)
-    else:
-        norm_type = norm.get("norm_type", "global")
-        if norm_type != "sentence":
-            raise ValueError(
-                f"{where}: mean_var_norm.norm_type = {norm_type!r} is not supported "
-                "(voxray's sb_fbank implements 'sentence')"
-            )
-        if norm.get("length_dim", 1) != 1:
-            raise ValueError(f"{where}: mean_var_norm.length_dim must be 1 (time)")
-        for key in norm:
-            if key not in ("norm_type", "std_norm", "length_dim", "epsilon", *NORM_INERT):
-                raise ValueError(f"{where}: mean_var_norm.{key} is not a supported setting")
-        if norm.get("epsilon", 1e-10) != 1e-10:
-            raise ValueError(
-                f"{where}: mean_var_norm.epsilon must be 1e-10 (SpeechBrain's default)"
-            )
-        params.update(norm="sentence", std_norm=bool(norm.get("std_norm", True)))
+    params = _fbank_params(fbank, input_dim, where)
+    params.update(_norm_params(norm, fbank is not None, where))
     try:
         spec_params = SpeechBrainFbankParams(
             n_mels=int(params["n_mels"]),

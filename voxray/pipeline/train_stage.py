@@ -55,25 +55,15 @@ def cache_for_epochs(ds: ray.data.Dataset, values_bytes: int, num_workers: int) 
     return ds.repartition(blocks).materialize()
 
 
-def train_on(
+def _training_dataset(
     ctx: RunContext,
     name: str,
     source_rel: str,
     where: dict[str, str] | None,
-    front_end: FrontEndSpec,
-    epochs: int = 0,
-    seed: int | None = None,
-    init_state: dict[str, Any] | None = None,
-) -> TrainResult:
-    """Train a model called ``name`` on the training utterances under ``source_rel`` (rows
-    matching ``where``), features of ``front_end`` (recorded with the model), with
-    train.epochs / train.seed unless given, from ``init_state``'s weights where given."""
-    cfg = ctx.cfg
-    utt_ids, speakers = training_utterances(ctx)
-    if len(speakers) < 2:
-        raise ValueError(
-            f"training needs at least 2 speakers in the train split, found {len(speakers)}"
-        )
+    utt_ids: list[str],
+    speakers: list[str],
+) -> tuple[ray.data.Dataset, int]:
+    """The labelled training rows of ``source_rel`` (cached when they fit), and their count."""
     filt = schema.is_in(schema.MANIFEST, "utt_id", utt_ids)
     for key, value in (where or {}).items():
         filt = filt & (pc.field(key) == value)
@@ -93,7 +83,30 @@ def train_on(
         # read, filtered and labelled once, not once per epoch (a masked/ source holds every
         # condition of its method: each epoch read all of them again)
         log.info("train %s: %.0f MiB of features cached for its epochs", name, values_bytes / 2**20)
-        ds = cache_for_epochs(ds, values_bytes, cfg.train.num_workers)
+        ds = cache_for_epochs(ds, values_bytes, ctx.cfg.train.num_workers)
+    return ds, rows
+
+
+def train_on(
+    ctx: RunContext,
+    name: str,
+    source_rel: str,
+    where: dict[str, str] | None,
+    front_end: FrontEndSpec,
+    epochs: int = 0,
+    seed: int | None = None,
+    init_state: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a model called ``name`` on the training utterances under ``source_rel`` (rows
+    matching ``where``), features of ``front_end`` (recorded with the model), with
+    train.epochs / train.seed unless given, from ``init_state``'s weights where given."""
+    cfg = ctx.cfg
+    utt_ids, speakers = training_utterances(ctx)
+    if len(speakers) < 2:
+        raise ValueError(
+            f"training needs at least 2 speakers in the train split, found {len(speakers)}"
+        )
+    ds, rows = _training_dataset(ctx, name, source_rel, where, utt_ids, speakers)
     train_cfg = replace(
         cfg.train,
         epochs=epochs or cfg.train.epochs,

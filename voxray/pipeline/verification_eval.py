@@ -178,6 +178,16 @@ def write_scores(
     ctx.out.write_table(f"{SCORES}/{_slug(model, condition, list_name, scorer)}.parquet", table)
 
 
+def curve_table(
+    experiment: str, model: str, method: str, variant: str, x: np.ndarray, y: np.ndarray
+) -> pa.Table:
+    """One curve's rows of curves/ (the points ``(x, y)`` and the keys naming the curve)."""
+    keys = {"experiment": experiment, "model": model, "method": method, "variant": variant}
+    columns: dict[str, object] = {k: [v] * len(x) for k, v in keys.items()}
+    columns.update(x=np.asarray(x, np.float64), y=np.asarray(y, np.float64))
+    return schema.table(schema.CURVES, columns)
+
+
 def write_curve(
     ctx: RunContext,
     experiment: str,
@@ -187,18 +197,7 @@ def write_curve(
     x: np.ndarray,
     y: np.ndarray,
 ) -> None:
-    n = len(x)
-    table = schema.table(
-        schema.CURVES,
-        {
-            "experiment": [experiment] * n,
-            "model": [model] * n,
-            "method": [method] * n,
-            "variant": [variant] * n,
-            "x": np.asarray(x, np.float64),
-            "y": np.asarray(y, np.float64),
-        },
-    )
+    table = curve_table(experiment, model, method, variant, x, y)
     ctx.out.write_table(f"{CURVES}/{_slug(experiment, model, method, variant)}.parquet", table)
 
 

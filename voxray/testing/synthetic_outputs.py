@@ -39,31 +39,7 @@ def make_outputs(
     s = Storage(out)
     spk = [f"id{first_speaker + i}" for i in range(speakers)]
     train = spk[: speakers // 2]
-    rows: dict[str, list] = {k: [] for k in schema.MANIFEST.names}
-    mats = []
-    for k, sp in enumerate(spk):
-        centre = rng.standard_normal(bins).astype(np.float32)
-        for u in range(utts):
-            utt = f"{sp}/vid{u % 2:08d}/{u + 1:05d}"
-            n = frames + int(rng.integers(0, 40))
-            for key, value in zip(
-                schema.MANIFEST.names,
-                (
-                    utt,
-                    sp,
-                    f"vid{u % 2:08d}",
-                    f"wav/{utt}.wav",
-                    n * 160,
-                    16000,
-                    n * 0.01,
-                    "train" if sp in train else "test",
-                    "m" if k % 2 else "f",
-                    0,
-                ),
-                strict=True,
-            ):
-                rows[key].append(value)
-            mats.append(centre + 0.5 * rng.standard_normal((n, bins)).astype(np.float32))
+    rows, mats = _utterances(rng, spk, train, utts, frames, bins)
     s.write_table(schema.MANIFEST_PATH, schema.table(schema.MANIFEST, rows))
     feats = pa.table(
         {
@@ -96,3 +72,36 @@ def make_outputs(
         save_model(s, f"models/{name}", build_classifier(cfg, bins, len(train)), cfg, train, bins)
         mark_stage_done(s, "train", {"models": [name]})
     return s
+
+
+def _utterances(
+    rng: np.random.Generator, spk: list[str], train: list[str], utts: int, frames: int, bins: int
+) -> tuple[dict[str, list], list[np.ndarray]]:
+    """Manifest columns and feature matrices: ``utts`` utterances a speaker, two videos each,
+    every speaker's frames noise around its own mean."""
+    rows: dict[str, list] = {k: [] for k in schema.MANIFEST.names}
+    mats = []
+    for k, sp in enumerate(spk):
+        centre = rng.standard_normal(bins).astype(np.float32)
+        for u in range(utts):
+            utt = f"{sp}/vid{u % 2:08d}/{u + 1:05d}"
+            n = frames + int(rng.integers(0, 40))
+            for key, value in zip(
+                schema.MANIFEST.names,
+                (
+                    utt,
+                    sp,
+                    f"vid{u % 2:08d}",
+                    f"wav/{utt}.wav",
+                    n * 160,
+                    16000,
+                    n * 0.01,
+                    "train" if sp in train else "test",
+                    "m" if k % 2 else "f",
+                    0,
+                ),
+                strict=True,
+            ):
+                rows[key].append(value)
+            mats.append(centre + 0.5 * rng.standard_normal((n, bins)).astype(np.float32))
+    return rows, mats

@@ -20,6 +20,7 @@ from voxray import schema
 from voxray.config import VoxrayConfig, replace
 from voxray.io.run_state import mark_stage_done
 from voxray.io.storage import Storage
+from voxray.pipeline.verification_eval import curve_table
 from voxray.report.names import MULTISPEAKER_LIST
 
 SPEAKERS = (("id10001", "m"), ("id10002", "f"), ("id10003", "m"), ("id10004", "f"))
@@ -152,6 +153,26 @@ def analysis_metrics(base: str) -> list[tuple | schema.MetricRow]:
                     0.9 * (1 - drop * min(1.0, 100 * f)),
                 )
             )
+    rows += _multispeaker_metrics(base)
+    for method, sp, ssim, flagged in (
+        ("saliency", 0.12, 0.20, 0.0),
+        ("integrated_gradients", 0.71, 0.80, 1.0),
+        ("layer_cam", 0.05, 0.11, 0.0),
+    ):
+        rows += [
+            (base, method, "sanity", "", "spearman_final", sp),
+            (base, method, "sanity", "", "ssim_final", ssim),
+            (base, method, "sanity", "", "flagged", flagged),
+            (base, method, "sanity", "", "label_spearman", sp / 2),
+        ]
+    rows += _gender_metrics()
+    return rows
+
+
+def _multispeaker_metrics(base: str) -> list[tuple | schema.MetricRow]:
+    """Li et al. 2022 Table 2's rows: per case, the original top-1 and per CAM and layers the
+    masked top-1, precision and recall."""
+    rows: list[tuple | schema.MetricRow] = []
     for case_i, case in enumerate(("A-B", "A-B-A", "B-A-B", "A-B-C")):
         lst = MULTISPEAKER_LIST
         rows.append(
@@ -168,17 +189,12 @@ def analysis_metrics(base: str) -> list[tuple | schema.MetricRow]:
                         ("recall", 0.7 - 0.05 * l_i),
                     )
                 ]
-    for method, sp, ssim, flagged in (
-        ("saliency", 0.12, 0.20, 0.0),
-        ("integrated_gradients", 0.71, 0.80, 1.0),
-        ("layer_cam", 0.05, 0.11, 0.0),
-    ):
-        rows += [
-            (base, method, "sanity", "", "spearman_final", sp),
-            (base, method, "sanity", "", "ssim_final", ssim),
-            (base, method, "sanity", "", "flagged", flagged),
-            (base, method, "sanity", "", "label_spearman", sp / 2),
-        ]
+    return rows
+
+
+def _gender_metrics() -> list[tuple | schema.MetricRow]:
+    """The gender classifiers' flipping accuracies, LRP against random."""
+    rows: list[tuple | schema.MetricRow] = []
     for model, acc0, acc5 in (
         ("alexnet-gender", 0.962, 0.21),
         ("alexnet-gender-augmented", 0.971, 0.44),
@@ -192,41 +208,20 @@ def analysis_metrics(base: str) -> list[tuple | schema.MetricRow]:
     return rows
 
 
-def _curve(
-    rows: list[dict],
-    experiment: str,
-    model: str,
-    method: str,
-    variant: str,
-    x: np.ndarray,
-    y: np.ndarray,
-) -> None:
-    rows += [
-        {
-            "experiment": experiment,
-            "model": model,
-            "method": method,
-            "variant": variant,
-            "x": float(a),
-            "y": float(b),
-        }
-        for a, b in zip(x, y, strict=True)
-    ]
-
-
 def _curves(base: str, rng: np.random.Generator) -> pa.Table:
-    rows: list[dict] = []
+    tables: list[pa.Table] = []
     t = np.linspace(-3, 3, 60)
     for lst, shift in zip(LISTS, (0.0, 0.4), strict=True):
-        _curve(rows, "det", base, lst, "none", 1 - _phi(t), _phi(t - 3.6 + shift))
-        _curve(
-            rows,
-            "det",
-            f"{base}--masked",
-            lst,
-            "masked:saliency/seen-classification/product",
-            1 - _phi(t),
-            _phi(t - 3.0 + shift),
+        tables.append(curve_table("det", base, lst, "none", 1 - _phi(t), _phi(t - 3.6 + shift)))
+        tables.append(
+            curve_table(
+                "det",
+                f"{base}--masked",
+                lst,
+                "masked:saliency/seen-classification/product",
+                1 - _phi(t),
+                _phi(t - 3.0 + shift),
+            )
         )
     x = np.linspace(0, 1, 11)
     for method, k in (
@@ -235,24 +230,19 @@ def _curves(base: str, rng: np.random.Generator) -> pa.Table:
         ("random", 1.5),
         ("time_aligned", 0.8),
     ):
-        _curve(rows, "deletion", base, method, "top1", x, np.exp(-k * x))
-        _curve(rows, "insertion", base, method, "top1", x, 1 - np.exp(-k * x))
+        tables.append(curve_table("deletion", base, method, "top1", x, np.exp(-k * x)))
+        tables.append(curve_table("insertion", base, method, "top1", x, 1 - np.exp(-k * x)))
     fr = np.array([0.0, 0.001, 0.0025, 0.005, 0.01])
     for method, drop in (("lrp_epsilon", 55.0), ("random", 8.0)):
-        _curve(rows, "pixel_flipping", base, method, "", fr, 0.9 * np.clip(1 - drop * fr, 0, 1))
+        flipped = 0.9 * np.clip(1 - drop * fr, 0, 1)
+        tables.append(curve_table("pixel_flipping", base, method, "", fr, flipped))
     depth = np.arange(6)
     for method, floor in (("saliency", 0.1), ("integrated_gradients", 0.7)):
         for variant in ("spearman", "ssim"):
-            _curve(
-                rows,
-                "sanity_cascading",
-                base,
-                method,
-                variant,
-                depth,
-                floor + (1 - floor) * np.exp(-depth) + 0.01 * rng.standard_normal(len(depth)),
-            )
-    return pa.Table.from_pylist(rows, schema=schema.CURVES)
+            noise = 0.01 * rng.standard_normal(len(depth))
+            y = floor + (1 - floor) * np.exp(-depth) + noise
+            tables.append(curve_table("sanity_cascading", base, method, variant, depth, y))
+    return pa.concat_tables(tables)
 
 
 def _phi(x: np.ndarray) -> np.ndarray:
@@ -268,6 +258,20 @@ def write_synthetic_outputs(
     rng = np.random.default_rng(seed)
     base = base or cfg.train.name
     manifest = _utterances()
+    test = _write_inputs(out, manifest)
+    metrics = verification_metrics(cfg, base) + analysis_metrics(base)
+    table = _metric_rows(metrics)
+    out.write_table(f"{schema.METRICS_PATH}/synthetic.parquet", table)
+    out.write_table("curves/synthetic.parquet", _curves(base, rng))
+    _write_embeddings(out, manifest, base, rng)
+    _write_maps(out, cfg, base, test[:2], rng)
+    _write_training(out, cfg, base, len(manifest))
+    return table.to_pandas()
+
+
+def _write_inputs(out: Storage, manifest: pd.DataFrame) -> list[str]:
+    """The manifest, the trial lists over its test utterances and one quarantined file; the
+    test utterances."""
     out.write_table(
         schema.MANIFEST_PATH,
         pa.Table.from_pandas(manifest, schema=schema.MANIFEST, preserve_index=False),
@@ -293,10 +297,13 @@ def write_synthetic_outputs(
             },
         ),
     )
-    metrics = verification_metrics(cfg, base) + analysis_metrics(base)
-    table = _metric_rows(metrics)
-    out.write_table(f"{schema.METRICS_PATH}/synthetic.parquet", table)
-    out.write_table("curves/synthetic.parquet", _curves(base, rng))
+    return test
+
+
+def _write_embeddings(
+    out: Storage, manifest: pd.DataFrame, base: str, rng: np.random.Generator
+) -> None:
+    """One embedding an utterance, near its speaker's centre."""
     centres = rng.standard_normal((len(SPEAKERS), EMBEDDING_DIM)) * 3
     emb = [
         centres[i // UTTS_PER_SPEAKER] + rng.standard_normal(EMBEDDING_DIM)
@@ -318,20 +325,28 @@ def write_synthetic_outputs(
             },
         ),
     )
+
+
+def _map_columns(chosen: list[str], bins: int, mats: list[np.ndarray]) -> dict[str, object]:
+    """The columns features/ and attributions/ share: a ``(FRAMES, bins)`` map an utterance."""
+    n = len(chosen)
+    return {
+        "utt_id": chosen,
+        "num_frames": [FRAMES] * n,
+        "num_bins": [bins] * n,
+        "values": schema.floats_column(mats),
+    }
+
+
+def _write_maps(
+    out: Storage, cfg: VoxrayConfig, base: str, chosen: list[str], rng: np.random.Generator
+) -> None:
+    """Features of ``chosen`` and their saliency and Layer-CAM maps (a peak in frequency)."""
     bins = cfg.features.num_mel_bins
-    chosen = test[:2]
     feats = [rng.standard_normal((FRAMES, bins)).astype(np.float32) for _ in chosen]
     out.write_table(
         f"features/kind={cfg.model.feature_kind}/part-0.parquet",
-        schema.table(
-            schema.FEATURES,
-            {
-                "utt_id": chosen,
-                "num_frames": [FRAMES] * 2,
-                "num_bins": [bins] * 2,
-                "values": schema.floats_column(feats),
-            },
-        ),
+        schema.table(schema.FEATURES, _map_columns(chosen, bins, feats)),
     )
     peak = {"saliency": 12, "layer_cam": 30}
     for method, pathway in (("saliency", "classification"), ("layer_cam", "cam")):
@@ -340,24 +355,23 @@ def write_synthetic_outputs(
             * rng.random((FRAMES, 1))
             for _ in chosen
         ]
+        columns = _map_columns(chosen, bins, maps)
+        columns.update(
+            model=[base] * 2,
+            pathway=[pathway] * 2,
+            params=[json.dumps({})] * 2,
+            target=[0, 1],
+            freq_profile=schema.floats_column([m.sum(axis=0) for m in maps]),
+            completeness_error=[None, None],
+        )
         out.write_table(
             f"attributions/method={method}/part-0.parquet",
-            schema.table(
-                schema.ATTRIBUTIONS,
-                {
-                    "utt_id": chosen,
-                    "model": [base] * 2,
-                    "pathway": [pathway] * 2,
-                    "params": [json.dumps({})] * 2,
-                    "target": [0, 1],
-                    "num_frames": [FRAMES] * 2,
-                    "num_bins": [bins] * 2,
-                    "values": schema.floats_column(maps),
-                    "freq_profile": schema.floats_column([m.sum(axis=0) for m in maps]),
-                    "completeness_error": [None, None],
-                },
-            ),
+            schema.table(schema.ATTRIBUTIONS, columns),
         )
+
+
+def _write_training(out: Storage, cfg: VoxrayConfig, base: str, n: int) -> None:
+    """The model's history, a tune result with its best condition, and the stage markers."""
     history = pa.Table.from_pylist(
         [{"epoch": e, "loss": 3.0 / e, "accuracy": 1 - 0.6 / e} for e in range(1, 4)]
     )
@@ -391,7 +405,6 @@ def write_synthetic_outputs(
                 "profile": cfg.profile,
             },
         )
-    return table.to_pandas()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 import ray
 import ray.data
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, FailureConfig, Result, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from voxray.config import ModelConfig, TrainConfig, to_dict
@@ -133,21 +133,7 @@ def train_model(
     config = _loop_config(cfg, model_cfg, input_dim, num_classes, rows, fail_at_epoch)
     if init_state is not None:
         config["init_state"] = init_state
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=config,
-        scaling_config=ScalingConfig(
-            num_workers=cfg.num_workers,
-            use_gpu=resolve_use_gpu(cfg.use_gpu),
-            resources_per_worker={"CPU": cfg.cpus_per_worker},
-        ),
-        run_config=run_config(cfg, storage_path, name, out_storage),
-        datasets={"train": crops},
-    )
-    with EpochProgress(Storage(storage_path, out_storage.s3).child(name), name, cfg.epochs):
-        result = trainer.fit()
-    if result.checkpoint is None:
-        raise RuntimeError(f"training run {name!r} at {storage_path} finished without a checkpoint")
+    result = _fit(cfg, config, crops, storage_path, name, out_storage)
     state = load_train_state(result.checkpoint)
     checkpoint_uri = ("s3://" if storage_path.startswith("s3://") else "") + result.checkpoint.path
     extra = {
@@ -166,6 +152,34 @@ def train_model(
         checkpoint_path=checkpoint_uri,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _fit(
+    cfg: TrainConfig,
+    config: dict[str, Any],
+    crops: ray.data.Dataset,
+    storage_path: str,
+    name: str,
+    out_storage: Storage,
+) -> Result:
+    """Run the Ray Train loop on ``crops``, its epochs shown as progress; a result with its
+    last checkpoint."""
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(
+            num_workers=cfg.num_workers,
+            use_gpu=resolve_use_gpu(cfg.use_gpu),
+            resources_per_worker={"CPU": cfg.cpus_per_worker},
+        ),
+        run_config=run_config(cfg, storage_path, name, out_storage),
+        datasets={"train": crops},
+    )
+    with EpochProgress(Storage(storage_path, out_storage.s3).child(name), name, cfg.epochs):
+        result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"training run {name!r} at {storage_path} finished without a checkpoint")
+    return result
 
 
 def _crop_stream(

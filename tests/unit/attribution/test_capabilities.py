@@ -117,7 +117,7 @@ def test_register_refuses_a_class_without_its_capabilities() -> None:
         name: ClassVar[str] = "unstated"
         title: ClassVar[str] = "Unstated"
 
-        def attribute(self, feats, pathway, target=None, baseline=None):  # pragma: no cover
+        def explain(self, x, pathway, target, baseline):  # pragma: no cover
             raise NotImplementedError
 
     with pytest.raises(TypeError, match="does not set 'map_params'"):

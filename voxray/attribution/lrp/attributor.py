@@ -31,7 +31,7 @@ from voxray.attribution.lrp.composite import (
     uniform,
 )
 from voxray.attribution.lrp.rules import Zero
-from voxray.attribution.pathways import check_features, classification_target
+from voxray.attribution.pathways import classification_target
 
 
 @dataclass(frozen=True)
@@ -82,27 +82,17 @@ class LrpAttributor(Attributor):
     """Shared driver: target, eval state, composite from the config."""
 
     pathways = (Pathway.LRP,)
+    explains = "the classifier's logit"
 
     @abstractmethod
     def composite(self) -> Composite:
         """The composite built from ``self.params``."""
 
-    def attribute(
-        self,
-        feats: Tensor,
-        pathway: str,
-        target: Tensor | None = None,
-        baseline: Tensor | None = None,
+    def explain(
+        self, x: Tensor, pathway: str, target: Tensor | None, baseline: Tensor | None
     ) -> AttributionResult:
         """Relevance maps ``(B, T, F)`` for the target speaker (``baseline`` is not used)."""
-        if pathway != Pathway.LRP:
-            raise ValueError(
-                f"{self.name} explains the classifier's logit: pathway must be "
-                f"{Pathway.LRP.value!r}, got {pathway!r}"
-            )
-        check_features(feats)
         composite = self.composite()
-        x = feats.detach()
         with inference_state(self.model):
             t = classification_target(self.model, x, target)
             maps = relevance(self.model, x, t, composite).input
