@@ -152,22 +152,6 @@ def length_sorted_batches(todo: pa.Table, batch_size: int) -> list[pa.Table]:
     return [todo.slice(i, batch_size) for i in range(0, todo.num_rows, batch_size)]
 
 
-def segment_starts(num_frames: int, seg_frames: int, overlap: float) -> list[int]:
-    """Start frames of overlapping segments covering an utterance (Lehmann & Stadelmann 2020: 50%
-    overlap).
-
-    An utterance shorter than one segment gives one segment (the whole utterance); the last
-    segment is aligned to the end so no frames are left out.
-    """
-    if num_frames <= seg_frames:
-        return [0]
-    hop = max(1, int(round(seg_frames * (1.0 - overlap))))
-    starts = list(range(0, num_frames - seg_frames + 1, hop))
-    if starts[-1] + seg_frames < num_frames:
-        starts.append(num_frames - seg_frames)
-    return starts
-
-
 def dataset_mean(storage: Storage, rel: str, max_rows: int = 2000) -> np.ndarray:
     """Mean feature vector per bin over (a deterministic sample of) a features dataset."""
     total = np.zeros(0)
@@ -192,6 +176,5 @@ __all__ = [
     "read_features",
     "equal_length_groups",
     "length_sorted_batches",
-    "segment_starts",
     "dataset_mean",
 ]

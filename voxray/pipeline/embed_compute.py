@@ -20,13 +20,13 @@ from voxray.faults import maybe_fail
 from voxray.io.sink import ParquetSink, committed_keys
 from voxray.io.storage import Storage
 from voxray.pipeline.context import EMBEDDINGS
-from voxray.pipeline.datasets import equal_length_groups, segment_starts
+from voxray.pipeline.datasets import equal_length_groups
 from voxray.pipeline.failures import Failure, compute_split
 from voxray.pipeline.length_buckets import bucket_length
 from voxray.pipeline.model_actor import ModelActor
 from voxray.pipeline.model_ref import ModelRef
 from voxray.pipeline.precision import precision
-from voxray.train.data import loop_crop, segment_frames
+from voxray.train.data import loop_crop, segment_frames, segment_starts
 
 STAGE = "embed"
 EMBED_KEYS = ("utt_id", "segment", "model", "condition")

@@ -157,3 +157,19 @@ def _stack(crops: list[np.ndarray], segment_frames: int, mats: list[np.ndarray])
         bins = mats[0].shape[1] if mats else 0
         return np.zeros((0, segment_frames, bins), dtype=np.float32)
     return np.ascontiguousarray(np.stack(crops), dtype=np.float32)
+
+
+def segment_starts(num_frames: int, seg_frames: int, overlap: float) -> list[int]:
+    """Start frames of overlapping segments covering an utterance (Lehmann & Stadelmann 2020: 50%
+    overlap).
+
+    An utterance shorter than one segment gives one segment (the whole utterance); the last
+    segment is aligned to the end so no frames are left out.
+    """
+    if num_frames <= seg_frames:
+        return [0]
+    hop = max(1, int(round(seg_frames * (1.0 - overlap))))
+    starts = list(range(0, num_frames - seg_frames + 1, hop))
+    if starts[-1] + seg_frames < num_frames:
+        starts.append(num_frames - seg_frames)
+    return starts

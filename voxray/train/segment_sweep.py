@@ -19,8 +19,7 @@ from voxray.config import SegmentSweepConfig
 from voxray.config.evaluation import IntervalConfig
 from voxray.eval.scoring import score_trials_segments
 from voxray.models.base import SpeakerClassifier
-from voxray.pipeline.datasets import segment_starts
-from voxray.train.data import loop_crop, segment_frames
+from voxray.train.data import loop_crop, segment_frames, segment_starts
 from voxray.train.sweep_eval import SweepTest, eer_report
 
 
