@@ -216,19 +216,10 @@ class Mixtures:
     target: Tensor
 
 
-def draw_mixtures(
-    case: str,
-    utterances_by_speaker: Mapping[str, Sequence[Segment]],
-    labels: Mapping[str, int],
-    rng: np.random.Generator,
-    trials: int,
-    segment_frames: int,
-    device: torch.device,
+def stack_mixtures(
+    drawn: Sequence[tuple[np.ndarray, np.ndarray, int]], device: torch.device
 ) -> Mixtures:
-    """``trials`` concatenations of ``case`` (``draw_trial``), batched on ``device``."""
-    drawn = [
-        draw_trial(case, utterances_by_speaker, labels, rng, segment_frames) for _ in range(trials)
-    ]
+    """``draw_trial``'s concatenations of one case (equal lengths), batched on ``device``."""
     return Mixtures(
         torch.from_numpy(np.stack([t[0] for t in drawn])).float().to(device),
         np.stack([t[1] for t in drawn]),
@@ -282,9 +273,11 @@ def run_multispeaker(
     device = model_device(model)
     rows = []
     for case in cases:
-        mix = draw_mixtures(
-            case, utterances_by_speaker, labels, rng, trials_per_case, segment_frames, device
-        )
+        drawn = [
+            draw_trial(case, utterances_by_speaker, labels, rng, segment_frames)
+            for _ in range(trials_per_case)
+        ]
+        mix = stack_mixtures(drawn, device)
         chunks = [slice(i, i + batch_size) for i in range(0, trials_per_case, batch_size)]
         original = np.concatenate([top1(model, mix.feats[c], mix.target[c]) for c in chunks])
         maps = _batched_saliency(saliency_fn, model, mix.feats, mix.target, chunks)
@@ -362,9 +355,10 @@ def mixture_curves(
     ``max_rows``: masked variants per model call (``masking_curves``).
     """
     _check_sizes(trials, segment_frames, batch_size)
-    mix = draw_mixtures(
-        case, utterances_by_speaker, labels, rng, trials, segment_frames, model_device(model)
-    )
+    drawn = [
+        draw_trial(case, utterances_by_speaker, labels, rng, segment_frames) for _ in range(trials)
+    ]
+    mix = stack_mixtures(drawn, model_device(model))
     chunks = [slice(i, i + batch_size) for i in range(0, trials, batch_size)]
     maps = _batched_saliency(saliency_fn, model, mix.feats, mix.target, chunks)
     score = top1_score(model, mix.target)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from voxray.config import load_config
+from voxray.io.storage import Storage
 from voxray.pipeline.analyses.faithfulness import run_faithfulness
 from voxray.pipeline.analyses.gender import run_gender
 from voxray.pipeline.analyses.identification import run_identification
@@ -16,19 +17,22 @@ from voxray.pipeline.context import RunContext
 from voxray.testing.synthetic_outputs import make_outputs
 
 
-def test_top1_aucs_and_flipping_carry_their_interval(tmp_path: Path) -> None:
+def _outputs(tmp_path: Path, overrides: list[str], bins: int = 8) -> tuple[Storage, RunContext]:
+    """A synthetic output folder (6 speakers, 3 utterances each) and the smoke run on it."""
     out = tmp_path / "out"
-    s = make_outputs(str(out), speakers=6, utts=3, frames=120, bins=8)
-    cfg = load_config(
-        profile="smoke",
-        overrides=[
-            f"out={out}",
+    s = make_outputs(str(out), speakers=6, utts=3, frames=120, bins=bins)
+    return s, RunContext(load_config(profile="smoke", overrides=[f"out={out}", *overrides]))
+
+
+def test_top1_aucs_and_flipping_carry_their_interval(tmp_path: Path) -> None:
+    s, ctx = _outputs(
+        tmp_path,
+        [
             "eval.faithfulness.methods=[saliency]",
             "eval.faithfulness.steps=2",
             "eval.faithfulness.flip_fractions=[0.0, 0.01]",
         ],
     )
-    ctx = RunContext(cfg)
     run_identification(ctx)
     info = run_faithfulness(ctx)
     m = s.read_table("metrics").to_pandas()
@@ -50,19 +54,16 @@ def test_top1_aucs_and_flipping_carry_their_interval(tmp_path: Path) -> None:
 def test_multispeaker_rows_and_mixture_curves_carry_their_interval(tmp_path: Path) -> None:
     """Table 2's Top-1, precision and recall and Fig. 4's B-A-B curves: each value the mean
     over the mixtures, inside its interval, n the number of mixtures."""
-    out = tmp_path / "out"
-    s = make_outputs(str(out), speakers=6, utts=3, frames=120, bins=8)
-    cfg = load_config(
-        profile="smoke",
-        overrides=[
-            f"out={out}",
+    s, ctx = _outputs(
+        tmp_path,
+        [
             "eval.multispeaker.trials_per_case=4",
             "eval.multispeaker.cases=[B-A-B]",
             "eval.multispeaker.methods=[layer_cam]",
             "eval.faithfulness.steps=2",
         ],
     )
-    run_multispeaker(RunContext(cfg))
+    run_multispeaker(ctx)
     m = s.read_table("metrics").to_pandas()
     table = m[m.metric.isin(["top1", "precision", "recall"])]
     assert set(table.case) == {"B-A-B"} and len(table) > 3
@@ -84,13 +85,9 @@ def test_multispeaker_rows_and_mixture_curves_carry_their_interval(tmp_path: Pat
 
 
 def test_gender_accuracies_carry_their_interval(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    s = make_outputs(str(out), speakers=6, utts=3, frames=120, bins=64)  # AlexNet: >= 63 bins
-    cfg = load_config(
-        profile="smoke",
-        overrides=[f"out={out}", "eval.faithfulness.flip_fractions=[0.0, 0.01]"],
-    )
-    run_gender(RunContext(cfg))
+    # AlexNet needs at least 63 bins
+    s, ctx = _outputs(tmp_path, ["eval.faithfulness.flip_fractions=[0.0, 0.01]"], bins=64)
+    run_gender(ctx)
     m = s.read_table("metrics").to_pandas()
     acc = m[m.list == "gender"]
     assert len(acc) >= 2 * 2 * 2  # 2 models x (LRP, random) x fractions

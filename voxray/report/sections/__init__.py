@@ -2,9 +2,9 @@
 fill function it registers (``base.section``). Importing this package registers them all;
 ``base.in_page_order`` lists them as the page shows them:
 
-stages, verification, reliability, clustering, identification, frequency, heatmaps, trials,
-faithfulness, multispeaker, flipping, sanity, xai, embeddings, training, tune, quarantine,
-config.
+stages, verification, reliability, clustering, identification, frequency, heatmaps, thresholds,
+trials, faithfulness, multispeaker, mixtures, flipping, sanity, xai, embeddings, training, tune,
+quarantine, config.
 """
 
 from voxray.report.sections import (  # noqa: F401  (registers the sections)
@@ -16,11 +16,13 @@ from voxray.report.sections import (  # noqa: F401  (registers the sections)
     frequency,
     heatmaps,
     identification,
+    mixtures,
     multispeaker,
     quarantine,
     reliability,
     sanity,
     stages,
+    thresholds,
     training,
     trials,
     tune,
