@@ -140,7 +140,14 @@ def test_threshold_figure_draws_the_configured_taus() -> None:
     assert taus == sorted(
         {c.threshold for c in cfg.mask.conditions if c.rule == "threshold"} | set(cfg.tune.taus)
     )
-    assert len(taus) <= 4
+    assert len(taus) == 4 and cfg.tune.enabled
+    # without the Tune sweep only the mask conditions' taus are used (the demo masks by
+    # product only: none; paper000 at 0.1 under both readings)
+    assert (
+        configured_thresholds(load_config(profile="demo", overrides=["tune.enabled=false"])) == []
+    )
+    paper = load_config(profile="paper000", overrides=["tune.enabled=false"])
+    assert configured_thresholds(paper) == [0.1]
     many = load_config(profile="demo", overrides=["tune.taus=[0.05, 0.1, 0.2, 0.3, 0.5, 0.7]"])
     picked = configured_thresholds(many)
     assert len(picked) == 4 and picked[0] == 0.05 and picked[-1] == 0.7

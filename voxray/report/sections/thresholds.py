@@ -19,7 +19,7 @@ INTRO = (
     "The input features of a few test utterances after the mask stage's threshold rule "
     "(attribution x input with the bins whose normalised attribution is not above tau set to "
     "zero) at each threshold the run configures: the mask conditions' taus and the Tune "
-    "sweep's. A higher tau keeps fewer, more important bins."
+    "sweep's (where it runs). A higher tau keeps fewer, more important bins."
 )
 #: thresholds drawn at most, and utterances.
 MAX_THRESHOLDS = 4
@@ -27,11 +27,10 @@ MAX_UTTERANCES = 2
 
 
 def configured_thresholds(cfg: VoxrayConfig) -> list[float]:
-    """The taus the run masks with (threshold-rule conditions, then ``tune.taus``), at most
-    ``MAX_THRESHOLDS`` of them spread over their range, ascending."""
-    taus = sorted(
-        {c.threshold for c in cfg.mask.conditions if c.rule == "threshold"} | set(cfg.tune.taus)
-    )
+    """The taus the run masks with (threshold-rule conditions, and ``tune.taus`` where the
+    Tune sweep runs), at most ``MAX_THRESHOLDS`` of them spread over their range, ascending."""
+    swept = set(cfg.tune.taus) if cfg.tune.enabled else set()
+    taus = sorted({c.threshold for c in cfg.mask.conditions if c.rule == "threshold"} | swept)
     if len(taus) <= MAX_THRESHOLDS:
         return taus
     picks = np.unique(np.round(np.linspace(0, len(taus) - 1, MAX_THRESHOLDS)).astype(int))
