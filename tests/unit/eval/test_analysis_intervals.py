@@ -58,6 +58,7 @@ def test_multispeaker_rows_and_mixture_curves_carry_their_interval(tmp_path: Pat
         tmp_path,
         [
             "eval.multispeaker.trials_per_case=4",
+            "eval.multispeaker.segment_s=0.5",
             "eval.multispeaker.cases=[B-A-B]",
             "eval.multispeaker.methods=[layer_cam]",
             "eval.faithfulness.steps=2",
