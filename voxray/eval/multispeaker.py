@@ -10,7 +10,7 @@ batched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence, Union
 
 import numpy as np
@@ -18,10 +18,15 @@ import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
+from voxray.eval.faithfulness import Curve, masking_curves, top1_score
 from voxray.mask.rules import Normalisation, layer_average, normalise
 
 CASES: tuple[str, ...] = ("A-B", "A-B-A", "B-A-B", "A-B-C")
 TARGET = "A"
+#: the case of Li et al. 2022's deletion / insertion curves on mixtures (§4.3, Fig. 4).
+CURVE_CASE = "B-A-B"
+#: the condition of the random (un)masking reference among the mixture curves.
+RANDOM = "random"
 Segment = npt.NDArray[np.floating]
 #: ``saliency_fn(model, feats (B, T, F), targets (B,)) -> {method: {layer: maps (B, T, F)}}``;
 #: methods without layers use the layer name "".
@@ -133,6 +138,13 @@ class MultiSpeakerRow:
     top1_masked: float
     precision: float
     recall: float
+    #: ``(B,)`` the class of each trial's target speaker A: the unit its intervals resample.
+    speakers: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(0, np.int64), compare=False
+    )
+    #: ``(B,)`` per trial: ``top1_original`` and ``top1_masked`` hits, ``precision``, ``recall``
+    #: (the means above are their averages).
+    per_trial: Mapping[str, npt.NDArray[np.float64]] = field(default_factory=dict, compare=False)
 
 
 def _crop(x: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -194,6 +206,40 @@ def _spec_maps(per_layer: Mapping[str, np.ndarray], spec: str, how: Normalisatio
     )
 
 
+@dataclass(frozen=True)
+class Mixtures:
+    """One case's concatenations: ``feats (B, T, F)``, A's frames ``(B, T)`` and A's classes
+    ``(B,)``."""
+
+    feats: Tensor
+    target_mask: npt.NDArray[np.bool_]
+    target: Tensor
+
+
+def stack_mixtures(
+    drawn: Sequence[tuple[np.ndarray, np.ndarray, int]], device: torch.device
+) -> Mixtures:
+    """``draw_trial``'s concatenations of one case (equal lengths), batched on ``device``."""
+    return Mixtures(
+        torch.from_numpy(np.stack([t[0] for t in drawn])).float().to(device),
+        np.stack([t[1] for t in drawn]),
+        torch.tensor([t[2] for t in drawn], device=device),
+    )
+
+
+def _check_sizes(trials: int, segment_frames: int, batch_size: int) -> None:
+    if min(trials, segment_frames, batch_size) < 1:
+        raise ValueError(
+            f"multi-speaker: trials ({trials}), segment_frames ({segment_frames}) and "
+            f"batch_size ({batch_size}) must be >= 1"
+        )
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters are (the CPU for a model without any)."""
+    return next(iter(model.parameters()), torch.empty(0)).device
+
+
 def run_multispeaker(
     model: nn.Module,
     utterances_by_speaker: Mapping[str, Sequence[Segment]],
@@ -208,9 +254,8 @@ def run_multispeaker(
     batch_size: int = 16,
 ) -> list[MultiSpeakerRow]:
     """Li et al. 2022 Table 2: per case, ``trials_per_case`` concatenations, then per method and
-    layer
-    spec the top-1 accuracy with and without saliency masking and the localisation precision
-    and recall of A's frames.
+    layer spec the top-1 accuracy with and without saliency masking and the localisation
+    precision and recall of A's frames, each with its per-trial values.
 
     Args:
         model: a classifier (logits over the training speakers), in eval mode.
@@ -221,50 +266,118 @@ def run_multispeaker(
         layer_specs: e.g. ``("S1", "S4+S3")``; None: every layer saliency_fn returns, alone.
             A method whose only layer is "" (no layers) gives one row whatever the specs.
         how: normalisation of each map before averaging, localising and masking (Li et al. 2022:
-        tanh).
+            tanh).
         batch_size: trials per call of ``saliency_fn`` and of the model.
     """
-    if min(trials_per_case, segment_frames, batch_size) < 1:
-        raise ValueError(
-            f"run_multispeaker: trials_per_case ({trials_per_case}), segment_frames "
-            f"({segment_frames}) and batch_size ({batch_size}) must be >= 1"
-        )
-    device = next(iter(model.parameters()), torch.empty(0)).device
+    _check_sizes(trials_per_case, segment_frames, batch_size)
+    device = model_device(model)
     rows = []
     for case in cases:
-        trials = [
+        drawn = [
             draw_trial(case, utterances_by_speaker, labels, rng, segment_frames)
             for _ in range(trials_per_case)
         ]
-        feats = torch.from_numpy(np.stack([t[0] for t in trials])).float().to(device)
-        masks = np.stack([t[1] for t in trials])
-        target = torch.tensor([t[2] for t in trials], device=device)
+        mix = stack_mixtures(drawn, device)
         chunks = [slice(i, i + batch_size) for i in range(0, trials_per_case, batch_size)]
-        original = np.concatenate([top1(model, feats[c], target[c]) for c in chunks]).mean()
-        maps = _batched_saliency(saliency_fn, model, feats, target, chunks)
+        original = np.concatenate([top1(model, mix.feats[c], mix.target[c]) for c in chunks])
+        maps = _batched_saliency(saliency_fn, model, mix.feats, mix.target, chunks)
         for method, arrays in maps.items():
             specs = layer_specs if layer_specs is not None else list(arrays)
             for spec in [""] if list(arrays) == [""] else specs:
-                s = torch.from_numpy(_spec_maps(arrays, spec, how)).to(feats)
-                scores = _masked_scores(model, s, feats, target, masks, chunks)
-                rows.append(MultiSpeakerRow(case, method, spec, float(original), *scores))
+                s = torch.from_numpy(_spec_maps(arrays, spec, how)).to(mix.feats)
+                rows.append(_case_row(model, case, method, spec, mix, s, original, chunks))
     return rows
 
 
-def _masked_scores(
+def _case_row(
     model: nn.Module,
-    maps: Tensor,
-    feats: Tensor,
-    target: Tensor,
-    masks: np.ndarray,
+    case: str,
+    method: str,
+    spec: str,
+    mix: Mixtures,
+    saliency: Tensor,
+    original: npt.NDArray[np.bool_],
     chunks: list[slice],
-) -> tuple[float, float, float]:
-    """Top-1 accuracy of the masked trials, then precision and recall of A's frames."""
+) -> MultiSpeakerRow:
+    """One method and layer spec's masked Top-1 and localisation on a case's mixtures."""
     pr = np.array(
-        [precision_recall(localise(m), t) for m, t in zip(maps.cpu(), masks, strict=True)]
+        [
+            precision_recall(localise(m), t)
+            for m, t in zip(saliency.cpu(), mix.target_mask, strict=True)
+        ]
     )
-    masked = np.concatenate([masked_top1(model, feats[c], maps[c], target[c]) for c in chunks])
-    return float(masked.mean()), float(pr[:, 0].mean()), float(pr[:, 1].mean())
+    masked = np.concatenate(
+        [masked_top1(model, mix.feats[c], saliency[c], mix.target[c]) for c in chunks]
+    )
+    per_trial = {
+        "top1_original": original.astype(np.float64),
+        "top1_masked": masked.astype(np.float64),
+        "precision": pr[:, 0],
+        "recall": pr[:, 1],
+    }
+    means = [float(per_trial[k].mean()) for k in per_trial]
+    speakers = mix.target.cpu().numpy().astype(np.int64)
+    return MultiSpeakerRow(case, method, spec, *means, speakers=speakers, per_trial=per_trial)
+
+
+@dataclass(frozen=True)
+class MixtureCurves:
+    """Deletion and insertion curves (Li et al. 2022 Fig. 4) of one method's maps at one layer
+    spec (or of the random reference) on a case's mixtures, scored by Top-1 of A."""
+
+    case: str
+    method: str
+    layer_spec: str
+    curves: Mapping[str, Curve]
+    #: ``(B,)`` A's class per mixture: the unit the curves' intervals resample.
+    speakers: npt.NDArray[np.int64]
+
+
+def mixture_curves(
+    model: nn.Module,
+    utterances_by_speaker: Mapping[str, Sequence[Segment]],
+    labels: Mapping[str, int],
+    saliency_fn: SaliencyFn,
+    rng: np.random.Generator,
+    trials: int,
+    segment_frames: int,
+    layer_spec: str,
+    steps: int,
+    case: str = CURVE_CASE,
+    how: Normalisation = "tanh",
+    batch_size: int = 16,
+    max_rows: int = 128,
+) -> list[MixtureCurves]:
+    """Li et al. 2022 §4.3, Fig. 4: deletion and insertion curves of each method's (normalised)
+    maps at ``layer_spec`` on ``trials`` mixtures of ``case`` (B-A-B: A's frames between two
+    of B's), with random (un)masking as the reference (its permutations seeded from ``rng``).
+    A map that finds A deletes A's evidence first, so Top-1 of A falls faster than at random.
+    ``max_rows``: masked variants per model call (``masking_curves``).
+    """
+    _check_sizes(trials, segment_frames, batch_size)
+    drawn = [
+        draw_trial(case, utterances_by_speaker, labels, rng, segment_frames) for _ in range(trials)
+    ]
+    mix = stack_mixtures(drawn, model_device(model))
+    chunks = [slice(i, i + batch_size) for i in range(0, trials, batch_size)]
+    maps = _batched_saliency(saliency_fn, model, mix.feats, mix.target, chunks)
+    score = top1_score(model, mix.target)
+    speakers = mix.target.cpu().numpy().astype(np.int64)
+    seed = int(rng.integers(2**31))
+
+    def curves(maps: np.ndarray | None) -> dict[str, Curve]:
+        order = "random" if maps is None else "saliency"
+        return masking_curves(
+            mix.feats, maps, score, steps, order=order, seed=seed, max_rows=max_rows
+        )
+
+    out = [MixtureCurves(case, RANDOM, "", curves(None), speakers)]
+    for method, arrays in maps.items():
+        spec = "" if list(arrays) == [""] else layer_spec
+        out.append(
+            MixtureCurves(case, method, spec, curves(_spec_maps(arrays, spec, how)), speakers)
+        )
+    return out
 
 
 def _batched_saliency(

@@ -79,6 +79,34 @@ def interval_text(ci: Interval, scale: float = 1.0) -> str:
     return f"[{scale * ci.ci_low:.3g}, {scale * ci.ci_high:.3g}]"
 
 
+def rows_as_curves(rows: pd.DataFrame, prefix: str, variant: str = "list") -> pd.DataFrame:
+    """The rows of a curve stored point by point, metric ``<prefix>@<x>`` (pixel-flipping
+    accuracies ``acc@0.01``, the mixtures' deletion Top-1 ``deletion@0.1``), as the points
+    ``plots.curves_plot`` draws: columns model, method (the condition), variant (the
+    ``variant`` column's value), x, y, ci_low, ci_high (NaN where a row has no interval)."""
+    columns = ["model", "method", "variant", "x", "y", "ci_low", "ci_high"]
+    found = rows[rows["metric"].astype(str).str.startswith(f"{prefix}@")]
+    if found.empty:
+        return pd.DataFrame(columns=columns)
+    x = pd.to_numeric(found["metric"].astype(str).str.partition("@")[2], errors="coerce")
+
+    def column(name: str) -> pd.Series:
+        return found[name].astype(float) if name in found else pd.Series(np.nan, found.index)
+
+    out = pd.DataFrame(
+        {
+            "model": found["model"].astype(str),
+            "method": found["condition"].astype(str),
+            "variant": found[variant].astype(str),
+            "x": x,
+            "y": found["value"].astype(float),
+            "ci_low": column("ci_low"),
+            "ci_high": column("ci_high"),
+        }
+    )
+    return out[out["x"].notna()].reset_index(drop=True)
+
+
 def verification_rows(metrics: pd.DataFrame | None) -> pd.DataFrame:
     """The rows that are verification results (trial lists, not the analyses' lists)."""
     found = select_rows(metrics)

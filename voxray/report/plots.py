@@ -120,6 +120,26 @@ def _method_label(method: str) -> str:
     return method_name(base) if base in REFERENCE_STYLE else method_pathway_name(method)
 
 
+def draw_curves(ax: Axes, frame: pd.DataFrame, x_scale: float = 1, y_scale: float = 1) -> None:
+    """One line per method of ``frame`` (columns method, x, y), methods first and references
+    last; where the frame has ci_low and ci_high, each point's interval as an error bar in
+    the line's colour (a point without one gets none)."""
+    methods = sorted(
+        set(frame["method"]), key=lambda m: (m.partition("/")[0] in REFERENCE_STYLE, m)
+    )
+    for i, method in enumerate(methods):
+        pts = frame[frame["method"] == method].sort_values("x")
+        x = pts["x"].to_numpy(dtype=float) * x_scale
+        style = _line_style(method, i)
+        ax.plot(x, pts["y"].to_numpy(dtype=float) * y_scale, label=_method_label(method), **style)
+        if {"ci_low", "ci_high"} <= set(pts.columns):
+            lo = pts["ci_low"].to_numpy(dtype=float) * y_scale
+            hi = pts["ci_high"].to_numpy(dtype=float) * y_scale
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            if ok.any():
+                ax.vlines(x[ok], lo[ok], hi[ok], color=style["color"], linewidth=1.0, alpha=0.7)
+
+
 @styled
 def curves_plot(
     panels: Sequence[tuple[str, pd.DataFrame]],
@@ -129,9 +149,10 @@ def curves_plot(
     y_percent: bool = False,
     cols: int = 2,
 ) -> bytes:
-    """Panels of curves: each ``(title, frame)`` with columns method, x, y; one line per
-    method (methods first, references last and dashed). ``xlabel``: one for all panels or
-    one per panel; ``*_percent`` scales fractions to %."""
+    """Panels of curves: each ``(title, frame)`` with columns method, x, y (and optionally
+    ci_low, ci_high: error bars); one line per method (methods first, references last and
+    dashed). ``xlabel``: one for all panels or one per panel; ``*_percent`` scales fractions
+    to %."""
     xlabels = [xlabel] * len(panels) if isinstance(xlabel, str) else list(xlabel)
     cols = min(cols, len(panels))
     rows = -(-len(panels) // cols)
@@ -139,14 +160,7 @@ def curves_plot(
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax, (title, frame), xl in zip(axes.flat, panels, xlabels, strict=False):
-        methods = sorted(
-            set(frame["method"]), key=lambda m: (m.partition("/")[0] in REFERENCE_STYLE, m)
-        )
-        for i, method in enumerate(methods):
-            pts = frame[frame["method"] == method].sort_values("x")
-            x = pts["x"].to_numpy() * (100 if x_percent else 1)
-            y = pts["y"].to_numpy() * (100 if y_percent else 1)
-            ax.plot(x, y, label=_method_label(method), **_line_style(method, i))
+        draw_curves(ax, frame, 100 if x_percent else 1, 100 if y_percent else 1)
         ax.set_title(title)
         ax.set_xlabel(xl)
         ax.set_ylabel(ylabel)

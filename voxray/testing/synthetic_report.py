@@ -176,19 +176,45 @@ def _multispeaker_metrics(base: str) -> list[tuple | schema.MetricRow]:
     for case_i, case in enumerate(("A-B", "A-B-A", "B-A-B", "A-B-C")):
         lst = MULTISPEAKER_LIST
         rows.append(
-            schema.MetricRow(base, "original", lst, "", "top1", 0.49 - 0.05 * case_i, case=case)
+            replace(
+                _with_interval((base, "original", lst, "", "top1", 0.49 - 0.05 * case_i)), case=case
+            )
         )
         for m_i, method in enumerate(("grad_cam_pp", "score_cam", "layer_cam")):
             for l_i, layers in enumerate(("block1", "block2", "block3", "block3+block2")):
                 top1 = 0.4 + 0.05 * m_i + 0.02 * l_i - 0.03 * case_i
                 rows += [
-                    schema.MetricRow(base, f"{method}@{layers}", lst, "", m, v, case=case)
+                    replace(_with_interval((base, f"{method}@{layers}", lst, "", m, v)), case=case)
                     for m, v in (
                         ("top1", top1),
                         ("precision", 0.6 + 0.1 * m_i),
                         ("recall", 0.7 - 0.05 * l_i),
                     )
                 ]
+    return rows + mixture_metrics(base)
+
+
+def mixture_metrics(base: str) -> list[schema.MetricRow]:
+    """Li et al. 2022 Fig. 4 rows: Top-1 of A on B-A-B mixtures as each CAM's bins (all
+    layers) or random bins are deleted / revealed, point by point and as AUCs."""
+    rows = []
+    q = np.linspace(0.0, 1.0, 5)
+    for cond, rate in (
+        ("grad_cam_pp@block3+block2+block1", 2.0),
+        ("layer_cam@block3+block2+block1", 6.0),
+        ("random", 1.0),
+    ):
+        curves = {"deletion": 0.9 * np.exp(-rate * q), "insertion": 0.9 * (1 - np.exp(-rate * q))}
+        for mode, y in curves.items():
+            values = [(f"{mode}@{x:g}", v) for x, v in zip(q, y, strict=True)]
+            values.append((f"{mode}_auc", float(np.sum((y[1:] + y[:-1]) * np.diff(q)) / 2)))
+            rows += [
+                replace(
+                    _with_interval((base, cond, MULTISPEAKER_LIST, "top1", m, float(v))),
+                    case="B-A-B",
+                )
+                for m, v in values
+            ]
     return rows
 
 

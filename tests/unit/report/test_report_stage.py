@@ -33,9 +33,11 @@ HEADINGS = (
     "Speaker identification",
     "frequency-importance",
     "Attribution heat maps",
+    "Maps at several mask thresholds",
     "Trial explanations",
     "deletion and insertion",
     "Table 2 of Li et al. 2022",
+    "Fig. 4 of Li et al. 2022",
     "gender experiment",
     "Sanity checks",
     "Which method to trust here",
@@ -329,3 +331,17 @@ def test_report_from_s3_outputs(s3_endpoint: str, html_tables) -> None:
         "<img " in training
     )  # the history plot: models/ecapa/history.parquet found by listing the bucket
     assert result.info["images"] >= 8 and 'class="problem"' not in html
+
+
+def test_interval_figures_and_threshold_maps_are_drawn(report) -> None:
+    """Fig. 4 of Li et al. 2022 (B-A-B curves), Table 2's Top-1 with its bars, pixel
+    flipping with its bars and Fig. 6 of Zhang et al. 2023 (maps at the configured taus)."""
+    html, _, _, cfg = report
+    parts = dict(re.findall(r'<section id="([^"]+)"(.*?)</section>', html, re.S))
+    for key in ("thresholds", "mixtures", "multispeaker", "flipping"):
+        assert "<img" in parts[key], key
+    taus = sorted(
+        {c.threshold for c in cfg.mask.conditions if c.rule == "threshold"} | set(cfg.tune.taus)
+    )
+    assert f"at {taus[:4]}" in parts["thresholds"]
+    assert "95% interval" in parts["flipping"] and "Layer-CAM" in parts["mixtures"]

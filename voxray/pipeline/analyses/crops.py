@@ -74,6 +74,16 @@ def crops(
     return Crops(ids, torch.from_numpy(x.astype(np.float32)), labels)
 
 
+def speakers_of(ctx: RunContext, utt_ids: list[str]) -> list[str]:
+    """Each utterance's speaker (the manifest's), the unit its figures' intervals resample;
+    an utterance the manifest lacks stands for itself."""
+    m = ctx.out.read_table(MANIFEST, columns=["utt_id", "speaker_id"])
+    speaker_of = dict(
+        zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
+    )
+    return [speaker_of.get(u, u) for u in utt_ids]
+
+
 def analysed_model(ctx: RunContext) -> LoadedModel:
     """The base model the analyses explain."""
     return load_model(base_model(ctx).path, ctx.cfg.corpus.s3)

@@ -30,6 +30,7 @@ from voxray.pipeline.analyses.crops import (
     analysed_model,
     crop_frames,
     labelled_crops,
+    speakers_of,
 )
 from voxray.pipeline.analyses.explain import (
     explain,
@@ -38,7 +39,7 @@ from voxray.pipeline.analyses.explain import (
     mean_row,
     write_metrics,
 )
-from voxray.pipeline.context import MANIFEST, RunContext
+from voxray.pipeline.context import RunContext
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.verification_eval import write_curve
 from voxray.schema import MetricRow
@@ -78,11 +79,7 @@ class _Curves:
     speakers: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        m = self.ctx.out.read_table(MANIFEST, columns=["utt_id", "speaker_id"])
-        speaker_of = dict(
-            zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
-        )
-        self.speakers = [speaker_of.get(u, u) for u in self.data.utt_ids]
+        self.speakers = speakers_of(self.ctx, self.data.utt_ids)
         with torch.inference_mode():
             self.refs = self.model.embedder(self.data.feats)
         self.speech = speech_mask(self.data.feats, self.ctx.cfg)

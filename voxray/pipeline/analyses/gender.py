@@ -12,8 +12,8 @@ from voxray.config import ModelConfig, VoxrayConfig, replace
 from voxray.eval.faithfulness import pixel_flipping, top1_score
 from voxray.mask import moore_replace
 from voxray.models import build_classifier
-from voxray.pipeline.analyses.crops import Crops, crop_frames, crops
-from voxray.pipeline.analyses.explain import explain, write_metrics
+from voxray.pipeline.analyses.crops import Crops, crop_frames, crops, speakers_of
+from voxray.pipeline.analyses.explain import explain, mean_row, write_metrics
 from voxray.pipeline.context import MANIFEST, RunContext
 from voxray.pipeline.front_ends import base_front_end
 from voxray.pipeline.verification_eval import write_curve
@@ -65,9 +65,11 @@ def _flipping(
     ctx: RunContext, test: Crops, rows: list[MetricRow], info: dict[str, Any]
 ) -> Callable[[torch.nn.Module, str], None]:
     """A function that measures a model's LRP and random pixel flipping on ``test`` as
-    ``label``, adding to ``rows`` and ``info``."""
+    ``label``, adding to ``rows`` (each accuracy with its interval over the test speakers)
+    and ``info``."""
     cfg, gc = ctx.cfg, ctx.cfg.eval.gender
     fractions = sorted({0.0, gc.top_fraction, *cfg.eval.faithfulness.flip_fractions})
+    speakers = speakers_of(ctx, test.utt_ids)
 
     def evaluate(model: torch.nn.Module, label: str) -> None:
         maps = explain(model, test.feats, "lrp_0", test.labels, cfg.attribution)
@@ -78,8 +80,8 @@ def _flipping(
         for cond, curve in (("lrp_0", lrp), ("random", rnd)):
             write_curve(ctx, "pixel_flipping", label, cond, "gender", curve.fractions, curve.scores)
             rows.extend(
-                MetricRow(label, cond, "gender", "", f"acc@{q:g}", s)
-                for q, s in zip(curve.fractions, curve.scores, strict=True)
+                mean_row(ctx, MetricRow(label, cond, "gender", "", f"acc@{q:g}", s), hits, speakers)
+                for q, s, hits in zip(curve.fractions, curve.scores, curve.per_item.T, strict=True)
             )
         info[label] = {
             f"acc@{q:g}": float(s) for q, s in zip(lrp.fractions, lrp.scores, strict=True)

@@ -17,6 +17,7 @@ from voxray.attribution.cam_layers import to_input_grid
 from voxray.attribution.hooks import inference_state
 from voxray.config import AttributionConfig
 from voxray.eval import multispeaker
+from voxray.eval.faithfulness import trapezoid_auc
 from voxray.models.checkpoint import LoadedModel
 from voxray.pipeline.analyses.crops import (
     analysed_model,
@@ -24,7 +25,8 @@ from voxray.pipeline.analyses.crops import (
     speaker_labels,
     unknown_speakers,
 )
-from voxray.pipeline.analyses.explain import write_metrics
+from voxray.pipeline.analyses.explain import mean_row, write_metrics
+from voxray.pipeline.analyses.faithfulness import ROWS_PER_CALL
 from voxray.pipeline.context import MANIFEST, RunContext
 from voxray.pipeline.datasets import read_features
 from voxray.pipeline.model_ref import base_model
@@ -86,30 +88,65 @@ def _saliency(
 
 
 def _metric_rows(
-    name: str, cases: tuple[str, ...], rows: list[multispeaker.MultiSpeakerRow]
+    ctx: RunContext, name: str, cases: tuple[str, ...], rows: list[multispeaker.MultiSpeakerRow]
 ) -> list[MetricRow]:
-    """Top-1 of the unmasked mixtures once per case, then each row's masked Top-1,
-    precision and recall."""
+    """Top-1 of the unmasked mixtures once per case, then each row's masked Top-1, precision
+    and recall, each with its speaker-bootstrap interval over the target speakers."""
     metrics: list[MetricRow] = []
     for case in cases:
         first = next((r for r in rows if r.case == case), None)
         if first is not None:
-            metrics.append(
-                MetricRow(
-                    name, "original", "multispeaker", "", "top1", first.top1_original, case=case
-                )
-            )
+            row = MetricRow(name, "original", "multispeaker", "", "top1", 0.0, case=case)
+            metrics.append(_with_interval(ctx, row, first, "top1_original"))
     for r in rows:
         cond = f"{r.method}@{r.layer_spec}"
         metrics += [
-            MetricRow(name, cond, "multispeaker", "", metric, value, case=r.case)
-            for metric, value in (
-                ("top1", r.top1_masked),
-                ("precision", r.precision),
-                ("recall", r.recall),
+            _with_interval(
+                ctx, MetricRow(name, cond, "multispeaker", "", metric, 0.0, case=r.case), r, key
+            )
+            for metric, key in (
+                ("top1", "top1_masked"),
+                ("precision", "precision"),
+                ("recall", "recall"),
             )
         ]
     return metrics
+
+
+def _with_interval(
+    ctx: RunContext, row: MetricRow, result: multispeaker.MultiSpeakerRow, key: str
+) -> MetricRow:
+    """``row`` valued with the mean of ``result``'s per-trial ``key`` and its interval."""
+    return mean_row(ctx, row, result.per_trial[key], [str(s) for s in result.speakers])
+
+
+def _curve_rows(
+    ctx: RunContext, name: str, curves: list[multispeaker.MixtureCurves]
+) -> list[MetricRow]:
+    """Li et al. 2022 Fig. 4 as metrics rows: per method (and the random reference) and mode,
+    the Top-1 at each masked fraction (``deletion@0.1``) and the AUC (``deletion_auc``), each
+    the mean over the mixtures with its interval over the target speakers."""
+    out: list[MetricRow] = []
+    for c in curves:
+        cond = c.method if c.method == multispeaker.RANDOM else f"{c.method}@{c.layer_spec}"
+        speakers = [str(s) for s in c.speakers]
+        for mode, curve in c.curves.items():
+            per_item = {
+                f"{mode}@{q:g}": curve.per_item[:, j] for j, q in enumerate(curve.fractions)
+            }
+            per_item[f"{mode}_auc"] = np.array(
+                [trapezoid_auc(curve.fractions, r) for r in curve.per_item]
+            )
+            out += [
+                mean_row(
+                    ctx,
+                    MetricRow(name, cond, "multispeaker", "top1", m, 0.0, case=c.case),
+                    v,
+                    speakers,
+                )
+                for m, v in per_item.items()
+            ]
+    return out
 
 
 def run_multispeaker(ctx: RunContext) -> dict[str, Any]:
@@ -123,16 +160,49 @@ def run_multispeaker(ctx: RunContext) -> dict[str, Any]:
         return {"skipped": unknown_speakers(loaded, "the train split")}
     layers = [n for n in loaded.classifier.embedder.layers() if n not in ("pool", "fc")]
     methods = [mth for mth in mc.methods if Pathway.CAM in get_attributor(mth).pathways]
+    saliency = _saliency(methods, layers, cfg.attribution)
     rows = multispeaker.run_multispeaker(
         loaded.classifier.eval(),
         utterances,
         labels,
         mc.cases,
-        _saliency(methods, layers, cfg.attribution),
+        saliency,
         np.random.default_rng(cfg.seed),
         mc.trials_per_case,
         crop_frames(cfg, mc.segment_s),
         layer_specs(layers),
     )
-    write_metrics(ctx, f"multispeaker-{name}", _metric_rows(name, mc.cases, rows))
+    metrics = _metric_rows(ctx, name, mc.cases, rows)
+    if multispeaker.CURVE_CASE in mc.cases:
+        metrics += _curve_rows(
+            ctx, name, _mixture_curves(ctx, loaded, utterances, labels, saliency, layers)
+        )
+    write_metrics(ctx, f"multispeaker-{name}", metrics)
     return {"rows": len(rows), "layers": layers, "methods": methods}
+
+
+def _mixture_curves(
+    ctx: RunContext,
+    loaded: LoadedModel,
+    utterances: dict[str, list[np.ndarray]],
+    labels: dict[str, int],
+    saliency: multispeaker.SaliencyFn,
+    layers: list[str],
+) -> list[multispeaker.MixtureCurves]:
+    """Li et al. 2022 §4.3 / Fig. 4: deletion and insertion on fresh B-A-B mixtures (as many as
+    a case of the table), with each CAM's maps of all layers averaged (Table 2's best
+    setting, S4+S3+S2+S1) and ``eval.faithfulness.steps`` steps."""
+    cfg, mc = ctx.cfg, ctx.cfg.eval.multispeaker
+    model = loaded.classifier.eval()
+    return multispeaker.mixture_curves(
+        model,
+        utterances,
+        labels,
+        saliency,
+        np.random.default_rng(cfg.seed + 1),
+        mc.trials_per_case,
+        crop_frames(cfg, mc.segment_s),
+        layer_specs(layers)[-1],
+        cfg.eval.faithfulness.steps,
+        max_rows=ROWS_PER_CALL[multispeaker.model_device(model).type],
+    )

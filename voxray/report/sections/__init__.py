@@ -3,7 +3,8 @@ fill function it registers (``base.section``). Importing this package registers 
 ``base.in_page_order`` lists them as the page shows them:
 
 stages, verification, reliability, clustering, sweeps003, identification, frequency, heatmaps,
-trials, faithfulness, multispeaker, flipping, sanity, xai, embeddings, training, tune,
+thresholds, trials, faithfulness, multispeaker, mixtures, flipping, sanity, xai, embeddings,
+training, tune,
 quarantine, config.
 """
 
@@ -16,12 +17,14 @@ from voxray.report.sections import (  # noqa: F401  (registers the sections)
     frequency,
     heatmaps,
     identification,
+    mixtures,
     multispeaker,
     quarantine,
     reliability,
     sanity,
     stages,
     sweeps003,
+    thresholds,
     training,
     trials,
     tune,

@@ -8,7 +8,13 @@ import pandas as pd
 
 from voxray.attribution.base import Pathway, methods_with_pathway
 from voxray.report.html import Image, Section
-from voxray.report.metrics import condition_label, empty_table, interval_of, select_rows
+from voxray.report.metrics import (
+    condition_label,
+    empty_table,
+    interval_of,
+    rows_as_curves,
+    select_rows,
+)
 from voxray.report.names import REFERENCES, fraction_label, method_name
 from voxray.report.plots import curves_plot
 from voxray.report.sections.base import ReportContext, panels, section, table_or_missing
@@ -149,7 +155,8 @@ def flipping(ctx: ReportContext, s: Section) -> None:
     s.blocks.append(
         table_or_missing(t, "no pixel-flipping accuracies in metrics/", "Pixel flipping")
     )
-    c = ctx.curves("pixel_flipping")
+    rows = select_rows(ctx.out.metrics)
+    c = rows_as_curves(rows[rows["list"].isin(["pixel_flipping", "gender"])], "acc")
     if not c.empty:
         png = curves_plot(
             panels(c, "Pixel flipping"),
@@ -158,7 +165,13 @@ def flipping(ctx: ReportContext, s: Section) -> None:
             x_percent=True,
             y_percent=True,
         )
-        s.blocks.append(Image(png, "pixel-flipping curves per method"))
+        s.blocks.append(
+            Image(
+                png,
+                "pixel-flipping curves per method",
+                "Bars: each accuracy's 95% interval (speaker bootstrap).",
+            )
+        )
     g = gender_table(ctx.out.metrics)
     s.blocks.append(
         table_or_missing(

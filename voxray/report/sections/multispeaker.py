@@ -8,9 +8,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from voxray.report.html import Section, Table
+from voxray.report.html import Image, Section, Table
 from voxray.report.metrics import empty_table, interval_of, select_rows
 from voxray.report.names import MULTISPEAKER_LIST, method_name, short_method_name
+from voxray.report.plots import draw_curves, figure, legend, styled, to_png
 from voxray.report.sections.base import ReportContext, missing, section
 from voxray.report.verdicts import Verdict, between, verdict
 
@@ -92,6 +93,42 @@ def layer_cam_verdict(metrics: pd.DataFrame | None) -> Verdict:
     return verdict(claim, checks, "Layer-CAM and at least one other CAM are needed in a case")
 
 
+def top1_points(metrics: pd.DataFrame | None, case: str) -> tuple[pd.DataFrame, list[str]]:
+    """One case's Top-1 rows as points: x the layer setting's position, method the CAM, with
+    the intervals; Original drawn at every setting (the reference). Returns the points and
+    the settings in x order."""
+    rows = select_rows(metrics, list=MULTISPEAKER_LIST, metric="top1")
+    rows = rows[rows["case"] == case] if "case" in rows else rows.iloc[:0]
+    parsed = [str(c).partition("@") for c in rows["condition"]]
+    specs = sorted({p[2] for p in parsed if p[0] != "original"}, key=_layer_order)
+    points = []
+    for (method, _, spec), (_, r) in zip(parsed, rows.iterrows(), strict=True):
+        ci = [r.get("ci_low", np.nan), r.get("ci_high", np.nan)]
+        for x in range(len(specs)) if method == "original" else [specs.index(spec)]:
+            points.append(
+                {"method": method, "x": x, "y": r["value"], "ci_low": ci[0], "ci_high": ci[1]}
+            )
+    return pd.DataFrame(points, columns=["method", "x", "y", "ci_low", "ci_high"]), specs
+
+
+@styled
+def top1_plot(metrics: pd.DataFrame | None, cases: Sequence[str]) -> bytes:
+    """Table 2 as a figure: per case, each CAM's Top-1 (%) at each layer setting with its 95%
+    interval as a bar, Original dash-dotted."""
+    cols = min(2, len(cases))
+    fig, axes = figure(-(-len(cases) // cols), cols, height_in=3.0)
+    for ax in axes.flat[len(cases) :]:
+        ax.set_visible(False)
+    for ax, case in zip(axes.flat, cases, strict=False):
+        points, specs = top1_points(metrics, case)
+        draw_curves(ax, points, y_scale=100)
+        ax.set_xticks(range(len(specs)), specs, rotation=30, ha="right")
+        ax.set_title(case)
+        ax.set_ylabel("Top-1 of A (%)")
+        legend(ax)
+    return to_png(fig)
+
+
 @section("multispeaker", TITLE, INTRO, order=100)
 def multispeaker(ctx: ReportContext, s: Section) -> None:
     if ctx.skips(s, "multispeaker"):
@@ -107,6 +144,14 @@ def multispeaker(ctx: ReportContext, s: Section) -> None:
             t,
             "Top-1 accuracy (%); G-CAM: Grad-CAM++, S-CAM: Score-CAM, L-CAM: Layer-CAM",
             decimals=2,
+        )
+    )
+    shown = list(t.columns.get_level_values(0).unique())
+    s.blocks.append(
+        Image(
+            top1_plot(ctx.out.metrics, shown),
+            "Top-1 per case and layer setting with intervals",
+            "Bars: 95% intervals (speaker bootstrap over the target speakers).",
         )
     )
     for metric, caption in LOCALISATION_CAPTIONS.items():
