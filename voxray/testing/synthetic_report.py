@@ -153,7 +153,7 @@ def analysis_metrics(base: str) -> list[tuple | schema.MetricRow]:
                     0.9 * (1 - drop * min(1.0, 100 * f)),
                 )
             )
-    rows += _multispeaker_metrics(base)
+    rows += _multispeaker_metrics(base) + _sweep_metrics(base)
     for method, sp, ssim, flagged in (
         ("saliency", 0.12, 0.20, 0.0),
         ("integrated_gradients", 0.71, 0.80, 1.0),
@@ -192,6 +192,20 @@ def _multispeaker_metrics(base: str) -> list[tuple | schema.MetricRow]:
                     )
                 ]
     return rows + mixture_metrics(base)
+
+
+def _sweep_metrics(base: str) -> list[tuple]:
+    """Lehmann & Stadelmann 2020 Figs. 2-3 rows: EER per LSTM width and per segment length."""
+    rows: list[tuple] = [
+        (base, f"width={w}", "lstm_width", "cosine", "eer", eer)
+        for w, eer in ((64, 0.30), (128, 0.22), (256, 0.23))
+    ]
+    for scorer, scale in (("mean_cossim", 1.0), ("mean_dot", 1.1)):
+        rows += [
+            (base, f"segment_s={s:g}", "segment_length", scorer, "eer", scale * eer)
+            for s, eer in ((0.5, 0.35), (1.0, 0.25), (2.0, 0.18), (4.0, 0.12))
+        ]
+    return rows
 
 
 def mixture_metrics(base: str) -> list[schema.MetricRow]:

@@ -30,6 +30,7 @@ HEADINGS = (
     "Speaker verification",
     "Table 2 of Zhang et al. 2023",
     "Tables 3-4 of Lehmann & Stadelmann 2020",
+    "Figs. 2-3 of Lehmann & Stadelmann 2020",
     "Speaker identification",
     "frequency-importance",
     "Attribution heat maps",
@@ -220,6 +221,8 @@ def test_verdicts_are_computed(report) -> None:
         "Li et al. 2022",
         "Sarvaš 2021",
         "Lehmann & Stadelmann 2020",
+        "Lehmann & Stadelmann 2020 (Fig. 2)",
+        "Lehmann & Stadelmann 2020 (Fig. 3)",
     }
     # the synthetic run: AHC-average 3.20% vs Mean-CosSim 3.40% EER on veri_test2.txt
     assert (
