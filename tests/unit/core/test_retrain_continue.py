@@ -63,11 +63,23 @@ def retrained(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         retrain_stage, "base_model", lambda _: SimpleNamespace(name="base", path="base")
     )
     monkeypatch.setattr(retrain_stage, "trained_model", lambda _, name: name)
-    monkeypatch.setattr(retrain_stage, "embed_source", lambda *_, **__: None)
+    embedded: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        retrain_stage,
+        "embed_jobs",
+        lambda ctx, jobs, *_: embedded.extend((str(j.model), j.condition) for j in jobs),
+    )
     monkeypatch.setattr(retrain_stage, "train_on", train_on)
     result = retrain_stage.run_retrain(SimpleNamespace(cfg=cfg, out=_Out()))
     conds = cfg.mask.conditions
-    return {"info": result.info, "starts": starts, "base": base.state_dict(), "conds": conds}
+    base_state = base.state_dict()
+    return {
+        "info": result.info,
+        "starts": starts,
+        "base": base_state,
+        "conds": conds,
+        "embedded": embedded,
+    }
 
 
 def test_continue_starts_from_the_base_weights(retrained: dict[str, Any]) -> None:
@@ -80,7 +92,9 @@ def test_continue_starts_from_the_base_weights(retrained: dict[str, Any]) -> Non
     }
     assert len(names) == 8 and set(starts) == set(names.values())
     assert set(starts) == set(retrained["info"]["models"])
-    for (variant, k, _), name in names.items():
+    for (variant, k, cond), name in names.items():
+        masked = next(c.parts.masked for c in retrained["conds"] if c.name == cond)
+        assert {(name, masked), (name, "none")} <= set(retrained["embedded"])
         assert retraining_of(name) == (variant, k)
         same = [torch.equal(starts[name][key], value) for key, value in base.items()]
         if variant == "continue":
