@@ -23,9 +23,10 @@ class HeadConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: Literal["ecapa_tdnn", "resnet34se", "bilstm", "alexnet", "ge2e", "campplus"] = (
-        "ecapa_tdnn"
-    )
+    #: resnet34 is resnet34se without its SE gates (Sarvaš 2021's ResNet34).
+    arch: Literal[
+        "ecapa_tdnn", "resnet34", "resnet34se", "bilstm", "alexnet", "ge2e", "campplus"
+    ] = "ecapa_tdnn"
     #: base width: ECAPA C (512/1024), ResNet first stage (32), BiLSTM hidden size (512), GE2E
     #: LSTM hidden size (256; arch ge2e is resemblyzer's encoder, see voxray.models.ge2e), CAM++
     #: first TDNN layer (128; see voxray.models.campplus).

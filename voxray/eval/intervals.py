@@ -16,13 +16,14 @@ slightly narrow where many non-target trials share one test speaker.
 
 A paired effect (condition A against condition B on the same trial list) is one statistic
 of the row indices that computes both metrics on the same draw, so the speakers' shared
-difficulty cancels; see :func:`verification_interval`'s ``versus``.
+difficulty cancels; see :func:`verification_interval`'s ``versus``. Where each system was
+trained several times (seeds), :func:`seed_pooled_interval` resamples the seeds as well.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -98,6 +99,7 @@ def speaker_bootstrap(
     confidence: float = 0.95,
     n_resamples: int = 1000,
     seed: int = 0,
+    resampled: Statistic | None = None,
 ) -> Interval:
     """The statistic on all rows with its percentile interval over speaker-level resamples.
 
@@ -109,6 +111,8 @@ def speaker_bootstrap(
         confidence: the interval's level, in (0, 1).
         n_resamples: bootstrap replicates.
         seed: the generator's seed; the same seed gives the same interval.
+        resampled: the statistic of each resample where it is not ``statistic`` (one that
+            also draws something besides the rows, e.g. seeds); ``statistic`` gives the value.
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"interval confidence must lie in (0, 1); got {confidence}")
@@ -120,7 +124,7 @@ def speaker_bootstrap(
     value = float(statistic(np.arange(spk.size)))
     replicates = np.array(
         [
-            _safe(statistic, idx)
+            _safe(resampled or statistic, idx)
             for idx in bootstrap_indices(spk, n_resamples, np.random.default_rng(seed))
         ]
     )
@@ -183,12 +187,65 @@ def verification_interval(
         raise ValueError(f"paired effect needs scores on the same trials; got {s.shape}, {b.shape}")
 
     def paired(idx: NDArray[np.intp]) -> float:
-        one, other = measure(s[idx], y[idx]), measure(b[idx], y[idx])
-        if effect == "difference":
-            return one - other
-        return one / other if other > 0 else float("nan")
+        return _effect(measure(s[idx], y[idx]), measure(b[idx], y[idx]), effect)
 
     return speaker_bootstrap(paired, enrol_speakers, **kwargs)
+
+
+def _effect(one: float, other: float, effect: str) -> float:
+    if effect == "difference":
+        return one - other
+    return one / other if other > 0 else float("nan")
+
+
+def seed_pooled_interval(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    enrol_speakers: ArrayLike,
+    versus: ArrayLike,
+    metric: str = "eer",
+    *,
+    effect: str = "ratio",
+    seed: int = 0,
+    **kwargs: Any,
+) -> Interval:
+    """The paired effect of two systems each trained several times (seeds) on one trial list,
+    pooled over the seeds by a bootstrap over speakers AND seeds (not per-seed intervals
+    combined): the effect is the seeds' mean ``metric`` of one system against the other's
+    (ratio or difference); each replicate draws the speakers (two stages, as
+    :func:`speaker_bootstrap`) and, independently, each system's seeds with replacement. So the
+    interval holds the seed-to-seed spread too: seeds that agree narrow it (their mean is less
+    noisy than one seed), seeds on both sides of a bound make it straddle the bound.
+
+    Args:
+        scores, versus: ``(K, N)`` / ``(L, N)`` the K (L) seeds' scores of the same N trials.
+        labels, enrol_speakers: ``(N,)`` as in :func:`verification_interval`.
+    """
+    s, b = (
+        np.atleast_2d(np.asarray(scores, np.float64)),
+        np.atleast_2d(np.asarray(versus, np.float64)),
+    )
+    if s.shape[1] != b.shape[1]:
+        raise ValueError(f"pooled effect needs scores on the same trials; got {s.shape}, {b.shape}")
+    y, measure = np.asarray(labels), _verification_metric(metric)
+    if effect not in ("ratio", "difference"):
+        raise ValueError(f"verification effect must be 'ratio' or 'difference'; got {effect!r}")
+
+    def pooled(idx: NDArray[np.intp], ones: NDArray[np.intp], others: NDArray[np.intp]) -> float:
+        one = np.mean([measure(s[k, idx], y[idx]) for k in ones])
+        other = np.mean([measure(b[k, idx], y[idx]) for k in others])
+        return _effect(float(one), float(other), effect)
+
+    draws = np.random.default_rng([seed, 1])
+    k, m = len(s), len(b)
+    interval = speaker_bootstrap(
+        lambda idx: pooled(idx, np.arange(k), np.arange(m)),
+        enrol_speakers,
+        seed=seed,
+        resampled=lambda idx: pooled(idx, draws.integers(0, k, k), draws.integers(0, m, m)),
+        **kwargs,
+    )
+    return replace(interval, method=f"{interval.method} and of {k} vs {m} seeds")
 
 
 def _verification_metric(metric: str) -> Callable[[NDArray[np.float64], ArrayLike], float]:

@@ -16,7 +16,7 @@ from voxray.models.campplus import CampPlus
 from voxray.models.ecapa_tdnn import EcapaTdnn
 from voxray.models.ge2e import Ge2eLstm
 from voxray.models.heads import MarginHead
-from voxray.models.resnet_se import ResNet34SE
+from voxray.models.resnet_se import ResNet34, ResNet34SE
 
 
 def _ecapa(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerEmbedder:
@@ -26,6 +26,10 @@ def _ecapa(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerEmbedder:
 
 
 def _resnet(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerEmbedder:
+    return ResNet34(input_dim, cfg.channels, cfg.embedding_dim, **options)
+
+
+def _resnet_se(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerEmbedder:
     return ResNet34SE(input_dim, cfg.channels, cfg.embedding_dim, **options)
 
 
@@ -51,7 +55,8 @@ def _campplus(cfg: ModelConfig, input_dim: int, **options: Any) -> SpeakerEmbedd
 #: ``ModelConfig.arch`` -> builder ``(cfg, input_dim, **options) -> SpeakerEmbedder``.
 MODELS: dict[str, Callable[..., SpeakerEmbedder]] = {
     "ecapa_tdnn": _ecapa,
-    "resnet34se": _resnet,
+    "resnet34": _resnet,
+    "resnet34se": _resnet_se,
     "bilstm": _bilstm,
     "alexnet": _alexnet,
     "ge2e": _ge2e,
@@ -92,6 +97,7 @@ __all__ = [
     "EcapaTdnn",
     "Ge2eLstm",
     "MarginHead",
+    "ResNet34",
     "ResNet34SE",
     "SpeakerClassifier",
     "SpeakerEmbedder",

@@ -1,8 +1,9 @@
-"""ResNet34SE of Li et al. 2022 Table 1 (the Sunine voxceleb/v2 recipe), also Sarvaš 2021's ResNet34
-speaker-ID model on 64-d fbanks (``input_dim=64``).
+"""ResNet34SE of Li et al. 2022 Table 1 (the Sunine voxceleb/v2 recipe) and the plain ResNet34 of
+Sarvaš 2021 §5 (Conv2d and BatchNorm2d blocks, no SE; 64-d fbanks, ``input_dim=64``): one
+topology, the plain model the same blocks with their SE gate off.
 
 Topology for base width c (32) and F bins (80), the spectrogram as a one-channel image with
-frequency as height::
+frequency as height (ResNet34: BasicBlock for SEBasicBlock)::
 
     (B, T, F) -> (B, 1, F, T) -> stem  Conv2d 3x3 c, stride 1, BN, ReLU      (B, c,  F,   T)
                              -> S1  3 x SEBasicBlock(c),  stride 1           (B, c,  F,   T)
@@ -20,6 +21,7 @@ Strided sizes round up (``ceil(n / 2)``, a 3x3 kernel with padding 1).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -53,17 +55,18 @@ class SELayer2d(nn.Module):
 
 class SEBasicBlock(nn.Module):
     """``relu2(se(bn2(conv2(relu1(bn1(conv1(x)))))) + shortcut(x))`` — a **sum** with the
-    shortcut (identity, or Conv2d 1x1 stride s + BN when the shape changes).
+    shortcut (identity, or Conv2d 1x1 stride s + BN when the shape changes). With ``se=False``
+    the gate is the identity: ResNet's plain BasicBlock, with the same parameter names.
     """
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, se: bool = True) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
         self.relu1 = nn.ReLU()
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
-        self.se = SELayer2d(channels)
+        self.se: nn.Module = SELayer2d(channels) if se else nn.Identity()
         self.relu2 = nn.ReLU()
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != channels:
@@ -89,14 +92,14 @@ class TemporalStatsPool(nn.Module):
         return torch.cat([mean, var.clamp(min=STD_FLOOR).sqrt()], dim=1)
 
 
-def _stage(in_channels: int, channels: int, blocks: int, stride: int) -> nn.Sequential:
-    layers = [SEBasicBlock(in_channels, channels, stride)]
-    layers += [SEBasicBlock(channels, channels) for _ in range(blocks - 1)]
+def _stage(in_channels: int, channels: int, blocks: int, stride: int, se: bool) -> nn.Sequential:
+    layers = [SEBasicBlock(in_channels, channels, stride, se)]
+    layers += [SEBasicBlock(channels, channels, se=se) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
 
 
-class ResNet34SE(SpeakerEmbedder):
-    """ResNet34 with SE blocks and TSP: ``(B, T, F) -> (B, embedding_dim)``.
+class ResNet34(SpeakerEmbedder):
+    """Plain ResNet34 (no SE) with TSP: ``(B, T, F) -> (B, embedding_dim)``, Sarvaš 2021 §5.
 
     Args:
         input_dim: feature bins F (80 fbank in Li et al. 2022, 64 in Sarvaš 2021).
@@ -106,6 +109,8 @@ class ResNet34SE(SpeakerEmbedder):
 
     blocks_per_stage = (3, 4, 6, 3)
     strides = (1, 2, 2, 2)
+    #: whether each block gates its residual with squeeze-excitation (ResNet34SE).
+    se: ClassVar[bool] = False
 
     def __init__(self, input_dim: int = 80, channels: int = 32, embedding_dim: int = 256) -> None:
         super().__init__()
@@ -118,7 +123,7 @@ class ResNet34SE(SpeakerEmbedder):
         )
         ins = [channels] + widths[:-1]
         specs = zip(ins, widths, self.blocks_per_stage, self.strides, strict=True)
-        self.S1, self.S2, self.S3, self.S4 = (_stage(i, w, n, s) for i, w, n, s in specs)
+        self.S1, self.S2, self.S3, self.S4 = (_stage(i, w, n, s, self.se) for i, w, n, s in specs)
         self.pool = TemporalStatsPool()
         self.pooled_dim = 2 * widths[-1] * self.output_bins(input_dim)
         self.fc = nn.Linear(self.pooled_dim, embedding_dim)
@@ -133,7 +138,7 @@ class ResNet34SE(SpeakerEmbedder):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, F) -> (B, D)``."""
-        check_features(x, "ResNet34SE", self.input_dim)
+        check_features(x, type(self).__name__, self.input_dim)
         h = self.stem(x.transpose(1, 2).unsqueeze(1))
         h = self.S4(self.S3(self.S2(self.S1(h))))
         return self.fc(self.pool(h))
@@ -148,3 +153,9 @@ class ResNet34SE(SpeakerEmbedder):
             "pool": self.pool,
             "fc": self.fc,
         }
+
+
+class ResNet34SE(ResNet34):
+    """ResNet34 with SE blocks and TSP (Li et al. 2022 Table 1): ``(B, T, F) -> (B, D)``."""
+
+    se = True

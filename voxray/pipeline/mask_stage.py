@@ -164,6 +164,41 @@ def _map_lookup(
     return ctx.out, files, needed, donor_of
 
 
+def _apply_masks(
+    ctx: RunContext,
+    kind: str,
+    conds: list[MaskCondition],
+    todo: list[str],
+    lookup: tuple[Storage, dict[MapKey, str], dict[str, str], dict[str, str]],
+) -> None:
+    """The features of ``todo`` through an ``ApplyMasks`` pool into masked/."""
+    rc = ctx.cfg.mask.resources
+    feats = read_parquet_dataset(
+        ctx.out,
+        features_rel(kind),
+        ["utt_id", "num_frames", "num_bins", "values"],
+        todo,
+        rows_per_block=rc.batch_size,
+    )
+    pool_to_sink(
+        feats,
+        ApplyMasks,
+        (conds, ctx.cfg.mask, kind, lookup),
+        rc,
+        ParquetSink(
+            ctx.out,
+            MASKED,
+            schema.MASKED,
+            MASK_KEYS,
+            partition=schema.MASKED_PARTITION,
+            stage=STAGE,
+            rows_per_file=rc.rows_per_file,
+        ),
+        {"num_cpus": min(actor_resources(rc)["num_cpus"], 1.0), **actor_retries()},
+        total=len(todo),
+    )
+
+
 def run_mask(ctx: RunContext) -> StageResult:
     cfg, out = ctx.cfg, ctx.out
     loaded = load_model(base_model(ctx).path, cfg.corpus.s3)
@@ -178,7 +213,6 @@ def run_mask(ctx: RunContext) -> StageResult:
         by_attr.setdefault((c.method, c.pathway), []).append(c)
     done = committed_keys(out, MASKED, MASK_KEYS)
     result = StageResult(STAGE)
-    rc = cfg.mask.resources
     utts_of: dict[tuple[str, str], list[str]] = {}
     for (method, configured), conds in by_attr.items():
         index = index_maps(ctx.out, method)
@@ -193,30 +227,7 @@ def run_mask(ctx: RunContext) -> StageResult:
             continue
         log.info("mask: %d utterances x %s", len(todo), ", ".join(c.name for c in conds))
         lookup = _map_lookup(ctx, index, conds, todo, pathway_of, speaker_of, seen)
-        feats = read_parquet_dataset(
-            out,
-            features_rel(kind),
-            ["utt_id", "num_frames", "num_bins", "values"],
-            todo,
-            rows_per_block=rc.batch_size,
-        )
-        pool_to_sink(
-            feats,
-            ApplyMasks,
-            (conds, cfg.mask, kind, lookup),
-            rc,
-            ParquetSink(
-                out,
-                MASKED,
-                schema.MASKED,
-                MASK_KEYS,
-                partition=schema.MASKED_PARTITION,
-                stage=STAGE,
-                rows_per_file=rc.rows_per_file,
-            ),
-            {"num_cpus": min(actor_resources(rc)["num_cpus"], 1.0), **actor_retries()},
-            total=len(todo),
-        )
+        _apply_masks(ctx, kind, conds, todo, lookup)
     final = committed_keys(out, MASKED, MASK_KEYS)
     result.skipped = 0
     result.outputs = sum(

@@ -11,41 +11,19 @@ speaker information the masked features keep without retraining.
 
 from __future__ import annotations
 
-import re
-
 import pyarrow.compute as pc
 
-from voxray.config import MaskCondition, RetrainConfig
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import MANIFEST, MASKED, MODELS, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel
 from voxray.pipeline.embed_stage import EmbedJob, embed_jobs
 from voxray.pipeline.model_ref import base_model, trained_model
+from voxray.pipeline.retrain_names import retrainings
 from voxray.pipeline.train_stage import train_on
 
 log = get_logger(__name__)
 STAGE = "retrain"
-
-
-def condition_slug(cond: MaskCondition) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", cond.name).strip("-")
-
-
-def retrained_name(base: str, cond: MaskCondition, variant: str = "scratch", seed: int = 0) -> str:
-    """``<base>--<condition>``, then ``--continue`` for that variant and ``--seed<k>`` past the
-    first seed (so a one-seed scratch retraining keeps the name older runs gave it)."""
-    name = f"{base}--{condition_slug(cond)}"
-    if variant != "scratch":
-        name = f"{name}--{variant}"
-    return f"{name}--seed{seed}" if seed else name
-
-
-def retrainings(base: str, cfg: RetrainConfig, cond: MaskCondition) -> list[tuple[str, str, int]]:
-    """(model name, variant, seed offset) of every retraining of ``cond``."""
-    return [
-        (retrained_name(base, cond, v, k), v, k) for v in cfg.variants for k in range(cfg.seeds)
-    ]
 
 
 def run_retrain(ctx: RunContext) -> StageResult:

@@ -130,9 +130,7 @@ def train_model(
         raise ValueError(f"no training utterances for model {name!r}")
     seg = segment_frames(cfg.segment_s, frame_shift_ms)
     crops = _crop_stream(train_ds, cfg, seg, data_task_cpus)
-    config = _loop_config(cfg, model_cfg, input_dim, num_classes, rows, fail_at_epoch)
-    if init_state is not None:
-        config["init_state"] = init_state
+    config = _loop_config(cfg, model_cfg, input_dim, num_classes, rows, fail_at_epoch, init_state)
     result = _fit(cfg, config, crops, storage_path, name, out_storage)
     state = load_train_state(result.checkpoint)
     checkpoint_uri = ("s3://" if storage_path.startswith("s3://") else "") + result.checkpoint.path
@@ -208,8 +206,10 @@ def _loop_config(
     num_classes: int,
     rows: int,
     fail_at_epoch: int | None,
+    init_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What ``train_loop_per_worker`` reads (see ``loop.py``)."""
+    """What ``train_loop_per_worker`` reads (see ``loop.py``); ``init_state``: the weights it
+    starts from (a continued model) instead of random ones."""
     steps, drop_last = steps_per_epoch(rows, cfg)
     config: dict[str, Any] = {
         "train": cfg,
@@ -219,6 +219,8 @@ def _loop_config(
         "steps_per_epoch": steps,
         "drop_last": drop_last,
     }
+    if init_state is not None:
+        config["init_state"] = init_state
     if fail_at_epoch is not None:
         config["fail_at_epoch"] = fail_at_epoch
         config["fault_dir"] = os.path.join(tempfile.gettempdir(), "voxray-faults", uuid.uuid4().hex)

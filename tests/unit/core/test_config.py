@@ -164,6 +164,26 @@ def test_default_table_2_masks_no_utterance_with_a_classification_map() -> None:
     assert cfg.retrain.epochs == 0 and cfg.retrain.variants == ("scratch",)
 
 
+#: Sarvaš 2021 (002) §4.2-4.3: AlexNet at lr 1e-4, the top 0.5% relevant bins of each training
+#: crop set to their Moore-neighbourhood mean, the trained model trained again on those alone.
+SEED_002_GENDER = {"lr": 1e-4, "retrain_on": "augmented", "top_fraction": 0.005}
+
+
+def _gender_protocol(cfg: VoxrayConfig) -> dict[str, object]:
+    return {key: getattr(cfg.eval.gender, key) for key in SEED_002_GENDER}
+
+
+def test_default_gender_protocol_is_002s() -> None:
+    assert _gender_protocol(VoxrayConfig()) == SEED_002_GENDER
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in (CONF / "profiles").glob("*.yaml")))
+def test_every_profile_that_runs_the_gender_experiment_runs_002s_protocol(profile: str) -> None:
+    """No profile overrides 002's protocol (it may shorten the epochs, or leave it out)."""
+    cfg = load_config(profile=profile)
+    assert not cfg.eval.gender.enabled or _gender_protocol(cfg) == SEED_002_GENDER
+
+
 @pytest.mark.parametrize(
     ("override", "key"),
     [("retrain.seeds=0", "retrain.seeds"), ("retrain.variants=[]", "retrain.variants")],

@@ -78,7 +78,7 @@ def test_each_profile_is_its_paper_set_up() -> None:
     assert p1.eval.faithfulness.enabled and p1.eval.multispeaker.enabled
     assert set(p1.eval.multispeaker.cases) == {"A-B", "A-B-A", "B-A-B", "A-B-C"}
     # Sarvaš 2021: ResNet on 64-dim fbank, LRP composites, pixel flipping, its gender experiment
-    assert (p2.model.arch, p2.features.num_mel_bins) == ("resnet34se", 64)
+    assert (p2.model.arch, p2.features.num_mel_bins) == ("resnet34", 64)  # §5: no SE gates
     assert set(p2.attribution.methods) == {"lrp_0", "lrp_epsilon", "lrp_gamma"}
     assert (p2.attribution.lrp_epsilon, p2.attribution.lrp_gamma) == (0.5, 5.0)
     g = p2.eval.gender

@@ -69,6 +69,7 @@ def test_round_trip_restores_outputs_and_metadata(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("cfg", "options"),
     [
+        (ModelConfig(arch="resnet34", channels=4, embedding_dim=8), {}),
         (ModelConfig(arch="resnet34se", channels=4, embedding_dim=8), {}),
         (ModelConfig(arch="bilstm", channels=6, embedding_dim=5), {}),
         (
@@ -76,7 +77,7 @@ def test_round_trip_restores_outputs_and_metadata(tmp_path: Path) -> None:
             {"input_frames": 80},
         ),
     ],
-    ids=["resnet34se", "bilstm", "alexnet"],
+    ids=["resnet34", "resnet34se", "bilstm", "alexnet"],
 )
 def test_round_trip_other_architectures(
     tmp_path: Path, cfg: ModelConfig, options: dict[str, int]

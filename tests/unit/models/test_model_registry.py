@@ -13,6 +13,7 @@ from voxray.models import (
     EcapaTdnn,
     Ge2eLstm,
     MarginHead,
+    ResNet34,
     ResNet34SE,
     build_classifier,
     build_embedder,
@@ -20,6 +21,7 @@ from voxray.models import (
 
 CASES = [
     (ModelConfig(arch="ecapa_tdnn", channels=16, embedding_dim=8), EcapaTdnn, {"mfa_channels": 48}),
+    (ModelConfig(arch="resnet34", channels=4, embedding_dim=8), ResNet34, {}),
     (ModelConfig(arch="resnet34se", channels=4, embedding_dim=8), ResNet34SE, {}),
     (ModelConfig(arch="bilstm", channels=4, embedding_dim=8), BiLstm, {}),
     (ModelConfig(arch="alexnet", embedding_dim=8), AlexNet, {"input_frames": 70}),
@@ -35,7 +37,7 @@ CASES = [
 @pytest.mark.parametrize(("cfg", "cls", "options"), CASES, ids=[c[0].arch for c in CASES])
 def test_build_each_arch(cfg: ModelConfig, cls: type, options: dict[str, int]) -> None:
     embedder = build_embedder(cfg, 40 if cfg.arch != "alexnet" else 80, **options)
-    assert isinstance(embedder, cls) and embedder.embedding_dim == 8
+    assert type(embedder) is cls and embedder.embedding_dim == 8
     classifier = build_classifier(cfg, embedder.input_dim, 5, **options).eval()
     assert isinstance(classifier.head, MarginHead) and classifier.num_classes == 5
     with torch.no_grad():
@@ -51,7 +53,7 @@ def test_head_config_is_used() -> None:
 
 
 def test_unknown_arch_lists_valid_ones() -> None:
-    valid = "alexnet, bilstm, campplus, ecapa_tdnn, ge2e, resnet34se"
+    valid = "alexnet, bilstm, campplus, ecapa_tdnn, ge2e, resnet34, resnet34se"
     with pytest.raises(KeyError, match=f"unknown architecture 'tdnn' .*{valid}"):
         build_embedder(ModelConfig(arch="tdnn"), 80)  # type: ignore[arg-type]  # invalid on purpose
 

@@ -99,6 +99,26 @@ def test_reliability_table_without_masked_conditions_keeps_the_clean_row(make_me
     assert reliability_table(None, "ecapa", "vox1-o").empty
 
 
+def test_reliability_table_shows_each_seed_and_their_mean_per_variant(make_metrics) -> None:
+    """retrain.seeds 3 and both variants: one row per variant, named; its retrained columns the
+    seeds' mean, the Seeds columns their count and each seed's masked-test EER."""
+    rows = _table2_rows()[:3] + [("ecapa", IG, "vox1-o", "cosine", "eer", 0.2)]
+    for variant, eers in (("", (0.04, 0.05, 0.06)), ("--continue", (0.10, 0.20, 0.30))):
+        for k, eer in enumerate(eers):
+            model = f"ecapa--ig{variant}" + (f"--seed{k}" if k else "")
+            rows += [(model, IG, "vox1-o", "cosine", "eer", eer)]
+            rows += [(model, "none", "vox1-o", "cosine", "eer", eer / 2)]
+    t = reliability_table(make_metrics(rows), "ecapa", "vox1-o")
+    scratch, cont = "Integrated Gradients [scratch]", "Integrated Gradients [continue]"
+    assert list(t.index) == ["None (clean)", scratch, cont]
+    masked = t[("Retrained, masked test", EER)]
+    assert masked[[scratch, cont]].tolist() == pytest.approx([5.0, 20.0])
+    assert t.loc[cont, ("Retrained, clean test", EER)] == pytest.approx(10.0)
+    assert t.loc[scratch, ("Base, masked test", EER)] == pytest.approx(20.0)
+    assert t.loc[scratch, ("Seeds", "n")] == "3"
+    assert t.loc[cont, ("Seeds", f"Retrained, masked test {EER}, each")] == "10.00, 20.00, 30.00"
+
+
 def test_seed_figure_only_for_the_seed_conditions(make_metrics) -> None:
     other = "masked:saliency/traversal/threshold:signed@0.2"
     variant = "masked:integrated_gradients/seen-classification/product"

@@ -10,6 +10,7 @@ import pytest
 
 from voxray.config.evaluation import IntervalConfig
 from voxray.eval.intervals import Interval
+from voxray.report.effects import paired_eer_effect, pooled_eer_effect
 from voxray.report.sections.clustering import ahc_verdict
 from voxray.report.sections.faithfulness import cam_random_verdict
 from voxray.report.sections.flipping import lrp_flipping_verdict
@@ -255,3 +256,71 @@ def test_formant_verdict_bootstraps_the_ratio_over_speakers(rng):
     assert formant_verdict(frame(high, 0.01), manifest, hz, FAST).status == "fails"
     assert formant_verdict(frame(flat, 0.05), manifest, hz, FAST).status == "inconclusive"
     assert formant_verdict(frame(voiced, 0.01), manifest, None, FAST).status == "not computed"
+
+
+# ---- 000 with several seeds (retrain.seeds): the effect pools them, over speakers and seeds
+
+SEED_MODELS = ("ecapa--ig", "ecapa--ig--seed1", "ecapa--ig--seed2")
+
+
+def _seeds(rng, clean: pd.DataFrame, target_means: list[float]) -> list[pd.DataFrame]:
+    """One retraining per seed: the clean scores plus the seed's own noise, targets moved to
+    ``target_mean`` (clean targets ~ N(3, 1))."""
+    return [
+        clean.assign(
+            score=clean["score"]
+            + rng.normal(0.0, 0.7, len(clean))
+            + (mean - 3.0) * clean["label"].to_numpy()
+        )
+        for mean in target_means
+    ]
+
+
+def _seed_systems(clean, seeds) -> dict[tuple[str, str, str], pd.DataFrame]:
+    systems = {("ecapa", "none", "cosine"): clean}
+    systems.update({(m, MASKED, "cosine"): s for m, s in zip(SEED_MODELS, seeds, strict=False)})
+    return systems
+
+
+def test_pooled_interval_of_agreeing_seeds_is_no_wider_than_one_seed(rng):
+    clean = _trial_scores(rng, 3.0)
+    seeds = _seeds(rng, clean, [2.5, 2.5, 2.5])
+    scores = _scores(_seed_systems(clean, seeds), "l")
+    one = ("ecapa--ig", MASKED, "cosine")
+    pooled = pooled_eer_effect(
+        scores,
+        _manifest(),
+        [(m, MASKED, "cosine") for m in SEED_MODELS],
+        [("ecapa", "none", "cosine")],
+        "l",
+        FAST,
+    )
+    single = paired_eer_effect(scores, _manifest(), one, ("ecapa", "none", "cosine"), "l", FAST)
+    assert pooled is not None and single is not None
+    assert "of 3 vs 1 seeds" in pooled.method and "seeds" not in single.method
+    assert pooled.ci_high - pooled.ci_low <= single.ci_high - single.ci_low
+    assert pooled.ci_low <= pooled.value <= pooled.ci_high
+
+
+def test_verdict_is_inconclusive_when_the_seeds_disagree_across_the_bound(rng):
+    clean = _trial_scores(rng, 3.0)
+    # seed 0 and seed 1 as good as clean, seed 2 collapsed: each alone is clear-cut
+    seeds = _seeds(rng, clean, [4.0, 4.0, 0.3])
+
+    def judged(models: int) -> str:
+        systems = _seed_systems(clean, seeds[:models])
+        metrics = pd.DataFrame([r.__dict__ for r in _eer_rows(systems, "l")])
+        v = reliability_verdict(
+            metrics, _scores(systems, "l"), _manifest(), "ecapa", "l", FAST, 2.5
+        )
+        assert (f"mean of {models} seeds" in v.detail) == (models > 1), v.detail
+        return v.status
+
+    assert judged(1) == "holds"
+    assert judged(2) == "holds"  # two agreeing seeds
+    assert judged(3) == "inconclusive"
+    alone = _seed_systems(clean, [seeds[2]])
+    metrics = pd.DataFrame([r.__dict__ for r in _eer_rows(alone, "l")])
+    assert (
+        reliability_verdict(metrics, _scores(alone, "l"), _manifest(), "ecapa", "l", FAST, 2.5)
+    ).status == "fails"
