@@ -95,7 +95,7 @@ def pool_to_sink(
     rows a call, its rows written through ``sink``. ``res`` are the actors' resources (the stages
     compute them first: their constructors need the GPUs granted); ``zero_copy`` when ``fn``
     only reads its batch. ``total``, the rows of ``ds``, gives the progress line its ETA. A pool
-    idle for ``rc.stall_timeout_s`` after one of its nodes was lost stops with StageStalledError
+    idle for ``rc.stall_timeout_s`` after one of its nodes was lost stops with LostNodeError
     (``progress.run_watched``) instead of waiting for ever."""
 
     def write(counter: Any) -> None:

@@ -19,7 +19,8 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from voxray.log import Progress
-from voxray.pipeline.stall import Done, StageStalledError, StallWatch
+from voxray.nodes import live_nodes
+from voxray.pipeline.stall import Done, LostNodeError, StallWatch
 
 #: seconds between two reads of the counter.
 POLL_S = 1.0
@@ -96,9 +97,10 @@ class _PoolThread(threading.Thread):
 
 
 def _read(counter: Any) -> Done | None:
+    """The counts, or None while the counter is slow or restarting (its node was lost)."""
     try:
         return ray.get(counter.done.remote(), timeout=POLL_S * 5)
-    except ray.exceptions.GetTimeoutError:
+    except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
         return None
 
 
@@ -126,8 +128,9 @@ def run_watched(
 ) -> None:
     """Run ``work(counter)`` (a pool that counts its rows on ``counter``: CountRows, and the
     sink's writes) in a thread of its own while this one draws ``label``'s progress. It raises
-    what ``work`` raised, or StageStalledError once no rows were done for ``stall_timeout_s``
-    after a node of the stage was lost (the pool is then stopped, see ``_PoolThread.stop``).
+    LostNodeError once no rows were done for ``stall_timeout_s`` after a node of the stage was
+    lost (the pool is then stopped, see ``_PoolThread.stop``), or when ``work`` failed while a
+    node of the stage is lost; else what ``work`` raised.
     The counter lives on this node, which a lost worker node does not take with it."""
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
     counter = RowCounter.options(scheduling_strategy=here).remote()
@@ -139,7 +142,12 @@ def run_watched(
     try:
         verdict = _watch(pool, progress, watch)
         if verdict is not None:
-            raise StageStalledError(verdict)
+            raise LostNodeError(verdict)
+        if isinstance(pool.error, Exception):
+            # live_nodes waits for the GCS to find a node dead that it still lists alive
+            failure = watch.failure(live_nodes(), pool.error)
+            if failure is not None:
+                raise LostNodeError(failure) from pool.error
         if pool.error is not None:
             raise pool.error
         # the pool is done, so are its rows (the last adds may still be on their way)

@@ -6,7 +6,9 @@ only where there is room (a pool sized to the GPUs there were has none), and the
 held wait on that restart for ever: the stage hangs, its other actors idle. A stall alone does
 not stop a stage (one batch of a big model on a CPU may take minutes), nor does a lost node
 alone (its actors may restart on the survivors and the stage finish there): the two together
-do, with a message naming the node and the rows left, which a rerun resumes from.
+do, with a message naming the node and the rows left, which a rerun resumes from. A pool that
+fails outright while a node of it is lost (Ray's error for an actor gone with its node) gets the
+same message, the Ray error kept as its cause.
 
 Pure bookkeeping, no Ray calls: the pool's driver thread (``pipeline.progress``) feeds it counts,
 times and ``ray.nodes()`` lists.
@@ -19,8 +21,9 @@ from dataclasses import dataclass, field
 from voxray.nodes import node_name
 
 
-class StageStalledError(RuntimeError):
-    """A stage stopped: no progress for its stall timeout after a node it ran on was lost."""
+class LostNodeError(RuntimeError):
+    """A stage stopped after losing a node it ran on: no progress for its stall timeout, or
+    its pool failed with Ray's error for the actors that went with the node."""
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,22 @@ class StallWatch:
         lost = self.lost(nodes)
         if self.idle_s(now) < self.timeout_s or not lost:
             return None
+        idle = f"no rows done for {self.idle_s(now):.0f} s"
+        return self.message(f"{idle} (resources.stall_timeout_s={self.timeout_s:g})", lost)
+
+    def failure(self, nodes: list[dict], error: BaseException) -> str | None:
+        """The message for a pool that failed with ``error`` (Ray's, for an actor that went
+        with its node) while a node it ran on is lost; None when every node is there."""
+        lost = self.lost(nodes)
+        if not lost:
+            return None
+        cause = (str(error).splitlines() or [""])[0][:200]
+        return self.message(f"failed with {type(error).__name__} ({cause})", lost)
+
+    def message(self, what: str, lost: list[dict]) -> str:
         names = ", ".join(node_name(n) for n in lost)
         return (
-            f"{self.label}: no rows done for {self.idle_s(now):.0f} s (resources.stall_timeout_s"
-            f"={self.timeout_s:g}) after losing Ray node {names}; {self.rows_line()}; "
+            f"{self.label}: {what} after losing Ray node {names}; {self.rows_line()}; "
             "rerun to resume on the nodes there are"
         )
 
@@ -82,4 +97,5 @@ class StallWatch:
         if self.total is None:
             return f"{self.done.computed} rows computed, {written}"
         computed = min(self.done.computed, self.total)
-        return f"{computed} of {self.total} rows computed, {self.total - computed} left, {written}"
+        left = self.total - computed
+        return f"{computed} of {self.total} rows computed, {left} left to compute, {written}"

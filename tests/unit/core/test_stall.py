@@ -40,7 +40,7 @@ def test_idle_past_the_timeout_with_a_node_lost_stops_naming_node_and_rows_left(
     assert message.startswith("stage features: no rows done for 61 s")
     assert "resources.stall_timeout_s=60" in message
     assert "10.0.0.2 (a1111111)" in message and "b2222222" not in message
-    assert "10 of 24 rows computed, 14 left, 8 output rows written" in message
+    assert "10 of 24 rows computed, 14 left to compute, 8 output rows written" in message
 
 
 def test_a_node_dropped_from_the_list_counts_as_lost() -> None:
@@ -79,6 +79,21 @@ def test_a_node_that_joined_mid_stage_and_died_is_named() -> None:
     assert watch.verdict([HEAD, A, B, late], now=30.0) is None
     message = watch.verdict([HEAD, A, B, {**late, "Alive": False}], now=70.0)
     assert message is not None and "10.0.0.4 (c3333333)" in message
+
+
+def test_a_pool_failed_while_a_node_is_lost_names_node_rows_and_cause() -> None:
+    error = RuntimeError("The actor 863cda94 is unavailable: Connection reset\nmore detail")
+    message = _watch().failure([HEAD, B], error)
+    assert message is not None
+    assert message.startswith(
+        "stage features: failed with RuntimeError (The actor 863cda94 is unavailable: "
+        "Connection reset) after losing Ray node 10.0.0.2 (a1111111); 10 of 24 rows computed"
+    )
+    assert "more detail" not in message
+
+
+def test_a_pool_failed_with_every_node_there_keeps_its_own_error() -> None:
+    assert _watch().failure([HEAD, A, B], RuntimeError("a bug")) is None
 
 
 def test_without_a_total_the_message_gives_the_counts() -> None:
