@@ -28,10 +28,16 @@ def _forget_current_cluster(address: str) -> None:
 
 class LocalCluster:
     """A head (0 CPUs unless told) plus worker nodes; ``kill_worker`` removes one without grace;
-    ``worker_env`` sets environment variables of each worker node's raylet and workers."""
+    ``worker_env`` sets environment variables of each worker node's raylet and workers;
+    ``worker_gpus`` gives each worker node that many GPUs as Ray counts them, real or not (a
+    pool that asks for one GPU per actor then fits one actor on each node); None: those found."""
 
     def __init__(
-        self, workers: int, worker_env: list[dict[str, str]] | None = None, head_cpus: int = 0
+        self,
+        workers: int,
+        worker_env: list[dict[str, str]] | None = None,
+        head_cpus: int = 0,
+        worker_gpus: int | None = None,
     ) -> None:
         import ray
         from ray.cluster_utils import Cluster
@@ -47,6 +53,7 @@ class LocalCluster:
             },
         )
         _forget_current_cluster(self.cluster.address)
+        self.worker_gpus = worker_gpus
         envs = worker_env or [{} for _ in range(workers)]
         for env in envs:
             self.add_worker(env)
@@ -57,8 +64,9 @@ class LocalCluster:
         return self.cluster.address
 
     def add_worker(self, env: dict[str, str] | None = None):
+        gpus = {} if self.worker_gpus is None else {"num_gpus": self.worker_gpus}
         return self.cluster.add_node(
-            num_cpus=WORKER_CPUS, object_store_memory=STORE_BYTES, env_vars=env or None
+            num_cpus=WORKER_CPUS, object_store_memory=STORE_BYTES, env_vars=env or None, **gpus
         )
 
     def node_running(self, actor_class: str):
@@ -71,10 +79,12 @@ class LocalCluster:
         workers = sorted(self.cluster.worker_nodes, key=lambda n: n.unique_id)
         return next((n for n in workers if n.node_id in hosts), workers[0])
 
-    def kill_worker(self, actor_class: str = "") -> None:
+    def kill_worker(self, actor_class: str = "") -> str:
         """Kill a worker node's processes at once (no graceful drain), as a preemption would:
-        one hosting an ``actor_class`` actor when there is one."""
-        self.cluster.remove_node(self.node_running(actor_class), allow_graceful=False)
+        one hosting an ``actor_class`` actor when there is one. Returns its node id."""
+        node = self.node_running(actor_class)
+        self.cluster.remove_node(node, allow_graceful=False)
+        return node.node_id
 
     def smoke_run(self, corpus: Path, out: Path, **kwargs: Any) -> subprocess.CompletedProcess:
         """``voxray run --profile smoke`` on this cluster (through RAY_ADDRESS); ``kwargs`` go to

@@ -24,11 +24,8 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """``voxray <args>`` in a subprocess; ``check`` raises with the output tail on failure.
     The command starts its own local Ray unless ``env`` names a RAY_ADDRESS."""
-    full_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    full_env.pop("RAY_ADDRESS", None)
-    full_env.update(env or {})
     proc = subprocess.run(
-        [*VOXRAY, *args], env=full_env, capture_output=True, text=True, timeout=timeout
+        [*VOXRAY, *args], env=_cli_env(env), capture_output=True, text=True, timeout=timeout
     )
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -36,6 +33,25 @@ def run_cli(
             f"{proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
     return proc
+
+
+def start_cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """``voxray <args>`` started as ``run_cli`` runs it, for a test that acts while it runs;
+    its stderr piped, its stdout dropped."""
+    return subprocess.Popen(
+        [*VOXRAY, *args],
+        env=_cli_env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _cli_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    full_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    full_env.pop("RAY_ADDRESS", None)
+    full_env.update(env or {})
+    return full_env
 
 
 def run_profile(

@@ -24,6 +24,11 @@ class ResourceConfig:
     #: autoscaling cluster); 0 keeps it at ``concurrency``. ``concurrency`` is then the pool's
     #: minimum, the actors it starts with, whose CPUs are sized to fit the nodes there are.
     max_concurrency: int = 0
+    #: seconds the pool may do no rows after one of its nodes was lost before the stage stops
+    #: with an error naming the node and the rows left (its actors may have nowhere to restart:
+    #: without it the stage would wait for ever). Longer than a batch and than a replacement
+    #: node takes to join; the rerun resumes from the rows written.
+    stall_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "concurrency"):
@@ -34,6 +39,8 @@ class ResourceConfig:
                 f"max_concurrency must be 0 or >= concurrency ({self.concurrency}), "
                 f"got {self.max_concurrency}"
             )
+        if self.stall_timeout_s <= 0:
+            raise ValueError(f"stall_timeout_s must be > 0, got {self.stall_timeout_s}")
         if self.rows_per_file < 0:
             raise ValueError(f"rows_per_file must be >= 0, got {self.rows_per_file}")
 

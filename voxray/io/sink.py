@@ -85,7 +85,9 @@ class ParquetSink(Datasink):
 
     Rows whose ``error`` column is set go to quarantine.parquet under ``stage`` instead.
     ``rows_per_file`` rows (0: whatever a block holds) share one write call and file.
-    The write returns are (rows written, rows quarantined) per task.
+    The write returns are (rows written, rows quarantined) per task. ``progress``, when set,
+    is a handle whose ``add_written.remote(rows)`` each write calls with the rows it committed
+    (``pipeline.progress.RowCounter``): a stalled stage's message says how many rows are left.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class ParquetSink(Datasink):
         self.stage = stage or rel_dir
         self.rows_written = 0
         self.rows_quarantined = 0
+        self.progress: Any = None
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> tuple[int, int]:
         tables = [
@@ -121,6 +124,8 @@ class ParquetSink(Datasink):
         written = write_partitioned(
             self.storage, self.rel_dir, good, self.schema, self.key_columns, self.partition
         )
+        if self.progress is not None:
+            self.progress.add_written.remote(written + quarantined)
         return (written, quarantined)
 
     def on_write_complete(self, write_result: Any) -> None:

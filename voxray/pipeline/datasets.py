@@ -14,7 +14,7 @@ from voxray.config import ResourceConfig
 from voxray.io.sink import ParquetSink
 from voxray.io.storage import Storage, StorageError
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext
-from voxray.pipeline.progress import CountRows, pool_progress
+from voxray.pipeline.progress import CountRows, run_watched
 from voxray.pipeline.ray_env import DATA_TASK_CPUS
 from voxray.schema import FEATURES as FEATURES_SCHEMA
 from voxray.schema import MANIFEST as MANIFEST_SCHEMA
@@ -94,8 +94,12 @@ def pool_to_sink(
     loads the model once per actor) on a pool of actors (``pool_strategy``), ``rc.batch_size``
     rows a call, its rows written through ``sink``. ``res`` are the actors' resources (the stages
     compute them first: their constructors need the GPUs granted); ``zero_copy`` when ``fn``
-    only reads its batch. ``total``, the rows of ``ds``, gives the progress line its ETA."""
-    with pool_progress(f"stage {sink.stage}", total) as counter:
+    only reads its batch. ``total``, the rows of ``ds``, gives the progress line its ETA. A pool
+    idle for ``rc.stall_timeout_s`` after one of its nodes was lost stops with LostNodeError
+    (``progress.run_watched``) instead of waiting for ever."""
+
+    def write(counter: Any) -> None:
+        sink.progress = counter
         ds.map_batches(
             CountRows,
             fn_constructor_args=(fn, fn_args, counter),
@@ -105,6 +109,8 @@ def pool_to_sink(
             compute=pool_strategy(rc),
             **res,
         ).write_datasink(sink)
+
+    run_watched(f"stage {sink.stage}", total, rc.stall_timeout_s, write)
 
 
 def features_rel(kind: str) -> str:

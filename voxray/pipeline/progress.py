@@ -1,38 +1,52 @@
-"""A stage's progress on the console while its actor pool runs (``voxray.log.Progress``).
+"""A stage's actor pool run under watch: its progress on the console (``voxray.log.Progress``)
+and a stop with a clear error when it has stalled on a lost node (``pipeline.stall``).
 
-The pool's actors add the rows of each batch they finish to a counter actor; a thread of the
-driver reads the count every second and draws the line. Ray Data's own progress bars
-(one per operator, redrawn into a log file as hundreds of lines) stay off.
+The pool's actors add the rows of each batch they finish to a counter actor, and the sink's
+write tasks the rows they commit; the driver reads the counts every second, draws the line
+and feeds the stall watch. Ray Data's own progress bars (one per operator, redrawn into a log
+file as hundreds of lines) stay off.
 """
 
 from __future__ import annotations
 
+import ctypes
 import threading
-from contextlib import contextmanager
-from typing import Any, Iterator
+import time
+from typing import Any, Callable
 
 import pyarrow as pa
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from voxray.log import Progress
+from voxray.nodes import live_nodes
+from voxray.pipeline.stall import Done, LostNodeError, StallWatch
 
 #: seconds between two reads of the counter.
 POLL_S = 1.0
+#: seconds between two reads of the node list while the stage is idle (a GCS call).
+NODES_POLL_S = 5.0
+#: seconds a stopped pool has to shut its executor down before the error is raised anyway.
+STOP_GRACE_S = 30.0
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)
 class RowCounter:
-    """Rows done so far (a task retried after a worker died counts its rows again: the line
-    is capped at the total)."""
+    """Rows computed and rows written so far (a task retried after a worker died counts its
+    rows again: the line is capped at the total)."""
 
     def __init__(self) -> None:
-        self.rows = 0
+        self.computed = 0
+        self.written = 0
 
     def add(self, rows: int) -> None:
-        self.rows += rows
+        self.computed += rows
 
-    def total(self) -> int:
-        return self.rows
+    def add_written(self, rows: int) -> None:
+        self.written += rows
+
+    def done(self) -> Done:
+        return Done(self.computed, self.written)
 
 
 class CountRows:
@@ -49,28 +63,96 @@ class CountRows:
         return out
 
 
-@contextmanager
-def pool_progress(label: str, total: int | None) -> Iterator[Any]:
-    """Yields the counter for CountRows; draws ``label``'s progress until the block ends."""
-    counter = RowCounter.remote()
-    progress = Progress(label, total)
-    stop = threading.Event()
+class PoolStopped(BaseException):
+    """Raised inside the thread running a stalled pool. A BaseException, as KeyboardInterrupt
+    is, so that no ``except Exception`` on the way swallows it."""
 
-    def watch() -> None:
-        while not stop.wait(POLL_S):
-            try:
-                progress.update(ray.get(counter.total.remote(), timeout=POLL_S * 5))
-            except ray.exceptions.GetTimeoutError:
-                continue
 
-    thread = threading.Thread(target=watch, name="voxray-progress", daemon=True)
-    thread.start()
+class _PoolThread(threading.Thread):
+    """Runs ``work(counter)`` and keeps its error for the watching thread. A daemon: a pool
+    that ignores the stop must not keep the process alive."""
+
+    def __init__(self, work: Callable[[Any], None], counter: Any) -> None:
+        super().__init__(name="voxray-pool", daemon=True)
+        self.work, self.counter = work, counter
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.work(self.counter)
+        except BaseException as exc:  # handed to the watching thread, which raises it
+            self.error = exc
+
+    def stop(self) -> None:
+        """Raise PoolStopped in this thread at its next Python instruction, and wait a while
+        for it to end. Ray Data has no call that cancels a running dataset, but its consumer
+        (a Python loop polling the output queue) shuts its executor down, releasing the pool's
+        actors, on any BaseException, as it does for Ctrl-C."""
+        if self.ident is None or not self.is_alive():
+            return
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(self.ident), ctypes.py_object(PoolStopped)
+        )
+        self.join(STOP_GRACE_S)
+
+
+def _read(counter: Any) -> Done | None:
+    """The counts, or None while the counter is slow or restarting (its node was lost)."""
     try:
-        yield counter
+        return ray.get(counter.done.remote(), timeout=POLL_S * 5)
+    except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+        return None
+
+
+def _watch(pool: _PoolThread, progress: Progress, watch: StallWatch) -> str | None:
+    """Until the pool ends: draw its progress and feed the stall watch (the node list every
+    NODES_POLL_S); the watch's message as soon as it says the stage stalled on a lost node."""
+    nodes_read = time.monotonic()
+    while pool.is_alive():
+        pool.join(POLL_S)
+        now = time.monotonic()
+        done = _read(pool.counter)
+        if done is not None:
+            progress.update(done.computed)
+            watch.rows(done, now)
+        if now - nodes_read >= NODES_POLL_S:
+            nodes_read = now
+            verdict = watch.verdict(ray.nodes(), now)
+            if verdict is not None:
+                return verdict
+    return None
+
+
+def run_watched(
+    label: str, total: int | None, stall_timeout_s: float, work: Callable[[Any], None]
+) -> None:
+    """Run ``work(counter)`` (a pool that counts its rows on ``counter``: CountRows, and the
+    sink's writes) in a thread of its own while this one draws ``label``'s progress. It raises
+    LostNodeError once no rows were done for ``stall_timeout_s`` after a node of the stage was
+    lost (the pool is then stopped, see ``_PoolThread.stop``), or when ``work`` failed while a
+    node of the stage is lost; else what ``work`` raised.
+    The counter lives on this node, which a lost worker node does not take with it."""
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    counter = RowCounter.options(scheduling_strategy=here).remote()
+    progress = Progress(label, total)
+    watch = StallWatch(label, total, stall_timeout_s, since=time.monotonic())
+    watch.nodes(ray.nodes())
+    pool = _PoolThread(work, counter)
+    pool.start()
+    try:
+        verdict = _watch(pool, progress, watch)
+        if verdict is not None:
+            raise LostNodeError(verdict)
+        if isinstance(pool.error, Exception):
+            # live_nodes waits for the GCS to find a node dead that it still lists alive
+            failure = watch.failure(live_nodes(), pool.error)
+            if failure is not None:
+                raise LostNodeError(failure) from pool.error
+        if pool.error is not None:
+            raise pool.error
         # the pool is done, so are its rows (the last adds may still be on their way)
-        progress.update(total if total is not None else ray.get(counter.total.remote()))
+        progress.update(total if total is not None else watch.done.computed)
     finally:
-        stop.set()
-        thread.join()
+        pool.stop()  # stalled, or this thread interrupted (Ctrl-C): the pool stops too
         progress.close()
         ray.kill(counter)
