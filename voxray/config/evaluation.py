@@ -24,6 +24,8 @@ class MultiSpeakerConfig:
     trials_per_case: int = 20
     cases: tuple[str, ...] = ("A-B", "A-B-A", "B-A-B", "A-B-C")
     methods: tuple[str, ...] = ("grad_cam_pp", "score_cam", "layer_cam")
+    #: the embedder's layers the CAMs read (empty: every convolutional layer).
+    layers: tuple[str, ...] = ()
     segment_s: float = 2.0
 
 
@@ -150,6 +152,21 @@ class IntervalConfig:
 
 
 @dataclass(frozen=True)
+class EnrolmentConfig:
+    """A head for a model without one (CAM++, GE2E): logits are the scaled cosines to each
+    corpus speaker's mean embedding over its identification-test utterances (iden_split 3),
+    so Top-1, the multi-speaker test and the CAMs have a target speaker."""
+
+    enabled: bool = False
+    #: enrolment utterances per speaker (centre crops of ``train.segment_s``).
+    per_speaker: int = 4
+
+    def __post_init__(self) -> None:
+        if self.per_speaker < 1:
+            raise ValueError(f"eval.enrolment.per_speaker must be >= 1, got {self.per_speaker}")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     scorers: tuple[str, ...] = ("cosine", "mean_cossim", "mean_dot", "ahc", "dominant_sets")
     linkages: tuple[str, ...] = LINKAGES
@@ -158,6 +175,7 @@ class EvalConfig:
     asnorm_cohort: int = 200
     asnorm_top_k: int = 100
     identification: bool = True
+    enrolment: EnrolmentConfig = field(default_factory=EnrolmentConfig)
     faithfulness: FaithfulnessConfig = field(default_factory=FaithfulnessConfig)
     multispeaker: MultiSpeakerConfig = field(default_factory=MultiSpeakerConfig)
     sanity: SanityConfig = field(default_factory=SanityConfig)

@@ -83,12 +83,17 @@ def load_config(
     overrides: list[str] | tuple[str, ...] = (),
     profile: str | None = None,
     use_base: bool = True,
+    pretrained: bool = False,
 ) -> VoxrayConfig:
-    """Build a validated ``VoxrayConfig`` from base.yaml, a profile, files and overrides."""
+    """Build a validated ``VoxrayConfig`` from base.yaml, a profile, files and overrides;
+    ``pretrained`` without a profile adds conf/pretrained.yaml over base.yaml (the defaults
+    for explaining a model the run did not train: sized for a CPU in minutes)."""
     data: dict[str, Any] = {}
     base = conf_dir() / "base.yaml"
     if use_base and base.is_file():
         data = deep_merge(data, read_yaml(base))
+    if pretrained and not profile:
+        data = deep_merge(data, read_yaml(conf_dir() / "pretrained.yaml"))
     if profile:
         data = deep_merge(data, read_yaml(profile_path(profile)))
         data["profile"] = profile

@@ -68,6 +68,30 @@ def test_print_config(capsys: pytest.CaptureFixture[str]) -> None:
     assert cfg["profile"] == "smoke" and cfg["train"]["epochs"] == 5
 
 
+def _printed(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    assert main(["evaluate", "--print-config", *args]) == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_a_pretrained_model_without_a_profile_takes_the_cpu_sizes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--model with no --profile adds conf/pretrained.yaml over base.yaml; a profile, or no
+    --model, leaves it out; an override still wins."""
+    base = _printed(capsys)
+    own = _printed(capsys, "--model", "resemblyzer", "eval.faithfulness.steps=3")
+    assert base["eval"]["xai"]["correlation_runs"] == 100 and base["attribution"]["ig_steps"] == 50
+    assert own["eval"]["xai"]["correlation_runs"] == 10 and own["attribution"]["ig_steps"] == 16
+    assert own["eval"]["faithfulness"] == {
+        **base["eval"]["faithfulness"],
+        "max_utterances": 8,
+        "steps": 3,
+    }
+    assert own["attribution"]["methods"] == base["attribution"]["methods"]  # left out at run time
+    smoke = _printed(capsys, "--model", "resemblyzer", "--profile", "smoke")
+    assert smoke["eval"]["faithfulness"]["max_utterances"] == 4  # smoke's, not pretrained.yaml's
+
+
 def test_cluster_yaml_is_a_valid_launcher_config() -> None:
     cfg = yaml.safe_load((ROOT / "cluster.yaml").read_text())
     schema = json.loads((Path(ray.__file__).parent / "autoscaler" / "ray-schema.json").read_text())

@@ -94,6 +94,14 @@ PROFILE_VALUES: dict[str, dict[str, object]] = {
         "attribution.baseline": "zeros",  # silence for a linear-power front-end
         "corpus.resample": True,
     },
+    "real-campplus": {
+        "model_path": "campplus",
+        "model.arch": "campplus",
+        "attribution.pathways": ("traversal",),
+        "eval.enrolment.enabled": True,  # a target speaker for the CAMs and the mixtures
+        "eval.multispeaker.layers": ("fcm", "block1", "block2", "block3"),
+        "corpus.resample": True,
+    },
     "paper000": {
         "model.arch": "ecapa_tdnn",
         "model.channels": 512,

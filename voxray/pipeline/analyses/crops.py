@@ -20,6 +20,7 @@ from torch import Tensor
 from voxray import schema
 from voxray.config import VoxrayConfig
 from voxray.models.checkpoint import LoadedModel, load_model
+from voxray.pipeline.analyses.enrolment import enrolled
 from voxray.pipeline.context import MANIFEST, RunContext
 from voxray.pipeline.datasets import read_features
 from voxray.pipeline.model_ref import base_model
@@ -84,9 +85,14 @@ def speakers_of(ctx: RunContext, utt_ids: list[str]) -> list[str]:
     return [speaker_of.get(u, u) for u in utt_ids]
 
 
-def analysed_model(ctx: RunContext) -> LoadedModel:
-    """The base model the analyses explain."""
-    return load_model(base_model(ctx).path, ctx.cfg.corpus.s3)
+def analysed_model(ctx: RunContext, enrol: bool = True) -> LoadedModel:
+    """The base model the analyses explain; one without a head gets an enrolment head over the
+    corpus's speakers when ``eval.enrolment`` asks and ``enrol`` allows (identification does
+    not: the centres are made of the utterances it tests)."""
+    loaded = load_model(base_model(ctx).path, ctx.cfg.corpus.s3)
+    if loaded.has_head or not (enrol and ctx.cfg.eval.enrolment.enabled):
+        return loaded
+    return enrolled(ctx, loaded, crop_frames(ctx.cfg))
 
 
 def crop_frames(cfg: VoxrayConfig, seconds: float | None = None) -> int:

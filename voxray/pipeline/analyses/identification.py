@@ -31,7 +31,7 @@ def _list_name(cfg: VoxrayConfig, has_split: bool) -> str:
 
 
 def run_identification(ctx: RunContext) -> dict[str, Any]:
-    loaded = analysed_model(ctx)
+    loaded = analysed_model(ctx, enrol=False)
     if not loaded.has_head:
         return {"skipped": "the model has no classification head"}
     m = ctx.out.read_table(

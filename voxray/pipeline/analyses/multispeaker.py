@@ -34,6 +34,8 @@ from voxray.schema import MetricRow
 
 #: utterances per speaker the mixtures are made of.
 PER_SPEAKER = 4
+#: the pooling and embedding layers (ECAPA/ResNet pool and fc, CAM++'s dense): no time axis.
+EMBEDDING_LAYERS = ("pool", "fc", "dense")
 
 
 def layer_specs(layers: list[str]) -> list[str]:
@@ -85,6 +87,20 @@ def _saliency(
         return out
 
     return saliency_fn
+
+
+def cam_layers(loaded: LoadedModel, wanted: tuple[str, ...]) -> list[str]:
+    """The layers the CAMs read: ``wanted`` (``eval.multispeaker.layers``, each checked to be a
+    convolutional layer of the model), or every convolutional one but those without a time
+    axis (``EMBEDDING_LAYERS``)."""
+    conv = loaded.capabilities.conv_layers
+    unknown = [n for n in wanted if n not in conv]
+    if unknown:
+        raise ValueError(
+            f"eval.multispeaker.layers: {', '.join(unknown)} not convolutional layers of "
+            f"{loaded.name!r} (those are: {', '.join(conv)})"
+        )
+    return list(wanted) or [n for n in conv if n not in EMBEDDING_LAYERS]
 
 
 def _metric_rows(
@@ -158,7 +174,7 @@ def run_multispeaker(ctx: RunContext) -> dict[str, Any]:
     utterances, labels = _speaker_utterances(ctx, loaded)
     if not labels:
         return {"skipped": unknown_speakers(loaded, "the train split")}
-    layers = [n for n in loaded.classifier.embedder.layers() if n not in ("pool", "fc")]
+    layers = cam_layers(loaded, mc.layers)
     methods = [mth for mth in mc.methods if Pathway.CAM in get_attributor(mth).pathways]
     saliency = _saliency(methods, layers, cfg.attribution)
     rows = multispeaker.run_multispeaker(

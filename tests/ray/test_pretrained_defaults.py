@@ -1,0 +1,57 @@
+"""``voxray evaluate --model resemblyzer`` with no profile completes on its defaults
+(conf/pretrained.yaml over base.yaml): the methods base.yaml lists that an LSTM does not define
+(DeepLift, the CAMs, LRP) are left out of faithfulness and the sanity checks with their reason,
+the parts that need a classification head are skipped, and the report lists each in its
+"Left out of this run, and why" table (issue #28)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from html import unescape
+from pathlib import Path
+
+import pytest
+
+from voxray.cli import main
+from voxray.config import AttributionConfig
+from voxray.io.run_state import stage_info
+from voxray.io.storage import Storage
+
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.skipif(
+        importlib.util.find_spec("resemblyzer") is None, reason="resemblyzer not installed"
+    ),
+]
+#: base.yaml's methods that GE2E's LSTM does not define: DeepLift, the CAMs and LRP.
+CAMS = ("grad_cam_pp", "score_cam", "layer_cam")
+UNDEFINED = {"deeplift", *CAMS, *(f"lrp_{rule}" for rule in ("0", "epsilon", "gamma"))}
+
+
+def test_evaluate_resemblyzer_without_a_profile(ray_local, smoke_corpus, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(smoke_corpus, corpus)
+    out = tmp_path / "out"
+    for stage in ("evaluate", "report"):
+        args = [stage, "--data-root", str(corpus), "--out", str(out), "--model", "resemblyzer"]
+        assert main(args) == 0, stage
+    s = Storage(str(out))
+    for part in ("identification", "multispeaker"):
+        assert (
+            stage_info(s, f"evaluate.{part}")["skipped"] == "the model has no classification head"
+        )
+    faith = stage_info(s, "evaluate.faithfulness")
+    assert set(faith["partly_skipped"]) == UNDEFINED | {"top1"}
+    assert "not defined for Ge2eLstm" in faith["partly_skipped"]["deeplift"]
+    assert set(faith["methods"]) == set(AttributionConfig().methods) - UNDEFINED
+    sanity = stage_info(s, "evaluate.sanity")
+    assert {"layer_cam", "lrp_epsilon"} <= set(sanity["partly_skipped"])
+    metrics = s.read_table("metrics").to_pandas()
+    faithfulness = metrics[metrics["list"] == "faithfulness"]
+    assert len(set(faithfulness["condition"])) == 2 + len(faith["methods"])
+    html = unescape((out / "report" / "index.html").read_text())
+    start = html.index("Left out of this run, and why")
+    left_out = html[start : html.index("</table>", start)]
+    for method in UNDEFINED:
+        assert method in left_out, method
