@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import pyarrow.compute as pc
 
+from voxray.config.retrain_names import retrainings
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import MANIFEST, MASKED, MODELS, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel
 from voxray.pipeline.embed_stage import EmbedJob, embed_jobs
 from voxray.pipeline.model_ref import base_model, trained_model
-from voxray.pipeline.retrain_names import retrainings
 from voxray.pipeline.train_stage import train_on
 
 log = get_logger(__name__)

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from voxray.config import load_config
+from voxray.config.retrain_names import retrained_name, retraining_of
 from voxray.models import build_classifier
 from voxray.pipeline import retrain_stage
-from voxray.pipeline.retrain_names import retrained_name, retraining_of
 from voxray.report.sections.reliability import reliability_table, seeds_note
 from voxray.schema import MetricRow, metrics_table
 from voxray.train.loop import _initial_classifier

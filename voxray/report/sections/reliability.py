@@ -12,8 +12,8 @@ import pandas as pd
 
 from voxray.config.conditions import own_maps_condition, parse_masked
 from voxray.config.evaluation import IntervalConfig
+from voxray.config.retrain_names import DEFAULT_VARIANT, retraining_of
 from voxray.eval.intervals import Interval
-from voxray.pipeline.retrain_names import DEFAULT_VARIANT, retraining_of
 from voxray.report.effects import pooled_eer_effect
 from voxray.report.html import Note, Section, Table
 from voxray.report.metrics import (

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 
-from voxray.config import MaskCondition, RetrainConfig
+from voxray.config.attribution import MaskCondition
+from voxray.config.models import RetrainConfig
 
 #: the variant every older run retrained with, which its model name leaves unsaid.
 DEFAULT_VARIANT = "scratch"
