@@ -20,6 +20,9 @@ from voxray.io.storage import Storage
 
 pytestmark = [
     pytest.mark.ray,
+    # --full only until it passes in a whole default run: in the clean-clone run of 2026-12-05
+    # (load 10-40) its evaluate did not reach the report within the tier's time limit
+    pytest.mark.slow,
     pytest.mark.skipif(
         importlib.util.find_spec("resemblyzer") is None, reason="resemblyzer not installed"
     ),
