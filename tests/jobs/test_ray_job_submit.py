@@ -89,8 +89,9 @@ AGENT_NOT_READY = "No available agent to submit job"
 
 def _submit(url: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """``ray job submit`` of ``python *args``, again while Ray says its job agent is not up yet
-    (for up to two minutes): any other failure is returned as it is."""
-    deadline = time.time() + 120
+    (for up to five minutes: at load 40 two were not enough): any other failure is returned as
+    it is."""
+    deadline = time.time() + 300
     while True:
         proc = subprocess.run(
             [RAY, "job", "submit", "--address", url, "--working-dir", str(ROOT), "--", "python"]
