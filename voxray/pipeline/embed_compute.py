@@ -10,6 +10,8 @@ length, so they batch freely.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 import pyarrow as pa
 import torch
@@ -133,10 +135,18 @@ class ComputeEmbeddings(ModelActor):
         )
 
 
+def embedded_by(out: Storage) -> dict[tuple[str, str], set[str]]:
+    """(model, condition) -> the utterances whose embeddings/ rows are committed: one read of
+    the keys serves every model and data set of a stage."""
+    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for k in committed_keys(out, EMBEDDINGS, EMBED_KEYS):
+        found[(k[2], k[3])].add(k[0])
+    return found
+
+
 def embedded(out: Storage, model: str, condition: str) -> set[str]:
     """The utterances whose embeddings/ rows by ``model`` on ``condition`` are committed."""
-    keys = committed_keys(out, EMBEDDINGS, EMBED_KEYS)
-    return {k[0] for k in keys if k[2] == model and k[3] == condition}
+    return embedded_by(out).get((model, condition), set())
 
 
 def embeddings_sink(out: Storage, rows_per_file: int) -> ParquetSink:

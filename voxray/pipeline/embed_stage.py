@@ -18,7 +18,12 @@ from voxray.config import ResourceConfig
 from voxray.faults import maybe_fail
 from voxray.pipeline.context import MANIFEST, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel, pool_to_sink, read_parquet_dataset
-from voxray.pipeline.embed_compute import STAGE, ComputeEmbeddings, embedded, embeddings_sink
+from voxray.pipeline.embed_compute import (
+    STAGE,
+    ComputeEmbeddings,
+    embedded_by,
+    embeddings_sink,
+)
 from voxray.pipeline.embed_from_audio import embed_from_audio
 from voxray.pipeline.front_ends import check_front_end, model_front_end
 from voxray.pipeline.model_ref import ModelRef, base_model
@@ -81,7 +86,8 @@ def embed_jobs(
     already committed; one result per job."""
     out = ctx.out
     wanted = set(utt_ids)
-    todo = [sorted(wanted - embedded(out, j.model.name, j.condition)) for j in jobs]
+    before = embedded_by(out)
+    todo = [sorted(wanted - before.get((j.model.name, j.condition), set())) for j in jobs]
     results = [
         StageResult(
             f"{STAGE}:{j.model.name}:{j.condition}",
@@ -126,9 +132,10 @@ def embed_jobs(
             res,
             total=sum(len(todo[k]) for k in live),
         )
+    after = embedded_by(out)
     for j, result in zip(jobs, results, strict=True):
         result.skipped = 0
-        result.outputs = len(embedded(out, j.model.name, j.condition) & wanted)
+        result.outputs = len(after.get((j.model.name, j.condition), set()) & wanted)
         result.quarantined = 0
         result.check()
     return results
