@@ -58,19 +58,20 @@ MAX_SYNTH = 384
 
 def synth(out: Path, utterances: int, utts_per_video: int, max_synth: int = MAX_SYNTH) -> Path:
     """A corpus of exactly ``utterances`` files (2 videos per speaker): synthesised up to
-    ``max_synth``, then that corpus's files again under other speaker ids (the work per file
-    is the same; a multiple of ``max_synth`` is required)."""
+    ``max_synth`` (a multiple of ``2 * utts_per_video`` below it), then that corpus's files
+    again under other speaker ids until there are ``utterances`` (the work per file is the
+    same; the last copy may be partial: VoxCeleb1-O's 4,708 is no multiple of 384)."""
     from voxray.corpus.synth import synth_corpus
 
     base = min(utterances, max_synth)
-    if utterances % base:
-        raise SystemExit(f"sizes above {max_synth} must be multiples of it, got {utterances}")
     speakers = base // (2 * utts_per_video)
+    if speakers * 2 * utts_per_video != base:
+        raise SystemExit(f"{base} files are not whole speakers of {2 * utts_per_video} files")
     synth_corpus(str(out), speakers=speakers, videos=2, utts=utts_per_video, seed=7, jobs=2)
     wav = out / "wav"
     files = sorted(wav.rglob("*.wav"))
-    for copy in range(1, utterances // base):
-        for f in files:
+    for copy in range(1, -(-utterances // base)):
+        for f in files[: utterances - copy * base]:
             speaker, video, name = f.relative_to(wav).parts
             twin = wav / f"id{int(speaker[2:]) + 1000 * copy:05d}" / video / name
             twin.parent.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,22 @@
-"""From audio to embeddings, as a user with one machine and a pretrained model runs it:
-``voxray embed --model embedding_model.ckpt embed.from_audio=true`` (manifest, then decode +
-front-end + ECAPA in one actor pass; voxray.pipeline.embed_from_audio) against SpeechBrain's
-own per-utterance loop (soundfile, ``Fbank``, ``InputNormalization(sentence)``, ECAPA_TDNN,
-one file at a time), on the same files and the same seeded random SpeechBrain ECAPA checkpoint
-(C=1024 by default, saved with SpeechBrain's own writer beside its hyperparams.yaml).
+"""From audio to embeddings, as a user with one machine and a pretrained model runs it, against
+SpeechBrain's own per-utterance loop (soundfile, ``Fbank``, ``InputNormalization(sentence)``,
+ECAPA_TDNN, one file at a time), on the same flac files of 2-3 s and the same seeded random
+SpeechBrain ECAPA checkpoint (C=1024 by default, saved with SpeechBrain's own writer beside
+its hyperparams.yaml), at several corpus sizes (issue 31):
 
-    python -m bench embed [--quick] [--utterances 96] [--channels 1024] [--bucket-frames 25]
+- one command: ``voxray embed --model embedding_model.ckpt`` on a fresh ``--out`` (manifest,
+  then decode + the model's front-end + ECAPA in one actor pass: ``embed.from_audio: auto``);
+- staged: the same with ``embed.from_audio=false`` (manifest, the features stage writing
+  features/, then the embed stage reading it), one command too, so that the difference is the
+  stages' and not a second interpreter's.
 
-Both sides run as fresh processes, timed from launch to exit: interpreter start, imports,
-model loading and (voxray) Ray's start-up are included. Also prints the start-up apart and the
-cosine between each voxray embedding and SpeechBrain's (voxray embeds each utterance's first
+    python -m bench embed [--quick] [--sizes 96,384,4708] [--channels 1024] [--set KEY=VALUE]
+
+Every run is a fresh process timed from launch to exit: interpreter, imports, model loading
+and (voxray) Ray's start-up are included. Printed per size and path: seconds, utt/s, the ratio
+loop / voxray, each stage's seconds and its pool's time split (decode, front-end, forward,
+Arrow conversion, write, actor start-up, idle: ``voxray.pipeline.time_split``). Then the
+cosine between voxray's and SpeechBrain's embeddings (voxray embeds each utterance's first
 multiple of ``--bucket-frames`` frames, so that lengths batch exactly). Ends with one JSON line.
 """
 
@@ -26,6 +33,11 @@ import numpy as np
 
 from bench.common import device_name, emit, synth
 
+SIZES = (96, 384, 4708)
+QUICK_SIZES = (32,)
+#: the files' durations, seconds (VoxCeleb1-O's test utterances are mostly short).
+MIN_S, MAX_S = 2.0, 3.0
+
 
 def load_checkpoint(ckpt: Path, channels: int):
     """The benchmark's SpeechBrain ECAPA from its checkpoint (built with other weights first,
@@ -39,53 +51,40 @@ def load_checkpoint(ckpt: Path, channels: int):
     return model
 
 
+def audio_files(corpus: Path) -> list[Path]:
+    return sorted(corpus.rglob("*.flac"))
+
+
 def speechbrain_loop(corpus: Path, ckpt: Path, channels: int, out: Path) -> None:
     """What a SpeechBrain user writes: build the model, load its checkpoint, then one file at
     a time. Writes ``{relative path: embedding}`` to ``out`` (.npz)."""
     from voxray.testing.speechbrain_reference import speechbrain_embeddings
 
     model = load_checkpoint(ckpt, channels)
-    files = sorted(corpus.rglob("*.wav"))
+    files = audio_files(corpus)
     embs = speechbrain_embeddings(model, files)
     np.savez(out, **{str(p.relative_to(corpus)): e for p, e in zip(files, embs, strict=True)})
 
 
-def model_floor(files: list[Path], ckpt: Path, channels: int, bucket_frames: int) -> float:
-    """Seconds the model's forward alone takes on every file's length-bucketed crop, on all
-    cores of this machine: no decode, no features, no start-up, no hops between processes.
-    Any path from audio to these embeddings costs at least this; the loop's time over it bounds
-    the ratio any such path can reach here. The best of one crop per forward and the embed
-    stage's CPU groups of equal lengths, each in one process with every core's threads and in
-    one single-thread process scaled to the cores (what one actor per core reaches at best).
-    """
-    import os
+def flac_corpus(out: Path, size: int, quick: bool) -> Path:
+    """A corpus of ``size`` flac files of MIN_S..MAX_S seconds (seeded): synthesised speech
+    (repeated under new speaker ids past the synthesised size, see ``bench.common.synth``),
+    each file cut to its duration and re-encoded; the trial lists keep their names."""
+    import soundfile as sf
 
-    import torch
-
-    from voxray.pipeline.datasets import equal_length_groups
-    from voxray.pipeline.embed_compute import CPU_FORWARD_FRAMES, CPU_GROUP
-    from voxray.pipeline.length_buckets import bucket_length
-    from voxray.testing.speechbrain_reference import speechbrain_features
-
-    model = load_checkpoint(ckpt, channels)
-    crops = [f[0, : bucket_length(f.shape[1], bucket_frames)] for f in speechbrain_features(files)]
-    lengths = [len(c) for c in crops]
-    groupings = (
-        [[i] for i in range(len(crops))],
-        equal_length_groups(lengths, CPU_GROUP, CPU_FORWARD_FRAMES),
-    )
-    cores = os.cpu_count() or 1
-    best = float("inf")
-    for groups in groupings:
-        batches = [torch.stack([crops[i] for i in g]) for g in groups]
-        for threads, scale in ((cores, 1.0), (1, 1.0 / cores)):
-            torch.set_num_threads(threads)
-            with torch.inference_mode():
-                started = time.perf_counter()
-                for x in batches:
-                    model(x, torch.ones(len(x)))
-                best = min(best, (time.perf_counter() - started) * scale)
-    return best
+    corpus = synth(out, size, 2 if quick else 4)
+    rng = np.random.default_rng(31)
+    first: dict[int, Path] = {}  # a synthesised file's inode -> its flac (hard links share one)
+    for wav in sorted(corpus.rglob("*.wav")):
+        inode, flac = wav.stat().st_ino, wav.with_suffix(".flac")
+        if inode in first:
+            flac.hardlink_to(first[inode])
+        else:
+            wave, sr = sf.read(str(wav), dtype="float32")
+            sf.write(str(flac), wave[: int(rng.uniform(MIN_S, MAX_S) * sr)], sr, format="FLAC")
+            first[inode] = flac
+        wav.unlink()
+    return corpus
 
 
 def timed(cmd: list[str]) -> float:
@@ -96,22 +95,131 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def loop_cmd(corpus: Path, ckpt: Path, channels: int, out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bench.embed",
+        "--channels",
+        str(channels),
+        "--speechbrain-loop",
+        str(corpus),
+        str(ckpt),
+        str(out),
+    ]
+
+
+def voxray_cmd(corpus: Path, ckpt: Path, out: Path, staged: bool, args) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "voxray",
+        "embed",
+        "--data-root",
+        str(corpus),
+        "--out",
+        str(out),
+        "--model",
+        str(ckpt),
+        f"embed.bucket_frames={args.bucket_frames}",
+        f"embed.from_audio={'false' if staged else 'auto'}",
+        "ray.progress_bars=false",
+        *args.set,
+    ]
+
+
+def stages_of(out: Path) -> dict[str, dict]:
+    """Seconds and time split of each stage the command ran, from its markers."""
+    from voxray.io.run_state import stage_done, stage_info
+    from voxray.io.storage import Storage
+
+    found = {}
+    for stage in ("manifest", "features", "embed"):
+        if stage_done(Storage(str(out)), stage):
+            info = stage_info(Storage(str(out)), stage)
+            found[stage] = {"seconds": info["seconds"], "time_split": info.get("time_split")}
+    return found
+
+
+def cosines(out: Path, loop_npz: Path) -> list[float]:
+    """voxray's embedding of each file against the loop's."""
+    from voxray import schema
+    from voxray.io.storage import Storage
+
+    ours = Storage(str(out)).read_table("embeddings").to_pandas()
+    manifest = Storage(str(out)).read_table(schema.MANIFEST_PATH).to_pandas()
+    ref = dict(np.load(loop_npz))
+    by_utt = {u: np.asarray(e) for u, e in zip(ours.utt_id, ours.embedding, strict=True)}
+    cos = []
+    for u, p in zip(manifest.utt_id, manifest.path, strict=True):
+        a, b = by_utt[u], ref[p]
+        cos.append(float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
+    return cos
+
+
+def describe(path: str, seconds: float, n: int, loop_s: float, stages: dict[str, dict]) -> None:
+    from voxray.pipeline.time_split import describe_split
+
+    print(
+        f"  voxray {path:<12} {seconds:7.1f} s, {n / seconds:6.2f} utt/s; "
+        f"ratio {loop_s / seconds:.2f}x",
+        flush=True,
+    )
+    for stage, info in stages.items():
+        split = info["time_split"]
+        print(
+            f"    {stage:<9} {info['seconds']:6.1f} s"
+            + (f"  ({describe_split(split)})" if split else ""),
+            flush=True,
+        )
+
+
+def one_size(size: int, tmp: Path, ckpt: Path, args) -> dict:
+    """The loop, the one-command path and the staged path on a corpus of ``size`` files,
+    alternating ``args.repeats`` times (the fastest run of each counts)."""
+    import soundfile as sf
+
+    corpus = flac_corpus(tmp / f"corpus{size}", size, args.quick)
+    files = audio_files(corpus)
+    audio_s = sum(sf.info(str(p)).duration for p in files)
+    print(f"{size} flac files, {audio_s / 60:.1f} min of audio", flush=True)
+    runs: dict[str, list[float]] = {"loop": [], "one-command": [], "staged": []}
+    stages: dict[str, dict] = {}
+    for k in range(args.repeats):
+        runs["loop"].append(timed(loop_cmd(corpus, ckpt, args.channels, tmp / f"sb{size}.npz")))
+        for path in args.paths:
+            out = tmp / f"out{size}-{path}-{k}"
+            runs[path].append(timed(voxray_cmd(corpus, ckpt, out, path == "staged", args)))
+            if runs[path][-1] == min(runs[path]):
+                stages[path] = stages_of(out)
+                if path == "one-command":
+                    cos = cosines(out, tmp / f"sb{size}.npz")
+    loop_s = min(runs["loop"])
+    print(f"  SpeechBrain loop    {loop_s:7.1f} s, {size / loop_s:6.2f} utt/s", flush=True)
+    for path in args.paths:
+        describe(path, min(runs[path]), size, loop_s, stages[path])
+    print(f"  cosine voxray vs SpeechBrain: min {min(cos):.5f}, mean {np.mean(cos):.5f}")
+    return {
+        "utterances": size,
+        "audio_s": round(audio_s, 1),
+        "loop_s": loop_s,
+        **{f"{p}_s": min(runs[p]) for p in args.paths},
+        **{f"{p}_ratio": round(loop_s / min(runs[p]), 3) for p in args.paths},
+        "stages": stages,
+        "runs_s": runs,
+        "cosine_min": min(cos),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sizes", default="", help="comma-separated sizes (default 96,384,4708)")
     ap.add_argument("--channels", type=int, default=1024)
     ap.add_argument("--bucket-frames", type=int, default=25)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--concurrency", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=2, help="alternating runs; the best counts")
-    ap.add_argument("--corpus", type=Path, default=None, help="an existing VoxCeleb-layout corpus")
-    ap.add_argument(
-        "--utterances",
-        type=int,
-        default=0,
-        help="synthesised corpus size: 96 (32 with --quick), repeated under new speaker ids "
-        "for a multiple of it",
-    )
+    ap.add_argument("--paths", default="one-command,staged")
+    ap.add_argument("--repeats", type=int, default=1, help="alternating runs; the best counts")
+    ap.add_argument("--set", action="append", default=[], help="a voxray KEY=VALUE override")
     ap.add_argument(
         "--speechbrain-loop", nargs=3, metavar=("CORPUS", "CKPT", "OUT"), help=argparse.SUPPRESS
     )
@@ -120,133 +228,28 @@ def main(argv: list[str] | None = None) -> dict:
         corpus, ckpt, out = args.speechbrain_loop
         speechbrain_loop(Path(corpus), Path(ckpt), args.channels, Path(out))
         return {}
-    import soundfile as sf
-
-    from voxray import schema
-    from voxray.io.run_state import stage_info
-    from voxray.io.storage import Storage
-
-    tmp = Path(tempfile.mkdtemp(prefix="voxray-bench-embed-"))
-    corpus = args.corpus
-    if corpus is None:
-        base = 32 if args.quick else 96  # 8 or 12 speakers, 2 videos, 2 or 4 utterances each
-        size = args.utterances or base
-        corpus = synth(tmp / "corpus", size, 2 if args.quick else 4, max_synth=base)
-    paths = sorted(corpus.rglob("*.wav"))
-    audio_s = sum(sf.info(str(p)).duration for p in paths)
-    n = len(paths)
     from voxray.testing.speechbrain_reference import speechbrain_ecapa, write_checkpoint
 
+    args.paths = args.paths.split(",")
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
+    sizes = sizes or list(QUICK_SIZES if args.quick else SIZES)
+    tmp = Path(tempfile.mkdtemp(prefix="voxray-bench-embed-"))
     ckpt = write_checkpoint(tmp / "sb", speechbrain_ecapa(args.channels), args.channels)
-    py = sys.executable
-    print(
-        f"{n} utterances, {audio_s / 60:.1f} min of audio, ECAPA C={args.channels}, "
-        f"{device_name()}",
-        flush=True,
-    )
-
-    # start-up alone: each side's process doing everything but the files
+    print(f"ECAPA C={args.channels}, {device_name()}, overrides {args.set or 'none'}", flush=True)
     empty = tmp / "empty"
     (empty / "wav").mkdir(parents=True)
-    sb_start = timed(
-        [
-            py,
-            "-m",
-            "bench.embed",
-            "--channels",
-            str(args.channels),
-            "--speechbrain-loop",
-            str(empty),
-            str(ckpt),
-            str(tmp / "sb0.npz"),
-        ]
-    )
-    sb_runs, vx_runs, stage_runs = [], [], []
-    # the two sides alternate and each keeps its fastest run: the shared machine's load
-    # changes from minute to minute, the minimum is the least disturbed
-    for k in range(args.repeats):
-        sb_runs.append(
-            timed(
-                [
-                    py,
-                    "-m",
-                    "bench.embed",
-                    "--channels",
-                    str(args.channels),
-                    "--speechbrain-loop",
-                    str(corpus),
-                    str(ckpt),
-                    str(tmp / "sb.npz"),
-                ]
-            )
-        )
-        voxray_cmd = [
-            py,
-            "-m",
-            "voxray",
-            "embed",
-            "--data-root",
-            str(corpus),
-            "--out",
-            str(tmp / f"out{k}"),
-            "--model",
-            str(ckpt),
-            "embed.from_audio=true",
-            f"embed.bucket_frames={args.bucket_frames}",
-            f"embed.resources.batch_size={args.batch_size}",
-            f"embed.resources.concurrency={args.concurrency}",
-            "ray.progress_bars=false",
-        ]
-        vx_runs.append(timed(voxray_cmd))
-        stage_runs.append(float(stage_info(Storage(str(tmp / f"out{k}")), "embed")["seconds"]))
-    best = min(range(args.repeats), key=lambda k: vx_runs[k])
-    sb_s, vx_s, stage_s = min(sb_runs), vx_runs[best], stage_runs[best]
-    out = tmp / f"out{best}"
-    print(
-        f"SpeechBrain loop:  {sb_s:7.1f} s  ({sb_start:.1f} s start-up), {n / sb_s:6.2f} utt/s",
-        flush=True,
-    )
-    print(
-        f"voxray from audio: {vx_s:7.1f} s  ({vx_s - stage_s:.1f} s start-up and manifest), "
-        f"{n / vx_s:6.2f} utt/s; ratio {sb_s / vx_s:.2f}x",
-        flush=True,
-    )
-    ours = Storage(str(out)).read_table("embeddings").to_pandas()
-    manifest = Storage(str(out)).read_table(schema.MANIFEST_PATH).to_pandas()
-    ref = dict(np.load(tmp / "sb.npz"))
-    by_utt = {u: np.asarray(e) for u, e in zip(ours.utt_id, ours.embedding, strict=True)}
-    cos = []
-    for u, p in zip(manifest.utt_id, manifest.path, strict=True):
-        a, b = by_utt[u], ref[p]
-        cos.append(float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
-    print(f"cosine voxray vs SpeechBrain: min {min(cos):.5f}, mean {np.mean(cos):.5f}", flush=True)
-    floor_s = model_floor(paths, ckpt, args.channels, args.bucket_frames)
-    ceiling = sb_s / floor_s
-    print(
-        f"model forward alone, best grouping, every core: {floor_s:.1f} s; no path from audio can "
-        f"be faster than the loop by more than {ceiling:.2f}x here (start-up not even counted)",
-        flush=True,
-    )
+    loop_start = timed(loop_cmd(empty, ckpt, args.channels, tmp / "sb0.npz"))
+    print(f"SpeechBrain loop start-up (no files): {loop_start:.1f} s", flush=True)
+    rows = [one_size(size, tmp, ckpt, args) for size in sizes]
     return emit(
         {
             "bench": "embed",
             "model": f"speechbrain_ecapa_c{args.channels}",
-            "utterances": n,
-            "audio_s": audio_s,
             "bucket_frames": args.bucket_frames,
-            "voxray_s": vx_s,
-            "voxray_embed_stage_s": stage_s,
-            "voxray_per_s": n / vx_s,
-            "voxray_x_realtime": audio_s / vx_s,
+            "overrides": args.set,
             "baseline": "SpeechBrain per-utterance loop (Fbank, sentence norm, ECAPA_TDNN)",
-            "baseline_s": sb_s,
-            "runs_s": {"speechbrain": sb_runs, "voxray": vx_runs},
-            "baseline_startup_s": sb_start,
-            "baseline_per_s": n / sb_s,
-            "ratio": sb_s / vx_s,
-            "cosine_min": min(cos),
-            "model_floor_s": floor_s,
-            "ratio_ceiling": ceiling,
+            "baseline_startup_s": loop_start,
+            "sizes": rows,
             "device": device_name(),
         }
     )

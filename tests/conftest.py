@@ -25,6 +25,8 @@ import torch
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+# two xdist workers share the cores: one torch thread per pool actor (ray_env.actor_threads)
+os.environ.setdefault("VOXRAY_ACTOR_THREADS", "1")
 
 #: tests/<folder> -> (marker, time limit in seconds of one test, its fixtures' set-up included).
 #: Limits are generous (a 2-core machine under load); a test past one has hung.

@@ -295,18 +295,21 @@ def _stages(args: argparse.Namespace) -> int:
     if any(get_stage(n).needs_data for n in names) or not stage_done(ctx.out, "features"):
         ctx.data  # noqa: B018 - validates data_root before any work starts
     if cfg.model_path:  # an unloadable model or an unsupported front-end, before any work
-        from voxray.attribution.support import check_methods
         from voxray.models.checkpoint import load_model
-        from voxray.pipeline.model_ref import base_model
 
         loaded = load_model(cfg.model_path, cfg.corpus.s3)
-        # and methods the model cannot be explained with
-        if "attribute" in names:
-            check_methods(cfg.attribution.methods, loaded.classifier, base_model(ctx).name)
-        if "trial" in names and cfg.trial.enabled:
-            check_methods(
-                cfg.trial.methods, loaded.classifier, base_model(ctx).name, "trial.methods"
-            )
+        # and methods the model cannot be explained with (Captum imported only then: 1 s)
+        explains = {
+            "attribution.methods": cfg.attribution.methods if "attribute" in names else (),
+            "trial.methods": cfg.trial.methods if "trial" in names and cfg.trial.enabled else (),
+        }
+        if any(explains.values()):
+            from voxray.attribution.support import check_methods
+            from voxray.pipeline.model_ref import base_model
+
+            for key, methods in explains.items():
+                if methods:
+                    check_methods(methods, loaded.classifier, base_model(ctx).name, key)
     results = run_stages(ctx, names, forced, args.keep_stale, rerun=args.command != "run")
     for r in results:
         log.info("%s: %s", r.stage, r.as_dict())

@@ -13,14 +13,15 @@ import torch
 
 from tests.support.pipeline import read, sorted_rows
 from voxray.config import ModelConfig, load_config
+from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
 from voxray.models import build_classifier
 from voxray.models.checkpoint import save_model
 from voxray.pipeline.context import RunContext
-from voxray.pipeline.embed_from_audio import segments_needed
 from voxray.pipeline.embed_stage import run_embed
 from voxray.pipeline.features_stage import run_features
 from voxray.pipeline.manifest_stage import run_manifest
+from voxray.pipeline.stages import run_stages
 
 pytestmark = pytest.mark.ray
 KEYS = ["utt_id", "segment"]
@@ -83,7 +84,32 @@ def test_fused_embeddings_equal_staged(
 
 def test_segments_only_for_an_evaluate_with_segment_scorers() -> None:
     cfg = load_config(profile="smoke")
-    assert segments_needed(cfg, ("embed", "evaluate"))
-    assert not segments_needed(cfg, ("embed",))
+    assert RunContext(cfg, stages=("embed", "evaluate")).needs_segments
+    assert not RunContext(cfg, stages=("embed",)).needs_segments
     cosine_only = load_config(profile="smoke", overrides=["eval.scorers=[cosine]"])
-    assert not segments_needed(cosine_only, ("embed", "evaluate"))
+    assert not RunContext(cosine_only, stages=("embed", "evaluate")).needs_segments
+
+
+def test_embed_alone_reads_audio_and_computes_no_segments(
+    ray_local, corpus_and_model: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``voxray embed`` with the default ``embed.from_audio: auto`` on a fresh --out: the
+    manifest, then embeddings from the audio (no features/), full utterances only, and the
+    time split of its pool on the stage's marker."""
+    corpus, model = corpus_and_model
+    out = tmp_path / "out"
+    cfg = load_config(
+        profile="smoke",
+        overrides=[f"data_root={corpus}", f"out={out}", f"model_path={model}"],
+    )
+    assert cfg.embed.from_audio == "auto" and cfg.embed.segments
+    run_stages(RunContext(cfg), ("embed",), rerun=True)
+    assert not (out / "features").exists()
+    rows = read(out, "embeddings")
+    assert rows.num_rows == read(out, "manifest.parquet").num_rows
+    assert set(rows.column("segment").to_pylist()) == {-1}
+    info = stage_info(Storage(str(out)), "embed")
+    assert info["from_audio"] and info["segments"] is False
+    split = info["time_split"]
+    assert {"decode", "front-end", "forward", "arrow", "write", "start-up", "idle"} <= set(split)
+    assert 0 < split["forward"] < 1 and 0 <= split["idle"] < 1

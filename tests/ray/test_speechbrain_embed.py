@@ -108,6 +108,7 @@ def _fresh_out_embed(root: Path, out: Path, ckpt: Path) -> None:
         "--model",
         str(ckpt),
         "embed.segments=false",
+        "embed.from_audio=false",  # the staged path: features/ of the model's front-end
     )
     assert "running manifest first" in proc.stderr + proc.stdout
     assert stage_info(Storage(str(out)), "features")["kinds"] == ["sb_fbank"]
@@ -139,7 +140,14 @@ def test_two_front_ends_in_one_out(corpus: tuple[Path, int], tmp_path: Path) -> 
     out = tmp_path / "out"
     common = ("--data-root", str(root), "--out", str(out))
     _fresh_out_embed(root, out, tmp_path / "embedding_model.ckpt")
-    run_cli("embed", *common, "--model", str(tmp_path / "models" / "kaldi"), "embed.segments=false")
+    run_cli(
+        "embed",
+        *common,
+        "--model",
+        str(tmp_path / "models" / "kaldi"),
+        "embed.segments=false",
+        "embed.from_audio=false",
+    )
     manifest = read(out, "manifest.parquet").to_pandas()
     assert stage_info(Storage(str(out)), "features")["kinds"] == ["fbank", "sb_fbank"]
     assert read(out, "features", ["kind"]).num_rows == 2 * len(manifest)

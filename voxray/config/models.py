@@ -112,8 +112,9 @@ class EmbedConfig:
     #: every frame and batches identical lengths only.
     bucket_frames: int = 1
     #: decode, front-end and embedding in one actor pass from the manifest's audio, writing no
-    #: features/ (evaluating a pretrained ``--model``; voxray.pipeline.embed_from_audio).
-    from_audio: bool = False
+    #: features/ (voxray.pipeline.embed_from_audio); "auto": when no stage of the command reads
+    #: features/ (``voxray embed`` alone), else from the features stage's output.
+    from_audio: Union[bool, Literal["auto"]] = "auto"
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=16))
 
     def __post_init__(self) -> None:

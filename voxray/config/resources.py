@@ -29,11 +29,17 @@ class ResourceConfig:
     #: without it the stage would wait for ever). Longer than a batch and than a replacement
     #: node takes to join; the rerun resumes from the rows written.
     stall_timeout_s: float = 300.0
+    #: torch intra-op threads per actor; 0: a node's cores shared evenly among the pool's
+    #: actors there (``ray_env.actor_threads``). Ray's CPU grant does not set them: an actor
+    #: granted 1 of 2 CPUs (the other kept for its feed) would compute on one core.
+    threads: int = 0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0: automatic), got {self.threads}")
         if self.max_concurrency and self.max_concurrency < self.concurrency:
             raise ValueError(
                 f"max_concurrency must be 0 or >= concurrency ({self.concurrency}), "

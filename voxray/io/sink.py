@@ -10,6 +10,7 @@ a Parquet file.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Iterable
 
 import pyarrow as pa
@@ -86,8 +87,9 @@ class ParquetSink(Datasink):
     Rows whose ``error`` column is set go to quarantine.parquet under ``stage`` instead.
     ``rows_per_file`` rows (0: whatever a block holds) share one write call and file.
     The write returns are (rows written, rows quarantined) per task. ``progress``, when set,
-    is a handle whose ``add_written.remote(rows)`` each write calls with the rows it committed
-    (``pipeline.progress.RowCounter``): a stalled stage's message says how many rows are left.
+    is a handle whose ``add_written.remote(rows, seconds)`` each write calls with the rows it
+    committed and its seconds (``pipeline.progress.RowCounter``): a stalled stage's message says
+    how many rows are left, and the stage's time split what its writes cost.
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class ParquetSink(Datasink):
         self.progress: Any = None
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> tuple[int, int]:
+        started = time.perf_counter()
         tables = [
             b if isinstance(b, pa.Table) else pa.Table.from_pandas(b, preserve_index=False)
             for b in blocks
@@ -125,7 +128,8 @@ class ParquetSink(Datasink):
             self.storage, self.rel_dir, good, self.schema, self.key_columns, self.partition
         )
         if self.progress is not None:
-            self.progress.add_written.remote(written + quarantined)
+            seconds = {"write": time.perf_counter() - started}
+            self.progress.add_written.remote(written + quarantined, seconds)
         return (written, quarantined)
 
     def on_write_complete(self, write_result: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -13,12 +14,16 @@ from ray.data import ActorPoolStrategy
 from voxray.config import ResourceConfig
 from voxray.io.sink import ParquetSink
 from voxray.io.storage import Storage, StorageError
+from voxray.log import get_logger
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext
 from voxray.pipeline.progress import CountRows, run_watched
-from voxray.pipeline.ray_env import DATA_TASK_CPUS
+from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_threads, node_cpus
+from voxray.pipeline.time_split import describe_split, split_fractions
 from voxray.schema import FEATURES as FEATURES_SCHEMA
 from voxray.schema import MANIFEST as MANIFEST_SCHEMA
 from voxray.schema import is_in, matrices, value_set
+
+log = get_logger(__name__)
 
 
 def read_parquet_dataset(
@@ -89,20 +94,21 @@ def pool_to_sink(
     res: Mapping[str, Any],
     zero_copy: bool = False,
     total: int | None = None,
-) -> None:
+) -> dict[str, float]:
     """Every actor-pool stage's core: ``fn`` (a map_batches callable class, whose constructor
     loads the model once per actor) on a pool of actors (``pool_strategy``), ``rc.batch_size``
     rows a call, its rows written through ``sink``. ``res`` are the actors' resources (the stages
     compute them first: their constructors need the GPUs granted); ``zero_copy`` when ``fn``
     only reads its batch. ``total``, the rows of ``ds``, gives the progress line its ETA. A pool
     idle for ``rc.stall_timeout_s`` after one of its nodes was lost stops with LostNodeError
-    (``progress.run_watched``) instead of waiting for ever."""
+    (``progress.run_watched``) instead of waiting for ever. Returns (and logs) the pool's time
+    split: each part's share of its slot time (``pipeline.time_split``)."""
 
     def write(counter: Any) -> None:
         sink.progress = counter
         ds.map_batches(
             CountRows,
-            fn_constructor_args=(fn, fn_args, counter),
+            fn_constructor_args=(fn, fn_args, counter, actor_threads(rc, node_cpus())),
             batch_format="pyarrow",
             batch_size=rc.batch_size,
             zero_copy_batch=zero_copy,
@@ -110,7 +116,11 @@ def pool_to_sink(
             **res,
         ).write_datasink(sink)
 
-    run_watched(f"stage {sink.stage}", total, rc.stall_timeout_s, write)
+    started = time.monotonic()
+    seconds = run_watched(f"stage {sink.stage}", total, rc.stall_timeout_s, write)
+    shares = split_fractions(seconds, time.monotonic() - started, rc.concurrency)
+    log.info("stage %s: time split over its actors: %s", sink.stage, describe_split(shares))
+    return shares
 
 
 def features_rel(kind: str) -> str:

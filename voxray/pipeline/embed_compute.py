@@ -28,6 +28,7 @@ from voxray.pipeline.length_buckets import bucket_length
 from voxray.pipeline.model_actor import ModelActor
 from voxray.pipeline.model_ref import ModelRef
 from voxray.pipeline.precision import precision
+from voxray.pipeline.time_split import PartClock
 from voxray.train.data import loop_crop, segment_frames, segment_starts
 
 STAGE = "embed"
@@ -62,6 +63,7 @@ class ComputeEmbeddings(ModelActor):
         # GPUs want large batches; on a CPU only short inputs gain (see CPU_FORWARD_FRAMES)
         self.group = GPU_GROUP if self.device == "cuda" else CPU_GROUP
         self.max_frames = 0 if self.device == "cuda" else CPU_FORWARD_FRAMES
+        self.clock = PartClock()  # the stage's time split (pipeline/time_split.py)
 
     @torch.inference_mode()
     def _embed(self, mats: list[np.ndarray]) -> list[np.ndarray]:
@@ -71,7 +73,7 @@ class ComputeEmbeddings(ModelActor):
 
         def run(group: list[int]) -> np.ndarray:
             x = torch.from_numpy(np.stack([self._fit(mats[i]) for i in group])).to(self.device)
-            with precision(self.cfg.precision, self.device):
+            with self.clock.part("forward"), precision(self.cfg.precision, self.device):
                 return self.embedder(x).float().cpu().numpy()
 
         out: list[np.ndarray] = [np.zeros(0)] * len(mats)
@@ -95,7 +97,9 @@ class ComputeEmbeddings(ModelActor):
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         maybe_fail(STAGE)
-        return self.embed_rows(batch.column("utt_id").to_pylist(), schema.matrices(batch))
+        with self.clock.part("arrow"):
+            mats = schema.matrices(batch)
+        return self.embed_rows(batch.column("utt_id").to_pylist(), mats)
 
     def embed_rows(self, utt_ids: list[str], mats: list[np.ndarray]) -> pa.Table:
         """embeddings/ rows of utterances given as feature matrices ``(T_i, F)``: the full
@@ -122,17 +126,18 @@ class ComputeEmbeddings(ModelActor):
                     pieces.append(seg)
         embs = self._embed(pieces)
         n = len(pieces)
-        return pa.table(
-            {
-                "utt_id": pa.array(rows["utt_id"], pa.string()),
-                "segment": pa.array(rows["segment"], pa.int32()),
-                "start_frame": pa.array(rows["start_frame"], pa.int32()),
-                "num_frames": pa.array(rows["num_frames"], pa.int32()),
-                "model": pa.array([self.model_name] * n, pa.string()),
-                "condition": pa.array([self.condition] * n, pa.string()),
-                "embedding": schema.floats_column(embs),
-            }
-        )
+        with self.clock.part("arrow"):
+            return pa.table(
+                {
+                    "utt_id": pa.array(rows["utt_id"], pa.string()),
+                    "segment": pa.array(rows["segment"], pa.int32()),
+                    "start_frame": pa.array(rows["start_frame"], pa.int32()),
+                    "num_frames": pa.array(rows["num_frames"], pa.int32()),
+                    "model": pa.array([self.model_name] * n, pa.string()),
+                    "condition": pa.array([self.condition] * n, pa.string()),
+                    "embedding": schema.floats_column(embs),
+                }
+            )
 
 
 def embedded_by(out: Storage) -> dict[tuple[str, str], set[str]]:

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from voxray.config import CorpusConfig, EmbedConfig, VoxrayConfig
+from voxray.config import CorpusConfig, EmbedConfig
 from voxray.corpus.audio import AudioError, load_audio
 from voxray.faults import maybe_fail
 from voxray.io.sink import quarantined_paths
@@ -52,15 +52,17 @@ class EmbedFromAudio(ComputeEmbeddings):
         maybe_fail(STAGE)
         decoded: list[tuple[str, str, np.ndarray]] = []
         bad: list[tuple[str, str]] = []  # (path, reason)
-        for u, p in zip(
-            batch.column("utt_id").to_pylist(), batch.column("path").to_pylist(), strict=True
-        ):
-            try:
-                decoded.append((u, p, load_audio(self.data, p, self.corpus)))
-            except AudioError as exc:  # a bad file; a storage outage fails the stage
-                bad.append((p, str(exc)))
+        with self.clock.part("decode"):
+            for u, p in zip(
+                batch.column("utt_id").to_pylist(), batch.column("path").to_pylist(), strict=True
+            ):
+                try:
+                    decoded.append((u, p, load_audio(self.data, p, self.corpus)))
+                except AudioError as exc:  # a bad file; a storage outage fails the stage
+                    bad.append((p, str(exc)))
         waves = [w for _, _, w in decoded]
-        feats = self.extractor.compute(waves, self.corpus.sample_rate) if waves else []
+        with self.clock.part("front-end"):
+            feats = self.extractor.compute(waves, self.corpus.sample_rate) if waves else []
         utt_ids, mats = [], []
         for (u, p, _), f in zip(decoded, feats, strict=True):
             if f.shape[0] and np.isfinite(f).all():
@@ -79,19 +81,11 @@ class EmbedFromAudio(ComputeEmbeddings):
         return pa.concat_tables([table, pa.table(failed, schema=table.schema)])
 
 
-def segments_needed(cfg: VoxrayConfig, stages: tuple[str, ...]) -> bool:
-    """Segment embeddings are read only by evaluate's segment scorers (every scorer but
-    cosine): compute them when ``cfg.embed.segments`` asks and such an evaluate is among the
-    run's ``stages``."""
-    segment_scorer = any(s != "cosine" for s in cfg.eval.scorers)
-    return cfg.embed.segments and segment_scorer and "evaluate" in stages
-
-
 def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
     """Embed every manifest utterance not yet embedded by ``model`` straight from its audio;
     undecodable files go to quarantine under the embed stage."""
     out = ctx.out
-    cfg = dataclasses.replace(ctx.cfg.embed, segments=segments_needed(ctx.cfg, ctx.stages))
+    cfg = dataclasses.replace(ctx.cfg.embed, segments=ctx.needs_segments)
     manifest = out.read_table(MANIFEST, columns=["utt_id", "path", "num_samples"])
     utt_ids = manifest.column("utt_id").to_pylist()
     paths = manifest.column("path").to_pylist()
@@ -104,11 +98,12 @@ def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
         u not in done and p not in quarantined for u, p in zip(utt_ids, paths, strict=True)
     ]
     todo = manifest.filter(pa.array(todo_mask))
+    shares: dict[str, float] = {}
     if todo.num_rows:
         rc = cfg.resources
         res = actor_resources(rc)
         frame_shift_ms = model_front_end(ctx, model).build().frame_shift_ms
-        pool_to_sink(
+        shares = pool_to_sink(
             ray.data.from_arrow(length_sorted_batches(todo, rc.batch_size)),
             EmbedFromAudio,
             (model, cfg, frame_shift_ms, res["num_gpus"], ctx.data, ctx.cfg.corpus),
@@ -125,4 +120,6 @@ def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
         1 for u, p in zip(utt_ids, paths, strict=True) if u not in done and p in quarantined
     )
     result.info = {"model": model.name, "from_audio": True, "segments": cfg.segments}
+    if shares:
+        result.info["time_split"] = shares
     return result.check()

@@ -8,13 +8,14 @@ in the actor: ``voxray.pipeline.embed_from_audio``); both embed through
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from voxray import schema
-from voxray.config import ResourceConfig
+from voxray.config import EmbedConfig, ResourceConfig
 from voxray.faults import maybe_fail
 from voxray.pipeline.context import MANIFEST, RunContext, StageResult
 from voxray.pipeline.datasets import features_rel, pool_to_sink, read_parquet_dataset
@@ -28,6 +29,7 @@ from voxray.pipeline.embed_from_audio import embed_from_audio
 from voxray.pipeline.front_ends import check_front_end, model_front_end
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources
+from voxray.pipeline.time_split import PartClock
 
 #: the feature columns an embedding reads.
 FEATURE_COLUMNS = ["utt_id", "num_frames", "num_bins", "values"]
@@ -55,6 +57,7 @@ class EmbedJobs:
         self.jobs = jobs
         self.num_gpus = num_gpus
         self.actors: dict[int, ComputeEmbeddings] = {}
+        self.clock = PartClock()  # every job's parts in one split (pipeline/time_split.py)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         maybe_fail(STAGE)
@@ -66,10 +69,11 @@ class EmbedJobs:
                 self.actors[j] = ComputeEmbeddings(
                     model, condition, cfg, frame_shift_ms, self.num_gpus, s3
                 )
-            rows = batch.filter(pa.array(tags == j))
-            parts.append(
-                self.actors[j].embed_rows(rows.column("utt_id").to_pylist(), schema.matrices(rows))
-            )
+                self.actors[j].clock = self.clock
+            with self.clock.part("arrow"):
+                rows = batch.filter(pa.array(tags == j))
+                mats = schema.matrices(rows)
+            parts.append(self.actors[j].embed_rows(rows.column("utt_id").to_pylist(), mats))
         return pa.concat_tables(parts)
 
 
@@ -80,10 +84,15 @@ def tag_job(batch: pa.Table, job: int) -> pa.Table:
 
 
 def embed_jobs(
-    ctx: RunContext, jobs: list[EmbedJob], utt_ids: list[str], resources: ResourceConfig
+    ctx: RunContext,
+    jobs: list[EmbedJob],
+    utt_ids: list[str],
+    resources: ResourceConfig,
+    cfg: EmbedConfig | None = None,
 ) -> list[StageResult]:
-    """Embed ``utt_ids`` for every job in one actor pool, skipping utterances a job has
-    already committed; one result per job."""
+    """Embed ``utt_ids`` for every job in one actor pool (with ``cfg``, by default the run's
+    ``embed``), skipping utterances a job has already committed; one result per job."""
+    cfg = cfg or ctx.cfg.embed
     out = ctx.out
     wanted = set(utt_ids)
     before = embedded_by(out)
@@ -97,6 +106,7 @@ def embed_jobs(
         for j, t in zip(jobs, todo, strict=True)
     ]
     live = [k for k, t in enumerate(todo) if t]
+    shares: dict[str, float] = {}
     if live:
         res = actor_resources(resources)
         parts = [
@@ -117,13 +127,13 @@ def embed_jobs(
             (
                 jobs[k].model,
                 jobs[k].condition,
-                ctx.cfg.embed,
+                cfg,
                 model_front_end(ctx, jobs[k].model).build().frame_shift_ms,
                 ctx.cfg.corpus.s3,
             )
             for k in live
         ]
-        pool_to_sink(
+        shares = pool_to_sink(
             parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0],
             EmbedJobs,
             (specs, res["num_gpus"]),
@@ -137,13 +147,15 @@ def embed_jobs(
         result.skipped = 0
         result.outputs = len(after.get((j.model.name, j.condition), set()) & wanted)
         result.quarantined = 0
+        if shares:
+            result.info["time_split"] = shares
         result.check()
     return results
 
 
 def run_embed(ctx: RunContext) -> StageResult:
     model = base_model(ctx)
-    if ctx.cfg.embed.from_audio:
+    if ctx.embeds_from_audio:
         return embed_from_audio(ctx, model)
     front_end = model_front_end(ctx, model)
     check_front_end(ctx.out, front_end)
@@ -154,7 +166,9 @@ def run_embed(ctx: RunContext) -> StageResult:
     )
     todo = [u for u in utt_ids if u in available]
     job = EmbedJob(model, "none", features_rel(kind))
-    (result,) = embed_jobs(ctx, [job], todo, ctx.cfg.embed.resources)
+    cfg = dataclasses.replace(ctx.cfg.embed, segments=ctx.needs_segments)
+    (result,) = embed_jobs(ctx, [job], todo, cfg.resources, cfg)
     result.stage = STAGE
-    result.info = {"model": model.name, "front_end": kind}
+    result.info = {**result.info, "model": model.name, "front_end": kind}
+    result.info["segments"] = cfg.segments
     return result

@@ -84,6 +84,7 @@ OPERATIONAL: tuple[str, ...] = (
     "attribution.internal_batch_size",
     "attribution.memory_fraction",
     "embed.bucket_frames",
+    "embed.from_audio",  # both paths write the same rows (tests/ray/test_embed_from_audio.py)
     "train.max_failures",
     "train.torch_threads",
     "train.cpus_per_worker",

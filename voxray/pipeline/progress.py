@@ -21,6 +21,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from voxray.log import Progress
 from voxray.nodes import live_nodes
 from voxray.pipeline.stall import Done, LostNodeError, StallWatch
+from voxray.pipeline.time_split import OTHER, STARTUP
 
 #: seconds between two reads of the counter.
 POLL_S = 1.0
@@ -38,28 +39,54 @@ class RowCounter:
     def __init__(self) -> None:
         self.computed = 0
         self.written = 0
+        self.parts: dict[str, float] = {}
 
-    def add(self, rows: int) -> None:
+    def add(self, rows: int, seconds: dict[str, float] | None = None) -> None:
         self.computed += rows
+        self.add_seconds(seconds or {})
 
-    def add_written(self, rows: int) -> None:
+    def add_written(self, rows: int, seconds: dict[str, float] | None = None) -> None:
         self.written += rows
+        self.add_seconds(seconds or {})
+
+    def add_seconds(self, seconds: dict[str, float]) -> None:
+        """Seconds per part of the pool's work (``pipeline.time_split``)."""
+        for k, v in seconds.items():
+            self.parts[k] = self.parts.get(k, 0.0) + v
 
     def done(self) -> Done:
         return Done(self.computed, self.written)
 
+    def seconds(self) -> dict[str, float]:
+        return dict(self.parts)
+
 
 class CountRows:
     """map_batches callable around a stage's own one: ``fn(*fn_args)`` built once per actor,
-    each batch's input rows added to ``counter`` when its output is ready."""
+    each batch's input rows added to ``counter`` when its output is ready, with the seconds of
+    its parts (the callable's ``clock``, a ``time_split.PartClock``, if it keeps one; the rest
+    of the call as ``other``) and, once, the actor's start-up. ``threads``: torch's intra-op
+    threads in this actor (0 leaves Ray's setting)."""
 
-    def __init__(self, fn: type, fn_args: tuple[Any, ...], counter: Any) -> None:
+    def __init__(self, fn: type, fn_args: tuple[Any, ...], counter: Any, threads: int = 0) -> None:
+        started = time.perf_counter()
+        if threads:  # before the model loads: see ray_env.actor_threads
+            import torch
+
+            torch.set_num_threads(threads)
         self.inner = fn(*fn_args)
         self.counter = counter
+        self.startup_s: float | None = time.perf_counter() - started
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        started = time.perf_counter()
         out = self.inner(batch)
-        self.counter.add.remote(batch.num_rows)
+        clock = getattr(self.inner, "clock", None)
+        parts = clock.take() if clock is not None else {}
+        parts[OTHER] = max(0.0, time.perf_counter() - started - sum(parts.values()))
+        if self.startup_s is not None:
+            parts[STARTUP], self.startup_s = self.startup_s, None
+        self.counter.add.remote(batch.num_rows, parts)
         return out
 
 
@@ -125,13 +152,14 @@ def _watch(pool: _PoolThread, progress: Progress, watch: StallWatch) -> str | No
 
 def run_watched(
     label: str, total: int | None, stall_timeout_s: float, work: Callable[[Any], None]
-) -> None:
+) -> dict[str, float]:
     """Run ``work(counter)`` (a pool that counts its rows on ``counter``: CountRows, and the
     sink's writes) in a thread of its own while this one draws ``label``'s progress. It raises
     LostNodeError once no rows were done for ``stall_timeout_s`` after a node of the stage was
     lost (the pool is then stopped, see ``_PoolThread.stop``), or when ``work`` failed while a
     node of the stage is lost; else what ``work`` raised.
-    The counter lives on this node, which a lost worker node does not take with it."""
+    The counter lives on this node, which a lost worker node does not take with it.
+    Returns the seconds per part of the pool's work (``pipeline.time_split``)."""
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
     counter = RowCounter.options(scheduling_strategy=here).remote()
     progress = Progress(label, total)
@@ -152,6 +180,7 @@ def run_watched(
             raise pool.error
         # the pool is done, so are its rows (the last adds may still be on their way)
         progress.update(total if total is not None else watch.done.computed)
+        return ray.get(counter.seconds.remote(), timeout=POLL_S * 30)
     finally:
         pool.stop()  # stalled, or this thread interrupted (Ctrl-C): the pool stops too
         progress.close()

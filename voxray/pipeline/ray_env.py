@@ -4,6 +4,7 @@ the embedded local Ray started by the command itself; and the per-stage actor re
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 import ray
@@ -250,6 +251,26 @@ def actor_cpus(nodes: list[float], wanted: float, concurrency: int) -> float:
     # the answer is ``wanted`` or a node's room split evenly among some of the actors
     candidates = [wanted, *(r / k for r in rooms if r > 0 for k in range(1, concurrency + 1))]
     return max(x for x in candidates if x <= wanted and fits(x))
+
+
+#: the environment variable that sets every pool's ``threads`` left at 0 (automatic): for
+#: machines shared by several runs, such as the test suite's two workers on two cores, where
+#: each Ray sees every core and the automatic rule would oversubscribe them.
+THREADS_ENV = "VOXRAY_ACTOR_THREADS"
+
+
+def actor_threads(rc: ResourceConfig, nodes: list[float]) -> int:
+    """Torch threads per actor of a pool: ``rc.threads``, else THREADS_ENV, else the cores of
+    the smallest node (CPUs per node in ``nodes``) shared among the actors an even spread puts
+    on it. On one 2-core node a single actor computes on both cores and two actors on one
+    each (bench/README.md, issue 31: one actor on one thread ran at half the loop's rate)."""
+    if rc.threads:
+        return rc.threads
+    if os.environ.get(THREADS_ENV):
+        return max(1, int(os.environ[THREADS_ENV]))
+    cores = [c for c in nodes if c >= 1] or [1.0]
+    per_node = math.ceil(max(rc.concurrency, 1) / len(cores))
+    return max(1, int(min(cores) // per_node))
 
 
 def torch_device(num_gpus: float) -> str:

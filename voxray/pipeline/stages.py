@@ -171,7 +171,7 @@ def prerequisites(ctx: RunContext, name: str) -> list[str]:
         if n in before
         and not (n == "train" and ctx.cfg.model_path)
         # embedding from audio reads no features/ (voxray.pipeline.embed_from_audio)
-        and not (n == "features" and name == "embed" and ctx.cfg.embed.from_audio)
+        and not (n == "features" and name == "embed" and ctx.embeds_from_audio)
         and not (n == "embed" and name not in READS_EMBEDDINGS)
     ]
 
@@ -208,8 +208,13 @@ def decide_stage(
     marker will record."""
     fp = fingerprint(ctx.cfg, name, corpus_digest(ctx, name))
     complete = stage_complete(ctx, name)
-    old = stage_info(ctx.out, name).get("fingerprint") if stage_done(ctx.out, name) else None
-    return decide(name, complete, old, fp, forced, keep_stale), fp
+    info = stage_info(ctx.out, name) if stage_done(ctx.out, name) else {}
+    decision = decide(name, complete, info.get("fingerprint"), fp, forced, keep_stale)
+    if name == "embed" and ctx.needs_segments and info.get("segments") is False:
+        # embedded by a command that evaluated nothing (voxray embed alone): redo with segments
+        reason = "segment embeddings needed now (a segment scorer runs), not computed before"
+        decision = Decision(name, Action.REBUILD, (*decision.reasons, reason))
+    return decision, fp
 
 
 def run_stage(

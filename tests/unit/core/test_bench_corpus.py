@@ -24,6 +24,24 @@ def test_sizes_above_the_synthesised_corpus_repeat_it(tmp_path: Path) -> None:
     assert sorted(Counter(f.stat().st_ino for f in files).values()) == [3] * 12
 
 
-def test_a_size_that_is_not_a_multiple_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="multiples"):
-        synth(tmp_path / "c", 20, utts_per_video=2, max_synth=12)
+def test_a_size_past_a_multiple_repeats_part_of_the_corpus(tmp_path: Path) -> None:
+    corpus = synth(tmp_path / "c", 20, utts_per_video=2, max_synth=12)
+    files = sorted((corpus / "wav").rglob("*.wav"))
+    assert len(files) == 20  # 12 synthesised, 8 of them again
+    assert sorted(Counter(f.stat().st_ino for f in files).values()) == [1] * 4 + [2] * 8
+    with pytest.raises(SystemExit, match="whole speakers"):
+        synth(tmp_path / "d", 10, utts_per_video=2)
+
+
+def test_the_embed_benchmark_reads_flac_files_of_two_to_three_seconds(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from bench.embed import MAX_S, MIN_S, audio_files, flac_corpus
+
+    corpus = flac_corpus(tmp_path / "c", 16, quick=True)
+    files = audio_files(corpus)
+    assert len(files) == 16 and not list(corpus.rglob("*.wav"))
+    durations = [sf.info(str(f)).duration for f in files]
+    assert MIN_S <= min(durations) and max(durations) <= MAX_S
+    scan = scan_corpus(Storage(str(corpus)), CorpusConfig())
+    assert len(scan.utterances) == 16

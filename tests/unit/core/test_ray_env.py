@@ -132,3 +132,20 @@ def test_a_local_start_that_ray_timed_out_is_tried_again(monkeypatch) -> None:
     with pytest.raises(Exception, match="some other failure"):
         ray_env._start_or_join(RayConfig())
     assert calls == ["local"]
+
+
+def test_actor_threads_share_a_nodes_cores_among_its_actors(monkeypatch) -> None:
+    monkeypatch.delenv(ray_env.THREADS_ENV, raising=False)
+    # one actor on a 2-core node computes on both cores (Ray's grant of 1 CPU gave it one)
+    assert ray_env.actor_threads(ResourceConfig(concurrency=1), [2.0]) == 2
+    assert ray_env.actor_threads(ResourceConfig(concurrency=2), [2.0]) == 1
+    assert ray_env.actor_threads(ResourceConfig(concurrency=3), [2.0]) == 1  # never below one
+    # three 2-core nodes, two actors spread over them: each has a node to itself
+    assert ray_env.actor_threads(ResourceConfig(concurrency=2), [2.0, 2.0, 2.0]) == 2
+    # the smallest node bounds it (actors may land there); a CPU-less head node does not count
+    assert ray_env.actor_threads(ResourceConfig(concurrency=2), [0.0, 8.0, 4.0]) == 4
+    assert ray_env.actor_threads(ResourceConfig(concurrency=2, threads=3), [2.0]) == 3
+    # a machine shared by several runs says so in the environment; a pool's own setting wins
+    monkeypatch.setenv(ray_env.THREADS_ENV, "1")
+    assert ray_env.actor_threads(ResourceConfig(concurrency=1), [2.0]) == 1
+    assert ray_env.actor_threads(ResourceConfig(concurrency=1, threads=2), [2.0]) == 2

@@ -19,7 +19,7 @@ from voxray.report.sections.multispeaker import multispeaker_table
 from voxray.report.sections.quarantine import quarantine_first, quarantine_summary
 from voxray.report.sections.reliability import CONTROL, leak_table, reliability_table, seeds_note
 from voxray.report.sections.sanity import sanity_table
-from voxray.report.sections.stages import stage_table
+from voxray.report.sections.stages import split_table, stage_table
 from voxray.report.sections.training import training_table
 from voxray.report.sections.tune import sweep_plot, sweep_points, tune_table
 from voxray.report.sections.verification import EER_CI, verification_table
@@ -361,6 +361,20 @@ def test_stage_table_orders_by_finish_time() -> None:
     t = stage_table(stages)
     assert list(t.index) == ["manifest", "train"]
     assert t.loc["manifest", "Quarantined"] == 1 and math.isnan(t.loc["manifest", "Seconds"])
+
+
+def test_split_table_shows_each_pools_parts_in_percent_idle_last() -> None:
+    stages = {
+        "embed": {"time_split": {"forward": 0.6, "decode": 0.1, "idle": 0.3}},
+        "features": {"time_split": {"front-end": 0.5, "idle": 0.5}},
+        "manifest": {"seconds": 2.0},  # no pool: no row
+    }
+    t = split_table(stages)
+    assert list(t.index) == ["embed", "features"]
+    assert list(t.columns) == ["decode", "forward", "front-end", "idle"]
+    assert t.loc["embed", "forward"] == pytest.approx(60.0)
+    assert t.loc["features", "forward"] == 0.0  # a part the stage does not have
+    assert split_table({"manifest": {}}).empty
 
 
 def test_quarantine_summary_groups_reasons_without_paths() -> None:

@@ -65,10 +65,34 @@ def skipped_table(stages: dict[str, dict[str, Any]]) -> pd.DataFrame:
     )
 
 
+def split_table(stages: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Each actor-pool stage's time split (``pipeline.time_split``): a row per stage marker
+    that has one, a column per part, in percent of the pool's slot time."""
+    splits = {
+        name: record["time_split"]
+        for name, record in sorted(stages.items())
+        if isinstance(record.get("time_split"), dict)
+    }
+    if not splits:
+        return empty_table()
+    parts = sorted({p for split in splits.values() for p in split}, key=lambda p: (p == "idle", p))
+    return pd.DataFrame(
+        {p: [100.0 * float(split.get(p, 0.0)) for split in splits.values()] for p in parts},
+        index=pd.Index(list(splits), name="Stage"),
+    )
+
+
 @section("stages", TITLE, INTRO, order=10)
 def stages(ctx: ReportContext, s: Section) -> None:
     t = stage_table(ctx.out.stages)
     s.blocks.append(table_or_missing(t, "no stage markers in _stages/"))
+    split = split_table(ctx.out.stages)
+    if not split.empty:
+        caption = (
+            "Where each actor pool's time went, % of its slot time (wall time x actors); "
+            "idle: no part running (waiting for input, scheduling, the pool's start and tail)"
+        )
+        s.blocks.append(Table(split, caption))
     skipped = skipped_table(ctx.out.stages)
     if not skipped.empty:
         s.blocks.append(Table(skipped, "Left out of this run, and why"))
