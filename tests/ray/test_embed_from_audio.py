@@ -18,6 +18,7 @@ from voxray.io.storage import Storage
 from voxray.models import build_classifier
 from voxray.models.checkpoint import save_model
 from voxray.pipeline.context import RunContext
+from voxray.pipeline.embed_plan import needs_segments
 from voxray.pipeline.embed_stage import run_embed
 from voxray.pipeline.features_stage import run_features
 from voxray.pipeline.manifest_stage import run_manifest
@@ -84,10 +85,10 @@ def test_fused_embeddings_equal_staged(
 
 def test_segments_only_for_an_evaluate_with_segment_scorers() -> None:
     cfg = load_config(profile="smoke")
-    assert RunContext(cfg, stages=("embed", "evaluate")).needs_segments
-    assert not RunContext(cfg, stages=("embed",)).needs_segments
+    assert needs_segments(RunContext(cfg, stages=("embed", "evaluate")))
+    assert not needs_segments(RunContext(cfg, stages=("embed",)))
     cosine_only = load_config(profile="smoke", overrides=["eval.scorers=[cosine]"])
-    assert not RunContext(cosine_only, stages=("embed", "evaluate")).needs_segments
+    assert not needs_segments(RunContext(cosine_only, stages=("embed", "evaluate")))
 
 
 def test_embed_alone_reads_audio_and_computes_no_segments(

@@ -79,26 +79,6 @@ class RunContext:
         return bool(self.cfg.ray.address or os.environ.get("RAY_ADDRESS"))
 
     @property
-    def embeds_from_audio(self) -> bool:
-        """Whether the embed stage computes its model's front-end from the audio
-        (``embed.from_audio``): "auto" does so when no stage of the command reads features/
-        (``voxray embed`` alone), where a features stage would be written only to be read once
-        (issue 31: the staged path cost 0.34x SpeechBrain's loop, the fused one 0.48x)."""
-        wanted = self.cfg.embed.from_audio
-        if wanted == "auto":
-            return set(self.stages) <= {"manifest", "embed"}
-        return bool(wanted)
-
-    @property
-    def needs_segments(self) -> bool:
-        """Whether the base model's segment embeddings are computed: when ``embed.segments``
-        asks and evaluate, with a segment scorer (every scorer but cosine), is among the
-        command's stages: nothing else reads them. An embed stage made without them is redone
-        by a later command that needs them (``stages.decide_stage``)."""
-        segment_scorer = any(s != "cosine" for s in self.cfg.eval.scorers)
-        return self.cfg.embed.segments and segment_scorer and "evaluate" in self.stages
-
-    @property
     def out(self) -> Storage:
         if not self.cfg.out:
             raise ConfigError("out: an output folder is required (--out DIR or s3://bucket/prefix)")

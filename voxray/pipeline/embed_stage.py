@@ -26,6 +26,7 @@ from voxray.pipeline.embed_compute import (
     embeddings_sink,
 )
 from voxray.pipeline.embed_from_audio import embed_from_audio
+from voxray.pipeline.embed_plan import embeds_from_audio, needs_segments
 from voxray.pipeline.front_ends import check_front_end, model_front_end
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources
@@ -155,7 +156,7 @@ def embed_jobs(
 
 def run_embed(ctx: RunContext) -> StageResult:
     model = base_model(ctx)
-    if ctx.embeds_from_audio:
+    if embeds_from_audio(ctx):
         return embed_from_audio(ctx, model)
     front_end = model_front_end(ctx, model)
     check_front_end(ctx.out, front_end)
@@ -166,7 +167,7 @@ def run_embed(ctx: RunContext) -> StageResult:
     )
     todo = [u for u in utt_ids if u in available]
     job = EmbedJob(model, "none", features_rel(kind))
-    cfg = dataclasses.replace(ctx.cfg.embed, segments=ctx.needs_segments)
+    cfg = dataclasses.replace(ctx.cfg.embed, segments=needs_segments(ctx))
     (result,) = embed_jobs(ctx, [job], todo, cfg.resources, cfg)
     result.stage = STAGE
     result.info = {**result.info, "model": model.name, "front_end": kind}

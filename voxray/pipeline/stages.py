@@ -22,6 +22,7 @@ from voxray.io.quarantine import release_quarantine, retryable_quarantine
 from voxray.io.run_state import OutputLock, clear_stage, mark_stage_done, stage_done, stage_info
 from voxray.log import get_logger
 from voxray.pipeline.context import RunContext, StageResult
+from voxray.pipeline.embed_plan import embeds_from_audio, needs_segments
 from voxray.pipeline.fingerprint import Action, Decision, decide, downstream, fingerprint
 from voxray.pipeline.stale import corpus_digest, discard_outputs
 
@@ -171,7 +172,7 @@ def prerequisites(ctx: RunContext, name: str) -> list[str]:
         if n in before
         and not (n == "train" and ctx.cfg.model_path)
         # embedding from audio reads no features/ (voxray.pipeline.embed_from_audio)
-        and not (n == "features" and name == "embed" and ctx.embeds_from_audio)
+        and not (n == "features" and name == "embed" and embeds_from_audio(ctx))
         and not (n == "embed" and name not in READS_EMBEDDINGS)
     ]
 
@@ -210,7 +211,7 @@ def decide_stage(
     complete = stage_complete(ctx, name)
     info = stage_info(ctx.out, name) if stage_done(ctx.out, name) else {}
     decision = decide(name, complete, info.get("fingerprint"), fp, forced, keep_stale)
-    if name == "embed" and ctx.needs_segments and info.get("segments") is False:
+    if name == "embed" and needs_segments(ctx) and info.get("segments") is False:
         # embedded by a command that evaluated nothing (voxray embed alone): redo with segments
         reason = "segment embeddings needed now (a segment scorer runs), not computed before"
         decision = Decision(name, Action.REBUILD, (*decision.reasons, reason))

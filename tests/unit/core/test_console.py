@@ -116,7 +116,7 @@ class FakeCounter:
         self.added: list[int] = []
         self.add = self
 
-    def remote(self, rows: int) -> None:
+    def remote(self, rows: int, seconds: dict[str, float] | None = None) -> None:
         self.added.append(rows)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from voxray.config import load_config
 from voxray.io.run_state import mark_stage_done
 from voxray.pipeline.context import RunContext
+from voxray.pipeline.embed_plan import embeds_from_audio
 from voxray.pipeline.fingerprint import Action
 from voxray.pipeline.stages import decide_stage, missing_prerequisites
 
@@ -37,11 +38,11 @@ def _auto(tmp_path: Path, stages: tuple[str, ...]) -> RunContext:
 
 
 def test_auto_reads_audio_when_no_stage_of_the_command_reads_features(tmp_path: Path) -> None:
-    assert _auto(tmp_path, ("embed",)).embeds_from_audio
+    assert embeds_from_audio(_auto(tmp_path, ("embed",)))
     assert missing_prerequisites(_auto(tmp_path, ("embed",)), "embed") == ["manifest"]
     # evaluate reads features/ (its analyses), so the features stage is written and read
     both = _auto(tmp_path, ("embed", "evaluate"))
-    assert not both.embeds_from_audio
+    assert not embeds_from_audio(both)
     assert missing_prerequisites(both, "embed") == ["manifest", "features"]
 
 
