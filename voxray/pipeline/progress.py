@@ -123,10 +123,11 @@ class _PoolThread(threading.Thread):
         self.join(STOP_GRACE_S)
 
 
-def _read(counter: Any) -> Done | None:
-    """The counts, or None while the counter is slow or restarting (its node was lost)."""
+def _read(counter: Any, what: str = "done") -> Any:
+    """The counter's ``done`` (counts) or ``seconds`` (the time split), or None while it is
+    slow or restarting (its node was lost): neither may fail a stage whose rows are written."""
     try:
-        return ray.get(counter.done.remote(), timeout=POLL_S * 5)
+        return ray.get(getattr(counter, what).remote(), timeout=POLL_S * 5)
     except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
         return None
 
@@ -180,7 +181,7 @@ def run_watched(
             raise pool.error
         # the pool is done, so are its rows (the last adds may still be on their way)
         progress.update(total if total is not None else watch.done.computed)
-        return ray.get(counter.seconds.remote(), timeout=POLL_S * 30)
+        return _read(counter, "seconds") or {}
     finally:
         pool.stop()  # stalled, or this thread interrupted (Ctrl-C): the pool stops too
         progress.close()
