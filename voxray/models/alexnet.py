@@ -37,6 +37,11 @@ CONV_SPECS: tuple[tuple[int, int, int, int, bool], ...] = (
 )
 
 
+def min_input_size() -> int:
+    """The fewest bins (and frames) an input needs to reach conv5 with one cell left."""
+    return next(n for n in range(1, 1000) if feature_map_size(n) >= 1)
+
+
 def feature_map_size(n: int) -> int:
     """Size of one axis after conv1..conv5 and their pools (0 when the input is too short)."""
     for _, kernel, stride, pad, pool in CONV_SPECS:
@@ -98,7 +103,7 @@ class AlexNet(SpeakerEmbedder):
 
     @staticmethod
     def _min_size() -> int:
-        return next(n for n in range(1, 1000) if feature_map_size(n) >= 1)
+        return min_input_size()
 
     @property
     def min_frames(self) -> int:

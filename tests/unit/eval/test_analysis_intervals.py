@@ -85,6 +85,18 @@ def test_multispeaker_rows_and_mixture_curves_carry_their_interval(tmp_path: Pat
         assert v["deletion@1"] == pytest.approx(v["insertion@0"]), cond
 
 
+def test_gender_is_skipped_with_its_reason_on_a_front_end_alexnet_cannot_read(
+    tmp_path: Path,
+) -> None:
+    # Resemblyzer's front-end has 40 mel bins: the default gender experiment must not crash
+    s, ctx = _outputs(tmp_path, [], bins=40)
+    info = run_gender(ctx)
+    assert "needs at least 63 feature bins" in info["skipped"] and "40 bins" in info["skipped"]
+    assert not s.exists("metrics") or "gender" not in set(
+        s.read_table("metrics").column("list").to_pylist()
+    )
+
+
 def test_gender_accuracies_carry_their_interval(tmp_path: Path) -> None:
     # AlexNet needs at least 63 bins
     s, ctx = _outputs(tmp_path, ["eval.faithfulness.flip_fractions=[0.0, 0.01]"], bins=64)

@@ -12,6 +12,7 @@ from voxray.config import ModelConfig, VoxrayConfig, replace
 from voxray.eval.faithfulness import pixel_flipping, top1_score
 from voxray.mask import moore_replace
 from voxray.models import build_classifier
+from voxray.models.alexnet import min_input_size
 from voxray.pipeline.analyses.crops import Crops, crop_frames, crops, speakers_of
 from voxray.pipeline.analyses.explain import explain, mean_row, write_metrics
 from voxray.pipeline.context import MANIFEST, RunContext
@@ -102,6 +103,12 @@ def run_gender(ctx: RunContext) -> dict[str, Any]:
     test = crops(ctx, kind, "test", 100000, frames, label_of)
     if len(test.utt_ids) < 2 or len(train.utt_ids) < 4:
         return {"skipped": "too few utterances with gender labels"}
+    least, bins = min_input_size(), train.feats.shape[2]
+    if min(bins, frames) < least:  # a default analysis on a front-end AlexNet cannot read
+        return {
+            "skipped": f"AlexNet (Becker et al. 2018) needs at least {least} feature bins and "
+            f"frames; the model's front-end {kind} has {bins} bins, the crops {frames} frames"
+        }
     net = _alexnet(cfg, train.feats.shape[2], frames)
     fit_classifier(net, train.feats, train.labels, gc.epochs, cfg.train.batch_size, gc.lr, cfg.seed)
     rows: list[MetricRow] = []
