@@ -10,6 +10,7 @@ file as hundreds of lines) stay off.
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -70,11 +71,11 @@ class CountRows:
 
     def __init__(self, fn: type, fn_args: tuple[Any, ...], counter: Any, threads: int = 0) -> None:
         started = time.perf_counter()
-        if threads:  # before the model loads: see ray_env.actor_threads
-            import torch
-
-            torch.set_num_threads(threads)
         self.inner = fn(*fn_args)
+        # before the first batch (see ray_env.actor_threads); a callable without torch (the
+        # mask stage's numpy) does not import it for this
+        if threads and "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
         self.counter = counter
         self.startup_s: float | None = time.perf_counter() - started
 
