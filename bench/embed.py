@@ -192,7 +192,7 @@ def one_size(size: int, tmp: Path, ckpt: Path, args) -> dict:
             runs[path].append(timed(voxray_cmd(corpus, ckpt, out, path == "staged", args)))
             if runs[path][-1] == min(runs[path]):
                 stages[path] = stages_of(out)
-                if path == "one-command":
+                if path == args.paths[0]:  # both paths write the same rows
                     cos = cosines(out, tmp / f"sb{size}.npz")
     loop_s = min(runs["loop"])
     print(f"  SpeechBrain loop    {loop_s:7.1f} s, {size / loop_s:6.2f} utt/s", flush=True)

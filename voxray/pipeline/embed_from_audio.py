@@ -11,8 +11,6 @@ when the run evaluates with a segment scorer: nothing else reads them.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pyarrow as pa
 import ray
@@ -25,7 +23,7 @@ from voxray.io.storage import Storage
 from voxray.pipeline.context import MANIFEST, RunContext, StageResult
 from voxray.pipeline.datasets import length_sorted_batches, pool_to_sink
 from voxray.pipeline.embed_compute import STAGE, ComputeEmbeddings, embedded, embeddings_sink
-from voxray.pipeline.embed_plan import needs_segments
+from voxray.pipeline.embed_plan import base_embed_config
 from voxray.pipeline.front_ends import model_front_end
 from voxray.pipeline.model_ref import ModelRef
 from voxray.pipeline.ray_env import actor_resources
@@ -86,7 +84,7 @@ def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
     """Embed every manifest utterance not yet embedded by ``model`` straight from its audio;
     undecodable files go to quarantine under the embed stage."""
     out = ctx.out
-    cfg = dataclasses.replace(ctx.cfg.embed, segments=needs_segments(ctx))
+    cfg = base_embed_config(ctx)
     manifest = out.read_table(MANIFEST, columns=["utt_id", "path", "num_samples"])
     utt_ids = manifest.column("utt_id").to_pylist()
     paths = manifest.column("path").to_pylist()

@@ -6,6 +6,9 @@ nobody reads. Apart from the stage modules so that only the stages that embed re
 
 from __future__ import annotations
 
+import dataclasses
+
+from voxray.config import EmbedConfig
 from voxray.pipeline.context import RunContext
 
 #: the stages a command may run besides embed and still read no features/.
@@ -31,3 +34,9 @@ def needs_segments(ctx: RunContext) -> bool:
     by a later command that needs them (``stages.decide_stage``)."""
     segment_scorer = any(s != "cosine" for s in ctx.cfg.eval.scorers)
     return ctx.cfg.embed.segments and segment_scorer and "evaluate" in ctx.stages
+
+
+def base_embed_config(ctx: RunContext) -> EmbedConfig:
+    """The run's ``embed`` settings for the base model's embed stage, on either path:
+    segments only where ``needs_segments``."""
+    return dataclasses.replace(ctx.cfg.embed, segments=needs_segments(ctx))

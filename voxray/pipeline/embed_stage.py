@@ -8,7 +8,6 @@ in the actor: ``voxray.pipeline.embed_from_audio``); both embed through
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +25,7 @@ from voxray.pipeline.embed_compute import (
     embeddings_sink,
 )
 from voxray.pipeline.embed_from_audio import embed_from_audio
-from voxray.pipeline.embed_plan import embeds_from_audio, needs_segments
+from voxray.pipeline.embed_plan import base_embed_config, embeds_from_audio
 from voxray.pipeline.front_ends import check_front_end, model_front_end
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources
@@ -167,7 +166,7 @@ def run_embed(ctx: RunContext) -> StageResult:
     )
     todo = [u for u in utt_ids if u in available]
     job = EmbedJob(model, "none", features_rel(kind))
-    cfg = dataclasses.replace(ctx.cfg.embed, segments=needs_segments(ctx))
+    cfg = base_embed_config(ctx)
     (result,) = embed_jobs(ctx, [job], todo, cfg.resources, cfg)
     result.stage = STAGE
     result.info = {**result.info, "model": model.name, "front_end": kind}
