@@ -289,6 +289,8 @@ def test_mask_conditions_from_yaml() -> None:
             "attribution.resources: rows_per_file must be >= 0",
         ),
         ("embed.resources.batch_size=0", "embed.resources: batch_size must be >= 1"),
+        ("embed.resources.threads=-1", "embed.resources: threads must be >= 0"),
+        ("embed.from_audio=maybe", "embed.from_audio"),
         ("train", "is not of the form key=value"),
     ],
 )
