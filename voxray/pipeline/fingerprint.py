@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Mapping
 
 from voxray.config import VoxrayConfig, to_dict
 
@@ -214,6 +214,25 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if None not in (old.get("corpus"), new.get("corpus")) and old["corpus"] != new["corpus"]:
             out.append("input corpus changed")
     return out
+
+
+def current_form(
+    stage: str, old: dict[str, Any], markers: Mapping[str, dict[str, Any] | None]
+) -> dict[str, Any]:
+    """An old marker's fingerprint as this voxray would have written it for the same recipe:
+    settings that have since become ``OPERATIONAL`` dropped, and each upstream digest redone
+    the same way from that stage's own marker (in ``markers``, by stage; where the marker is
+    missing or no longer the one this stage was made from, the stored digest stands). So
+    moving a key to ``OPERATIONAL`` never makes outputs stale, while a marker whose upstream
+    has since been rebuilt still differs."""
+    kept = {k: v for k, v in old.get("settings", {}).items() if not operational(k)}
+    upstream = dict(old.get("upstream", {}))
+    for u, stored in upstream.items():
+        theirs = markers.get(u)
+        if theirs and theirs.get("digest") == stored:
+            upstream[u] = current_form(u, theirs, markers)["digest"]
+    recipe = {"settings": kept, "model": old.get("model", ""), "upstream": upstream}
+    return {**old, **recipe, "digest": digest(recipe)}
 
 
 def decide(

@@ -23,7 +23,14 @@ from voxray.io.run_state import OutputLock, clear_stage, mark_stage_done, stage_
 from voxray.log import get_logger
 from voxray.pipeline.context import RunContext, StageResult
 from voxray.pipeline.embed_plan import embeds_from_audio, needs_segments
-from voxray.pipeline.fingerprint import Action, Decision, decide, downstream, fingerprint
+from voxray.pipeline.fingerprint import (
+    Action,
+    Decision,
+    current_form,
+    decide,
+    downstream,
+    fingerprint,
+)
 from voxray.pipeline.stale import corpus_digest, discard_outputs
 
 log = get_logger(__name__)
@@ -202,6 +209,14 @@ def invalidate_downstream(ctx: RunContext, name: str) -> None:
         )
 
 
+def _marker_fingerprints(ctx: RunContext) -> dict[str, dict[str, Any] | None]:
+    """The fingerprint on each stage's marker (None where it has none)."""
+    return {
+        n: stage_info(ctx.out, n).get("fingerprint") if stage_done(ctx.out, n) else None
+        for n in STAGE_NAMES
+    }
+
+
 def decide_stage(
     ctx: RunContext, name: str, forced: bool = False, keep_stale: bool = False
 ) -> tuple[Decision, dict[str, Any]]:
@@ -210,7 +225,10 @@ def decide_stage(
     fp = fingerprint(ctx.cfg, name, corpus_digest(ctx, name))
     complete = stage_complete(ctx, name)
     info = stage_info(ctx.out, name) if stage_done(ctx.out, name) else {}
-    decision = decide(name, complete, info.get("fingerprint"), fp, forced, keep_stale)
+    old = info.get("fingerprint")
+    if old is not None:
+        old = current_form(name, old, _marker_fingerprints(ctx))
+    decision = decide(name, complete, old, fp, forced, keep_stale)
     if name == "embed" and needs_segments(ctx) and info.get("segments") is False:
         # embedded by a command that evaluated nothing (voxray embed alone): redo with segments
         reason = "segment embeddings needed now (a segment scorer runs), not computed before"

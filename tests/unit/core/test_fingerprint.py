@@ -346,3 +346,24 @@ def test_a_one_stage_command_rebuilds_its_stage_when_stale(driver) -> None:
         ("attribute", ("test/s2/v/1", "train/s1/v/1", "train/s1/v/2"))
     ]
     assert run(only="attribute", **{"attribution.ig_steps": 64}) == [("attribute", ())]
+
+
+def test_a_key_that_became_operational_leaves_old_outputs_fresh(
+    driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Markers written while ``embed.from_audio`` was still part of embed's recipe: moving it
+    to OPERATIONAL reuses them (embed and what reads it), and a real change still redoes."""
+    from voxray.pipeline import fingerprint as fp
+
+    run, _, _ = driver
+    with monkeypatch.context() as older:
+        older.setattr(
+            fp, "OPERATIONAL", tuple(k for k in fp.OPERATIONAL if k != "embed.from_audio")
+        )
+        run()
+        assert run(**{"embed.from_audio": "true"})[0][0] == "embed"  # then it was a recipe
+        run()
+    assert run() == []
+    assert run(**{"embed.from_audio": "true"}) == []
+    redone = [name for name, _ in run(**{"train.epochs": 7})]
+    assert redone == [s for s in STAGE_NAMES if s not in ("manifest", "features")]
