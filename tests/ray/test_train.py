@@ -381,3 +381,50 @@ def test_cached_training_source_has_few_blocks(ray_local) -> None:
     cached = cache_for_epochs(ds, 3 * TRAIN_BLOCK_BYTES - 1, num_workers=1)
     assert cached.num_blocks() == 3
     assert sorted(r["id"] for r in cached.take_all()) == list(range(100))
+
+
+def test_early_stopping_stops_on_the_validation_loss_and_keeps_the_best_epoch(
+    ray_local, tmp_path
+) -> None:
+    """Lehmann & Stadelmann 2020 3.3: stop after ``patience`` epochs without a lower
+    validation loss; the model saved is the best epoch's, not the last one's."""
+    import ray.data
+
+    from voxray.train.early_stop import EarlyStopping
+
+    cfg = train_cfg(epochs=6, patience=1, lr=0.03)
+    out = Storage(str(tmp_path / "out"))
+    result = train_model(
+        cfg,
+        MODEL,
+        ray.data.from_arrow(corpus_table()),
+        num_classes=SPEAKERS,
+        input_dim=BINS,
+        storage_path=str(tmp_path / "ray"),
+        name="early",
+        speakers=SPEAKER_NAMES,
+        out_storage=out,
+        model_rel_dir="models/early",
+        num_rows=SPEAKERS * UTTS,
+        val_ds=ray.data.from_arrow(corpus_table(seed=1)),
+    )
+    losses = [h["val_loss"] for h in result.history]
+    replay = EarlyStopping(cfg.patience)
+    stopped = next(e for e, v in enumerate(losses, 1) if replay.update(e, v, torch.nn.Linear(1, 1)))
+    assert len(losses) == stopped < cfg.epochs  # stopped by the rule, before the last epoch
+    best = int(np.argmin(losses)) + 1
+    assert best == replay.best_epoch == result.history[-1]["best_epoch"] < stopped
+    last = torch.load(
+        tmp_path / "ray" / "early" / f"epoch_{stopped:04d}" / STATE_FILE, weights_only=True
+    )
+    saved = torch.load(tmp_path / "out" / "models" / "early" / "model.pt", weights_only=True)
+    for key, value in last["best_model"].items():
+        torch.testing.assert_close(saved[key], value)
+    assert any(not torch.equal(saved[k], v) for k, v in last["model"].items())
+    metrics = out.read_table("models/early/history.parquet").to_pylist()
+    assert [m["val_loss"] for m in metrics] == pytest.approx(losses)
+
+
+def test_early_stopping_without_a_validation_set_is_refused(ray_local, tmp_path) -> None:
+    with pytest.raises(ValueError, match="early stopping .* needs val_ds"):
+        run(ray_local, tmp_path, "noval", train_cfg(patience=2))

@@ -92,7 +92,19 @@ class TrainConfig:
     #: keep iden_split.txt's test utterances (split 3) out of training, so that identification
     #: Top-1 is measured on held-out utterances (VoxCeleb1 verification recipes train on all).
     exclude_iden_test: bool = False
+    #: early stopping (Lehmann & Stadelmann 2020 section 3.3): stop after this many epochs in
+    #: a row without a lower validation loss and keep the best epoch's weights, ``epochs``
+    #: being the most; 0 trains every epoch and keeps the last. The validation split is
+    #: ``val_fraction`` of each training speaker's utterances (at least one), held out.
+    patience: int = 0
+    val_fraction: float = 0.1
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.patience < 0:
+            raise ValueError(f"patience must be >= 0 (0: no early stopping), got {self.patience}")
+        if not 0.0 < self.val_fraction < 0.5:
+            raise ValueError(f"val_fraction must lie in (0, 0.5), got {self.val_fraction}")
 
 
 @dataclass(frozen=True)

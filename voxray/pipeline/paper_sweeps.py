@@ -25,12 +25,12 @@ from voxray.pipeline.context import MANIFEST, METRICS, PAPER_SWEEPS, TUNE, RunCo
 from voxray.pipeline.datasets import read_features
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.sweep_inputs import model_factory, model_state, pick_trials
-from voxray.train.data import segment_frames
+from voxray.train.data import segment_frames, validation_split
 from voxray.train.segment_sweep import SegmentData, segment_trial
 from voxray.train.sweep_eval import SweepTest, metric_rows
 from voxray.train.trainer import ray_storage
 from voxray.train.tune import result_rows
-from voxray.train.width_sweep import WidthData, validation_split, width_trial
+from voxray.train.width_sweep import WidthData, width_trial
 
 log = get_logger(__name__)
 

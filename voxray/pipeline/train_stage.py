@@ -19,6 +19,7 @@ from voxray.pipeline.context import MANIFEST, METRICS, MODELS, RunContext, Stage
 from voxray.pipeline.datasets import features_rel, read_parquet_dataset
 from voxray.pipeline.front_ends import trained_front_end
 from voxray.pipeline.ray_env import DATA_TASK_CPUS, fits_in_object_store
+from voxray.train.data import validation_split
 from voxray.train.trainer import TrainResult, train_model
 
 log = get_logger(__name__)
@@ -106,12 +107,22 @@ def train_on(
         raise ValueError(
             f"training needs at least 2 speakers in the train split, found {len(speakers)}"
         )
-    ds, rows = _training_dataset(ctx, name, source_rel, where, utt_ids, speakers)
     train_cfg = replace(
         cfg.train,
         epochs=epochs or cfg.train.epochs,
         seed=cfg.train.seed if seed is None else seed,
     )
+    val_ds = None
+    if train_cfg.patience:
+        index = {s: i for i, s in enumerate(speakers)}
+        labels = {u: index[u.split("/", 1)[0]] for u in utt_ids}
+        val_ids = validation_split(labels, train_cfg.val_fraction, train_cfg.seed)
+        held = set(val_ids)
+        utt_ids = [u for u in utt_ids if u not in held]
+        val_ds, _ = _training_dataset(
+            ctx, f"{name} (validation)", source_rel, where, val_ids, speakers
+        )
+    ds, rows = _training_dataset(ctx, name, source_rel, where, utt_ids, speakers)
     extractor = front_end.build()
     input_dim = extractor.num_bins
     result = train_model(
@@ -130,6 +141,7 @@ def train_on(
         num_rows=rows,
         data_task_cpus=DATA_TASK_CPUS,
         init_state=init_state,
+        val_ds=val_ds,
     )
     write_train_metrics(ctx, name, result)
     return result
@@ -144,6 +156,8 @@ def write_train_metrics(ctx: RunContext, name: str, result: TrainResult) -> None
             ("train_top1", last.get("accuracy")),
             ("train_seconds", result.seconds),
             ("train_epochs", len(result.history)),
+            # the epoch whose weights were kept (early stopping; else absent: the last)
+            ("train_best_epoch", last.get("best_epoch")),
         )
         if value is not None
     ]

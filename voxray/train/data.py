@@ -173,3 +173,16 @@ def segment_starts(num_frames: int, seg_frames: int, overlap: float) -> list[int
     if starts[-1] + seg_frames < num_frames:
         starts.append(num_frames - seg_frames)
     return starts
+
+
+def validation_split(labels: dict[str, int], fraction: float, seed: int) -> list[str]:
+    """``fraction`` of each speaker's utterances (at least one, never all) for validation."""
+    rng = np.random.default_rng(seed)
+    held: list[str] = []
+    for cls in sorted(set(labels.values())):
+        utts = sorted(u for u, c in labels.items() if c == cls)
+        if len(utts) < 2:
+            continue
+        k = min(len(utts) - 1, max(1, int(round(fraction * len(utts)))))
+        held += [str(u) for u in rng.choice(utts, size=k, replace=False)]
+    return sorted(held)

@@ -8,6 +8,10 @@ epoch, the RNG states and the metrics history so far. When Ray Train restarts th
 after a failure, or a driver reruns the same run name on the same storage,
 ``ray.train.get_checkpoint()`` returns the latest one and training continues from there.
 
+With ``train.patience`` (early stopping), a ``val`` dataset of fixed crops is scored after
+every epoch; training stops after ``patience`` epochs without a lower validation loss, and
+the checkpoint carries the best epoch's weights (``best_model``) beside the last ones.
+
 ``config`` keys (built by ``trainer.train_model``): ``train`` (TrainConfig), ``model``
 (ModelConfig, built with ``voxray.models.build_classifier``), ``input_dim``,
 ``num_classes``, ``steps_per_epoch``, ``drop_last``, and for fault-injection tests
@@ -36,6 +40,7 @@ from voxray.faults import slow_down
 from voxray.models import build_classifier
 from voxray.models.base import SpeakerClassifier
 from voxray.train.data import FEATS, LABEL
+from voxray.train.early_stop import EarlyStopping
 from voxray.train.schedule import build_schedule
 from voxray.train.sync_bn import synchronise_batchnorm
 
@@ -119,13 +124,23 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     classifier = _initial_classifier(config, cfg.seed, rank)
     progress = _restore(ray.train.get_checkpoint(), classifier)
     opt = _optimisation(classifier, cfg, device, int(config["steps_per_epoch"]), progress)
+    stopper = _stopper(cfg, progress)
+    if stopper is not None and stopper.stale >= stopper.patience:
+        return  # stopped early before this restart: nothing left to train
     for epoch in range(progress.start_epoch, cfg.epochs + 1):
         maybe_fail(config, epoch)
         slow_down()  # lets a test kill a node while training is under way (a no-op otherwise)
         totals = _train_epoch(opt, cfg, device, bool(config["drop_last"]), progress)
         metrics = _epoch_metrics(epoch, totals, device, progress.resumes)
+        stop = False
+        if stopper is not None:
+            metrics["val_loss"] = _validation_loss(_classifier(opt), cfg, device)
+            stop = stopper.update(epoch, metrics["val_loss"], _classifier(opt))
+            metrics["best_epoch"] = stopper.best_epoch
         progress.history.append(metrics)
-        _report(metrics, rank, _checkpoint_state(opt, epoch, progress, device))
+        _report(metrics, rank, _checkpoint_state(opt, epoch, progress, device, stopper))
+        if stop:
+            break
 
 
 @dataclass
@@ -163,6 +178,49 @@ class _EpochTotals:
     steps: int
     lr: float
     seconds: float
+
+
+def _classifier(opt: _Optimisation) -> SpeakerClassifier:
+    """The classifier inside the (possibly DDP-wrapped) loss module."""
+    return getattr(opt.model, "module", opt.model).classifier
+
+
+def _stopper(cfg: TrainConfig, progress: _Progress) -> EarlyStopping | None:
+    """Early stopping when ``cfg.patience`` asks for it, restored from a checkpoint's state."""
+    if not cfg.patience:
+        return None
+    stopper = EarlyStopping(cfg.patience)
+    saved = (progress.state or {}).get("stopper")
+    if saved:
+        stopper.best, stopper.best_epoch, stopper.stale = (
+            saved["best"],
+            saved["epoch"],
+            saved["stale"],
+        )
+        stopper.best_state = progress.state["best_model"]
+    return stopper
+
+
+@torch.no_grad()
+def _validation_loss(
+    classifier: SpeakerClassifier, cfg: TrainConfig, device: torch.device
+) -> float:
+    """The mean loss over the validation crops of every worker's shard. The classifier is
+    called directly, not through DDP, whose forward would wait on workers with fewer batches."""
+    classifier.eval()
+    loss_sum, seen = 0.0, 0
+    batches = ray.train.get_dataset_shard("val").iter_torch_batches(
+        batch_size=cfg.batch_size, dtypes={FEATS: torch.float32, LABEL: torch.int64}, device=device
+    )
+    for batch in batches:
+        loss, _ = classifier.loss(batch[FEATS], batch[LABEL])
+        n = int(batch[LABEL].shape[0])
+        loss_sum += float(loss) * n
+        seen += n
+    total, count = _sum_across_workers([loss_sum, float(seen)], device)
+    if count == 0:
+        raise ValueError("early stopping: the validation split is empty")
+    return total / count
 
 
 def _use_worker_cpus(cfg: TrainConfig, device: torch.device) -> None:
@@ -290,11 +348,22 @@ def _epoch_metrics(
 
 
 def _checkpoint_state(
-    opt: _Optimisation, epoch: int, progress: _Progress, device: torch.device
+    opt: _Optimisation,
+    epoch: int,
+    progress: _Progress,
+    device: torch.device,
+    stopper: EarlyStopping | None,
 ) -> dict[str, Any]:
     """Everything needed to continue at the next epoch (see the module docstring)."""
+    stopping: dict[str, Any] = {}
+    if stopper is not None:
+        stopping = {
+            "stopper": {"best": stopper.best, "epoch": stopper.best_epoch, "stale": stopper.stale},
+            "best_model": stopper.best_state,
+        }
     return {
-        "model": getattr(opt.model, "module", opt.model).classifier.state_dict(),
+        **stopping,
+        "model": _classifier(opt).state_dict(),
         "optimizer": opt.optimizer.state_dict(),
         "scaler": opt.scaler.state_dict() if opt.scaler.is_enabled() else {},
         "step": progress.step,

@@ -34,7 +34,7 @@ from voxray.io.storage import Storage
 from voxray.models import build_classifier
 from voxray.models.checkpoint import save_model
 from voxray.nodes import live_nodes, resource_total
-from voxray.train.data import random_crops, segment_frames
+from voxray.train.data import centre_crops, random_crops, segment_frames
 from voxray.train.epoch_progress import EpochProgress
 from voxray.train.loop import load_train_state, train_loop_per_worker
 
@@ -109,6 +109,7 @@ def train_model(
     data_task_cpus: float = 1.0,
     front_end: FrontEndSpec | None = None,
     init_state: dict[str, Any] | None = None,
+    val_ds: ray.data.Dataset | None = None,
 ) -> TrainResult:
     """Train on ``train_ds`` (rows: utt_id, num_frames, num_bins, values, label) and save.
 
@@ -119,9 +120,13 @@ def train_model(
         front_end: the features' front-end, recorded with the model (see ``save_model``).
         init_state: a classifier state_dict to start from (continue training a model on the
             same speakers) instead of random weights.
+        val_ds: held-out rows like ``train_ds``'s, for early stopping (``cfg.patience``);
+            the model saved is then the best epoch's.
     """
     if cfg.epochs < 1:
         raise ValueError(f"train.epochs must be at least 1, got {cfg.epochs}")
+    if cfg.patience and val_ds is None:
+        raise ValueError(f"model {name!r}: early stopping (train.patience) needs val_ds")
     if len(speakers) != num_classes:
         raise ValueError(f"{len(speakers)} speaker names for num_classes={num_classes}")
     t0 = time.perf_counter()
@@ -129,9 +134,11 @@ def train_model(
     if rows < 1:
         raise ValueError(f"no training utterances for model {name!r}")
     seg = segment_frames(cfg.segment_s, frame_shift_ms)
-    crops = _crop_stream(train_ds, cfg, seg, data_task_cpus)
+    datasets = {"train": _crop_stream(train_ds, cfg, seg, data_task_cpus)}
+    if val_ds is not None:
+        datasets["val"] = _validation_crops(val_ds, cfg, seg, data_task_cpus)
     config = _loop_config(cfg, model_cfg, input_dim, num_classes, rows, fail_at_epoch, init_state)
-    result = _fit(cfg, config, crops, storage_path, name, out_storage)
+    result = _fit(cfg, config, datasets, storage_path, name, out_storage)
     state = load_train_state(result.checkpoint)
     checkpoint_uri = ("s3://" if storage_path.startswith("s3://") else "") + result.checkpoint.path
     extra = {
@@ -139,6 +146,7 @@ def train_model(
         "segment_frames": seg,
         "frame_shift_ms": frame_shift_ms,
         "epochs": int(state["epoch"]),
+        "best_epoch": int(state.get("stopper", {}).get("epoch", state["epoch"])),
         "checkpoint": checkpoint_uri,
     }
     history = _save_trained(
@@ -155,13 +163,13 @@ def train_model(
 def _fit(
     cfg: TrainConfig,
     config: dict[str, Any],
-    crops: ray.data.Dataset,
+    datasets: dict[str, ray.data.Dataset],
     storage_path: str,
     name: str,
     out_storage: Storage,
 ) -> Result:
-    """Run the Ray Train loop on ``crops``, its epochs shown as progress; a result with its
-    last checkpoint."""
+    """Run the Ray Train loop on ``datasets`` (``train`` crops, ``val`` ones for early
+    stopping), its epochs shown as progress; a result with its last checkpoint."""
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,
@@ -171,7 +179,7 @@ def _fit(
             resources_per_worker={"CPU": cfg.cpus_per_worker},
         ),
         run_config=run_config(cfg, storage_path, name, out_storage),
-        datasets={"train": crops},
+        datasets=datasets,
     )
     with EpochProgress(Storage(storage_path, out_storage.s3).child(name), name, cfg.epochs):
         result = trainer.fit()
@@ -197,6 +205,21 @@ def _crop_stream(
         batch_size=max(1, cfg.batch_size // cfg.crops_per_utt),
         num_cpus=data_task_cpus,
     )
+
+
+def _validation_crops(
+    val_ds: ray.data.Dataset, cfg: TrainConfig, seg: int, data_task_cpus: float
+) -> ray.data.Dataset:
+    """The centre crop of each validation utterance, unaugmented: the same crops every epoch,
+    so that the validation losses of two epochs differ by the model only."""
+    crops = val_ds.map_batches(
+        centre_crops,
+        fn_kwargs={"segment_frames": seg, "normalise": cfg.normalise},
+        batch_format="pyarrow",
+        batch_size=cfg.batch_size,
+        num_cpus=data_task_cpus,
+    )
+    return crops.materialize()
 
 
 def _loop_config(
@@ -237,10 +260,10 @@ def _save_trained(
     extra: dict[str, Any],
     front_end: FrontEndSpec | None,
 ) -> list[dict[str, Any]]:
-    """Write the final checkpoint's model as ``model_rel_dir`` (models/<name>/) and its
-    per-epoch history; returns the history."""
+    """Write the final checkpoint's model (its best epoch's, with early stopping) as
+    ``model_rel_dir`` (models/<name>/) and its per-epoch history; returns the history."""
     classifier = build_classifier(model_cfg, input_dim, len(speakers))
-    classifier.load_state_dict(state["model"])
+    classifier.load_state_dict(state.get("best_model") or state["model"])
     history = list(state["history"])
     # history first: save_model writes config.yaml last, which marks the folder complete
     out_storage.write_table(f"{model_rel_dir}/history.parquet", pa.Table.from_pylist(history))

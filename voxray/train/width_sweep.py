@@ -41,19 +41,6 @@ class WidthData:
     test: SweepTest
 
 
-def validation_split(labels: dict[str, int], fraction: float, seed: int) -> list[str]:
-    """``fraction`` of each speaker's utterances (at least one, never all) for validation."""
-    rng = np.random.default_rng(seed)
-    held: list[str] = []
-    for cls in sorted(set(labels.values())):
-        utts = sorted(u for u, c in labels.items() if c == cls)
-        if len(utts) < 2:
-            continue
-        k = min(len(utts) - 1, max(1, int(round(fraction * len(utts)))))
-        held += [str(u) for u in rng.choice(utts, size=k, replace=False)]
-    return sorted(held)
-
-
 def width_classifier(data: WidthData, width: int) -> SpeakerClassifier:
     """The run's BiLSTM at LSTM width ``width``: the embedding is lstm2's 2 x width output."""
     cfg = replace(data.model_cfg, channels=width, embedding_dim=2 * width)

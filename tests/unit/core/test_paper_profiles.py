@@ -91,4 +91,5 @@ def test_each_profile_is_its_paper_set_up() -> None:
     # trained through Dense(2C) -> Dense(bottleneck), embedded with lstm2's time mean
     assert p3.model.embedding_dim == 2 * p3.model.channels and p3.model.bottleneck_dim > 0
     assert p3.train.segment_s == p3.embed.segment_s == 4.0 and p3.embed.overlap == 0.5
+    assert (p3.train.patience, p3.train.val_fraction) == (3, 0.1)  # 3.3's early stopping
     assert {"mean_cossim", "ahc", "dominant_sets"} <= set(p3.eval.scorers)

@@ -332,6 +332,11 @@ def test_identification_and_training_tables(make_metrics) -> None:
         and train.loc["ecapa", "Epochs"] == 4
     )
     assert math.isnan(train.loc["ecapa", "Final loss"])
+    assert train.loc["ecapa", "Kept epoch"] == 4  # no early stopping: the last epoch
+    stopped = training_table(
+        make_metrics([*rows, ("ecapa", "none", "train", "", "train_best_epoch", 2.0)])
+    )
+    assert stopped.loc["ecapa", "Kept epoch"] == 2
 
 
 def test_tune_table_sorts_by_objective_and_expands_config() -> None:

@@ -13,10 +13,11 @@ import torch
 from voxray.config import ModelConfig, SegmentSweepConfig, TrainConfig, WidthSweepConfig
 from voxray.config.evaluation import IntervalConfig
 from voxray.models import build_classifier
+from voxray.train.data import validation_split
 from voxray.train.early_stop import EarlyStopping
 from voxray.train.segment_sweep import SegmentData, segment_embeddings, segment_trial
 from voxray.train.sweep_eval import SweepTest, metric_rows
-from voxray.train.width_sweep import WidthData, validation_split, width_classifier, width_trial
+from voxray.train.width_sweep import WidthData, width_classifier, width_trial
 
 FAST = IntervalConfig(resamples=100)
 BILSTM = ModelConfig(arch="bilstm", channels=8, embedding_dim=16, bottleneck_dim=8)
