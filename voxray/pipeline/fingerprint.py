@@ -14,6 +14,7 @@ The functions here are pure over a config, digests and the old marker's fingerpr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -216,21 +217,40 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return out
 
 
+@functools.cache
+def _default_settings(stage: str) -> dict[str, Any]:
+    return settings(VoxrayConfig(), stage)
+
+
+def _new_keys(stage: str, old: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """The settings ``now`` has and ``old`` lacks whose value is the default: a key added
+    since ``old`` was written, left at what voxray did before it."""
+    defaults = _default_settings(stage)
+    missing = object()
+    return {k: v for k, v in now.items() if k not in old and defaults.get(k, missing) == v}
+
+
 def current_form(
-    stage: str, old: dict[str, Any], markers: Mapping[str, dict[str, Any] | None]
+    stage: str,
+    old: dict[str, Any],
+    markers: Mapping[str, dict[str, Any] | None],
+    now: Mapping[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """An old marker's fingerprint as this voxray would have written it for the same recipe:
-    settings that have since become ``OPERATIONAL`` dropped, and each upstream digest redone
-    the same way from that stage's own marker (in ``markers``, by stage; where the marker is
-    missing or no longer the one this stage was made from, the stored digest stands). So
-    moving a key to ``OPERATIONAL`` never makes outputs stale, while a marker whose upstream
-    has since been rebuilt still differs."""
+    settings that have since become ``OPERATIONAL`` dropped, keys added since then taken as
+    unchanged where this run (``now``: ``recipes``) leaves them at their default (a new key's
+    default keeps what voxray did before it), and each upstream digest
+    redone the same way from that stage's own marker (in ``markers``, by stage; where the
+    marker is missing or no longer the one this stage was made from, the stored digest
+    stands). So a new key or one moved to ``OPERATIONAL`` never makes outputs stale, while a
+    new key set otherwise, or a marker whose upstream has since been rebuilt, still differs."""
     kept = {k: v for k, v in old.get("settings", {}).items() if not operational(k)}
+    kept.update(_new_keys(stage, kept, now[stage]["settings"]))
     upstream = dict(old.get("upstream", {}))
     for u, stored in upstream.items():
         theirs = markers.get(u)
         if theirs and theirs.get("digest") == stored:
-            upstream[u] = current_form(u, theirs, markers)["digest"]
+            upstream[u] = current_form(u, theirs, markers, now)["digest"]
     recipe = {"settings": kept, "model": old.get("model", ""), "upstream": upstream}
     return {**old, **recipe, "digest": digest(recipe)}
 

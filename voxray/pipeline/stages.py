@@ -30,6 +30,7 @@ from voxray.pipeline.fingerprint import (
     decide,
     downstream,
     fingerprint,
+    recipes,
 )
 from voxray.pipeline.stale import corpus_digest, discard_outputs
 
@@ -227,7 +228,7 @@ def decide_stage(
     info = stage_info(ctx.out, name) if stage_done(ctx.out, name) else {}
     old = info.get("fingerprint")
     if old is not None:
-        old = current_form(name, old, _marker_fingerprints(ctx))
+        old = current_form(name, old, _marker_fingerprints(ctx), recipes(ctx.cfg))
     decision = decide(name, complete, old, fp, forced, keep_stale)
     if name == "embed" and needs_segments(ctx) and info.get("segments") is False:
         # embedded by a command that evaluated nothing (voxray embed alone): redo with segments

@@ -367,3 +367,21 @@ def test_a_key_that_became_operational_leaves_old_outputs_fresh(
     assert run(**{"embed.from_audio": "true"}) == []
     redone = [name for name, _ in run(**{"train.epochs": 7})]
     assert redone == [s for s in STAGE_NAMES if s not in ("manifest", "features")]
+
+
+def test_a_key_added_since_keeps_old_outputs_at_its_default_and_redoes_them_otherwise(
+    driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Markers written before ``train.patience`` existed: at its default (no early stopping,
+    what voxray did then) nothing is redone; set to 3, train and what reads it are."""
+    from voxray.pipeline import fingerprint as fp
+
+    run, _, _ = driver
+    with monkeypatch.context() as older:  # a voxray that did not know the keys
+        older.setattr(fp, "OPERATIONAL", (*fp.OPERATIONAL, "train.patience", "train.val_fraction"))
+        run()
+    assert run() == []
+    assert run(**{"mask.conditions": "[]"})[0][0] == "attribute"
+    assert run(**{"mask.conditions": "[]"}) == []  # no records: not filled with the defaults'
+    redone = [name for name, _ in run(**{"train.patience": 3})]
+    assert redone == [s for s in STAGE_NAMES if s not in ("manifest", "features")]
