@@ -28,6 +28,8 @@ from voxray.io.storage import Storage
 from voxray.log import get_logger
 from voxray.mask.pathway import mask_jobs, seen_utterances
 from voxray.models.checkpoint import LoadedModel, load_model
+from voxray.pipeline.analyses.crops import crop_frames
+from voxray.pipeline.analyses.enrolment import enrolment_head, with_enrolment_head
 from voxray.pipeline.batch_memory import bytes_per_row_frame, free_memory_bytes, rows_that_fit
 from voxray.pipeline.context import ATTRIBUTIONS, RunContext, StageResult
 from voxray.pipeline.datasets import (
@@ -122,8 +124,12 @@ class ComputeAttributions(ModelActor):
         corpus_mean: np.ndarray | None,
         num_gpus: float,
         s3: object,
+        head: tuple[np.ndarray, list[str]] | None = None,
     ) -> None:
         super().__init__(model, num_gpus, s3)
+        if head is not None:  # the CAMs' target speaker for a model without a head
+            self.loaded = with_enrolment_head(self.loaded, *head)
+            self.model = self.loaded.classifier.to(self.device).eval()
         self.has_head = self.loaded.has_head
         self.cfg = cfg
         self.jobs = [j for j in jobs if self.has_head or j.pathway == Pathway.TRAVERSAL]
@@ -282,8 +288,9 @@ def plan(
 
 
 def _wanted(ctx: RunContext, loaded: LoadedModel) -> dict[str, list[Job]]:
-    """utt_id -> the jobs it needs, for the utterances that have features (``plan``); only
-    Traversal ones for a model without a classification head."""
+    """utt_id -> the jobs it needs, for the utterances that have features (``plan``); for a
+    model without a classification head only Traversal ones, and the CAMs where
+    ``eval.enrolment`` gives it a head (``headless_pathways``)."""
     out = ctx.out
     manifest = out.read_table(schema.MANIFEST_PATH, columns=["utt_id", "split", "speaker_id"])
     kind = loaded.front_end.name
@@ -312,12 +319,31 @@ def _wanted(ctx: RunContext, loaded: LoadedModel) -> dict[str, list[Job]]:
             len(split),
         )
     if not loaded.has_head:
-        wanted = {u: [j for j in js if j.pathway == Pathway.TRAVERSAL] for u, js in wanted.items()}
+        kept = headless_pathways(ctx.cfg)
+        wanted = {u: [j for j in js if j.pathway in kept] for u, js in wanted.items()}
         log.info(
-            "attribute: the model has no classification head; only Traversal attributions are "
-            "computed"
+            "attribute: the model has no classification head; only %s attributions are computed",
+            " and ".join(sorted(kept)),
         )
     return wanted
+
+
+def headless_pathways(cfg: VoxrayConfig) -> frozenset[Pathway]:
+    """The pathways a model without a classification head is explained by: Traversal, and the
+    CAMs of the speaker its enrolment head (``eval.enrolment``: cosine to each corpus speaker's
+    mean embedding, as the evaluate analyses use) recognises."""
+    if cfg.eval.enrolment.enabled:
+        return frozenset({Pathway.TRAVERSAL, Pathway.CAM})
+    return frozenset({Pathway.TRAVERSAL})
+
+
+def _enrolment_head(
+    ctx: RunContext, loaded: LoadedModel, todo: dict[str, list[Job]]
+) -> tuple[np.ndarray, list[str]] | None:
+    """The enrolment head the actors put on a headless model, where a CAM is to be computed."""
+    if loaded.has_head or not any(j.pathway == Pathway.CAM for js in todo.values() for j in js):
+        return None
+    return enrolment_head(ctx, loaded, crop_frames(ctx.cfg))
 
 
 def _todo(ctx: RunContext, wanted: dict[str, list[Job]]) -> dict[str, list[Job]]:
@@ -336,8 +362,15 @@ def _todo(ctx: RunContext, wanted: dict[str, list[Job]]) -> dict[str, list[Job]]
     return {u: js for u, js in todo.items() if js}
 
 
-def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: dict[str, list[Job]]) -> None:
-    """Stream the utterances of ``todo`` through the pool, one pass per set of jobs."""
+def _compute(
+    ctx: RunContext,
+    model: ModelRef,
+    kind: str,
+    todo: dict[str, list[Job]],
+    head: tuple[np.ndarray, list[str]] | None,
+) -> None:
+    """Stream the utterances of ``todo`` through the pool, one pass per set of jobs; ``head``:
+    the enrolment head of a headless model (``_enrolment_head``)."""
     cfg, out = ctx.cfg, ctx.out
     corpus_mean = (
         dataset_mean(out, features_rel(kind)) if cfg.attribution.baseline == "mean" else None
@@ -363,7 +396,7 @@ def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: dict[str, list[J
         pool_to_sink(
             ds,
             ComputeAttributions,
-            (model, cfg.attribution, list(jobs), corpus_mean, res["num_gpus"], cfg.corpus.s3),
+            (model, cfg.attribution, list(jobs), corpus_mean, res["num_gpus"], cfg.corpus.s3, head),
             rc,
             attributions_sink(out, STAGE, ATTR_KEYS, rc.rows_per_file),
             res,
@@ -382,7 +415,7 @@ def run_attribute(ctx: RunContext) -> StageResult:
     result = StageResult(
         STAGE, inputs=n_jobs, skipped=n_jobs - sum(len(js) for js in todo.values())
     )
-    _compute(ctx, model, loaded.front_end.name, todo)
+    _compute(ctx, model, loaded.front_end.name, todo, _enrolment_head(ctx, loaded, todo))
     final = committed_keys(out, ATTRIBUTIONS, ATTR_KEYS)
     quarantined = quarantined_paths(out, STAGE)
     wanted_keys = {(u, j.method, j.pathway) for u, js in wanted.items() for j in js}

@@ -33,8 +33,15 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "train": ("model", "train"),
     # the scorers decide which segment embeddings are computed
     "embed": ("embed", "eval.scorers"),
-    # the mask conditions name maps the stage computes beyond attribution.methods
-    "attribute": ("attribution", "mask.conditions[].method", "mask.conditions[].pathway"),
+    # the mask conditions name maps the stage computes beyond attribution.methods; a headless
+    # model's CAMs explain the speaker of its enrolment head (crops of train.segment_s)
+    "attribute": (
+        "attribution",
+        "mask.conditions[].method",
+        "mask.conditions[].pathway",
+        "eval.enrolment",
+        "train.segment_s",
+    ),
     # the worst-error trials are chosen by the verification scores
     "trial": (
         "trial",

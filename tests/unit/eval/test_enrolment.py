@@ -98,3 +98,48 @@ def test_cam_layers_refuses_a_layer_without_a_convolution(tmp_path: Path) -> Non
     assert cam_layers(loaded, ())[:3] == ["fcm1", "fcm2", "fcm"]
     with pytest.raises(ValueError, match="stats not convolutional"):
         cam_layers(loaded, ("fcm", "stats"))
+
+
+def test_the_attribute_stage_explains_a_headless_model_by_its_enrolment_heads_cams(
+    tmp_path: Path,
+) -> None:
+    """CAM++ has no head: with eval.enrolment its CAMs explain the enrolled speaker the model
+    recognises (the map the evaluate analyses compute); without, only Traversal is planned."""
+    from voxray.attribution import Pathway, attribute
+    from voxray.models.checkpoint import load_model
+    from voxray.pipeline.attribute_stage import ComputeAttributions, Job, _enrolment_head, _wanted
+    from voxray.pipeline.model_ref import base_model
+
+    methods = ("attribution.methods=[layer_cam,saliency]", "attribution.subset=all")
+    plain = _context(tmp_path / "plain", *methods, "mask.conditions=[]")
+    loaded = load_model("campplus")
+    planned = {(j.method, j.pathway) for js in _wanted(plain, loaded).values() for j in js}
+    assert planned == {("saliency", Pathway.TRAVERSAL)}
+    assert _enrolment_head(plain, loaded, {"u": [Job("saliency", Pathway.TRAVERSAL)]}) is None
+
+    ctx = _context(
+        tmp_path / "out",
+        *methods,
+        "mask.conditions=[]",
+        "eval.enrolment.enabled=true",
+        "attribution.cam_layers=[fcm]",
+    )
+    wanted = _wanted(ctx, loaded)
+    assert {(j.method, j.pathway) for js in wanted.values() for j in js} == {
+        ("saliency", Pathway.TRAVERSAL),
+        ("layer_cam", Pathway.CAM),
+    }
+    head = _enrolment_head(ctx, loaded, wanted)
+    assert head is not None and head[1] == [f"id{10001 + i}" for i in range(6)]
+    job = Job("layer_cam", Pathway.CAM)
+    actor = ComputeAttributions(base_model(ctx), ctx.cfg.attribution, [job], None, 0.0, None, head)
+    utt = "id10004/vid00000001/00002"
+    rows = actor(read_features(ctx.out, "fbank", [utt])).to_pylist()
+    assert [(r["method"], r["pathway"], r["error"]) for r in rows] == [("layer_cam", "cam", None)]
+    enrolled_model = analysed_model(ctx).classifier
+    x = torch.from_numpy(schema.matrices(read_features(ctx.out, "fbank", [utt]))[0][None])
+    direct = attribute(enrolled_model, x, "layer_cam", "cam", params=ctx.cfg.attribution)
+    assert rows[0]["target"] == int(direct.target[0])
+    got = np.asarray(rows[0]["values"], np.float32).reshape(x.shape[1:])
+    np.testing.assert_allclose(got, direct.maps[0].numpy(), atol=1e-5)
+    assert got.min() >= 0.0 and got.max() > got.min()  # a CAM: non-negative, not flat

@@ -63,14 +63,28 @@ def centres(
     return torch.stack(rows)
 
 
-def enrolled(ctx: RunContext, loaded: LoadedModel, frames: int) -> LoadedModel:
-    """``loaded`` with a cosine head over the corpus's speakers (``enrolment_utterances``) in
-    place of none: its ``speakers`` are the corpus's, so every utterance is labelled."""
+def enrolment_head(
+    ctx: RunContext, loaded: LoadedModel, frames: int
+) -> tuple[np.ndarray, list[str]]:
+    """The cosine head's weight ``(S, D)`` (``centres``) and its speakers, the corpus's
+    (``enrolment_utterances``): small, so a stage's driver makes it once for its actors."""
     utterances = enrolment_utterances(ctx, ctx.cfg.eval.enrolment.per_speaker)
-    weight = centres(ctx, loaded, utterances, frames)
+    return centres(ctx, loaded, utterances, frames).numpy(), list(utterances)
+
+
+def with_enrolment_head(
+    loaded: LoadedModel, weight: np.ndarray, speakers: list[str]
+) -> LoadedModel:
+    """``loaded`` with a cosine head of ``weight`` over ``speakers`` in place of none: its
+    ``speakers`` are the corpus's, so every utterance is labelled."""
     head_cfg = replace(loaded.cfg.head, kind="am", margin=0.0)
     head = MarginHead(weight.shape[1], weight.shape[0], head_cfg)
     with torch.no_grad():
-        head.weight.copy_(weight)
+        head.weight.copy_(torch.from_numpy(weight))
     classifier = SpeakerClassifier(loaded.classifier.embedder, head).eval()
-    return replace(loaded, classifier=classifier, speakers=list(utterances), has_head=True)
+    return replace(loaded, classifier=classifier, speakers=list(speakers), has_head=True)
+
+
+def enrolled(ctx: RunContext, loaded: LoadedModel, frames: int) -> LoadedModel:
+    """``loaded`` with the enrolment head over the corpus's speakers (``enrolment_head``)."""
+    return with_enrolment_head(loaded, *enrolment_head(ctx, loaded, frames))
