@@ -251,7 +251,9 @@ def leak_rows(
     """metrics/ rows of ``cond``'s class leak on the training utterances ``utts``: nearest-
     centroid accuracy of recovering the training speaker (the class a Classification map
     explains when the model classifies its own training utterance right) from the masked and
-    from the raw inputs, each with its speaker-bootstrap interval."""
+    from the raw inputs, each with its speaker-bootstrap interval, and the chance level (one
+    over the speakers: the raw inputs of a corpus whose voices are not in the time-averaged
+    features sit near it, leave-one-out's bias a little below)."""
     cfg, out = ctx.cfg, ctx.out
     cols = ["utt_id", "num_frames", "num_bins", "values"]
     where = schema.is_in(schema.MANIFEST, "utt_id", utts)
@@ -261,11 +263,18 @@ def leak_rows(
     # the raw inputs of the same utterances (those with a map)
     have = schema.is_in(schema.MANIFEST, "utt_id", masked.column("utt_id").to_pylist())
     raw = out.read_table(features_rel(kind), cols, have)
-    rows = []
+    speakers_in = {speaker_of[u] for u in masked.column("utt_id").to_pylist()}
+    if len(speakers_in) < 2:
+        return []
+    model = base_model(ctx).name
+    chance = 1.0 / len(speakers_in)
+    rows = [
+        schema.MetricRow(
+            model, "none", LEAK_LIST, cond.name, "class_chance", chance, n=len(speakers_in)
+        )
+    ]
     for condition, table in ((cond.parts.masked, masked), ("none", raw)):
         ids = table.column("utt_id").to_pylist()
-        if len({speaker_of[u] for u in ids}) < 2:
-            return []
         speakers = [speaker_of[u] for u in ids]
         hits = nearest_centroid_hits(pooled(schema.matrices(table)), speakers)
         ci = mean_interval(
@@ -277,7 +286,7 @@ def leak_rows(
         )
         rows.append(
             schema.MetricRow(
-                base_model(ctx).name,
+                model,
                 condition,
                 LEAK_LIST,
                 cond.name,
@@ -309,7 +318,7 @@ def measure_leaks(
         cond_rows = leak_rows(ctx, kind, cond, utts, speaker_of)
         rows += cond_rows
         if cond_rows:
-            found[cond.name] = cond_rows[0].value
+            found[cond.name] = cond_rows[1].value  # after the chance row: the masked inputs
     if rows:
         ctx.out.write_table(f"{METRICS}/mask-leak.parquet", schema.metrics_table(rows))
     return found

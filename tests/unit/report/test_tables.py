@@ -212,11 +212,13 @@ def test_leak_table_and_seeds_note(make_metrics) -> None:
             "e", "none", "leak", cond, "class_recovery", 0.22, ci_low=0.1, ci_high=0.35, n=40
         ),
     ]
+    assert math.isnan(leak_table(make_metrics(rows)).iloc[0]["Chance (%)"])  # older outputs
+    rows.append(MetricRow("e", "none", "leak", cond, "class_chance", 0.125, n=8))
     t = leak_table(make_metrics(rows))
     assert len(t) == 1
     row = t.iloc[0]
     assert (row["Masked inputs (%)"], row["Raw inputs (%)"], row["Utterances"]) == (100.0, 22.0, 40)
-    assert row["Raw 95% CI (%)"] == "[10, 35]"
+    assert row["Raw 95% CI (%)"] == "[10, 35]" and row["Chance (%)"] == 12.5
     assert leak_table(None).empty
     assert "not measured" in seeds_note({"retrain": {"seeds": 1, "variants": ["scratch"]}})
     assert seeds_note({"retrain": {"seeds": 3, "variants": ["scratch", "continue"]}}) == (

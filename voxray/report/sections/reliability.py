@@ -297,6 +297,7 @@ LEAK_COLUMNS = (
     "Masked 95% CI (%)",
     "Raw inputs (%)",
     "Raw 95% CI (%)",
+    "Chance (%)",
     "Utterances",
 )
 
@@ -304,10 +305,12 @@ LEAK_COLUMNS = (
 def leak_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
     """Per own-map condition (the mask stage's ``leak`` rows): the nearest-centroid accuracy (%)
     of recovering a training utterance's class from its masked input against its raw input.
-    A masked accuracy far above the raw one is a class code the test data does not have."""
+    A masked accuracy far above the raw one is a class code the test data does not have;
+    chance (one over the speakers) is where inputs without a voice code sit."""
     rows = select_rows(metrics, list="leak", metric="class_recovery")
     if rows.empty:
         return empty_table()
+    chance = select_rows(metrics, list="leak", metric="class_chance")
     data, labels = [], []
     for cond in sorted(set(rows["condition"].astype(str)) - {"none"}):
         masked = interval_of(rows, condition=cond)
@@ -319,6 +322,7 @@ def leak_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
                 interval_text(masked, 100),
                 100 * raw.value,
                 interval_text(raw, 100),
+                _chance(chance, cond[len("masked:") :]),
                 masked.n,
             ]
         )
@@ -328,6 +332,12 @@ def leak_table(metrics: pd.DataFrame | None) -> pd.DataFrame:
         index=index,
         columns=list(LEAK_COLUMNS),
     )
+
+
+def _chance(rows: pd.DataFrame, scorer: str) -> float:
+    """The chance level (%) of a leak measure (NaN where its outputs predate the row)."""
+    match = rows[rows["scorer"].astype(str) == own_maps_condition(scorer)] if len(rows) else rows
+    return 100 * float(match["value"].iloc[0]) if len(match) else float("nan")
 
 
 def seeds_note(stages: dict[str, dict[str, Any]]) -> str:
