@@ -92,6 +92,13 @@ def _paper003(out: Path) -> None:
     assert "mean_cossim" in scorers, scorers
     for family in ("ahc-", "ds-"):  # AHC and dominant sets over every linkage
         assert any(s.startswith(family) for s in scorers), scorers
+    # 3.3's early stopping: a validation loss every epoch, the kept epoch recorded
+    history = read(out, "models/bilstm/history.parquet").to_pandas()
+    assert history.val_loss.notna().all() and (history.best_epoch >= 1).all(), history
+    # the Fig. 2 / Fig. 3 sweeps, each EER with its interval
+    sweeps = _metrics(out).query("list in ('lstm_width', 'segment_length') and metric == 'eer'")
+    assert set(sweeps.list) == {"lstm_width", "segment_length"}, sweeps
+    assert (sweeps.ci_low <= sweeps.value).all() and (sweeps.value <= sweeps.ci_high).all()
 
 
 OUTCOMES = {
