@@ -33,9 +33,9 @@ from voxray.pipeline.context import ATTRIBUTIONS, RunContext, StageResult
 from voxray.pipeline.datasets import (
     dataset_mean,
     equal_length_groups,
+    features_dataset,
     features_rel,
     pool_to_sink,
-    read_parquet_dataset,
 )
 from voxray.pipeline.explanation_audio import write_explanation_audio
 from voxray.pipeline.failures import Failure, check_input, compute_split
@@ -353,15 +353,8 @@ def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: dict[str, list[J
             len(utts),
             ", ".join(f"{j.method}/{j.pathway}" for j in jobs),
         )
-        ds = read_parquet_dataset(
-            out,
-            features_rel(kind),
-            ["utt_id", "num_frames", "num_bins", "values"],
-            utts,
-            rows_per_block=rc.batch_size,
-        )
         pool_to_sink(
-            ds,
+            features_dataset(out, kind, utts, rc.batch_size),
             ComputeAttributions,
             (model, cfg.attribution, list(jobs), corpus_mean, res["num_gpus"], cfg.corpus.s3),
             rc,

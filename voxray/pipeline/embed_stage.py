@@ -17,7 +17,12 @@ from voxray import schema
 from voxray.config import EmbedConfig, ResourceConfig
 from voxray.faults import maybe_fail
 from voxray.pipeline.context import MANIFEST, RunContext, StageResult
-from voxray.pipeline.datasets import features_rel, pool_to_sink, read_parquet_dataset
+from voxray.pipeline.datasets import (
+    FEATURE_COLUMNS,
+    features_rel,
+    pool_to_sink,
+    read_parquet_dataset,
+)
 from voxray.pipeline.embed_compute import (
     STAGE,
     ComputeEmbeddings,
@@ -30,9 +35,6 @@ from voxray.pipeline.front_ends import check_front_end, model_front_end
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources
 from voxray.pipeline.time_split import PartClock
-
-#: the feature columns an embedding reads.
-FEATURE_COLUMNS = ["utt_id", "num_frames", "num_bins", "values"]
 
 
 @dataclass(frozen=True)

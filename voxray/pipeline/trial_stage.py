@@ -45,10 +45,10 @@ from voxray.pipeline.context import ATTRIBUTIONS, TRIALS, RunContext, StageResul
 from voxray.pipeline.datasets import (
     dataset_mean,
     equal_length_groups,
+    features_dataset,
     features_rel,
     pool_to_sink,
     read_features,
-    read_parquet_dataset,
 )
 from voxray.pipeline.failures import Failure, check_input, compute_split
 from voxray.pipeline.model_actor import ModelActor
@@ -435,15 +435,8 @@ def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: list[TrialJob], 
     corpus_mean = dataset_mean(out, features_rel(kind)) if a.baseline == "mean" else None
     rc = cfg.trial.resources
     res = actor_resources(rc)
-    ds = read_parquet_dataset(
-        out,
-        features_rel(kind),
-        ["utt_id", "num_frames", "num_bins", "values"],
-        streamed,
-        rows_per_block=rc.batch_size,
-    )
     pool_to_sink(
-        ds,
+        features_dataset(out, kind, streamed, rc.batch_size),
         ComputeTrialAttributions,
         (model, a, by_utt, fixed, joint, corpus_mean, res["num_gpus"], cfg.corpus.s3),
         rc,
