@@ -33,6 +33,7 @@ from voxray.pipeline.context import ATTRIBUTIONS, RunContext, StageResult
 from voxray.pipeline.datasets import (
     dataset_mean,
     equal_length_groups,
+    featured_utterances,
     features_dataset,
     features_rel,
     pool_to_sink,
@@ -287,7 +288,7 @@ def _wanted(ctx: RunContext, loaded: LoadedModel) -> dict[str, list[Job]]:
     out = ctx.out
     manifest = out.read_table(schema.MANIFEST_PATH, columns=["utt_id", "split", "speaker_id"])
     kind = loaded.front_end.name
-    have = set(out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
+    have = featured_utterances(out, kind)
     split = {
         u: s
         for u, s in zip(

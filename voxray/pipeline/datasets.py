@@ -129,6 +129,12 @@ def features_rel(kind: str) -> str:
     return f"{FEATURES}/kind={kind}"
 
 
+def featured_utterances(storage: Storage, kind: str) -> set[str]:
+    """The utterances with stored features of ``kind``: what a stage downstream can work on."""
+    rel = features_rel(kind)
+    return set(storage.read_table(rel, columns=["utt_id"]).column("utt_id").to_pylist())
+
+
 def features_dataset(
     storage: Storage, kind: str, utt_ids: Iterable[str], rows_per_block: int
 ) -> "ray.data.Dataset":
@@ -200,6 +206,7 @@ __all__ = [
     "read_parquet_dataset",
     "features_rel",
     "features_dataset",
+    "featured_utterances",
     "FEATURE_COLUMNS",
     "utterances",
     "read_features",

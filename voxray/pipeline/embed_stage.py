@@ -19,6 +19,7 @@ from voxray.faults import maybe_fail
 from voxray.pipeline.context import MANIFEST, RunContext, StageResult
 from voxray.pipeline.datasets import (
     FEATURE_COLUMNS,
+    featured_utterances,
     features_rel,
     pool_to_sink,
     read_parquet_dataset,
@@ -163,9 +164,7 @@ def run_embed(ctx: RunContext) -> StageResult:
     check_front_end(ctx.out, front_end)
     kind = front_end.name
     utt_ids = ctx.out.read_table(MANIFEST, columns=["utt_id"]).column("utt_id").to_pylist()
-    available = set(
-        ctx.out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist()
-    )
+    available = featured_utterances(ctx.out, kind)
     todo = [u for u in utt_ids if u in available]
     job = EmbedJob(model, "none", features_rel(kind))
     cfg = base_embed_config(ctx)

@@ -45,6 +45,7 @@ from voxray.pipeline.context import ATTRIBUTIONS, TRIALS, RunContext, StageResul
 from voxray.pipeline.datasets import (
     dataset_mean,
     equal_length_groups,
+    featured_utterances,
     features_dataset,
     features_rel,
     pool_to_sink,
@@ -473,7 +474,7 @@ def run_trial(ctx: RunContext) -> StageResult:
     model = base_model(ctx)
     loaded = load_model(model.path, cfg.corpus.s3)
     kind = loaded.front_end.name
-    have = set(out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
+    have = featured_utterances(out, kind)
     trials, emb = scored_trials(ctx, model.name, have)
     selected = select_trials(trials, cfg.trial, cfg.seed)
     pairs = cohort_pairs(trials, selected) if joint_methods(cfg.trial) else {}
