@@ -86,6 +86,12 @@ def attributions_sink(
     )
 
 
+def baseline_mean(out: Storage, kind: str, params: AttributionConfig) -> np.ndarray | None:
+    """The corpus mean feature vector the ``mean`` baseline explains against (None for the
+    other baselines): read once on the driver and handed to every actor of the pool."""
+    return dataset_mean(out, features_rel(kind)) if params.baseline == "mean" else None
+
+
 def params_json(method: str, cfg: AttributionConfig) -> str:
     """The config fields that shape ``method``'s maps (its ``map_params``) as JSON."""
     d = to_dict(cfg)
@@ -340,9 +346,7 @@ def _todo(ctx: RunContext, wanted: dict[str, list[Job]]) -> dict[str, list[Job]]
 def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: dict[str, list[Job]]) -> None:
     """Stream the utterances of ``todo`` through the pool, one pass per set of jobs."""
     cfg, out = ctx.cfg, ctx.out
-    corpus_mean = (
-        dataset_mean(out, features_rel(kind)) if cfg.attribution.baseline == "mean" else None
-    )
+    corpus_mean = baseline_mean(out, kind, cfg.attribution)
     groups: dict[tuple[Job, ...], list[str]] = {}
     for u, js in todo.items():
         groups.setdefault(tuple(js), []).append(u)

@@ -40,14 +40,12 @@ from voxray.faults import maybe_fail
 from voxray.io.sink import QuarantineCause, committed_keys, quarantined_paths
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.attribute_stage import attributions_sink, params_json
+from voxray.pipeline.attribute_stage import attributions_sink, baseline_mean, params_json
 from voxray.pipeline.context import ATTRIBUTIONS, TRIALS, RunContext, StageResult
 from voxray.pipeline.datasets import (
-    dataset_mean,
     equal_length_groups,
     featured_utterances,
     features_dataset,
-    features_rel,
     pool_to_sink,
     read_features,
 )
@@ -433,7 +431,7 @@ def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: list[TrialJob], 
     joint = _joint_work(ctx, kind, todo)
     streamed = sorted(set(by_utt) | set(joint.jobs))
     a = cfg.attribution
-    corpus_mean = dataset_mean(out, features_rel(kind)) if a.baseline == "mean" else None
+    corpus_mean = baseline_mean(out, kind, a)
     rc = cfg.trial.resources
     res = actor_resources(rc)
     pool_to_sink(
