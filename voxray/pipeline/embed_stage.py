@@ -86,6 +86,54 @@ def tag_job(batch: pa.Table, job: int) -> pa.Table:
     return cols.append_column("job", pa.array([job] * cols.num_rows, pa.int32()))
 
 
+def _embed_live(
+    ctx: RunContext,
+    jobs: list[EmbedJob],
+    todo: list[list[str]],
+    live: list[int],
+    resources: ResourceConfig,
+    cfg: EmbedConfig,
+) -> dict[str, float]:
+    """The ``live`` jobs (those with utterances left) through one pool: their features tagged
+    with the job's index among them, each actor holding every job's model. Returns the pool's
+    time split."""
+    out = ctx.out
+    res = actor_resources(resources)
+    parts = [
+        read_parquet_dataset(
+            out,
+            jobs[k].source_rel,
+            FEATURE_COLUMNS,
+            todo[k],
+            jobs[k].where,
+            rows_per_block=resources.batch_size,
+        ).map_batches(
+            tag_job, fn_kwargs={"job": n}, batch_format="pyarrow", num_cpus=DATA_TASK_CPUS
+        )
+        for n, k in enumerate(live)
+    ]
+    # segment lengths in frames follow each model's own front-end
+    specs = [
+        (
+            jobs[k].model,
+            jobs[k].condition,
+            cfg,
+            model_front_end(ctx, jobs[k].model).build().frame_shift_ms,
+            ctx.cfg.corpus.s3,
+        )
+        for k in live
+    ]
+    return pool_to_sink(
+        parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0],
+        EmbedJobs,
+        (specs, res["num_gpus"]),
+        resources,
+        embeddings_sink(out, resources.rows_per_file),
+        res,
+        total=sum(len(todo[k]) for k in live),
+    )
+
+
 def embed_jobs(
     ctx: RunContext,
     jobs: list[EmbedJob],
@@ -109,42 +157,7 @@ def embed_jobs(
         for j, t in zip(jobs, todo, strict=True)
     ]
     live = [k for k, t in enumerate(todo) if t]
-    shares: dict[str, float] = {}
-    if live:
-        res = actor_resources(resources)
-        parts = [
-            read_parquet_dataset(
-                out,
-                jobs[k].source_rel,
-                FEATURE_COLUMNS,
-                todo[k],
-                jobs[k].where,
-                rows_per_block=resources.batch_size,
-            ).map_batches(
-                tag_job, fn_kwargs={"job": n}, batch_format="pyarrow", num_cpus=DATA_TASK_CPUS
-            )
-            for n, k in enumerate(live)
-        ]
-        # segment lengths in frames follow each model's own front-end
-        specs = [
-            (
-                jobs[k].model,
-                jobs[k].condition,
-                cfg,
-                model_front_end(ctx, jobs[k].model).build().frame_shift_ms,
-                ctx.cfg.corpus.s3,
-            )
-            for k in live
-        ]
-        shares = pool_to_sink(
-            parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0],
-            EmbedJobs,
-            (specs, res["num_gpus"]),
-            resources,
-            embeddings_sink(out, resources.rows_per_file),
-            res,
-            total=sum(len(todo[k]) for k in live),
-        )
+    shares = _embed_live(ctx, jobs, todo, live, resources, cfg) if live else {}
     after = embedded_by(out)
     for j, result in zip(jobs, results, strict=True):
         result.skipped = 0
