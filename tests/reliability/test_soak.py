@@ -103,6 +103,83 @@ def _start_run(out: Path, common: list[str], env: dict[str, str]):
     return proc, stderr
 
 
+def _run_losing_a_node(
+    out: Path,
+    common: list[str],
+    env: dict[str, str],
+    cluster: LocalCluster,
+    rng: random.Random,
+    record: list[str],
+    where: tuple[int, str],
+) -> None:
+    """The run on a cluster that loses a worker node mid-run: only a lost node may fail it,
+    and then clearly (its stderr's last line a ``voxray:`` error)."""
+    proc, stderr = _start_run(out, common, {**env, "RAY_ADDRESS": cluster.address})
+    time.sleep(rng.uniform(20, 90))
+    if proc.poll() is None:
+        # here, not in a timer thread: starting a Ray node needs the main thread
+        _lose_node(cluster, env, record)
+    if proc.wait(timeout=3600) != 0:
+        tail = stderr.read_text()[-3000:]
+        assert record and tail.strip().splitlines()[-1].startswith("voxray:"), (*where, tail)
+
+
+def _run_killing_the_driver(
+    out: Path, common: list[str], env: dict[str, str], rng: random.Random
+) -> int:
+    """The run with its driver killed once mid-run (1), or finished before the kill (0)."""
+    full = {**env, **private_ray_env()}
+    proc, _ = _start_run(out, common, full)
+    time.sleep(rng.uniform(20, 90))
+    if proc.poll() is not None:
+        return 0
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kill_private_ray({**os.environ, **full})
+    return 1
+
+
+def _disturbed_run(
+    out: Path,
+    common: list[str],
+    env: dict[str, str],
+    disturbance: str,
+    rng: random.Random,
+    where: tuple[int, str],
+) -> tuple[int, int]:
+    """One soak run under ``disturbance`` (node, driver or none), then completed (a no-op
+    when it finished): every stage is complete on disk. Returns (driver kills, node kills)."""
+    driver_killed, node_kills = 0, []
+    cluster = None
+    try:
+        if disturbance == "node":
+            cluster = LocalCluster(2, worker_env=[env, env])  # faults reach the node's workers
+            _run_losing_a_node(out, common, env, cluster, rng, node_kills, where)
+            env = {**env, "RAY_ADDRESS": cluster.address}  # the rerun (or check) on it
+        if disturbance == "driver":
+            driver_killed = _run_killing_the_driver(out, common, env, rng)
+        run_cli("run", "--out", str(out), *common, env=env, timeout=3600)
+    finally:
+        if cluster is not None:
+            cluster.shutdown()
+    return driver_killed, len(node_kills)
+
+
+def _assert_stages_account(out: Path, i: int) -> None:
+    """Each stage's inputs are its outputs, quarantined and skipped rows; the run checks."""
+    s = Storage(str(out))
+    for stage in STAGE_NAMES:
+        if stage == "tune":
+            continue
+        info = stage_info(s, stage)
+        assert info["inputs"] == info["outputs"] + info["quarantined"] + info["skipped"], (
+            i,
+            stage,
+            info,
+        )
+    assert check(str(out)) == [], i
+
+
 @pytest.mark.soak
 def test_soak(tmp_path: Path) -> None:
     from voxray.corpus.synth import synth_corpus
@@ -125,53 +202,11 @@ def test_soak(tmp_path: Path) -> None:
         chosen = rng.sample(FAULT_STAGES, 2)
         spec = ",".join(f"{s}:{rng.randint(1, 3)}:{rng.choice(['kill', 'raise'])}" for s in chosen)
         env = {"VOXRAY_FAULTS": spec, "VOXRAY_FAULT_DIR": str(faults)}
-        driver_killed, node_kills = 0, []
         disturbance = rng.choice(["driver", "node", "none"])
-        cluster = None
-        try:
-            if disturbance == "node":  # the run on a cluster that loses a worker node mid-run
-                cluster = LocalCluster(2, worker_env=[env, env])  # faults reach the node's workers
-                proc, stderr = _start_run(out, common, {**env, "RAY_ADDRESS": cluster.address})
-                time.sleep(rng.uniform(20, 90))
-                if proc.poll() is None:
-                    # here, not in a timer thread: starting a Ray node needs the main thread
-                    _lose_node(cluster, env, node_kills)
-                if proc.wait(timeout=3600) != 0:  # only a lost node may fail a run, clearly
-                    tail = stderr.read_text()[-3000:]
-                    assert node_kills and tail.strip().splitlines()[-1].startswith("voxray:"), (
-                        i,
-                        spec,
-                        tail,
-                    )
-                env = {**env, "RAY_ADDRESS": cluster.address}  # the rerun (or check) on it
-            if disturbance == "driver":  # kill the driver once, mid-run, and resume
-                full = {**env, **private_ray_env()}
-                proc, _ = _start_run(out, common, full)
-                time.sleep(rng.uniform(20, 90))
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                    kill_private_ray({**os.environ, **full})
-                    driver_killed = 1
-            # completes the run (a no-op when it finished): every stage is complete on disk
-            run_cli("run", "--out", str(out), *common, env=env, timeout=3600)
-        finally:
-            if cluster is not None:
-                cluster.shutdown()
-        nodes_lost += len(node_kills)
-        fired = len(list(faults.iterdir())) + driver_killed + len(node_kills)
-        injected += fired
-        s = Storage(str(out))
-        for stage in STAGE_NAMES:
-            if stage == "tune":
-                continue
-            info = stage_info(s, stage)
-            assert info["inputs"] == info["outputs"] + info["quarantined"] + info["skipped"], (
-                i,
-                stage,
-                info,
-            )
-        assert check(str(out)) == [], i
+        driver_killed, node_kills = _disturbed_run(out, common, env, disturbance, rng, (i, spec))
+        nodes_lost += node_kills
+        injected += len(list(faults.iterdir())) + driver_killed + node_kills
+        _assert_stages_account(out, i)
         tally.add(f"run {i} ({spec}, {disturbance})", expected, keyed_rows(out))
     print(
         f"\nsoak: {runs} runs, faults injected {injected} (node kills {nodes_lost}), rows "

@@ -35,9 +35,10 @@ from voxray.pipeline.context import ATTRIBUTIONS, RunContext, StageResult
 from voxray.pipeline.datasets import (
     dataset_mean,
     equal_length_groups,
+    featured_utterances,
+    features_dataset,
     features_rel,
     pool_to_sink,
-    read_parquet_dataset,
 )
 from voxray.pipeline.explanation_audio import write_explanation_audio
 from voxray.pipeline.failures import Failure, check_input, compute_split
@@ -85,6 +86,12 @@ def attributions_sink(
         stage=stage,
         rows_per_file=rows_per_file,
     )
+
+
+def baseline_mean(out: Storage, kind: str, params: AttributionConfig) -> np.ndarray | None:
+    """The corpus mean feature vector the ``mean`` baseline explains against (None for the
+    other baselines): read once on the driver and handed to every actor of the pool."""
+    return dataset_mean(out, features_rel(kind)) if params.baseline == "mean" else None
 
 
 def params_json(method: str, cfg: AttributionConfig) -> str:
@@ -294,7 +301,7 @@ def _wanted(ctx: RunContext, loaded: LoadedModel) -> dict[str, list[Job]]:
     out = ctx.out
     manifest = out.read_table(schema.MANIFEST_PATH, columns=["utt_id", "split", "speaker_id"])
     kind = loaded.front_end.name
-    have = set(out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
+    have = featured_utterances(out, kind)
     split = {
         u: s
         for u, s in zip(
@@ -372,9 +379,7 @@ def _compute(
     """Stream the utterances of ``todo`` through the pool, one pass per set of jobs; ``head``:
     the enrolment head of a headless model (``_enrolment_head``)."""
     cfg, out = ctx.cfg, ctx.out
-    corpus_mean = (
-        dataset_mean(out, features_rel(kind)) if cfg.attribution.baseline == "mean" else None
-    )
+    corpus_mean = baseline_mean(out, kind, cfg.attribution)
     groups: dict[tuple[Job, ...], list[str]] = {}
     for u, js in todo.items():
         groups.setdefault(tuple(js), []).append(u)
@@ -386,15 +391,8 @@ def _compute(
             len(utts),
             ", ".join(f"{j.method}/{j.pathway}" for j in jobs),
         )
-        ds = read_parquet_dataset(
-            out,
-            features_rel(kind),
-            ["utt_id", "num_frames", "num_bins", "values"],
-            utts,
-            rows_per_block=rc.batch_size,
-        )
         pool_to_sink(
-            ds,
+            features_dataset(out, kind, utts, rc.batch_size),
             ComputeAttributions,
             (model, cfg.attribution, list(jobs), corpus_mean, res["num_gpus"], cfg.corpus.s3, head),
             rc,

@@ -24,6 +24,8 @@ from voxray.schema import MANIFEST as MANIFEST_SCHEMA
 from voxray.schema import is_in, matrices, value_set
 
 log = get_logger(__name__)
+#: the columns that hold one utterance's feature matrix.
+FEATURE_COLUMNS = ["utt_id", "num_frames", "num_bins", "values"]
 
 
 def read_parquet_dataset(
@@ -127,6 +129,23 @@ def features_rel(kind: str) -> str:
     return f"{FEATURES}/kind={kind}"
 
 
+def featured_utterances(storage: Storage, kind: str) -> set[str]:
+    """The utterances with stored features of ``kind``: what a stage downstream can work on."""
+    rel = features_rel(kind)
+    return set(storage.read_table(rel, columns=["utt_id"]).column("utt_id").to_pylist())
+
+
+def features_dataset(
+    storage: Storage, kind: str, utt_ids: Iterable[str], rows_per_block: int
+) -> "ray.data.Dataset":
+    """The feature matrices of ``kind`` for ``utt_ids``, as the actor-pool stages stream them:
+    blocks of ``rows_per_block`` rows (their batch size), so every actor of the pool gets work."""
+    rel = features_rel(kind)
+    return read_parquet_dataset(
+        storage, rel, FEATURE_COLUMNS, utt_ids, rows_per_block=rows_per_block
+    )
+
+
 def utterances(
     ctx: RunContext, split: str | None = None, columns: list[str] | None = None
 ) -> pa.Table:
@@ -138,9 +157,7 @@ def utterances(
 def read_features(storage: Storage, kind: str, utt_ids: Iterable[str] | None = None) -> pa.Table:
     """Feature rows of one kind (optionally only some utterances), on the driver."""
     filt = is_in(FEATURES_SCHEMA, "utt_id", utt_ids) if utt_ids is not None else None
-    return storage.read_table(
-        features_rel(kind), columns=["utt_id", "num_frames", "num_bins", "values"], filter=filt
-    )
+    return storage.read_table(features_rel(kind), columns=FEATURE_COLUMNS, filter=filt)
 
 
 def equal_length_groups(lengths: list[int], max_group: int, max_frames: int = 0) -> list[list[int]]:
@@ -188,6 +205,9 @@ def dataset_mean(storage: Storage, rel: str, max_rows: int = 2000) -> np.ndarray
 __all__ = [
     "read_parquet_dataset",
     "features_rel",
+    "features_dataset",
+    "featured_utterances",
+    "FEATURE_COLUMNS",
     "utterances",
     "read_features",
     "equal_length_groups",

@@ -17,7 +17,13 @@ from voxray import schema
 from voxray.config import EmbedConfig, ResourceConfig
 from voxray.faults import maybe_fail
 from voxray.pipeline.context import MANIFEST, RunContext, StageResult
-from voxray.pipeline.datasets import features_rel, pool_to_sink, read_parquet_dataset
+from voxray.pipeline.datasets import (
+    FEATURE_COLUMNS,
+    featured_utterances,
+    features_rel,
+    pool_to_sink,
+    read_parquet_dataset,
+)
 from voxray.pipeline.embed_compute import (
     STAGE,
     ComputeEmbeddings,
@@ -30,9 +36,6 @@ from voxray.pipeline.front_ends import check_front_end, model_front_end
 from voxray.pipeline.model_ref import ModelRef, base_model
 from voxray.pipeline.ray_env import DATA_TASK_CPUS, actor_resources
 from voxray.pipeline.time_split import PartClock
-
-#: the feature columns an embedding reads.
-FEATURE_COLUMNS = ["utt_id", "num_frames", "num_bins", "values"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,54 @@ def tag_job(batch: pa.Table, job: int) -> pa.Table:
     return cols.append_column("job", pa.array([job] * cols.num_rows, pa.int32()))
 
 
+def _embed_live(
+    ctx: RunContext,
+    jobs: list[EmbedJob],
+    todo: list[list[str]],
+    live: list[int],
+    resources: ResourceConfig,
+    cfg: EmbedConfig,
+) -> dict[str, float]:
+    """The ``live`` jobs (those with utterances left) through one pool: their features tagged
+    with the job's index among them, each actor holding every job's model. Returns the pool's
+    time split."""
+    out = ctx.out
+    res = actor_resources(resources)
+    parts = [
+        read_parquet_dataset(
+            out,
+            jobs[k].source_rel,
+            FEATURE_COLUMNS,
+            todo[k],
+            jobs[k].where,
+            rows_per_block=resources.batch_size,
+        ).map_batches(
+            tag_job, fn_kwargs={"job": n}, batch_format="pyarrow", num_cpus=DATA_TASK_CPUS
+        )
+        for n, k in enumerate(live)
+    ]
+    # segment lengths in frames follow each model's own front-end
+    specs = [
+        (
+            jobs[k].model,
+            jobs[k].condition,
+            cfg,
+            model_front_end(ctx, jobs[k].model).build().frame_shift_ms,
+            ctx.cfg.corpus.s3,
+        )
+        for k in live
+    ]
+    return pool_to_sink(
+        parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0],
+        EmbedJobs,
+        (specs, res["num_gpus"]),
+        resources,
+        embeddings_sink(out, resources.rows_per_file),
+        res,
+        total=sum(len(todo[k]) for k in live),
+    )
+
+
 def embed_jobs(
     ctx: RunContext,
     jobs: list[EmbedJob],
@@ -106,42 +157,7 @@ def embed_jobs(
         for j, t in zip(jobs, todo, strict=True)
     ]
     live = [k for k, t in enumerate(todo) if t]
-    shares: dict[str, float] = {}
-    if live:
-        res = actor_resources(resources)
-        parts = [
-            read_parquet_dataset(
-                out,
-                jobs[k].source_rel,
-                FEATURE_COLUMNS,
-                todo[k],
-                jobs[k].where,
-                rows_per_block=resources.batch_size,
-            ).map_batches(
-                tag_job, fn_kwargs={"job": n}, batch_format="pyarrow", num_cpus=DATA_TASK_CPUS
-            )
-            for n, k in enumerate(live)
-        ]
-        # segment lengths in frames follow each model's own front-end
-        specs = [
-            (
-                jobs[k].model,
-                jobs[k].condition,
-                cfg,
-                model_front_end(ctx, jobs[k].model).build().frame_shift_ms,
-                ctx.cfg.corpus.s3,
-            )
-            for k in live
-        ]
-        shares = pool_to_sink(
-            parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0],
-            EmbedJobs,
-            (specs, res["num_gpus"]),
-            resources,
-            embeddings_sink(out, resources.rows_per_file),
-            res,
-            total=sum(len(todo[k]) for k in live),
-        )
+    shares = _embed_live(ctx, jobs, todo, live, resources, cfg) if live else {}
     after = embedded_by(out)
     for j, result in zip(jobs, results, strict=True):
         result.skipped = 0
@@ -161,9 +177,7 @@ def run_embed(ctx: RunContext) -> StageResult:
     check_front_end(ctx.out, front_end)
     kind = front_end.name
     utt_ids = ctx.out.read_table(MANIFEST, columns=["utt_id"]).column("utt_id").to_pylist()
-    available = set(
-        ctx.out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist()
-    )
+    available = featured_utterances(ctx.out, kind)
     todo = [u for u in utt_ids if u in available]
     job = EmbedJob(model, "none", features_rel(kind))
     cfg = base_embed_config(ctx)

@@ -37,7 +37,7 @@ from voxray.pipeline.context import (
     RunContext,
     StageResult,
 )
-from voxray.pipeline.datasets import features_rel, pool_to_sink, read_parquet_dataset
+from voxray.pipeline.datasets import features_dataset, features_rel, pool_to_sink
 from voxray.pipeline.map_lookup import MapKey, index_maps, read_maps
 from voxray.pipeline.model_ref import base_model
 from voxray.pipeline.ray_env import actor_resources, actor_retries
@@ -173,15 +173,8 @@ def _apply_masks(
 ) -> None:
     """The features of ``todo`` through an ``ApplyMasks`` pool into masked/."""
     rc = ctx.cfg.mask.resources
-    feats = read_parquet_dataset(
-        ctx.out,
-        features_rel(kind),
-        ["utt_id", "num_frames", "num_bins", "values"],
-        todo,
-        rows_per_block=rc.batch_size,
-    )
     pool_to_sink(
-        feats,
+        features_dataset(ctx.out, kind, todo, rc.batch_size),
         ApplyMasks,
         (conds, ctx.cfg.mask, kind, lookup),
         rc,

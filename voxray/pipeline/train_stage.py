@@ -16,7 +16,7 @@ from voxray.config import replace
 from voxray.features import FrontEndSpec
 from voxray.log import get_logger
 from voxray.pipeline.context import MANIFEST, METRICS, MODELS, RunContext, StageResult
-from voxray.pipeline.datasets import features_rel, read_parquet_dataset
+from voxray.pipeline.datasets import FEATURE_COLUMNS, features_rel, read_parquet_dataset
 from voxray.pipeline.front_ends import trained_front_end
 from voxray.pipeline.ray_env import DATA_TASK_CPUS, fits_in_object_store
 from voxray.train.data import validation_split
@@ -70,9 +70,7 @@ def _training_dataset(
         filt = filt & (pc.field(key) == value)
     sizes = ctx.out.read_table(source_rel, columns=["num_frames", "num_bins"], filter=filt)
     rows = sizes.num_rows
-    ds = read_parquet_dataset(
-        ctx.out, source_rel, ["utt_id", "num_frames", "num_bins", "values"], utt_ids, where
-    )
+    ds = read_parquet_dataset(ctx.out, source_rel, FEATURE_COLUMNS, utt_ids, where)
     ds = ds.map_batches(
         add_labels,
         fn_kwargs={"index": {s: i for i, s in enumerate(speakers)}},

@@ -40,15 +40,14 @@ from voxray.faults import maybe_fail
 from voxray.io.sink import QuarantineCause, committed_keys, quarantined_paths
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.attribute_stage import attributions_sink, params_json
+from voxray.pipeline.attribute_stage import attributions_sink, baseline_mean, params_json
 from voxray.pipeline.context import ATTRIBUTIONS, TRIALS, RunContext, StageResult
 from voxray.pipeline.datasets import (
-    dataset_mean,
     equal_length_groups,
-    features_rel,
+    featured_utterances,
+    features_dataset,
     pool_to_sink,
     read_features,
-    read_parquet_dataset,
 )
 from voxray.pipeline.failures import Failure, check_input, compute_split
 from voxray.pipeline.model_actor import ModelActor
@@ -432,18 +431,11 @@ def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: list[TrialJob], 
     joint = _joint_work(ctx, kind, todo)
     streamed = sorted(set(by_utt) | set(joint.jobs))
     a = cfg.attribution
-    corpus_mean = dataset_mean(out, features_rel(kind)) if a.baseline == "mean" else None
+    corpus_mean = baseline_mean(out, kind, a)
     rc = cfg.trial.resources
     res = actor_resources(rc)
-    ds = read_parquet_dataset(
-        out,
-        features_rel(kind),
-        ["utt_id", "num_frames", "num_bins", "values"],
-        streamed,
-        rows_per_block=rc.batch_size,
-    )
     pool_to_sink(
-        ds,
+        features_dataset(out, kind, streamed, rc.batch_size),
         ComputeTrialAttributions,
         (model, a, by_utt, fixed, joint, corpus_mean, res["num_gpus"], cfg.corpus.s3),
         rc,
@@ -480,7 +472,7 @@ def run_trial(ctx: RunContext) -> StageResult:
     model = base_model(ctx)
     loaded = load_model(model.path, cfg.corpus.s3)
     kind = loaded.front_end.name
-    have = set(out.read_table(features_rel(kind), columns=["utt_id"]).column("utt_id").to_pylist())
+    have = featured_utterances(out, kind)
     trials, emb = scored_trials(ctx, model.name, have)
     selected = select_trials(trials, cfg.trial, cfg.seed)
     pairs = cohort_pairs(trials, selected) if joint_methods(cfg.trial) else {}

@@ -14,8 +14,9 @@ from scipy import signal
 
 from voxray.check import sklearn_eer
 from voxray.config import CorpusConfig
-from voxray.corpus.layout import scan_corpus
+from voxray.corpus.layout import CorpusScan, scan_corpus
 from voxray.corpus.lists import parse_iden_split, parse_meta, parse_trial_list
+from voxray.corpus.records import QuarantineRecord, SpeakerMeta
 from voxray.corpus.synth import META_HEADER, synth_corpus
 from voxray.io.storage import Storage
 
@@ -23,6 +24,8 @@ pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng is not on PATH"
 )
 SR = 16000
+#: vox1_meta.csv as parse_meta reads it: rows by speaker, and the lines it refused.
+Meta = tuple[dict[str, SpeakerMeta], list[QuarantineRecord]]
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +79,21 @@ def test_refuses_non_empty_folder(tmp_path: Path) -> None:
         synth_corpus(str(tmp_path), speakers=3, videos=2, utts=1)
 
 
+def _spk(utt: str) -> str:
+    return utt.split("/")[0]
+
+
+@pytest.fixture(scope="module")
+def meta_parsed(corpus: Path) -> Meta:
+    """vox1_meta.csv read back with our parser: (rows by speaker, bad lines)."""
+    return parse_meta((corpus / "vox1_meta.csv").read_text(), "vox1_meta.csv")
+
+
+@pytest.fixture(scope="module")
+def scan(corpus: Path) -> CorpusScan:
+    return scan_corpus(Storage(str(corpus)), CorpusConfig())
+
+
 def test_layout_and_formats(corpus: Path) -> None:
     wavs = sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*.wav"))
     assert len(wavs) == 80
@@ -89,22 +107,24 @@ def test_layout_and_formats(corpus: Path) -> None:
         assert 2.0 <= info.duration <= 5.0
     assert "synthetic" in (corpus / "README.txt").read_text().lower()
 
+
+def test_meta_and_scan(corpus: Path, meta_parsed: Meta, scan: CorpusScan) -> None:
     meta_text = (corpus / "vox1_meta.csv").read_text()
     assert (
         meta_text.splitlines()[0]
         == META_HEADER
         == "VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet"
     )
-    meta, bad = parse_meta(meta_text, "vox1_meta.csv")
+    meta, bad = meta_parsed
     assert bad == [] and len(meta) == 10
     assert sum(m.set == "test" for m in meta.values()) == 8
-
-    scan = scan_corpus(Storage(str(corpus)), CorpusConfig())
     assert scan.quarantine == [] and len(scan.utterances) == 80
     assert all(scan.split_of[s] == ("train" if m.set == "dev" else "test") for s, m in meta.items())
-    video_of = {u.utt_id: u.video_id for u in scan.utterances}
-    spk = lambda utt: utt.split("/")[0]  # noqa: E731
 
+
+def test_veri_trials(corpus: Path, meta_parsed: Meta, scan: CorpusScan) -> None:
+    meta = meta_parsed[0]
+    video_of = {u.utt_id: u.video_id for u in scan.utterances}
     veri, bad = parse_trial_list((corpus / "veri_test2.txt").read_text(), "veri_test2.txt")
     assert bad == [] and veri == scan.trials["veri_test2.txt"]
     labels = [t.label for t in veri]
@@ -112,30 +132,33 @@ def test_layout_and_formats(corpus: Path) -> None:
     pairs = [frozenset((t.utt_a, t.utt_b)) for t in veri]
     assert len(set(pairs)) == len(pairs)
     for t in veri:
-        assert meta[spk(t.utt_a)].set == meta[spk(t.utt_b)].set == "test"
+        assert meta[_spk(t.utt_a)].set == meta[_spk(t.utt_b)].set == "test"
         if t.label == 1:
-            assert spk(t.utt_a) == spk(t.utt_b) and video_of[t.utt_a] != video_of[t.utt_b]
+            assert _spk(t.utt_a) == _spk(t.utt_b) and video_of[t.utt_a] != video_of[t.utt_b]
         else:
-            assert spk(t.utt_a) != spk(t.utt_b)
+            assert _spk(t.utt_a) != _spk(t.utt_b)
     same_gender = [
-        meta[spk(t.utt_a)].gender == meta[spk(t.utt_b)].gender for t in veri if t.label == 0
+        meta[_spk(t.utt_a)].gender == meta[_spk(t.utt_b)].gender for t in veri if t.label == 0
     ]
     assert any(same_gender) and not all(same_gender)
 
+
+def test_hard_trials_and_iden_split(corpus: Path, meta_parsed: Meta, scan: CorpusScan) -> None:
+    meta = meta_parsed[0]
     hard, bad = parse_trial_list(
         (corpus / "list_test_hard2.txt").read_text(), "list_test_hard2.txt"
     )
     assert bad == [] and hard
     assert [t.label for t in hard].count(1) == [t.label for t in hard].count(0)
     for t in hard:
-        a, b = meta[spk(t.utt_a)], meta[spk(t.utt_b)]
+        a, b = meta[_spk(t.utt_a)], meta[_spk(t.utt_b)]
         assert (a.gender, a.nationality) == (b.gender, b.nationality)
 
     split, bad = parse_iden_split((corpus / "iden_split.txt").read_text())
     dev_utts = {u.utt_id for u in scan.utterances if meta[u.speaker_id].set == "dev"}
     assert bad == [] and set(split) == dev_utts
-    for s in {spk(u) for u in dev_utts}:
-        mine = {v for u, v in split.items() if spk(u) == s}
+    for s in {_spk(u) for u in dev_utts}:
+        mine = {v for u, v in split.items() if _spk(u) == s}
         assert {1, 3} <= mine
 
 

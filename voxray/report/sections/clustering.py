@@ -3,6 +3,7 @@ base model per scorer and trial list, and the verdict on AHC-average against Mea
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -56,77 +57,71 @@ def clustering_table(
     )
 
 
-def _below_verdict(
-    claim: str,
-    better: str,
-    worse: str,
-    metrics: pd.DataFrame | None,
-    scores: pd.DataFrame | None,
-    manifest: pd.DataFrame | None,
-    base: str,
-    intervals: IntervalConfig,
-    preferred_lists: Sequence[str] = (),
-) -> Verdict:
-    """Per trial list, the EER of scorer ``better`` is below that of ``worse`` (base model,
-    clean data): the paired difference's interval lies below 0 (from the two metrics/
-    intervals where scores/ lacks the trials)."""
-    rows = _clean_eers(metrics, base)
-    lists = [
-        lst
-        for lst in order_lists(rows["list"].astype(str), preferred_lists)
-        if {better, worse} <= set(rows.loc[rows["list"] == lst, "scorer"])
-    ]
-    names = f"{scorer_name(better)} EER - {scorer_name(worse)} EER"
-    checks, method = [], ""
-    for lst in lists:
-        gap = paired_eer_effect(
-            scores,
-            manifest,
-            (base, "none", better),
-            (base, "none", worse),
-            lst,
-            intervals,
-            effect="difference",
-        )
-        if gap is not None:
-            checks.append(against_bound(f"{lst}: {names}", gap, 0.0, "below", 100, " pt"))
-            method = f"paired difference, {gap.method}"
-            continue
-        a = interval_of(rows, list=lst, scorer=better)
-        b = interval_of(rows, list=lst, scorer=worse)
-        label = f"{lst}: {scorer_name(better)} vs {scorer_name(worse)} EER"
-        checks.append(between(label, a, b, "below", 100, "%"))
-    missing = f"needs {scorer_name(better)} and {scorer_name(worse)} EERs of the base model"
-    return verdict(claim, checks, missing, method)
+@dataclass(frozen=True)
+class ScorerClaim:
+    """A claim that scorer ``better``'s EER is below scorer ``worse``'s on every trial list
+    (base model, clean data); calling it gives the verdict. One class for the section's claims,
+    which differ only in the two scorers compared."""
+
+    claim: str
+    better: str
+    worse: str
+
+    def __call__(
+        self,
+        metrics: pd.DataFrame | None,
+        scores: pd.DataFrame | None,
+        manifest: pd.DataFrame | None,
+        base: str,
+        intervals: IntervalConfig,
+        preferred_lists: Sequence[str] = (),
+    ) -> Verdict:
+        """Per trial list, the paired difference's interval lies below 0 (from the two
+        metrics/ intervals where scores/ lacks the trials)."""
+        better, worse = self.better, self.worse
+        rows = _clean_eers(metrics, base)
+        lists = [
+            lst
+            for lst in order_lists(rows["list"].astype(str), preferred_lists)
+            if {better, worse} <= set(rows.loc[rows["list"] == lst, "scorer"])
+        ]
+        names = f"{scorer_name(better)} EER - {scorer_name(worse)} EER"
+        checks, method = [], ""
+        for lst in lists:
+            gap = paired_eer_effect(
+                scores,
+                manifest,
+                (base, "none", better),
+                (base, "none", worse),
+                lst,
+                intervals,
+                effect="difference",
+            )
+            if gap is not None:
+                checks.append(against_bound(f"{lst}: {names}", gap, 0.0, "below", 100, " pt"))
+                method = f"paired difference, {gap.method}"
+                continue
+            a = interval_of(rows, list=lst, scorer=better)
+            b = interval_of(rows, list=lst, scorer=worse)
+            label = f"{lst}: {scorer_name(better)} vs {scorer_name(worse)} EER"
+            checks.append(between(label, a, b, "below", 100, "%"))
+        missing = f"needs {scorer_name(better)} and {scorer_name(worse)} EERs of the base model"
+        return verdict(self.claim, checks, missing, method)
 
 
-def ahc_verdict(
-    metrics: pd.DataFrame | None,
-    scores: pd.DataFrame | None,
-    manifest: pd.DataFrame | None,
-    base: str,
-    intervals: IntervalConfig,
-    preferred_lists: Sequence[str] = (),
-) -> Verdict:
-    """Lehmann & Stadelmann 2020: AHC-average's EER is below Mean-CosSim's on every list."""
-    claim = "Lehmann & Stadelmann 2020: AHC with average linkage beats Mean-CosSim"
-    args = (metrics, scores, manifest, base, intervals, preferred_lists)
-    return _below_verdict(claim, "ahc-average", "mean_cossim", *args)
-
-
-def baseline_verdict(
-    metrics: pd.DataFrame | None,
-    scores: pd.DataFrame | None,
-    manifest: pd.DataFrame | None,
-    base: str,
-    intervals: IntervalConfig,
-    preferred_lists: Sequence[str] = (),
-) -> Verdict:
-    """Lehmann & Stadelmann 2020 section 4.4: AHC-average (5.54%) beats one random segment per
-    utterance (7.52%), i.e. scoring all segments pays."""
-    claim = "Lehmann & Stadelmann 2020 (4.4): AHC-Average beats a single random segment"
-    args = (metrics, scores, manifest, base, intervals, preferred_lists)
-    return _below_verdict(claim, "ahc-average", "single_segment", *args)
+#: Lehmann & Stadelmann 2020: AHC-average's EER is below Mean-CosSim's on every list.
+ahc_verdict = ScorerClaim(
+    "Lehmann & Stadelmann 2020: AHC with average linkage beats Mean-CosSim",
+    "ahc-average",
+    "mean_cossim",
+)
+#: Lehmann & Stadelmann 2020 section 4.4: AHC-average (5.54%) beats one random segment per
+#: utterance (7.52%), i.e. scoring all segments pays.
+baseline_verdict = ScorerClaim(
+    "Lehmann & Stadelmann 2020 (4.4): AHC-Average beats a single random segment",
+    "ahc-average",
+    "single_segment",
+)
 
 
 #: the scorers the single-segment baseline is shown beside (section 4.4's comparison).
