@@ -324,3 +324,35 @@ def test_verdict_is_inconclusive_when_the_seeds_disagree_across_the_bound(rng):
     assert (
         reliability_verdict(metrics, _scores(alone, "l"), _manifest(), "ecapa", "l", FAST, 2.5)
     ).status == "fails"
+
+
+def test_the_seen_classification_design_has_its_own_verdict_beside_the_claims(rng):
+    """A leaky design (training inputs masked with their Classification maps) failing does not
+    decide the claim, which the class-free design tests; it gets a verdict of its own."""
+    seen = "masked:integrated_gradients/seen-classification/product"
+    systems = {
+        **_table2_systems(rng, None, 0.3),  # the Traversal design: kept, far below its control
+        ("ecapa-retrained-seen", seen, "cosine"): _trial_scores(rng, 0.3),  # collapsed
+    }
+    metrics = pd.DataFrame([r.__dict__ for r in _eer_rows(systems, "l")])
+    args = (metrics, _scores(systems, "l"), _manifest(), "ecapa", "l", FAST, 1.21)
+    claim = reliability_verdict(*args)
+    variant = reliability_verdict(*args, seen_classification=True)
+    assert claim.status == "holds" and "seen-classification" not in claim.detail, claim.detail
+    assert variant.status == "fails" and "Integrated Gradients (seen-classification)" in (
+        variant.detail
+    )
+    assert "not its test" in variant.claim and "not its test" not in claim.claim
+    alone = {k: v for k, v in systems.items() if k[1] != seen}
+    metrics = pd.DataFrame([r.__dict__ for r in _eer_rows(alone, "l")])
+    none = reliability_verdict(
+        metrics,
+        _scores(alone, "l"),
+        _manifest(),
+        "ecapa",
+        "l",
+        FAST,
+        1.21,
+        seen_classification=True,
+    )
+    assert none.status == "not computed"
