@@ -265,8 +265,21 @@ def test_training_plots_loss_and_accuracy_per_epoch(drawn: list[Figure]) -> None
     np.testing.assert_allclose(ll.get_xdata(), [1, 2])
     np.testing.assert_allclose(ll.get_ydata(), [2.0, 1.0])
     np.testing.assert_allclose(al.get_ydata(), [50.0, 70.0])  # accuracy in %
-    assert (loss.get_title(), accuracy.get_title()) == ("Training loss", "Training accuracy (%)")
+    assert (loss.get_title(), accuracy.get_title()) == ("Loss", "Training accuracy (%)")
     assert ll.get_label() == al.get_label() == "ecapa"
+
+
+def test_training_plot_draws_the_validation_loss_dashed_under_early_stopping(
+    drawn: list[Figure],
+) -> None:
+    history = pd.DataFrame(
+        {"epoch": [1, 2, 3], "loss": [2.0, 1.0, 0.5], "accuracy": [0.5, 0.7, 0.8]}
+    )
+    training_plot({"bilstm": history.assign(val_loss=[1.5, 1.2, 1.3])})
+    train, val = _visible_axes(drawn[0])[0].get_lines()
+    np.testing.assert_allclose(val.get_ydata(), [1.5, 1.2, 1.3])
+    assert (train.get_linestyle(), val.get_linestyle()) == ("-", "--")
+    assert val.get_color() == train.get_color()
 
 
 def test_sweep_plots_eer_against_kept_bins_with_hollow_random_references(
