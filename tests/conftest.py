@@ -108,9 +108,11 @@ def _start_local_ray():
         logging_level="ERROR",
         log_to_driver=False,
     )
+    from voxray.config import RayConfig
     from voxray.pipeline.ray_env import configure_ray_data
 
-    configure_ray_data(progress_bars=False)  # as every voxray command runs its stages
+    # as every voxray command runs its stages
+    configure_ray_data(progress_bars=False, no_progress_timeout_s=RayConfig().no_progress_timeout_s)
     return ray
 
 

@@ -21,6 +21,17 @@ class RayConfig:
     object_store_mb: int = 0
     #: Ray Data's own progress bars; off by default: each stage prints voxray's progress lines
     progress_bars: bool = False
+    #: seconds a stage's Ray Data execution may move no block before Ray Data stops it (-1:
+    #: never). Ray's default, 30 min, stopped a legitimately slow batch (a perturbation
+    #: method's utterances on a loaded CPU); a lost node is voxray's own stall watch's job
+    #: (``<stage>.resources.stall_timeout_s``).
+    no_progress_timeout_s: float = 14400.0
+
+    def __post_init__(self) -> None:
+        if self.no_progress_timeout_s <= 0 and self.no_progress_timeout_s != -1:
+            raise ValueError(
+                f"no_progress_timeout_s must be > 0 or -1 (never), got {self.no_progress_timeout_s}"
+            )
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ def ensure_ray(cfg: RayConfig) -> None:
     else (a test, a notebook)."""
     if not ray.is_initialized():
         _start_or_join(cfg)
-    configure_ray_data(cfg.progress_bars)
+    configure_ray_data(cfg.progress_bars, cfg.no_progress_timeout_s)
     folder = route_ray_logs()  # after Ray Data's import, which sets its loggers up
     if folder:
         log.info("Ray's own logs (its workers, Ray Data, Ray Train and Tune): %s", folder)
@@ -126,7 +126,7 @@ class _DriverLogHandler(logging.FileHandler):
     """DRIVER_LOG's handler (a type of its own, so routing is done once per process)."""
 
 
-def configure_ray_data(progress_bars: bool) -> None:
+def configure_ray_data(progress_bars: bool, no_progress_timeout_s: float) -> None:
     """This process's Ray Data settings for voxray's stages (idempotent)."""
     import warnings
 
@@ -160,6 +160,9 @@ def configure_ray_data(progress_bars: bool) -> None:
     # driver's call and reads with the task CPUs we give (DATA_TASK_CPUS); every read of
     # voxray's is built on the driver, so the driver's context is the one that counts.
     ctx.use_datasource_v2 = False
+    # an attribute batch of perturbation methods can legitimately move no block for longer
+    # than Ray's 30 min (seen: CAM++ on a loaded 2-core machine); see RayConfig
+    ctx.execution_no_progress_timeout_s = no_progress_timeout_s
 
 
 def cluster_gpus() -> float:

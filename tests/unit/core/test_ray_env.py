@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxray.config import ResourceConfig
+from voxray.config import RayConfig, ResourceConfig
 from voxray.faults import InjectedFault
 from voxray.pipeline import ray_env
 
@@ -77,8 +77,12 @@ def test_training_source_cached_only_when_it_fits(monkeypatch: pytest.MonkeyPatc
 def test_ray_data_is_set_up_for_small_machines() -> None:
     from ray.data import DataContext
 
-    ray_env.configure_ray_data(progress_bars=False)
+    ray_env.configure_ray_data(progress_bars=False, no_progress_timeout_s=-1)
     ctx = DataContext.get_current()
+    # a slow batch is not a hang (voxray's stall watch handles lost nodes)
+    assert ctx.execution_no_progress_timeout_s == -1
+    ray_env.configure_ray_data(False, RayConfig().no_progress_timeout_s)
+    assert ctx.execution_no_progress_timeout_s == 4 * 3600
     # DataSourceV2's file listing waits on footer actors that a pool beside it can starve
     assert ctx.use_datasource_v2 is False
     # every stage accounts for every row: no block may be dropped silently
