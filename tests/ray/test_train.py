@@ -88,7 +88,8 @@ def train_cfg(**kw: object) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def run(ray_local, tmp_path, name: str, cfg: TrainConfig, fail_at_epoch: int | None = None):
+def run(ray_local, tmp_path, name: str, cfg: TrainConfig, fail_at_epoch: int | None = None, **kw):
+    """``train_model`` on ``corpus_table()``; ``kw`` goes to it (``val_ds``)."""
     import ray.data
 
     out = Storage(str(tmp_path / "out"))
@@ -106,6 +107,7 @@ def run(ray_local, tmp_path, name: str, cfg: TrainConfig, fail_at_epoch: int | N
         model_rel_dir=f"models/{name}",
         fail_at_epoch=fail_at_epoch,
         num_rows=SPEAKERS * UTTS,
+        **kw,
     )
 
 
@@ -393,21 +395,8 @@ def test_early_stopping_stops_on_the_validation_loss_and_keeps_the_best_epoch(
     from voxray.train.early_stop import EarlyStopping
 
     cfg = train_cfg(epochs=6, patience=1, lr=0.03)
-    out = Storage(str(tmp_path / "out"))
-    result = train_model(
-        cfg,
-        MODEL,
-        ray.data.from_arrow(corpus_table()),
-        num_classes=SPEAKERS,
-        input_dim=BINS,
-        storage_path=str(tmp_path / "ray"),
-        name="early",
-        speakers=SPEAKER_NAMES,
-        out_storage=out,
-        model_rel_dir="models/early",
-        num_rows=SPEAKERS * UTTS,
-        val_ds=ray.data.from_arrow(corpus_table(seed=1)),
-    )
+    val = ray.data.from_arrow(corpus_table(seed=1))
+    result = run(ray_local, tmp_path, "early", cfg, val_ds=val)
     losses = [h["val_loss"] for h in result.history]
     replay = EarlyStopping(cfg.patience)
     stopped = next(e for e, v in enumerate(losses, 1) if replay.update(e, v, torch.nn.Linear(1, 1)))
@@ -421,7 +410,7 @@ def test_early_stopping_stops_on_the_validation_loss_and_keeps_the_best_epoch(
     for key, value in last["best_model"].items():
         torch.testing.assert_close(saved[key], value)
     assert any(not torch.equal(saved[k], v) for k, v in last["model"].items())
-    metrics = out.read_table("models/early/history.parquet").to_pylist()
+    metrics = Storage(str(tmp_path / "out")).read_table("models/early/history.parquet").to_pylist()
     assert [m["val_loss"] for m in metrics] == pytest.approx(losses)
 
 
