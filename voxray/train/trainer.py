@@ -123,12 +123,7 @@ def train_model(
         val_ds: held-out rows like ``train_ds``'s, for early stopping (``cfg.patience``);
             the model saved is then the best epoch's.
     """
-    if cfg.epochs < 1:
-        raise ValueError(f"train.epochs must be at least 1, got {cfg.epochs}")
-    if cfg.patience and val_ds is None:
-        raise ValueError(f"model {name!r}: early stopping (train.patience) needs val_ds")
-    if len(speakers) != num_classes:
-        raise ValueError(f"{len(speakers)} speaker names for num_classes={num_classes}")
+    _check_inputs(cfg, name, speakers, num_classes, val_ds)
     t0 = time.perf_counter()
     rows = train_ds.count() if num_rows is None else num_rows
     if rows < 1:
@@ -158,6 +153,22 @@ def train_model(
         checkpoint_path=checkpoint_uri,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _check_inputs(
+    cfg: TrainConfig,
+    name: str,
+    speakers: list[str],
+    num_classes: int,
+    val_ds: ray.data.Dataset | None,
+) -> None:
+    """What ``train_model`` refuses before any work."""
+    if cfg.epochs < 1:
+        raise ValueError(f"train.epochs must be at least 1, got {cfg.epochs}")
+    if cfg.patience and val_ds is None:
+        raise ValueError(f"model {name!r}: early stopping (train.patience) needs val_ds")
+    if len(speakers) != num_classes:
+        raise ValueError(f"{len(speakers)} speaker names for num_classes={num_classes}")
 
 
 def _fit(
