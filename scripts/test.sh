@@ -15,13 +15,15 @@ export RAY_USAGE_STATS_ENABLED=0
 .venv/bin/ruff format --check .
 
 tier=(-m "not soak and not slow and not paper")
+dist=loadfile
 case "${1:-}" in
   --full) tier=(-m "not soak"); shift ;;
-  --paper) tier=(-m paper); shift ;;
+  # the four paper profiles are one file: spread its tests over both workers
+  --paper) tier=(-m paper); dist=load; shift ;;
   --soak) tier=(-m soak); shift ;;
   --unit) tier=(-m unit); shift ;;
 esac
 # Two xdist workers, a test file on one worker (its module fixtures made once; the shared smoke
 # run's tests are one file, so it runs once): see tests/conftest.py.
 # pytest exits 5 when it collected no tests: that is a failure here, like any non-zero code
-exec .venv/bin/python -m pytest -n 2 --dist loadfile "${tier[@]}" "$@"
+exec .venv/bin/python -m pytest -n 2 --dist "$dist" "${tier[@]}" "$@"
