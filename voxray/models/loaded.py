@@ -61,6 +61,9 @@ class LoadedModel:
     has_head: bool
     front_end: FrontEndSpec
     options: dict[str, Any] = field(default_factory=dict)
+    #: the head is an enrolment head over the corpus's speakers (voxray.pipeline.analyses.
+    #: enrolment), not one the model was trained with.
+    enrolled: bool = False
 
     @property
     def capabilities(self) -> Capabilities:

@@ -91,6 +91,28 @@ def test_multispeaker_localises_with_the_enrolment_head(tmp_path: Path) -> None:
     assert len(scores) == 6 and np.all((scores >= 0) & (scores <= 1))
 
 
+def test_multispeaker_with_the_enrolment_head_needs_no_train_split(tmp_path: Path) -> None:
+    """A corpus of real voices is all test split: an enrolled model's mixtures come from its
+    speakers' utterances outside the enrolment split, whatever their split."""
+    ctx = _context(
+        tmp_path / "out",
+        "eval.enrolment.enabled=true",
+        "eval.multispeaker.trials_per_case=1",
+        "eval.multispeaker.cases=[A-B]",
+        "eval.multispeaker.methods=[layer_cam]",
+        "eval.multispeaker.layers=[fcm]",
+        "eval.multispeaker.segment_s=1.0",
+    )
+    m = ctx.out.read_table(schema.MANIFEST_PATH)
+    test = pa.array(["test"] * m.num_rows, m.schema.field("split").type)
+    ctx.out.write_table(
+        schema.MANIFEST_PATH, m.set_column(m.schema.get_field_index("split"), "split", test)
+    )
+    info = run_multispeaker(ctx)
+    assert "skipped" not in info and info["rows"] > 0, info
+    assert analysed_model(ctx).enrolled and not analysed_model(ctx, enrol=False).enrolled
+
+
 def test_cam_layers_refuses_a_layer_without_a_convolution(tmp_path: Path) -> None:
     ctx = _context(tmp_path / "out")
     loaded = analysed_model(ctx)

@@ -82,7 +82,9 @@ def with_enrolment_head(
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(weight))
     classifier = SpeakerClassifier(loaded.classifier.embedder, head).eval()
-    return replace(loaded, classifier=classifier, speakers=list(speakers), has_head=True)
+    return replace(
+        loaded, classifier=classifier, speakers=list(speakers), has_head=True, enrolled=True
+    )
 
 
 def enrolled(ctx: RunContext, loaded: LoadedModel, frames: int) -> LoadedModel:

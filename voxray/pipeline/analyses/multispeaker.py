@@ -25,6 +25,7 @@ from voxray.pipeline.analyses.crops import (
     speaker_labels,
     unknown_speakers,
 )
+from voxray.pipeline.analyses.enrolment import ENROL_SPLIT
 from voxray.pipeline.analyses.explain import mean_row, write_metrics
 from voxray.pipeline.analyses.faithfulness import ROWS_PER_CALL
 from voxray.pipeline.context import MANIFEST, RunContext
@@ -49,11 +50,14 @@ def _speaker_utterances(
     ctx: RunContext, loaded: LoadedModel
 ) -> tuple[dict[str, list[np.ndarray]], dict[str, int]]:
     """The first train-split feature matrices of each speaker, and the model's class of each
-    speaker it has one for."""
+    speaker it has one for; for an enrolment head, of the corpus's speakers in any split, away
+    from the utterances their centres are made of (a corpus of real voices may have no train
+    split)."""
     label_of = speaker_labels(loaded)
-    m = ctx.out.read_table(
-        MANIFEST, columns=["utt_id", "speaker_id"], filter=pc.field("split") == "train"
-    )
+    where = pc.field("split") == "train"
+    if loaded.enrolled:
+        where = pc.field("iden_split") != ENROL_SPLIT
+    m = ctx.out.read_table(MANIFEST, columns=["utt_id", "speaker_id"], filter=where)
     per_speaker: dict[str, list[str]] = {}
     for u, s in sorted(
         zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
