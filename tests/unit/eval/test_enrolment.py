@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from voxray import schema
 from voxray.config import load_config
-from voxray.pipeline.analyses.crops import analysed_model, crop_frames
+from voxray.pipeline.analyses.crops import analysed_model, crop_frames, labelled_crops
 from voxray.pipeline.analyses.multispeaker import cam_layers, run_multispeaker
 from voxray.pipeline.context import RunContext
 from voxray.pipeline.datasets import read_features
@@ -111,6 +111,11 @@ def test_multispeaker_with_the_enrolment_head_needs_no_train_split(tmp_path: Pat
     info = run_multispeaker(ctx)
     assert "skipped" not in info and info["rows"] > 0, info
     assert analysed_model(ctx).enrolled and not analysed_model(ctx, enrol=False).enrolled
+    # faithfulness and the sanity checks take their labelled crops the same way
+    data, left_out = labelled_crops(ctx, analysed_model(ctx), 6, crop_frames(ctx.cfg))
+    assert left_out == {} and len(data.utt_ids) == 6 and data.labels is not None
+    held_out = {u for u in m.column("utt_id").to_pylist() if u.endswith("/00001")}
+    assert not held_out & set(data.utt_ids)  # never an utterance its centre is made of
 
 
 def test_cam_layers_refuses_a_layer_without_a_convolution(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from torch import Tensor
 from voxray import schema
 from voxray.config import VoxrayConfig
 from voxray.models.checkpoint import LoadedModel, load_model
-from voxray.pipeline.analyses.enrolment import enrolled
+from voxray.pipeline.analyses.enrolment import ENROL_SPLIT, enrolled
 from voxray.pipeline.context import MANIFEST, RunContext
 from voxray.pipeline.datasets import read_features
 from voxray.pipeline.model_ref import base_model
@@ -37,19 +37,29 @@ class Crops:
     labels: Tensor | None
 
 
+def labelled_rows(loaded: LoadedModel) -> pc.Expression:
+    """The manifest rows whose utterances the analyses explain against the model's classes:
+    the train split (a trained head's speakers), or for an enrolment head the corpus's
+    utterances outside the enrolment split, whatever their split (a corpus of real voices may
+    have no train split)."""
+    if loaded.enrolled:
+        return pc.field("iden_split") != ENROL_SPLIT
+    return pc.field("split") == "train"
+
+
 def crops(
     ctx: RunContext,
     kind: str,
-    split: str,
+    split: str | pc.Expression,
     n: int,
     frames: int,
     label_of: Callable[[str], int | None] | None,
 ) -> Crops:
-    """Up to ``n`` utterances of ``split`` taken round-robin over speakers (deterministic):
-    those ``label_of`` gives a class, or any (unlabelled) when ``label_of`` is None."""
-    m = ctx.out.read_table(
-        MANIFEST, columns=["utt_id", "speaker_id"], filter=pc.field("split") == split
-    )
+    """Up to ``n`` utterances of ``split`` (a split's name or a manifest filter) taken
+    round-robin over speakers (deterministic): those ``label_of`` gives a class, or any
+    (unlabelled) when ``label_of`` is None."""
+    where = pc.field("split") == split if isinstance(split, str) else split
+    m = ctx.out.read_table(MANIFEST, columns=["utt_id", "speaker_id"], filter=where)
     by_spk: dict[str, list[str]] = {}
     for u, s in sorted(
         zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
@@ -123,7 +133,7 @@ def labelled_crops(
     (train split, else test: a corpus of test speakers only) and why the analyses that need
     classes are left out."""
     kind = loaded.front_end.name
-    data = crops(ctx, kind, "train", n, frames, speaker_labels(loaded))
+    data = crops(ctx, kind, labelled_rows(loaded), n, frames, speaker_labels(loaded))
     if data.utt_ids:
         return data, {}
     why = unknown_speakers(loaded, "the train split")

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-import pyarrow.compute as pc
 import torch
 from torch import Tensor
 
@@ -22,10 +21,10 @@ from voxray.models.checkpoint import LoadedModel
 from voxray.pipeline.analyses.crops import (
     analysed_model,
     crop_frames,
+    labelled_rows,
     speaker_labels,
     unknown_speakers,
 )
-from voxray.pipeline.analyses.enrolment import ENROL_SPLIT
 from voxray.pipeline.analyses.explain import mean_row, write_metrics
 from voxray.pipeline.analyses.faithfulness import ROWS_PER_CALL
 from voxray.pipeline.context import MANIFEST, RunContext
@@ -54,10 +53,7 @@ def _speaker_utterances(
     from the utterances their centres are made of (a corpus of real voices may have no train
     split)."""
     label_of = speaker_labels(loaded)
-    where = pc.field("split") == "train"
-    if loaded.enrolled:
-        where = pc.field("iden_split") != ENROL_SPLIT
-    m = ctx.out.read_table(MANIFEST, columns=["utt_id", "speaker_id"], filter=where)
+    m = ctx.out.read_table(MANIFEST, columns=["utt_id", "speaker_id"], filter=labelled_rows(loaded))
     per_speaker: dict[str, list[str]] = {}
     for u, s in sorted(
         zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
