@@ -52,7 +52,10 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
     env = {**_env(base, token), **private_ray_env()}  # torn down without `ray stop`: see below
-    gcs, dash = _free_port(), _free_port()
+    # Every port its own: the job agent's HTTP port defaults to 52365, and while another Ray on
+    # the machine (a parallel test worker's) holds it, this head's agent serves no jobs at all
+    # ("No available agent to submit job", for ever: CI's failure of 2026-12-06).
+    gcs, dash, agent = _free_port(), _free_port(), _free_port()
     subprocess.run(
         [
             RAY,
@@ -61,6 +64,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
             f"--port={gcs}",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dash}",
+            f"--dashboard-agent-listen-port={agent}",
             "--num-cpus=2",
             "--include-dashboard=true",
             "--disable-usage-stats",
@@ -89,9 +93,9 @@ AGENT_NOT_READY = "No available agent to submit job"
 
 def _submit(url: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """``ray job submit`` of ``python *args``, again while Ray says its job agent is not up yet
-    (for up to five minutes: at load 40 two were not enough): any other failure is returned as
-    it is."""
-    deadline = time.time() + 300
+    (for up to two minutes: on a loaded machine the agent registers a while after the head
+    answers): any other failure is returned as it is."""
+    deadline = time.time() + 120
     while True:
         proc = subprocess.run(
             [RAY, "job", "submit", "--address", url, "--working-dir", str(ROOT), "--", "python"]
