@@ -4,7 +4,7 @@ with players for the audio the attribute stage split by each map (audio/, voxray
 from __future__ import annotations
 
 from voxray import schema
-from voxray.attribution.heatmap import render_heatmaps
+from voxray.attribution.heatmap import COLOUR_PERCENTILE, render_heatmaps
 from voxray.report.html import Image, Players, Section
 from voxray.report.names import method_pathway_name
 from voxray.report.sections.base import ReportContext, missing, section
@@ -15,8 +15,10 @@ INTRO = (
     "Input features and each method's attribution map for up to "
     "{cfg.report.heatmap_utterances} test utterances (those explained by the most methods). "
     "Signed maps are drawn red (positive) to blue (negative) around zero, non-negative maps "
-    "(CAMs) dark to bright. Beside each, where the run wrote them, players for the original "
-    "audio and, per map, the speech it keeps and the speech it removes: an STFT mask made from the "
+    f"(CAMs) dark to bright; each colour scale ends at the {COLOUR_PERCENTILE:g}th percentile "
+    "of |value|, and the few brighter cells saturate (a pointed colour bar end marks them). "
+    "Beside each, where the run wrote them, players for the original audio and, per map, the "
+    "speech it keeps and the speech it removes: an STFT mask made from the "
     "map at the model's own frames and mel bins (its positive values over their peak), "
     "resynthesised with the original phase."
 )

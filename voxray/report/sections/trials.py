@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from voxray.attribution.base import Pathway
+from voxray.attribution.heatmap import COLOUR_PERCENTILE, bin_edges, draw_map
 from voxray.report.html import Image, Section, Table
 from voxray.report.names import method_name
 from voxray.report.plots import frequency_profile_plot
@@ -27,7 +28,9 @@ TITLE = "Trial explanations: the worst false accepts and rejects"
 INTRO = (
     "Each verification trial explained by the trial stage (by default the worst false accepts "
     "and false rejects at each list's EER threshold): both spectrograms with every method's map "
-    "of the cosine score with respect to that side, the other side's embedding held fixed. "
+    "of the cosine score with respect to that side, the other side's embedding held fixed, "
+    "drawn red (positive) to blue (negative) with the colour scale ending at the "
+    f"{COLOUR_PERCENTILE:g}th percentile of |value| (the few brighter cells saturate). "
     "Where the trial stage decomposed a trial jointly (Integrated Gradients, both sides moved "
     "together from a baseline pair), a table gives s(x), the baseline's s(x'), the share of "
     "their difference each side's map accounts for and the completeness error. "
@@ -79,7 +82,7 @@ def trial_figure(v: TrialView, hz: np.ndarray | None, shift_s: float) -> bytes:
     for row, side in enumerate(sides):
         x = v.features[side]
         utt = v.utt_a if side == "a" else v.utt_b
-        y_edges = _edges(hz) if hz is not None and len(hz) == x.shape[1] else None
+        y_edges = bin_edges(hz) if hz is not None and len(hz) == x.shape[1] else None
         t_edges = np.arange(x.shape[0] + 1) * shift_s
         panels = [(f"{side}: {utt}", x, False)] + [
             (method_name(m), v.maps[side][m], True) for m in methods if m in v.maps[side]
@@ -88,13 +91,7 @@ def trial_figure(v: TrialView, hz: np.ndarray | None, shift_s: float) -> bytes:
             ax = axes[row, col]
             ys = y_edges if y_edges is not None else np.arange(m.shape[1] + 1) - 0.5
             frames = min(m.shape[0], x.shape[0])
-            if signed:
-                vmax = float(np.abs(m).max()) or 1.0
-                ax.pcolormesh(
-                    t_edges[: frames + 1], ys, m[:frames].T, cmap="RdBu_r", vmin=-vmax, vmax=vmax
-                )
-            else:
-                ax.pcolormesh(t_edges[: frames + 1], ys, m[:frames].T, cmap="magma")
+            draw_map(ax, m[:frames], t_edges[: frames + 1], ys, signed)
             ax.set_title(title, fontsize=8, loc="left")
             ax.set_xlabel("time (s)", fontsize=8)
             ax.tick_params(labelsize=7)
@@ -109,11 +106,6 @@ def trial_figure(v: TrialView, hz: np.ndarray | None, shift_s: float) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     return buf.getvalue()
-
-
-def _edges(centres: np.ndarray) -> np.ndarray:
-    mid = (centres[1:] + centres[:-1]) / 2
-    return np.concatenate([[2 * centres[0] - mid[0]], mid, [2 * centres[-1] - mid[-1]]])
 
 
 def regions_table(views: list[TrialView], shift_s: float) -> pd.DataFrame:
