@@ -4,7 +4,9 @@ environment: fail a stage once, at its k-th batch, or slow every batch down.
 ``VOXRAY_FAULTS="features:3:kill,attribute:2:raise"`` makes the 3rd batch a features actor
 processes kill its process (Ray restarts the actor and retries the task) and the 2nd
 attribute batch raise ``InjectedFault`` (Ray Data retries it: ``pipeline.ray_env``'s retry
-policy). Each fault fires once per run: a marker file in ``VOXRAY_FAULT_DIR`` remembers it
+policy). Training (train, retrain) calls the hook once per epoch in each Ray Train worker (a
+fault there restarts the worker group from its last checkpoint), Tune once per trial. Each
+fault fires once per run: a marker file in ``VOXRAY_FAULT_DIR`` remembers it
 across the retried task and the restarted actor. Unset variables cost one dict lookup per
 batch.
 """

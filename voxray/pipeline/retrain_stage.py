@@ -49,7 +49,7 @@ def run_retrain(ctx: RunContext) -> StageResult:
                 log.info("retrain: %s on %s", name, cond.name)
                 init = base_state if variant == "continue" else None
                 seed = cfg.train.seed + k
-                train_on(ctx, name, source, only, front_end, cfg.retrain.epochs, seed, init)
+                train_on(ctx, name, source, only, front_end, cfg.retrain.epochs, seed, init, STAGE)
             model = trained_model(ctx, name)
             jobs.append(EmbedJob(model, cond.parts.masked, source, only))
             jobs.append(EmbedJob(model, "none", features_rel(kind)))

@@ -95,6 +95,7 @@ def train_on(
     epochs: int = 0,
     seed: int | None = None,
     init_state: dict[str, Any] | None = None,
+    stage: str = STAGE,
 ) -> TrainResult:
     """Train a model called ``name`` on the training utterances under ``source_rel`` (rows
     matching ``where``), features of ``front_end`` (recorded with the model), with
@@ -140,6 +141,7 @@ def train_on(
         data_task_cpus=DATA_TASK_CPUS,
         init_state=init_state,
         val_ds=val_ds,
+        stage=stage,
     )
     write_train_metrics(ctx, name, result)
     return result

@@ -35,8 +35,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from voxray import faults
 from voxray.config import TrainConfig
-from voxray.faults import slow_down
 from voxray.models import build_classifier
 from voxray.models.base import SpeakerClassifier
 from voxray.train.data import FEATS, LABEL
@@ -129,7 +129,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         return  # stopped early before this restart: nothing left to train
     for epoch in range(progress.start_epoch, cfg.epochs + 1):
         maybe_fail(config, epoch)
-        slow_down()  # lets a test kill a node while training is under way (a no-op otherwise)
+        # the reliability suite's hook (a no-op otherwise): a fault at this epoch, or a slow one
+        # so a test can kill a node while training is under way
+        faults.maybe_fail(config.get("stage", "train"))
         totals = _train_epoch(opt, cfg, device, bool(config["drop_last"]), progress)
         metrics = _epoch_metrics(epoch, totals, device, progress.resumes)
         stop = False

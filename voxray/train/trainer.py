@@ -110,6 +110,7 @@ def train_model(
     front_end: FrontEndSpec | None = None,
     init_state: dict[str, Any] | None = None,
     val_ds: ray.data.Dataset | None = None,
+    stage: str = "train",
 ) -> TrainResult:
     """Train on ``train_ds`` (rows: utt_id, num_frames, num_bins, values, label) and save.
 
@@ -122,6 +123,8 @@ def train_model(
             same speakers) instead of random weights.
         val_ds: held-out rows like ``train_ds``'s, for early stopping (``cfg.patience``);
             the model saved is then the best epoch's.
+        stage: the pipeline stage training (train or retrain): the name its fault-injection
+            hook answers to (``voxray.faults``).
     """
     _check_inputs(cfg, name, speakers, num_classes, val_ds)
     t0 = time.perf_counter()
@@ -133,6 +136,7 @@ def train_model(
     if val_ds is not None:
         datasets["val"] = _validation_crops(val_ds, cfg, seg, data_task_cpus)
     config = _loop_config(cfg, model_cfg, input_dim, num_classes, rows, fail_at_epoch, init_state)
+    config["stage"] = stage
     result = _fit(cfg, config, datasets, storage_path, name, out_storage)
     state = load_train_state(result.checkpoint)
     checkpoint_uri = ("s3://" if storage_path.startswith("s3://") else "") + result.checkpoint.path

@@ -1,0 +1,246 @@
+"""The soak's parts (tests/reliability/test_soak.py): a gate in front of the local S3 server
+that can go down for a few seconds and come back with its data, the faults of one run drawn
+from a seed, and the table of faults fired and survived, reruns needed and rows lost or
+duplicated, per fault kind and stage."""
+
+from __future__ import annotations
+
+import random
+import re
+import socket
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: the stages whose actors or training workers take an injected fault (``voxray.faults``).
+ACTOR_STAGES = ("features", "train", "embed", "attribute", "trial", "mask", "retrain", "tune")
+#: stages whose hook is called once per epoch or trial in a fresh process: only the first call
+#: is sure to come (train's per-process epoch count, tune's trial).
+ONCE_STAGES = ("train", "retrain", "tune")
+
+#: fault kinds, as the table names them.
+WORKER_KILLED = "worker killed"
+BATCH_RAISED = "batch raised"
+NODE_LOST = "node lost (fresh one added)"
+DRIVER_KILLED = "driver killed (run restarted)"
+S3_OUTAGE = "S3 outage"
+KINDS = (WORKER_KILLED, BATCH_RAISED, NODE_LOST, DRIVER_KILLED, S3_OUTAGE)
+
+#: when the run's nodes are lost, as shares of an undisturbed run's length.
+NODE_WINDOWS = ((0.05, 0.35), (0.35, 0.65))
+
+_STARTED = re.compile(r"INFO stage (\w+): started")
+
+
+class S3Gate:
+    """A TCP relay from a local port to the S3 server. ``outage(seconds)`` drops every open
+    connection and answers each new one by closing it, for ``seconds``: the server is
+    unreachable to every process of the run (driver and Ray workers alike) and comes back with
+    its data, as a real outage does (stopping moto would lose its buckets)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(64)
+        self.port = self._server.getsockname()[1]
+        self._down = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def outage(self, seconds: float) -> None:
+        """Down for ``seconds`` (blocks meanwhile), then up again."""
+        self._down.set()
+        with self._lock:
+            for s in list(self._open):
+                _close(s)
+            self._open.clear()
+        time.sleep(seconds)
+        self._down.clear()
+
+    def close(self) -> None:
+        self._closed = True
+        _close(self._server)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            if self._down.is_set():
+                _close(client)
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+            except OSError:
+                _close(client)
+                continue
+            with self._lock:
+                self._open.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._open.discard(src)
+                self._open.discard(dst)
+            _close(src)
+            _close(dst)
+
+
+def _close(s: socket.socket) -> None:
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    s.close()
+
+
+@dataclass(frozen=True)
+class Disturbance:
+    """A fault from outside the run, at ``at`` seconds after its start: node, driver or s3."""
+
+    kind: str
+    at: float
+    seconds: float = 0.0  # an outage's length
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The faults of one soak run: ``VOXRAY_FAULTS`` (actor and training faults, each firing
+    once) and the disturbances in the order they come."""
+
+    spec: str
+    disturbances: tuple[Disturbance, ...]
+
+
+def draw_plan(rng: random.Random, expected_s: float) -> RunPlan:
+    """One run's faults: two actor or training faults in random stages, a node lost in each of
+    the run's first two thirds and, in its last, the driver killed or an S3 outage (``expected_s``:
+    an undisturbed run's length)."""
+    spec = ",".join(
+        f"{s}:{1 if s in ONCE_STAGES else rng.randint(1, 2)}:{rng.choice(['kill', 'raise'])}"
+        for s in rng.sample(ACTOR_STAGES, 2)
+    )
+    nodes = [Disturbance("node", rng.uniform(a, b) * expected_s) for a, b in NODE_WINDOWS]
+    late = rng.uniform(0.65, 0.9) * expected_s
+    other = (
+        Disturbance("driver", late)
+        if rng.random() < 0.5
+        else Disturbance("s3", late, rng.uniform(3.0, 8.0))
+    )
+    return RunPlan(spec, (*nodes, other))
+
+
+def fired_actor_faults(spec: str, fault_dir: Path) -> list[tuple[str, str]]:
+    """(kind, stage) of each fault of ``spec`` whose marker says it fired."""
+    fired = {p.name.removeprefix("voxray-fault-") for p in fault_dir.iterdir()}
+    out = []
+    for item in spec.split(","):
+        stage, _, mode = item.split(":")
+        if stage in fired:
+            out.append((WORKER_KILLED if mode == "kill" else BATCH_RAISED, stage))
+    return out
+
+
+def running_stage(stderr: Path) -> str:
+    """The stage the run's log last said it started ('-' before the first)."""
+    found = _STARTED.findall(stderr.read_text(errors="replace")) if stderr.exists() else []
+    return found[-1] if found else "-"
+
+
+@dataclass
+class Counts:
+    fired: int = 0
+    survived: int = 0
+    rerun: int = 0
+    lost: int = 0
+    duplicated: int = 0
+
+
+@dataclass
+class SoakTable:
+    """Per (fault kind, stage): faults fired; survived (their run ended complete, no row lost
+    or duplicated against the undisturbed reference); rerun needed (their run needed one); the
+    rows lost and duplicated in their runs. Totals count runs once each."""
+
+    cells: dict[tuple[str, str], Counts] = field(default_factory=lambda: defaultdict(Counts))
+    runs: int = 0
+    reruns: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    failed_runs: list[str] = field(default_factory=list)
+
+    def add_run(
+        self,
+        name: str,
+        fired: list[tuple[str, str]],
+        reruns: int,
+        complete: bool,
+        lost: int,
+        duplicated: int,
+    ) -> None:
+        self.runs += 1
+        self.reruns += reruns
+        self.lost += lost
+        self.duplicated += duplicated
+        ok = complete and lost == 0 and duplicated == 0
+        if not ok:
+            self.failed_runs.append(name)
+        for key in fired:
+            c = self.cells[key]
+            c.fired += 1
+            c.survived += ok
+            c.rerun += reruns > 0
+            c.lost += lost
+            c.duplicated += duplicated
+
+    def fired(self, kind: str | None = None) -> int:
+        return sum(c.fired for (k, _), c in self.cells.items() if kind in (None, k))
+
+    def survived(self) -> int:
+        return sum(c.survived for c in self.cells.values())
+
+    def markdown(self) -> str:
+        """The table, then the totals, in Markdown."""
+        lines = [
+            "| fault | stage | fired | survived | rerun needed | rows lost | rows duplicated |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        order = {k: i for i, k in enumerate(KINDS)}
+        stages = {s: i for i, s in enumerate(("-", "manifest", *ACTOR_STAGES, "evaluate"))}
+        for (kind, stage), c in sorted(
+            self.cells.items(), key=lambda kv: (order[kv[0][0]], stages.get(kv[0][1], 99))
+        ):
+            lines.append(
+                f"| {kind} | {stage} | {c.fired} | {c.survived} | {c.rerun} | {c.lost} "
+                f"| {c.duplicated} |"
+            )
+        lines.append(
+            f"| **all** | | **{self.fired()}** | **{self.survived()}** | | **{self.lost}** "
+            f"| **{self.duplicated}** |"
+        )
+        lines += [
+            "",
+            f"{self.runs} runs, {self.fired()} faults fired ({self.fired(NODE_LOST)} node "
+            f"losses), {self.survived()} survived; {self.reruns} reruns needed; rows lost "
+            f"{self.lost}, duplicated {self.duplicated}; runs not recovered: "
+            f"{', '.join(self.failed_runs) or 'none'}.",
+        ]
+        return "\n".join(lines)
