@@ -46,11 +46,17 @@ def _trial_results(out: Path) -> dict[str, int]:
 
 
 def test_tiny_sweep_writes_results_and_a_usable_best_config(tmp_path: Path) -> None:
-    out = tmp_path / "out"
+    """... and a trial whose worker dies (killed at its start, once) is started again: every
+    trial ends done (tune.max_failures)."""
+    out, faults = tmp_path / "out", tmp_path / "faults"
+    faults.mkdir()
     make_outputs(str(out))
-    run_cli("tune", "--out", str(out), *ARGS, "tune.num_samples=3")
+    env = {"VOXRAY_FAULTS": "tune:1:kill", "VOXRAY_FAULT_DIR": str(faults)}
+    run_cli("tune", "--out", str(out), *ARGS, "tune.num_samples=3", env=env)
+    assert (faults / "voxray-fault-tune").exists()  # the kill fired
     results = read(out, "tune/results.parquet").to_pandas()
     assert results.trial_id.nunique() == 3
+    assert set(results.status) == {"done"}
     # per trial, the objective is what its two EERs make it: own masks minus the random ones
     per_trial = results.pivot_table(index="trial_id", columns="metric", values="value")
     assert {"eer", "eer_random", "eer_gap", "kept_fraction"} <= set(per_trial.columns)

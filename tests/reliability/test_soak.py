@@ -52,6 +52,11 @@ from voxray.pipeline.stages import STAGE_NAMES
 TABLES = ("manifest.parquet", "features", "embeddings", "attributions", "masked")
 
 
+#: the sweep's results, keyed by a trial's configuration (its id is new in every run), metric
+#: and whether it ended done: a trial lost to a fault is a lost row.
+TUNE_RESULTS = "tune/results.parquet"
+
+
 def keyed_rows(out: Path) -> dict[str, Counter]:
     """Per table, how many times each row key (the contract's key columns) occurs."""
     found = {}
@@ -59,6 +64,9 @@ def keyed_rows(out: Path) -> dict[str, Counter]:
         table = read(out, t)
         keys = row_keys(t, table.column_names)
         found[t] = row_counter(table.select(keys).to_pandas(), keys)
+    trials = read(out, TUNE_RESULTS).to_pandas()
+    trials["status"] = trials["status"].where(trials["status"] == "done", "failed")
+    found[TUNE_RESULTS] = row_counter(trials, ["config", "metric", "status"])
     return found
 
 

@@ -245,6 +245,9 @@ class TuneConfig:
     max_epochs: int = 2
     grace_period: int = 1
     max_concurrent: int = 1
+    #: times a trial is started again after its worker died (a lost node, a killed process),
+    #: from scratch (a trial is one short attribution-and-mask run); then it counts as failed.
+    max_failures: int = 2
     max_utterances: int = 32
     seed: int = 0
     lstm_width: WidthSweepConfig = field(default_factory=WidthSweepConfig)
@@ -253,6 +256,8 @@ class TuneConfig:
     sweep_utterances: int = 200
 
     def __post_init__(self) -> None:
+        if self.max_failures < 0:
+            raise ValueError(f"tune.max_failures must be >= 0, got {self.max_failures}")
         if self.objective in DELETION_OBJECTIVES and len(set(self.taus)) > 1:
             raise ValueError(
                 f"tune.taus: objective {self.objective!r} deletes each map's bins in order over "

@@ -94,6 +94,7 @@ OPERATIONAL: tuple[str, ...] = (
     "embed.bucket_frames",
     "embed.from_audio",  # both paths write the same rows (tests/ray/test_embed_from_audio.py)
     "train.max_failures",
+    "tune.max_failures",
     "train.torch_threads",
     "train.cpus_per_worker",
 )

@@ -106,7 +106,13 @@ def _tuner(ctx: RunContext, trainable: Any, metric: str, mode: str) -> Any:
                 search_alg=BasicVariantGenerator(random_state=cfg.tune.seed),
             ),
             # verbose=0: Tune's status tables are printed, not logged (the stage logs its result)
-            run_config=tune.RunConfig(name="sweep", storage_path=storage, verbose=0, **fs),
+            run_config=tune.RunConfig(
+                name="sweep",
+                storage_path=storage,
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures),
+                **fs,
+            ),
         )
     return tuner
 

@@ -52,7 +52,8 @@ def retrained(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     base = build_classifier(cfg.model, BINS, SPEAKERS)
     starts: dict[str, dict[str, torch.Tensor]] = {}
 
-    def train_on(ctx, name, source, where, front_end, epochs, seed, init_state) -> None:
+    def train_on(ctx, name, source, where, front_end, epochs, seed, init_state, stage) -> None:
+        assert stage == "retrain"  # its fault hook's name
         train = replace(ctx.cfg.train, seed=seed)
         config = _loop_config(train, ctx.cfg.model, BINS, SPEAKERS, 8, None, init_state)
         starts[name] = _initial_classifier(config, seed, rank=0).state_dict()

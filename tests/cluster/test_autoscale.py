@@ -1,0 +1,67 @@
+"""A pool with room to grow (``resources.max_concurrency``) uses a node that joins mid-stage, as
+on an autoscaling cluster (issue 29), on a local multi-node Ray: a head with no CPUs and one
+2-CPU worker, which holds one pool actor beside the CPU kept for the pool's feed; a second
+worker joins once the stage has written rows."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from tests.support.cluster import LocalCluster
+from tests.support.pipeline import start_cli
+from voxray.io.run_state import stage_info
+from voxray.io.storage import Storage
+
+#: every batch sleeps this long on the worker nodes, so the stage outlasts the new node's start.
+SLOW = {"VOXRAY_SLOW_BATCH_S": "1.0"}
+FEATURES = [
+    "--profile",
+    "smoke",
+    "features.resources.batch_size=2",
+    "features.resources.rows_per_file=2",
+    "features.resources.num_cpus=1",
+    "features.resources.concurrency=1",
+    "features.resources.max_concurrency=2",
+]
+
+
+def _pool_hosts(cluster: LocalCluster) -> set[str]:
+    """The nodes hosting an alive Ray Data pool actor now."""
+    table = cluster.cluster.global_state.actor_table(None, actor_state_name="ALIVE")
+    return {a["Address"]["NodeID"] for a in table.values() if "MapWorker" in a["ActorClassName"]}
+
+
+def test_a_node_added_mid_stage_gets_a_pool_actor(smoke_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    cluster = LocalCluster(1, worker_env=[SLOW])
+    try:
+        args = ("features", "--data-root", str(smoke_corpus), "--out", str(out), *FEATURES)
+        proc = start_cli(*args, env={"RAY_ADDRESS": cluster.address})
+        deadline = time.monotonic() + 600
+        while not list(out.glob("features/**/part-*.parquet")):
+            assert proc.poll() is None, "features ended before a node could join"
+            assert time.monotonic() < deadline, "features wrote nothing in 600 s"
+            time.sleep(0.2)
+        first = _pool_hosts(cluster)
+        joined = cluster.add_worker(SLOW).node_id
+        used = False
+        while proc.poll() is None and not used:
+            used = joined in _pool_hosts(cluster)
+            time.sleep(0.5)
+        try:
+            _, stderr = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+    finally:
+        cluster.shutdown()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert joined not in first
+    assert used, "the pool never placed an actor on the node that joined mid-stage"
+    info = stage_info(Storage(str(out)), "features")
+    utts = pq.read_table(out / "manifest.parquet", columns=["utt_id"]).num_rows
+    assert info["inputs"] == info["outputs"] == utts
