@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from tests.support.cluster import LocalCluster
 from tests.support.pipeline import start_cli
@@ -35,6 +36,12 @@ def _pool_hosts(cluster: LocalCluster) -> set[str]:
     return {a["Address"]["NodeID"] for a in table.values() if "MapWorker" in a["ActorClassName"]}
 
 
+# Fails today (seen in the clean-clone run of 2026-12-06: the stage completed, 63 s, without an
+# actor on the new node): Ray Data 2.60 grows a pool only at a utilization of 1.75 tasks per
+# actor slot and within its operator's resource budget, and neither was traced here. Strict: it
+# fails the --full tier the day the pool does grow, so the marker goes with the fix.
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 29: a pool does not grow onto a node added mid-stage")
 def test_a_node_added_mid_stage_gets_a_pool_actor(smoke_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     cluster = LocalCluster(1, worker_env=[SLOW])
