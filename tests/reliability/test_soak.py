@@ -102,19 +102,26 @@ class RowTally:
     unexpected: int = 0
     where: list[str] = field(default_factory=list)
 
-    def add(self, run: str, reference: dict[str, Counter], got: dict[str, Counter]) -> None:
+    def add(
+        self, run: str, reference: dict[str, Counter], got: dict[str, Counter]
+    ) -> tuple[int, int]:
+        """Count ``got`` (one run) against ``reference``; returns this run's (lost, duplicated)."""
+        run_lost = run_duplicated = 0
         for t, ref in reference.items():
             mine = got.get(t, Counter())
             duplicated = sum(n - 1 for n in mine.values() if n > 1)
             theirs, ours = (Counter(comparable(k) for k in c) for c in (ref, mine))
             lost, unexpected = sum((theirs - ours).values()), sum((ours - theirs).values())
-            self.lost += lost
-            self.duplicated += duplicated
+            run_lost += lost
+            run_duplicated += duplicated
             self.unexpected += unexpected
             if lost or duplicated or unexpected:
                 self.where.append(
                     f"{run} {t}: {lost} lost, {duplicated} duplicated, {unexpected} unexpected"
                 )
+        self.lost += run_lost
+        self.duplicated += run_duplicated
+        return run_lost, run_duplicated
 
 
 #: reruns a soak run may take to complete after its faults (a driver kill needs one, and a
@@ -262,9 +269,10 @@ def test_soak(tmp_path: Path) -> None:
                 outcome = _soak_run(logs, args, env, plan, gate)
                 unclear += outcome.unclear
                 download_tree(out, local, endpoint)
-                before = (tally.lost, tally.duplicated)
                 where = f"run {i} ({plan.spec}; {[d.kind for d in plan.disturbances]})"
-                tally.add(where, expected, keyed_rows(local) if outcome.complete else {})
+                lost, duplicated = tally.add(
+                    where, expected, keyed_rows(local) if outcome.complete else {}
+                )
                 if outcome.complete:
                     unaccounted += _stages_unaccounted(local, i)
                 table.add_run(
@@ -272,8 +280,8 @@ def test_soak(tmp_path: Path) -> None:
                     outcome.fired + fired_actor_faults(plan.spec, faults),
                     outcome.reruns,
                     outcome.complete,
-                    tally.lost - before[0],
-                    tally.duplicated - before[1],
+                    lost,
+                    duplicated,
                 )
         finally:
             gate.close()

@@ -131,7 +131,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         maybe_fail(config, epoch)
         # the reliability suite's hook (a no-op otherwise): a fault at this epoch, or a slow one
         # so a test can kill a node while training is under way
-        faults.maybe_fail(config.get("stage", "train"))
+        faults.maybe_fail(config["stage"])
         totals = _train_epoch(opt, cfg, device, bool(config["drop_last"]), progress)
         metrics = _epoch_metrics(epoch, totals, device, progress.resumes)
         stop = False

@@ -135,8 +135,9 @@ def train_model(
     datasets = {"train": _crop_stream(train_ds, cfg, seg, data_task_cpus)}
     if val_ds is not None:
         datasets["val"] = _validation_crops(val_ds, cfg, seg, data_task_cpus)
-    config = _loop_config(cfg, model_cfg, input_dim, num_classes, rows, fail_at_epoch, init_state)
-    config["stage"] = stage
+    config = _loop_config(
+        cfg, model_cfg, input_dim, num_classes, rows, fail_at_epoch, init_state, stage
+    )
     result = _fit(cfg, config, datasets, storage_path, name, out_storage)
     state = load_train_state(result.checkpoint)
     checkpoint_uri = ("s3://" if storage_path.startswith("s3://") else "") + result.checkpoint.path
@@ -245,9 +246,11 @@ def _loop_config(
     rows: int,
     fail_at_epoch: int | None,
     init_state: dict[str, Any] | None = None,
+    stage: str = "train",
 ) -> dict[str, Any]:
     """What ``train_loop_per_worker`` reads (see ``loop.py``); ``init_state``: the weights it
-    starts from (a continued model) instead of random ones."""
+    starts from (a continued model) instead of random ones; ``stage``: the pipeline stage
+    training, the name its fault-injection hook answers to."""
     steps, drop_last = steps_per_epoch(rows, cfg)
     config: dict[str, Any] = {
         "train": cfg,
@@ -256,6 +259,7 @@ def _loop_config(
         "num_classes": num_classes,
         "steps_per_epoch": steps,
         "drop_last": drop_last,
+        "stage": stage,
     }
     if init_state is not None:
         config["init_state"] = init_state
