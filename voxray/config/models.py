@@ -257,7 +257,7 @@ class TuneConfig:
 
     def __post_init__(self) -> None:
         if self.max_failures < 0:
-            raise ValueError(f"tune.max_failures must be >= 0, got {self.max_failures}")
+            raise ValueError(f"max_failures must be >= 0, got {self.max_failures}")
         if self.objective in DELETION_OBJECTIVES and len(set(self.taus)) > 1:
             raise ValueError(
                 f"tune.taus: objective {self.objective!r} deletes each map's bins in order over "

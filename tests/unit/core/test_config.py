@@ -292,6 +292,7 @@ def test_mask_conditions_from_yaml() -> None:
         ("embed.resources.threads=-1", "embed.resources: threads must be >= 0"),
         ("embed.from_audio=maybe", "embed.from_audio"),
         ("train.patience=-1", "train: patience must be >= 0"),
+        ("tune.max_failures=-1", "tune: max_failures must be >= 0"),
         ("ray.no_progress_timeout_s=0", "ray: no_progress_timeout_s must be > 0 or -1"),
         ("train.val_fraction=0.6", "train: val_fraction must lie in"),
         ("train", "is not of the form key=value"),
