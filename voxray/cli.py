@@ -17,11 +17,22 @@ import os
 import sys
 import time
 import traceback
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from voxray.config import ConfigError, VoxrayConfig, dump_yaml, load_config, replace
+from voxray.config import (
+    ConfigError,
+    VoxrayConfig,
+    asked_keys,
+    dump_yaml,
+    load_config,
+    replace,
+)
 from voxray.log import get_logger, redact, setup_logging
 from voxray.pipeline.stages import STAGE_NAMES, STAGES
+
+if TYPE_CHECKING:
+    from voxray.models.loaded import LoadedModel
+    from voxray.pipeline.context import RunContext
 
 log = get_logger("voxray.cli")
 
@@ -278,6 +289,31 @@ def _forced(values: list[str], names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _check_asked_methods(
+    ctx: RunContext, names: tuple[str, ...], loaded: LoadedModel, args: argparse.Namespace
+) -> None:
+    """Refuse, before any work, the methods and pathways the user asked for (a profile, a
+    config file or an override set the key) that ``loaded`` cannot explain; what only came from
+    a default the stages leave out with its reason. Captum is imported only here (1 s)."""
+    cfg = ctx.cfg
+    asked = asked_keys(args.config, args.overrides, args.profile)
+    attribute = "attribute" in names and (
+        "attribution.methods" in asked or "attribution.pathways" in asked
+    )
+    trial = "trial" in names and cfg.trial.enabled and "trial.methods" in asked
+    if not (attribute or trial):
+        return
+    from voxray.attribution.support import left_out_jobs, refuse_asked
+    from voxray.pipeline.model_ref import base_model
+
+    model, name = loaded.classifier, base_model(ctx).name
+    if attribute:
+        a, head = cfg.attribution, loaded.has_head or cfg.eval.enrolment.enabled
+        refuse_asked(left_out_jobs(a.methods, a.pathways, model, head), asked, model, name)
+    if trial:
+        refuse_asked(left_out_jobs(cfg.trial.methods, (), model, True, "trial"), asked, model, name)
+
+
 def _stages(args: argparse.Namespace) -> int:
     from voxray.io.run_state import stage_done
     from voxray.pipeline.context import RunContext
@@ -297,19 +333,7 @@ def _stages(args: argparse.Namespace) -> int:
     if cfg.model_path:  # an unloadable model or an unsupported front-end, before any work
         from voxray.models.checkpoint import load_model
 
-        loaded = load_model(cfg.model_path, cfg.corpus.s3)
-        # and methods the model cannot be explained with (Captum imported only then: 1 s)
-        explains = {
-            "attribution.methods": cfg.attribution.methods if "attribute" in names else (),
-            "trial.methods": cfg.trial.methods if "trial" in names and cfg.trial.enabled else (),
-        }
-        if any(explains.values()):
-            from voxray.attribution.support import check_methods
-            from voxray.pipeline.model_ref import base_model
-
-            for key, methods in explains.items():
-                if methods:
-                    check_methods(methods, loaded.classifier, base_model(ctx).name, key)
+        _check_asked_methods(ctx, names, load_model(cfg.model_path, cfg.corpus.s3), args)
     results = run_stages(ctx, names, forced, args.keep_stale, rerun=args.command != "run")
     for r in results:
         log.info("%s: %s", r.stage, r.as_dict())

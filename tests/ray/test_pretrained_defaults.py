@@ -1,8 +1,10 @@
-"""``voxray evaluate --model resemblyzer`` with no profile completes on its defaults
-(conf/pretrained.yaml over base.yaml): the methods base.yaml lists that an LSTM does not define
-(DeepLift, the CAMs, LRP) are left out of faithfulness and the sanity checks with their reason,
-the parts that need a classification head are skipped, and the report lists each in its
-"Left out of this run, and why" table (issue #28)."""
+"""``voxray attribute``, ``evaluate`` and ``trial --model resemblyzer`` with no profile complete on
+their defaults (conf/pretrained.yaml over base.yaml): the methods base.yaml lists that an LSTM
+does not define (DeepLift, the CAMs, LRP) are left out of the attribute and trial stages,
+faithfulness and the sanity checks with their reason, as are the classification pathway and the
+parts that need a classification head, and the report lists each in its "Left out of this run,
+and why" table (issue #28). Asked for, the same methods are refused before any work
+(tests/unit/models/test_ge2e.py)."""
 
 from __future__ import annotations
 
@@ -36,10 +38,17 @@ def test_evaluate_resemblyzer_without_a_profile(ray_local, smoke_corpus, tmp_pat
     corpus = tmp_path / "corpus"
     shutil.copytree(smoke_corpus, corpus)
     out = tmp_path / "out"
-    for stage in ("evaluate", "report"):
+    for stage in ("attribute", "evaluate", "trial", "report"):
         args = [stage, "--data-root", str(corpus), "--out", str(out), "--model", "resemblyzer"]
         assert main(args) == 0, stage
     s = Storage(str(out))
+    attribute = stage_info(s, "attribute")
+    assert set(attribute["methods"]) == set(AttributionConfig().methods) - UNDEFINED
+    assert set(attribute["partly_skipped"]) == UNDEFINED | {
+        f"{m}/classification" for m in attribute["methods"]
+    }
+    trial = stage_info(s, "trial")
+    assert "deeplift" in trial["partly_skipped"] and "deeplift" not in trial["methods"]
     for part in ("identification", "multispeaker"):
         assert (
             stage_info(s, f"evaluate.{part}")["skipped"] == "the model has no classification head"

@@ -32,6 +32,7 @@ from voxray.config.evaluation import (
     XaiMetricsConfig,
 )
 from voxray.config.loading import (
+    asked_keys,
     conf_dir,
     deep_merge,
     dump_yaml,
@@ -90,6 +91,7 @@ __all__ = [
     "VoxrayConfig",
     "XaiMetric",
     "XaiMetricsConfig",
+    "asked_keys",
     "build",
     "conf_dir",
     "deep_merge",

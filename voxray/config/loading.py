@@ -104,6 +104,31 @@ def load_config(
     return build(VoxrayConfig, data, "")
 
 
+def asked_keys(
+    files: list[str | Path] | tuple[str | Path, ...] = (),
+    overrides: list[str] | tuple[str, ...] = (),
+    profile: str | None = None,
+) -> frozenset[str]:
+    """The dotted keys a profile, a config file or an override sets: what the user asked for,
+    where every other key holds base.yaml's (or pretrained.yaml's) default. A method the model
+    cannot explain is refused when the user asked for it and left out with its reason when it
+    only came from a default."""
+    data: dict[str, Any] = read_yaml(profile_path(profile)) if profile else {}
+    for f in files:
+        data = deep_merge(data, read_yaml(f))
+    for o in overrides:
+        data = deep_merge(data, parse_override(o))
+
+    def leaves(d: dict[str, Any], prefix: str) -> list[str]:
+        out = []
+        for key, value in d.items():
+            nested = isinstance(value, dict) and value
+            out += leaves(value, f"{prefix}{key}.") if nested else [f"{prefix}{key}"]
+        return out
+
+    return frozenset(leaves(data, ""))
+
+
 def replace(cfg: Any, **changes: Any) -> Any:
     """dataclasses.replace with dotted keys: ``replace(cfg, **{"train.epochs": 3})``."""
     nested: dict[str, dict[str, Any]] = {}

@@ -21,6 +21,7 @@ import torch
 from voxray import schema
 from voxray.attribution import Pathway, attribute, get_attributor, method_pathways
 from voxray.attribution.normalise import freq_profile
+from voxray.attribution.support import HEAD_PATHWAYS, left_out_jobs
 from voxray.config import AttributionConfig, VoxrayConfig, to_dict
 from voxray.faults import maybe_fail
 from voxray.io.sink import ParquetSink, QuarantineCause, committed_keys, quarantined_paths
@@ -134,12 +135,12 @@ class ComputeAttributions(ModelActor):
         head: tuple[np.ndarray, list[str]] | None = None,
     ) -> None:
         super().__init__(model, num_gpus, s3)
-        if head is not None:  # the CAMs' target speaker for a model without a head
+        if head is not None:  # the explained speaker for a model without a head
             self.loaded = with_enrolment_head(self.loaded, *head)
             self.model = self.loaded.classifier.to(self.device).eval()
         self.has_head = self.loaded.has_head
         self.cfg = cfg
-        self.jobs = [j for j in jobs if self.has_head or j.pathway == Pathway.TRAVERSAL]
+        self.jobs = [j for j in jobs if self.has_head or j.pathway not in HEAD_PATHWAYS]
         self.mean = (
             torch.from_numpy(corpus_mean).to(self.device) if corpus_mean is not None else None
         )
@@ -294,30 +295,21 @@ def plan(
     return {u: list(dict.fromkeys(j)) for u, j in out.items() if j}
 
 
-def _wanted(ctx: RunContext, loaded: LoadedModel) -> dict[str, list[Job]]:
-    """utt_id -> the jobs it needs, for the utterances that have features (``plan``); for a
-    model without a classification head only Traversal ones, and the CAMs where
-    ``eval.enrolment`` gives it a head (``headless_pathways``)."""
-    out = ctx.out
+def _wanted(ctx: RunContext, loaded: LoadedModel) -> tuple[dict[str, list[Job]], dict[str, str]]:
+    """utt_id -> the jobs it needs, for the utterances that have features (``plan``), less
+    what the model cannot explain (``left_out_jobs``: a method not defined for it, and for a
+    model without a classification head the head pathways unless ``eval.enrolment`` gives it
+    one); and what was left out -> why."""
+    cfg, out = ctx.cfg, ctx.out
     manifest = out.read_table(schema.MANIFEST_PATH, columns=["utt_id", "split", "speaker_id"])
-    kind = loaded.front_end.name
-    have = featured_utterances(out, kind)
+    have = featured_utterances(out, loaded.front_end.name)
+    utts = manifest.column("utt_id").to_pylist()
     split = {
-        u: s
-        for u, s in zip(
-            manifest.column("utt_id").to_pylist(), manifest.column("split").to_pylist(), strict=True
-        )
-        if u in have
+        u: s for u, s in zip(utts, manifest.column("split").to_pylist(), strict=True) if u in have
     }
-    speaker_of = dict(
-        zip(
-            manifest.column("utt_id").to_pylist(),
-            manifest.column("speaker_id").to_pylist(),
-            strict=True,
-        )
-    )
-    wanted = plan(ctx.cfg, split, seen_utterances(speaker_of, loaded.speakers))
-    masks = sorted({c.method for c in ctx.cfg.mask.conditions})
+    speaker_of = dict(zip(utts, manifest.column("speaker_id").to_pylist(), strict=True))
+    wanted = plan(cfg, split, seen_utterances(speaker_of, loaded.speakers))
+    masks = sorted({c.method for c in cfg.mask.conditions})
     if masks:  # the bulk of the stage's work when the user asked for a cheap method
         log.info(
             "attribute: %s maps of all %d utterances for the mask conditions, beside the "
@@ -325,30 +317,27 @@ def _wanted(ctx: RunContext, loaded: LoadedModel) -> dict[str, list[Job]]:
             ", ".join(masks),
             len(split),
         )
-    if not loaded.has_head:
-        kept = headless_pathways(ctx.cfg)
-        wanted = {u: [j for j in js if j.pathway in kept] for u, js in wanted.items()}
-        log.info(
-            "attribute: the model has no classification head; only %s attributions are computed",
-            " and ".join(sorted(kept)),
-        )
-    return wanted
+    a, head = cfg.attribution, loaded.has_head or cfg.eval.enrolment.enabled
+    left_out = left_out_jobs(a.methods, a.pathways, loaded.classifier, head)
+    for lo in left_out:
+        log.info("attribute: %s left out: %s", lo.what, lo.why)
 
+    def kept(j: Job) -> bool:
+        if not head and j.pathway in HEAD_PATHWAYS:  # a mask condition's too
+            return False
+        return not any(lo.covers(j.method, j.pathway) for lo in left_out)
 
-def headless_pathways(cfg: VoxrayConfig) -> frozenset[Pathway]:
-    """The pathways a model without a classification head is explained by: Traversal, and the
-    CAMs of the speaker its enrolment head (``eval.enrolment``: cosine to each corpus speaker's
-    mean embedding, as the evaluate analyses use) recognises."""
-    if cfg.eval.enrolment.enabled:
-        return frozenset({Pathway.TRAVERSAL, Pathway.CAM})
-    return frozenset({Pathway.TRAVERSAL})
+    wanted = {u: [j for j in js if kept(j)] for u, js in wanted.items()}
+    return {u: js for u, js in wanted.items() if js}, {lo.what: lo.why for lo in left_out}
 
 
 def _enrolment_head(
     ctx: RunContext, loaded: LoadedModel, todo: dict[str, list[Job]]
 ) -> tuple[np.ndarray, list[str]] | None:
-    """The enrolment head the actors put on a headless model, where a CAM is to be computed."""
-    if loaded.has_head or not any(j.pathway == Pathway.CAM for js in todo.values() for j in js):
+    """The enrolment head the actors put on a headless model, where a job explains a class
+    score (``HEAD_PATHWAYS``)."""
+    jobs = (j for js in todo.values() for j in js)
+    if loaded.has_head or not any(j.pathway in HEAD_PATHWAYS for j in jobs):
         return None
     return enrolment_head(ctx, loaded, crop_frames(ctx.cfg))
 
@@ -407,7 +396,7 @@ def run_attribute(ctx: RunContext) -> StageResult:
     model = base_model(ctx)
     loaded = load_model(model.path, cfg.corpus.s3)
     check_front_end(out, loaded.front_end)
-    wanted = _wanted(ctx, loaded)
+    wanted, left_out = _wanted(ctx, loaded)
     todo = _todo(ctx, wanted)
     n_jobs = sum(len(js) for js in wanted.values())
     result = StageResult(
@@ -426,5 +415,5 @@ def run_attribute(ctx: RunContext) -> StageResult:
         "model": model.name,
         "methods": sorted({j.method for js in wanted.values() for j in js}),
         "audio_files": write_explanation_audio(ctx, model.name, loaded.front_end),
-    }
+    } | ({"partly_skipped": left_out} if left_out else {})
     return result.check()

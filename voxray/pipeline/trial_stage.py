@@ -20,7 +20,7 @@ have no joint path; the stage's info says why (``NO_JOINT_PATH``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +28,7 @@ import torch
 
 from voxray import schema
 from voxray.attribution.normalise import freq_profile
+from voxray.attribution.support import defined_methods
 from voxray.attribution.trial import (
     JOINT_METHODS,
     NO_JOINT_PATH,
@@ -475,8 +476,12 @@ def run_trial(ctx: RunContext) -> StageResult:
     have = featured_utterances(out, kind)
     trials, emb = scored_trials(ctx, model.name, have)
     selected = select_trials(trials, cfg.trial, cfg.seed)
-    pairs = cohort_pairs(trials, selected) if joint_methods(cfg.trial) else {}
-    wanted = trial_jobs(selected, cfg.trial, pairs)
+    methods, left_out = defined_methods(cfg.trial.methods, loaded.classifier)
+    for method, why in left_out.items():
+        log.info("trial: %s left out: %s", method, why)
+    tc = replace(cfg.trial, methods=tuple(methods))
+    pairs = cohort_pairs(trials, selected) if joint_methods(tc) else {}
+    wanted = trial_jobs(selected, tc, pairs)
     done = committed_keys(out, ATTRIBUTIONS, TRIAL_KEYS)
     failed = quarantined_paths(out, STAGE)
     todo = [j for j in wanted if j.key not in done and j.quarantine_path not in failed]
@@ -500,7 +505,7 @@ def run_trial(ctx: RunContext) -> StageResult:
         "model": model.name,
         "trials": len(selected),
         "select": cfg.trial.select,
-        "methods": list(cfg.trial.methods),
-        "joint": joint_info(cfg.trial, selected, pairs),
-    }
+        "methods": methods,
+        "joint": joint_info(tc, selected, pairs),
+    } | ({"partly_skipped": left_out} if left_out else {})
     return result.check()

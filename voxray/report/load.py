@@ -62,6 +62,9 @@ class RunOutputs:
     histories: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: columns method, pathway, utt_id, freq_profile ((F,) arrays).
     profiles: pd.DataFrame | None = None
+    #: ``(F,)`` each feature bin's std over the frames of a sample of the profiled utterances:
+    #: where the corpus carries signal (the frequency verdict leaves silent bins out).
+    bin_spread: np.ndarray | None = None
     #: columns utt_id, speaker_id, gender, embedding ((D,) arrays): base model, clean, whole
     #: utterances.
     embeddings: pd.DataFrame | None = None
@@ -251,6 +254,24 @@ def _profiles(
     return frame[t.column("num_frames").to_numpy() > 0].reset_index(drop=True)
 
 
+#: the profiled utterances whose features give ``RunOutputs.bin_spread``.
+SPREAD_UTTERANCES = 64
+
+
+def _bin_spread(reader: _Reader, kind: str, utt_ids: list[str], seed: int) -> np.ndarray | None:
+    """Each feature bin's std over the frames of up to ``SPREAD_UTTERANCES`` of ``utt_ids``."""
+    chosen = _sample(utt_ids, SPREAD_UTTERANCES, seed)
+    feats = reader.table(
+        f"{schema.FEATURES_PATH}/kind={kind}",
+        columns=["utt_id", "num_frames", "num_bins", "values"],
+        filter=schema.is_in(schema.FEATURES, "utt_id", chosen),
+    )
+    mats = [m for m in schema.matrices(feats) if m.size] if feats is not None else []
+    if not mats or len({m.shape[1] for m in mats}) != 1:
+        return None
+    return np.concatenate(mats).astype(np.float64).std(axis=0)
+
+
 def shown_maps(keys: pd.DataFrame, count: int) -> dict[str, dict[str, str]]:
     """The heat maps the report shows, from attribution keys (utt_id, method, pathway): the
     ``count`` utterances explained by the most methods (ties: by utt_id), each with
@@ -362,6 +383,8 @@ def load_outputs(
     keys = _attribution_keys(r, base)
     if keys is not None and not keys.empty:
         res.profiles = _profiles(r, keys, base, max_points, seed)
+        if res.profiles is not None:
+            res.bin_spread = _bin_spread(r, feature_kind, list(res.profiles["utt_id"]), seed)
         res.heatmaps = _heatmaps(r, keys, base, feature_kind, heatmap_utterances)
     res.trial_views = load_trial_views(out, base, feature_kind, 2 * heatmap_utterances)
     res.problems = r.problems

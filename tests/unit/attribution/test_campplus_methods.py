@@ -8,14 +8,21 @@ defined for a model: refused (``check_methods``) when asked for, left out with a
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
 
 from tests.unit.attribution.conftest import SMALL
 from voxray.attribution import ATTRIBUTORS, Pathway, attribute, get_attributor
-from voxray.attribution.support import check_methods, defined_methods
+from voxray.attribution.support import (
+    check_methods,
+    defined_methods,
+    left_out_jobs,
+    refuse_asked,
+)
 from voxray.attribution.trial import TRIAL_METHODS, attribute_trials, embed
+from voxray.cli import main
 from voxray.config import ConfigError, ModelConfig
 from voxray.models import build_classifier
 from voxray.models.base import SpeakerClassifier
@@ -134,3 +141,37 @@ def test_asked_for_is_refused_default_is_left_out_with_reason() -> None:
     kept, left_out = explainable(asked, labelled=False, model=lstm)
     assert kept == ["saliency"] and "Ge2eLstm" in left_out["lrp_epsilon"]
     assert get_attributor("saliency").pathways  # still registered, nothing removed
+
+
+def test_a_headless_model_needs_the_enrolment_head_for_class_score_pathways(
+    headless: SpeakerClassifier,
+) -> None:
+    """Without eval.enrolment a CAM, LRP and the classification pathway have no class score to
+    explain: refused when the key that brings them was set, left out with the reason when it
+    holds its default; with a head (or the enrolment head) nothing is left out."""
+    methods, pathways = ["saliency", "layer_cam", "lrp_epsilon"], ["traversal", "classification"]
+    assert left_out_jobs(methods, pathways, headless, has_head=True) == []
+    left_out = left_out_jobs(methods, pathways, headless, has_head=False)
+    assert {(lo.what, lo.key) for lo in left_out} == {
+        ("saliency/classification", "attribution.pathways"),
+        ("layer_cam/cam", "attribution.methods"),
+        ("lrp_epsilon/lrp", "attribution.methods"),
+    }
+    assert all("eval.enrolment.enabled=true" in lo.why for lo in left_out)
+    refuse_asked(left_out, set(), headless, "campplus")  # all defaults: nothing refused
+    with pytest.raises(ConfigError, match=r"^attribution.pathways: saliency/classification not"):
+        refuse_asked(left_out, {"attribution.pathways"}, headless, "campplus")
+    with pytest.raises(ConfigError, match=r"attribution.methods: layer_cam/cam, lrp_epsilon/lrp"):
+        refuse_asked(left_out, {"attribution.methods", "attribution.ig_steps"}, headless, "c")
+
+
+def test_asked_for_cam_on_campplus_without_enrolment_is_refused_by_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    args = ["attribute", "--data-root", str(tmp_path), "--out", str(out), "--model", "campplus"]
+    assert main([*args, "attribution.methods=[saliency,layer_cam]"]) == 2
+    err = capsys.readouterr().err
+    assert "attribution.methods: layer_cam/cam not defined for model 'campplus'" in err
+    assert "eval.enrolment.enabled=true" in err
+    assert not out.exists() or not any(out.iterdir())  # nothing was started or written

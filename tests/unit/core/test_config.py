@@ -13,6 +13,7 @@ from voxray.config import (
     MaskCondition,
     MaskConfig,
     VoxrayConfig,
+    asked_keys,
     conf_dir,
     from_dict,
     load_config,
@@ -336,3 +337,19 @@ def test_replace_and_round_trip() -> None:
 
 def test_conf_dir_points_at_repo() -> None:
     assert (conf_dir() / "base.yaml").is_file()
+
+
+def test_asked_keys_are_what_a_profile_file_or_override_sets(tmp_path: Path) -> None:
+    """base.yaml's (and pretrained.yaml's) keys are defaults, not asked for: a method they hold
+    that the model cannot explain is left out, where one the user set is refused."""
+    assert asked_keys() == frozenset()
+    f = tmp_path / "mine.yaml"
+    f.write_text("trial:\n  methods: [saliency]\n  sides: [a]\n")
+    asked = asked_keys(
+        files=[f], overrides=["attribution.pathways=[traversal]"], profile="real-campplus"
+    )
+    assert {"trial.methods", "trial.sides", "attribution.pathways", "attribution.methods"} <= asked
+    assert (
+        "attribution" not in asked and {"attribution.ig_steps", "eval.enrolment.enabled"} <= asked
+    )
+    assert "attribution.methods" not in asked_keys(overrides=["attribution.ig_steps=4"])

@@ -130,8 +130,9 @@ def test_cam_layers_refuses_a_layer_without_a_convolution(tmp_path: Path) -> Non
 def test_the_attribute_stage_explains_a_headless_model_by_its_enrolment_heads_cams(
     tmp_path: Path,
 ) -> None:
-    """CAM++ has no head: with eval.enrolment its CAMs explain the enrolled speaker the model
-    recognises (the map the evaluate analyses compute); without, only Traversal is planned."""
+    """CAM++ has no head: with eval.enrolment its CAMs and classification maps explain the
+    enrolled speaker the model recognises (the map the evaluate analyses compute); without, only
+    Traversal is planned and the head pathways are left out with their reason."""
     from voxray.attribution import Pathway, attribute
     from voxray.models.checkpoint import load_model
     from voxray.pipeline.attribute_stage import ComputeAttributions, Job, _enrolment_head, _wanted
@@ -140,8 +141,13 @@ def test_the_attribute_stage_explains_a_headless_model_by_its_enrolment_heads_ca
     methods = ("attribution.methods=[layer_cam,saliency]", "attribution.subset=all")
     plain = _context(tmp_path / "plain", *methods, "mask.conditions=[]")
     loaded = load_model("campplus")
-    planned = {(j.method, j.pathway) for js in _wanted(plain, loaded).values() for j in js}
-    assert planned == {("saliency", Pathway.TRAVERSAL)}
+    wanted, left_out = _wanted(plain, loaded)
+    assert {(j.method, j.pathway) for js in wanted.values() for j in js} == {
+        ("saliency", Pathway.TRAVERSAL)
+    }
+    assert set(left_out) == {"layer_cam/cam", "saliency/classification"}
+    assert "no classification head" in left_out["layer_cam/cam"]
+    assert "eval.enrolment.enabled=true" in left_out["saliency/classification"]
     assert _enrolment_head(plain, loaded, {"u": [Job("saliency", Pathway.TRAVERSAL)]}) is None
 
     ctx = _context(
@@ -151,11 +157,13 @@ def test_the_attribute_stage_explains_a_headless_model_by_its_enrolment_heads_ca
         "eval.enrolment.enabled=true",
         "attribution.cam_layers=[fcm]",
     )
-    wanted = _wanted(ctx, loaded)
+    wanted, left_out = _wanted(ctx, loaded)
     assert {(j.method, j.pathway) for js in wanted.values() for j in js} == {
         ("saliency", Pathway.TRAVERSAL),
+        ("saliency", Pathway.CLASSIFICATION),
         ("layer_cam", Pathway.CAM),
     }
+    assert left_out == {}
     head = _enrolment_head(ctx, loaded, wanted)
     assert head is not None and head[1] == [f"id{10001 + i}" for i in range(6)]
     job = Job("layer_cam", Pathway.CAM)

@@ -10,7 +10,12 @@ from torchaudio.compliance.kaldi import get_mel_banks
 from voxray.config import FeatureConfig
 from voxray.features import mel_center_frequencies
 from voxray.report.profiles import mean_profiles
-from voxray.report.sections.frequency import BANDS, band_shares, voice_band_concentration
+from voxray.report.sections.frequency import (
+    BANDS,
+    band_shares,
+    signal_bins,
+    voice_band_concentration,
+)
 
 
 def test_hz_axis_matches_torchaudio_kaldi_mel_centres() -> None:
@@ -56,3 +61,13 @@ def test_band_shares_sum_to_one_and_match_a_hand_count() -> None:
     assert list(out.columns) == [b[0] for b in BANDS]
     assert out.loc["m"].tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.0])
     assert out.loc["uniform"].tolist() == pytest.approx([1 / 6, 1 / 6, 1 / 6, 1 / 6, 2 / 6])
+
+
+def test_signal_bins_and_the_uniform_reference_over_them() -> None:
+    spread = np.array([4.0, 4.0, 3.0, 0.5, 0.4, 4.0])
+    assert signal_bins(spread, 6).tolist() == [True, True, True, False, False, True]
+    assert signal_bins(None, 3).all() and signal_bins(spread, 4).all()  # unknown: all bins
+    hz = np.array([50.0, 200.0, 500.0, 1500.0, 4000.0, 6000.0])
+    shares = band_shares({"m": np.ones(6)}, hz, signal_bins(spread, 6))
+    # 4 bins carry signal: < 70 Hz, F0, F1 and > 3 kHz one each, F2's bin is silent
+    assert shares.loc["uniform"].tolist() == [0.25, 0.25, 0.25, 0.0, 0.25]

@@ -258,6 +258,37 @@ def test_formant_verdict_bootstraps_the_ratio_over_speakers(rng):
     assert formant_verdict(frame(voiced, 0.01), manifest, None, FAST).status == "not computed"
 
 
+def test_formant_verdict_leaves_out_the_bins_a_band_limited_corpus_has_no_signal_in(rng):
+    """Telephone speech upsampled to 16 kHz: nothing above 4 kHz. A map flat over the bins that
+    carry signal (and ~0 above 4 kHz, where no map can find anything) passes the claim when the
+    silent bins count as "outside", and must not once they are left out; a map that does
+    concentrate on F0/formants within the signal band still holds."""
+    hz = np.array([50.0, 200.0, 1000.0, 2500.0, 3500.0, 5000.0, 6000.0, 7000.0])
+    spread = np.array([3.0, 4.0, 4.0, 4.0, 3.5, 0.4, 0.4, 0.5])  # the features' std per bin
+    flat_in_band = np.array([0.2, 0.2, 0.2, 0.2, 0.2, 0.001, 0.001, 0.001])
+    voiced = np.array([0.05, 0.3, 0.3, 0.3, 0.05, 0.001, 0.001, 0.001])
+    manifest = pd.DataFrame(
+        [(f"s{s}-u{u}", f"spk{s}") for s in range(10) for u in range(3)],
+        columns=["utt_id", "speaker_id"],
+    )
+
+    def frame(profile):
+        rows = [
+            ("ig", "traversal", f"s{s}-u{u}", np.abs(profile + rng.normal(0, 0.01, 8)))
+            for s in range(10)
+            for u in range(3)
+        ]
+        return pd.DataFrame(rows, columns=["method", "pathway", "utt_id", "freq_profile"])
+
+    assert formant_verdict(frame(flat_in_band), manifest, hz, FAST).status == "holds"  # flattered
+    fair = formant_verdict(frame(flat_in_band), manifest, hz, FAST, spread)
+    assert fair.status != "holds", fair.detail
+    assert "3 of 8 bins (5000-7000 Hz) carry no signal" in fair.detail
+    assert formant_verdict(frame(voiced), manifest, hz, FAST, spread).status == "holds"
+    only_voice = np.array([0.4, 4.0, 4.0, 4.0, 0.4, 0.4, 0.4, 0.5])
+    assert formant_verdict(frame(voiced), manifest, hz, FAST, only_voice).status == "not computed"
+
+
 # ---- 000 with several seeds (retrain.seeds): the effect pools them, over speakers and seeds
 
 SEED_MODELS = ("ecapa--ig", "ecapa--ig--seed1", "ecapa--ig--seed2")

@@ -5,11 +5,15 @@ verdict on whether F0 and the formants carry the most.
 The profiles (``voxray.report.profiles``) are put on the Hz axis of the fbank bins and
 compared with the regions the seed names: the fundamental F0 (~70-400 Hz) and the first two
 formants (F1 ~300-1000 Hz, F2 ~1000-3000 Hz).
+
+Only the bins that carry signal in this corpus are compared (``signal_bins``): in band-limited
+recordings (telephone speech at 8 kHz, upsampled to 16 kHz) the bins above 4 kHz hold nothing
+for any map to find, and counting them "outside" would let every map pass the claim.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -32,7 +36,7 @@ INTRO = (
     "profile scaled to sum 1), on the bins' centre frequencies; shaded: the fundamental F0 "
     "(~70-400 Hz) and the first two formants F1 (~300-1000 Hz) and F2 (~1000-3000 Hz). The "
     "bars sum the importance per band; the black tick is what a map with equal importance "
-    "everywhere would give."
+    "in every bin that carries signal in this corpus would give."
 )
 
 #: the union of the voice regions: where Zhang et al. 2023 says the importance concentrates.
@@ -47,6 +51,33 @@ BANDS: tuple[tuple[str, float, float], ...] = (
 )
 
 
+#: a bin whose features vary (std over the sampled frames) less than this fraction of the
+#: 90th-percentile bin's carries no signal in this corpus (a percentile near the top, so that a
+#: corpus with most bins silent still has its reference in the bins that carry signal).
+SILENT_SPREAD = 0.25
+
+
+def signal_bins(spread: np.ndarray | None, n_bins: int) -> np.ndarray:
+    """``(F,)`` True where a bin carries signal: its spread (``RunOutputs.bin_spread``) is at
+    least ``SILENT_SPREAD`` of the 90th-percentile bin's; all True when the spread is unknown."""
+    if spread is None or spread.shape != (n_bins,):
+        return np.ones(n_bins, dtype=bool)
+    return np.asarray(spread) >= SILENT_SPREAD * float(np.percentile(spread, 90))
+
+
+def silent_note(hz: np.ndarray, signal: np.ndarray) -> str:
+    """What the comparison left out: the silent bins' frequencies, or nothing."""
+    if signal.all():
+        return ""
+    silent = hz[~signal]
+    return (
+        f"{silent.size} of {hz.size} bins ({silent.min():.0f}-{silent.max():.0f} Hz) carry no "
+        f"signal in this corpus (feature spread < {SILENT_SPREAD:g} x the 90th-percentile bin's) "
+        "and are "
+        "left out of both sides"
+    )
+
+
 @dataclass(frozen=True)
 class BandConcentration:
     """How much more importance a fbank bin inside the voice band carries than one outside."""
@@ -58,32 +89,40 @@ class BandConcentration:
 
 
 def voice_band_concentration(
-    profile: np.ndarray, hz: np.ndarray, label: str
+    profile: np.ndarray, hz: np.ndarray, label: str, signal: np.ndarray | None = None
 ) -> BandConcentration | None:
-    """Mean importance per bin inside ``VOICE_BAND`` over the mean per bin outside it.
+    """Mean importance per bin inside ``VOICE_BAND`` over the mean per bin outside it, over the
+    bins that carry signal (``signal``; all when None).
 
     ``ratio > 1`` means the map concentrates on F0 and formants (bins are mel-spaced, so a
     per-bin comparison is already weighted as the model sees the spectrum). None when
-    every bin falls inside (or outside) the band, or the profile has no importance.
+    every signal bin falls inside (or outside) the band, or the profile has no importance.
     """
     p = np.abs(np.asarray(profile, dtype=np.float64))
     if p.shape != hz.shape:
         raise ValueError(
             f"profile {label!r} has {p.size} bins but the frequency axis has {hz.size}"
         )
-    inside = (hz >= VOICE_BAND[0]) & (hz <= VOICE_BAND[1])
-    if inside.all() or not inside.any() or p.sum() <= 0:
+    signal = np.ones(hz.shape, dtype=bool) if signal is None else signal
+    voice = (hz >= VOICE_BAND[0]) & (hz <= VOICE_BAND[1])
+    inside, outside = voice & signal, ~voice & signal
+    if not inside.any() or not outside.any() or p[signal].sum() <= 0:
         return None
-    mean_out = p[~inside].mean()
+    mean_out = p[outside].mean()
     ratio = float(p[inside].mean() / mean_out) if mean_out > 0 else float("inf")
-    return BandConcentration(label, float(p[inside].sum() / p.sum()), float(inside.mean()), ratio)
+    share = float(p[inside].sum() / p[signal].sum())
+    return BandConcentration(label, share, float(inside.sum() / signal.sum()), ratio)
 
 
-def band_shares(profiles: dict[str, np.ndarray], hz: np.ndarray) -> pd.DataFrame:
+def band_shares(
+    profiles: dict[str, np.ndarray], hz: np.ndarray, signal: np.ndarray | None = None
+) -> pd.DataFrame:
     """Share of each profile's importance per band of ``BANDS`` (rows: labels; columns: bands),
-    plus the row ``uniform``: the share a map with equal importance in every bin would give."""
+    plus the row ``uniform``: the share a map with equal importance in every bin that carries
+    signal (``signal``; all when None) would give."""
     masks = [(hz >= lo) & (hz < hi) for _, lo, hi in BANDS]
-    rows = {"uniform": [float(m.mean()) for m in masks]}
+    signal = np.ones(hz.shape, dtype=bool) if signal is None else signal
+    rows = {"uniform": [float((m & signal).sum() / signal.sum()) for m in masks]}
     for label, p in profiles.items():
         p = np.abs(np.asarray(p, dtype=np.float64))
         total = p.sum()
@@ -131,9 +170,11 @@ def formant_verdict(
     manifest: pd.DataFrame | None,
     hz: np.ndarray | None,
     intervals: IntervalConfig,
+    spread: np.ndarray | None = None,
 ) -> Verdict:
     """Zhang et al. 2023: per method, the mean importance per bin inside 70-3000 Hz is above the
-    mean outside: the ratio's interval (utterances resampled by speaker) lies above 1."""
+    mean outside, over the bins that carry signal (``signal_bins`` of the features' ``spread``):
+    the ratio's interval (utterances resampled by speaker) lies above 1."""
     claim = "Zhang et al. 2023: F0 and the formants (70-3000 Hz) carry the most importance"
     if hz is None:
         return Verdict(
@@ -141,6 +182,11 @@ def formant_verdict(
         )
     if profiles is None or profiles.empty:
         return Verdict(claim, "not computed", "no frequency profiles in attributions/")
+    signal = signal_bins(spread, hz.size)
+    note = silent_note(hz, signal)
+    if voice_band_concentration(signal.astype(float), hz, "signal", signal) is None:
+        why = f"the bins that carry signal are not both inside and outside 70-3000 Hz ({note})"
+        return Verdict(claim, "not computed", why)
     speaker_of: dict[str, str] = {}
     if manifest is not None and {"utt_id", "speaker_id"} <= set(manifest.columns):
         speaker_of = dict(zip(manifest["utt_id"], manifest["speaker_id"], strict=True))
@@ -149,12 +195,12 @@ def formant_verdict(
         label = f"{name}/{pathway}"
         rows = [np.abs(np.asarray(p, dtype=np.float64)) for p in group["freq_profile"]]
         keep = [i for i, r in enumerate(rows) if r.shape == hz.shape and r.sum() > 0]
-        if not keep or voice_band_concentration(rows[keep[0]], hz, label) is None:
+        if not keep or voice_band_concentration(rows[keep[0]], hz, label, signal) is None:
             continue
         unit = np.stack([rows[i] / rows[i].sum() for i in keep])  # (U, F), each summing to 1
 
         def ratio(idx: np.ndarray, unit: np.ndarray = unit, label: str = label) -> float:
-            found = voice_band_concentration(unit[idx].mean(axis=0), hz, label)
+            found = voice_band_concentration(unit[idx].mean(axis=0), hz, label, signal)
             return found.ratio if found is not None else float("nan")
 
         utts = group["utt_id"].astype(str).to_numpy()[keep]
@@ -169,7 +215,8 @@ def formant_verdict(
             against_bound(f"{method_pathway_name(label)} inside/outside", ci, 1.0, "above", 1, "x")
         )
         method = ci.method
-    return verdict(claim, checks, "no frequency profiles in attributions/", method)
+    found = verdict(claim, checks, "no frequency profiles in attributions/", method)
+    return replace(found, detail=f"{found.detail}; {note}") if note and checks else found
 
 
 @section("frequency", TITLE, INTRO, order=60)
@@ -186,7 +233,8 @@ def frequency(ctx: ReportContext, s: Section) -> None:
         )
         hz = None
     shown = p[p["pathway"] != "trial"] if p is not None else None
-    s.verdicts.append(formant_verdict(shown, ctx.out.manifest, hz, ctx.cfg.eval.intervals))
+    spread = ctx.out.bin_spread
+    s.verdicts.append(formant_verdict(shown, ctx.out.manifest, hz, ctx.cfg.eval.intervals, spread))
     if not profiles:
         s.blocks.append(missing("no attribution frequency profiles in attributions/"))
         return
@@ -199,7 +247,7 @@ def frequency(ctx: ReportContext, s: Section) -> None:
     if hz is not None:
         s.blocks.append(
             Image(
-                band_plot(band_shares(profiles, hz)),
+                band_plot(band_shares(profiles, hz, signal_bins(spread, hz.size))),
                 "Importance per frequency band per method",
             )
         )
