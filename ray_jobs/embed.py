@@ -1,11 +1,7 @@
 """`ray job submit` entrypoint: full-utterance and overlapping-segment embeddings on an actor pool:
 embeddings/.
 
-    ray job submit --working-dir . -- python ray_jobs/embed.py --config conf/embed.yaml \
-        --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]
-
-Takes the same options as `voxray embed`; Ray is joined through the address the job
-server provides (RAY_ADDRESS), so the stage runs on the cluster.
+The options of `voxray embed`; how to submit it: ``voxray.cli.run_job``.
 """
 
 from voxray.cli import run_job

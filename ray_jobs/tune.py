@@ -1,11 +1,7 @@
 """`ray job submit` entrypoint: Ray Tune sweep over mask threshold, method/pathway, LRP
 epsilon/gamma and CAM layers: tune/.
 
-    ray job submit --working-dir . -- python ray_jobs/tune.py --config conf/tune.yaml \
-        --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]
-
-Takes the same options as `voxray tune`; Ray is joined through the address the job
-server provides (RAY_ADDRESS), so the stage runs on the cluster.
+The options of `voxray tune`; how to submit it: ``voxray.cli.run_job``.
 """
 
 from voxray.cli import run_job

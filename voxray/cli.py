@@ -395,5 +395,12 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def run_job(stage: str) -> None:
-    """Entry point of ``ray_jobs/<stage>.py``: the CLI for one stage with the script's arguments."""
+    """Entry point of ``ray_jobs/<stage>.py``: the CLI for one stage with the script's arguments.
+
+    The script takes the same options as ``voxray <stage>``; Ray is joined through the address
+    the job server provides (RAY_ADDRESS), so the stage runs on the cluster::
+
+        ray job submit --working-dir . -- python ray_jobs/<stage>.py --config conf/<stage>.yaml \\
+            --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]
+    """
     sys.exit(main([stage, *sys.argv[1:]]))

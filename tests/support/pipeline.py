@@ -96,3 +96,9 @@ def read(out: str | Path, rel: str, columns: list[str] | None = None) -> pa.Tabl
 def sorted_rows(table: pa.Table, keys: list[str]) -> pa.Table:
     """A table in a canonical row order, for comparing two runs' outputs."""
     return table.sort_by([(k, "ascending") for k in keys])
+
+
+def accounts_for_inputs(info: Mapping[str, Any]) -> bool:
+    """Whether a stage marker (``voxray.io.run_state.stage_info``) counts every input once:
+    its outputs, quarantined and skipped (already done) rows add up to its inputs."""
+    return info["inputs"] == info["outputs"] + info["quarantined"] + info["skipped"]

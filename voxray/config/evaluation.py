@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from voxray.config.resources import ResourceConfig
+from voxray.config.validation import require_at_least, require_between
 
 
 @dataclass(frozen=True)
@@ -111,15 +112,14 @@ class XaiMetricsConfig:
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=1))
 
     def __post_init__(self) -> None:
-        if self.max_utterances < 2:
-            raise ValueError(f"max_utterances must be >= 2, got {self.max_utterances}")
-        if self.samples < 1:
-            raise ValueError(f"samples must be >= 1, got {self.samples}")
-        if self.correlation_runs < MIN_CORRELATION_RUNS:
-            raise ValueError(
-                f"eval.xai.correlation_runs must be >= {MIN_CORRELATION_RUNS} (a correlation "
-                f"over fewer subsets takes a handful of values), got {self.correlation_runs}"
-            )
+        require_at_least("max_utterances", self.max_utterances, 2)
+        require_at_least("samples", self.samples, 1)
+        require_at_least(
+            "eval.xai.correlation_runs",
+            self.correlation_runs,
+            MIN_CORRELATION_RUNS,
+            " (a correlation over fewer subsets takes a handful of values)",
+        )
         if not 0.0 < self.subset_fraction <= 1.0:
             raise ValueError(f"subset_fraction must be in (0, 1], got {self.subset_fraction}")
 
@@ -145,10 +145,8 @@ class IntervalConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"eval.intervals.confidence must lie in (0, 1), got {self.confidence}")
-        if self.resamples < 100:
-            raise ValueError(f"eval.intervals.resamples must be >= 100, got {self.resamples}")
+        require_between("eval.intervals.confidence", self.confidence, 0.0, 1.0)
+        require_at_least("eval.intervals.resamples", self.resamples, 100)
 
 
 @dataclass(frozen=True)
@@ -162,8 +160,7 @@ class EnrolmentConfig:
     per_speaker: int = 4
 
     def __post_init__(self) -> None:
-        if self.per_speaker < 1:
-            raise ValueError(f"eval.enrolment.per_speaker must be >= 1, got {self.per_speaker}")
+        require_at_least("eval.enrolment.per_speaker", self.per_speaker, 1)
 
 
 @dataclass(frozen=True)
@@ -193,10 +190,7 @@ class VerdictConfig:
     retrain_eer_factor: float = 1.21
 
     def __post_init__(self) -> None:
-        if self.retrain_eer_factor < 1.0:
-            raise ValueError(
-                f"report.verdicts.retrain_eer_factor must be >= 1, got {self.retrain_eer_factor}"
-            )
+        require_at_least("report.verdicts.retrain_eer_factor", self.retrain_eer_factor, 1)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Union
 
 from voxray.config.resources import ResourceConfig
+from voxray.config.validation import require_at_least, require_between
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,8 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        if self.patience < 0:
-            raise ValueError(f"patience must be >= 0 (0: no early stopping), got {self.patience}")
-        if not 0.0 < self.val_fraction < 0.5:
-            raise ValueError(f"val_fraction must lie in (0, 0.5), got {self.val_fraction}")
+        require_at_least("patience", self.patience, 0, " (0: no early stopping)")
+        require_between("val_fraction", self.val_fraction, 0.0, 0.5)
 
 
 @dataclass(frozen=True)
@@ -130,8 +129,7 @@ class EmbedConfig:
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=16))
 
     def __post_init__(self) -> None:
-        if self.bucket_frames < 1:
-            raise ValueError(f"bucket_frames must be >= 1, got {self.bucket_frames}")
+        require_at_least("bucket_frames", self.bucket_frames, 1)
 
 
 @dataclass(frozen=True)
@@ -149,8 +147,7 @@ class RetrainConfig:
     variants: tuple[Literal["scratch", "continue"], ...] = ("scratch",)
 
     def __post_init__(self) -> None:
-        if self.seeds < 1:
-            raise ValueError(f"retrain.seeds must be >= 1, got {self.seeds}")
+        require_at_least("retrain.seeds", self.seeds, 1)
         if not self.variants or len(set(self.variants)) != len(self.variants):
             raise ValueError(
                 f"retrain.variants must name scratch/continue once each, got {self.variants}"
@@ -189,10 +186,8 @@ class WidthSweepConfig:
             raise ValueError(
                 f"max_epochs and patience must be >= 1, got {self.max_epochs}, {self.patience}"
             )
-        if not 0.0 < self.val_fraction < 0.5:
-            raise ValueError(f"val_fraction must lie in (0, 0.5), got {self.val_fraction}")
-        if self.max_train_utterances < 0:
-            raise ValueError(f"max_train_utterances must be >= 0, got {self.max_train_utterances}")
+        require_between("val_fraction", self.val_fraction, 0.0, 0.5)
+        require_at_least("max_train_utterances", self.max_train_utterances, 0)
 
 
 @dataclass(frozen=True)
@@ -256,8 +251,7 @@ class TuneConfig:
     sweep_utterances: int = 200
 
     def __post_init__(self) -> None:
-        if self.max_failures < 0:
-            raise ValueError(f"max_failures must be >= 0, got {self.max_failures}")
+        require_at_least("max_failures", self.max_failures, 0)
         if self.objective in DELETION_OBJECTIVES and len(set(self.taus)) > 1:
             raise ValueError(
                 f"tune.taus: objective {self.objective!r} deletes each map's bins in order over "

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Union
 
+from voxray.config.validation import require_at_least
+
 
 @dataclass(frozen=True)
 class ResourceConfig:
@@ -36,10 +38,8 @@ class ResourceConfig:
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "concurrency"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0 (0: automatic), got {self.threads}")
+            require_at_least(name, getattr(self, name), 1)
+        require_at_least("threads", self.threads, 0, " (0: automatic)")
         if self.max_concurrency and self.max_concurrency < self.concurrency:
             raise ValueError(
                 f"max_concurrency must be 0 or >= concurrency ({self.concurrency}), "
@@ -47,8 +47,7 @@ class ResourceConfig:
             )
         if self.stall_timeout_s <= 0:
             raise ValueError(f"stall_timeout_s must be > 0, got {self.stall_timeout_s}")
-        if self.rows_per_file < 0:
-            raise ValueError(f"rows_per_file must be >= 0, got {self.rows_per_file}")
+        require_at_least("rows_per_file", self.rows_per_file, 0)
 
 
 @dataclass(frozen=True)

@@ -136,3 +136,16 @@ _SCALARS: dict[type, Callable[[Any, str], Any]] = {
     float: _build_float,
     str: _build_str,
 }
+
+
+def require_at_least(key: str, value: float, low: float, meaning: str = "") -> None:
+    """Refuse a setting below ``low`` (a ValueError naming ``key``; ``meaning`` says what the
+    bound means): the one check many sections make in ``__post_init__``."""
+    if value < low:
+        raise ValueError(f"{key} must be >= {low}{meaning}, got {value}")
+
+
+def require_between(key: str, value: float, low: float, high: float) -> None:
+    """Refuse a setting outside the open interval ``(low, high)`` (a ValueError naming ``key``)."""
+    if not low < value < high:
+        raise ValueError(f"{key} must lie in ({low:g}, {high:g}), got {value}")

@@ -25,6 +25,7 @@ import torch
 import torchaudio
 
 from voxray.features.base import FeatureExtractor, SpectralView, register_extractor
+from voxray.features.centred_stft import mel_power, zero_padded
 
 #: resemblyzer scales float samples by 2**15 - 1 to measure dBFS.
 INT16_MAX = 2**15 - 1
@@ -166,19 +167,6 @@ class Ge2eMel(FeatureExtractor):
         frames = [partial_frame_count(w.size, p) for w in waves]
         # zeros up to the last window's end and beyond are what resemblyzer pads with too
         width = max(max(w.size for w in waves), max(frames) * p.hop)
-        batch = torch.zeros(len(waves), width, dtype=torch.float32)
-        for i, w in enumerate(waves):
-            batch[i, : w.size] = torch.from_numpy(w)
-        spec = torch.stft(
-            batch.to(self.device),
-            p.n_fft,
-            p.hop,
-            p.n_fft,
-            self.window,
-            center=True,
-            pad_mode="constant",
-            return_complex=True,
-        )
-        power = torch.view_as_real(spec).pow(2).sum(-1).transpose(1, 2)  # (B, T, n_fft/2+1)
-        mel = power @ self.filters  # (B, T, n_mels)
+        batch = zero_padded(waves, width).to(self.device)
+        mel = mel_power(batch, p.n_fft, p.hop, p.n_fft, self.window, self.filters)
         return [mel[i, :t].cpu().numpy() for i, t in enumerate(frames)]

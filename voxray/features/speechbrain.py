@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from voxray.features.base import FeatureExtractor, SpectralView, register_extractor
+from voxray.features.centred_stft import mel_power, zero_padded
 
 #: SpeechBrain's Filterbank defaults: amplitude floor and dynamic range of the log.
 AMIN = 1e-10
@@ -141,10 +142,7 @@ class SpeechBrainFbank(FeatureExtractor):
         if not waves:
             return []
         lengths = [int(np.asarray(w).size) for w in waves]
-        batch = torch.zeros(len(waves), max(lengths), dtype=torch.float32)
-        for i, w in enumerate(waves):
-            batch[i, : lengths[i]] = torch.from_numpy(np.asarray(w, dtype=np.float32))
-        mel_db = self._log_mel(batch.to(self.device))  # (B, T_max, n_mels)
+        mel_db = self._log_mel(zero_padded(waves, max(lengths)).to(self.device))  # (B, T, n_mels)
         return [
             self._finish(mel_db[i, : 1 + n // self.hop]).cpu().numpy()
             for i, n in enumerate(lengths)
@@ -152,20 +150,8 @@ class SpeechBrainFbank(FeatureExtractor):
 
     def _log_mel(self, batch: Tensor) -> Tensor:
         """Waveforms ``(B, N)`` -> log-mel energies in dB ``(B, T, n_mels)``, no floor yet."""
-        spec = torch.stft(
-            batch,
-            self.params.n_fft,
-            self.hop,
-            self.win,
-            self.window,
-            center=True,
-            pad_mode="constant",
-            normalized=False,
-            onesided=True,
-            return_complex=True,
-        )
-        power = torch.view_as_real(spec).pow(2).sum(-1).transpose(1, 2)  # (B, T, n_fft/2+1)
-        return 10.0 * torch.log10(torch.clamp(power @ self.filters, min=AMIN))
+        mel = mel_power(batch, self.params.n_fft, self.hop, self.win, self.window, self.filters)
+        return 10.0 * torch.log10(torch.clamp(mel, min=AMIN))
 
     def _finish(self, x: Tensor) -> Tensor:
         """One utterance's dB features ``(T, n_mels)``: floor, deltas, normalisation."""

@@ -132,23 +132,14 @@ def train_model(
     if rows < 1:
         raise ValueError(f"no training utterances for model {name!r}")
     seg = segment_frames(cfg.segment_s, frame_shift_ms)
-    datasets = {"train": _crop_stream(train_ds, cfg, seg, data_task_cpus)}
-    if val_ds is not None:
-        datasets["val"] = _validation_crops(val_ds, cfg, seg, data_task_cpus)
+    datasets = _datasets(train_ds, val_ds, cfg, seg, data_task_cpus)
     config = _loop_config(
         cfg, model_cfg, input_dim, num_classes, rows, fail_at_epoch, init_state, stage
     )
     result = _fit(cfg, config, datasets, storage_path, name, out_storage)
     state = load_train_state(result.checkpoint)
     checkpoint_uri = ("s3://" if storage_path.startswith("s3://") else "") + result.checkpoint.path
-    extra = {
-        "train": to_dict(cfg),
-        "segment_frames": seg,
-        "frame_shift_ms": frame_shift_ms,
-        "epochs": int(state["epoch"]),
-        "best_epoch": int(state.get("stopper", {}).get("epoch", state["epoch"])),
-        "checkpoint": checkpoint_uri,
-    }
+    extra = _training_record(cfg, seg, frame_shift_ms, state, checkpoint_uri)
     history = _save_trained(
         state, model_cfg, input_dim, speakers, out_storage, model_rel_dir, extra, front_end
     )
@@ -202,6 +193,35 @@ def _fit(
     if result.checkpoint is None:
         raise RuntimeError(f"training run {name!r} at {storage_path} finished without a checkpoint")
     return result
+
+
+def _datasets(
+    train_ds: ray.data.Dataset,
+    val_ds: ray.data.Dataset | None,
+    cfg: TrainConfig,
+    seg: int,
+    data_task_cpus: float,
+) -> dict[str, ray.data.Dataset]:
+    """The loop's ``train`` crops and, when there are validation rows, its fixed ``val`` ones."""
+    datasets = {"train": _crop_stream(train_ds, cfg, seg, data_task_cpus)}
+    if val_ds is not None:
+        datasets["val"] = _validation_crops(val_ds, cfg, seg, data_task_cpus)
+    return datasets
+
+
+def _training_record(
+    cfg: TrainConfig, seg: int, frame_shift_ms: float, state: dict[str, Any], checkpoint: str
+) -> dict[str, Any]:
+    """What the saved model records of its training (config.yaml's extra keys): the settings,
+    the crop length, the epochs run and the one kept, and the checkpoint it came from."""
+    return {
+        "train": to_dict(cfg),
+        "segment_frames": seg,
+        "frame_shift_ms": frame_shift_ms,
+        "epochs": int(state["epoch"]),
+        "best_epoch": int(state.get("stopper", {}).get("epoch", state["epoch"])),
+        "checkpoint": checkpoint,
+    }
 
 
 def _crop_stream(

@@ -7,30 +7,19 @@ import statistics
 import numpy as np
 import pytest
 
+from tests.support.trials import TRIALS, UTTS, cosine
 from voxray.eval import asnorm as asnorm_module
 from voxray.eval.asnorm import as_norm, as_norm_scores, build_cohort, cohort_stats
-
-UTTS = [f"id2000{i}/v/0000{i}.wav" for i in range(5)]
-TRIALS = [
-    (1, UTTS[0], UTTS[1]),
-    (0, UTTS[0], UTTS[2]),
-    (0, UTTS[3], UTTS[4]),
-    (1, UTTS[2], UTTS[1]),
-]
-
-
-def _cos(x, y):
-    return float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y)))
 
 
 def _loop_asnorm(trials, emb, cohort, top_k):
     """Matejka et al.: per side, mean/std of its top_k cohort cosines; average the z-scores."""
     out = []
     for _, a, b in trials:
-        raw = _cos(emb[a], emb[b])
+        raw = cosine(emb[a], emb[b])
         z = []
         for side in (emb[a], emb[b]):
-            top = sorted((_cos(side, c) for c in cohort), reverse=True)[:top_k]
+            top = sorted((cosine(side, c) for c in cohort), reverse=True)[:top_k]
             z.append((raw - statistics.fmean(top)) / statistics.pstdev(top))
         out.append(0.5 * (z[0] + z[1]))
     return np.array(out)
@@ -55,7 +44,7 @@ def test_asnorm_trials_matches_loop(emb, cohort, top_k):
 def test_asnorm_on_trial_arrays_matches_loop(emb, cohort):
     enrol = np.stack([emb[a] for _, a, _ in TRIALS])
     test = np.stack([emb[b] for _, _, b in TRIALS])
-    raw = np.array([_cos(x, y) for x, y in zip(enrol, test, strict=True)])
+    raw = np.array([cosine(x, y) for x, y in zip(enrol, test, strict=True)])
     np.testing.assert_allclose(
         as_norm_scores(raw, enrol, test, cohort, 5),
         _loop_asnorm(TRIALS, emb, cohort, 5),

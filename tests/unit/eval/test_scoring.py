@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.support.trials import TRIALS, UTTS, loop_cosine
 from voxray.config import EvalConfig
 from voxray.eval import scoring
 from voxray.eval.clustering import LINKAGES, ahc_score, ds_score, mean_cossim, mean_dot
@@ -15,16 +16,6 @@ from voxray.eval.scoring import (
     score_trials,
     score_trials_segments,
 )
-
-UTTS = [f"id1000{i}/vid{i % 2}/0000{i}.wav" for i in range(6)]
-TRIALS = [
-    (1, UTTS[0], UTTS[1]),
-    (0, UTTS[0], UTTS[2]),
-    (1, UTTS[3], UTTS[4]),
-    (0, UTTS[5], UTTS[0]),
-    (0, UTTS[2], UTTS[5]),
-    (1, UTTS[4], UTTS[4]),
-]
 
 
 @pytest.fixture
@@ -41,16 +32,8 @@ def seg_emb(rng):
     }
 
 
-def _loop_cosine(trials, emb):
-    out = []
-    for _, a, b in trials:
-        x, y = emb[a].astype(np.float64), emb[b].astype(np.float64)
-        out.append(x @ y / np.sqrt((x @ x) * (y @ y)))
-    return np.array(out)
-
-
 def test_score_trials_matches_loop(emb):
-    np.testing.assert_allclose(score_trials(TRIALS, emb), _loop_cosine(TRIALS, emb), atol=1e-12)
+    np.testing.assert_allclose(score_trials(TRIALS, emb), loop_cosine(TRIALS, emb), atol=1e-12)
 
 
 def test_score_trials_chunked_equals_unchunked(emb, monkeypatch):
@@ -116,7 +99,7 @@ def test_segment_scorers_match_per_pair_functions(seg_emb, scorer):
 def test_mean_cossim_is_cosine_of_means(seg_emb):
     means = {u: s.astype(np.float64).mean(axis=0) for u, s in seg_emb.items()}
     np.testing.assert_allclose(
-        score_trials_segments(TRIALS, seg_emb, "mean_cossim"), _loop_cosine(TRIALS, means)
+        score_trials_segments(TRIALS, seg_emb, "mean_cossim"), loop_cosine(TRIALS, means)
     )
 
 
@@ -172,7 +155,7 @@ def test_single_segment_is_the_cosine_of_one_segment_per_utterance(seg_emb):
     picked = {u: scoring.random_segment(seg_emb[u].astype(np.float64), u) for u in UTTS}
     for u in UTTS:  # one of the utterance's own segments
         assert any(np.array_equal(picked[u], row) for row in seg_emb[u].astype(np.float64))
-    expected = _loop_cosine(TRIALS, picked)
+    expected = loop_cosine(TRIALS, picked)
     np.testing.assert_allclose(got, expected, rtol=1e-9)
     np.testing.assert_array_equal(got, score_trials_segments(TRIALS, seg_emb, "single_segment"))
     assert not np.allclose(got, score_trials_segments(TRIALS, seg_emb, "mean_cossim"))
