@@ -22,6 +22,7 @@ trained several times (seeds), :func:`seed_pooled_interval` resamples the seeds 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -92,6 +93,10 @@ def bootstrap_indices(
     return draws
 
 
+#: why a figure of one speaker's rows has no interval: a verdict on it is inconclusive.
+ONE_SPEAKER = "one speaker, no interval over speakers"
+
+
 def speaker_bootstrap(
     statistic: Statistic,
     speakers: ArrayLike,
@@ -113,6 +118,9 @@ def speaker_bootstrap(
         seed: the generator's seed; the same seed gives the same interval.
         resampled: the statistic of each resample where it is not ``statistic`` (one that
             also draws something besides the rows, e.g. seeds); ``statistic`` gives the value.
+
+    With one speaker the bounds are NaN (``ONE_SPEAKER``): its rows resampled would give an
+    interval for that speaker alone, and a verdict on it would pass for one over speakers.
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"interval confidence must lie in (0, 1); got {confidence}")
@@ -122,6 +130,9 @@ def speaker_bootstrap(
     if spk.ndim != 1 or spk.size == 0:
         raise ValueError(f"speaker bootstrap needs a non-empty 1-D speaker column; got {spk.shape}")
     value = float(statistic(np.arange(spk.size)))
+    n_spk = np.unique(spk).size
+    if n_spk < 2:  # resampling one speaker's rows says nothing of other speakers
+        return Interval(value, math.nan, math.nan, int(spk.size), f"{METHOD}: {ONE_SPEAKER}")
     replicates = np.array(
         [
             _safe(resampled or statistic, idx)
@@ -136,7 +147,6 @@ def speaker_bootstrap(
         )
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(kept, [alpha, 1.0 - alpha])
-    n_spk = np.unique(spk).size
     method = f"{METHOD}, {confidence:.0%} percentile, {kept.size} resamples of {n_spk} speakers"
     return Interval(value, float(low), float(high), int(spk.size), method)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ from voxray.io.storage import Storage
 from voxray.log import get_logger
 from voxray.mask.pathway import mask_jobs, seen_utterances
 from voxray.models.checkpoint import LoadedModel, load_model
-from voxray.pipeline.analyses.crops import crop_frames
+from voxray.pipeline.analyses.crops import crop_frames, spread_over_speakers
 from voxray.pipeline.analyses.enrolment import enrolment_head, with_enrolment_head
 from voxray.pipeline.batch_memory import bytes_per_row_frame, free_memory_bytes, rows_that_fit
 from voxray.pipeline.context import ATTRIBUTIONS, RunContext, StageResult
@@ -270,9 +271,13 @@ class ComputeAttributions(ModelActor):
 
 
 def plan(
-    cfg: VoxrayConfig, utt_split: dict[str, str], seen: frozenset[str] = frozenset()
+    cfg: VoxrayConfig,
+    utt_split: dict[str, str],
+    speaker_of: Mapping[str, str],
+    seen: frozenset[str] = frozenset(),
 ) -> dict[str, list[Job]]:
-    """utt_id -> the jobs it needs (mask-condition methods everywhere, explanations on a subset).
+    """utt_id -> the jobs it needs (mask-condition methods everywhere, explanations on a subset
+    spread over the speakers: ``spread_over_speakers``).
 
     The mask conditions' maps follow ``voxray.mask.pathway``: Classification only for the
     utterances in ``seen`` (the model's training speakers), Traversal for the others."""
@@ -283,9 +288,8 @@ def plan(
     }
     explain = [m for m in a.methods if not get_attributor(m).perturbs]
     slow = [m for m in a.methods if get_attributor(m).perturbs]
-    subset = sorted(u for u, s in utt_split.items() if a.subset == "all" or s == a.subset)
-    if a.max_utterances:
-        subset = subset[: a.max_utterances]
+    candidates = {u: speaker_of.get(u, u) for u, s in utt_split.items() if a.subset in ("all", s)}
+    subset = spread_over_speakers(candidates, a.max_utterances)
     perturb = subset[: a.perturbation_max_utterances]
     out: dict[str, list[Job]] = {u: list(masks[u in seen]) for u in utt_split}
     for u in subset:
@@ -308,7 +312,7 @@ def _wanted(ctx: RunContext, loaded: LoadedModel) -> tuple[dict[str, list[Job]],
         u: s for u, s in zip(utts, manifest.column("split").to_pylist(), strict=True) if u in have
     }
     speaker_of = dict(zip(utts, manifest.column("speaker_id").to_pylist(), strict=True))
-    wanted = plan(cfg, split, seen_utterances(speaker_of, loaded.speakers))
+    wanted = plan(cfg, split, speaker_of, seen_utterances(speaker_of, loaded.speakers))
     masks = sorted({c.method for c in cfg.mask.conditions})
     if masks:  # the bulk of the stage's work when the user asked for a cheap method
         log.info(

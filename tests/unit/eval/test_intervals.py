@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from voxray.eval.intervals import (
+    ONE_SPEAKER,
     Interval,
     bootstrap_indices,
     mean_interval,
@@ -131,3 +132,19 @@ def test_undefined_statistic_on_most_draws_is_an_error():
 
     with pytest.raises(ValueError, match="undefined on"):
         speaker_bootstrap(eer_or_undefined, [0, 1, 2, 3], n_resamples=100)
+
+
+def test_one_speaker_has_no_interval_and_its_verdict_is_inconclusive(rng):
+    """A figure of one speaker's utterances (the attribute stage's first 14 utterances of a
+    corpus sorted by speaker, once) must not pass for a finding over speakers."""
+    from voxray.report.verdicts import against_bound, verdict
+
+    values = 1.3 + rng.normal(0, 0.05, 14)
+    ci = speaker_bootstrap(lambda idx: float(values[idx].mean()), ["spk1"] * 14, seed=0)
+    assert ci.value == pytest.approx(values.mean()) and ci.n == 14
+    assert np.isnan(ci.ci_low) and np.isnan(ci.ci_high) and ONE_SPEAKER in ci.method
+    assert verdict("claim", [against_bound("ratio", ci, 1.0, "above")], "").status == (
+        "inconclusive"
+    )
+    two = speaker_bootstrap(lambda idx: float(values[idx].mean()), ["a"] * 7 + ["b"] * 7)
+    assert np.isfinite(two.ci_low) and two.ci_low > 1.0

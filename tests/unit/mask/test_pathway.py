@@ -42,7 +42,8 @@ def test_attribute_plan_asks_traversal_maps_for_unseen_utterances() -> None:
     )
     cfg = load_config(overrides=["attribution.methods=[]", variant])
     split = {"a/v/1": "train", "b/v/1": "train", "t/v/1": "test", "u/v/1": "test"}
-    wanted = plan(cfg, split, frozenset({"a/v/1", "b/v/1"}))
+    speaker_of = {u: u.split("/")[0] for u in split}
+    wanted = plan(cfg, split, speaker_of, frozenset({"a/v/1", "b/v/1"}))
     for u in ("t/v/1", "u/v/1"):
         assert {j.pathway for j in wanted[u]} == {"traversal"}
     for u in ("a/v/1", "b/v/1"):
@@ -52,7 +53,9 @@ def test_attribute_plan_asks_traversal_maps_for_unseen_utterances() -> None:
         ("gradient_shap", "traversal"),
     ]
     # the default design: Traversal maps for every utterance, seen or not
-    default = plan(load_config(overrides=["attribution.methods=[]"]), split, frozenset(split))
+    default = plan(
+        load_config(overrides=["attribution.methods=[]"]), split, speaker_of, frozenset(split)
+    )
     assert {j.pathway for js in default.values() for j in js} == {"traversal"}
 
 
@@ -73,3 +76,25 @@ def test_donors_need_two_speakers() -> None:
     with pytest.raises(ValueError, match="one speaker"):
         donors(["a/v/1", "a/v/2"], {"a/v/1": "a", "a/v/2": "a"}, seed=0)
     assert donors([], {}, seed=0) == {}
+
+
+def test_the_explained_subset_spreads_over_speakers() -> None:
+    """attribution.max_utterances of a corpus sorted by speaker: one utterance per speaker in
+    turn, so a figure over them stands for every speaker, not the first one's utterances; the
+    perturbation methods' smaller subset is its prefix."""
+    speaker_of = {f"{s}/v/{k}": s for s in ("a", "b", "c") for k in range(5)}
+    split = dict.fromkeys(speaker_of, "test")
+    cfg = load_config(
+        overrides=[
+            "attribution.methods=[saliency,occlusion]",
+            "attribution.pathways=[traversal]",
+            "attribution.max_utterances=5",
+            "attribution.perturbation_max_utterances=2",
+            "mask.conditions=[]",
+        ]
+    )
+    wanted = plan(cfg, split, speaker_of)
+    explained = sorted(u for u, js in wanted.items() if any(j.method == "saliency" for j in js))
+    assert explained == ["a/v/0", "a/v/1", "b/v/0", "b/v/1", "c/v/0"]
+    perturbed = sorted(u for u, js in wanted.items() if any(j.method == "occlusion" for j in js))
+    assert perturbed == ["a/v/0", "b/v/0"]

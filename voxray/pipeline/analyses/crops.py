@@ -10,7 +10,7 @@ the crops are then unlabelled, and the analyses that need a class say why they s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import pyarrow.compute as pc
@@ -47,6 +47,22 @@ def labelled_rows(loaded: LoadedModel) -> pc.Expression:
     return pc.field("split") == "train"
 
 
+def spread_over_speakers(speaker_of: Mapping[str, str], n: int) -> list[str]:
+    """Up to ``n`` of ``speaker_of``'s utterances (all when ``n`` <= 0), taken round-robin over
+    the speakers (each one's in sorted order): a figure over ``n`` utterances then stands for as
+    many speakers as it can, not for the first speaker's ``n`` utterances."""
+    by_spk: dict[str, list[str]] = {}
+    for u in sorted(speaker_of):
+        by_spk.setdefault(speaker_of[u], []).append(u)
+    limit = n if n > 0 else len(speaker_of)
+    chosen: list[str] = []
+    depth = 0
+    while len(chosen) < limit and any(depth < len(v) for v in by_spk.values()):
+        chosen += [v[depth] for v in by_spk.values() if depth < len(v)][: limit - len(chosen)]
+        depth += 1
+    return chosen
+
+
 def crops(
     ctx: RunContext,
     kind: str,
@@ -60,17 +76,14 @@ def crops(
     (unlabelled) when ``label_of`` is None."""
     where = pc.field("split") == split if isinstance(split, str) else split
     m = ctx.out.read_table(MANIFEST, columns=["utt_id", "speaker_id"], filter=where)
-    by_spk: dict[str, list[str]] = {}
-    for u, s in sorted(
-        zip(m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True)
-    ):
-        if label_of is None or label_of(u) is not None:
-            by_spk.setdefault(s, []).append(u)
-    chosen: list[str] = []
-    depth = 0
-    while len(chosen) < n and any(depth < len(v) for v in by_spk.values()):
-        chosen += [v[depth] for v in by_spk.values() if depth < len(v)][: n - len(chosen)]
-        depth += 1
+    speaker_of = {
+        u: s
+        for u, s in zip(
+            m.column("utt_id").to_pylist(), m.column("speaker_id").to_pylist(), strict=True
+        )
+        if label_of is None or label_of(u) is not None
+    }
+    chosen = spread_over_speakers(speaker_of, n) if n > 0 else []
     t = read_features(ctx.out, kind, chosen)
     mats = dict(zip(t.column("utt_id").to_pylist(), schema.matrices(t), strict=True))
     ids = [u for u in chosen if u in mats]
