@@ -387,3 +387,25 @@ def test_the_seen_classification_design_has_its_own_verdict_beside_the_claims(rn
         seen_classification=True,
     )
     assert none.status == "not computed"
+
+
+def test_formant_verdict_leaves_out_a_map_flat_over_frequency(rng):
+    """A CAM of a time-only layer is the same in every bin: its ratio is 1 by construction, so
+    it neither holds nor fails the claim; it is named as no test of it."""
+    hz = np.array([50.0, 200.0, 1000.0, 2500.0, 5000.0, 7000.0])
+    voiced = np.array([0.0, 0.3, 0.3, 0.3, 0.05, 0.05])
+    rows = [
+        (method, "cam" if method == "layer_cam" else "traversal", f"s{s}-u{u}", profile)
+        for method, profile in (("layer_cam", np.full(6, 0.2)), ("ig", voiced))
+        for s in range(6)
+        for u in range(2)
+    ]
+    frame = pd.DataFrame(rows, columns=["method", "pathway", "utt_id", "freq_profile"])
+    manifest = pd.DataFrame(
+        [(f"s{s}-u{u}", f"spk{s}") for s in range(6) for u in range(2)],
+        columns=["utt_id", "speaker_id"],
+    )
+    v = formant_verdict(frame, manifest, hz, FAST)
+    assert v.status == "holds" and "Layer-CAM: the same in every bin" in v.detail, v.detail
+    only_flat = formant_verdict(frame[frame["method"] == "layer_cam"], manifest, hz, FAST)
+    assert only_flat.status == "not computed" and "the same in every bin" in only_flat.detail

@@ -19,14 +19,14 @@ import numpy as np
 import pandas as pd
 
 from voxray.config.evaluation import IntervalConfig
-from voxray.eval.intervals import speaker_bootstrap
+from voxray.eval.intervals import ONE_SPEAKER, speaker_bootstrap
 from voxray.log import get_logger
 from voxray.report.html import Image, Section
 from voxray.report.names import method_pathway_name
 from voxray.report.plots import figure, frequency_profile_plot, legend, styled, to_png
 from voxray.report.profiles import mean_profiles
 from voxray.report.sections.base import ReportContext, missing, section
-from voxray.report.verdicts import Verdict, against_bound, verdict
+from voxray.report.verdicts import Check, Verdict, against_bound, verdict
 
 log = get_logger(__name__)
 
@@ -38,6 +38,10 @@ INTRO = (
     "bars sum the importance per band; the black tick is what a map with equal importance "
     "in every bin that carries signal in this corpus would give."
 )
+
+#: a mean profile whose range over the signal bins is below this fraction of its mean is flat:
+#: the map has no frequency axis (a CAM of a time-only layer, spread over the bins).
+FLAT = 1e-6
 
 #: the union of the voice regions: where Zhang et al. 2023 says the importance concentrates.
 VOICE_BAND: tuple[float, float] = (70.0, 3000.0)
@@ -190,7 +194,9 @@ def formant_verdict(
     speaker_of: dict[str, str] = {}
     if manifest is not None and {"utt_id", "speaker_id"} <= set(manifest.columns):
         speaker_of = dict(zip(manifest["utt_id"], manifest["speaker_id"], strict=True))
-    checks, method = [], ""
+    checks: list[Check] = []
+    methods: list[str] = []
+    flat: list[str] = []
     for (name, pathway), group in profiles.groupby(["method", "pathway"], sort=True):
         label = f"{name}/{pathway}"
         rows = [np.abs(np.asarray(p, dtype=np.float64)) for p in group["freq_profile"]]
@@ -198,6 +204,9 @@ def formant_verdict(
         if not keep or voice_band_concentration(rows[keep[0]], hz, label, signal) is None:
             continue
         unit = np.stack([rows[i] / rows[i].sum() for i in keep])  # (U, F), each summing to 1
+        if np.ptp(unit.mean(axis=0)[signal]) <= FLAT * unit.mean():
+            flat.append(method_pathway_name(label))  # e.g. a CAM of a 1-D (time-only) layer
+            continue
 
         def ratio(idx: np.ndarray, unit: np.ndarray = unit, label: str = label) -> float:
             found = voice_band_concentration(unit[idx].mean(axis=0), hz, label, signal)
@@ -214,8 +223,14 @@ def formant_verdict(
         checks.append(
             against_bound(f"{method_pathway_name(label)} inside/outside", ci, 1.0, "above", 1, "x")
         )
-        method = ci.method
-    found = verdict(claim, checks, "no frequency profiles in attributions/", method)
+        methods.append(ci.method)
+    if flat:
+        note = "; ".join(
+            filter(None, [note, f"{', '.join(flat)}: the same in every bin, no test of the claim"])
+        )
+    # the interval method of the checks that have one (one speaker's rows have none)
+    method = next((m for m in methods if ONE_SPEAKER not in m), methods[0] if methods else "")
+    found = verdict(claim, checks, note or "no frequency profiles in attributions/", method)
     return replace(found, detail=f"{found.detail}; {note}") if note and checks else found
 
 
