@@ -353,6 +353,13 @@ def test_tune_table_sorts_by_objective_and_expands_config() -> None:
     assert list(t.index) == ["t1", "t2"]
     assert t[EER].tolist() == pytest.approx([10.0, 20.0])
     assert t["method"].tolist() == ["m1", "m2"] and t["Epochs"].tolist() == [2.0, 2.0]
+    # a failed trial is listed after the best ones, whatever top is, with its error
+    cfg = json.dumps({"method": "m3", "tau": 0.4})
+    error = {"trial_id": "t3", "config": cfg, "metric": "error", "value": float("nan")}
+    rows.append(error | {"status": "error: RayTaskError(InjectedFault)"})
+    t = tune_table(pd.DataFrame(rows), top=2)
+    assert list(t.index) == ["t1", "t2", "t3"]
+    assert t.loc["t3", "Status"] == "error: RayTaskError(InjectedFault)"
 
 
 def test_stage_table_orders_by_finish_time() -> None:

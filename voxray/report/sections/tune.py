@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from voxray.report.html import Image, Preformatted, Section
+from voxray.report.html import Image, Note, Preformatted, Section
 from voxray.report.metrics import EER, empty_table
 from voxray.report.names import method_name
 from voxray.report.plots import WIDTH_IN, figure, legend, styled, to_png
@@ -34,8 +34,9 @@ def _trial_config(group: pd.DataFrame) -> dict[str, Any]:
 
 
 def tune_table(results: pd.DataFrame | None, top: int = 10, mode: str = "min") -> pd.DataFrame:
-    """The ``top`` trials of the sweep by objective (``mode`` min or max), with their
-    sampled configuration as columns. The objective is the metric other than epoch/error."""
+    """The ``top`` trials of the sweep by objective (``mode`` min or max), then every trial that
+    failed (its status the error), with their sampled configuration as columns. The objective is
+    the metric other than epoch/error."""
     if results is None or results.empty:
         return empty_table()
     objective = [m for m in dict.fromkeys(results["metric"]) if m not in ("epoch", "error")]
@@ -60,7 +61,9 @@ def tune_table(results: pd.DataFrame | None, top: int = 10, mode: str = "min") -
             }
         )
     out = pd.DataFrame(trials)
-    out = out.sort_values(metric, ascending=(mode == "min"), na_position="last").head(top)
+    failed = out["Status"].str.startswith("error")
+    best = out[~failed].sort_values(metric, ascending=(mode == "min"), na_position="last")
+    out = pd.concat([best.head(top), out[failed]])
     if metric == "eer":
         out = out.rename(columns={"eer": EER}).assign(**{EER: lambda d: 100 * d[EER]})
     return out.set_index("Trial")
@@ -116,6 +119,15 @@ def sweep_plot(points: pd.DataFrame) -> bytes:
 def tune(ctx: ReportContext, s: Section) -> None:
     t = tune_table(ctx.out.tune_results, top=10)
     s.blocks.append(table_or_missing(t, "no tune/results.parquet"))
+    failed = int(t["Status"].str.startswith("error").sum()) if "Status" in t else 0
+    if failed:
+        s.blocks.append(
+            Note(
+                f"{failed} trial(s) failed after tune.max_failures retries: listed last, each "
+                "with its error (the stage marker counts them as quarantined).",
+                "missing",
+            )
+        )
     points = sweep_points(ctx.out.tune_results)
     if not points.empty:
         s.blocks.append(
