@@ -135,12 +135,13 @@ def left_out_jobs(
     explain: a method not defined for it (``unsupported_reason``, blamed on ``key.methods``),
     and without ``has_head`` each head pathway (blamed on ``key.methods`` for the CAMs' and LRP's
     own pathway, on ``key.pathways`` for the Captum methods' classification pathway)."""
+    methods = list(dict.fromkeys(methods))
     _, undefined = defined_methods(methods, model)
     out = [LeftOut(m, None, why, f"{key}.methods") for m, why in undefined.items()]
     if has_head:
         return out
     pathways = tuple(pathways)
-    for m in dict.fromkeys(methods):
+    for m in methods:
         if m in undefined:
             continue
         own = tuple(get_attributor(m).pathways) != PATHWAYS  # a CAM's or LRP's own label
@@ -154,10 +155,9 @@ def left_out_jobs(
 def refuse_asked(
     left_out: Iterable[LeftOut], asked: Collection[str], model: SpeakerClassifier, model_name: str
 ) -> None:
-    """Raise ConfigError for what of ``left_out`` a key in ``asked`` set: the keys, what each
-    cannot do and why, and which of the key's methods the model does explain (``model_name`` as
-    the outputs' model column spells it)."""
-    left_out = list(left_out)
+    """Raise ConfigError for what of ``left_out`` a key in ``asked`` set, naming the keys, each
+    method (or method/pathway) refused and why (``model_name`` as the outputs' model column
+    spells it)."""
     refused = [lo for lo in left_out if lo.key in asked]
     if not refused:
         return
