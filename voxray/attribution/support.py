@@ -65,24 +65,12 @@ def unsupported_reason(method: str, model: SpeakerClassifier) -> str | None:
     return None
 
 
-def check_methods(
-    methods: Iterable[str],
-    model: SpeakerClassifier,
-    model_name: str,
-    key: str = "attribution.methods",
-) -> None:
-    """Raise ConfigError naming ``key``, every method in it not defined for ``model`` and the
-    ones that are (``model_name`` as the outputs' model column spells it)."""
-    section = key.rpartition(".")[0]
-    refuse_asked(left_out_jobs(methods, (), model, True, section), {key}, model, model_name)
-
-
 def defined_methods(
     methods: Iterable[str], model: SpeakerClassifier
 ) -> tuple[list[str], dict[str, str]]:
     """``methods`` split into those defined for ``model`` and, for the others, why not: what an
     analysis whose methods come from a default (sanity checks, faithfulness, XAI metrics) runs
-    and lists as left out, where a method the user asked for is refused (``check_methods``)."""
+    and lists as left out, where a method the user asked for is refused (``refuse_asked``)."""
     arch = type(model.embedder).__name__
     left_out = {
         m: f"not defined for {arch}: {reason}"

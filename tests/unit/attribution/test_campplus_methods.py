@@ -2,8 +2,8 @@
 through Traversal and the trial pathway on the head-less model (as ``--model campplus`` loads
 it), the CAMs on the FCM's 2-D maps and on D-TDNN layers and LRP on a CAM++ with a class head;
 LRP-0 conserves relevance through the context-aware masking gate. And the rule for methods not
-defined for a model: refused (``check_methods``) when asked for, left out with a reason
-(``defined_methods`` / ``explainable``) when they come from a default."""
+defined for a model: refused (``left_out_jobs`` + ``refuse_asked``) when asked for, left out
+with a reason (``defined_methods`` / ``explainable``) when they come from a default."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import torch
 from tests.unit.attribution.conftest import SMALL
 from voxray.attribution import ATTRIBUTORS, Pathway, attribute, get_attributor
 from voxray.attribution.support import (
-    check_methods,
     defined_methods,
     left_out_jobs,
     refuse_asked,
@@ -68,7 +67,7 @@ def _check(maps: torch.Tensor, feats: torch.Tensor) -> None:
 
 
 def test_every_method_is_defined_for_campplus(headless: SpeakerClassifier) -> None:
-    check_methods(sorted(ATTRIBUTORS), headless, "small")  # raises if any is refused
+    assert left_out_jobs(sorted(ATTRIBUTORS), (), headless, has_head=True) == []
     assert defined_methods(sorted(ATTRIBUTORS), headless) == (sorted(ATTRIBUTORS), {})
 
 
@@ -134,7 +133,7 @@ def test_asked_for_is_refused_default_is_left_out_with_reason() -> None:
     lstm = SpeakerClassifier(Ge2eLstm(8, 4, 4), MarginHead(4, 0, ModelConfig().head)).eval()
     asked = ["saliency", "deeplift", "grad_cam_pp", "lrp_epsilon"]
     with pytest.raises(ConfigError, match="attribution.methods: deeplift, grad_cam_pp"):
-        check_methods(asked, lstm, "ge2e")
+        refuse_asked(left_out_jobs(asked, (), lstm, True), {"attribution.methods"}, lstm, "ge2e")
     kept, left_out = defined_methods(asked, lstm)
     assert kept == ["saliency"] and set(left_out) == {"deeplift", "grad_cam_pp", "lrp_epsilon"}
     assert "LSTM" in left_out["deeplift"] and "convolution" in left_out["grad_cam_pp"]

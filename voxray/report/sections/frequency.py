@@ -77,8 +77,7 @@ def silent_note(hz: np.ndarray, signal: np.ndarray) -> str:
     return (
         f"{silent.size} of {hz.size} bins ({silent.min():.0f}-{silent.max():.0f} Hz) carry no "
         f"signal in this corpus (feature spread < {SILENT_SPREAD:g} x the 90th-percentile bin's) "
-        "and are "
-        "left out of both sides"
+        "and are left out of both sides"
     )
 
 
