@@ -84,7 +84,7 @@ COLUMN_TYPES: dict[str, pa.DataType] = {
     **dict.fromkeys(
         "utt_id speaker_id video_id path split gender list utt_a utt_b stage reason cause model"
         " condition pathway params side kind scorer metric family method case experiment variant"
-        " trial_id config status joint_baseline baseline_utt_a baseline_utt_b".split(),
+        " trial_id config status joint_baseline baseline_utt_a baseline_utt_b error".split(),
         pa.string(),
     ),
     **dict.fromkeys("label iden_split".split(), pa.int8()),
@@ -164,6 +164,32 @@ METRICS = table_schema(
 #: curves behind the report's plots (deletion/insertion, pixel flipping, sanity checks, DET).
 CURVES = table_schema("experiment model method variant x y")
 TUNE = table_schema("trial_id config metric value status")
+
+
+#: the tables the stages write through a sink (``voxray.io.sink.table_sink``): path ->
+#: (schema, the column its files are partitioned by, "" for none).
+SINK_TABLES: dict[str, tuple[pa.Schema, str]] = {
+    FEATURES_PATH: (FEATURES, FEATURES_PARTITION),
+    EMBEDDINGS_PATH: (EMBEDDINGS, ""),
+    ATTRIBUTIONS_PATH: (ATTRIBUTIONS, ATTRIBUTIONS_PARTITION),
+    MASKED_PATH: (MASKED, MASKED_PARTITION),
+}
+
+
+#: what a stage's actor adds to a row that failed, for its sink to quarantine
+#: (``voxray.io.sink``): the input's path and the reason (null on a row that did not fail).
+FAILED_ROW = ("path", "error")
+
+
+def batch_schema(
+    table: pa.Schema, partition: str = "", failed: tuple[str, ...] = FAILED_ROW
+) -> pa.Schema:
+    """The schema of the batches a stage's actors hand its sink: ``table``'s columns, the
+    partition column the sink splits the files by, and the columns of a failed row (``failed``:
+    ``FAILED_ROW``, with ``cause`` where the stage tells causes apart; empty where no row
+    fails)."""
+    extra = [n for n in (partition, *failed) if n]
+    return pa.schema([*table, *(pa.field(n, COLUMN_TYPES[n]) for n in extra)])
 
 
 def floats_column(arrays: list[np.ndarray]) -> pa.Array:

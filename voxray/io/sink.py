@@ -30,10 +30,11 @@ from voxray.io.quarantine import (
     write_quarantine,
 )
 from voxray.io.storage import Storage, StorageError
-from voxray.schema import conform
+from voxray.schema import SINK_TABLES, conform
 
 __all__ = [
     "ParquetSink",
+    "table_sink",
     "QuarantineCause",
     "clear_quarantine",
     "committed_keys",
@@ -146,6 +147,17 @@ class ParquetSink(Datasink):
     def min_rows_per_write(self) -> int | None:
         """Ray Data gathers this many rows into one ``write`` call (one file per partition)."""
         return self.rows_per_file or None
+
+
+def table_sink(
+    storage: Storage, rel_dir: str, key_columns: tuple[str, ...], stage: str, rows_per_file: int
+) -> ParquetSink:
+    """The sink of one of the stages' tables (``schema.SINK_TABLES``: its schema and partition
+    column), quarantining under ``stage``."""
+    table, partition = SINK_TABLES[rel_dir]
+    return ParquetSink(
+        storage, rel_dir, table, key_columns, partition or None, stage, rows_per_file
+    )
 
 
 def committed_keys(

@@ -69,6 +69,10 @@ class AlexNet(SpeakerEmbedder):
         dropout: dropout after fc1 and fc2 (training only).
     """
 
+    #: conv1..conv5: ``(B, C, F', T')`` after ReLU (and pool); fc1, fc2: the Linear layers
+    #: ``(B, D)`` (pre-ReLU).
+    layer_names = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1", "fc2")
+
     #: constructor arguments beyond ModelConfig that a checkpoint records to rebuild the model.
     option_names = ("input_frames",)
 
@@ -117,16 +121,3 @@ class AlexNet(SpeakerEmbedder):
         h = self.avgpool(h).flatten(1)
         h = self.drop1(self.relu1(self.fc1(h)))
         return self.drop2(self.relu2(self.fc2(h)))
-
-    def layers(self) -> dict[str, nn.Module]:
-        """conv1..conv5: ``(B, C, F', T')`` after ReLU (and pool); fc1, fc2: the Linear layers
-        ``(B, D)`` (pre-ReLU)."""
-        return {
-            "conv1": self.conv1,
-            "conv2": self.conv2,
-            "conv3": self.conv3,
-            "conv4": self.conv4,
-            "conv5": self.conv5,
-            "fc1": self.fc1,
-            "fc2": self.fc2,
-        }

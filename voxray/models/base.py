@@ -28,9 +28,16 @@ class SpeakerEmbedder(nn.Module, ABC):
     def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
         ...
 
-    @abstractmethod
+    #: the attributes named by ``layers()``, from input to output: a fact of the class, as
+    #: Captum keeps its methods' facts; a model whose layers depend on its options overrides
+    #: ``layers()`` instead.
+    layer_names: tuple[str, ...] = ()
+
     def layers(self) -> dict[str, nn.Module]:
         """Named layers for CAM/LRP, ordered from input to output."""
+        if not self.layer_names:
+            raise NotImplementedError(f"{type(self).__name__} names no layers")
+        return {n: getattr(self, n) for n in self.layer_names}
 
     def layer(self, name: str) -> nn.Module:
         layers = self.layers()

@@ -201,6 +201,10 @@ class EcapaTdnn(SpeakerEmbedder):
         res2net_scale: Res2Net scale (8).
     """
 
+    #: conv1, block1..block3, mfa: frame-level ``(B, C|M, T)``; pool ``(B, 2M, 1)``; fc
+    #: ``(B, D, 1)`` (squeezed to the embedding).
+    layer_names = ("conv1", "block1", "block2", "block3", "mfa", "pool", "fc")
+
     #: constructor arguments beyond ModelConfig that a checkpoint records to rebuild the model.
     option_names = ("mfa_channels", "attention_channels", "se_channels", "res2net_scale")
     #: kernel sizes and dilations of conv1 and block1..block3 (Zhang et al. 2023 Table 1).
@@ -246,19 +250,6 @@ class EcapaTdnn(SpeakerEmbedder):
         h = self.mfa(torch.cat([h1, h2, h3], dim=1))
         h = self.pool_bn(self.pool(h))
         return self.fc(h).squeeze(2)
-
-    def layers(self) -> dict[str, nn.Module]:
-        """conv1, block1..block3, mfa: frame-level ``(B, C|M, T)``; pool ``(B, 2M, 1)``;
-        fc ``(B, D, 1)`` (squeezed to the embedding)."""
-        return {
-            "conv1": self.conv1,
-            "block1": self.block1,
-            "block2": self.block2,
-            "block3": self.block3,
-            "mfa": self.mfa,
-            "pool": self.pool,
-            "fc": self.fc,
-        }
 
     @property
     def min_frames(self) -> int:

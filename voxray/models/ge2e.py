@@ -39,6 +39,9 @@ class Ge2eLstm(SpeakerEmbedder):
         frame_step: frames between windows (77: resemblyzer's rate 1.3 per second).
     """
 
+    #: lstm (the recurrent stack) and linear (the projection); neither is convolutional.
+    layer_names = ("lstm", "linear")
+
     option_names = ("num_layers", "partial_frames", "frame_step")
 
     def __init__(
@@ -78,10 +81,6 @@ class Ge2eLstm(SpeakerEmbedder):
         parts = windows.permute(0, 1, 3, 2).reshape(-1, self.partial_frames, f)  # (B*K, P, F)
         emb = self.embed_partials(parts).view(b, len(starts), -1).mean(dim=1)
         return F.normalize(emb, dim=1)
-
-    def layers(self) -> dict[str, nn.Module]:
-        """lstm (the recurrent stack) and linear (the projection); neither is convolutional."""
-        return {"lstm": self.lstm, "linear": self.linear}
 
 
 def read_ge2e_state(data: object, where: str) -> dict[str, Tensor]:

@@ -107,6 +107,9 @@ class ResNet34(SpeakerEmbedder):
         embedding_dim: D of the dense layer (256).
     """
 
+    #: S1..S4: ``(B, C, F', T')`` maps; pool ``(B, 2 C F')``; fc ``(B, D)``.
+    layer_names = ("S1", "S2", "S3", "S4", "pool", "fc")
+
     blocks_per_stage = (3, 4, 6, 3)
     strides = (1, 2, 2, 2)
     #: whether each block gates its residual with squeeze-excitation (ResNet34SE).
@@ -142,17 +145,6 @@ class ResNet34(SpeakerEmbedder):
         h = self.stem(x.transpose(1, 2).unsqueeze(1))
         h = self.S4(self.S3(self.S2(self.S1(h))))
         return self.fc(self.pool(h))
-
-    def layers(self) -> dict[str, nn.Module]:
-        """S1..S4: ``(B, C, F', T')`` maps; pool ``(B, 2 C F')``; fc ``(B, D)``."""
-        return {
-            "S1": self.S1,
-            "S2": self.S2,
-            "S3": self.S3,
-            "S4": self.S4,
-            "pool": self.pool,
-            "fc": self.fc,
-        }
 
 
 class ResNet34SE(ResNet34):

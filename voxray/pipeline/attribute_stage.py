@@ -25,7 +25,7 @@ from voxray.attribution.normalise import freq_profile
 from voxray.attribution.support import HEAD_PATHWAYS, left_out_jobs
 from voxray.config import AttributionConfig, VoxrayConfig, to_dict
 from voxray.faults import maybe_fail
-from voxray.io.sink import ParquetSink, QuarantineCause, committed_keys, quarantined_paths
+from voxray.io.sink import QuarantineCause, committed_keys, quarantined_paths, table_sink
 from voxray.io.storage import Storage
 from voxray.log import get_logger
 from voxray.mask.pathway import mask_jobs, seen_utterances
@@ -53,6 +53,11 @@ from voxray.pipeline.ray_env import actor_resources
 log = get_logger(__name__)
 STAGE = "attribute"
 ATTR_KEYS = ("utt_id", "method", "pathway")
+#: what the attribute and trial actors hand the sink: attributions/ rows, their method, and a
+#: failed map's reason and cause (voxray.io.quarantine.QuarantineCause).
+BATCH = schema.batch_schema(
+    schema.ATTRIBUTIONS, schema.ATTRIBUTIONS_PARTITION, (*schema.FAILED_ROW, "cause")
+)
 #: utterances of equal length that share one forward pass (halved on out-of-memory).
 GROUP_SIZE = 16
 
@@ -73,21 +78,6 @@ def jobs_for(methods: tuple[str, ...], pathways: tuple[str, ...]) -> list[Job]:
 def quarantine_path(utt_id: str, job: Job) -> str:
     """How a failed (utterance, method, pathway) is named in quarantine.parquet."""
     return f"{utt_id} [{job.method}/{job.pathway}]"
-
-
-def attributions_sink(
-    out: Storage, stage: str, keys: tuple[str, ...], rows_per_file: int
-) -> ParquetSink:
-    """The sink of attributions/ rows (partitioned by method), quarantining under ``stage``."""
-    return ParquetSink(
-        out,
-        ATTRIBUTIONS,
-        schema.ATTRIBUTIONS,
-        keys,
-        partition=schema.ATTRIBUTIONS_PARTITION,
-        stage=stage,
-        rows_per_file=rows_per_file,
-    )
 
 
 def baseline_mean(out: Storage, kind: str, params: AttributionConfig) -> np.ndarray | None:
@@ -249,25 +239,13 @@ class ComputeAttributions(ModelActor):
             cols["cause"].append(bad.cause.value if bad else None)
             maps.append(np.zeros(0, np.float32) if bad else it.maps)
             profiles.append(np.zeros(0, np.float32) if bad else freq_profile(it.maps))
-        n = len(maps)
-        return pa.table(
-            {
-                "utt_id": pa.array(cols["utt_id"], pa.string()),
-                "model": pa.array([self.model_name] * n, pa.string()),
-                "method": pa.array(cols["method"], pa.string()),
-                "pathway": pa.array(cols["pathway"], pa.string()),
-                "params": pa.array([self.params[m] for m in cols["method"]], pa.string()),
-                "target": pa.array(cols["target"], pa.int32()),
-                "num_frames": pa.array(cols["num_frames"], pa.int32()),
-                "num_bins": pa.array(cols["num_bins"], pa.int32()),
-                "values": schema.floats_column(maps),
-                "freq_profile": schema.floats_column(profiles),
-                "completeness_error": pa.array(cols["completeness_error"], pa.float64()),
-                "path": pa.array(cols["path"], pa.string()),
-                "error": pa.array(cols["error"], pa.string()),
-                "cause": pa.array(cols["cause"], pa.string()),
-            }
-        )
+        cols |= {
+            "model": [self.model_name] * len(maps),
+            "params": [self.params[m] for m in cols["method"]],
+            "values": schema.floats_column(maps),
+            "freq_profile": schema.floats_column(profiles),
+        }
+        return schema.table(BATCH, cols)
 
 
 def plan(
@@ -389,7 +367,7 @@ def _compute(
             ComputeAttributions,
             (model, cfg.attribution, list(jobs), corpus_mean, res["num_gpus"], cfg.corpus.s3, head),
             rc,
-            attributions_sink(out, STAGE, ATTR_KEYS, rc.rows_per_file),
+            table_sink(out, ATTRIBUTIONS, ATTR_KEYS, STAGE, rc.rows_per_file),
             res,
             total=len(utts),
         )

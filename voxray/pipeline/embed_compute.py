@@ -19,7 +19,7 @@ import torch
 from voxray import schema
 from voxray.config import EmbedConfig
 from voxray.faults import maybe_fail
-from voxray.io.sink import ParquetSink, committed_keys
+from voxray.io.sink import committed_keys
 from voxray.io.storage import Storage
 from voxray.pipeline.context import EMBEDDINGS
 from voxray.pipeline.datasets import equal_length_groups
@@ -127,16 +127,14 @@ class ComputeEmbeddings(ModelActor):
         embs = self._embed(pieces)
         n = len(pieces)
         with self.clock.part("arrow"):
-            return pa.table(
+            return schema.table(
+                schema.EMBEDDINGS,
                 {
-                    "utt_id": pa.array(rows["utt_id"], pa.string()),
-                    "segment": pa.array(rows["segment"], pa.int32()),
-                    "start_frame": pa.array(rows["start_frame"], pa.int32()),
-                    "num_frames": pa.array(rows["num_frames"], pa.int32()),
-                    "model": pa.array([self.model_name] * n, pa.string()),
-                    "condition": pa.array([self.condition] * n, pa.string()),
+                    **rows,
+                    "model": [self.model_name] * n,
+                    "condition": [self.condition] * n,
                     "embedding": schema.floats_column(embs),
-                }
+                },
             )
 
 
@@ -152,10 +150,3 @@ def embedded_by(out: Storage) -> dict[tuple[str, str], set[str]]:
 def embedded(out: Storage, model: str, condition: str) -> set[str]:
     """The utterances whose embeddings/ rows by ``model`` on ``condition`` are committed."""
     return embedded_by(out).get((model, condition), set())
-
-
-def embeddings_sink(out: Storage, rows_per_file: int) -> ParquetSink:
-    """The sink of embeddings/ rows, quarantining under the embed stage."""
-    return ParquetSink(
-        out, EMBEDDINGS, schema.EMBEDDINGS, EMBED_KEYS, stage=STAGE, rows_per_file=rows_per_file
-    )

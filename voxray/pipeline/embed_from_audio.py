@@ -18,11 +18,11 @@ import ray
 from voxray.config import CorpusConfig, EmbedConfig
 from voxray.corpus.audio import AudioError, load_audio
 from voxray.faults import maybe_fail
-from voxray.io.sink import quarantined_paths
+from voxray.io.sink import quarantined_paths, table_sink
 from voxray.io.storage import Storage
-from voxray.pipeline.context import MANIFEST, RunContext, StageResult
+from voxray.pipeline.context import EMBEDDINGS, MANIFEST, RunContext, StageResult
 from voxray.pipeline.datasets import length_sorted_batches, pool_to_sink
-from voxray.pipeline.embed_compute import STAGE, ComputeEmbeddings, embedded, embeddings_sink
+from voxray.pipeline.embed_compute import EMBED_KEYS, STAGE, ComputeEmbeddings, embedded
 from voxray.pipeline.embed_plan import base_embed_config
 from voxray.pipeline.front_ends import model_front_end
 from voxray.pipeline.model_ref import ModelRef
@@ -107,7 +107,7 @@ def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
             EmbedFromAudio,
             (model, cfg, frame_shift_ms, res["num_gpus"], ctx.data, ctx.cfg.corpus),
             rc,
-            embeddings_sink(out, rc.rows_per_file),
+            table_sink(out, EMBEDDINGS, EMBED_KEYS, STAGE, rc.rows_per_file),
             res,
             zero_copy=True,
             total=todo.num_rows,

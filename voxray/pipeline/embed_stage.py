@@ -16,7 +16,8 @@ import pyarrow as pa
 from voxray import schema
 from voxray.config import EmbedConfig, ResourceConfig
 from voxray.faults import maybe_fail
-from voxray.pipeline.context import MANIFEST, RunContext, StageResult
+from voxray.io.sink import table_sink
+from voxray.pipeline.context import EMBEDDINGS, MANIFEST, RunContext, StageResult
 from voxray.pipeline.datasets import (
     FEATURE_COLUMNS,
     featured_utterances,
@@ -24,12 +25,7 @@ from voxray.pipeline.datasets import (
     pool_to_sink,
     read_parquet_dataset,
 )
-from voxray.pipeline.embed_compute import (
-    STAGE,
-    ComputeEmbeddings,
-    embedded_by,
-    embeddings_sink,
-)
+from voxray.pipeline.embed_compute import EMBED_KEYS, STAGE, ComputeEmbeddings, embedded_by
 from voxray.pipeline.embed_from_audio import embed_from_audio
 from voxray.pipeline.embed_plan import base_embed_config, embeds_from_audio
 from voxray.pipeline.front_ends import check_front_end, model_front_end
@@ -128,7 +124,7 @@ def _embed_live(
         EmbedJobs,
         (specs, res["num_gpus"]),
         resources,
-        embeddings_sink(out, resources.rows_per_file),
+        table_sink(out, EMBEDDINGS, EMBED_KEYS, STAGE, resources.rows_per_file),
         res,
         total=sum(len(todo[k]) for k in live),
     )

@@ -17,7 +17,7 @@ from voxray.config import CorpusConfig
 from voxray.corpus.audio import AudioError, load_audio
 from voxray.faults import maybe_fail
 from voxray.features import FrontEndSpec
-from voxray.io.sink import ParquetSink, committed_keys, quarantined_paths
+from voxray.io.sink import committed_keys, quarantined_paths, table_sink
 from voxray.io.storage import Storage
 from voxray.log import get_logger
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext, StageResult
@@ -28,6 +28,8 @@ from voxray.pipeline.ray_env import actor_resources, torch_device
 log = get_logger(__name__)
 STAGE = "features"
 FEATURE_KEYS = ("utt_id", "kind")
+#: what the actors hand the sink: features/ rows, their kind, and a failed input's reason.
+BATCH = schema.batch_schema(schema.FEATURES, schema.FEATURES_PARTITION)
 
 
 class ComputeFeatures:
@@ -79,18 +81,7 @@ class ComputeFeatures:
                     add(i, kind, None, f"{kind}: non-finite feature values")
                 else:
                     add(i, kind, f, None)
-        table = pa.table(
-            {
-                "utt_id": pa.array(rows["utt_id"], pa.string()),
-                "kind": pa.array(rows["kind"], pa.string()),
-                "num_frames": pa.array(rows["num_frames"], pa.int32()),
-                "num_bins": pa.array(rows["num_bins"], pa.int32()),
-                "values": schema.floats_column(values),
-                "path": pa.array(rows["path"], pa.string()),
-                "error": pa.array(rows["error"], pa.string()),
-            }
-        )
-        return table
+        return schema.table(BATCH, {**rows, "values": schema.floats_column(values)})
 
 
 def _compute(ctx: RunContext, specs: list[FrontEndSpec], todo: pa.Table) -> None:
@@ -103,15 +94,7 @@ def _compute(ctx: RunContext, specs: list[FrontEndSpec], todo: pa.Table) -> None
         ComputeFeatures,
         (ctx.data, cfg.corpus, specs, res["num_gpus"]),
         rc,
-        ParquetSink(
-            out,
-            FEATURES,
-            schema.FEATURES,
-            FEATURE_KEYS,
-            partition=schema.FEATURES_PARTITION,
-            stage=STAGE,
-            rows_per_file=rc.rows_per_file,
-        ),
+        table_sink(out, FEATURES, FEATURE_KEYS, STAGE, rc.rows_per_file),
         res,
         zero_copy=True,  # the callable only reads its batch: no copy into the actor
         total=todo.num_rows,

@@ -24,7 +24,7 @@ from voxray.config import MaskCondition, MaskConfig
 from voxray.eval.intervals import mean_interval
 from voxray.eval.leak import nearest_centroid_hits, pooled
 from voxray.faults import maybe_fail
-from voxray.io.sink import ParquetSink, committed_keys
+from voxray.io.sink import committed_keys, table_sink
 from voxray.io.storage import Storage
 from voxray.log import get_logger
 from voxray.mask import apply_condition, shuffled_condition
@@ -45,6 +45,8 @@ from voxray.pipeline.ray_env import actor_resources, actor_retries
 log = get_logger(__name__)
 STAGE = "mask"
 MASK_KEYS = ("utt_id", "condition")
+#: what the actors hand the sink: masked/ rows and their method (no row fails alone).
+BATCH = schema.batch_schema(schema.MASKED, schema.MASKED_PARTITION, failed=())
 #: metrics/ ``list`` of the class-leak rows (voxray.eval.leak).
 LEAK_LIST = "leak"
 
@@ -107,20 +109,8 @@ class ApplyMasks:
                 ):
                     cols[key].append(value)
                 values.append(m)
-        n = len(values)
-        return pa.table(
-            {
-                "utt_id": pa.array(cols["utt_id"], pa.string()),
-                "kind": pa.array([self.kind] * n, pa.string()),
-                "method": pa.array(cols["method"], pa.string()),
-                "pathway": pa.array(cols["pathway"], pa.string()),
-                "condition": pa.array(cols["condition"], pa.string()),
-                "threshold": pa.array(cols["threshold"], pa.float64()),
-                "num_frames": pa.array(cols["num_frames"], pa.int32()),
-                "num_bins": pa.array(cols["num_bins"], pa.int32()),
-                "values": schema.floats_column(values),
-            }
-        )
+        cols |= {"kind": [self.kind] * len(values), "values": schema.floats_column(values)}
+        return schema.table(BATCH, cols)
 
 
 def plan_maps(
@@ -178,15 +168,7 @@ def _apply_masks(
         ApplyMasks,
         (conds, ctx.cfg.mask, kind, lookup),
         rc,
-        ParquetSink(
-            ctx.out,
-            MASKED,
-            schema.MASKED,
-            MASK_KEYS,
-            partition=schema.MASKED_PARTITION,
-            stage=STAGE,
-            rows_per_file=rc.rows_per_file,
-        ),
+        table_sink(ctx.out, MASKED, MASK_KEYS, STAGE, rc.rows_per_file),
         {"num_cpus": min(actor_resources(rc)["num_cpus"], 1.0), **actor_retries()},
         total=len(todo),
     )

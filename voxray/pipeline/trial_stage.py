@@ -38,10 +38,10 @@ from voxray.attribution.trial import (
 from voxray.config import AttributionConfig, TrialConfig
 from voxray.eval.verification import eer_threshold
 from voxray.faults import maybe_fail
-from voxray.io.sink import QuarantineCause, committed_keys, quarantined_paths
+from voxray.io.sink import QuarantineCause, committed_keys, quarantined_paths, table_sink
 from voxray.log import get_logger
 from voxray.models.checkpoint import load_model
-from voxray.pipeline.attribute_stage import attributions_sink, baseline_mean, params_json
+from voxray.pipeline.attribute_stage import BATCH, baseline_mean, params_json
 from voxray.pipeline.context import ATTRIBUTIONS, TRIALS, RunContext, StageResult
 from voxray.pipeline.datasets import (
     equal_length_groups,
@@ -335,59 +335,46 @@ class ComputeTrialAttributions(ModelActor):
 
     def _table(self, results: list[Result]) -> pa.Table:
         empty = np.zeros(0, np.float32)
-        maps = [empty if m is None else m for _, m, _, _ in results]
+        jobs = [j for j, *_ in results]
+        raw = [m for _, m, _, _ in results]
+        maps = [empty if m is None else m for m in raw]
+        failures = [f for *_, f in results]
         n = len(results)
-
-        def strings(values: list[str | None]) -> pa.Array:
-            return pa.array(values, pa.string())
-
-        return pa.table(
+        joint = [j.base_a is not None for j in jobs]
+        return schema.table(
+            BATCH,
             {
-                "utt_id": strings([j.explained for j, *_ in results]),
-                "model": strings([self.model_name] * n),
-                "method": strings([j.method for j, *_ in results]),
-                "pathway": strings([TRIAL.value] * n),
-                "params": strings([params_json(j.method, self.cfg) for j, *_ in results]),
-                "target": pa.array([-1] * n, pa.int32()),
-                "num_frames": pa.array(
-                    [0 if m is None else m.shape[0] for _, m, _, _ in results], pa.int32()
-                ),
-                "num_bins": pa.array(
-                    [0 if m is None else m.shape[1] for _, m, _, _ in results], pa.int32()
-                ),
+                "utt_id": [j.explained for j in jobs],
+                "model": [self.model_name] * n,
+                "method": [j.method for j in jobs],
+                "pathway": [TRIAL.value] * n,
+                "params": [params_json(j.method, self.cfg) for j in jobs],
+                "target": [-1] * n,
+                "num_frames": [0 if m is None else m.shape[0] for m in raw],
+                "num_bins": [0 if m is None else m.shape[1] for m in raw],
                 "values": schema.floats_column(maps),
                 "freq_profile": schema.floats_column(
-                    [empty if m is None else freq_profile(m) for _, m, _, _ in results]
+                    [empty if m is None else freq_profile(m) for m in raw]
                 ),
-                "completeness_error": pa.array([e[0] for _, _, e, _ in results], pa.float64()),
-                "score": pa.array([e[1] for _, _, e, _ in results], pa.float64()),
-                "baseline_score": pa.array([e[2] for _, _, e, _ in results], pa.float64()),
-                **self._joint_columns([j for j, *_ in results]),
-                "list": strings([j.list for j, *_ in results]),
-                "utt_a": strings([j.utt_a for j, *_ in results]),
-                "utt_b": strings([j.utt_b for j, *_ in results]),
-                "side": strings([j.side for j, *_ in results]),
-                "path": strings([j.quarantine_path for j, *_ in results]),
-                "error": strings(
-                    [
-                        None if f is None else f"{j.method}/trial: {f.reason}"
-                        for j, _, _, f in results
-                    ]
-                ),
-                "cause": strings([None if f is None else f.cause.value for *_, f in results]),
-            }
+                "completeness_error": [e[0] for _, _, e, _ in results],
+                "score": [e[1] for _, _, e, _ in results],
+                "baseline_score": [e[2] for _, _, e, _ in results],
+                # a joint row's baseline: its name and the baseline pair (null on one-sided rows)
+                "joint_baseline": [self.joint.baseline if k else None for k in joint],
+                "baseline_utt_a": [j.base_a for j in jobs],
+                "baseline_utt_b": [j.base_b for j in jobs],
+                "list": [j.list for j in jobs],
+                "utt_a": [j.utt_a for j in jobs],
+                "utt_b": [j.utt_b for j in jobs],
+                "side": [j.side for j in jobs],
+                "path": [j.quarantine_path for j in jobs],
+                "error": [
+                    None if f is None else f"{j.method}/trial: {f.reason}"
+                    for j, f in zip(jobs, failures, strict=True)
+                ],
+                "cause": [None if f is None else f.cause.value for f in failures],
+            },
         )
-
-    def _joint_columns(self, jobs: list[TrialJob]) -> dict[str, pa.Array]:
-        """A joint row's baseline: its name and the baseline pair (null on one-sided rows)."""
-        joint = [j.base_a is not None for j in jobs]
-        return {
-            "joint_baseline": pa.array(
-                [self.joint.baseline if k else None for k in joint], pa.string()
-            ),
-            "baseline_utt_a": pa.array([j.base_a for j in jobs], pa.string()),
-            "baseline_utt_b": pa.array([j.base_b for j in jobs], pa.string()),
-        }
 
 
 def scored_trials(ctx: RunContext, model: str, have: set[str]) -> tuple[list[Trial], dict]:
@@ -440,7 +427,7 @@ def _compute(ctx: RunContext, model: ModelRef, kind: str, todo: list[TrialJob], 
         ComputeTrialAttributions,
         (model, a, by_utt, fixed, joint, corpus_mean, res["num_gpus"], cfg.corpus.s3),
         rc,
-        attributions_sink(out, STAGE, ("utt_id", *TRIAL_KEYS), rc.rows_per_file),
+        table_sink(out, ATTRIBUTIONS, ("utt_id", *TRIAL_KEYS), STAGE, rc.rows_per_file),
         res,
         total=len(streamed),
     )

@@ -76,6 +76,8 @@ class TinyTdnn(SpeakerEmbedder):
     fc     Linear                               (B, D)
     """
 
+    layer_names = ("conv1", "block1", "block2", "mfa", "pool", "fc")
+
     def __init__(
         self, input_dim: int = 12, channels: int = 8, embedding_dim: int = 6, mfa_channels: int = 12
     ) -> None:
@@ -95,16 +97,6 @@ class TinyTdnn(SpeakerEmbedder):
         h2 = self.block2(h1)
         h = self.mfa(torch.cat([h1, h2], dim=1))
         return self.fc(self.pool(h))
-
-    def layers(self) -> dict[str, nn.Module]:
-        return {
-            "conv1": self.conv1,
-            "block1": self.block1,
-            "block2": self.block2,
-            "mfa": self.mfa,
-            "pool": self.pool,
-            "fc": self.fc,
-        }
 
 
 def _conv_stage(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -126,6 +118,8 @@ class TinyCnn(SpeakerEmbedder):
     fc   Linear                       (B, D)
     """
 
+    layer_names = ("S1", "S2", "S3", "pool", "fc")
+
     def __init__(self, input_dim: int = 12, channels: int = 4, embedding_dim: int = 6) -> None:
         super().__init__()
         self.input_dim = input_dim
@@ -142,9 +136,6 @@ class TinyCnn(SpeakerEmbedder):
         h = self.stem(x.transpose(1, 2).unsqueeze(1))
         h = self.S3(self.S2(self.S1(h)))
         return self.fc(self.pool(h))
-
-    def layers(self) -> dict[str, nn.Module]:
-        return {"S1": self.S1, "S2": self.S2, "S3": self.S3, "pool": self.pool, "fc": self.fc}
 
 
 def scramble_batchnorm(model: nn.Module, generator: torch.Generator) -> None:

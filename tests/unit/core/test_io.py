@@ -25,6 +25,7 @@ from voxray.io.sink import (
     committed_keys,
     part_name,
     quarantined_paths,
+    table_sink,
     write_partitioned,
     write_quarantine,
 )
@@ -119,6 +120,48 @@ def test_sink_routes_errors_to_quarantine(tmp_path: Path) -> None:
     ]
     assert quarantined_paths(s, "features") == {"wav/b.wav"}
     assert quarantined_paths(s, "manifest") == set()
+
+
+def test_a_batch_of_the_batch_schema_is_split_by_the_sink(tmp_path: Path) -> None:
+    """The attribute actors' batch schema: the contract's columns (optional ones null), the
+    partition column and a failed row's path, reason and cause, which the sink routes to
+    quarantine with that cause while the good row lands in its method's partition."""
+    batch = schema.batch_schema(
+        schema.ATTRIBUTIONS, schema.ATTRIBUTIONS_PARTITION, (*schema.FAILED_ROW, "cause")
+    )
+    assert batch.names[: len(schema.ATTRIBUTIONS)] == schema.ATTRIBUTIONS.names
+    assert batch.names[len(schema.ATTRIBUTIONS) :] == ["method", "path", "error", "cause"]
+    assert schema.batch_schema(schema.MASKED, "method", failed=()).names[-1] == "method"
+    maps = [np.ones((3, 2), np.float32), np.zeros(0, np.float32)]
+    t = schema.table(
+        batch,
+        {
+            "utt_id": ["good", "bad"],
+            "model": ["m", "m"],
+            "method": ["saliency", "saliency"],
+            "pathway": ["traversal", "traversal"],
+            "params": ["{}", "{}"],
+            "target": [-1, -1],
+            "num_frames": [3, 0],
+            "num_bins": [2, 0],
+            "values": schema.floats_column(maps),
+            "freq_profile": schema.floats_column([np.ones(2, np.float32), maps[1]]),
+            "completeness_error": [0.1, None],
+            "path": ["attr/good", "attr/bad"],
+            "error": [None, "saliency/traversal: not finite"],
+            "cause": [None, "compute"],
+        },
+    )
+    assert t.column("list").null_count == 2  # the trial pathway's columns, null here
+    keys = ("utt_id", "method", "pathway")
+    s = Storage(str(tmp_path))
+    sink = table_sink(s, schema.ATTRIBUTIONS_PATH, keys, "attribute", 0)
+    assert (sink.schema, sink.partition) == (schema.ATTRIBUTIONS, "method")
+    assert sink.write([t], None) == (1, 1)
+    assert committed_keys(s, "attributions", keys) == {("good", "saliency", "traversal")}
+    assert [r["cause"] for r in s.read_table("quarantine.parquet").to_pylist()] == ["compute"]
+    with pytest.raises(KeyError, match="error"):
+        schema.table(batch, {n: [] for n in batch.names if n != "error"})
 
 
 def test_quarantine_parts_are_idempotent(tmp_path: Path) -> None:

@@ -43,6 +43,20 @@ def test_build_each_arch(cfg: ModelConfig, cls: type, options: dict[str, int]) -
     with torch.no_grad():
         x = torch.randn(2, 80, embedder.input_dim)
         assert classifier(x).shape == (2, 5) and classifier.embed(x).shape == (2, 8)
+    # every named layer is one of the model's own modules (each model's test checks their order)
+    layers = embedder.layers()
+    assert layers and set(map(id, layers.values())) <= set(map(id, embedder.modules()))
+
+
+def test_a_model_naming_no_layers_says_so() -> None:
+    """A model class without ``layer_names`` (and no ``layers()`` of its own) fails with its
+    name when CAM/LRP ask for a layer, instead of explaining nothing."""
+
+    class Bare(EcapaTdnn):
+        layer_names = ()
+
+    with pytest.raises(NotImplementedError, match="Bare names no layers"):
+        Bare(40, 8, 4, mfa_channels=12).layer("conv1")
 
 
 def test_head_config_is_used() -> None:
