@@ -31,6 +31,11 @@ class AttributionConfig:
     #: which utterances: test (trial-list speakers), train, or all.
     subset: Literal["test", "train", "all"] = "test"
     max_utterances: int = 0
+    #: explain only utterances of at most this many seconds (0: any length). A map's cost grows
+    #: with the utterance's length (Occlusion's with its square): a bound keeps a corpus of
+    #: long real recordings' attribute stage predictable; the mask conditions' maps are not
+    #: bounded (every utterance needs one).
+    max_seconds: float = 0.0
     #: the slow perturbation methods run on at most this many utterances.
     perturbation_max_utterances: int = 8
     baseline: Literal["ones", "zeros", "mean", "gaussian"] = "ones"
@@ -62,6 +67,8 @@ class AttributionConfig:
     resources: ResourceConfig = field(default_factory=lambda: ResourceConfig(batch_size=8))
 
     def __post_init__(self) -> None:
+        if self.max_seconds < 0:
+            raise ValueError(f"max_seconds must be >= 0 (0: any length), got {self.max_seconds}")
         if not 0.0 < self.memory_fraction <= 1.0:
             raise ValueError(f"memory_fraction must be in (0, 1], got {self.memory_fraction}")
 

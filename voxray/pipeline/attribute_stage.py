@@ -253,9 +253,11 @@ def plan(
     utt_split: dict[str, str],
     speaker_of: Mapping[str, str],
     seen: frozenset[str] = frozenset(),
+    seconds_of: Mapping[str, float] | None = None,
 ) -> dict[str, list[Job]]:
     """utt_id -> the jobs it needs (mask-condition methods everywhere, explanations on a subset
-    spread over the speakers: ``spread_over_speakers``).
+    spread over the speakers: ``spread_over_speakers``, of the utterances no longer than
+    ``attribution.max_seconds`` by ``seconds_of``).
 
     The mask conditions' maps follow ``voxray.mask.pathway``: Classification only for the
     utterances in ``seen`` (the model's training speakers), Traversal for the others."""
@@ -266,7 +268,12 @@ def plan(
     }
     explain = [m for m in a.methods if not get_attributor(m).perturbs]
     slow = [m for m in a.methods if get_attributor(m).perturbs]
-    candidates = {u: speaker_of.get(u, u) for u, s in utt_split.items() if a.subset in ("all", s)}
+    long = {u for u, t in (seconds_of or {}).items() if a.max_seconds and t > a.max_seconds}
+    candidates = {
+        u: speaker_of.get(u, u)
+        for u, s in utt_split.items()
+        if a.subset in ("all", s) and u not in long
+    }
     subset = spread_over_speakers(candidates, a.max_utterances)
     perturb = subset[: a.perturbation_max_utterances]
     out: dict[str, list[Job]] = {u: list(masks[u in seen]) for u in utt_split}
@@ -283,14 +290,27 @@ def _wanted(ctx: RunContext, loaded: LoadedModel) -> tuple[dict[str, list[Job]],
     model without a classification head the head pathways unless ``eval.enrolment`` gives it
     one); and what was left out -> why."""
     cfg, out = ctx.cfg, ctx.out
-    manifest = out.read_table(schema.MANIFEST_PATH, columns=["utt_id", "split", "speaker_id"])
+    manifest = out.read_table(
+        schema.MANIFEST_PATH, columns=["utt_id", "split", "speaker_id", "duration_s"]
+    )
     have = featured_utterances(out, loaded.front_end.name)
     utts = manifest.column("utt_id").to_pylist()
     split = {
         u: s for u, s in zip(utts, manifest.column("split").to_pylist(), strict=True) if u in have
     }
     speaker_of = dict(zip(utts, manifest.column("speaker_id").to_pylist(), strict=True))
-    wanted = plan(cfg, split, speaker_of, seen_utterances(speaker_of, loaded.speakers))
+    seconds_of = dict(zip(utts, manifest.column("duration_s").to_pylist(), strict=True))
+    seen = seen_utterances(speaker_of, loaded.speakers)
+    wanted = plan(cfg, split, speaker_of, seen, seconds_of)
+    if cfg.attribution.max_seconds:
+        long = sum(seconds_of[u] > cfg.attribution.max_seconds for u in split)
+        log.info(
+            "attribute: %d of %d utterances are longer than attribution.max_seconds=%g: not "
+            "in the explained subset",
+            long,
+            len(split),
+            cfg.attribution.max_seconds,
+        )
     masks = sorted({c.method for c in cfg.mask.conditions})
     if masks:  # the bulk of the stage's work when the user asked for a cheap method
         log.info(

@@ -98,3 +98,32 @@ def test_the_explained_subset_spreads_over_speakers() -> None:
     assert explained == ["a/v/0", "a/v/1", "b/v/0", "b/v/1", "c/v/0"]
     perturbed = sorted(u for u, js in wanted.items() if any(j.method == "occlusion" for j in js))
     assert perturbed == ["a/v/0", "b/v/0"]
+
+
+def test_the_explained_subset_keeps_to_max_seconds() -> None:
+    """attribution.max_seconds: the explained subset (and its perturbation prefix) holds only
+    utterances that short, still spread over the speakers; the mask conditions' maps are made
+    for every utterance, long ones too; 0 bounds nothing."""
+    speaker_of = {f"{s}/v/{k}": s for s in ("a", "b") for k in range(3)}
+    split = dict.fromkeys(speaker_of, "test")
+    seconds_of = {u: 30.0 if u.endswith("/0") else 3.0 for u in speaker_of}
+
+    def wanted(seconds: int, method: str) -> list[str]:
+        cfg = load_config(
+            overrides=[
+                "attribution.methods=[saliency,occlusion]",
+                "attribution.pathways=[traversal]",
+                "attribution.max_utterances=3",
+                "attribution.perturbation_max_utterances=2",
+                f"attribution.max_seconds={seconds}",
+                "mask.conditions=[{method: saliency, pathway: traversal, rule: product}]",
+            ]
+        )
+        jobs = plan(cfg, split, speaker_of, seconds_of=seconds_of)
+        return sorted(u for u, js in jobs.items() if any(j.method == method for j in js))
+
+    assert wanted(6, "saliency") == sorted(speaker_of)  # the mask condition's: every utterance
+    assert wanted(6, "occlusion") == ["a/v/1", "b/v/1"]  # the 30 s ones out, both speakers in
+    assert wanted(0, "occlusion") == ["a/v/0", "b/v/0"]
+    with pytest.raises(ValueError, match="max_seconds"):
+        load_config(overrides=["attribution.max_seconds=-1"])
