@@ -2,13 +2,14 @@
 Train, Tune and the retrainings included, run again and again on a fresh local 3-node cluster
 (a head without CPUs, two worker nodes) with ``--out`` on s3:// (moto behind a gate that can go
 down), each run under seeded random faults: two actors or training workers killed or raising
-mid-batch, a worker node killed without grace and a fresh one added (twice), then either the
-driver killed or the S3 server unreachable for a few seconds. A run that fails must say why
+mid-batch, a worker node killed without grace and a fresh one added (four times), then the
+driver killed and the S3 server unreachable for a few seconds (tests/support/soak.py's
+draw_plan). A run that fails must say why
 (its last line a voxray error) and completes on rerun. After each: every stage accounts for its
 inputs, the output folder checks, and no row is lost, duplicated or made up against an
 undisturbed reference run. The table of faults fired, survived, reruns needed and rows
 lost/duplicated per fault kind and stage is printed and written to VOXRAY_SOAK_REPORT (default:
-the test's tmp folder). Runs: VOXRAY_SOAK_RUNS (default 7: up to 35 faults, 14 node losses);
+the test's tmp folder). Runs: VOXRAY_SOAK_RUNS (default 3: up to 33 faults, 12 node losses);
 seed: VOXRAY_SOAK_SEED (0); profile: VOXRAY_SOAK_PROFILE (smoke; `demo`: the demo pipeline)."""
 
 from __future__ import annotations
@@ -124,9 +125,11 @@ class RowTally:
         return run_lost, run_duplicated
 
 
-#: reruns a soak run may take to complete after its faults (a driver kill needs one, and a
-#: lost node may fail the stage it hit).
-MAX_RERUNS = 3
+def max_reruns(plan: RunPlan) -> int:
+    """The reruns a soak run may take to complete: one for each outside disturbance (a killed
+    driver always needs one; a lost node may fail the stage it hit, which the rerun resumes)
+    and one for the actor faults. A run needing more does not recover."""
+    return len(plan.disturbances) + 1
 
 
 def _start_run(log: Path, args: list[str], env: dict[str, str]):
@@ -171,6 +174,10 @@ class RunOutcome:
     it needed, whether it completed, and failures that did not say what went wrong."""
 
     fired: list[tuple[str, str]] = field(default_factory=list)
+    #: for each of ``fired``: whether an attempt failed after it, it the last outside fault
+    #: fired in that attempt (a failed attempt without one is put down to the actor faults).
+    needed_rerun: list[bool] = field(default_factory=list)
+    actor_rerun: bool = False
     reruns: int = 0
     complete: bool = False
     unclear: list[str] = field(default_factory=list)
@@ -181,7 +188,7 @@ def _soak_run(
 ) -> RunOutcome:
     """One run on a fresh 3-node cluster (a head without CPUs, two worker nodes whose workers
     carry ``env``'s faults) under ``plan``'s disturbances, rerun while it fails (at most
-    MAX_RERUNS times). A disturbance not yet fired when an attempt fails comes in the rerun, as
+    ``max_reruns`` times). A disturbance not yet fired when an attempt fails comes in the rerun, as
     far into it as it was still due. A run that fails must fail clearly (its last line a voxray
     error) unless its driver was killed."""
     outcome = RunOutcome()
@@ -193,6 +200,7 @@ def _soak_run(
             attempt = logs / f"attempt{outcome.reruns}.stderr"
             proc, log = _start_run(attempt, args, run_env)
             t0 = time.time()
+            fired_here = len(outcome.fired)
             while pending:
                 _wait_until(proc, t0 + max(0.0, pending[0].at - spent))
                 if proc.poll() is not None:
@@ -200,11 +208,16 @@ def _soak_run(
                 stage = running_stage(log)
                 kind = _disturb(pending.pop(0), proc, stage, cluster, gate, env)
                 outcome.fired.append((kind, stage))
+                outcome.needed_rerun.append(False)
                 if kind == DRIVER_KILLED:
                     break
             rc = proc.wait(timeout=3600)
             spent += time.time() - t0
-            if rc == 0 or outcome.reruns == MAX_RERUNS:
+            if rc != 0 and len(outcome.fired) > fired_here:
+                outcome.needed_rerun[-1] = True
+            elif rc != 0:
+                outcome.actor_rerun = True
+            if rc == 0 or outcome.reruns == max_reruns(plan):
                 break
             lines = log.read_text(errors="replace").strip().splitlines()
             if rc != -signal.SIGKILL and not (lines and lines[-1].startswith("voxray:")):
@@ -237,7 +250,7 @@ SOAK_TIMEOUT_S = 4 * 3600
 def test_soak(tmp_path: Path) -> None:
     from voxray.corpus.synth import synth_corpus
 
-    runs = int(os.environ.get("VOXRAY_SOAK_RUNS", "7"))
+    runs = int(os.environ.get("VOXRAY_SOAK_RUNS", "3"))
     profile = os.environ.get("VOXRAY_SOAK_PROFILE", "smoke")
     corpus = tmp_path / "corpus"
     synth_corpus(str(corpus), speakers=8, videos=2, utts=3, seed=21, test_speakers=3, jobs=2)
@@ -273,9 +286,11 @@ def test_soak(tmp_path: Path) -> None:
                 )
                 if outcome.complete:
                     unaccounted += _stages_unaccounted(local, i)
+                actor = fired_actor_faults(plan.spec, faults)
                 table.add_run(
                     f"run {i}",
-                    outcome.fired + fired_actor_faults(plan.spec, faults),
+                    outcome.fired + actor,
+                    outcome.needed_rerun + [outcome.actor_rerun] * len(actor),
                     outcome.reruns,
                     outcome.complete,
                     lost,
@@ -388,25 +403,28 @@ def test_s3_gate_relays_and_goes_down_for_a_while() -> None:
 
 
 def test_plan_and_table_count_what_fired() -> None:
-    """A run's plan holds two actor faults, two node losses in its first two thirds and one
-    driver kill or outage after them; the table counts each fired fault under its kind and
-    stage, a lost row against every fault of its run, and the runs not recovered."""
+    """A run's plan holds five actor faults in five stages, four node losses in its first
+    two thirds, then a driver kill and an outage; the table counts each fired fault under its
+    kind and stage, a lost row against every fault of its run, and the runs not recovered."""
     plan = draw_plan(random.Random(3), 100.0)
-    assert len(plan.spec.split(",")) == 2
+    stages = [item.split(":")[0] for item in plan.spec.split(",")]
+    assert len(stages) == len(set(stages)) == 5
     kinds = [d.kind for d in plan.disturbances]
-    assert kinds[:2] == ["node", "node"] and kinds[2] in ("driver", "s3")
+    assert kinds == ["node"] * 4 + ["driver", "s3"]
     times = [d.at for d in plan.disturbances]
-    assert times == sorted(times) and times[1] < 65 < times[2] <= 90
+    assert times == sorted(times) and times[0] >= 3 and times[3] < 63 < times[4] <= times[5] <= 90
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "voxray-fault-train").touch()
         fired = fired_actor_faults("train:1:kill,embed:2:raise", Path(d))
     assert fired == [("worker killed", "train")]  # embed's never fired
     table = SoakTable()
-    table.add_run("run 0", [*fired, (NODE_LOST, "embed")], 0, True, 0, 0)
-    table.add_run("run 1", [(NODE_LOST, "embed"), (DRIVER_KILLED, "mask")], 1, True, 2, 0)
+    table.add_run("run 0", [*fired, (NODE_LOST, "embed")], [False, False], 0, True, 0, 0)
+    run1 = [(NODE_LOST, "embed"), (DRIVER_KILLED, "mask")]
+    table.add_run("run 1", run1, [False, True], 1, True, 2, 0)
     assert table.fired() == 4 and table.fired(NODE_LOST) == 2
     assert table.survived() == 2  # run 1 lost rows: neither of its faults survived
     assert table.failed_runs == ["run 1"]
     md = table.markdown()
-    assert f"| {NODE_LOST} | embed | 2 | 1 | 1 | 2 | 0 |" in md
+    assert f"| {NODE_LOST} | embed | 2 | 1 | 0 | 2 | 0 |" in md  # the driver kill needed it
+    assert f"| {DRIVER_KILLED} | mask | 1 | 0 | 1 | 2 | 0 |" in md
     assert "2 runs, 4 faults fired (2 node losses), 2 survived; 1 reruns needed" in md
