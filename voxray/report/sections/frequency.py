@@ -168,6 +168,20 @@ def band_plot(shares: pd.DataFrame) -> bytes:
     return to_png(fig)
 
 
+def _unit_profiles(
+    group: pd.DataFrame, hz: np.ndarray, label: str, signal: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A method's |profiles| over ``hz``'s bins, each summing to 1 ``(U, F)``, and their
+    utterances; None when it has none over these bins, or the first has no importance on the
+    bins that carry signal."""
+    rows = [np.abs(np.asarray(p, dtype=np.float64)) for p in group["freq_profile"]]
+    keep = [i for i, r in enumerate(rows) if r.shape == hz.shape and r.sum() > 0]
+    if not keep or voice_band_concentration(rows[keep[0]], hz, label, signal) is None:
+        return None
+    unit = np.stack([rows[i] / rows[i].sum() for i in keep])
+    return unit, group["utt_id"].astype(str).to_numpy()[keep]
+
+
 def formant_verdict(
     profiles: pd.DataFrame | None,
     manifest: pd.DataFrame | None,
@@ -198,11 +212,10 @@ def formant_verdict(
     flat: list[str] = []
     for (name, pathway), group in profiles.groupby(["method", "pathway"], sort=True):
         label = f"{name}/{pathway}"
-        rows = [np.abs(np.asarray(p, dtype=np.float64)) for p in group["freq_profile"]]
-        keep = [i for i, r in enumerate(rows) if r.shape == hz.shape and r.sum() > 0]
-        if not keep or voice_band_concentration(rows[keep[0]], hz, label, signal) is None:
+        found = _unit_profiles(group, hz, label, signal)
+        if found is None:
             continue
-        unit = np.stack([rows[i] / rows[i].sum() for i in keep])  # (U, F), each summing to 1
+        unit, utts = found
         if np.ptp(unit.mean(axis=0)[signal]) <= FLAT * unit.mean():
             flat.append(method_pathway_name(label))  # e.g. a CAM of a 1-D (time-only) layer
             continue
@@ -211,7 +224,6 @@ def formant_verdict(
             found = voice_band_concentration(unit[idx].mean(axis=0), hz, label, signal)
             return found.ratio if found is not None else float("nan")
 
-        utts = group["utt_id"].astype(str).to_numpy()[keep]
         ci = speaker_bootstrap(
             ratio,
             [speaker_of.get(u, u) for u in utts],
