@@ -15,6 +15,7 @@ import pandas as pd
 
 from voxray.config.evaluation import IntervalConfig
 from voxray.eval.intervals import Interval, seed_pooled_interval, verification_interval
+from voxray.report.load import speakers as speakers_of
 
 #: (model, condition, scorer) of one scored system.
 System = tuple[str, str, str]
@@ -71,9 +72,8 @@ def pooled_eer_effect(
     if joined.empty or joined["label"].nunique() < 2:
         return None
     enrol = joined["utt_a"].astype(str)
-    if manifest is not None and {"utt_id", "speaker_id"} <= set(manifest.columns):
-        speaker_of = dict(zip(manifest["utt_id"], manifest["speaker_id"], strict=True))
-        enrol = enrol.map(lambda u: speaker_of.get(u, u))
+    speaker_of = speakers_of(manifest)
+    enrol = enrol.map(lambda u: speaker_of.get(u, u))
     columns = [joined[f"s{k}"].to_numpy() for k in range(len(systems))]
     one, other = columns[: len(ones)], columns[len(ones) :]
     options = {

@@ -115,6 +115,14 @@ class _Reader:
             return None
 
 
+def speakers(manifest: pd.DataFrame | None) -> dict[str, str]:
+    """utt_id -> speaker_id of ``manifest`` (empty when there is none or it names no speakers):
+    what a speaker-resampled interval groups the utterances by."""
+    if manifest is None or not {"utt_id", "speaker_id"} <= set(manifest.columns):
+        return {}
+    return dict(zip(manifest["utt_id"], manifest["speaker_id"], strict=True))
+
+
 def _sample(ids: list[str], n: int, seed: int) -> list[str]:
     """At most ``n`` of ``ids``, drawn reproducibly (sorted first, so the order of files does not
     matter)."""

@@ -22,6 +22,7 @@ from voxray.config.evaluation import IntervalConfig
 from voxray.eval.intervals import ONE_SPEAKER, speaker_bootstrap
 from voxray.log import get_logger
 from voxray.report.html import Image, Section
+from voxray.report.load import speakers
 from voxray.report.names import method_pathway_name
 from voxray.report.plots import figure, frequency_profile_plot, legend, styled, to_png
 from voxray.report.profiles import mean_profiles
@@ -204,9 +205,7 @@ def formant_verdict(
     if voice_band_concentration(signal.astype(float), hz, "signal", signal) is None:
         why = f"the bins that carry signal are not both inside and outside 70-3000 Hz ({note})"
         return Verdict(claim, "not computed", why)
-    speaker_of: dict[str, str] = {}
-    if manifest is not None and {"utt_id", "speaker_id"} <= set(manifest.columns):
-        speaker_of = dict(zip(manifest["utt_id"], manifest["speaker_id"], strict=True))
+    speaker_of = speakers(manifest)
     checks: list[Check] = []
     methods: list[str] = []
     flat: list[str] = []
