@@ -14,6 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from voxray.pipeline.stages import STAGE_NAMES
+
 #: the stages whose actors or training workers take an injected fault (``voxray.faults``).
 ACTOR_STAGES = ("features", "train", "embed", "attribute", "trial", "mask", "retrain", "tune")
 #: stages whose hook is called once per epoch or trial in a fresh process: only the first call
@@ -28,14 +30,19 @@ DRIVER_KILLED = "driver killed (run restarted)"
 S3_OUTAGE = "S3 outage"
 KINDS = (WORKER_KILLED, BATCH_RAISED, NODE_LOST, DRIVER_KILLED, S3_OUTAGE)
 
-#: a run's faults: actor or training faults (each in a stage of its own), worker nodes lost
-#: (one in each window, as shares of an undisturbed run's length), then the driver killed and
-#: an S3 outage. Eleven a run, so three runs (the default) give the issue's 30 faults with 12
-#: node losses in under 30 minutes on a 2-core machine.
+#: the pipeline's stages in the order a run reaches them ('-': before the first).
+ORDER = ("-", *STAGE_NAMES)
+#: the stages an outside fault is aimed at: every one that runs on the workers.
+TARGET_STAGES = (*ACTOR_STAGES, "evaluate")
+#: a run's faults: actor or training faults and worker nodes lost, each in a stage of its own
+#: (drawn, not timed: a fault slows the stage it hits, so faults timed as shares of a run pile
+#: up in its longest stage), the driver killed and an S3 outage, each in a stage drawn from
+#: every one. Eleven a run: the default three runs give the issue's 30 faults with 12 node
+#: losses in under 30 minutes on a 2-core machine.
 ACTOR_FAULTS = 5
-NODE_WINDOWS = ((0.03, 0.18), (0.18, 0.33), (0.33, 0.48), (0.48, 0.63))
-DRIVER_WINDOW = (0.63, 0.75)
-S3_WINDOW = (0.75, 0.9)
+NODE_LOSSES = 4
+#: how long after its stage is seen starting a fault comes, in seconds.
+DELAY_S = (0.5, 6.0)
 
 _STARTED = re.compile(r"INFO stage (\w+): started")
 
@@ -120,11 +127,19 @@ def _close(s: socket.socket) -> None:
 
 @dataclass(frozen=True)
 class Disturbance:
-    """A fault from outside the run, at ``at`` seconds after its start: node, driver or s3."""
+    """A fault from outside the run (node, driver or s3), ``delay`` seconds after the run is
+    seen reaching ``stage`` (at once when it is already past it, as a rerun that skips the
+    stages done is)."""
 
     kind: str
-    at: float
+    stage: str
+    delay: float
     seconds: float = 0.0  # an outage's length
+
+
+def reached(running: str, stage: str) -> bool:
+    """Whether a run whose log last started ``running`` has reached ``stage``."""
+    return ORDER.index(running) >= ORDER.index(stage)
 
 
 @dataclass(frozen=True)
@@ -136,19 +151,22 @@ class RunPlan:
     disturbances: tuple[Disturbance, ...]
 
 
-def draw_plan(rng: random.Random, expected_s: float) -> RunPlan:
-    """One run's faults (``ACTOR_FAULTS`` in random stages, a node lost in each of
-    ``NODE_WINDOWS``, the driver killed, an S3 outage), in the order they come; ``expected_s``:
-    an undisturbed run's length. The disturbances come while the run's attempt is running: the
-    driver's rerun takes those after it."""
+def draw_plan(rng: random.Random) -> RunPlan:
+    """One run's faults: ``ACTOR_FAULTS`` in stages of their own, ``NODE_LOSSES`` node losses
+    in stages of their own, the driver killed and an S3 outage of 3-8 s, in the order the run
+    reaches their stages."""
     spec = ",".join(
         f"{s}:{1 if s in ONCE_STAGES else rng.randint(1, 2)}:{rng.choice(['kill', 'raise'])}"
         for s in rng.sample(ACTOR_STAGES, ACTOR_FAULTS)
     )
-    nodes = [Disturbance("node", rng.uniform(a, b) * expected_s) for a, b in NODE_WINDOWS]
-    driver = Disturbance("driver", rng.uniform(*DRIVER_WINDOW) * expected_s)
-    s3 = Disturbance("s3", rng.uniform(*S3_WINDOW) * expected_s, rng.uniform(3.0, 8.0))
-    return RunPlan(spec, (*nodes, driver, s3))
+    nodes = [
+        Disturbance("node", s, rng.uniform(*DELAY_S))
+        for s in rng.sample(TARGET_STAGES, NODE_LOSSES)
+    ]
+    driver = Disturbance("driver", rng.choice(TARGET_STAGES), rng.uniform(*DELAY_S))
+    s3 = Disturbance("s3", rng.choice(TARGET_STAGES), rng.uniform(*DELAY_S), rng.uniform(3, 8))
+    ordered = sorted([*nodes, driver, s3], key=lambda d: (ORDER.index(d.stage), d.delay))
+    return RunPlan(spec, tuple(ordered))
 
 
 def fired_actor_faults(spec: str, fault_dir: Path) -> list[tuple[str, str]]:
@@ -160,6 +178,16 @@ def fired_actor_faults(spec: str, fault_dir: Path) -> list[tuple[str, str]]:
         if stage in fired:
             out.append((WORKER_KILLED if mode == "kill" else BATCH_RAISED, stage))
     return out
+
+
+def failed_clearly(stderr: str) -> bool:
+    """Whether a failed run's log ends with voxray's error: a line ``voxray: ...`` (its message
+    may run on over several lines, as a training failure's worker snippet does) after the last
+    of voxray's log lines."""
+    lines = stderr.splitlines()
+    error = max((i for i, ln in enumerate(lines) if ln.startswith("voxray:")), default=-1)
+    logged = max((i for i, ln in enumerate(lines) if ln.startswith("[voxray]")), default=-1)
+    return error > logged
 
 
 def running_stage(stderr: Path) -> str:
@@ -231,7 +259,7 @@ class SoakTable:
             "|---|---|---:|---:|---:|---:|---:|",
         ]
         order = {k: i for i, k in enumerate(KINDS)}
-        stages = {s: i for i, s in enumerate(("-", "manifest", *ACTOR_STAGES, "evaluate"))}
+        stages = {s: i for i, s in enumerate(ORDER)}
         for (kind, stage), c in sorted(
             self.cells.items(), key=lambda kv: (order[kv[0][0]], stages.get(kv[0][1], 99))
         ):
