@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 
 import ray
 
@@ -25,6 +26,7 @@ def ensure_ray(cfg: RayConfig) -> None:
         _start_or_join(cfg)
     configure_ray_data(cfg.progress_bars, cfg.no_progress_timeout_s)
     folder = route_ray_logs()  # after Ray Data's import, which sets its loggers up
+    route_ray_errors()
     if folder:
         log.info("Ray's own logs (its workers, Ray Data, Ray Train and Tune): %s", folder)
 
@@ -120,6 +122,41 @@ def route_ray_logs() -> str | None:
         if logger.level == logging.NOTSET or logger.level > logging.INFO:
             logger.setLevel(logging.INFO)
     return folder
+
+
+def route_ray_errors() -> None:
+    """Show the errors Ray's cluster publishes to this driver (a worker that died, a node low
+    on memory) as voxray warnings of one sentence each, whole in DRIVER_LOG. Ray's driver prints
+    them raw, ``(raylet)``-prefixed, whatever ``log_to_driver`` says (ray/_private/worker.py:
+    ``listen_error_messages`` calls ``print_to_stdstream``, looked up at each message, so
+    replacing it serves the listener Ray already started). Once per process."""
+    import ray._private.worker as ray_worker
+
+    ray_print = ray_worker.print_to_stdstream
+    if getattr(ray_print, ROUTED, False):
+        return
+
+    def print_to_stdstream(data: dict, ignore_prefix: bool) -> None:
+        if data.get("pid") != "raylet":
+            ray_print(data, ignore_prefix)
+            return
+        for message in data.get("lines", []):
+            logging.getLogger("ray").info("error published by the cluster: %s", message)
+            log.warning("Ray: %s", first_sentence(message))
+
+    setattr(print_to_stdstream, ROUTED, True)
+    ray_worker.print_to_stdstream = print_to_stdstream
+
+
+#: marks Ray's print function once route_ray_errors has replaced it.
+ROUTED = "voxray_routed"
+
+
+def first_sentence(message: str, limit: int = 200) -> str:
+    """The first sentence of a Ray message's first line, at most ``limit`` characters."""
+    line = (message.strip().splitlines() or [""])[0]
+    sentence = re.split(r"(?<=\.)\s", line, maxsplit=1)[0]
+    return sentence if len(sentence) <= limit else sentence[: limit - 3] + "..."
 
 
 class _DriverLogHandler(logging.FileHandler):

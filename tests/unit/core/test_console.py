@@ -160,3 +160,41 @@ def test_progress_in_a_file_spaces_its_lines_as_the_stage_ages_and_when_stalled(
     clock.now += 1.0
     p.update(1)
     assert len(stream.getvalue().splitlines()) == 2
+
+
+def test_the_clusters_errors_become_one_sentence_voxray_warnings(monkeypatch) -> None:
+    """Ray's driver prints each error its cluster publishes raw, '(raylet)'-prefixed (a line
+    the console check counts as Ray's own): routed, it is one voxray warning of its first
+    sentence, whole in Ray's driver log; the workers' forwarded output is still Ray's to print;
+    routing twice does not wrap twice."""
+    import logging
+
+    import ray._private.worker as ray_worker
+
+    from voxray.pipeline import ray_env
+
+    printed: list[dict] = []
+    monkeypatch.setattr(ray_worker, "print_to_stdstream", lambda data, _: printed.append(data))
+    ray_env.route_ray_errors()
+    routed = ray_worker.print_to_stdstream
+    ray_env.route_ray_errors()
+    assert ray_worker.print_to_stdstream is routed
+    console, whole = io.StringIO(), io.StringIO()
+    for name, stream in (("voxray.pipeline.ray_env", console), ("ray", whole)):
+        handler = logging.StreamHandler(stream)
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.INFO)
+        monkeypatch.setattr(logging.getLogger(name), "handlers", [handler])
+    died = (
+        "A worker died or was killed while executing a task by an unexpected system error. "
+        "To troubleshoot the problem, check the logs in the dashboard."
+    )
+    routed({"lines": [died], "pid": "raylet", "is_err": False}, False)
+    assert console.getvalue() == (
+        "Ray: A worker died or was killed while executing a task by an unexpected system error.\n"
+    )
+    assert died in whole.getvalue() and printed == []
+    worker_line = {"lines": ["hello"], "pid": 123, "is_err": False}
+    routed(worker_line, False)
+    assert printed == [worker_line]
+    assert ray_env.first_sentence("x" * 300).endswith("...")
+    assert len(ray_env.first_sentence("x" * 300)) == 200
