@@ -248,6 +248,12 @@ class ComputeAttributions(ModelActor):
         return schema.table(BATCH, cols)
 
 
+def longer_than(seconds_of: Mapping[str, float] | None, bound: float) -> set[str]:
+    """The utterances of ``seconds_of`` longer than ``bound`` seconds (none for bound 0, which
+    bounds nothing): what ``attribution.max_seconds`` keeps out of the explained subset."""
+    return {u for u, t in (seconds_of or {}).items() if bound and t > bound}
+
+
 def plan(
     cfg: VoxrayConfig,
     utt_split: dict[str, str],
@@ -268,7 +274,7 @@ def plan(
     }
     explain = [m for m in a.methods if not get_attributor(m).perturbs]
     slow = [m for m in a.methods if get_attributor(m).perturbs]
-    long = {u for u, t in (seconds_of or {}).items() if a.max_seconds and t > a.max_seconds}
+    long = longer_than(seconds_of, a.max_seconds)
     candidates = {
         u: speaker_of.get(u, u)
         for u, s in utt_split.items()
@@ -303,7 +309,7 @@ def _wanted(ctx: RunContext, loaded: LoadedModel) -> tuple[dict[str, list[Job]],
     seen = seen_utterances(speaker_of, loaded.speakers)
     wanted = plan(cfg, split, speaker_of, seen, seconds_of)
     if cfg.attribution.max_seconds:
-        long = sum(seconds_of[u] > cfg.attribution.max_seconds for u in split)
+        long = len(longer_than(seconds_of, cfg.attribution.max_seconds).intersection(split))
         log.info(
             "attribute: %d of %d utterances are longer than attribution.max_seconds=%g: not "
             "in the explained subset",
