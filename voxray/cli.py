@@ -28,6 +28,7 @@ from voxray.config import (
     replace,
 )
 from voxray.log import get_logger, redact, setup_logging
+from voxray.native_stderr import divert_native_stderr, restore_native_stderr
 from voxray.pipeline.stages import STAGE_NAMES, STAGES
 
 if TYPE_CHECKING:
@@ -347,6 +348,8 @@ def _stages(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command; called as the process's own command (``argv`` None), it ends at once
     after its work (see ``_exit_now``)."""
+    if argv is None:
+        divert_native_stderr()
     code = _main(argv)
     if argv is None:
         _exit_now(code)
@@ -364,7 +367,7 @@ def _exit_now(code: int) -> None:
     if runs_local_ray():
         logging.shutdown()
         sys.stdout.flush()
-        sys.stderr.flush()
+        restore_native_stderr()
         os._exit(code)
 
 
@@ -403,4 +406,5 @@ def run_job(stage: str) -> None:
         ray job submit --working-dir . -- python ray_jobs/<stage>.py --config conf/<stage>.yaml \\
             --data-root s3://bucket/voxceleb1 --out s3://bucket/voxray-out [key=value ...]
     """
+    divert_native_stderr()
     sys.exit(main([stage, *sys.argv[1:]]))

@@ -31,6 +31,13 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def first_sentence(message: str, limit: int = 200) -> str:
+    """The first sentence of a Ray message's first line, at most ``limit`` characters."""
+    line = (message.strip().splitlines() or [""])[0]
+    sentence = re.split(r"(?<=\.)\s", line, maxsplit=1)[0]
+    return sentence if len(sentence) <= limit else sentence[: limit - 3] + "..."
+
+
 def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
@@ -153,7 +160,13 @@ CONSOLE_MAX_LINES = 300
 #: Lines that are Ray's, not voxray's: its Train controller's state polling, Ray Data's
 #: progress bars, the workers' forwarded output (``(pid=..)``, ``(TrainController pid=..)``)
 #: and Ray's own Python log records (``2026-12-05 14:04:33,978 WARNING file.py:85 -- ...``).
+#: A record of Ray's C++ logger, which the driver's core worker writes to descriptor 2 (see
+#: native_stderr): ``[2026-12-06 17:23:24,294 E 32230 32516] core_worker.cc:2465: ...``
+NATIVE_RECORD = re.compile(
+    r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[DIWEF]) \d+ \d+\] [\w./-]+\.(cc|h):\d+: "
+)
 RAY_NOISE = (
+    NATIVE_RECORD,
     re.compile(r"Failed to query Ray Train Controller"),
     # Ray Tune's console reporter: its experiment box and result paths
     re.compile(r"Configuration for experiment|View detailed results here|visualize your results"),

@@ -6,13 +6,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 
 import ray
 
 from voxray.config import RayConfig, ResourceConfig
 from voxray.faults import InjectedFault
-from voxray.log import get_logger
+from voxray.log import first_sentence, get_logger
 from voxray.nodes import live_nodes, resource_largest, resource_total
 
 log = get_logger(__name__)
@@ -150,13 +149,6 @@ def route_ray_errors() -> None:
 
 #: marks Ray's print function once route_ray_errors has replaced it.
 ROUTED = "voxray_routed"
-
-
-def first_sentence(message: str, limit: int = 200) -> str:
-    """The first sentence of a Ray message's first line, at most ``limit`` characters."""
-    line = (message.strip().splitlines() or [""])[0]
-    sentence = re.split(r"(?<=\.)\s", line, maxsplit=1)[0]
-    return sentence if len(sentence) <= limit else sentence[: limit - 3] + "..."
 
 
 class _DriverLogHandler(logging.FileHandler):

@@ -6,27 +6,22 @@ magnitude)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from tests.support.speaker_models import narrow_ecapa, narrow_resnet
+from tests.unit.attribution.conftest import SMALL
 from voxray.attribution import ATTRIBUTORS, attribute, method_pathways
 from voxray.attribution.trial import TRIAL_METHODS, attribute_trials
-from voxray.config import AttributionConfig
 from voxray.models.base import SpeakerClassifier
 
 GROUP, FRAMES, BINS = 16, 20, 40
 TOLERANCE = 1e-5
-PARAMS = AttributionConfig(
-    ig_steps=4,
-    shap_samples=2,
-    shapley_samples=1,
-    patch_frames=10,
-    patch_bins=20,
-    occlusion_frames=10,
-    occlusion_bins=20,
-    internal_batch_size=64,
-)
+#: coarser patches and occlusion windows than SMALL's: fewer perturbations of a group of 16
+COARSE = {"patch_frames": 10, "patch_bins": 20, "occlusion_frames": 10, "occlusion_bins": 20}
+PARAMS = dataclasses.replace(SMALL, ig_steps=4, **COARSE)
 BOTH = ("traversal", "classification")
 JOBS = [(m, p) for m in sorted(ATTRIBUTORS) for p in method_pathways(m, BOTH)]
 JOBS += [(m, "trial") for m in TRIAL_METHODS]

@@ -8,7 +8,7 @@ import io
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from voxray.log import CONSOLE_MAX_LINES, Progress, console_problems, ray_noise
+from voxray.log import CONSOLE_MAX_LINES, Progress, console_problems, first_sentence, ray_noise
 from voxray.pipeline.progress import CountRows
 
 
@@ -196,5 +196,5 @@ def test_the_clusters_errors_become_one_sentence_voxray_warnings(monkeypatch) ->
     worker_line = {"lines": ["hello"], "pid": 123, "is_err": False}
     routed(worker_line, False)
     assert printed == [worker_line]
-    assert ray_env.first_sentence("x" * 300).endswith("...")
-    assert len(ray_env.first_sentence("x" * 300)) == 200
+    assert first_sentence("x" * 300).endswith("...")
+    assert len(first_sentence("x" * 300)) == 200

@@ -18,6 +18,7 @@ LAYER = {
     "io": 1,
     "features": 1,
     "nodes": 1,
+    "native_stderr": 1,
     "models": 2,
     "corpus": 2,
     "attribution": 3,
