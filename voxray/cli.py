@@ -315,10 +315,13 @@ def _check_asked_methods(
         refuse_asked(left_out_jobs(cfg.trial.methods, (), model, True, "trial"), asked, model, name)
 
 
-def _stages(args: argparse.Namespace) -> int:
+def _stages(args: argparse.Namespace, own_process: bool) -> int:
+    """The stage commands. ``own_process`` (the process's own command, whose end stops the
+    Ray it started): Ray starts on a thread as soon as the configuration is valid; a call
+    from Python (a test, a notebook) starts it only when a stage needs it."""
     from voxray.io.run_state import stage_done
     from voxray.pipeline.context import RunContext
-    from voxray.pipeline.stages import get_stage, run_stages
+    from voxray.pipeline.stages import command_uses_ray, get_stage, run_stages
 
     cfg = resolve_config(args)
     if args.print_config:
@@ -331,6 +334,10 @@ def _stages(args: argparse.Namespace) -> int:
     # a stage on an --out without features first runs manifest and features (run_stages)
     if any(get_stage(n).needs_data for n in names) or not stage_done(ctx.out, "features"):
         ctx.data  # noqa: B018 - validates data_root before any work starts
+    if own_process and command_uses_ray(ctx, names):
+        from voxray.pipeline.ray_env import start_ray_early
+
+        start_ray_early(cfg.ray)  # meanwhile: the model's check, the stage's imports
     if cfg.model_path:  # an unloadable model or an unsupported front-end, before any work
         from voxray.models.checkpoint import load_model
 
@@ -358,16 +365,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _exit_now(code: int) -> None:
     """End the process without Ray's shutdown when it runs the embedded local Ray: the
-    outputs are committed, and Ray's processes die with this one (``runs_local_ray``)
-    instead of being stopped one by one at exit (seconds of waiting)."""
+    outputs are committed, so Ray's processes are killed with this one
+    (``stop_local_ray_now``) instead of being stopped one by one (seconds of waiting)."""
     if "voxray.pipeline.ray_env" not in sys.modules:
         return  # Ray never started here
-    from voxray.pipeline.ray_env import runs_local_ray
+    from voxray.pipeline.ray_env import local_ray_started_here, stop_local_ray_now
 
-    if runs_local_ray():
+    if local_ray_started_here():
         logging.shutdown()
         sys.stdout.flush()
         restore_native_stderr()
+        stop_local_ray_now()
         os._exit(code)
 
 
@@ -383,7 +391,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return _check(args)
         if args.command == "models":
             return _models()
-        return _stages(args)
+        return _stages(args, own_process=argv is None)
     except ConfigError as exc:
         print(f"voxray: configuration error: {redact(str(exc))}", file=sys.stderr)
         return 2

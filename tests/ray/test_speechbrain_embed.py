@@ -18,7 +18,7 @@ import soundfile as sf
 import torch
 from scipy import signal
 
-from tests.support.pipeline import read, run_cli
+from tests.support.pipeline import kill_private_ray, private_ray_env, read, run_cli, survivors
 from voxray.config import FeatureConfig, ModelConfig
 from voxray.features import compute_features
 from voxray.io.run_state import stage_info
@@ -98,7 +98,9 @@ def _check_against_speechbrain(
 
 
 def _fresh_out_embed(root: Path, out: Path, ckpt: Path) -> None:
-    """One command on a fresh --out; only the model's own front-end is computed."""
+    """One command on a fresh --out; only the model's own front-end is computed. Nothing of
+    the local Ray it started outlives it."""
+    env = private_ray_env()
     proc = run_cli(
         "embed",
         "--data-root",
@@ -109,7 +111,10 @@ def _fresh_out_embed(root: Path, out: Path, ckpt: Path) -> None:
         str(ckpt),
         "embed.segments=false",
         "embed.from_audio=false",  # the staged path: features/ of the model's front-end
+        env=env,
     )
+    assert survivors(env) == []
+    kill_private_ray(env)  # its temp folder
     assert "running manifest first" in proc.stderr + proc.stdout
     assert stage_info(Storage(str(out)), "features")["kinds"] == ["sb_fbank"]
     assert not (out / "features" / "kind=fbank").exists()

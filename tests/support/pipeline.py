@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -70,23 +71,61 @@ def private_ray_env() -> dict[str, str]:
     return {"RAY_TMPDIR": tempfile.mkdtemp(prefix="vxr-", dir="/tmp")}
 
 
+def private_ray_processes(env: Mapping[str, str]) -> list[int]:
+    """The processes started under ``env``'s RAY_TMPDIR (see ``private_ray_env``): those
+    with it in their environment, and those holding a file open under it (the raylet starts
+    its agents without it, their log files are there)."""
+    folder = env["RAY_TMPDIR"]
+    marker = f"RAY_TMPDIR={folder}".encode()
+    found = []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                ours = marker in f.read().split(b"\0")
+            fds = f"/proc/{pid}/fd"
+            ours = ours or any(
+                os.readlink(f"{fds}/{fd}").startswith(folder + "/") for fd in os.listdir(fds)
+            )
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # gone already, or not ours
+        if ours:
+            found.append(pid)
+    return found
+
+
 def kill_private_ray(env: Mapping[str, str]) -> int:
     """SIGKILL the Ray processes started under ``env``'s RAY_TMPDIR (after a test killed
     their driver); returns how many. Unlike ``ray stop --force`` it leaves every other Ray on
     the machine alone: another test's, a demo's, a user's. Their temp folder goes too."""
-    marker = f"RAY_TMPDIR={env['RAY_TMPDIR']}".encode()
     killed = 0
-    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+    for pid in private_ray_processes(env):
         try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if marker not in f.read().split(b"\0"):
-                    continue
             os.kill(pid, signal.SIGKILL)
             killed += 1
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue  # gone already, or not ours
+        except ProcessLookupError:
+            continue
     shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
     return killed
+
+
+def survivors(env: Mapping[str, str], grace_s: float = 5.0) -> list[str]:
+    """What is still running of the Ray a finished command started under ``env`` after
+    ``grace_s`` (the kernel reaping what it killed): each as ``pid name``. Left alone, Ray's
+    agents ran on for about 90 s after the command."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        alive = []
+        for pid in private_ray_processes(env):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read()
+            except FileNotFoundError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[0] != "Z":  # a zombie is only waiting to be reaped
+                alive.append(f"{pid} {stat.split('(', 1)[1].rsplit(')', 1)[0]}")
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
 
 
 def read(out: str | Path, rel: str, columns: list[str] | None = None) -> pa.Table:

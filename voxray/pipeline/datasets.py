@@ -185,6 +185,13 @@ def length_sorted_batches(todo: pa.Table, batch_size: int) -> list[pa.Table]:
     return [todo.slice(i, batch_size) for i in range(0, todo.num_rows, batch_size)]
 
 
+def length_sorted_dataset(todo: pa.Table, batch_size: int) -> "ray.data.Dataset":
+    """``length_sorted_batches`` as a dataset of those blocks, built on the driver: Ray
+    Data's ``from_arrow`` asks a remote task for each block's metadata (0.6 s, and it takes
+    the workers Ray started ahead for the stage's actors)."""
+    return ray.data.from_blocks(length_sorted_batches(todo, batch_size))
+
+
 def dataset_mean(storage: Storage, rel: str, max_rows: int = 2000) -> np.ndarray:
     """Mean feature vector per bin over (a deterministic sample of) a features dataset."""
     total = np.zeros(0)
@@ -212,5 +219,6 @@ __all__ = [
     "read_features",
     "equal_length_groups",
     "length_sorted_batches",
+    "length_sorted_dataset",
     "dataset_mean",
 ]

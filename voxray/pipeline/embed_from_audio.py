@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import ray
 
 from voxray.config import CorpusConfig, EmbedConfig
 from voxray.corpus.audio import AudioError, load_audio
@@ -21,7 +20,7 @@ from voxray.faults import maybe_fail
 from voxray.io.sink import quarantined_paths, table_sink
 from voxray.io.storage import Storage
 from voxray.pipeline.context import EMBEDDINGS, MANIFEST, RunContext, StageResult
-from voxray.pipeline.datasets import length_sorted_batches, pool_to_sink
+from voxray.pipeline.datasets import length_sorted_dataset, pool_to_sink
 from voxray.pipeline.embed_compute import EMBED_KEYS, STAGE, ComputeEmbeddings, embedded
 from voxray.pipeline.embed_plan import base_embed_config
 from voxray.pipeline.front_ends import model_front_end
@@ -103,7 +102,7 @@ def embed_from_audio(ctx: RunContext, model: ModelRef) -> StageResult:
         res = actor_resources(rc)
         frame_shift_ms = model_front_end(ctx, model).build().frame_shift_ms
         shares = pool_to_sink(
-            ray.data.from_arrow(length_sorted_batches(todo, rc.batch_size)),
+            length_sorted_dataset(todo, rc.batch_size),
             EmbedFromAudio,
             (model, cfg, frame_shift_ms, res["num_gpus"], ctx.data, ctx.cfg.corpus),
             rc,

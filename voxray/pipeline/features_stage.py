@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import ray
 
 from voxray import schema
 from voxray.config import CorpusConfig
@@ -21,7 +20,7 @@ from voxray.io.sink import committed_keys, quarantined_paths, table_sink
 from voxray.io.storage import Storage
 from voxray.log import get_logger
 from voxray.pipeline.context import FEATURES, MANIFEST, RunContext, StageResult
-from voxray.pipeline.datasets import length_sorted_batches, pool_to_sink
+from voxray.pipeline.datasets import length_sorted_dataset, pool_to_sink
 from voxray.pipeline.front_ends import record_front_end, recorded_front_ends, run_front_ends
 from voxray.pipeline.ray_env import actor_resources, torch_device
 
@@ -90,7 +89,7 @@ def _compute(ctx: RunContext, specs: list[FrontEndSpec], todo: pa.Table) -> None
     rc = cfg.features.resources
     res = actor_resources(rc)
     pool_to_sink(
-        ray.data.from_arrow(length_sorted_batches(todo, rc.batch_size)),
+        length_sorted_dataset(todo, rc.batch_size),
         ComputeFeatures,
         (ctx.data, cfg.corpus, specs, res["num_gpus"]),
         rc,

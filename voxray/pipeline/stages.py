@@ -151,6 +151,11 @@ def uses_ray(ctx: RunContext, stage: Stage) -> bool:
     return stage.needs_ray and (ctx.on_cluster or not stage.local_without_ray)
 
 
+def command_uses_ray(ctx: RunContext, names: Collection[str]) -> bool:
+    """Whether any stage the command names runs on Ray (it then starts Ray before any)."""
+    return any(uses_ray(ctx, get_stage(n)) for n in names)
+
+
 def _start_ray(ctx: RunContext) -> None:
     """Ray, imported only by the commands that run a stage on it (an import costs seconds)."""
     from voxray.pipeline.ray_env import ensure_ray
@@ -325,7 +330,7 @@ def run_stages(
     results = []
     ctx.stages = tuple(names)
     forced = set().union(*(downstream(f) for f in force)) if force else set()
-    if any(uses_ray(ctx, get_stage(n)) for n in names):
+    if command_uses_ray(ctx, names):
         from voxray.pipeline.visibility import check_output_visible
 
         _start_ray(ctx)

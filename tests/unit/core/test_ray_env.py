@@ -3,6 +3,9 @@ forever for input that is never read: seen as a hang with two actors on two CPUs
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from voxray.config import RayConfig, ResourceConfig
@@ -153,3 +156,32 @@ def test_actor_threads_share_a_nodes_cores_among_its_actors(monkeypatch) -> None
     monkeypatch.setenv(ray_env.THREADS_ENV, "1")
     assert ray_env.actor_threads(ResourceConfig(concurrency=1), [2.0]) == 1
     assert ray_env.actor_threads(ResourceConfig(concurrency=1, threads=2), [2.0]) == 2
+
+
+KILLS_ITS_TREE = """
+import subprocess, sys, time
+from voxray.pipeline import ray_env
+tree = subprocess.Popen(["bash", "-c", "sleep 60 & sleep 60 & wait"])
+while len(ray_env.descendants(tree.pid)) < 2:  # bash's two sleeps
+    time.sleep(0.05)
+below = ray_env.descendants(tree.pid)
+print(tree.pid, *below)
+assert ray_env.stop_local_ray_now() == 3, ray_env.descendants(tree.pid)
+"""
+
+
+def test_the_command_kills_every_process_below_it_at_its_end() -> None:
+    """What a command leaves at its end (its local Ray's GCS, raylet, agents, workers: here a
+    shell and its two children) is killed at once, grandchildren included."""
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLS_ITS_TREE], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    pids = [int(p) for p in proc.stdout.split()]
+    assert len(pids) == 3
+    for pid in pids:  # gone, or a zombie waiting for init to reap it
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                assert f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            pass
