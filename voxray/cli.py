@@ -374,8 +374,8 @@ def _exit_now(code: int) -> None:
     if local_ray_started_here():
         logging.shutdown()
         sys.stdout.flush()
+        stop_local_ray_now()  # first: none of Ray's processes then holds the console's pipe
         restore_native_stderr()
-        stop_local_ray_now()
         os._exit(code)
 
 

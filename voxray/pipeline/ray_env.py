@@ -150,9 +150,9 @@ def stop_local_ray_now() -> int:
     """Kill every process this one started, and theirs: the local Ray's GCS and raylet, its
     agents and workers. Left to notice their raylet gone, the dashboard and runtime-env agents
     ran on for about 90 s after each command, 220 MB and a share of the CPU that slowed the
-    next command's start (ray.init 6.7 s instead of 2.5 s back to back). Call it only once the
-    command's outputs are committed. Returns how many were killed (none where /proc is
-    absent)."""
+    next command's start (ray.init 6.7 s instead of 2.5 s back to back). Call it at the
+    command's end, when what they did is committed (or, after a failure, left for a rerun to
+    resume). Returns how many were killed (none where /proc is absent)."""
     killed = 0
     for pid in descendants(os.getpid()):
         try:

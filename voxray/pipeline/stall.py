@@ -23,7 +23,18 @@ from voxray.nodes import node_name
 
 class LostNodeError(RuntimeError):
     """A stage stopped after losing a node it ran on: no progress for its stall timeout, or
-    its pool failed with Ray's error for the actors that went with the node."""
+    its pool (or its training run) failed with Ray's error for what went with the node."""
+
+
+def failed_with(error: BaseException) -> str:
+    """``error`` in a few words: its type and its first line."""
+    return f"failed with {type(error).__name__} ({(str(error).splitlines() or [''])[0][:200]})"
+
+
+def lost_node_message(label: str, what: str, lost: list[dict], resume: str) -> str:
+    """LostNodeError's message: what happened to ``label``, the nodes lost, how to go on."""
+    names = ", ".join(node_name(n) for n in lost)
+    return f"{label}: {what} after losing Ray node {names}; {resume}"
 
 
 @dataclass(frozen=True)
@@ -78,16 +89,11 @@ class StallWatch:
         """The message for a pool that failed with ``error`` (Ray's, for an actor that went
         with its node) while a node it ran on is lost; None when every node is there."""
         lost = self.lost(nodes)
-        if not lost:
-            return None
-        cause = (str(error).splitlines() or [""])[0][:200]
-        return self.message(f"failed with {type(error).__name__} ({cause})", lost)
+        return self.message(failed_with(error), lost) if lost else None
 
     def message(self, what: str, lost: list[dict]) -> str:
-        names = ", ".join(node_name(n) for n in lost)
-        return (
-            f"{self.label}: {what} after losing Ray node {names}; {self.rows_line()}; "
-            "rerun to resume on the nodes there are"
+        return lost_node_message(
+            self.label, what, lost, f"{self.rows_line()}; rerun to resume on the nodes there are"
         )
 
     def rows_line(self) -> str:

@@ -5,7 +5,8 @@ with masked data."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,10 +16,12 @@ from voxray import schema
 from voxray.config import replace
 from voxray.features import FrontEndSpec
 from voxray.log import get_logger
+from voxray.nodes import live_nodes
 from voxray.pipeline.context import MANIFEST, METRICS, MODELS, RunContext, StageResult
 from voxray.pipeline.datasets import FEATURE_COLUMNS, features_rel, read_parquet_dataset
 from voxray.pipeline.front_ends import trained_front_end
 from voxray.pipeline.ray_env import DATA_TASK_CPUS, fits_in_object_store
+from voxray.pipeline.stall import LostNodeError, StallWatch, failed_with, lost_node_message
 from voxray.train.data import validation_split
 from voxray.train.trainer import TrainResult, train_model
 
@@ -124,27 +127,44 @@ def train_on(
     ds, rows = _training_dataset(ctx, name, source_rel, where, utt_ids, speakers)
     extractor = front_end.build()
     input_dim = extractor.num_bins
-    result = train_model(
-        train_cfg,
-        cfg.model,
-        ds,
-        num_classes=len(speakers),
-        input_dim=input_dim,
-        storage_path=ctx.out.uri(f"{MODELS}/{name}/ray"),
-        name=name,
-        speakers=speakers,
-        out_storage=ctx.out,
-        model_rel_dir=f"{MODELS}/{name}",
-        frame_shift_ms=extractor.frame_shift_ms,
-        front_end=front_end,
-        num_rows=rows,
-        data_task_cpus=DATA_TASK_CPUS,
-        init_state=init_state,
-        val_ds=val_ds,
-        stage=stage,
-    )
+    with lost_nodes_named(f"{stage} {name}", "its checkpoints are kept: rerun to resume"):
+        result = train_model(
+            train_cfg,
+            cfg.model,
+            ds,
+            num_classes=len(speakers),
+            input_dim=input_dim,
+            storage_path=ctx.out.uri(f"{MODELS}/{name}/ray"),
+            name=name,
+            speakers=speakers,
+            out_storage=ctx.out,
+            model_rel_dir=f"{MODELS}/{name}",
+            frame_shift_ms=extractor.frame_shift_ms,
+            front_end=front_end,
+            num_rows=rows,
+            data_task_cpus=DATA_TASK_CPUS,
+            init_state=init_state,
+            val_ds=val_ds,
+            stage=stage,
+        )
     write_train_metrics(ctx, name, result)
     return result
+
+
+@contextmanager
+def lost_nodes_named(label: str, resume: str) -> Iterator[None]:
+    """A failure inside, while a node alive at its start is lost, raised again as
+    LostNodeError naming ``label``, the node and how to go on (``resume``): Ray Train says
+    only that a worker group failed (``WorkerGroupError`` and its workers' trace)."""
+    seen = StallWatch(label, None, 0.0, since=0.0)
+    seen.nodes(ray.nodes())
+    try:
+        yield
+    except Exception as exc:
+        lost = seen.lost(live_nodes())
+        if not lost:
+            raise
+        raise LostNodeError(lost_node_message(seen.label, failed_with(exc), lost, resume)) from exc
 
 
 def write_train_metrics(ctx: RunContext, name: str, result: TrainResult) -> None:

@@ -138,3 +138,29 @@ def test_a_pool_thread_keeps_the_work_error_for_the_caller() -> None:
     pool.join(5)
     pool.stop()  # an ended pool: nothing to stop
     assert isinstance(pool.error, OSError) and str(pool.error) == "disk full (c)"
+
+
+def test_training_that_fails_after_losing_a_node_says_so(monkeypatch) -> None:
+    """Ray Train's WorkerGroupError becomes a LostNodeError naming the node and the rerun;
+    with every node there, the failure is its own."""
+    from voxray.pipeline import train_stage
+    from voxray.pipeline.stall import LostNodeError
+
+    class WorkerGroupError(RuntimeError):
+        pass
+
+    monkeypatch.setattr(train_stage.ray, "nodes", lambda: [HEAD, A, B])
+    monkeypatch.setattr(train_stage, "live_nodes", lambda: [HEAD, B])
+    failed = WorkerGroupError("Training failed due to worker errors:\n[Rank 0 Error Snippet]")
+    with pytest.raises(LostNodeError) as info:
+        with train_stage.lost_nodes_named("train ecapa", "rerun to resume"):
+            raise failed
+    assert str(info.value) == (
+        "train ecapa: failed with WorkerGroupError (Training failed due to worker errors:) "
+        "after losing Ray node 10.0.0.2 (a1111111); rerun to resume"
+    )
+    assert info.value.__cause__ is failed
+    monkeypatch.setattr(train_stage, "live_nodes", lambda: [HEAD, A, B])
+    with pytest.raises(WorkerGroupError):
+        with train_stage.lost_nodes_named("train ecapa", "rerun to resume"):
+            raise failed
