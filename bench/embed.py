@@ -1,6 +1,6 @@
 """From audio to embeddings, as a user with one machine and a pretrained model runs it, against
 SpeechBrain's own per-utterance loop (soundfile, ``Fbank``, ``InputNormalization(sentence)``,
-ECAPA_TDNN, one file at a time), on the same flac files of 2-3 s and the same seeded random
+ECAPA_TDNN, one file at a time), on the same files of 2-3 s (flac, or wav with --audio wav) and the same seeded random
 SpeechBrain ECAPA checkpoint (C=1024 by default, saved with SpeechBrain's own writer beside
 its hyperparams.yaml), at several corpus sizes (issue 31):
 
@@ -52,7 +52,7 @@ def load_checkpoint(ckpt: Path, channels: int):
 
 
 def audio_files(corpus: Path) -> list[Path]:
-    return sorted(corpus.rglob("*.flac"))
+    return sorted(p for p in corpus.rglob("*") if p.suffix in (".flac", ".wav"))
 
 
 def speechbrain_loop(corpus: Path, ckpt: Path, channels: int, out: Path) -> None:
@@ -66,24 +66,29 @@ def speechbrain_loop(corpus: Path, ckpt: Path, channels: int, out: Path) -> None
     np.savez(out, **{str(p.relative_to(corpus)): e for p, e in zip(files, embs, strict=True)})
 
 
-def flac_corpus(out: Path, size: int, quick: bool) -> Path:
-    """A corpus of ``size`` flac files of MIN_S..MAX_S seconds (seeded): synthesised speech
-    (repeated under new speaker ids past the synthesised size, see ``bench.common.synth``),
-    each file cut to its duration and re-encoded; the trial lists keep their names."""
+def cut_corpus(out: Path, size: int, quick: bool, audio: str = "flac") -> Path:
+    """A corpus of ``size`` ``audio`` files (flac or wav) of MIN_S..MAX_S seconds (seeded):
+    synthesised speech (repeated under new speaker ids past the synthesised size, see
+    ``bench.common.synth``), each file cut to its duration and re-encoded; the trial lists keep
+    their names."""
     import soundfile as sf
 
     corpus = synth(out, size, 2 if quick else 4)
     rng = np.random.default_rng(31)
-    first: dict[int, Path] = {}  # a synthesised file's inode -> its flac (hard links share one)
+    first: dict[int, Path] = {}  # a synthesised file's inode -> its cut file (hard links share)
     for wav in sorted(corpus.rglob("*.wav")):
-        inode, flac = wav.stat().st_ino, wav.with_suffix(".flac")
+        inode, target = wav.stat().st_ino, wav.with_suffix(f".{audio}")
+        cut = wav.with_suffix(".cut")
         if inode in first:
-            flac.hardlink_to(first[inode])
+            cut.hardlink_to(first[inode])
         else:
             wave, sr = sf.read(str(wav), dtype="float32")
-            sf.write(str(flac), wave[: int(rng.uniform(MIN_S, MAX_S) * sr)], sr, format="FLAC")
-            first[inode] = flac
-        wav.unlink()
+            end = int(rng.uniform(MIN_S, MAX_S) * sr)
+            sf.write(str(cut), wave[:end], sr, format=audio.upper(), subtype="PCM_16")
+            first[inode] = target
+        cut.replace(target)  # a wav replaces its own path (its other hard links keep the inode)
+        if target != wav:
+            wav.unlink()
     return corpus
 
 
@@ -179,10 +184,10 @@ def one_size(size: int, tmp: Path, ckpt: Path, args) -> dict:
     alternating ``args.repeats`` times (the fastest run of each counts)."""
     import soundfile as sf
 
-    corpus = flac_corpus(tmp / f"corpus{size}", size, args.quick)
+    corpus = cut_corpus(tmp / f"corpus{size}", size, args.quick, args.audio)
     files = audio_files(corpus)
     audio_s = sum(sf.info(str(p)).duration for p in files)
-    print(f"{size} flac files, {audio_s / 60:.1f} min of audio", flush=True)
+    print(f"{size} {args.audio} files, {audio_s / 60:.1f} min of audio", flush=True)
     runs: dict[str, list[float]] = {"loop": [], "one-command": [], "staged": []}
     stages: dict[str, dict] = {}
     for k in range(args.repeats):
@@ -217,6 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sizes", default="", help="comma-separated sizes (default 96,384,4708)")
     ap.add_argument("--channels", type=int, default=1024)
     ap.add_argument("--bucket-frames", type=int, default=25)
+    ap.add_argument("--audio", choices=("flac", "wav"), default="flac", help="the files' format")
     ap.add_argument("--paths", default="one-command,staged")
     ap.add_argument("--repeats", type=int, default=1, help="alternating runs; the best counts")
     ap.add_argument("--set", action="append", default=[], help="a voxray KEY=VALUE override")

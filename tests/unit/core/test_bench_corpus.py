@@ -33,15 +33,18 @@ def test_a_size_past_a_multiple_repeats_part_of_the_corpus(tmp_path: Path) -> No
         synth(tmp_path / "d", 10, utts_per_video=2)
 
 
-def test_the_embed_benchmark_reads_flac_files_of_two_to_three_seconds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("audio", ["flac", "wav"])
+def test_the_embed_benchmark_reads_files_of_two_to_three_seconds(tmp_path: Path, audio) -> None:
+    """Every file cut and re-encoded, past the synthesised size too (hard links share it)."""
     import soundfile as sf
 
-    from bench.embed import MAX_S, MIN_S, audio_files, flac_corpus
+    from bench.embed import MAX_S, MIN_S, audio_files, cut_corpus
 
-    corpus = flac_corpus(tmp_path / "c", 16, quick=True)
+    corpus = cut_corpus(tmp_path / "c", 20, quick=True, audio=audio)
     files = audio_files(corpus)
-    assert len(files) == 16 and not list(corpus.rglob("*.wav"))
+    assert len(files) == 20 and {f.suffix for f in files} == {f".{audio}"}
+    assert not list(corpus.rglob("*.cut"))
     durations = [sf.info(str(f)).duration for f in files]
     assert MIN_S <= min(durations) and max(durations) <= MAX_S
     scan = scan_corpus(Storage(str(corpus)), CorpusConfig())
-    assert len(scan.utterances) == 16
+    assert len(scan.utterances) == 20
