@@ -1,8 +1,8 @@
 """From audio to embeddings, as a user with one machine and a pretrained model runs it, against
 SpeechBrain's own per-utterance loop (soundfile, ``Fbank``, ``InputNormalization(sentence)``,
-ECAPA_TDNN, one file at a time), on the same files of 2-3 s (flac, or wav with --audio wav) and the same seeded random
-SpeechBrain ECAPA checkpoint (C=1024 by default, saved with SpeechBrain's own writer beside
-its hyperparams.yaml), at several corpus sizes (issue 31):
+ECAPA_TDNN, one file at a time), on the same files of 2-3 s (flac, or wav with ``--audio
+wav``) and the same seeded random SpeechBrain ECAPA checkpoint (C=1024 by default, saved with
+SpeechBrain's own writer beside its hyperparams.yaml), at several corpus sizes (issue 31):
 
 - one command: ``voxray embed --model embedding_model.ckpt`` on a fresh ``--out`` (manifest,
   then decode + the model's front-end + ECAPA in one actor pass: ``embed.from_audio: auto``);
