@@ -64,6 +64,8 @@ class Reference:
         self.done: set[str] = set()
 
     def upto(self, stage: str) -> Path:
+        if stage == "mask":  # it reads attribute's maps, which a single `voxray mask` needs made
+            self.upto("attribute")
         if stage not in self.done:
             run_cli(stage, "--data-root", str(self.corpus), "--out", str(self.out), *COMMON)
             self.done.add(stage)

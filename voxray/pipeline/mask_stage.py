@@ -24,13 +24,15 @@ from voxray.config import MaskCondition, MaskConfig
 from voxray.eval.intervals import mean_interval
 from voxray.eval.leak import nearest_centroid_hits, pooled
 from voxray.faults import maybe_fail
+from voxray.io.run_state import stage_done
 from voxray.io.sink import committed_keys, table_sink
-from voxray.io.storage import Storage
+from voxray.io.storage import Storage, StorageError
 from voxray.log import get_logger
 from voxray.mask import apply_condition, shuffled_condition
 from voxray.mask.pathway import donors, map_pathway, seen_utterances
 from voxray.models.checkpoint import load_model
 from voxray.pipeline.context import (
+    ATTRIBUTIONS,
     MANIFEST,
     MASKED,
     METRICS,
@@ -174,8 +176,32 @@ def _apply_masks(
     )
 
 
+def check_maps_exist(ctx: RunContext) -> None:
+    """Refuse, before any work, a mask stage whose conditions' methods have no maps in --out
+    while the attribute stage, which writes them, has not run there: a single `voxray mask`
+    does not run it first (it reported "no Parquet data at masked/..." after loading the
+    model). After the attribute stage, a method it left out (one the model cannot explain)
+    only leaves its conditions without rows."""
+    if stage_done(ctx.out, "attribute"):
+        return
+    missing = sorted(
+        {
+            c.method
+            for c in ctx.cfg.mask.conditions
+            if not ctx.out.parquet_files(f"{ATTRIBUTIONS}/method={c.method}")
+        }
+    )
+    if missing:
+        raise StorageError(
+            f"stage mask: no attributions of {', '.join(missing)} (mask.conditions) in "
+            f"{ctx.out.uri(ATTRIBUTIONS)}: run the attribute stage first (voxray attribute, "
+            "or voxray run)"
+        )
+
+
 def run_mask(ctx: RunContext) -> StageResult:
     cfg, out = ctx.cfg, ctx.out
+    check_maps_exist(ctx)
     loaded = load_model(base_model(ctx).path, cfg.corpus.s3)
     kind = loaded.front_end.name
     m = out.read_table(MANIFEST, columns=["utt_id", "speaker_id"])
