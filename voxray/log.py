@@ -157,14 +157,15 @@ class Progress:
 
 #: A console a person reads: at most this many lines for a demo run.
 CONSOLE_MAX_LINES = 300
-#: Lines that are Ray's, not voxray's: its Train controller's state polling, Ray Data's
-#: progress bars, the workers' forwarded output (``(pid=..)``, ``(TrainController pid=..)``)
-#: and Ray's own Python log records (``2026-12-05 14:04:33,978 WARNING file.py:85 -- ...``).
 #: A record of Ray's C++ logger, which the driver's core worker writes to descriptor 2 (see
 #: native_stderr): ``[2026-12-06 17:23:24,294 E 32230 32516] core_worker.cc:2465: ...``
 NATIVE_RECORD = re.compile(
     r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[DIWEF]) \d+ \d+\] [\w./-]+\.(cc|h):\d+: "
 )
+#: Lines that are Ray's, not voxray's: its Train controller's state polling, Ray Data's
+#: progress bars, the workers' forwarded output (``(pid=..)``, ``(TrainController pid=..)``),
+#: Ray's own Python log records (``2026-12-05 14:04:33,978 WARNING file.py:85 -- ...``) and
+#: its C++ ones (NATIVE_RECORD).
 RAY_NOISE = (
     NATIVE_RECORD,
     re.compile(r"Failed to query Ray Train Controller"),

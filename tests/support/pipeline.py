@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import pyarrow as pa
 
 from voxray.io.storage import Storage
+from voxray.pipeline.ray_env import proc_stat
 
 VOXRAY = [sys.executable, "-m", "voxray"]
 
@@ -117,12 +118,11 @@ def survivors(env: Mapping[str, str], grace_s: float = 5.0) -> list[str]:
         alive = []
         for pid in private_ray_processes(env):
             try:
-                with open(f"/proc/{pid}/stat") as f:
-                    stat = f.read()
+                stat = proc_stat(pid)
             except FileNotFoundError:
                 continue
-            if stat.rsplit(")", 1)[1].split()[0] != "Z":  # a zombie is only waiting to be reaped
-                alive.append(f"{pid} {stat.split('(', 1)[1].rsplit(')', 1)[0]}")
+            if stat.state != "Z":  # a zombie is only waiting to be reaped
+                alive.append(f"{pid} {stat.name}")
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.2)

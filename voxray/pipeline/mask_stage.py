@@ -184,13 +184,8 @@ def check_maps_exist(ctx: RunContext) -> None:
     only leaves its conditions without rows."""
     if stage_done(ctx.out, "attribute"):
         return
-    missing = sorted(
-        {
-            c.method
-            for c in ctx.cfg.mask.conditions
-            if not ctx.out.parquet_files(f"{ATTRIBUTIONS}/method={c.method}")
-        }
-    )
+    methods = sorted({c.method for c in ctx.cfg.mask.conditions})  # each listed once
+    missing = [m for m in methods if not ctx.out.parquet_files(f"{ATTRIBUTIONS}/method={m}")]
     if missing:
         raise StorageError(
             f"stage mask: no attributions of {', '.join(missing)} (mask.conditions) in "

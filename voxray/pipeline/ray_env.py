@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 
 import ray
 
@@ -163,6 +164,26 @@ def stop_local_ray_now() -> int:
     return killed
 
 
+@dataclass(frozen=True)
+class ProcStat:
+    """What /proc/<pid>/stat says of a process: its name, state ("Z": a zombie waiting to be
+    reaped) and parent."""
+
+    name: str
+    state: str
+    parent: int
+
+
+def proc_stat(pid: int) -> ProcStat:
+    """/proc/<pid>/stat, parsed (its name may hold spaces and parentheses: the fields after
+    the last ")" are the fixed ones). Raises FileNotFoundError for a process gone."""
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    head, tail = text.rsplit(")", 1)
+    fields = tail.split()
+    return ProcStat(head.split("(", 1)[1], fields[0], int(fields[1]))
+
+
 def descendants(pid: int) -> list[int]:
     """The processes below ``pid`` in the process tree, from /proc (empty without it)."""
     children: dict[int, list[int]] = {}
@@ -170,8 +191,7 @@ def descendants(pid: int) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            parent = proc_stat(int(entry)).parent
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile
         children.setdefault(parent, []).append(int(entry))
