@@ -247,6 +247,14 @@ def _stages_unaccounted(out: Path, i: int) -> list[str]:
     return found + [f"run {i}: {p}" for p in check(str(out))]
 
 
+def _reference_rows(out: Path, common: list[str]) -> dict[str, Counter]:
+    """The keyed rows of an undisturbed run, which every soak run must reproduce."""
+    run_cli("run", "--out", str(out), *common, timeout=3600)
+    expected = keyed_rows(out)
+    assert all(expected.values()), {t: len(c) for t, c in expected.items()}  # rows to lose
+    return expected
+
+
 #: the soak's own limit, not its tier's (25 min): ~7 min per run on this 2-core machine.
 SOAK_TIMEOUT_S = 4 * 3600
 
@@ -262,10 +270,7 @@ def test_soak(tmp_path: Path) -> None:
     synth_corpus(str(corpus), speakers=8, videos=2, utts=3, seed=21, test_speakers=3, jobs=2)
     # one retraining, not two (no shuffled-map control): the retrain stage all the same, faster
     common = ["--data-root", str(corpus), "--profile", profile, "mask.controls=false"]
-    reference = tmp_path / "reference"
-    run_cli("run", "--out", str(reference), *common, timeout=3600)
-    expected = keyed_rows(reference)
-    assert all(expected.values()), {t: len(c) for t, c in expected.items()}  # rows to lose
+    expected = _reference_rows(tmp_path / "reference", common)
     rng = random.Random(int(os.environ.get("VOXRAY_SOAK_SEED", "0")))
     table, tally, unclear, unaccounted = SoakTable(), RowTally(), [], []
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's line per request

@@ -11,6 +11,7 @@ a Parquet file.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import pyarrow as pa
@@ -82,6 +83,7 @@ def split_errors(table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
     return table.filter(pc.invert(bad)), table.filter(bad)
 
 
+@dataclass(eq=False)
 class ParquetSink(Datasink):
     """A Ray Data sink writing idempotent, atomic Parquet parts (see module doc).
 
@@ -93,26 +95,20 @@ class ParquetSink(Datasink):
     how many rows are left, and the stage's time split what its writes cost.
     """
 
-    def __init__(
-        self,
-        storage: Storage,
-        rel_dir: str,
-        schema: pa.Schema,
-        key_columns: tuple[str, ...],
-        partition: str | None = None,
-        stage: str = "",
-        rows_per_file: int = 0,
-    ) -> None:
-        self.storage = storage
-        self.rows_per_file = rows_per_file
-        self.rel_dir = rel_dir
-        self.schema = schema
-        self.key_columns = key_columns
-        self.partition = partition
-        self.stage = stage or rel_dir
-        self.rows_written = 0
-        self.rows_quarantined = 0
-        self.progress: Any = None
+    storage: Storage
+    rel_dir: str
+    schema: pa.Schema
+    key_columns: tuple[str, ...]
+    partition: str | None = None
+    #: where quarantined rows go (default: ``rel_dir``).
+    stage: str = ""
+    rows_per_file: int = 0
+    rows_written: int = field(default=0, init=False)
+    rows_quarantined: int = field(default=0, init=False)
+    progress: Any = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.stage = self.stage or self.rel_dir
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> tuple[int, int]:
         started = time.perf_counter()

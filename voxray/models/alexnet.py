@@ -73,7 +73,6 @@ class AlexNet(SpeakerEmbedder):
     #: ``(B, D)`` (pre-ReLU).
     layer_names = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1", "fc2")
 
-    #: constructor arguments beyond ModelConfig that a checkpoint records to rebuild the model.
     option_names = ("input_frames",)
 
     def __init__(
@@ -83,15 +82,13 @@ class AlexNet(SpeakerEmbedder):
         input_frames: int = 200,
         dropout: float = 0.5,
     ) -> None:
-        super().__init__()
+        super().__init__(input_dim, embedding_dim)
         bins, frames = feature_map_size(input_dim), feature_map_size(input_frames)
         if bins < 1 or frames < 1:
             raise ValueError(
                 f"AlexNet needs at least {self._min_size()} bins and frames, "
                 f"got input_dim={input_dim}, input_frames={input_frames}"
             )
-        self.input_dim = input_dim
-        self.embedding_dim = embedding_dim
         self.input_frames = input_frames
         channels = [1] + [spec[0] for spec in CONV_SPECS]
         self.conv1, self.conv2, self.conv3, self.conv4, self.conv5 = (

@@ -11,6 +11,7 @@ Classification pathway of Zhang et al. 2023 and the model the CAM/LRP methods ex
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +25,11 @@ class SpeakerEmbedder(nn.Module, ABC):
     #: number of feature bins F expected at the input.
     input_dim: int
 
+    def __init__(self, input_dim: int, embedding_dim: int) -> None:
+        super().__init__()
+        self.input_dim = input_dim
+        self.embedding_dim = embedding_dim
+
     @abstractmethod
     def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
         ...
@@ -32,6 +38,14 @@ class SpeakerEmbedder(nn.Module, ABC):
     #: Captum keeps its methods' facts; a model whose layers depend on its options overrides
     #: ``layers()`` instead.
     layer_names: tuple[str, ...] = ()
+
+    #: constructor arguments beyond ModelConfig that a checkpoint records to rebuild the model
+    #: (each kept as the attribute of that name).
+    option_names: tuple[str, ...] = ()
+
+    def options(self) -> dict[str, Any]:
+        """The constructor arguments ``option_names`` names, as a checkpoint records them."""
+        return {n: getattr(self, n) for n in self.option_names}
 
     def layers(self) -> dict[str, nn.Module]:
         """Named layers for CAM/LRP, ordered from input to output."""

@@ -64,10 +64,8 @@ class BiLstm(SpeakerEmbedder):
         bottleneck_dim: int | None = None,
         dropout: float = 0.2,
     ) -> None:
-        super().__init__()
-        self.input_dim = input_dim
+        super().__init__(input_dim, embedding_dim)
         self.channels = channels
-        self.embedding_dim = embedding_dim
         self.lstm1 = BiLstmLayer(input_dim, channels)
         self.drop1 = nn.Dropout(dropout)
         self.lstm2 = BiLstmLayer(2 * channels, channels)

@@ -241,14 +241,12 @@ class CampPlus(SpeakerEmbedder):
         m_channels: int = 32,
         block_layers: tuple[int, ...] | list[int] = (12, 24, 16),
     ) -> None:
-        super().__init__()
+        super().__init__(input_dim, embedding_dim)
         if input_dim % 8:
             raise ValueError(f"CampPlus: input_dim must be a multiple of 8, got {input_dim}")
         if len(block_layers) != len(BLOCK_KERNELS):
             raise ValueError(f"CampPlus: block_layers needs 3 entries, got {list(block_layers)}")
-        self.input_dim = input_dim
         self.channels = channels
-        self.embedding_dim = embedding_dim
         self.growth_rate = growth_rate
         self.bn_size = bn_size
         self.m_channels = m_channels

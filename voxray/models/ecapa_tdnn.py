@@ -205,7 +205,6 @@ class EcapaTdnn(SpeakerEmbedder):
     #: ``(B, D, 1)`` (squeezed to the embedding).
     layer_names = ("conv1", "block1", "block2", "block3", "mfa", "pool", "fc")
 
-    #: constructor arguments beyond ModelConfig that a checkpoint records to rebuild the model.
     option_names = ("mfa_channels", "attention_channels", "se_channels", "res2net_scale")
     #: kernel sizes and dilations of conv1 and block1..block3 (Zhang et al. 2023 Table 1).
     kernel_sizes = (5, 3, 3, 3)
@@ -221,10 +220,8 @@ class EcapaTdnn(SpeakerEmbedder):
         se_channels: int = 128,
         res2net_scale: int = 8,
     ) -> None:
-        super().__init__()
-        self.input_dim = input_dim
+        super().__init__(input_dim, embedding_dim)
         self.channels = channels
-        self.embedding_dim = embedding_dim
         self.mfa_channels = mfa_channels
         self.attention_channels = attention_channels
         self.se_channels = se_channels

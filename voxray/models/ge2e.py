@@ -53,10 +53,8 @@ class Ge2eLstm(SpeakerEmbedder):
         partial_frames: int = Ge2eMelParams().partial_frames,
         frame_step: int = Ge2eMelParams().frame_step,
     ) -> None:
-        super().__init__()
-        self.input_dim = input_dim
+        super().__init__(input_dim, embedding_dim)
         self.channels = channels
-        self.embedding_dim = embedding_dim
         self.num_layers = num_layers
         self.partial_frames = partial_frames
         self.frame_step = frame_step

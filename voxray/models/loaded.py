@@ -131,7 +131,6 @@ def headless_model(
     """A pretrained embedder without a classification head (an empty ``MarginHead``: the
     Traversal and trial pathways explain it; the head's pathways do not apply)."""
     classifier = SpeakerClassifier(embedder, MarginHead(embedder.embedding_dim, 0, cfg.head))
-    options = {n: getattr(embedder, n) for n in getattr(embedder, "option_names", ())}
     return LoadedModel(
-        classifier.eval(), cfg, [], embedder.input_dim, name, False, front_end, options
+        classifier.eval(), cfg, [], embedder.input_dim, name, False, front_end, embedder.options()
     )

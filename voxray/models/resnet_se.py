@@ -116,10 +116,8 @@ class ResNet34(SpeakerEmbedder):
     se: ClassVar[bool] = False
 
     def __init__(self, input_dim: int = 80, channels: int = 32, embedding_dim: int = 256) -> None:
-        super().__init__()
-        self.input_dim = input_dim
+        super().__init__(input_dim, embedding_dim)
         self.channels = channels
-        self.embedding_dim = embedding_dim
         widths = [channels * 2**i for i in range(4)]
         self.stem = nn.Sequential(
             nn.Conv2d(1, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU()

@@ -81,9 +81,7 @@ class TinyTdnn(SpeakerEmbedder):
     def __init__(
         self, input_dim: int = 12, channels: int = 8, embedding_dim: int = 6, mfa_channels: int = 12
     ) -> None:
-        super().__init__()
-        self.input_dim = input_dim
-        self.embedding_dim = embedding_dim
+        super().__init__(input_dim, embedding_dim)
         self.conv1 = TdnnLayer(input_dim, channels, 5)
         self.block1 = TdnnLayer(channels, channels, 3, 2)
         self.block2 = nn.Sequential(TdnnLayer(channels, channels, 3, 3), Gate(channels))
@@ -121,9 +119,7 @@ class TinyCnn(SpeakerEmbedder):
     layer_names = ("S1", "S2", "S3", "pool", "fc")
 
     def __init__(self, input_dim: int = 12, channels: int = 4, embedding_dim: int = 6) -> None:
-        super().__init__()
-        self.input_dim = input_dim
-        self.embedding_dim = embedding_dim
+        super().__init__(input_dim, embedding_dim)
         self.stem = _conv_stage(1, channels, 1)
         self.S1 = _conv_stage(channels, channels, 1)
         self.S2 = _conv_stage(channels, 2 * channels, 2)

@@ -57,7 +57,7 @@ def save_model(
     """
     if len(speakers) != model.num_classes:
         raise ValueError(f"{len(speakers)} speakers for a head of {model.num_classes} classes")
-    options = {n: getattr(model.embedder, n) for n in getattr(model.embedder, "option_names", ())}
+    options = model.embedder.options()
     try:
         text = yaml.safe_dump(
             {
