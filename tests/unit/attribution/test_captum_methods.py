@@ -41,8 +41,7 @@ class LinearEmbedder(SpeakerEmbedder):
     """``e(x) = W vec(x)`` ``(B, T, F) -> (B, D)``: additive in the bins."""
 
     def __init__(self, frames: int, bins: int, dim: int = 3) -> None:
-        super().__init__()
-        self.input_dim, self.embedding_dim = bins, dim
+        super().__init__(bins, dim)
         self.fc = nn.Linear(frames * bins, dim)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -56,8 +55,7 @@ class MlpEmbedder(SpeakerEmbedder):
     """``Linear -> act -> Linear`` over the flattened input, every operation a module."""
 
     def __init__(self, frames: int, bins: int, act: nn.Module, dim: int = 4) -> None:
-        super().__init__()
-        self.input_dim, self.embedding_dim = bins, dim
+        super().__init__(bins, dim)
         self.fc1 = nn.Linear(frames * bins, 16)
         self.act = act
         self.fc2 = nn.Linear(16, dim)
