@@ -17,9 +17,12 @@ from tests.support.pipeline import start_cli
 from voxray.io.run_state import stage_info
 from voxray.io.storage import Storage
 
-#: every batch (one utterance) sleeps this long on the worker nodes, so that the stage (24
-#: utterances, 72 s on one actor) outlasts the new node's start and its actor's (about 15 s).
-SLOW = {"VOXRAY_SLOW_BATCH_S": "3.0"}
+#: every batch (one utterance) sleeps this long on the first worker node, so that the stage
+#: (24 utterances, 240 s on its one actor) outlasts the new node's start and its actor's: about
+#: 15 s on an idle machine, a minute under the slow tier's load (two tests at once on 2 cores),
+#: where 3 s and 5 s batches (72 s, 120 s on one actor) let the stage end first. The node that
+#: joins works at full speed, so that the stage ends soon after it serves.
+SLOW = {"VOXRAY_SLOW_BATCH_S": "10.0"}
 FEATURES = [
     "--profile",
     "smoke",
@@ -53,11 +56,18 @@ def test_a_node_added_mid_stage_gets_a_pool_actor(smoke_corpus: Path, tmp_path: 
             assert time.monotonic() < deadline, "features wrote nothing in 600 s"
             time.sleep(0.2)
         first = _pool_hosts(cluster)
-        joined = cluster.add_worker(SLOW).node_id
+        joined, joined_at = cluster.add_worker().node_id, time.monotonic()
         used = False
         while proc.poll() is None and not used:
             used = joined in _pool_hosts(cluster)
             time.sleep(0.5)
+        # what a failure needs said: how long the node had, and the pool's actors by then
+        waited = time.monotonic() - joined_at
+        actors = [
+            (a["State"], "joined" if a["Address"]["NodeID"] == joined else "first")
+            for a in cluster.cluster.global_state.actor_table(None).values()
+            if "MapWorker" in a["ActorClassName"]
+        ]
         try:
             _, stderr = proc.communicate(timeout=600)
         except subprocess.TimeoutExpired:
@@ -67,7 +77,10 @@ def test_a_node_added_mid_stage_gets_a_pool_actor(smoke_corpus: Path, tmp_path: 
         cluster.shutdown()
     assert proc.returncode == 0, stderr[-3000:]
     assert joined not in first
-    assert used, "the pool never placed an actor on the node that joined mid-stage"
+    assert used, (
+        f"the pool never placed an actor on the node that joined mid-stage: the stage ended "
+        f"{waited:.0f} s after it joined; pool actors (state, node): {actors}"
+    )
     info = stage_info(Storage(str(out)), "features")
     utts = pq.read_table(out / "manifest.parquet", columns=["utt_id"]).num_rows
     assert info["inputs"] == info["outputs"] == utts

@@ -46,7 +46,11 @@ TRAIN_SLOW = {"VOXRAY_SLOW_BATCH_S": "5.0"}
 #: And the actor class whose node is killed.
 STAGE_OUTPUT = {
     "features": ("features", "features/**/part-*.parquet", "MapWorker"),
-    "train": ("models/ecapa", "models/ecapa/ray/**/epoch_0001", "RayTrainWorker"),
+    "train": (
+        "models/ecapa",
+        "models/ecapa/ray/ecapa/checkpoint_manager_snapshot.json",
+        "RayTrainWorker",
+    ),
     "embed": ("embeddings", "embeddings/**/part-*.parquet", "MapWorker"),
     "attribute": ("attributions", "attributions/**/part-*.parquet", "MapWorker"),
     "mask": ("masked", "masked/**/part-*.parquet", "MapWorker"),
@@ -110,6 +114,15 @@ def _accounted(out: Path, stage: str) -> None:
     assert check(str(out)) == []
 
 
+def _committed(out: Path, stage: str) -> bool:
+    """Whether some of ``stage``'s work is committed. For training: epoch 1's checkpoint is
+    registered by Ray Train's controller (its snapshot names it). Its folder is not enough: the
+    controller collects a report from the worker on its next poll (every 2 s), and a node lost
+    before that restarts training from the last checkpoint registered, here none."""
+    found = list(out.glob(STAGE_OUTPUT[stage][1]))
+    return bool(found) and (stage != "train" or "epoch_0001" in found[0].read_text())
+
+
 def _run_with_node_kill(stage: str, corpus: Path, out: Path) -> tuple[int, str]:
     """``voxray <stage>`` on a fresh cluster; once it has committed some output, kill a
     worker node and add a fresh one. Returns (exit code, stderr tail)."""
@@ -124,9 +137,8 @@ def _run_with_node_kill(stage: str, corpus: Path, out: Path) -> tuple[int, str]:
             stderr=subprocess.PIPE,
             text=True,
         )
-        pattern = STAGE_OUTPUT[stage][1]
         deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None and not list(out.glob(pattern)):
+        while time.time() < deadline and proc.poll() is None and not _committed(out, stage):
             time.sleep(0.2)
         assert proc.poll() is None, f"{stage} ended before a node could be killed"
         cluster.kill_worker(STAGE_OUTPUT[stage][2])
