@@ -23,6 +23,8 @@ from voxray.io.storage import Storage
 #: where 3 s and 5 s batches (72 s, 120 s on one actor) let the stage end first. The node that
 #: joins works at full speed, so that the stage ends soon after it serves.
 SLOW = {"VOXRAY_SLOW_BATCH_S": "10.0"}
+#: the class of Ray Data's pool actors.
+POOL = "MapWorker"
 FEATURES = [
     "--profile",
     "smoke",
@@ -32,12 +34,6 @@ FEATURES = [
     "features.resources.concurrency=1",
     "features.resources.max_concurrency=2",
 ]
-
-
-def _pool_hosts(cluster: LocalCluster) -> set[str]:
-    """The nodes hosting an alive Ray Data pool actor now."""
-    table = cluster.cluster.global_state.actor_table(None, actor_state_name="ALIVE")
-    return {a["Address"]["NodeID"] for a in table.values() if "MapWorker" in a["ActorClassName"]}
 
 
 # Traced (Ray Data's autoscaler reasons): the pool asks for its second actor as soon as the new
@@ -55,19 +51,15 @@ def test_a_node_added_mid_stage_gets_a_pool_actor(smoke_corpus: Path, tmp_path: 
             assert proc.poll() is None, "features ended before a node could join"
             assert time.monotonic() < deadline, "features wrote nothing in 600 s"
             time.sleep(0.2)
-        first = _pool_hosts(cluster)
+        first = cluster.hosts(POOL)
         joined, joined_at = cluster.add_worker().node_id, time.monotonic()
         used = False
         while proc.poll() is None and not used:
-            used = joined in _pool_hosts(cluster)
+            used = joined in cluster.hosts(POOL)
             time.sleep(0.5)
         # what a failure needs said: how long the node had, and the pool's actors by then
         waited = time.monotonic() - joined_at
-        actors = [
-            (a["State"], "joined" if a["Address"]["NodeID"] == joined else "first")
-            for a in cluster.cluster.global_state.actor_table(None).values()
-            if "MapWorker" in a["ActorClassName"]
-        ]
+        actors = [(s, "joined" if n == joined else "first") for s, n in cluster.actors(POOL)]
         try:
             _, stderr = proc.communicate(timeout=600)
         except subprocess.TimeoutExpired:

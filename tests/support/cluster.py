@@ -69,13 +69,23 @@ class LocalCluster:
             num_cpus=WORKER_CPUS, object_store_memory=STORE_BYTES, env_vars=env or None, **gpus
         )
 
+    def actors(self, actor_class: str) -> list[tuple[str, str]]:
+        """(state, node id) of every actor, alive or not, whose class name contains
+        ``actor_class`` (Ray Data's ``MapWorker``, Ray Train's ``RayTrainWorker``)."""
+        table = self.cluster.global_state.actor_table(None)
+        return [
+            (a["State"], a["Address"]["NodeID"])
+            for a in table.values()
+            if actor_class in a["ActorClassName"]
+        ]
+
+    def hosts(self, actor_class: str) -> set[str]:
+        """The nodes hosting an alive ``actor_class`` actor now (see ``actors``)."""
+        return {node for state, node in self.actors(actor_class) if state == "ALIVE"}
+
     def node_running(self, actor_class: str):
-        """A worker node hosting an alive actor whose class name contains ``actor_class``
-        (Ray Data's ``MapWorker``, Ray Train's ``RayTrainWorker``), else any worker node."""
-        table = self.cluster.global_state.actor_table(None, actor_state_name="ALIVE")
-        hosts = {
-            a["Address"]["NodeID"] for a in table.values() if actor_class in a["ActorClassName"]
-        }
+        """A worker node hosting an alive ``actor_class`` actor, else any worker node."""
+        hosts = self.hosts(actor_class)
         workers = sorted(self.cluster.worker_nodes, key=lambda n: n.unique_id)
         return next((n for n in workers if n.node_id in hosts), workers[0])
 
